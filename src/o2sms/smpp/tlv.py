@@ -1,8 +1,20 @@
-"""TLV (optional parameter) values; full codec added next."""
+"""TLVs (optional parameters, SMPP 3.4 section 5.3): typed values, encoding and strict decoding.
+
+Known tags decode to ``int``, ``str`` (C-Octet strings, without the NUL) or ``bytes`` as the
+specification types them; unknown tags keep their raw value and re-encode byte for byte.
+"""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
+
+from o2sms.smpp.constants import CommandStatus, TlvTag
+from o2sms.smpp.errors import PduEncodeError, PduError
+
+TlvValue = int | str | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -10,4 +22,189 @@ class Tlv:
     """One optional parameter: its tag and its value (int, str or bytes by the tag's type)."""
 
     tag: int
-    value: int | str | bytes
+    value: TlvValue
+
+
+@dataclass(frozen=True, slots=True)
+class IntSpec:
+    """An integer TLV; ``sizes`` are the value lengths accepted, the first one that fits is sent."""
+
+    sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CStringSpec:
+    """A C-Octet string TLV of at most ``max_size`` octets with its NUL."""
+
+    max_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class OctetsSpec:
+    """An octet string TLV of ``min_size`` to ``max_size`` octets."""
+
+    min_size: int
+    max_size: int
+
+
+TlvSpec = IntSpec | CStringSpec | OctetsSpec
+
+_I1 = IntSpec((1,))
+_I2 = IntSpec((2,))
+_I4 = IntSpec((4,))
+
+TLV_SPECS: Final[dict[int, TlvSpec]] = {
+    TlvTag.DEST_ADDR_SUBUNIT: _I1,
+    TlvTag.DEST_NETWORK_TYPE: _I1,
+    TlvTag.DEST_BEARER_TYPE: _I1,
+    TlvTag.DEST_TELEMATICS_ID: _I2,
+    TlvTag.SOURCE_ADDR_SUBUNIT: _I1,
+    TlvTag.SOURCE_NETWORK_TYPE: _I1,
+    TlvTag.SOURCE_BEARER_TYPE: _I1,
+    # Implementations disagree on its size (1 octet in jsmpp, 2 in Wireshark): accept both.
+    TlvTag.SOURCE_TELEMATICS_ID: IntSpec((1, 2)),
+    TlvTag.QOS_TIME_TO_LIVE: _I4,
+    TlvTag.PAYLOAD_TYPE: _I1,
+    TlvTag.ADDITIONAL_STATUS_INFO_TEXT: CStringSpec(256),
+    TlvTag.RECEIPTED_MESSAGE_ID: CStringSpec(65),
+    TlvTag.MS_MSG_WAIT_FACILITIES: _I1,
+    TlvTag.PRIVACY_INDICATOR: _I1,
+    TlvTag.SOURCE_SUBADDRESS: OctetsSpec(2, 23),
+    TlvTag.DEST_SUBADDRESS: OctetsSpec(2, 23),
+    TlvTag.USER_MESSAGE_REFERENCE: _I2,
+    TlvTag.USER_RESPONSE_CODE: _I1,
+    TlvTag.SOURCE_PORT: _I2,
+    TlvTag.DESTINATION_PORT: _I2,
+    TlvTag.SAR_MSG_REF_NUM: _I2,
+    TlvTag.LANGUAGE_INDICATOR: _I1,
+    TlvTag.SAR_TOTAL_SEGMENTS: _I1,
+    TlvTag.SAR_SEGMENT_SEQNUM: _I1,
+    TlvTag.SC_INTERFACE_VERSION: _I1,
+    TlvTag.CALLBACK_NUM_PRES_IND: _I1,
+    TlvTag.CALLBACK_NUM_ATAG: OctetsSpec(0, 65),
+    TlvTag.NUMBER_OF_MESSAGES: _I1,
+    TlvTag.CALLBACK_NUM: OctetsSpec(4, 19),
+    TlvTag.DPF_RESULT: _I1,
+    TlvTag.SET_DPF: _I1,
+    TlvTag.MS_AVAILABILITY_STATUS: _I1,
+    TlvTag.NETWORK_ERROR_CODE: OctetsSpec(3, 3),
+    TlvTag.MESSAGE_PAYLOAD: OctetsSpec(0, 0xFFFF),
+    TlvTag.DELIVERY_FAILURE_REASON: _I1,
+    TlvTag.MORE_MESSAGES_TO_SEND: _I1,
+    TlvTag.MESSAGE_STATE: _I1,
+    TlvTag.USSD_SERVICE_OP: OctetsSpec(1, 1),
+    TlvTag.DISPLAY_TIME: _I1,
+    TlvTag.SMS_SIGNAL: _I2,
+    TlvTag.MS_VALIDITY: _I1,
+    # A flag by its presence in 3.4 (length 0); SMPP 5.0 adds a one-octet value.
+    TlvTag.ALERT_ON_MESSAGE_DELIVERY: OctetsSpec(0, 1),
+    TlvTag.ITS_REPLY_TYPE: _I1,
+    TlvTag.ITS_SESSION_INFO: OctetsSpec(2, 2),
+}
+"""The value type of every SMPP 3.4 optional parameter (reference section 4)."""
+
+_TAG_NAMES: Final[dict[int, TlvTag]] = {int(tag): tag for tag in TlvTag}
+_TAG_LEN = struct.Struct(">HH")
+
+
+def _error(message: str, status: int) -> PduError:
+    return PduError(message, command_status=status)
+
+
+def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
+    """Decode the TLVs in ``data[pos:end]``; a malformed one raises :class:`PduError`."""
+    tlvs: list[Tlv] = []
+    unpack = _TAG_LEN.unpack_from
+    while pos < end:
+        if end - pos < 4:
+            raise _error(
+                f"{end - pos} stray octet(s) after the last TLV",
+                CommandStatus.ESME_RINVOPTPARSTREAM,
+            )
+        tag, length = unpack(data, pos)
+        pos += 4
+        stop = pos + length
+        if stop > end:
+            raise _error(
+                f"TLV 0x{tag:04X} declares {length} octets but only {end - pos} remain",
+                CommandStatus.ESME_RINVOPTPARSTREAM,
+            )
+        raw = data[pos:stop]
+        pos = stop
+        spec = TLV_SPECS.get(tag)
+        if spec is None:
+            tlvs.append(Tlv(tag, raw))
+            continue
+        name = _TAG_NAMES[tag]
+        if type(spec) is IntSpec:
+            if length not in spec.sizes:
+                raise _error(
+                    f"TLV {name.name.lower()} has length {length}, expected {spec.sizes[0]}",
+                    CommandStatus.ESME_RINVPARLEN,
+                )
+            tlvs.append(Tlv(name, int.from_bytes(raw, "big")))
+        elif type(spec) is CStringSpec:
+            # Several SMSCs omit the NUL of receipted_message_id; accept the value either way.
+            text = raw[:-1] if raw.endswith(b"\0") else raw
+            if len(text) >= spec.max_size or b"\0" in text:
+                raise _error(
+                    f"TLV {name.name.lower()} is not a C-Octet string of at most "
+                    f"{spec.max_size - 1} characters",
+                    CommandStatus.ESME_RINVPARLEN,
+                )
+            tlvs.append(Tlv(name, text.decode("latin-1")))
+        else:
+            assert isinstance(spec, OctetsSpec)
+            if not spec.min_size <= length <= spec.max_size:
+                raise _error(
+                    f"TLV {name.name.lower()} has length {length}, expected "
+                    f"{spec.min_size}..{spec.max_size}",
+                    CommandStatus.ESME_RINVPARLEN,
+                )
+            tlvs.append(Tlv(name, raw))
+    return tuple(tlvs)
+
+
+def _encode_value(tag: int, value: TlvValue) -> bytes:
+    spec = TLV_SPECS.get(tag)
+    label = _TAG_NAMES[tag].name.lower() if tag in _TAG_NAMES else f"0x{tag:04X}"
+    if spec is None or type(spec) is OctetsSpec:
+        if not isinstance(value, bytes | bytearray):
+            raise PduEncodeError(f"TLV {label} takes bytes, not {type(value).__name__}")
+        if spec is not None and not spec.min_size <= len(value) <= spec.max_size:
+            raise PduEncodeError(
+                f"TLV {label} takes {spec.min_size}..{spec.max_size} octets, got {len(value)}"
+            )
+        return bytes(value)
+    if type(spec) is IntSpec:
+        if not isinstance(value, int):
+            raise PduEncodeError(f"TLV {label} takes an int, not {type(value).__name__}")
+        for size in spec.sizes:
+            if 0 <= value < 1 << (8 * size):
+                return value.to_bytes(size, "big")
+        raise PduEncodeError(f"TLV {label} value {value} does not fit {spec.sizes[-1]} octet(s)")
+    assert isinstance(spec, CStringSpec)
+    if not isinstance(value, str):
+        raise PduEncodeError(f"TLV {label} takes a str, not {type(value).__name__}")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise PduEncodeError(f"TLV {label} must be ASCII/Latin-1 text: {value!r}") from exc
+    if len(raw) >= spec.max_size or b"\0" in raw:
+        raise PduEncodeError(f"TLV {label} takes at most {spec.max_size - 1} characters")
+    return raw + b"\0"
+
+
+def encode_tlvs(tlvs: Iterable[Tlv]) -> bytes:
+    """Encode TLVs in the given order; a value that breaks its tag's type raises PduEncodeError."""
+    out: list[bytes] = []
+    for tlv in tlvs:
+        tag = tlv.tag
+        if not 0 <= tag <= 0xFFFF:
+            raise PduEncodeError(f"TLV tag {tag} is outside 0..0xFFFF")
+        value = _encode_value(tag, tlv.value)
+        if len(value) > 0xFFFF:
+            raise PduEncodeError(f"TLV 0x{tag:04X} value is {len(value)} octets, over 65535")
+        out.append(_TAG_LEN.pack(tag, len(value)))
+        out.append(value)
+    return b"".join(out)

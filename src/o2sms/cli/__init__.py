@@ -1,0 +1,1 @@
+"""The ``o2sms`` command."""
