@@ -1,0 +1,92 @@
+"""The framer cuts any chunking of a stream into the same PDUs and refuses hostile lengths early."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.strategies import any_pdu
+
+from o2sms.smpp import (
+    CommandStatus,
+    EnquireLink,
+    Framer,
+    FramingError,
+    Pdu,
+    PduError,
+    SubmitSm,
+    decode,
+    encode,
+)
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+@given(pdus=st.lists(any_pdu, min_size=1, max_size=8), cuts=st.lists(st.integers(0, 10_000)))
+def test_any_chunking_gives_the_same_pdus(pdus: list[Pdu], cuts: list[int]) -> None:
+    stream = b"".join(encode(p) for p in pdus)
+    framer = Framer()
+    out: list[Pdu] = []
+    for chunk in _chunks(stream, cuts):
+        framer.feed(chunk)
+        out.extend(framer)
+    assert out == pdus
+    assert framer.buffered == 0
+
+
+def test_one_byte_at_a_time() -> None:
+    pdus = [EnquireLink(sequence_number=i) for i in range(1, 4)] + [
+        SubmitSm(short_message=b"x" * 200)
+    ]
+    stream = b"".join(encode(p) for p in pdus)
+    framer = Framer()
+    frames: list[bytes] = []
+    for i in range(len(stream)):
+        framer.feed(stream[i : i + 1])
+        frames.extend(framer.frames())
+    assert [decode(f) for f in frames] == pdus
+
+
+@pytest.mark.parametrize("length", [0, 15, 65_537, 0xFFFFFFFF])
+def test_hostile_length_refused_before_the_body(length: int) -> None:
+    framer = Framer()
+    with pytest.raises(FramingError) as info:
+        framer.feed(length.to_bytes(4, "big"))  # only the length has arrived
+    assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN
+    assert framer.buffered == 0
+    with pytest.raises(FramingError):  # the stream stays broken
+        framer.feed(b"\x00" * 12)
+    with pytest.raises(FramingError):
+        framer.next_frame()
+
+
+def test_hostile_length_after_a_good_frame() -> None:
+    framer = Framer(max_command_length=1024)
+    framer.feed(encode(EnquireLink(sequence_number=1)) + (2048).to_bytes(4, "big"))
+    assert framer.next_frame() is not None
+    with pytest.raises(FramingError):
+        framer.next_frame()
+
+
+def test_configurable_maximum() -> None:
+    big = encode(SubmitSm(short_message=b"x" * 254))
+    Framer(max_command_length=len(big)).feed(big)
+    with pytest.raises(FramingError):
+        Framer(max_command_length=len(big) - 1).feed(big)
+    with pytest.raises(ValueError, match="at least 16"):
+        Framer(max_command_length=15)
+
+
+def test_bad_frame_is_consumed_and_iteration_resumes() -> None:
+    unknown = bytes.fromhex("00000010 00000111 00000000 00000005")
+    framer = Framer()
+    framer.feed(unknown + encode(EnquireLink(sequence_number=6)))
+    with pytest.raises(PduError) as info:
+        next(framer)
+    assert info.value.sequence_number == 5
+    assert list(framer) == [EnquireLink(sequence_number=6)]
