@@ -87,6 +87,19 @@ def test_bad_frame_is_consumed_and_iteration_resumes() -> None:
     framer = Framer()
     framer.feed(unknown + encode(EnquireLink(sequence_number=6)))
     with pytest.raises(PduError) as info:
-        next(framer)
+        next(iter(framer))
     assert info.value.sequence_number == 5
     assert list(framer) == [EnquireLink(sequence_number=6)]
+
+
+def test_feeding_during_iteration_loses_nothing() -> None:
+    pdus = [EnquireLink(sequence_number=i) for i in range(1, 7)]
+    framer = Framer()
+    framer.feed(b"".join(encode(p) for p in pdus[:3]))
+    out: list[Pdu] = []
+    for pdu in framer:
+        out.append(pdu)
+        if len(out) == 1:
+            framer.feed(b"".join(encode(p) for p in pdus[3:]))  # moves the buffer
+    out.extend(framer)
+    assert out == pdus

@@ -71,7 +71,7 @@ def test_mutated_valid_frames(pdu: Pdu, data: st.DataObject) -> None:
 def _drain(framer: Framer) -> None:
     while True:
         try:
-            if next(framer, None) is None:
+            if next(iter(framer), None) is None:
                 return
         except FramingError:
             raise

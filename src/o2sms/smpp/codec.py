@@ -229,6 +229,7 @@ class _Generator:
         self.layout = wire_layout(cls)
         self.ns: dict[str, Any] = {
             "_H": HEADER,
+            "_new": object.__new__,
             "_cid": int(cls.command_id),
             "_cls": cls,
             "_truncated": _truncated,
@@ -346,18 +347,26 @@ class _Generator:
                 continue
             flush()
             if isinstance(wire, COctet):
-                lines += [
-                    f"    nul = data.find(b'\\0', pos, pos + {wire.max_size})",
-                    "    if nul < 0:",
-                    f"        raise _bad_cstring(data, pos, {wire.max_size}, {name!r}, {wire.status})",
-                    f"    {name} = data[pos:nul].decode('latin-1')",
+                general = [
+                    f"nul = data.find(b'\\0', pos, pos + {wire.max_size})",
+                    "if nul < 0:",
+                    f"    raise _bad_cstring(data, pos, {wire.max_size}, {name!r}, {wire.status})",
+                    f"{name} = data[pos:nul].decode('latin-1')",
                 ]
                 if wire.exact is not None:
-                    lines += [
-                        f"    if nul != pos and nul - pos != {wire.exact}:",
-                        f"        raise _bad_time({name!r}, {name}, {wire.status})",
+                    general += [
+                        f"if nul - pos != {wire.exact}:",
+                        f"    raise _bad_time({name!r}, {name}, {wire.status})",
                     ]
-                lines.append("    pos = nul + 1")
+                general.append("pos = nul + 1")
+                # Most of these strings are empty on the wire; one octet test settles those.
+                lines += [
+                    "    if pos < end and data[pos] == 0:",
+                    f"        {name} = ''",
+                    "        pos += 1",
+                    "    else:",
+                    *(f"        {line}" for line in general),
+                ]
             elif isinstance(wire, SmOctets):
                 lines += [
                     "    if pos >= end:",
@@ -372,14 +381,18 @@ class _Generator:
             else:
                 lines.append(f"    {name}, pos = {wire.decode}(data, pos)")
         flush()
-        args = ["sequence_number=seq", "command_status=status"]
-        args += [f"{name}={name}" for name, _ in self.layout]
         if self.cls.has_tlvs:
             lines.append("    tlvs = _dec_tlvs(data, pos, end) if pos < end else ()")
-            args.append("tlvs=tlvs")
         else:
             lines += ["    if pos != end:", "        raise _trailing(end - pos)"]
-        lines.append(f"    return _cls({', '.join(args)})")
+        # Every field is known here, so fill the slots directly: a frozen dataclass's __init__
+        # costs twice as much through its per-field object.__setattr__ calls.
+        lines.append("    pdu = _new(_cls)")
+        values = {"sequence_number": "seq", "command_status": "status", "tlvs": "tlvs"}
+        for f in dataclasses.fields(self.cls):
+            self.ns[f"_set_{f.name}"] = getattr(self.cls, f.name).__set__
+            lines.append(f"    _set_{f.name}(pdu, {values.get(f.name, f.name)})")
+        lines.append("    return pdu")
         return typing.cast(Decoder, self._compile("\n".join(lines), "decode"))
 
 
@@ -424,6 +437,16 @@ def decode(frame: bytes) -> Pdu:
             sequence_number=sequence_number,
             command_id=command_id,
         )
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    return decode_body(frame, command_id, command_status, sequence_number)
+
+
+def decode_body(frame: bytes, command_id: int, command_status: int, sequence_number: int) -> Pdu:
+    """Decode a frame whose header was already read and whose length was already checked.
+
+    The framer's fast path; everyone else calls :func:`decode`.
+    """
     decoder = _DECODERS.get(command_id)
     if decoder is None:
         raise PduError(
@@ -432,8 +455,6 @@ def decode(frame: bytes) -> Pdu:
             sequence_number=sequence_number,
             command_id=command_id,
         )
-    if type(frame) is not bytes:
-        frame = bytes(frame)
     try:
         return decoder(frame, sequence_number, command_status)
     except PduError as exc:

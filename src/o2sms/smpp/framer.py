@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 from typing import Final
 
-from o2sms.smpp.codec import HEADER_SIZE, decode
+from o2sms.smpp.codec import HEADER, HEADER_SIZE, decode_body
 from o2sms.smpp.constants import CommandStatus
 from o2sms.smpp.errors import FramingError
 from o2sms.smpp.pdu import Pdu
@@ -18,7 +18,7 @@ _LENGTH = struct.Struct(">I")
 
 
 class Framer:
-    """Incremental framer: :meth:`feed` chunks of any size, then take whole PDUs out.
+    """Incremental framer: :meth:`feed` chunks of any size, then iterate to take whole PDUs out.
 
     Iterating yields decoded PDUs. A frame that does not decode raises :class:`PduError` from
     the iteration *after* it was consumed, so the caller answers it and iterates again. A
@@ -27,14 +27,15 @@ class Framer:
     (every later call raises the same error) because the stream has lost its frame boundaries.
     """
 
-    __slots__ = ("_buffer", "_error", "_start", "max_command_length")
+    __slots__ = ("_buffer", "_error", "_feeds", "_start", "max_command_length")
 
     def __init__(self, max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH) -> None:
         if max_command_length < HEADER_SIZE:
             raise ValueError(f"max_command_length must be at least {HEADER_SIZE}")
         self.max_command_length = max_command_length
         self._buffer = bytearray()
-        self._start = 0
+        self._start = 0  # octets of _buffer already handed out
+        self._feeds = 0  # bumped by feed(), which moves the buffer under a running iteration
         self._error: FramingError | None = None
 
     @property
@@ -51,6 +52,7 @@ class Framer:
             del buffer[: self._start]
             self._start = 0
         buffer += data
+        self._feeds += 1
         if len(buffer) >= 4:
             self._check_length(_LENGTH.unpack_from(buffer, 0)[0])
 
@@ -65,33 +67,51 @@ class Framer:
         self._start = 0
         raise self._error
 
-    def next_frame(self) -> bytes | None:
-        """The next whole frame, or None until more octets are fed."""
+    def _complete_frame_length(self) -> int:
+        """Length of the whole frame at the read position, or 0 while it is incomplete."""
         if self._error is not None:
             raise self._error
-        buffer = self._buffer
-        start = self._start
-        available = len(buffer) - start
+        available = len(self._buffer) - self._start
         if available < 4:
+            return 0
+        length: int = _LENGTH.unpack_from(self._buffer, self._start)[0]
+        self._check_length(length)
+        return length if available >= length else 0
+
+    def next_frame(self) -> bytes | None:
+        """The next whole frame as bytes, or None until more octets are fed."""
+        length = self._complete_frame_length()
+        if not length:
             return None
-        length: int = _LENGTH.unpack_from(buffer, start)[0]
-        if not HEADER_SIZE <= length <= self.max_command_length:
-            self._check_length(length)
-        if available < length:
-            return None
+        start = self._start
         self._start = start + length
-        return bytes(buffer[start : start + length])
+        return bytes(self._buffer[start : start + length])
 
     def frames(self) -> Iterator[bytes]:
-        """Every whole frame buffered now (the fast path for a reader loop)."""
+        """Every whole frame buffered now, undecoded."""
         while (frame := self.next_frame()) is not None:
             yield frame
 
     def __iter__(self) -> Iterator[Pdu]:
-        return self
-
-    def __next__(self) -> Pdu:
-        frame = self.next_frame()
-        if frame is None:
-            raise StopIteration
-        return decode(frame)
+        """Decode every whole frame buffered now (the read loop's path, kept tight)."""
+        if not self._complete_frame_length():
+            return
+        # Slice frames out of one immutable snapshot: one copy per frame instead of two.
+        data = bytes(self._buffer)
+        end = len(data)
+        start = self._start
+        feeds = self._feeds
+        unpack_length = _LENGTH.unpack_from
+        unpack_header = HEADER.unpack_from
+        limit = self.max_command_length
+        while end - start >= 4 and feeds == self._feeds:
+            length: int = unpack_length(data, start)[0]
+            if not HEADER_SIZE <= length <= limit:
+                self._check_length(length)
+            if end - start < length:
+                return
+            _, command_id, command_status, sequence_number = unpack_header(data, start)
+            frame = data[start : start + length]
+            start += length
+            self._start = start  # consumed before decoding: a bad frame is not seen twice
+            yield decode_body(frame, command_id, command_status, sequence_number)

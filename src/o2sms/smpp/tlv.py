@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from o2sms.smpp.constants import CommandStatus, TlvTag
 from o2sms.smpp.errors import PduEncodeError, PduError
@@ -106,6 +106,29 @@ TLV_SPECS: Final[dict[int, TlvSpec]] = {
 _TAG_NAMES: Final[dict[int, TlvTag]] = {int(tag): tag for tag in TlvTag}
 _TAG_LEN = struct.Struct(">HH")
 
+_INT, _CSTRING, _OCTETS = 0, 1, 2
+# tag -> (kind, TlvTag, a, b): the decoder's flat view of TLV_SPECS, to keep its loop cheap.
+_DECODE_TABLE: Final[dict[int, tuple[int, TlvTag, Any, int]]] = {}
+for _tag, _spec in TLV_SPECS.items():
+    if isinstance(_spec, IntSpec):
+        _DECODE_TABLE[_tag] = (_INT, _TAG_NAMES[_tag], _spec.sizes, 0)
+    elif isinstance(_spec, CStringSpec):
+        _DECODE_TABLE[_tag] = (_CSTRING, _TAG_NAMES[_tag], None, _spec.max_size)
+    else:
+        _DECODE_TABLE[_tag] = (_OCTETS, _TAG_NAMES[_tag], _spec.min_size, _spec.max_size)
+
+_new = object.__new__
+_set_tag = vars(Tlv)["tag"].__set__  # the slot descriptors, past the frozen __setattr__
+_set_value = vars(Tlv)["value"].__set__
+
+
+def _make(tag: int, value: TlvValue) -> Tlv:
+    """Tlv(tag, value) without the frozen dataclass's per-field __setattr__ calls."""
+    tlv: Tlv = _new(Tlv)
+    _set_tag(tlv, tag)
+    _set_value(tlv, value)
+    return tlv
+
 
 def _error(message: str, status: int) -> PduError:
     return PduError(message, command_status=status)
@@ -115,6 +138,7 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
     """Decode the TLVs in ``data[pos:end]``; a malformed one raises :class:`PduError`."""
     tlvs: list[Tlv] = []
     unpack = _TAG_LEN.unpack_from
+    table = _DECODE_TABLE
     while pos < end:
         if end - pos < 4:
             raise _error(
@@ -122,46 +146,42 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
                 CommandStatus.ESME_RINVOPTPARSTREAM,
             )
         tag, length = unpack(data, pos)
-        pos += 4
-        stop = pos + length
-        if stop > end:
+        start = pos + 4
+        pos = start + length
+        if pos > end:
             raise _error(
-                f"TLV 0x{tag:04X} declares {length} octets but only {end - pos} remain",
+                f"TLV 0x{tag:04X} declares {length} octets but only {end - start} remain",
                 CommandStatus.ESME_RINVOPTPARSTREAM,
             )
-        raw = data[pos:stop]
-        pos = stop
-        spec = TLV_SPECS.get(tag)
-        if spec is None:
-            tlvs.append(Tlv(tag, raw))
+        entry = table.get(tag)
+        if entry is None:
+            tlvs.append(_make(tag, data[start:pos]))
             continue
-        name = _TAG_NAMES[tag]
-        if type(spec) is IntSpec:
-            if length not in spec.sizes:
+        kind, name, a, b = entry
+        if kind == _INT:
+            if length not in a:
                 raise _error(
-                    f"TLV {name.name.lower()} has length {length}, expected {spec.sizes[0]}",
+                    f"TLV {name.name.lower()} has length {length}, expected {a[0]}",
                     CommandStatus.ESME_RINVPARLEN,
                 )
-            tlvs.append(Tlv(name, int.from_bytes(raw, "big")))
-        elif type(spec) is CStringSpec:
+            value = data[start] if length == 1 else int.from_bytes(data[start:pos], "big")
+            tlvs.append(_make(name, value))
+        elif kind == _CSTRING:
             # Several SMSCs omit the NUL of receipted_message_id; accept the value either way.
-            text = raw[:-1] if raw.endswith(b"\0") else raw
-            if len(text) >= spec.max_size or b"\0" in text:
+            stop = pos - 1 if length and data[pos - 1] == 0 else pos
+            if stop - start >= b or data.find(0, start, stop) >= 0:
                 raise _error(
-                    f"TLV {name.name.lower()} is not a C-Octet string of at most "
-                    f"{spec.max_size - 1} characters",
+                    f"TLV {name.name.lower()} is not a C-Octet string of at most {b - 1} characters",
                     CommandStatus.ESME_RINVPARLEN,
                 )
-            tlvs.append(Tlv(name, text.decode("latin-1")))
+            tlvs.append(_make(name, data[start:stop].decode("latin-1")))
         else:
-            assert isinstance(spec, OctetsSpec)
-            if not spec.min_size <= length <= spec.max_size:
+            if not a <= length <= b:
                 raise _error(
-                    f"TLV {name.name.lower()} has length {length}, expected "
-                    f"{spec.min_size}..{spec.max_size}",
+                    f"TLV {name.name.lower()} has length {length}, expected {a}..{b}",
                     CommandStatus.ESME_RINVPARLEN,
                 )
-            tlvs.append(Tlv(name, raw))
+            tlvs.append(_make(name, data[start:pos]))
     return tuple(tlvs)
 
 
