@@ -48,3 +48,11 @@ class FramingError(PduError):
 
 class PduEncodeError(O2smsError, ValueError):
     """A PDU object holds a value that cannot go on the wire (too long, out of range, wrong type)."""
+
+
+class LocalProtocolError(O2smsError):
+    """This side tried to send something the protocol forbids now (wrong state, closed link)."""
+
+
+class WindowFull(LocalProtocolError):
+    """As many requests are outstanding as the window allows; wait for a response first."""

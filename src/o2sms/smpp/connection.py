@@ -1,0 +1,427 @@
+"""The SMPP session as a sans-IO state machine: bytes and time in, events and bytes out.
+
+Like h11's ``Connection``, it owns no socket and reads no clock. The I/O layer calls
+:meth:`Connection.receive_data` with what the socket read, takes :meth:`Connection.next_event`
+until it returns None, writes :meth:`Connection.data_to_send`, and calls
+:meth:`Connection.tick` at the deadline it returned. The connection answers on its own what
+needs no application decision: enquire_link, the peer's unbind, PDUs that break the rules in
+:mod:`o2sms.smpp.state`, and undecodable frames; it numbers requests, keeps the window of
+outstanding ones with their deadlines, and sends enquire_link when the link is idle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+from o2sms.smpp.codec import encode
+from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus, describe_status
+from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFull
+from o2sms.smpp.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
+from o2sms.smpp.pdu import (
+    PDU_CLASSES,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    Unbind,
+    UnbindResp,
+)
+from o2sms.smpp.state import BIND_RESPONSES, BOUND_STATE, BindType, Role, SessionState, may_send
+
+MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF
+
+_CLASS_BY_ID: Final = {int(cls.command_id): cls for cls in PDU_CLASSES}
+_BINDS: Final = frozenset(int(bind_type.value) for bind_type in BindType)
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """The peer sent a request the application must answer with ``conn.send(pdu.response())``."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The answer to one of our requests (a generic_nack counts as one)."""
+
+    request: Pdu
+    response: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class RequestExpired:
+    """No response to ``request`` within the response timeout; it is no longer outstanding."""
+
+    request: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class UnexpectedResponse:
+    """A response whose sequence_number matches nothing outstanding: log it and drop it."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class PduRejected:
+    """The peer sent a PDU that broke the rules; it was answered with ``answer``.
+
+    ``request`` is our outstanding request when the bad PDU was its (undecodable) response.
+    """
+
+    error: PduError
+    answer: Pdu | None
+    request: Pdu | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unbound:
+    """The session ended by unbind: the peer's (answered already) or ours (acknowledged)."""
+
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection is over; close the transport. ``unanswered`` requests never got a response."""
+
+    reason: str
+    unanswered: tuple[Pdu, ...] = ()
+
+
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | RequestExpired
+    | UnexpectedResponse
+    | PduRejected
+    | Unbound
+    | ConnectionClosed
+)
+
+
+# --- the connection --------------------------------------------------------------------
+
+
+class Connection:
+    """One SMPP session seen from one end (``role``)."""
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        window: int = 10,
+        response_timeout: float = 30.0,
+        enquire_link_interval: float | None = 30.0,
+        inactivity_timeout: float | None = None,
+        session_init_timeout: float | None = None,
+        max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH,
+        now: float = 0.0,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.role = role
+        self.window = window
+        self.response_timeout = response_timeout
+        self.enquire_link_interval = enquire_link_interval
+        self.inactivity_timeout = inactivity_timeout
+        self.session_init_timeout = session_init_timeout
+        self.state = SessionState.OPEN
+        self.bind_type: BindType | None = None
+        self._framer = Framer(max_command_length)
+        self._events: deque[Event] = deque()
+        self._outgoing: list[bytes] = []
+        # sequence_number -> (request, deadline); deadlines grow with insertion order.
+        self._in_flight: dict[int, tuple[Pdu, float]] = {}
+        # sequence_number -> command_id of peer requests we still have to answer
+        self._to_answer: dict[int, int] = {}
+        self._next_sequence_number = 1
+        self._keepalive = 0  # sequence_number of our last automatic enquire_link
+        self._opened_at = now
+        self._last_sent = now
+        self._last_received = now
+
+    # --- reading state ------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Our requests sent and not yet answered."""
+        return len(self._in_flight)
+
+    @property
+    def window_free(self) -> int:
+        """How many more requests may be sent before the window is full."""
+        return self.window - len(self._in_flight)
+
+    def outstanding_requests(self) -> tuple[Pdu, ...]:
+        """Our unanswered requests, oldest first."""
+        return tuple(request for request, _ in self._in_flight.values())
+
+    # --- sending ------------------------------------------------------------------
+
+    def send(self, pdu: Pdu, now: float) -> Pdu:
+        """Queue a PDU for sending and return it as sent (requests get their sequence_number).
+
+        Raises LocalProtocolError when the PDU may not be sent now, WindowFull when the window
+        of outstanding requests is full.
+        """
+        if self.state is SessionState.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        command_id = pdu.command_id
+        if command_id & RESPONSE_BIT:
+            self._send_response(pdu)
+        else:
+            pdu = self._send_request(pdu, now)
+        self._outgoing.append(encode(pdu))
+        self._last_sent = now
+        return pdu
+
+    def _send_request(self, pdu: Pdu, now: float) -> Pdu:
+        command_id = pdu.command_id
+        if not may_send(self.role, command_id, self.state):
+            raise LocalProtocolError(
+                f"{command_id.name.lower()} may not be sent by the {self.role.value} "
+                f"in state {self.state.value}"
+            )
+        if pdu.response_class is None:
+            return pdu
+        if len(self._in_flight) >= self.window:
+            raise WindowFull(f"{len(self._in_flight)} requests outstanding, window {self.window}")
+        sequence_number = pdu.sequence_number
+        if sequence_number == 0:
+            sequence_number = self._take_sequence_number()
+            pdu = pdu.with_sequence_number(sequence_number)
+        elif sequence_number in self._in_flight:
+            raise LocalProtocolError(f"sequence_number {sequence_number} is already outstanding")
+        self._in_flight[sequence_number] = (pdu, now + self.response_timeout)
+        if command_id == CommandId.UNBIND:
+            self.state = SessionState.UNBOUND
+        return pdu
+
+    def _take_sequence_number(self) -> int:
+        sequence_number = self._next_sequence_number
+        while sequence_number in self._in_flight:  # only after a wrap with a stuck request
+            sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
+        self._next_sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
+        return sequence_number
+
+    def _send_response(self, pdu: Pdu) -> None:
+        request_id = self._to_answer.pop(pdu.sequence_number, None)
+        if pdu.command_id == CommandId.GENERIC_NACK:
+            return
+        if request_id is None or request_id | RESPONSE_BIT != pdu.command_id:
+            raise LocalProtocolError(
+                f"{pdu.command_id.name.lower()} sequence_number {pdu.sequence_number} "
+                "answers no request of the peer"
+            )
+        bind_type = BIND_RESPONSES.get(pdu.command_id)
+        if bind_type is not None and pdu.command_status == 0 and self.state is SessionState.OPEN:
+            self.bind_type = bind_type
+            self.state = BOUND_STATE[bind_type]
+
+    def data_to_send(self) -> bytes:
+        """Every byte queued since the last call, to write to the transport."""
+        if not self._outgoing:
+            return b""
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def close(self, reason: str = "closed locally") -> None:
+        """End the connection now; a ConnectionClosed event lists the unanswered requests."""
+        if self.state is not SessionState.CLOSED:
+            self._close(reason)
+
+    # --- receiving ----------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Take bytes read from the transport; ``b""`` means the peer closed it."""
+        if self.state is SessionState.CLOSED:
+            return
+        if not data:
+            self._close("the peer closed the connection")
+            return
+        self._last_received = now
+        framer = self._framer
+        try:
+            framer.feed(data)
+            while True:
+                try:
+                    for pdu in framer:
+                        self._handle(pdu)
+                    return
+                except FramingError:
+                    raise
+                except PduError as error:
+                    self._reject(error)
+        except FramingError as error:
+            self._reject(error)
+            self._close(f"unframeable stream: {error.message}")
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when all input so far is handled."""
+        return self._events.popleft() if self._events else None
+
+    def _handle(self, pdu: Pdu) -> None:
+        command_id = pdu.command_id
+        if command_id & RESPONSE_BIT:
+            self._handle_response(pdu)
+            return
+        if self.state is SessionState.UNBOUND or not may_send(
+            self.role.peer, command_id, self.state
+        ):
+            status = (
+                CommandStatus.ESME_RALYBND
+                if command_id in _BINDS and self.state.is_bound
+                else CommandStatus.ESME_RINVBNDSTS
+            )
+            error = PduError(
+                f"{command_id.name.lower()} is not allowed in state {self.state.value}",
+                command_status=status,
+                sequence_number=pdu.sequence_number,
+                command_id=command_id,
+            )
+            self._reject(error)
+            return
+        if command_id == CommandId.ENQUIRE_LINK:
+            self._answer(EnquireLinkResp(sequence_number=pdu.sequence_number))
+            return
+        if command_id == CommandId.UNBIND:
+            self._answer(UnbindResp(sequence_number=pdu.sequence_number))
+            self.state = SessionState.UNBOUND
+            self._events.append(Unbound(by_peer=True))
+            return
+        if pdu.response_class is not None:
+            self._to_answer[pdu.sequence_number] = command_id
+        self._events.append(RequestReceived(pdu))
+
+    def _handle_response(self, pdu: Pdu) -> None:
+        entry = self._in_flight.get(pdu.sequence_number)
+        if entry is None:
+            self._events.append(UnexpectedResponse(pdu))
+            return
+        request = entry[0]
+        expected = request.response_class
+        if expected is not None and pdu.command_id not in (
+            expected.command_id,
+            CommandId.GENERIC_NACK,
+        ):
+            self._events.append(UnexpectedResponse(pdu))
+            return
+        del self._in_flight[pdu.sequence_number]
+        request_id = request.command_id
+        if request_id in _BINDS and pdu.command_status == 0 and self.state is SessionState.OPEN:
+            self.bind_type = BindType(request_id)
+            self.state = BOUND_STATE[self.bind_type]
+        self._events.append(ResponseReceived(request, pdu))
+        if request_id == CommandId.UNBIND:
+            self._events.append(Unbound(by_peer=False))
+
+    def _answer(self, pdu: Pdu) -> None:
+        self._outgoing.append(encode(pdu))
+
+    def _reject(self, error: PduError) -> None:
+        """Answer a bad PDU: its own response with the error status, else generic_nack."""
+        command_id = error.command_id
+        sequence_number = error.sequence_number or 0
+        cls = _CLASS_BY_ID.get(command_id) if command_id is not None else None
+        request: Pdu | None = None
+        answer: Pdu | None
+        if cls is not None and command_id is not None and not command_id & RESPONSE_BIT:
+            response_class = cls.response_class
+            answer = (
+                response_class(sequence_number=sequence_number, command_status=error.command_status)
+                if response_class is not None
+                else GenericNack(
+                    sequence_number=sequence_number, command_status=error.command_status
+                )
+            )
+        elif command_id == CommandId.GENERIC_NACK:
+            answer = None  # never answer a generic_nack
+            entry = self._in_flight.pop(sequence_number, None)
+            request = entry[0] if entry else None
+        else:
+            answer = GenericNack(
+                sequence_number=sequence_number, command_status=error.command_status
+            )
+            if command_id is not None and command_id & RESPONSE_BIT:
+                entry = self._in_flight.pop(sequence_number, None)
+                request = entry[0] if entry else None
+        if answer is not None:
+            self._answer(answer)
+        self._events.append(PduRejected(error, answer, request))
+
+    # --- time ---------------------------------------------------------------------
+
+    def tick(self, now: float) -> float | None:
+        """Expire overdue requests, send a due enquire_link, close on timeouts.
+
+        Returns when to call again (None when nothing is scheduled).
+        """
+        if self.state is SessionState.CLOSED:
+            return None
+        in_flight = self._in_flight
+        while in_flight:
+            sequence_number, (request, deadline) = next(iter(in_flight.items()))
+            if deadline > now:
+                break
+            del in_flight[sequence_number]
+            self._events.append(RequestExpired(request))
+        deadlines: list[float] = []
+        if in_flight:
+            deadlines.append(next(iter(in_flight.values()))[1])
+        if self.state is SessionState.OPEN and self.session_init_timeout is not None:
+            due = self._opened_at + self.session_init_timeout
+            if now >= due:
+                self._close(f"no bind within {self.session_init_timeout:g} s")
+                return None
+            deadlines.append(due)
+        if self.inactivity_timeout is not None:
+            due = self._last_received + self.inactivity_timeout
+            if now >= due:
+                self._close(f"no PDU received for {self.inactivity_timeout:g} s")
+                return None
+            deadlines.append(due)
+        if (
+            self.enquire_link_interval is not None
+            and self.state.is_bound
+            and self._keepalive not in in_flight
+        ):
+            due = min(self._last_sent, self._last_received) + self.enquire_link_interval
+            if now >= due and self.window_free > 0:
+                self._keepalive = self.send(EnquireLink(), now).sequence_number
+            else:
+                deadlines.append(due)
+        return min(deadlines) if deadlines else None
+
+    def _close(self, reason: str) -> None:
+        unanswered = self.outstanding_requests()
+        self._in_flight.clear()
+        self.state = SessionState.CLOSED
+        self._events.append(ConnectionClosed(reason, unanswered))
+
+
+def unbind(connection: Connection, now: float) -> Pdu:
+    """Start an orderly close: send unbind (the peer's unbind_resp then ends the session)."""
+    return connection.send(Unbind(), now)
+
+
+__all__ = [
+    "Connection",
+    "ConnectionClosed",
+    "Event",
+    "PduRejected",
+    "RequestExpired",
+    "RequestReceived",
+    "ResponseReceived",
+    "Unbound",
+    "UnexpectedResponse",
+    "describe_status",
+    "unbind",
+]

@@ -1,0 +1,372 @@
+"""The sans-IO session: two Connections wired back to back, time passed in by hand."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from o2sms.smpp import (
+    PDU_CLASSES,
+    BindReceiver,
+    BindTransceiver,
+    BindTransceiverResp,
+    BindTransmitter,
+    CommandId,
+    CommandStatus,
+    DeliverSm,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    SmeAddress,
+    SubmitMulti,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    encode,
+)
+from o2sms.smpp.connection import (
+    Connection,
+    ConnectionClosed,
+    Event,
+    PduRejected,
+    RequestExpired,
+    RequestReceived,
+    ResponseReceived,
+    Unbound,
+    UnexpectedResponse,
+)
+from o2sms.smpp.errors import LocalProtocolError, WindowFull
+from o2sms.smpp.framer import Framer
+from o2sms.smpp.state import REQUEST_RULES, BindType, Role, SessionState
+
+
+def events(conn: Connection) -> list[Event]:
+    out: list[Event] = []
+    while (event := conn.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def pump(a: Connection, b: Connection, now: float = 0.0) -> None:
+    """Move queued bytes both ways until nothing is left."""
+    while True:
+        ab, ba = a.data_to_send(), b.data_to_send()
+        if not ab and not ba:
+            return
+        if ab:
+            b.receive_data(ab, now)
+        if ba:
+            a.receive_data(ba, now)
+
+
+def bound_pair(bind: Pdu | None = None, **esme_options: Any) -> tuple[Connection, Connection]:
+    esme = Connection(Role.ESME, **esme_options)
+    smsc = Connection(Role.SMSC, enquire_link_interval=None)
+    esme.send(bind or BindTransceiver(system_id="acct", password="secret"), 0.0)
+    pump(esme, smsc)
+    (received,) = events(smsc)
+    assert isinstance(received, RequestReceived)
+    smsc.send(received.pdu.response(system_id="SMSC"), 0.0)
+    pump(esme, smsc)
+    (answered,) = events(esme)
+    assert isinstance(answered, ResponseReceived)
+    return esme, smsc
+
+
+def sent_pdus(conn: Connection) -> list[Pdu]:
+    framer = Framer()
+    framer.feed(conn.data_to_send())
+    return list(framer)
+
+
+def test_bind_moves_both_sides_to_bound() -> None:
+    esme, smsc = bound_pair()
+    assert esme.state is smsc.state is SessionState.BOUND_TRX
+    assert esme.bind_type is smsc.bind_type is BindType.TRANSCEIVER
+
+
+def test_failed_bind_stays_open() -> None:
+    esme = Connection(Role.ESME)
+    smsc = Connection(Role.SMSC)
+    esme.send(BindTransmitter(system_id="x", password="bad"), 0.0)
+    pump(esme, smsc)
+    (received,) = events(smsc)
+    assert isinstance(received, RequestReceived)
+    smsc.send(received.pdu.response(command_status=CommandStatus.ESME_RINVPASWD), 0.0)
+    pump(esme, smsc)
+    (answered,) = events(esme)
+    assert isinstance(answered, ResponseReceived)
+    assert answered.response.command_status == CommandStatus.ESME_RINVPASWD
+    assert esme.state is smsc.state is SessionState.OPEN
+
+
+def test_sequence_numbers_start_at_one_and_responses_match_out_of_order() -> None:
+    esme, smsc = bound_pair()
+    sent = [esme.send(SubmitSm(short_message=bytes([i])), 1.0) for i in range(3)]
+    assert [p.sequence_number for p in sent] == [2, 3, 4]  # 1 was the bind
+    pump(esme, smsc)
+    requests = [e.pdu for e in events(smsc) if isinstance(e, RequestReceived)]
+    for request in reversed(requests):
+        smsc.send(request.response(message_id=f"id{request.sequence_number}"), 1.0)
+    pump(esme, smsc)
+    got = events(esme)
+    assert all(isinstance(e, ResponseReceived) for e in got)
+    pairs = {e.request.sequence_number: e.response for e in got if isinstance(e, ResponseReceived)}
+    assert pairs == {n: SubmitSmResp(sequence_number=n, message_id=f"id{n}") for n in (2, 3, 4)}
+    assert esme.outstanding == 0
+
+
+def test_window_limits_outstanding_requests() -> None:
+    esme, _smsc = bound_pair(window=2)
+    esme.send(SubmitSm(), 0.0)
+    esme.send(SubmitSm(), 0.0)
+    with pytest.raises(WindowFull):
+        esme.send(SubmitSm(), 0.0)
+    assert esme.window_free == 0
+
+
+def test_response_timeout_expires_request_and_late_response_is_unexpected() -> None:
+    esme, smsc = bound_pair(response_timeout=5.0, enquire_link_interval=None)
+    request = esme.send(SubmitSm(), 10.0)
+    pump(esme, smsc, 10.0)
+    assert esme.tick(14.9) == pytest.approx(15.0)
+    assert events(esme) == []
+    esme.tick(15.0)
+    assert events(esme) == [RequestExpired(request)]
+    (received,) = events(smsc)
+    assert isinstance(received, RequestReceived)
+    smsc.send(received.pdu.response(message_id="late"), 16.0)
+    pump(esme, smsc, 16.0)
+    (late,) = events(esme)
+    assert isinstance(late, UnexpectedResponse)
+
+
+def test_generic_nack_resolves_the_request() -> None:
+    esme, smsc = bound_pair()
+    request = esme.send(SubmitSm(), 0.0)
+    pump(esme, smsc)
+    events(smsc)
+    smsc.send(GenericNack(sequence_number=request.sequence_number, command_status=0x03), 0.0)
+    pump(esme, smsc)
+    assert events(esme) == [
+        ResponseReceived(
+            request, GenericNack(sequence_number=request.sequence_number, command_status=3)
+        )
+    ]
+
+
+def test_enquire_link_is_answered_automatically_in_every_state() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(encode(EnquireLink(sequence_number=9)), 0.0)
+    assert events(smsc) == []
+    assert sent_pdus(smsc) == [EnquireLinkResp(sequence_number=9)]
+
+
+def test_keepalive_after_idle_interval_and_dead_link_detected() -> None:
+    esme, _smsc = bound_pair(enquire_link_interval=30.0, response_timeout=10.0)
+    assert esme.tick(29.0) == pytest.approx(30.0)
+    assert esme.data_to_send() == b""
+    esme.tick(30.0)
+    (probe,) = sent_pdus(esme)
+    assert isinstance(probe, EnquireLink)
+    assert esme.tick(31.0) == pytest.approx(40.0)  # no second probe while one is out
+    assert esme.data_to_send() == b""
+    esme.tick(40.0)
+    assert events(esme) == [RequestExpired(probe)]
+
+
+def test_keepalive_answered_keeps_the_link() -> None:
+    esme, smsc = bound_pair(enquire_link_interval=30.0)
+    esme.tick(30.0)
+    pump(esme, smsc, 30.5)
+    (answer,) = events(esme)
+    assert isinstance(answer, ResponseReceived)
+    assert isinstance(answer.response, EnquireLinkResp)
+    assert esme.tick(31.0) == pytest.approx(60.0)
+
+
+def test_peer_unbind_is_answered_and_session_ends() -> None:
+    esme, smsc = bound_pair()
+    smsc.send(Unbind(), 0.0)
+    pump(esme, smsc)
+    assert events(esme) == [Unbound(by_peer=True)]
+    assert esme.state is SessionState.UNBOUND
+    answer, ended = events(smsc)
+    assert isinstance(answer, ResponseReceived)
+    assert isinstance(answer.response, UnbindResp)
+    assert ended == Unbound(by_peer=False)
+    assert smsc.state is SessionState.UNBOUND
+
+
+def test_our_unbind_acknowledged() -> None:
+    esme, smsc = bound_pair()
+    request = esme.send(Unbind(), 0.0)
+    with pytest.raises(LocalProtocolError):
+        esme.send(SubmitSm(), 0.0)  # only responses travel once unbinding
+    pump(esme, smsc)
+    assert events(esme) == [
+        ResponseReceived(request, UnbindResp(sequence_number=request.sequence_number)),
+        Unbound(by_peer=False),
+    ]
+
+
+def test_submit_on_receiver_session_rejected_with_rinvbndsts() -> None:
+    _, smsc = bound_pair(BindReceiver(system_id="acct", password="pw"))
+    smsc.receive_data(encode(SubmitSm(sequence_number=7)), 0.0)
+    (rejected,) = events(smsc)
+    assert isinstance(rejected, PduRejected)
+    assert sent_pdus(smsc) == [
+        SubmitSmResp(sequence_number=7, command_status=CommandStatus.ESME_RINVBNDSTS)
+    ]
+
+
+def test_second_bind_gets_ralybnd() -> None:
+    _, smsc = bound_pair()
+    smsc.receive_data(encode(BindTransceiver(sequence_number=8)), 0.0)
+    events(smsc)
+    assert sent_pdus(smsc) == [
+        BindTransceiverResp(sequence_number=8, command_status=CommandStatus.ESME_RALYBND)
+    ]
+
+
+def test_submit_before_bind_rejected() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(encode(SubmitSm(sequence_number=3)), 0.0)
+    events(smsc)
+    assert sent_pdus(smsc) == [
+        SubmitSmResp(sequence_number=3, command_status=CommandStatus.ESME_RINVBNDSTS)
+    ]
+
+
+def test_undecodable_request_answered_with_its_response_and_status() -> None:
+    _, smsc = bound_pair()
+    wire = encode(SubmitSm(sequence_number=4, short_message=b"hi"))
+    bad = wire.replace(b"\x02hi", b"\x09hi")  # sm_length past the end
+    smsc.receive_data(bad, 0.0)
+    (rejected,) = events(smsc)
+    assert isinstance(rejected, PduRejected)
+    assert sent_pdus(smsc) == [
+        SubmitSmResp(sequence_number=4, command_status=CommandStatus.ESME_RINVMSGLEN)
+    ]
+
+
+def test_unknown_command_gets_generic_nack_and_session_goes_on() -> None:
+    _, smsc = bound_pair()
+    smsc.receive_data(
+        bytes.fromhex("00000010 00000111 00000000 00000005")
+        + encode(EnquireLink(sequence_number=6)),
+        0.0,
+    )
+    assert sent_pdus(smsc) == [
+        GenericNack(sequence_number=5, command_status=CommandStatus.ESME_RINVCMDID),
+        EnquireLinkResp(sequence_number=6),
+    ]
+
+
+def test_hostile_length_nacks_and_closes_with_unanswered_requests() -> None:
+    esme, _smsc = bound_pair()
+    request = esme.send(SubmitSm(), 0.0)
+    esme.data_to_send()
+    esme.receive_data(b"\xff\xff\xff\xff", 0.0)
+    got = events(esme)
+    assert isinstance(got[0], PduRejected)
+    assert isinstance(got[1], ConnectionClosed)
+    assert got[1].unanswered == (request,)
+    assert sent_pdus(esme) == [GenericNack(command_status=CommandStatus.ESME_RINVCMDLEN)]
+    assert esme.state is SessionState.CLOSED
+    with pytest.raises(LocalProtocolError):
+        esme.send(SubmitSm(), 0.0)
+
+
+def test_peer_close_reports_unanswered_requests() -> None:
+    esme, _ = bound_pair()
+    requests = [esme.send(SubmitSm(), 0.0) for _ in range(3)]
+    esme.receive_data(b"", 1.0)
+    (closed,) = events(esme)
+    assert closed == ConnectionClosed("the peer closed the connection", tuple(requests))
+
+
+def test_session_init_and_inactivity_timeouts() -> None:
+    smsc = Connection(Role.SMSC, session_init_timeout=10.0, enquire_link_interval=None)
+    assert smsc.tick(5.0) == pytest.approx(10.0)
+    smsc.tick(10.0)
+    (closed,) = events(smsc)
+    assert isinstance(closed, ConnectionClosed)
+    _, idle = bound_pair()
+    idle.inactivity_timeout = 30.0
+    idle.tick(29.0)
+    assert events(idle) == []
+    idle.tick(30.0)
+    assert isinstance(events(idle)[0], ConnectionClosed)
+
+
+def test_sequence_numbers_wrap_and_skip_outstanding() -> None:
+    esme, _ = bound_pair(window=3)
+    esme._next_sequence_number = 0x7FFFFFFF
+    first = esme.send(SubmitSm(), 0.0)
+    second = esme.send(SubmitSm(), 0.0)
+    assert (first.sequence_number, second.sequence_number) == (0x7FFFFFFF, 1)
+
+
+def test_answering_nothing_is_refused() -> None:
+    esme, smsc = bound_pair()
+    with pytest.raises(LocalProtocolError):
+        smsc.send(SubmitSmResp(sequence_number=99), 0.0)
+    with pytest.raises(LocalProtocolError):
+        esme.send(DeliverSm(), 0.0)  # an ESME never sends deliver_sm
+
+
+REQUESTS = [cls for cls in PDU_CLASSES if not cls.command_id & 0x80000000]
+_VALID: dict[type[Pdu], dict[str, Any]] = {
+    SubmitMulti: {"dest_addresses": (SmeAddress(1, 1, "1"),)}
+}
+
+
+@given(
+    state=st.sampled_from(
+        [SessionState.OPEN, SessionState.BOUND_TX, SessionState.BOUND_RX, SessionState.BOUND_TRX]
+    ),
+    cls=st.sampled_from(REQUESTS),
+)
+def test_every_state_and_request_pair_follows_the_table(
+    state: SessionState, cls: type[Pdu]
+) -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.state = state
+    request = cls(sequence_number=11, **_VALID.get(cls, {}))
+    smsc.receive_data(encode(request), 0.0)
+    got = events(smsc)
+    allowed = state in REQUEST_RULES[cls.command_id][Role.ESME]
+    answers = sent_pdus(smsc)
+    if not allowed:
+        assert isinstance(got[0], PduRejected)
+        (answer,) = answers
+        expected = (
+            CommandStatus.ESME_RALYBND
+            if cls in (BindTransmitter, BindReceiver, BindTransceiver) and state.is_bound
+            else CommandStatus.ESME_RINVBNDSTS
+        )
+        assert answer.command_status == expected
+        assert answer.sequence_number == 11
+    elif cls is EnquireLink:
+        assert answers == [EnquireLinkResp(sequence_number=11)]
+    elif cls.command_id == CommandId.UNBIND:
+        assert got == [Unbound(by_peer=True)]
+    else:
+        assert got == [RequestReceived(request)]
+        assert answers == []
+
+
+def test_sequence_of_many_submits_never_reuses_outstanding_numbers() -> None:
+    esme, _smsc = bound_pair(window=64)
+    seen: set[int] = set()
+    for _ in itertools.repeat(None, 64):
+        seen.add(esme.send(SubmitSm(), 0.0).sequence_number)
+    assert len(seen) == 64
+    assert [p.sequence_number for p in sent_pdus(esme)][-64:] == sorted(seen)
