@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="o2sms, the O2 SMS Connector (SMPP 3.4).", no_args_is_help=True)
+from o2sms.cli.demo import demo_command
+from o2sms.cli.plan import plan_command
 
-
-@app.callback()
-def main() -> None:
-    """o2sms, the O2 SMS Connector (SMPP 3.4)."""
+app = typer.Typer(
+    help="o2sms, the O2 SMS Connector (SMPP 3.4).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print local variables (credentials) in tracebacks
+)
+app.command("plan")(plan_command)
+app.command("demo")(demo_command)
