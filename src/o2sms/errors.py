@@ -9,7 +9,10 @@ Catch :class:`O2smsError` to catch them all. The tree, by the module that owns e
     ├── o2sms.smpp.PduEncodeError        (also ValueError) a PDU object cannot be put on the wire
     ├── o2sms.text.TextError             (also ValueError) base of the text errors
     │   ├── o2sms.text.UnencodableTextError   text has characters the chosen encoding lacks
-    │   └── o2sms.text.MessageTooLongError    more parts than allowed, or a flash message over one part
+    │   ├── o2sms.text.UndecodableTextError   bytes invalid in their data_coding (odd UCS-2...)
+    │   ├── o2sms.text.UnsupportedDataCodingError  data_coding is not text we decode (binary...)
+    │   ├── o2sms.text.MessageTooLongError    more parts than allowed, or a flash message over one part
+    │   └── o2sms.text.UdhError               malformed user data header or SAR TLVs
     ├── o2sms.receipts.ReceiptParseError (also ValueError) text is not a delivery receipt
     └── o2sms.smpp.times.SmppTimeError   (also ValueError) not an SMPP absolute or relative time
 

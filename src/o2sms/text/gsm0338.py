@@ -1,0 +1,220 @@
+"""GSM 03.38 (3GPP TS 23.038) default alphabet: tables, unpacked and packed 7-bit forms.
+
+"Unpacked" means one septet per octet, which is what SMSCs usually expect in short_message;
+"packed" is the air-interface form, septets laid LSB-first into octets (23.038 section 6.1.2.1).
+Every table is built at import; encoding is one ``str.translate`` and decoding one
+``codecs.charmap_decode``, so no Python loop runs per character.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from functools import lru_cache
+from typing import Final, Literal
+
+from o2sms.text.errors import TextError, UndecodableTextError, UnencodableTextError
+
+Errors = Literal["strict", "replace"]
+"""How decoders treat invalid input: raise :class:`UndecodableTextError`, or put U+FFFD."""
+
+ESCAPE: Final = 0x1B
+"""The escape septet that announces a character of the extension table."""
+
+CR: Final = 0x0D
+"""Carriage return, the 23.038 padding septet for packed messages."""
+
+BASIC_TABLE: Final = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+"""The default alphabet, index = GSM code (0x09 decodes to capital Ç as in ETSI; 0x1B is ESC)."""
+
+EXTENSION_TABLE: Final[dict[int, str]] = {
+    0x0A: "\x0c",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+"""Extension table: code after ESC -> character; each costs two septets."""
+
+_SENTINEL: Final = "\uffff"  # non-ASCII marker for ASCII characters GSM lacks (e.g. the backtick)
+
+
+def _build_encode_table() -> dict[int, str]:
+    """Code point -> septet string (one char, or ESC + code) for ``str.translate``."""
+    table: dict[int, str] = dict.fromkeys(range(0x80), _SENTINEL)
+    for code, char in enumerate(BASIC_TABLE):
+        if code != ESCAPE:
+            table[ord(char)] = chr(code)
+    table[ord("ç")] = "\x09"  # unicode.org maps 0x09 to small ç; accept both cases
+    for code, char in EXTENSION_TABLE.items():
+        table[ord(char)] = chr(ESCAPE) + chr(code)
+    return table
+
+
+_ENCODE: Final = _build_encode_table()
+_CHARACTERS: Final = frozenset(chr(cp) for cp, s in _ENCODE.items() if s != _SENTINEL)
+# After charmap-decoding, ESC is followed by the basic-table character of the extension code.
+_EXTENSION_BY_BASIC: Final = {BASIC_TABLE[code]: char for code, char in EXTENSION_TABLE.items()}
+_ESCAPE_PAIR: Final = re.compile("\x1b(.?)", re.DOTALL)
+
+CHARACTERS: Final[frozenset[str]] = _CHARACTERS
+"""Every character GSM 03.38 can carry (basic and extension tables, and small ç)."""
+
+
+def unencodable_characters(text: str) -> str:
+    """The distinct characters of ``text`` GSM 03.38 lacks, in order of first appearance."""
+    return "".join(c for c in dict.fromkeys(text) if c not in _CHARACTERS)
+
+
+def is_encodable(text: str) -> bool:
+    """True when every character is in the basic or extension table."""
+    return text.translate(_ENCODE).isascii()
+
+
+def encode(text: str) -> bytes:
+    """Text -> unpacked septets (one per octet), extension characters as ESC + code."""
+    septets = text.translate(_ENCODE)
+    if not septets.isascii():
+        bad = unencodable_characters(text)
+        raise UnencodableTextError(
+            f"GSM 03.38 has no {', '.join(repr(c) for c in bad)}; use UCS-2 or transliterate=True",
+            encoding="gsm7",
+            characters=bad,
+        )
+    return septets.encode("ascii")
+
+
+def septet_count(text: str) -> int:
+    """Septets the text takes: 1 per basic character, 2 per extension character."""
+    return len(encode(text))
+
+
+def _escape_pair(match: re.Match[str]) -> str:
+    """One ESC sequence -> its character (23.038: unknown codes show the basic character)."""
+    follower = match.group(1)
+    if follower in ("", "\x1b"):
+        # A lone trailing ESC, or ESC ESC (reserved for a further table): 23.038 shows a space.
+        return " "
+    return _EXTENSION_BY_BASIC.get(follower, follower)
+
+
+def decode(septets: bytes, *, errors: Errors = "strict") -> str:
+    """Unpacked septets -> text; an octet above 0x7F is invalid (or U+FFFD with "replace")."""
+    try:
+        text, _ = codecs.charmap_decode(septets, errors, BASIC_TABLE)
+    except UnicodeDecodeError as exc:
+        raise UndecodableTextError(
+            f"octet 0x{septets[exc.start]:02X} at offset {exc.start} is not a GSM 7-bit septet"
+        ) from None
+    if "\x1b" in text:
+        text = _ESCAPE_PAIR.sub(_escape_pair, text)
+    return text
+
+
+@lru_cache(maxsize=64)
+def _masks(groups: int) -> tuple[int, int, int, int, int, int]:
+    """Lane masks that squeeze 8 octet-aligned septets into 7 octets, for ``groups`` groups."""
+    m1 = int.from_bytes(b"\x7f\x00" * (4 * groups), "little")  # 7 bits per 16-bit lane
+    m2 = int.from_bytes(b"\xff\x3f\x00\x00" * (2 * groups), "little")  # 14 per 32-bit lane
+    m3 = int.from_bytes(b"\xff\xff\xff\x0f\x00\x00\x00\x00" * groups, "little")  # 28 per 64
+    return m1, m1 << 8, m2, m2 << 16, m3, m3 << 32
+
+
+def pack(
+    septets: bytes, fill_bits: int = 0, *, pad_cr: bool = True, max_septets: int | None = None
+) -> bytes:
+    """Pack septets LSB-first after ``fill_bits`` zero bits (the UDH fill), per 23.038.
+
+    With ``pad_cr`` (23.038 section 6.1.2.1.1) a CR is appended when 7 bits would be left
+    spare in the last octet (they would read as "@"), and a second CR when the text itself
+    ends with CR exactly on an octet boundary, so a decoder may strip one trailing pad CR.
+    That second CR is skipped when it would exceed ``max_septets`` (a full SMS): the final
+    CR is then read as padding and lost, which for a trailing CR shows no difference.
+    """
+    if not 0 <= fill_bits <= 6:
+        raise TextError(f"fill_bits must be 0..6, not {fill_bits}")
+    if not septets.isascii():
+        raise TextError("septets must be below 0x80")
+    count = len(septets)
+    if pad_cr:
+        total = 7 * count + fill_bits
+        if total % 8 == 1 or (
+            total % 8 == 0
+            and count
+            and septets[-1] == CR
+            and (max_septets is None or count < max_septets)
+        ):
+            septets += b"\r"
+            count += 1
+    size = (7 * count + fill_bits + 7) // 8
+    if not count:
+        return bytes(size)
+    groups = (count + 7) // 8
+    m1lo, m1hi, m2lo, m2hi, m3lo, m3hi = _masks(groups)
+    x = int.from_bytes(septets, "little")  # zero septets pad the last group
+    x = (x & m1lo) | ((x & m1hi) >> 1)
+    x = (x & m2lo) | ((x & m2hi) >> 2)
+    x = (x & m3lo) | ((x & m3hi) >> 4)
+    lanes = bytearray(x.to_bytes(8 * groups, "little"))
+    del lanes[7::8]  # each 64-bit lane now holds 56 bits: drop its empty top octet
+    if fill_bits:
+        return (int.from_bytes(lanes, "little") << fill_bits).to_bytes(size, "little")
+    return bytes(lanes[:size])
+
+
+def unpack(
+    data: bytes, fill_bits: int = 0, *, septets: int | None = None, strip_cr: bool = True
+) -> bytes:
+    """Packed octets -> unpacked septets, skipping ``fill_bits`` leading bits.
+
+    When ``septets`` (the count) is known it is used exactly. Otherwise the count is read from
+    the length, and when the last septet exactly fills the spare bits of the last octet and is
+    a CR, it is taken for the 23.038 pad and dropped (``strip_cr``). A trailing "@" there is
+    kept: it may be real text, and a sender that pads with zero bits breaks 23.038.
+    """
+    if not 0 <= fill_bits <= 6:
+        raise TextError(f"fill_bits must be 0..6, not {fill_bits}")
+    bits = 8 * len(data) - fill_bits
+    if septets is None:
+        count = max(bits, 0) // 7
+    elif septets >= 0 and 7 * septets <= bits:
+        count = septets
+    else:
+        raise UndecodableTextError(f"{len(data)} octets cannot hold {septets} septets")
+    if not count:
+        return b""
+    groups = (count + 7) // 8
+    m1lo, _, m2lo, _, m3lo, _ = _masks(groups)
+    x = (int.from_bytes(data, "little") >> fill_bits) & ((1 << (7 * count)) - 1)
+    packed = x.to_bytes(7 * groups, "little")
+    lanes = bytearray(8 * groups)
+    for i in range(7):  # spread every 7 octets over an 8-octet lane
+        lanes[i::8] = packed[i::7]
+    y = int.from_bytes(lanes, "little")
+    y = (y & m3lo) | ((y & (m3lo << 28)) << 4)
+    y = (y & m2lo) | ((y & (m2lo << 14)) << 2)
+    y = (y & m1lo) | ((y & (m1lo << 7)) << 1)
+    out = y.to_bytes(8 * groups, "little")[:count]
+    if septets is None and strip_cr and bits % 7 == 0 and out[-1] == CR:
+        out = out[:-1]
+    return out
+
+
+def encode_packed(text: str, fill_bits: int = 0) -> bytes:
+    """Text -> packed 7-bit octets with CR padding (see :func:`pack`)."""
+    return pack(encode(text), fill_bits)
+
+
+def decode_packed(
+    data: bytes, fill_bits: int = 0, *, septets: int | None = None, errors: Errors = "strict"
+) -> str:
+    """Packed 7-bit octets -> text (see :func:`unpack` for the trailing CR rule)."""
+    return decode(unpack(data, fill_bits, septets=septets), errors=errors)
