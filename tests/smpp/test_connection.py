@@ -41,7 +41,7 @@ from o2sms.smpp.connection import (
     Unbound,
     UnexpectedResponse,
 )
-from o2sms.smpp.errors import LocalProtocolError, WindowFull
+from o2sms.smpp.errors import LocalProtocolError, WindowFullError
 from o2sms.smpp.framer import Framer
 from o2sms.smpp.state import REQUEST_RULES, BindType, Role, SessionState
 
@@ -126,7 +126,7 @@ def test_window_limits_outstanding_requests() -> None:
     esme, _smsc = bound_pair(window=2)
     esme.send(SubmitSm(), 0.0)
     esme.send(SubmitSm(), 0.0)
-    with pytest.raises(WindowFull):
+    with pytest.raises(WindowFullError):
         esme.send(SubmitSm(), 0.0)
     assert esme.window_free == 0
 

@@ -82,7 +82,10 @@ def demo_command() -> None:
         DeliverSm(
             esm_class=0x04,
             short_message=text.encode("latin-1", "replace"),
-            tlvs=(Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "04000000086ECD50"), Tlv(TlvTag.MESSAGE_STATE, 2)),
+            tlvs=(
+                Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "04000000086ECD50"),
+                Tlv(TlvTag.MESSAGE_STATE, 2),
+            ),
         )
     )
     console.print(f"\nReceipt text: {text}")

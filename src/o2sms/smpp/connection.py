@@ -17,7 +17,7 @@ from typing import Final
 
 from o2sms.smpp.codec import encode
 from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus, describe_status
-from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFull
+from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFullError
 from o2sms.smpp.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
 from o2sms.smpp.pdu import (
     PDU_CLASSES,
@@ -168,7 +168,7 @@ class Connection:
     def send(self, pdu: Pdu, now: float) -> Pdu:
         """Queue a PDU for sending and return it as sent (requests get their sequence_number).
 
-        Raises LocalProtocolError when the PDU may not be sent now, WindowFull when the window
+        Raises LocalProtocolError when the PDU may not be sent now, WindowFullError when the window
         of outstanding requests is full.
         """
         if self.state is SessionState.CLOSED:
@@ -192,7 +192,9 @@ class Connection:
         if pdu.response_class is None:
             return pdu
         if len(self._in_flight) >= self.window:
-            raise WindowFull(f"{len(self._in_flight)} requests outstanding, window {self.window}")
+            raise WindowFullError(
+                f"{len(self._in_flight)} requests outstanding, window {self.window}"
+            )
         sequence_number = pdu.sequence_number
         if sequence_number == 0:
             sequence_number = self._take_sequence_number()

@@ -54,5 +54,5 @@ class LocalProtocolError(O2smsError):
     """This side tried to send something the protocol forbids now (wrong state, closed link)."""
 
 
-class WindowFull(LocalProtocolError):
+class WindowFullError(LocalProtocolError):
     """As many requests are outstanding as the window allows; wait for a response first."""
