@@ -19,11 +19,11 @@ def test_every_named_status_has_a_meaning() -> None:
 
 def test_spec_values_of_well_known_codes() -> None:
     # SMPP 3.4 section 5.1.3, as listed in the reference's section 2.
-    assert CommandStatus.ESME_RINVCMDLEN == 0x02
-    assert CommandStatus.ESME_RTHROTTLED == 0x58
-    assert CommandStatus.ESME_RMSGQFUL == 0x14
-    assert CommandStatus.ESME_RINVOPTPARSTREAM == 0xC0
-    assert CommandStatus.ESME_RX_T_APPN == 0x64
+    assert int(CommandStatus.ESME_RINVCMDLEN) == 0x02
+    assert int(CommandStatus.ESME_RTHROTTLED) == 0x58
+    assert int(CommandStatus.ESME_RMSGQFUL) == 0x14
+    assert int(CommandStatus.ESME_RINVOPTPARSTREAM) == 0xC0
+    assert int(CommandStatus.ESME_RX_T_APPN) == 0x64
 
 
 def test_describe_status_reads_well() -> None:
