@@ -172,7 +172,7 @@ def test_keepalive_after_idle_interval_and_dead_link_detected() -> None:
     esme, _smsc = bound_pair(enquire_link_interval=30.0, response_timeout=10.0)
     assert esme.tick(29.0) == pytest.approx(30.0)
     assert esme.data_to_send() == b""
-    esme.tick(30.0)
+    assert esme.tick(30.0) == pytest.approx(40.0)  # the probe's own response deadline
     (probe,) = sent_pdus(esme)
     assert isinstance(probe, EnquireLink)
     assert esme.tick(31.0) == pytest.approx(40.0)  # no second probe while one is out

@@ -398,6 +398,7 @@ class Connection:
             due = min(self._last_sent, self._last_received) + self.enquire_link_interval
             if now >= due and self.window_free > 0:
                 self._keepalive = self.send(EnquireLink(), now).sequence_number
+                deadlines.append(now + self.response_timeout)
             else:
                 deadlines.append(due)
         return min(deadlines) if deadlines else None

@@ -1,0 +1,44 @@
+"""asyncio SMPP client: sessions, the pool, and the send/events API (with a blocking facade)."""
+
+from o2sms.client.api import Client, SendError, SendResult
+from o2sms.client.config import Backoff, Endpoint, SessionConfig, TlsSettings
+from o2sms.client.errors import (
+    AddressError,
+    BindError,
+    ClientClosedError,
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    ResponseTimeout,
+    SubmitError,
+)
+from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
+from o2sms.client.pool import Pool, RateLimiter, assign
+from o2sms.client.session import Session, SessionStatus
+
+__all__ = [
+    "AddressError",
+    "Backoff",
+    "BindError",
+    "Client",
+    "ClientClosedError",
+    "ClientError",
+    "ConnectError",
+    "ConnectionLost",
+    "DeliveryReport",
+    "Endpoint",
+    "Event",
+    "InboundSms",
+    "Pool",
+    "RateLimiter",
+    "ResponseTimeout",
+    "SendError",
+    "SendResult",
+    "Session",
+    "SessionConfig",
+    "SessionStatus",
+    "SubmitError",
+    "TlsSettings",
+    "UnreadableDeliverSm",
+    "assign",
+]

@@ -1,0 +1,75 @@
+"""Sender and destination addresses: classify, validate and normalise before anything is sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+
+from o2sms.client.errors import AddressError
+from o2sms.smpp.constants import Npi, Ton
+from o2sms.text import gsm0338
+
+ALPHANUMERIC_MAX_SEPTETS = 11
+"""An alphanumeric sender is at most 11 GSM 7-bit characters (TP-OA holds 10 octets)."""
+SHORT_CODE_MAX_DIGITS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An address as SMPP carries it: type of number, numbering plan, digits or text."""
+
+    ton: int
+    npi: int
+    addr: str
+
+
+@lru_cache(maxsize=65_536)
+def international_number(number: str, region: str = "SK") -> str:
+    """``number`` in international format without '+', validated with phonenumbers.
+
+    National numbers are read in ``region`` (``0903 123 456`` in SK is ``421903123456``).
+    Raises AddressError for anything that is not a valid phone number.
+    """
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException as exc:
+        raise AddressError(f"{number!r} is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise AddressError(f"{number!r} is not a valid phone number (region {region})")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def destination(number: str, region: str = "SK") -> Address:
+    """A destination: always an international number, TON 1 NPI 1."""
+    return Address(Ton.INTERNATIONAL, Npi.ISDN, international_number(number.strip(), region))
+
+
+def sender(
+    value: str,
+    *,
+    region: str = "SK",
+    short_code_ton: int = Ton.NETWORK_SPECIFIC,
+    short_code_npi: int = Npi.UNKNOWN,
+) -> Address:
+    """Classify a sender: alphanumeric (TON 5), short code (TON 3 by default) or international.
+
+    Operators differ on short codes, hence the configurable TON/NPI.
+    """
+    text = value.strip()
+    if not text:
+        raise AddressError("the sender is empty")
+    digits = text[1:] if text.startswith("+") else text
+    if not digits.replace(" ", "").isdigit():
+        if not gsm0338.is_encodable(text):
+            raise AddressError(f"alphanumeric sender {text!r} has characters outside GSM 03.38")
+        if gsm0338.septet_count(text) > ALPHANUMERIC_MAX_SEPTETS:
+            raise AddressError(
+                f"alphanumeric sender {text!r} is longer than {ALPHANUMERIC_MAX_SEPTETS} characters"
+            )
+        return Address(Ton.ALPHANUMERIC, Npi.UNKNOWN, text)
+    digits = digits.replace(" ", "")
+    if not text.startswith("+") and len(digits) <= SHORT_CODE_MAX_DIGITS:
+        return Address(short_code_ton, short_code_npi, digits)
+    return Address(Ton.INTERNATIONAL, Npi.ISDN, international_number(text, region))

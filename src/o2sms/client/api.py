@@ -1,0 +1,414 @@
+"""The high-level client: ``async with Client(...) as sms: await sms.send(to, text)``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Final
+
+from o2sms import receipts
+from o2sms.client import addresses
+from o2sms.client.config import (
+    FLASH_SYSTEM_TYPE,
+    O2_PORT,
+    O2_TLS_PORT,
+    Endpoint,
+    SessionConfig,
+    TlsSettings,
+)
+from o2sms.client.errors import ClientError
+from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
+from o2sms.client.pool import Pool
+from o2sms.smpp.constants import CommandStatus, is_receipt
+from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
+from o2sms.smpp.state import BindType
+from o2sms.smpp.times import relative_time
+from o2sms.text import (
+    Encoding,
+    MessageTooLongError,
+    Reassembler,
+    SplitMethod,
+    TextError,
+    encoding_for_data_coding,
+    split,
+)
+
+log = logging.getLogger("o2sms.client")
+
+ACCOUNT_SESSIONS: Final = 4
+"""Sessions the O2 gateway allows an account by default."""
+CORRELATION_CAPACITY: Final = 200_000
+"""Submitted parts remembered for matching receipts (oldest forgotten first)."""
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What ``send`` did: one SMSC message_id per part, in order."""
+
+    message_ids: tuple[str, ...]
+    encoding: Encoding
+    parts: int
+    to: str
+    reference: str | None = None
+
+
+class SendError(ClientError):
+    """Some part of a message could not be submitted; ``message_ids`` has None for those parts."""
+
+    def __init__(self, cause: ClientError, message_ids: Sequence[str | None]) -> None:
+        sent = sum(1 for m in message_ids if m is not None)
+        super().__init__(f"{cause} ({sent} of {len(message_ids)} parts submitted)")
+        self.cause = cause
+        self.message_ids = tuple(message_ids)
+        self.retriable = cause.retriable
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    submitted_id: str
+    reference: str | None
+    to: str
+    part: int
+    parts: int
+
+
+def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindType]:
+    if isinstance(bind, str):
+        names = [bind] * (sessions or ACCOUNT_SESSIONS)
+    else:
+        names = list(bind)
+        if sessions is not None and sessions != len(names):
+            raise ValueError("give one bind mode and a session count, or one mode per session")
+    try:
+        return [BindType[name.strip().upper()] for name in names]
+    except KeyError as exc:
+        raise ValueError(
+            f"unknown bind mode {exc.args[0]!r}: use transmitter, receiver or transceiver"
+        ) from None
+
+
+def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{what} must be timezone-aware (e.g. datetime.now(UTC) + ...)")
+        value = value - datetime.now(value.tzinfo)
+    if value <= timedelta(0):
+        raise ValueError(f"{what} is in the past")
+    return relative_time(value)
+
+
+class Client:
+    """An SMPP client for one account: a pool of sessions and the send/events API.
+
+    The gateway only documents the relative time format, so ``schedule`` and ``validity`` are
+    sent as relative times whether given as a timedelta or an aware datetime.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        system_id: str = "",
+        password: str = "",
+        *,
+        hosts: Sequence[str | tuple[str, int]] | None = None,
+        secondary_host: str | None = None,
+        tls: bool = False,
+        tls_ca_file: str | None = None,
+        tls_insecure_skip_verify: bool = False,
+        bind: str | Sequence[str] = "transceiver",
+        sessions: int | None = None,
+        flash_session: bool = False,
+        window: int = 10,
+        system_type: str = "",
+        keepalive: float = 25.0,
+        response_timeout: float = 15.0,
+        connect_timeout: float = 10.0,
+        rate_limit: float | None = None,
+        sender: str | None = None,
+        region: str = "SK",
+        short_code_ton: int = 3,
+        short_code_npi: int = 0,
+        split_method: SplitMethod | str = SplitMethod.UDH8,
+        handler: EventHandler | None = None,
+        inbound_concurrency: int = 8,
+    ) -> None:
+        default_port = port or (O2_TLS_PORT if tls else O2_PORT)
+        names: list[str | tuple[str, int]] = list(hosts or [])
+        if host:
+            names.insert(0, host)
+        if secondary_host:
+            names.append(secondary_host)
+        if not names:
+            raise ValueError("give host= (and secondary_host=) or hosts=")
+        endpoints = tuple(
+            Endpoint(n, default_port, tls) if isinstance(n, str) else Endpoint(n[0], n[1], tls)
+            for n in names
+        )
+        tls_settings = TlsSettings(
+            ca_file=tls_ca_file, insecure_skip_verify=tls_insecure_skip_verify
+        )
+        kinds = _bind_types(bind, sessions)
+        if flash_session and len(kinds) > 1:
+            kinds = kinds[:-1]  # the flash session counts towards the account's limit
+
+        def config(kind: BindType, system_type_: str) -> SessionConfig:
+            return SessionConfig(
+                endpoints=endpoints,
+                system_id=system_id,
+                password=password,
+                system_type=system_type_,
+                bind=kind,
+                window=window,
+                response_timeout=response_timeout,
+                connect_timeout=connect_timeout,
+                enquire_link_interval=keepalive,
+                tls=tls_settings,
+                inbound_concurrency=inbound_concurrency,
+            )
+
+        configs = [config(kind, system_type) for kind in kinds]
+        if flash_session:
+            configs.append(config(BindType.TRANSMITTER, FLASH_SYSTEM_TYPE))
+        self._pool = Pool(configs, on_inbound=self._on_inbound, rate_limit=rate_limit)
+        self._connect_timeout = connect_timeout + response_timeout
+        self._sender = sender
+        self._region = region
+        self._short_code = (short_code_ton, short_code_npi)
+        self._split_method = split_method
+        self._handler = handler
+        self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue()
+        self._sent: OrderedDict[str, _Sent] = OrderedDict()
+        self._reassembler = Reassembler()
+        self._can_receive = any(kind.can_receive for kind in kinds)
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def sessions(self) -> list[object]:
+        """The pool's sessions (for status and metrics)."""
+        return list(self._pool.sessions)
+
+    async def start(self) -> None:
+        """Connect and bind; return once a session can send, or raise why none can."""
+        self._pool.start()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await self._pool.wait_ready()
+        except TimeoutError:
+            errors = [s.error for s in self._pool.sessions if s.error is not None]
+            await self._pool.close()
+            if errors:
+                raise errors[0] from None
+            raise ClientError("no session bound within the connect timeout") from None
+        except BaseException:
+            await self._pool.close()
+            raise
+
+    async def close(self) -> None:
+        """Unbind every session and close."""
+        await self._pool.close()
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        flash: bool = False,
+        schedule: timedelta | datetime | None = None,
+        validity: timedelta | datetime | None = None,
+        report: bool = True,
+        encoding: Encoding | str | None = None,
+        transliterate: bool = False,
+        reference: str | None = None,
+    ) -> SendResult:
+        """Send one SMS (split into parts when long) and return the SMSC's message_ids.
+
+        Bad input (number, sender, text, times) raises before anything is sent. A flash message
+        that needs more than one part is refused: the gateway does not support long flash.
+        """
+        destination = addresses.destination(to, self._region)
+        source = self._source(sender)
+        parts = split(
+            text, encoding=encoding, method=self._split_method, transliterate=transliterate
+        )
+        if flash and len(parts) > 1:
+            raise MessageTooLongError(
+                f"a flash message must fit one SMS; this one needs {len(parts)} parts",
+                parts=len(parts),
+                max_parts=1,
+            )
+        schedule_delivery_time = _smpp_time(schedule, "schedule")
+        validity_period = _smpp_time(validity, "validity")
+        pdus = [
+            SubmitSm(
+                source_addr_ton=source.ton,
+                source_addr_npi=source.npi,
+                source_addr=source.addr,
+                dest_addr_ton=destination.ton,
+                dest_addr_npi=destination.npi,
+                destination_addr=destination.addr,
+                esm_class=part.esm_class,
+                schedule_delivery_time=schedule_delivery_time,
+                validity_period=validity_period,
+                registered_delivery=1 if report else 0,
+                data_coding=part.data_coding,
+                short_message=part.short_message,
+                tlvs=part.tlvs,
+            )
+            for part in parts
+        ]
+        if len(pdus) == 1:
+            outcomes: list[Pdu | BaseException] = []
+            try:
+                outcomes.append(await self._pool.submit(pdus[0], flash=flash))
+            except ClientError as exc:
+                raise SendError(exc, [None]) from exc
+        else:
+            outcomes = await asyncio.gather(
+                *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
+            )
+        message_ids: list[str | None] = [
+            o.message_id if isinstance(o, SubmitSmResp) else None for o in outcomes
+        ]
+        if report:
+            for number, message_id in enumerate(message_ids, start=1):
+                if message_id is not None:
+                    self._remember(
+                        _Sent(message_id, reference, destination.addr, number, len(parts))
+                    )
+        for outcome in outcomes:
+            if isinstance(outcome, ClientError):
+                raise SendError(outcome, message_ids) from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return SendResult(
+            message_ids=tuple(m for m in message_ids if m is not None),
+            encoding=encoding_for_data_coding(pdus[0].data_coding),
+            parts=len(parts),
+            to=destination.addr,
+            reference=reference,
+        )
+
+    def _source(self, sender: str | None) -> addresses.Address:
+        value = sender if sender is not None else self._sender
+        if value is None:
+            return addresses.Address(0, 0, "")  # the account's default sender at the SMSC
+        return addresses.sender(
+            value,
+            region=self._region,
+            short_code_ton=self._short_code[0],
+            short_code_npi=self._short_code[1],
+        )
+
+    def _remember(self, sent: _Sent) -> None:
+        store = self._sent
+        for key in receipts.message_id_keys(sent.submitted_id):
+            store[key] = sent
+        while len(store) > CORRELATION_CAPACITY:
+            store.popitem(last=False)
+
+    def _correlate(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
+        store = self._sent
+        for key in receipts.message_id_keys(receipt.id):
+            sent = store.get(key)
+            if sent is not None:
+                if receipt.stat.is_final:
+                    for stale in receipts.message_id_keys(sent.submitted_id):
+                        store.pop(stale, None)
+                return sent
+        return None
+
+    # --- receiving --------------------------------------------------------------------
+
+    async def _on_inbound(self, session: str, pdu: Pdu) -> int:
+        """Turn a deliver_sm into an event and answer only after the application handled it."""
+        if not isinstance(pdu, DeliverSm | DataSm):
+            return CommandStatus.ESME_RINVCMDID
+        event: Event | None
+        if isinstance(pdu, DeliverSm) and is_receipt(pdu.esm_class):
+            try:
+                receipt = receipts.from_deliver_sm(pdu)
+            except receipts.ReceiptParseError as exc:
+                event = UnreadableDeliverSm(pdu, str(exc), session)
+            else:
+                sent = self._correlate(receipt)
+                event = DeliveryReport(
+                    receipt,
+                    submitted_id=sent.submitted_id if sent else None,
+                    reference=sent.reference if sent else None,
+                    to=sent.to if sent else None,
+                    part=sent.part if sent else None,
+                    parts=sent.parts if sent else None,
+                    session=session,
+                )
+        elif isinstance(pdu, DeliverSm):
+            try:
+                message = self._reassembler.feed(pdu, asyncio.get_running_loop().time())
+            except TextError as exc:
+                event = UnreadableDeliverSm(pdu, str(exc), session)
+            else:
+                if message is None:
+                    return CommandStatus.ESME_ROK  # a part; the message comes with the last one
+                event = InboundSms(
+                    message.text,
+                    message.source_addr,
+                    message.destination_addr,
+                    message.data_coding,
+                    message.total,
+                    session,
+                )
+        else:
+            event = UnreadableDeliverSm(pdu, "data_sm is not handled by this client", session)
+        await self._deliver(event)
+        return CommandStatus.ESME_ROK
+
+    async def _deliver(self, event: Event) -> None:
+        if self._handler is not None:
+            await self._handler(event)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._events.put((event, done))
+        await done
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Delivery reports and inbound SMS from every session, merged.
+
+        Each is acknowledged to the SMSC when the loop asks for the next one, so an event is
+        never acknowledged before the code handling it has finished.
+        """
+        pending: asyncio.Future[None] | None = None
+        try:
+            while True:
+                event, done = await self._events.get()
+                if pending is not None and not pending.done():
+                    pending.set_result(None)
+                pending = done
+                yield event
+        finally:
+            # Left with an event in hand (break or error): not acknowledged, so the SMSC
+            # redelivers it rather than risk losing it.
+            if pending is not None and not pending.done():
+                pending.set_exception(ClientError("event not confirmed by the application"))

@@ -1,0 +1,82 @@
+"""Errors of the asyncio client.
+
+Every one says whether sending again may succeed (:attr:`ClientError.retriable`), because
+the caller must decide between resending and reporting a final failure::
+
+    ClientError (O2smsError)
+    ├── ConnectError (also ConnectionError)   could not open the TCP/TLS connection   retriable
+    ├── BindError                             the SMSC refused the bind (command_status)
+    ├── ConnectionLost (also ConnectionError) the link died with the request outstanding   retriable
+    ├── ResponseTimeout (also TimeoutError)   no response within the response timeout  retriable
+    ├── SubmitError                           the SMSC answered with an error status; retriable
+    │                                         for throttling, queue full and system errors
+    ├── AddressError (also ValueError)        a sender or destination that cannot be used
+    └── ClientClosedError                     the client was closed
+"""
+
+from __future__ import annotations
+
+from o2sms.errors import O2smsError
+from o2sms.smpp.constants import CommandStatus, describe_status
+
+RETRIABLE_STATUSES = frozenset(
+    {
+        CommandStatus.ESME_RTHROTTLED,
+        CommandStatus.ESME_RMSGQFUL,
+        CommandStatus.ESME_RSYSERR,
+        CommandStatus.ESME_RX_T_APPN,
+    }
+)
+"""command_status values after which the same submit may succeed later."""
+
+BACKOFF_STATUSES = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
+"""command_status values that ask the whole account to slow down."""
+
+
+class ClientError(O2smsError):
+    """Base of the client's errors."""
+
+    retriable: bool = False
+
+
+class ConnectError(ClientError, ConnectionError):
+    """The TCP or TLS connection could not be opened (every configured host was tried)."""
+
+    retriable = True
+
+
+class BindError(ClientError):
+    """The SMSC refused the bind; ``command_status`` says why."""
+
+    def __init__(self, command_status: int, *, infobip: bool = True) -> None:
+        super().__init__(f"bind refused: {describe_status(command_status, infobip=infobip)}")
+        self.command_status = command_status
+
+
+class ConnectionLost(ClientError, ConnectionError):  # noqa: N818 - reads as an event, like asyncio's
+    """The connection died while the request was outstanding; it may not have been delivered."""
+
+    retriable = True
+
+
+class ResponseTimeout(ClientError, TimeoutError):  # noqa: N818
+    """No response within the response timeout; the SMSC may or may not have the message."""
+
+    retriable = True
+
+
+class SubmitError(ClientError):
+    """The SMSC answered a request with an error command_status (or a generic_nack)."""
+
+    def __init__(self, command_status: int, *, infobip: bool = True) -> None:
+        super().__init__(describe_status(command_status, infobip=infobip))
+        self.command_status = command_status
+        self.retriable = command_status in RETRIABLE_STATUSES
+
+
+class AddressError(ClientError, ValueError):
+    """A sender or destination address that cannot be used; nothing was sent."""
+
+
+class ClientClosedError(ClientError):
+    """The client or session was closed before the request could be sent."""

@@ -1,0 +1,228 @@
+"""One logical SMPP session: connect, bind, stay bound across reconnects and failover."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from enum import Enum
+from typing import Final
+
+from o2sms.client.backoff import delay, rotation
+from o2sms.client.config import Endpoint, SessionConfig
+from o2sms.client.connection import InboundHandler, SmppProtocol
+from o2sms.client.errors import (
+    BindError,
+    ClientClosedError,
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    ResponseTimeout,
+)
+from o2sms.client.transport import open_connection
+from o2sms.smpp.connection import Connection
+from o2sms.smpp.constants import CommandStatus
+from o2sms.smpp.pdu import BindReceiver, BindTransceiver, BindTransmitter, Pdu
+from o2sms.smpp.state import BindType, Role
+
+log = logging.getLogger("o2sms.client")
+
+_BIND_PDU: Final = {
+    BindType.TRANSMITTER: BindTransmitter,
+    BindType.RECEIVER: BindReceiver,
+    BindType.TRANSCEIVER: BindTransceiver,
+}
+
+CREDENTIAL_STATUSES: Final = frozenset(
+    {CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID, CommandStatus.ESME_RINVSYSTYP}
+)
+"""Bind refusals that retrying cannot fix: the session stops and reports them."""
+
+SESSION_LIMIT_STATUSES: Final = frozenset(
+    {CommandStatus.ESME_RBINDFAIL, CommandStatus.ESME_RALYBND}
+)
+"""Bind refusals an SMSC gives when the account has all its sessions: back off for longer."""
+
+
+class SessionStatus(Enum):
+    """What a session is doing now."""
+
+    CONNECTING = "connecting"
+    BOUND = "bound"
+    BACKING_OFF = "backing_off"
+    FAILED = "failed"  #: stopped for good (credentials refused); see Session.error
+    CLOSED = "closed"
+
+
+class Session:
+    """Keeps one bind of ``config.bind`` up, reconnecting with backoff through the endpoints."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        name: str = "session",
+        on_inbound: InboundHandler | None = None,
+        on_status: Callable[[Session], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.status = SessionStatus.CONNECTING
+        self.error: ClientError | None = None  #: the last connect or bind failure
+        self._on_inbound = on_inbound
+        self._on_status = on_status
+        self._rng = rng or random.Random()
+        self._protocol: SmppProtocol | None = None
+        self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def bind_type(self) -> BindType:
+        """How this session binds."""
+        return self.config.bind
+
+    @property
+    def is_bound(self) -> bool:
+        """True while bound and usable."""
+        protocol = self._protocol
+        return protocol is not None and protocol.is_open and self.status is SessionStatus.BOUND
+
+    @property
+    def window_free(self) -> int:
+        """Room for more requests on the current connection (0 when not bound)."""
+        protocol = self._protocol
+        return protocol.connection.window_free if protocol is not None and self.is_bound else 0
+
+    def start(self) -> None:
+        """Start connecting in the background."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def wait_bound(self) -> SmppProtocol:
+        """The bound connection, once there is one; raises when the session failed or closed."""
+        while True:
+            protocol = self._protocol
+            if protocol is not None and self.is_bound:
+                return protocol
+            if self.status is SessionStatus.FAILED:
+                assert self.error is not None
+                raise self.error
+            if self.status is SessionStatus.CLOSED:
+                raise ClientClosedError(f"{self.name} is closed")
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        """Send a request on the bound connection and return its response."""
+        protocol = await self.wait_bound()
+        return await protocol.request(pdu)
+
+    async def close(self) -> None:
+        """Unbind (waiting at most ``unbind_timeout``), close, and stop reconnecting."""
+        self._closing.set()
+        protocol = self._protocol
+        if protocol is not None:
+            await protocol.unbind(self.config.unbind_timeout)
+            await protocol.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._set_status(SessionStatus.CLOSED)
+
+    def _set_status(self, status: SessionStatus) -> None:
+        self.status = status
+        self._changed.set()
+        if self._on_status is not None:
+            self._on_status(self)
+
+    async def _run(self) -> None:
+        endpoints = rotation(self.config.endpoints)
+        attempt = 0
+        while not self._closing.is_set():
+            endpoint = next(endpoints)
+            self._set_status(SessionStatus.CONNECTING)
+            try:
+                protocol = await self._connect_and_bind(endpoint)
+            except BindError as exc:
+                self.error = exc
+                if exc.command_status in CREDENTIAL_STATUSES:
+                    log.error("%s: %s; not retrying", self.name, exc)
+                    self._set_status(SessionStatus.FAILED)
+                    return
+                backoff = (
+                    self.config.session_limit_backoff
+                    if exc.command_status in SESSION_LIMIT_STATUSES
+                    else self.config.reconnect
+                )
+                log.warning("%s: %s (%s)", self.name, exc, endpoint.host)
+            except ConnectError as exc:
+                self.error = exc
+                backoff = self.config.reconnect
+                log.warning("%s: %s", self.name, exc)
+            else:
+                attempt = 0
+                self.error = None
+                self._protocol = protocol
+                self._set_status(SessionStatus.BOUND)
+                log.info(
+                    "%s: bound as %s to %s", self.name, self.bind_type.name.lower(), endpoint.host
+                )
+                reason = await protocol.closed
+                self._protocol = None
+                if self._closing.is_set():
+                    return
+                log.warning("%s: %s; reconnecting", self.name, reason)
+                backoff = self.config.reconnect
+            self._set_status(SessionStatus.BACKING_OFF)
+            wait = delay(attempt, backoff, self._rng)
+            attempt += 1
+            try:
+                async with asyncio.timeout(wait):
+                    await self._closing.wait()
+            except TimeoutError:
+                pass
+
+    async def _connect_and_bind(self, endpoint: Endpoint) -> SmppProtocol:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        connection = Connection(
+            Role.ESME,
+            window=config.window,
+            response_timeout=config.response_timeout,
+            enquire_link_interval=config.enquire_link_interval,
+            now=loop.time(),
+        )
+        _, protocol = await open_connection(
+            endpoint,
+            lambda: SmppProtocol(
+                connection,
+                on_inbound=self._on_inbound,
+                inbound_concurrency=config.inbound_concurrency,
+                name=self.name,
+            ),
+            tls=config.tls,
+            timeout=config.connect_timeout,
+        )
+        bind = _BIND_PDU[config.bind](
+            system_id=config.system_id,
+            password=config.password,
+            system_type=config.system_type,
+            addr_ton=config.addr_ton,
+            addr_npi=config.addr_npi,
+            address_range=config.address_range,
+        )
+        try:
+            async with asyncio.timeout(config.bind_timeout):
+                response = await protocol.request(bind)
+        except (TimeoutError, ResponseTimeout, ConnectionLost, ClientClosedError) as exc:
+            protocol.close()
+            raise ConnectError(
+                f"no bind response from {endpoint.host}:{endpoint.port}: {exc}"
+            ) from None
+        if response.command_status != 0:
+            protocol.close()
+            raise BindError(response.command_status, infobip=config.infobip)
+        return protocol

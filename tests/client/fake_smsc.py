@@ -1,0 +1,158 @@
+"""A small SMSC for client tests, with switches for the faults a client must survive.
+
+It is built on the same sans-IO Connection (SMSC role) as the simulator, on 127.0.0.1 port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+
+from o2sms.smpp import (
+    CommandStatus,
+    DeliverSm,
+    SubmitSm,
+    Tlv,
+    TlvTag,
+    Unbind,
+)
+from o2sms.smpp.connection import Connection, ConnectionClosed, RequestReceived
+from o2sms.smpp.state import Role
+
+
+@dataclass
+class Faults:
+    """What the fake SMSC does wrong; tests flip these."""
+
+    bind_status: int = 0  #: non-zero refuses binds with this status
+    max_sessions: int | None = None  #: refuse binds beyond this many with ESME_RBINDFAIL
+    response_delay: float = 0.0
+    reverse_responses: int = 1  #: answer submits in reverse batches of this many
+    throttle_first: int = 0  #: answer this many submits with ESME_RTHROTTLED first
+    drop_after_submits: int | None = None  #: close the connection after this many submits
+    silent: bool = False  #: read everything, answer nothing (a dead link)
+    receipts: bool = False  #: send a DELIVRD receipt after each accepted submit
+    receipt_in_hex: bool = True  #: receipt text id in decimal when False
+
+
+@dataclass
+class FakeSmsc:
+    faults: Faults = field(default_factory=Faults)
+    submits: list[SubmitSm] = field(default_factory=list)
+    sessions: int = 0
+    bind_attempts: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(0x04000000086ECD50))
+    _server: asyncio.Server | None = None
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    _conns: list[Connection] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> FakeSmsc:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def unbind_all(self) -> None:
+        """The SMSC ends every session with unbind."""
+        loop = asyncio.get_running_loop()
+        for conn, writer in zip(self._conns, self._writers, strict=True):
+            if conn.state.is_bound:
+                conn.send(Unbind(), loop.time())
+                writer.write(conn.data_to_send())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        conn = Connection(Role.SMSC, enquire_link_interval=None, window=1000)
+        self._writers.append(writer)
+        self._conns.append(conn)
+        held: list[SubmitSm] = []
+        bound_here = False
+        try:
+            while data := await reader.read(65536):
+                if self.faults.silent:
+                    continue
+                conn.receive_data(data, loop.time())
+                while (event := conn.next_event()) is not None:
+                    if isinstance(event, ConnectionClosed):
+                        return
+                    if not isinstance(event, RequestReceived):
+                        continue
+                    pdu = event.pdu
+                    if pdu.command_id.name.startswith("BIND_"):
+                        self.bind_attempts += 1
+                        status = self.faults.bind_status
+                        limit = self.faults.max_sessions
+                        if not status and limit is not None and self.sessions >= limit:
+                            status = CommandStatus.ESME_RBINDFAIL
+                        conn.send(
+                            pdu.response(command_status=status, system_id="FAKE"), loop.time()
+                        )
+                        if not status:
+                            self.sessions += 1
+                            bound_here = True
+                    elif isinstance(pdu, SubmitSm):
+                        held.append(pdu)
+                        if len(held) >= self.faults.reverse_responses:
+                            for submit in reversed(held):
+                                await self._answer_submit(conn, submit)
+                            held.clear()
+                        if (
+                            self.faults.drop_after_submits is not None
+                            and len(self.submits) >= self.faults.drop_after_submits
+                        ):
+                            writer.write(conn.data_to_send())
+                            writer.close()
+                            return
+                    elif pdu.response_class is not None:
+                        conn.send(pdu.response(), loop.time())
+                if self.faults.response_delay:
+                    await asyncio.sleep(self.faults.response_delay)
+                writer.write(conn.data_to_send())
+        except ConnectionError:
+            pass
+        finally:
+            if bound_here:
+                self.sessions -= 1
+            writer.close()
+
+    async def _answer_submit(self, conn: Connection, submit: SubmitSm) -> None:
+        loop = asyncio.get_running_loop()
+        if self.faults.throttle_first > 0:
+            self.faults.throttle_first -= 1
+            conn.send(submit.response(command_status=CommandStatus.ESME_RTHROTTLED), loop.time())
+            return
+        self.submits.append(submit)
+        number = next(self._ids)
+        message_id = f"{number:016X}"
+        conn.send(submit.response(message_id=message_id), loop.time())
+        if self.faults.receipts and submit.registered_delivery & 1 and conn.state.is_bound:
+            shown = message_id if self.faults.receipt_in_hex else str(number)
+            text = (
+                f"id:{shown} sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
+                "stat:DELIVRD err:000 text:"
+            )
+            tlvs: tuple[Tlv, ...] = (Tlv(TlvTag.MESSAGE_STATE, 2),)
+            if self.faults.receipt_in_hex:
+                tlvs = (Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message_id), *tlvs)
+            if conn.bind_type is not None and conn.bind_type.can_receive:
+                conn.send(
+                    DeliverSm(
+                        source_addr=submit.destination_addr,
+                        destination_addr=submit.source_addr,
+                        esm_class=0x04,
+                        short_message=text.encode(),
+                        tlvs=tlvs,
+                    ),
+                    loop.time(),
+                )

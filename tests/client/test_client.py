@@ -1,0 +1,195 @@
+"""The asyncio client against a fake SMSC on loopback: every message ends acknowledged or failed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from datetime import timedelta
+
+import pytest
+from tests.client.fake_smsc import FakeSmsc, Faults
+
+from o2sms.client import (
+    AddressError,
+    BindError,
+    Client,
+    ConnectError,
+    DeliveryReport,
+    SendError,
+)
+from o2sms.smpp import CommandStatus
+from o2sms.text import MessageTooLongError
+
+pytestmark = pytest.mark.asyncio
+
+NUMBER = "+421 903 123 456"
+
+
+def client(smsc: FakeSmsc, **options: object) -> Client:
+    defaults: dict[str, object] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
+    defaults.update(options)
+    return Client("127.0.0.1", smsc.port, "acct", "a-long-password", **defaults)  # type: ignore[arg-type]
+
+
+async def test_send_one_message_and_get_its_id() -> None:
+    async with FakeSmsc() as smsc, client(smsc, sender="O2 Shop") as sms:
+        result = await sms.send(NUMBER, "Hello from o2sms")
+    assert result.parts == 1
+    assert result.message_ids == ("04000000086ECD50",)
+    (submit,) = smsc.submits
+    assert submit.destination_addr == "421903123456"
+    assert (submit.dest_addr_ton, submit.dest_addr_npi) == (1, 1)
+    assert (submit.source_addr_ton, submit.source_addr) == (5, "O2 Shop")
+    assert submit.short_message == b"Hello from o2sms"
+    assert submit.registered_delivery == 1
+
+
+async def test_long_message_goes_in_parts_in_order() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "x" * 400)
+    assert result.parts == 3
+    assert len(result.message_ids) == 3
+    udh_seq = sorted(s.short_message[5] for s in smsc.submits)
+    assert udh_seq == [1, 2, 3]
+
+
+async def test_out_of_order_responses_match_their_requests() -> None:
+    async with FakeSmsc(Faults(reverse_responses=5)) as smsc, client(smsc, window=5) as sms:
+        results = await asyncio.gather(*(sms.send(NUMBER, f"message {i}") for i in range(5)))
+    by_text = {s.short_message: s for s in smsc.submits}
+    assert len(by_text) == 5
+    ids = [r.message_ids[0] for r in results]
+    assert len(set(ids)) == 5
+
+
+async def test_throttled_submits_are_retried_after_a_pause() -> None:
+    async with FakeSmsc(Faults(throttle_first=3)) as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "eventually")
+    assert len(result.message_ids) == 1
+    assert len(smsc.submits) == 1
+
+
+async def test_connection_drop_fails_outstanding_with_retriable_error_and_reconnects() -> None:
+    faults = Faults(drop_after_submits=1, reverse_responses=100)
+    async with FakeSmsc(faults) as smsc, client(smsc, window=10) as sms:
+        outcomes = await asyncio.gather(
+            *(sms.send(NUMBER, f"m{i}") for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(o, SendError) and o.retriable for o in outcomes)
+        faults.drop_after_submits = None
+        faults.reverse_responses = 1
+        result = await sms.send(NUMBER, "after reconnect")  # the session came back
+    assert result.message_ids
+
+
+async def test_bad_credentials_raise_bind_error_at_once() -> None:
+    async with FakeSmsc(Faults(bind_status=CommandStatus.ESME_RINVPASWD)) as smsc:
+        with pytest.raises(BindError) as info:
+            async with client(smsc):
+                pass
+    assert info.value.command_status == CommandStatus.ESME_RINVPASWD
+    assert "invalid credentials" in str(info.value)  # the gateway's own meaning of 0x0E
+
+
+async def test_session_limit_backs_off_without_hammering() -> None:
+    async with FakeSmsc(Faults(max_sessions=1)) as smsc, client(smsc, sessions=1) as first:
+        with pytest.raises(BindError) as info:
+            async with client(smsc, sessions=1, connect_timeout=0.5, response_timeout=0.5):
+                pass
+        assert info.value.command_status == CommandStatus.ESME_RBINDFAIL
+        # One refused attempt in that second: the session waits (5 s and growing) between tries.
+        assert smsc.bind_attempts == 2
+        assert (await first.send(NUMBER, "existing session unaffected")).message_ids
+
+
+async def test_unreachable_host_raises_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectError):
+        async with Client(
+            "127.0.0.1", port, "a", "b", sessions=1, connect_timeout=0.5, response_timeout=0.2
+        ):
+            pass
+
+
+async def test_failover_to_the_secondary_host() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    async with FakeSmsc() as smsc:
+        sms = Client(
+            hosts=[("127.0.0.1", dead), ("127.0.0.1", smsc.port)],
+            system_id="acct",
+            password="pw",
+            sessions=1,
+            connect_timeout=3.0,
+        )
+        async with sms:
+            assert (await sms.send(NUMBER, "via secondary")).message_ids
+
+
+async def test_receipts_are_correlated_and_acknowledged_after_handling() -> None:
+    async with FakeSmsc(Faults(receipts=True, receipt_in_hex=False)) as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "report me", reference="order-42")
+        events = sms.events()
+        report = await asyncio.wait_for(anext(events), 2.0)
+        assert isinstance(report, DeliveryReport)
+        # The receipt said the id in decimal; the submit_sm_resp gave it in hex.
+        assert report.receipt.id == "288230376293190992"
+        assert report.submitted_id == result.message_ids[0]
+        assert (report.reference, report.part, report.parts) == ("order-42", 1, 1)
+        assert report.receipt.stat.value == "DELIVRD"
+
+
+async def test_peer_unbind_then_reconnect() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await sms.send(NUMBER, "before")
+        await smsc.unbind_all()
+        await asyncio.sleep(0.05)
+        assert (await sms.send(NUMBER, "after")).message_ids
+
+
+async def test_dead_link_detected_by_missing_enquire_link_resp(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    faults = Faults()
+    async with FakeSmsc(faults) as smsc, client(smsc, keepalive=0.1, response_timeout=0.2) as sms:
+        faults.silent = True
+        with caplog.at_level(logging.WARNING, logger="o2sms.client"):
+            await asyncio.sleep(0.6)
+        assert any("enquire_link_resp" in r.getMessage() for r in caplog.records)
+        faults.silent = False
+        await asyncio.sleep(0.7)  # backoff then reconnect
+        assert (await sms.send(NUMBER, "alive again")).message_ids
+
+
+async def test_bad_input_raises_before_anything_is_sent() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(AddressError):
+            await sms.send("12", "x")
+        with pytest.raises(AddressError):
+            await sms.send(NUMBER, "x", sender="A sender that is far too long")
+        with pytest.raises(MessageTooLongError):
+            await sms.send(NUMBER, "x" * 200, flash=True)
+        with pytest.raises(ValueError, match="past"):
+            await sms.send(NUMBER, "x", schedule=timedelta(seconds=-5))
+    assert smsc.submits == []
+
+
+async def test_schedule_and_validity_use_relative_times() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await sms.send(NUMBER, "later", schedule=timedelta(hours=2), validity=timedelta(days=1))
+    (submit,) = smsc.submits
+    assert submit.schedule_delivery_time == "000000020000000R"
+    assert submit.validity_period == "000001000000000R"
+
+
+async def test_nagle_is_off() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        session = sms._pool.sessions[0]
+        protocol = await session.wait_bound()
+        assert protocol._transport is not None
+        sock = protocol._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
