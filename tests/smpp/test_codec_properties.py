@@ -175,3 +175,16 @@ def test_long_password_is_sent_as_given() -> None:
     decoded = decode(wire)
     assert isinstance(decoded, BindTransceiver)
     assert decoded.password == "a-very-long-password"
+
+
+@pytest.mark.parametrize("cls", PDU_CLASSES, ids=lambda cls: cls.__name__)
+@given(data=st.data(), sequence_number=st.integers(1, 0x7FFFFFFF))
+def test_fast_renumbering_equals_replace(
+    cls: type[Pdu], data: st.DataObject, sequence_number: int
+) -> None:
+    from o2sms.smpp.codec import with_sequence_number
+
+    pdu = data.draw(pdus_of(cls))
+    renumbered = with_sequence_number(pdu, sequence_number)
+    assert renumbered == pdu.with_sequence_number(sequence_number)
+    assert type(renumbered) is cls

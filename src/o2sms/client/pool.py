@@ -168,7 +168,10 @@ class Pool:
             if self._limiter is not None:
                 await self._limiter.acquire()
             session = await self._pick(flash)
-            response = await session.request(pdu)
+            protocol = session.protocol
+            response = await (
+                protocol.request(pdu) if protocol is not None else session.request(pdu)
+            )
             status = response.command_status
             if status == 0:
                 self._throttled = 0

@@ -91,6 +91,12 @@ class Session:
         return protocol is not None and protocol.is_open and self.status is SessionStatus.BOUND
 
     @property
+    def protocol(self) -> SmppProtocol | None:
+        """The bound connection, or None while not bound."""
+        protocol = self._protocol
+        return protocol if protocol is not None and self.is_bound else None
+
+    @property
     def window_free(self) -> int:
         """Room for more requests on the current connection (0 when not bound)."""
         protocol = self._protocol

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from o2sms.smpp.codec import encode
+from o2sms.smpp.codec import encode, with_sequence_number
 from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus, describe_status
 from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFullError
 from o2sms.smpp.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
@@ -198,7 +198,7 @@ class Connection:
         sequence_number = pdu.sequence_number
         if sequence_number == 0:
             sequence_number = self._take_sequence_number()
-            pdu = pdu.with_sequence_number(sequence_number)
+            pdu = with_sequence_number(pdu, sequence_number)
         elif sequence_number in self._in_flight:
             raise LocalProtocolError(f"sequence_number {sequence_number} is already outstanding")
         self._in_flight[sequence_number] = (pdu, now + self.response_timeout)

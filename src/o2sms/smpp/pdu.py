@@ -58,7 +58,7 @@ class Pdu:
         return cls(sequence_number=self.sequence_number, **fields)
 
     def with_sequence_number(self, sequence_number: int) -> Pdu:
-        """A copy with another sequence_number (sessions number requests when they send them)."""
+        """A copy with another sequence_number (the codec's ``with_sequence_number`` is faster)."""
         return replace(self, sequence_number=sequence_number)
 
 

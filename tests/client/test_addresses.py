@@ -1,0 +1,79 @@
+"""Senders and destinations are classified and normalised before anything is sent."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from o2sms.client import AddressError
+from o2sms.client.addresses import _parse_international, destination, international_number, sender
+
+
+@pytest.mark.parametrize(
+    ("given_number", "region", "expected"),
+    [
+        ("+421 903 123 456", "SK", "421903123456"),
+        ("0903 123 456", "SK", "421903123456"),
+        ("00421903123456", "SK", "421903123456"),
+        ("602 123 456", "CZ", "420602123456"),
+        ("+44 20 7946 0958", "SK", "442079460958"),
+        ("+39 06 1234 5678", "SK", "390612345678"),  # Italian leading zero
+    ],
+)
+def test_destinations_become_international(given_number: str, region: str, expected: str) -> None:
+    address = destination(given_number, region)
+    assert (address.ton, address.npi, address.addr) == (1, 1, expected)
+
+
+@pytest.mark.parametrize("bad", ["12", "hello", "+421 123", "", "+999 123456789"])
+def test_bad_destinations_are_refused(bad: str) -> None:
+    with pytest.raises(AddressError):
+        destination(bad)
+
+
+@given(st.integers(0, 10**12), st.sampled_from([1, 44, 420, 421, 49, 33, 39, 7, 86, 971]))
+def test_fast_path_agrees_with_phonenumbers(national: int, country_code: int) -> None:
+    number = f"+{country_code}{national}"
+    fast = _parse_international(number)
+    try:
+        slow = phonenumbers.parse(number, "SK")
+    except phonenumbers.NumberParseException:
+        assert fast is None or not phonenumbers.is_valid_number(fast)
+        return
+    if fast is not None:
+        assert phonenumbers.is_valid_number(fast) == phonenumbers.is_valid_number(slow)
+        if phonenumbers.is_valid_number(fast):
+            assert phonenumbers.format_number(fast, 0) == phonenumbers.format_number(slow, 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "ton", "npi", "addr"),
+    [
+        ("O2 Shop", 5, 0, "O2 Shop"),
+        ("Infobip1234", 5, 0, "Infobip1234"),
+        ("1234", 3, 0, "1234"),
+        ("+421903123456", 1, 1, "421903123456"),
+        ("421903123456", 1, 1, "421903123456"),
+    ],
+)
+def test_sender_kinds(value: str, ton: int, npi: int, addr: str) -> None:
+    assert sender(value) == type(sender(value))(ton, npi, addr)
+
+
+def test_short_code_ton_is_configurable() -> None:
+    assert sender("5555", short_code_ton=0, short_code_npi=1).ton == 0
+
+
+@pytest.mark.parametrize("bad", ["", "Twelve chars", "Šimon", "A€€€€€€€€€€"])
+def test_bad_senders_are_refused(bad: str) -> None:
+    with pytest.raises(AddressError):
+        sender(bad)
+
+
+def test_lookups_are_cached() -> None:
+    international_number.cache_clear()
+    international_number("+421903123456")
+    international_number("+421903123456")
+    assert international_number.cache_info().hits == 1
