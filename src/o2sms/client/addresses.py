@@ -57,7 +57,8 @@ def international_number(number: str, region: str = "SK") -> str:
     Raises AddressError for anything that is not a valid phone number.
     """
     parsed = _parse_international(number)
-    if parsed is None:
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        # The general parser also strips national prefixes written after the country code.
         try:
             parsed = phonenumbers.parse(number, region)
         except phonenumbers.NumberParseException as exc:

@@ -260,8 +260,8 @@ class Client:
                 parts=len(parts),
                 max_parts=1,
             )
-        schedule_delivery_time = _smpp_time(schedule, "schedule")
-        validity_period = _smpp_time(validity, "validity")
+        schedule_delivery_time = _smpp_time(schedule, "schedule") if schedule else ""
+        validity_period = _smpp_time(validity, "validity") if validity else ""
         pdus = [
             SubmitSm(
                 source_addr_ton=source.ton,
@@ -280,16 +280,19 @@ class Client:
             )
             for part in parts
         ]
-        if len(pdus) == 1:
-            outcomes: list[Pdu | BaseException] = []
+        encoding_used = encoding_for_data_coding(parts[0].data_coding)
+        if len(pdus) == 1:  # the common case, kept short
             try:
-                outcomes.append(await self._pool.submit(pdus[0], flash=flash))
+                response = await self._pool.submit(pdus[0], flash=flash)
             except ClientError as exc:
                 raise SendError(exc, [None]) from exc
-        else:
-            outcomes = await asyncio.gather(
-                *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
-            )
+            assert isinstance(response, SubmitSmResp)
+            if report:
+                self._remember(_Sent(response.message_id, reference, destination.addr, 1, 1))
+            return SendResult((response.message_id,), encoding_used, 1, destination.addr, reference)
+        outcomes = await asyncio.gather(
+            *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
+        )
         message_ids: list[str | None] = [
             o.message_id if isinstance(o, SubmitSmResp) else None for o in outcomes
         ]
@@ -305,11 +308,11 @@ class Client:
             if isinstance(outcome, BaseException):
                 raise outcome
         return SendResult(
-            message_ids=tuple(m for m in message_ids if m is not None),
-            encoding=encoding_for_data_coding(pdus[0].data_coding),
-            parts=len(parts),
-            to=destination.addr,
-            reference=reference,
+            tuple(m for m in message_ids if m is not None),
+            encoding_used,
+            len(parts),
+            destination.addr,
+            reference,
         )
 
     def _source(self, sender: str | None) -> addresses.Address:

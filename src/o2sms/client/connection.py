@@ -51,9 +51,10 @@ class SmppProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._futures: dict[int, asyncio.Future[Pdu]] = {}
-        self._window_waiters: deque[asyncio.Future[None]] = deque()
-        self._write_ready = asyncio.Event()
-        self._write_ready.set()
+        # Requests waiting for room in the window (or for the transport to drain), sent from
+        # data_received as responses free slots: the waiting task is woken once, by its response.
+        self._queued: deque[tuple[Pdu, asyncio.Future[Pdu]]] = deque()
+        self._writing_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._on_inbound = on_inbound
@@ -89,10 +90,12 @@ class SmppProtocol(asyncio.Protocol):
         self._shutdown(reason)
 
     def pause_writing(self) -> None:
-        self._write_ready.clear()
+        self._writing_paused = True
 
     def resume_writing(self) -> None:
-        self._write_ready.set()
+        self._writing_paused = False
+        self._send_queued()
+        self._flush()
 
     # --- requests -------------------------------------------------------------------
 
@@ -104,36 +107,42 @@ class SmppProtocol(asyncio.Protocol):
     async def request(self, pdu: Pdu) -> Pdu:
         """Send a request and return its response (which may carry an error status).
 
-        Waits for room in the window. Raises ConnectionLost if the link dies first,
+        Queues while the window is full. Raises ConnectionLost if the link dies first,
         ResponseTimeout if no response comes in time, SubmitError for a generic_nack.
         """
-        connection = self.connection
-        while connection.window_free <= 0 or not self._write_ready.is_set():
-            if self.closed.done():
-                raise ConnectionLost(f"{self.name}: {self.closed.result()}")
-            if connection.window_free <= 0:
-                waiter = self._loop.create_future()
-                self._window_waiters.append(waiter)
-                await waiter
-            else:
-                await self._write_ready.wait()
         if self.closed.done():
             raise ConnectionLost(f"{self.name}: {self.closed.result()}")
-        now = self._loop.time()
-        try:
-            sent = connection.send(pdu, now)
-        except LocalProtocolError as exc:
-            raise ClientClosedError(f"{self.name}: {exc}") from None
         future: asyncio.Future[Pdu] = self._loop.create_future()
-        self._futures[sent.sequence_number] = future
-        self._schedule_flush()
-        timer = self._timer
-        if timer is None or timer.when() > now + connection.response_timeout:
-            self._arm_timer()
+        if self._queued or self._writing_paused or self.connection.window_free <= 0:
+            self._queued.append((pdu, future))
+        else:
+            self._send_request(pdu, future)
+            self._schedule_flush()
         response = await future
         if response.command_id == CommandId.GENERIC_NACK:
             raise SubmitError(response.command_status)
         return response
+
+    def _send_request(self, pdu: Pdu, future: asyncio.Future[Pdu]) -> None:
+        connection = self.connection
+        now = self._loop.time()
+        try:
+            sent = connection.send(pdu, now)
+        except LocalProtocolError as exc:
+            future.set_exception(ClientClosedError(f"{self.name}: {exc}"))
+            return
+        self._futures[sent.sequence_number] = future
+        timer = self._timer
+        if timer is None or timer.when() > now + connection.response_timeout:
+            self._arm_timer()
+
+    def _send_queued(self) -> None:
+        queued = self._queued
+        connection = self.connection
+        while queued and connection.window_free > 0 and not self._writing_paused:
+            pdu, future = queued.popleft()
+            if not future.done():  # skipped when the caller gave up (cancelled)
+                self._send_request(pdu, future)
 
     async def unbind(self, timeout: float) -> None:
         """Send unbind and wait (at most ``timeout``) for unbind_resp, then close."""
@@ -168,17 +177,11 @@ class SmppProtocol(asyncio.Protocol):
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def _release_slot(self) -> None:
-        waiters = self._window_waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
     def _resolve(self, sequence_number: int, response: Pdu | None, error: Exception | None) -> None:
         future = self._futures.pop(sequence_number, None)
-        self._release_slot()
+        if self._queued:
+            self._send_queued()
+            self._schedule_flush()
         if future is None or future.done():
             return
         if error is not None:
@@ -280,10 +283,10 @@ class SmppProtocol(asyncio.Protocol):
         for future in futures.values():
             if not future.done():
                 future.set_exception(ConnectionLost(f"{self.name}: {reason}"))
-        for waiter in self._window_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._window_waiters.clear()
+        queued, self._queued = self._queued, deque()
+        for _, future in queued:
+            if not future.done():
+                future.set_exception(ConnectionLost(f"{self.name}: {reason}"))
 
     def _shutdown(self, reason: str) -> None:
         self._fail_all(reason)
@@ -292,6 +295,5 @@ class SmppProtocol(asyncio.Protocol):
             self._timer = None
         for worker in self._workers:
             worker.cancel()
-        self._write_ready.set()
         if not self.closed.done():
             self.closed.set_result(reason)

@@ -105,9 +105,11 @@ class Pool:
         self._throttled = 0  # consecutive throttled answers, across the pool
         self._resume_at = 0.0
         self._next = 0
+        self._candidates: dict[bool, list[Session]] = {}  # by flash; cleared on status changes
         self._rng = rng or random.Random()
 
     def _on_status(self, _session: Session) -> None:
+        self._candidates.clear()
         self._changed.set()
 
     def start(self) -> None:
@@ -128,10 +130,30 @@ class Pool:
         """Wait until a session that can send is bound; raise if every such session failed."""
         await self._pick(flash)
 
+    def _choose(self, flash: bool) -> Session | None:
+        """A bound session for the next submit, without waiting; None when none is bound."""
+        candidates = self._candidates.get(flash)
+        if candidates is None:
+            candidates = self._candidates[flash] = self._senders(flash)
+        if len(candidates) == 1:
+            only = candidates[0]
+            return only if only.is_bound else None
+        index = assign([s.window_free for s in candidates], self._next)
+        if index is not None:
+            self._next = (index + 1) % len(candidates)
+            return candidates[index]
+        bound = [s for s in candidates if s.is_bound]
+        if bound:  # every window is full: queue on the next one in turn
+            self._next = (self._next + 1) % len(bound)
+            return bound[self._next]
+        return None
+
     async def _pick(self, flash: bool) -> Session:
         while True:
-            candidates = self._senders(flash)
-            if not candidates:
+            session = self._choose(flash)
+            if session is not None:
+                return session
+            if not self._senders(flash):
                 failed = [s for s in self.sessions if s.error is not None]
                 if failed:
                     error = failed[0].error
@@ -143,14 +165,6 @@ class Pool:
                     + ": bind a transmitter or transceiver"
                     + (" with system_type NSMS" if flash else "")
                 )
-            index = assign([s.window_free for s in candidates], self._next)
-            if index is not None:
-                self._next = (index + 1) % len(candidates)
-                return candidates[index]
-            bound = [s for s in candidates if s.is_bound]
-            if bound:  # every window is full: queue on the next one in turn
-                self._next = (self._next + 1) % len(bound)
-                return bound[self._next]
             self._changed.clear()
             await self._changed.wait()
 
@@ -167,7 +181,7 @@ class Pool:
                 await asyncio.sleep(pause)
             if self._limiter is not None:
                 await self._limiter.acquire()
-            session = await self._pick(flash)
+            session = self._choose(flash) or await self._pick(flash)
             protocol = session.protocol
             response = await (
                 protocol.request(pdu) if protocol is not None else session.request(pdu)
