@@ -6,7 +6,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from o2sms.smpp import PDU_CLASSES, TLV_SPECS, DistributionList, Pdu, SmeAddress, Tlv, UnsuccessSme
+from o2sms.smpp import (
+    PDU_CLASSES,
+    TLV_SPECS,
+    DistributionList,
+    Pdu,
+    SmeAddress,
+    Tlv,
+    TlvTag,
+    UnsuccessSme,
+)
 from o2sms.smpp.codec import wire_layout
 from o2sms.smpp.tlv import CStringSpec, IntSpec, OctetsSpec
 from o2sms.smpp.wire import COctet, Custom, Int, SmOctets
@@ -64,8 +73,12 @@ def pdus_of(cls: type[Pdu]) -> st.SearchStrategy[Pdu]:
     }
     fields["sequence_number"] = u32
     fields["command_status"] = u32
-    if cls.has_tlvs:
-        fields["tlvs"] = tlv_lists
+    fields["tlvs"] = tlv_lists
+    if "short_message" in fields:
+        # message_payload replaces short_message: a PDU never carries both.
+        fields["tlvs"] = tlv_lists.map(
+            lambda tlvs: tuple(t for t in tlvs if t.tag != TlvTag.MESSAGE_PAYLOAD)
+        )
     return st.builds(cls, **fields)
 
 

@@ -15,6 +15,7 @@ from o2sms.smpp import (
     Pdu,
     PduEncodeError,
     PduError,
+    QuerySmResp,
     SubmitSm,
     SubmitSmResp,
     Tlv,
@@ -124,9 +125,33 @@ def test_sm_length_past_the_end() -> None:
     assert _status_of(bad) == S.ESME_RINVMSGLEN
 
 
-def test_trailing_octets_where_no_tlv_may_stand() -> None:
-    frame = bytes.fromhex("00000014 00000015 00000000 00000001 00000000")
-    assert _status_of(frame) == S.ESME_RINVCMDLEN
+def test_stray_octets_after_a_header_only_pdu() -> None:
+    frame = bytes.fromhex("00000013 00000015 00000000 00000001 000000")
+    assert _status_of(frame) == S.ESME_RINVOPTPARSTREAM
+
+
+def test_tlvs_on_any_pdu_are_kept() -> None:
+    # An SMPP 5.0-style SMSC puts TLVs on submit_sm_resp; the message_id must not be lost.
+    frame = bytes.fromhex("00000020 80000004 00000000 00000009 616200 0423 0003 030001")
+    frame = len(frame).to_bytes(4, "big") + frame[4:]
+    pdu = decode(frame)
+    assert isinstance(pdu, SubmitSmResp)
+    assert pdu.message_id == "ab"
+    assert pdu.get_tlv(TlvTag.NETWORK_ERROR_CODE) == b"\x03\x00\x01"
+
+
+def test_error_response_with_partial_body_keeps_status_and_id() -> None:
+    # query_sm_resp with ESME_RQUERYFAIL and only a message_id after the header.
+    frame = bytes.fromhex("00000013 80000003 00000067 00000004 616200")
+    pdu = decode(frame)
+    assert isinstance(pdu, QuerySmResp)
+    assert pdu.command_status == S.ESME_RQUERYFAIL
+    assert pdu.message_id == "ab"
+
+
+def test_short_message_and_message_payload_are_exclusive() -> None:
+    with pytest.raises(PduEncodeError, match="both"):
+        encode(SubmitSm(short_message=b"x", tlvs=(Tlv(TlvTag.MESSAGE_PAYLOAD, b"y"),)))
 
 
 def test_tlv_running_past_the_pdu() -> None:

@@ -41,7 +41,7 @@ from o2sms.smpp.connection import (
     Unbound,
     UnexpectedResponse,
 )
-from o2sms.smpp.errors import LocalProtocolError, WindowFullError
+from o2sms.smpp.errors import LocalProtocolError, PduEncodeError, WindowFullError
 from o2sms.smpp.framer import Framer
 from o2sms.smpp.state import REQUEST_RULES, BindType, Role, SessionState
 
@@ -370,3 +370,53 @@ def test_sequence_of_many_submits_never_reuses_outstanding_numbers() -> None:
         seen.add(esme.send(SubmitSm(), 0.0).sequence_number)
     assert len(seen) == 64
     assert [p.sequence_number for p in sent_pdus(esme)][-64:] == sorted(seen)
+
+
+def test_a_pdu_that_cannot_be_encoded_leaves_the_connection_as_it_was() -> None:
+    esme, _ = bound_pair()
+    with pytest.raises(PduEncodeError):
+        esme.send(SubmitSm(short_message=b"x" * 300), 0.0)
+    assert esme.outstanding == 0
+    assert esme.tick(100.0) is not None
+    assert events(esme) == []
+    with pytest.raises(LocalProtocolError):
+        esme.send(Unbind(sequence_number=2**32), 0.0)
+    assert esme.state is SessionState.BOUND_TRX
+
+
+def test_keepalive_blocked_by_a_full_window_does_not_spin() -> None:
+    esme, _ = bound_pair(window=1, enquire_link_interval=30.0, response_timeout=60.0)
+    esme.send(SubmitSm(), 0.0)
+    deadline = esme.tick(40.0)  # keepalive overdue, but no room to send it
+    assert deadline is not None
+    assert deadline > 40.0
+
+
+def test_simultaneous_unbind_is_answered_ok() -> None:
+    esme, _ = bound_pair()
+    esme.send(Unbind(), 0.0)
+    esme.receive_data(encode(Unbind(sequence_number=77)), 0.0)
+    answers = [p for p in sent_pdus(esme) if isinstance(p, UnbindResp)]
+    assert answers == [UnbindResp(sequence_number=77)]
+
+
+def test_undecodable_response_fails_its_request_without_a_nack() -> None:
+    esme, _ = bound_pair()
+    request = esme.send(SubmitSm(), 0.0)
+    esme.data_to_send()
+    bad = bytes.fromhex("00000014 80000004 00000000") + request.sequence_number.to_bytes(4, "big")
+    esme.receive_data(bad + b"abcd", 0.0)  # message_id without its NUL
+    (rejected,) = events(esme)
+    assert isinstance(rejected, PduRejected)
+    assert rejected.request == request
+    assert rejected.answer is None
+    assert esme.data_to_send() == b""
+    assert esme.outstanding == 0
+
+
+def test_explicit_sequence_numbers_must_be_in_range() -> None:
+    esme, _ = bound_pair()
+    for bad in (0x80000000, 0xFFFFFFFF):
+        with pytest.raises(LocalProtocolError):
+            esme.send(SubmitSm(sequence_number=bad), 0.0)
+    assert esme.send(SubmitSm(sequence_number=0x7FFFFFFF), 0.0).sequence_number == 0x7FFFFFFF

@@ -67,8 +67,8 @@ def test_hostile_length_refused_before_the_body(length: int) -> None:
 
 def test_hostile_length_after_a_good_frame() -> None:
     framer = Framer(max_command_length=1024)
-    framer.feed(encode(EnquireLink(sequence_number=1)) + (2048).to_bytes(4, "big"))
-    assert framer.next_frame() is not None
+    with pytest.raises(FramingError):
+        framer.feed(encode(EnquireLink(sequence_number=1)) + (2048).to_bytes(4, "big"))
     with pytest.raises(FramingError):
         framer.next_frame()
 
@@ -103,3 +103,15 @@ def test_feeding_during_iteration_loses_nothing() -> None:
             framer.feed(b"".join(encode(p) for p in pdus[3:]))  # moves the buffer
     out.extend(framer)
     assert out == pdus
+
+
+def test_hostile_length_behind_a_good_frame_is_refused_when_fed() -> None:
+    framer = Framer(max_command_length=1024)
+    good = encode(EnquireLink(sequence_number=1))
+    with pytest.raises(FramingError):
+        framer.feed(good + (1_000_000).to_bytes(4, "big"))
+    # Split across feeds too: the header of the third frame arrives in two pieces.
+    framer = Framer(max_command_length=1024)
+    framer.feed(good + good + b"\x00\x0f")
+    with pytest.raises(FramingError):
+        framer.feed(b"\x42\x40")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from o2sms.smpp import pdu as _pdu
-from o2sms.smpp.constants import RESPONSE_BIT, CommandStatus
+from o2sms.smpp.constants import RESPONSE_BIT, CommandStatus, TlvTag
 from o2sms.smpp.errors import PduEncodeError, PduError
 from o2sms.smpp.pdu import (
     PDU_CLASSES,
@@ -42,7 +42,7 @@ from o2sms.smpp.pdu import (
     SmeAddress,
     UnsuccessSme,
 )
-from o2sms.smpp.tlv import decode_tlvs, encode_tlvs
+from o2sms.smpp.tlv import Tlv, decode_tlvs, encode_tlvs
 from o2sms.smpp.wire import COctet, Custom, Int, SmOctets
 
 HEADER: Final = struct.Struct(">IIII")
@@ -85,10 +85,13 @@ def _bad_sm_length(length: int, remaining: int) -> PduError:
     )
 
 
-def _trailing(count: int) -> PduError:
-    return PduError(
-        f"{count} octet(s) after the last field of a PDU that takes no TLVs",
-        command_status=_S.ESME_RINVCMDLEN,
+def _has_payload(tlvs: tuple[Tlv, ...]) -> bool:
+    return any(tlv.tag == TlvTag.MESSAGE_PAYLOAD for tlv in tlvs)
+
+
+def _encode_error_both() -> None:
+    raise PduEncodeError(
+        "short_message and the message_payload TLV are both set: send the text in one of them"
     )
 
 
@@ -236,7 +239,8 @@ class _Generator:
             "_bad_cstring": _bad_cstring,
             "_bad_time": _bad_time,
             "_bad_sm_length": _bad_sm_length,
-            "_trailing": _trailing,
+            "_has_payload": _has_payload,
+            "_enc_both": _encode_error_both,
             "_enc_cstring": _encode_error_cstring,
             "_enc_sm": _encode_error_sm,
             "_enc_tlvs": encode_tlvs,
@@ -298,16 +302,20 @@ class _Generator:
                 flush()
                 pieces.append(f"{wire.encode}(pdu.{name})")
         flush()
-        if self.cls.has_tlvs:
-            pieces.append("(_enc_tlvs(pdu.tlvs) if pdu.tlvs else b'')")
+        pieces.append("(_enc_tlvs(pdu.tlvs) if pdu.tlvs else b'')")
+        if any(isinstance(wire, SmOctets) for _, wire in self.layout):
+            # SMPP 3.4 5.3.2.32: message_payload replaces short_message, never both.
+            lines += [
+                "    if v_short_message and pdu.tlvs and _has_payload(pdu.tlvs):",
+                "        _enc_both()",
+            ]
         header = "_H.pack({size}, _cid, pdu.command_status, pdu.sequence_number)"
         if self.layout and self.cls.command_id & RESPONSE_BIT:
             # SMPP 3.4: a response with an error status carries no body (when it has nothing to say).
             defaults = [f"pdu.{name} == _d_{name}" for name, _ in self.layout]
             for f in dataclasses.fields(self.cls):
                 self.ns[f"_d_{f.name}"] = f.default
-            if self.cls.has_tlvs:
-                defaults.append("not pdu.tlvs")
+            defaults.append("not pdu.tlvs")
             lines.insert(1, f"    if pdu.command_status and {' and '.join(defaults)}:")
             lines.insert(2, f"        return {header.format(size=16)}")
         if pieces:
@@ -381,10 +389,7 @@ class _Generator:
             else:
                 lines.append(f"    {name}, pos = {wire.decode}(data, pos)")
         flush()
-        if self.cls.has_tlvs:
-            lines.append("    tlvs = _dec_tlvs(data, pos, end) if pos < end else ()")
-        else:
-            lines += ["    if pos != end:", "        raise _trailing(end - pos)"]
+        lines.append("    tlvs = _dec_tlvs(data, pos, end) if pos < end else ()")
         # Every field is known here, so fill the slots directly: a frozen dataclass's __init__
         # costs twice as much through its per-field object.__setattr__ calls.
         lines.append("    pdu = _new(_cls)")
@@ -409,7 +414,11 @@ class _Generator:
 _ENCODERS: dict[type[Pdu], Encoder] = {}
 _DECODERS: dict[int, Decoder] = {}
 _RENUMBER: dict[type[Pdu], Callable[[Any, int], Pdu]] = {}
+_CLASSES: dict[int, type[Pdu]] = {}
+_LAYOUTS: dict[type[Pdu], list[tuple[str, _WireType]]] = {}
 for _cls in PDU_CLASSES:
+    _CLASSES[int(_cls.command_id)] = _cls
+    _LAYOUTS[_cls] = wire_layout(_cls)
     _gen = _Generator(_cls)
     _ENCODERS[_cls] = _gen.encoder()
     _DECODERS[int(_cls.command_id)] = _gen.decoder()
@@ -475,6 +484,26 @@ def decode_body(frame: bytes, command_id: int, command_status: int, sequence_num
     try:
         return decoder(frame, sequence_number, command_status)
     except PduError as exc:
+        if command_status and command_id & RESPONSE_BIT:
+            return _error_response(frame, command_id, command_status, sequence_number)
         exc.sequence_number = sequence_number
         exc.command_id = command_id
         raise
+
+
+def _error_response(
+    frame: bytes, command_id: int, command_status: int, sequence_number: int
+) -> Pdu:
+    """An error response whose body is partial: keep its status, and its first string if any.
+
+    SMSCs differ in what they put after an error status (nothing, an empty message_id, half a
+    body); the status is what matters, so it is never lost to a decoding error.
+    """
+    cls = _CLASSES[command_id]
+    fields: dict[str, Any] = {}
+    layout = _LAYOUTS[cls]
+    if layout and isinstance(layout[0][1], COctet):
+        nul = frame.find(b"\0", HEADER_SIZE, HEADER_SIZE + layout[0][1].max_size)
+        if nul >= 0:
+            fields[layout[0][0]] = frame[HEADER_SIZE:nul].decode("latin-1")
+    return cls(sequence_number=sequence_number, command_status=command_status, **fields)

@@ -118,7 +118,7 @@ class Connection:
         *,
         window: int = 10,
         response_timeout: float = 30.0,
-        enquire_link_interval: float | None = 30.0,
+        enquire_link_interval: float | None = 25.0,
         inactivity_timeout: float | None = None,
         session_init_timeout: float | None = None,
         max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH,
@@ -168,21 +168,38 @@ class Connection:
     def send(self, pdu: Pdu, now: float) -> Pdu:
         """Queue a PDU for sending and return it as sent (requests get their sequence_number).
 
-        Raises LocalProtocolError when the PDU may not be sent now, WindowFullError when the window
-        of outstanding requests is full.
+        Raises LocalProtocolError when the PDU may not be sent now, WindowFullError when the
+        window of outstanding requests is full, PduEncodeError for values off the spec; after
+        any of these the connection is as it was.
         """
         if self.state is SessionState.CLOSED:
             raise LocalProtocolError("the connection is closed")
         command_id = pdu.command_id
         if command_id & RESPONSE_BIT:
-            self._send_response(pdu)
+            self._check_response(pdu)
+            data = encode(pdu)
+            self._to_answer.pop(pdu.sequence_number, None)
+            bind_type = BIND_RESPONSES.get(command_id)
+            if (
+                bind_type is not None
+                and pdu.command_status == 0
+                and self.state is SessionState.OPEN
+            ):
+                self.bind_type = bind_type
+                self.state = BOUND_STATE[bind_type]
         else:
-            pdu = self._send_request(pdu, now)
-        self._outgoing.append(encode(pdu))
+            pdu = self._number_request(pdu)
+            data = encode(pdu)
+            if pdu.response_class is not None:
+                self._in_flight[pdu.sequence_number] = (pdu, now + self.response_timeout)
+            if command_id == CommandId.UNBIND:
+                self.state = SessionState.UNBOUND
+        self._outgoing.append(data)
         self._last_sent = now
         return pdu
 
-    def _send_request(self, pdu: Pdu, now: float) -> Pdu:
+    def _number_request(self, pdu: Pdu) -> Pdu:
+        """Check that the request may go now and give it its sequence_number."""
         command_id = pdu.command_id
         if not may_send(self.role, command_id, self.state):
             raise LocalProtocolError(
@@ -197,13 +214,11 @@ class Connection:
             )
         sequence_number = pdu.sequence_number
         if sequence_number == 0:
-            sequence_number = self._take_sequence_number()
-            pdu = with_sequence_number(pdu, sequence_number)
-        elif sequence_number in self._in_flight:
+            return with_sequence_number(pdu, self._take_sequence_number())
+        if not 1 <= sequence_number <= MAX_SEQUENCE_NUMBER:
+            raise LocalProtocolError(f"sequence_number {sequence_number} is outside 1..0x7FFFFFFF")
+        if sequence_number in self._in_flight:
             raise LocalProtocolError(f"sequence_number {sequence_number} is already outstanding")
-        self._in_flight[sequence_number] = (pdu, now + self.response_timeout)
-        if command_id == CommandId.UNBIND:
-            self.state = SessionState.UNBOUND
         return pdu
 
     def _take_sequence_number(self) -> int:
@@ -213,19 +228,15 @@ class Connection:
         self._next_sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
         return sequence_number
 
-    def _send_response(self, pdu: Pdu) -> None:
-        request_id = self._to_answer.pop(pdu.sequence_number, None)
+    def _check_response(self, pdu: Pdu) -> None:
         if pdu.command_id == CommandId.GENERIC_NACK:
             return
+        request_id = self._to_answer.get(pdu.sequence_number)
         if request_id is None or request_id | RESPONSE_BIT != pdu.command_id:
             raise LocalProtocolError(
                 f"{pdu.command_id.name.lower()} sequence_number {pdu.sequence_number} "
                 "answers no request of the peer"
             )
-        bind_type = BIND_RESPONSES.get(pdu.command_id)
-        if bind_type is not None and pdu.command_status == 0 and self.state is SessionState.OPEN:
-            self.bind_type = bind_type
-            self.state = BOUND_STATE[bind_type]
 
     def data_to_send(self) -> bytes:
         """Every byte queued since the last call, to write to the transport."""
@@ -274,6 +285,10 @@ class Connection:
         command_id = pdu.command_id
         if command_id & RESPONSE_BIT:
             self._handle_response(pdu)
+            return
+        if command_id == CommandId.UNBIND and self.state is SessionState.UNBOUND:
+            # Both ends unbound at once: answer theirs; ours is answered too, or times out.
+            self._answer(UnbindResp(sequence_number=pdu.sequence_number))
             return
         if self.state is SessionState.UNBOUND or not may_send(
             self.role.peer, command_id, self.state
@@ -348,13 +363,14 @@ class Connection:
             answer = None  # never answer a generic_nack
             entry = self._in_flight.pop(sequence_number, None)
             request = entry[0] if entry else None
+        elif command_id is not None and command_id & RESPONSE_BIT:
+            answer = None  # a response is never answered; its request fails instead
+            entry = self._in_flight.pop(sequence_number, None)
+            request = entry[0] if entry else None
         else:
             answer = GenericNack(
                 sequence_number=sequence_number, command_status=error.command_status
             )
-            if command_id is not None and command_id & RESPONSE_BIT:
-                entry = self._in_flight.pop(sequence_number, None)
-                request = entry[0] if entry else None
         if answer is not None:
             self._answer(answer)
         self._events.append(PduRejected(error, answer, request))
@@ -396,11 +412,12 @@ class Connection:
             and self._keepalive not in in_flight
         ):
             due = min(self._last_sent, self._last_received) + self.enquire_link_interval
-            if now >= due and self.window_free > 0:
+            if now < due:
+                deadlines.append(due)
+            elif self.window_free > 0:
                 self._keepalive = self.send(EnquireLink(), now).sequence_number
                 deadlines.append(now + self.response_timeout)
-            else:
-                deadlines.append(due)
+            # else: the window is full of requests whose own deadlines probe the link
         return min(deadlines) if deadlines else None
 
     def _close(self, reason: str) -> None:

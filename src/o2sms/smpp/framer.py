@@ -27,7 +27,7 @@ class Framer:
     (every later call raises the same error) because the stream has lost its frame boundaries.
     """
 
-    __slots__ = ("_buffer", "_error", "_feeds", "_start", "max_command_length")
+    __slots__ = ("_buffer", "_checked", "_error", "_feeds", "_start", "max_command_length")
 
     def __init__(self, max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH) -> None:
         if max_command_length < HEADER_SIZE:
@@ -35,6 +35,7 @@ class Framer:
         self.max_command_length = max_command_length
         self._buffer = bytearray()
         self._start = 0  # octets of _buffer already handed out
+        self._checked = 0  # offset of the first frame whose length is not checked yet
         self._feeds = 0  # bumped by feed(), which moves the buffer under a running iteration
         self._error: FramingError | None = None
 
@@ -44,17 +45,30 @@ class Framer:
         return len(self._buffer) - self._start
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append received octets; raises FramingError at once if the next length is hostile."""
+        """Append received octets; raises FramingError at once if any length in them is hostile.
+
+        Every frame header is checked as soon as its four octets arrive, so the buffer never
+        holds more than the complete frames fed plus one frame of at most the maximum.
+        """
         if self._error is not None:
             raise self._error
         buffer = self._buffer
         if self._start:
             del buffer[: self._start]
+            self._checked -= self._start
             self._start = 0
         buffer += data
         self._feeds += 1
-        if len(buffer) >= 4:
-            self._check_length(_LENGTH.unpack_from(buffer, 0)[0])
+        checked = self._checked
+        end = len(buffer) - 4
+        unpack = _LENGTH.unpack_from
+        limit = self.max_command_length
+        while checked <= end:
+            length: int = unpack(buffer, checked)[0]
+            if length < HEADER_SIZE or length > limit:
+                self._check_length(length)
+            checked += length
+        self._checked = checked
 
     def _check_length(self, length: int) -> None:
         if HEADER_SIZE <= length <= self.max_command_length:
@@ -65,6 +79,7 @@ class Framer:
         )
         self._buffer.clear()
         self._start = 0
+        self._checked = 0
         raise self._error
 
     def _complete_frame_length(self) -> int:
@@ -103,11 +118,8 @@ class Framer:
         feeds = self._feeds
         unpack_length = _LENGTH.unpack_from
         unpack_header = HEADER.unpack_from
-        limit = self.max_command_length
         while end - start >= 4 and feeds == self._feeds:
-            length: int = unpack_length(data, start)[0]
-            if not HEADER_SIZE <= length <= limit:
-                self._check_length(length)
+            length: int = unpack_length(data, start)[0]  # checked by feed()
             if end - start < length:
                 return
             _, command_id, command_status, sequence_number = unpack_header(data, start)

@@ -38,18 +38,35 @@ ValidityPeriod = Annotated[str, time_field(_S.ESME_RINVEXPIRY)]
 FinalDate = Annotated[str, time_field(_S.ESME_RINVCMDLEN)]
 
 
+class _TlvAccess:
+    """``get_tlv`` for PDUs."""
+
+    __slots__ = ()
+    tlvs: tuple[Tlv, ...]
+
+    def get_tlv(self, tag: int) -> TlvValue | None:
+        """Value of the first TLV with this tag, or None."""
+        for tlv in self.tlvs:
+            if tlv.tag == tag:
+                return tlv.value
+        return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Pdu:
-    """Header fields shared by every PDU; subclasses add the body."""
+class Pdu(_TlvAccess):
+    """Header fields shared by every PDU, and its TLVs; subclasses add the mandatory body.
+
+    SMPP 3.4 allows TLVs only on some PDUs, but SMSCs put them elsewhere too (SMPP 5.0 does
+    on every response), so every PDU keeps the TLVs it was sent with.
+    """
 
     command_id: ClassVar[CommandId]
-    #: True for PDUs whose body may end in TLVs (SMPP 3.4 allows them on only some).
-    has_tlvs: ClassVar[bool] = False
     #: The PDU answering this request, or None for responses and unanswered PDUs.
     response_class: ClassVar[type[Pdu] | None] = None
 
     sequence_number: int = 0
     command_status: int = 0
+    tlvs: tuple[Tlv, ...] = ()
 
     def response(self, **fields: Any) -> Pdu:
         """The response to this request, echoing its sequence_number (command_status 0 by default)."""
@@ -61,20 +78,6 @@ class Pdu:
     def with_sequence_number(self, sequence_number: int) -> Pdu:
         """A copy with another sequence_number (the codec's ``with_sequence_number`` is faster)."""
         return replace(self, sequence_number=sequence_number)
-
-
-class _TlvAccess:
-    """``get_tlv`` for the PDUs that carry TLVs."""
-
-    __slots__ = ()
-    tlvs: tuple[Tlv, ...]
-
-    def get_tlv(self, tag: int) -> TlvValue | None:
-        """Value of the first TLV with this tag, or None."""
-        for tlv in self.tlvs:
-            if tlv.tag == tag:
-                return tlv.value
-        return None
 
 
 # --- bind ------------------------------------------------------------------------------
@@ -92,10 +95,8 @@ class _Bind(Pdu):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _BindResp(_TlvAccess, Pdu):
-    has_tlvs = True
+class _BindResp(Pdu):
     system_id: SystemId = ""
-    tlvs: tuple[Tlv, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,8 +216,7 @@ class DeliverSmResp(_MessageResp):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _ShortMessagePdu(_TlvAccess, Pdu):
-    has_tlvs = True
+class _ShortMessagePdu(Pdu):
     service_type: ServiceType = ""
     source_addr_ton: Byte = 0
     source_addr_npi: Byte = 0
@@ -234,7 +234,6 @@ class _ShortMessagePdu(_TlvAccess, Pdu):
     data_coding: Byte = 0
     sm_default_msg_id: Byte = 0
     short_message: ShortMessage = b""
-    tlvs: tuple[Tlv, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,12 +300,11 @@ class SubmitMultiResp(Pdu):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitMulti(_TlvAccess, Pdu):
+class SubmitMulti(Pdu):
     """submit_multi: one message to up to 254 destinations."""
 
     command_id = CommandId.SUBMIT_MULTI
     response_class = SubmitMultiResp
-    has_tlvs = True
     service_type: ServiceType = ""
     source_addr_ton: Byte = 0
     source_addr_npi: Byte = 0
@@ -322,29 +320,25 @@ class SubmitMulti(_TlvAccess, Pdu):
     data_coding: Byte = 0
     sm_default_msg_id: Byte = 0
     short_message: ShortMessage = b""
-    tlvs: tuple[Tlv, ...] = ()
 
 
 # --- data_sm ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DataSmResp(_TlvAccess, Pdu):
+class DataSmResp(Pdu):
     """data_sm_resp: message_id and optional delivery-failure TLVs."""
 
     command_id = CommandId.DATA_SM_RESP
-    has_tlvs = True
     message_id: MessageId = ""
-    tlvs: tuple[Tlv, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DataSm(_TlvAccess, Pdu):
+class DataSm(Pdu):
     """data_sm: a message whose text travels in the message_payload TLV."""
 
     command_id = CommandId.DATA_SM
     response_class = DataSmResp
-    has_tlvs = True
     service_type: ServiceType = ""
     source_addr_ton: Byte = 0
     source_addr_npi: Byte = 0
@@ -355,7 +349,6 @@ class DataSm(_TlvAccess, Pdu):
     esm_class: Byte = 0
     registered_delivery: Byte = 0
     data_coding: Byte = 0
-    tlvs: tuple[Tlv, ...] = ()
 
 
 # --- query_sm, cancel_sm, replace_sm ---------------------------------------------------
@@ -435,18 +428,16 @@ class ReplaceSm(Pdu):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AlertNotification(_TlvAccess, Pdu):
+class AlertNotification(Pdu):
     """alert_notification: a mobile became available. No response PDU."""
 
     command_id = CommandId.ALERT_NOTIFICATION
-    has_tlvs = True
     source_addr_ton: Byte = 0
     source_addr_npi: Byte = 0
     source_addr: SourceAddr65 = ""
     esme_addr_ton: Byte = 0
     esme_addr_npi: Byte = 0
     esme_addr: DestinationAddr65 = ""
-    tlvs: tuple[Tlv, ...] = ()
 
 
 PDU_CLASSES: tuple[type[Pdu], ...] = (
