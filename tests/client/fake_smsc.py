@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from dataclasses import dataclass, field
 
 from o2sms.smpp import (
@@ -17,7 +18,13 @@ from o2sms.smpp import (
     TlvTag,
     Unbind,
 )
-from o2sms.smpp.connection import Connection, ConnectionClosed, RequestReceived
+from o2sms.smpp.connection import (
+    Connection,
+    ConnectionClosed,
+    RequestReceived,
+    ResponseReceived,
+    Unbound,
+)
 from o2sms.smpp.state import Role
 
 
@@ -41,8 +48,16 @@ class FakeSmsc:
     faults: Faults = field(default_factory=Faults)
     submits: list[SubmitSm] = field(default_factory=list)
     sessions: int = 0
+    undelivered: list[DeliverSm] = field(default_factory=list)
+    delivered_on: list[tuple[int, int]] = field(default_factory=list)
+    answers: list[tuple[int, int]] = field(default_factory=list)  #: (sequence_number, status)
+    _turn: int = 0
     bind_attempts: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(0x04000000086ECD50))
+    ssl_context: ssl.SSLContext | None = None
+    bind_system_types: list[str] = field(default_factory=list)
+    submit_system_types: list[str] = field(default_factory=list)
+    unbinds: int = 0
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _conns: list[Connection] = field(default_factory=list)
@@ -53,7 +68,7 @@ class FakeSmsc:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def __aenter__(self) -> FakeSmsc:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -77,6 +92,7 @@ class FakeSmsc:
         self._writers.append(writer)
         self._conns.append(conn)
         held: list[SubmitSm] = []
+        system_type = ""
         bound_here = False
         try:
             while data := await reader.read(65536):
@@ -86,11 +102,20 @@ class FakeSmsc:
                 while (event := conn.next_event()) is not None:
                     if isinstance(event, ConnectionClosed):
                         return
+                    if isinstance(event, Unbound):
+                        self.unbinds += 1
+                        continue
+                    if isinstance(event, ResponseReceived):
+                        self.answers.append(
+                            (event.response.sequence_number, event.response.command_status)
+                        )
+                        continue
                     if not isinstance(event, RequestReceived):
                         continue
                     pdu = event.pdu
                     if pdu.command_id.name.startswith("BIND_"):
                         self.bind_attempts += 1
+                        system_type = getattr(pdu, "system_type", "")
                         status = self.faults.bind_status
                         limit = self.faults.max_sessions
                         if not status and limit is not None and self.sessions >= limit:
@@ -100,8 +125,10 @@ class FakeSmsc:
                         )
                         if not status:
                             self.sessions += 1
+                            self.bind_system_types.append(system_type)
                             bound_here = True
                     elif isinstance(pdu, SubmitSm):
+                        self.submit_system_types.append(system_type)
                         held.append(pdu)
                         if len(held) >= self.faults.reverse_responses:
                             for submit in reversed(held):
@@ -136,7 +163,7 @@ class FakeSmsc:
         number = next(self._ids)
         message_id = f"{number:016X}"
         conn.send(submit.response(message_id=message_id), loop.time())
-        if self.faults.receipts and submit.registered_delivery & 1 and conn.state.is_bound:
+        if self.faults.receipts and submit.registered_delivery & 1:
             shown = message_id if self.faults.receipt_in_hex else str(number)
             text = (
                 f"id:{shown} sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
@@ -145,14 +172,29 @@ class FakeSmsc:
             tlvs: tuple[Tlv, ...] = (Tlv(TlvTag.MESSAGE_STATE, 2),)
             if self.faults.receipt_in_hex:
                 tlvs = (Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message_id), *tlvs)
-            if conn.bind_type is not None and conn.bind_type.can_receive:
-                conn.send(
-                    DeliverSm(
-                        source_addr=submit.destination_addr,
-                        destination_addr=submit.source_addr,
-                        esm_class=0x04,
-                        short_message=text.encode(),
-                        tlvs=tlvs,
-                    ),
-                    loop.time(),
+            self.deliver(
+                DeliverSm(
+                    source_addr=submit.destination_addr,
+                    destination_addr=submit.source_addr,
+                    esm_class=0x04,
+                    short_message=text.encode(),
+                    tlvs=tlvs,
                 )
+            )
+
+    def deliver(self, pdu: DeliverSm) -> None:
+        """Send a deliver_sm to the bound receiving sessions in turn, like the gateway."""
+        loop = asyncio.get_running_loop()
+        receivers = [
+            (conn, writer)
+            for conn, writer in zip(self._conns, self._writers, strict=True)
+            if conn.state.is_bound and conn.bind_type is not None and conn.bind_type.can_receive
+        ]
+        if not receivers:
+            self.undelivered.append(pdu)
+            return
+        conn, writer = receivers[self._turn % len(receivers)]
+        self._turn += 1
+        sent = conn.send(pdu, loop.time())
+        self.delivered_on.append((sent.sequence_number, self._conns.index(conn)))
+        writer.write(conn.data_to_send())

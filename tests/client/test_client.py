@@ -193,3 +193,16 @@ async def test_nagle_is_off() -> None:
         assert protocol._transport is not None
         sock = protocol._transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_the_password_never_reaches_logs_or_reprs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "s3cret-Pa55word"
+    with caplog.at_level(logging.DEBUG):
+        async with FakeSmsc(Faults(bind_status=CommandStatus.ESME_RINVPASWD)) as smsc:
+            sms = Client("127.0.0.1", smsc.port, "acct", secret, sessions=1, connect_timeout=1.0)
+            with pytest.raises(BindError) as info:
+                async with sms:
+                    pass
+    assert secret not in caplog.text
+    assert secret not in str(info.value)
+    assert secret not in repr(sms._pool.sessions[0].config)

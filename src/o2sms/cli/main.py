@@ -6,6 +6,8 @@ import typer
 
 from o2sms.cli.demo import demo_command
 from o2sms.cli.plan import plan_command
+from o2sms.cli.send import send_command
+from o2sms.cli.simulator import simulator_command
 
 app = typer.Typer(
     help="o2sms, the O2 SMS Connector (SMPP 3.4).",
@@ -14,3 +16,5 @@ app = typer.Typer(
 )
 app.command("plan")(plan_command)
 app.command("demo")(demo_command)
+app.command("send")(send_command)
+app.command("simulator")(simulator_command)

@@ -15,6 +15,7 @@ from o2sms.client.errors import (
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.client.pool import Pool, RateLimiter, assign
 from o2sms.client.session import Session, SessionStatus
+from o2sms.client.sync import SyncClient
 
 __all__ = [
     "AddressError",
@@ -38,6 +39,7 @@ __all__ = [
     "SessionConfig",
     "SessionStatus",
     "SubmitError",
+    "SyncClient",
     "TlsSettings",
     "UnreadableDeliverSm",
     "assign",

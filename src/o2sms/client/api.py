@@ -188,6 +188,10 @@ class Client:
         self._handler = handler
         self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue()
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
+        self._submitting = 0  # send() calls waiting for their submit_sm_resp
+        self._recorded = asyncio.Event()  # set when a submit finished: correlation may now match
+        self._correlation_waiters = 0
+        self._response_timeout = response_timeout
         self._reassembler = Reassembler()
         self._can_receive = any(kind.can_receive for kind in kinds)
 
@@ -281,18 +285,26 @@ class Client:
             for part in parts
         ]
         encoding_used = encoding_for_data_coding(parts[0].data_coding)
-        if len(pdus) == 1:  # the common case, kept short
-            try:
-                response = await self._pool.submit(pdus[0], flash=flash)
-            except ClientError as exc:
-                raise SendError(exc, [None]) from exc
-            assert isinstance(response, SubmitSmResp)
-            if report:
-                self._remember(_Sent(response.message_id, reference, destination.addr, 1, 1))
-            return SendResult((response.message_id,), encoding_used, 1, destination.addr, reference)
-        outcomes = await asyncio.gather(
-            *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
-        )
+        self._submitting += 1
+        try:
+            if len(pdus) == 1:  # the common case, kept short
+                try:
+                    response = await self._pool.submit(pdus[0], flash=flash)
+                except ClientError as exc:
+                    raise SendError(exc, [None]) from exc
+                assert isinstance(response, SubmitSmResp)
+                if report:
+                    self._remember(_Sent(response.message_id, reference, destination.addr, 1, 1))
+                return SendResult(
+                    (response.message_id,), encoding_used, 1, destination.addr, reference
+                )
+            outcomes = await asyncio.gather(
+                *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
+            )
+        finally:
+            self._submitting -= 1
+            if self._correlation_waiters:
+                self._recorded.set()
         message_ids: list[str | None] = [
             o.message_id if isinstance(o, SubmitSmResp) else None for o in outcomes
         ]
@@ -302,6 +314,8 @@ class Client:
                     self._remember(
                         _Sent(message_id, reference, destination.addr, number, len(parts))
                     )
+            if self._correlation_waiters:
+                self._recorded.set()
         for outcome in outcomes:
             if isinstance(outcome, ClientError):
                 raise SendError(outcome, message_ids) from outcome
@@ -332,6 +346,30 @@ class Client:
             store[key] = sent
         while len(store) > CORRELATION_CAPACITY:
             store.popitem(last=False)
+        if self._correlation_waiters:
+            self._recorded.set()
+
+    async def _correlate_soon(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
+        """Correlate a receipt, waiting while submits are outstanding: on another session, a
+        receipt can overtake the submit_sm_resp of its own message."""
+        sent = self._correlate(receipt)
+        if sent is not None or not self._submitting:
+            return sent
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._response_timeout
+        self._correlation_waiters += 1
+        try:
+            while sent is None and self._submitting and loop.time() < deadline:
+                self._recorded.clear()
+                try:
+                    async with asyncio.timeout(deadline - loop.time()):
+                        await self._recorded.wait()
+                except TimeoutError:
+                    break
+                sent = self._correlate(receipt)
+        finally:
+            self._correlation_waiters -= 1
+        return sent
 
     def _correlate(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
         store = self._sent
@@ -357,7 +395,7 @@ class Client:
             except receipts.ReceiptParseError as exc:
                 event = UnreadableDeliverSm(pdu, str(exc), session)
             else:
-                sent = self._correlate(receipt)
+                sent = await self._correlate_soon(receipt)
                 event = DeliveryReport(
                     receipt,
                     submitted_id=sent.submitted_id if sent else None,

@@ -165,6 +165,13 @@ class Pool:
                     + ": bind a transmitter or transceiver"
                     + (" with system_type NSMS" if flash else "")
                 )
+            senders = self._senders(flash)
+            if all(s.failed_rounds and s.error is not None for s in senders):
+                # Every endpoint refused every session since its last bind: fail fast (the
+                # error is retriable) rather than leave the caller waiting through an outage.
+                error = senders[0].error
+                assert error is not None
+                raise error
             self._changed.clear()
             await self._changed.wait()
 

@@ -71,6 +71,8 @@ class Session:
         self.name = name
         self.status = SessionStatus.CONNECTING
         self.error: ClientError | None = None  #: the last connect or bind failure
+        #: attempts since the last successful bind, over the number of endpoints
+        self.failed_rounds = 0
         self._on_inbound = on_inbound
         self._on_status = on_status
         self._rng = rng or random.Random()
@@ -147,6 +149,7 @@ class Session:
     async def _run(self) -> None:
         endpoints = rotation(self.config.endpoints)
         attempt = 0
+        failures = 0
         while not self._closing.is_set():
             endpoint = next(endpoints)
             self._set_status(SessionStatus.CONNECTING)
@@ -169,7 +172,7 @@ class Session:
                 backoff = self.config.reconnect
                 log.warning("%s: %s", self.name, exc)
             else:
-                attempt = 0
+                attempt = failures = self.failed_rounds = 0
                 self.error = None
                 self._protocol = protocol
                 self._set_status(SessionStatus.BOUND)
@@ -182,6 +185,9 @@ class Session:
                     return
                 log.warning("%s: %s; reconnecting", self.name, reason)
                 backoff = self.config.reconnect
+            if self.error is not None:
+                failures += 1
+                self.failed_rounds = failures // len(self.config.endpoints)
             self._set_status(SessionStatus.BACKING_OFF)
             wait = delay(attempt, backoff, self._rng)
             attempt += 1

@@ -1,0 +1,264 @@
+"""Pools, TLS, flash, inbound SMS, acknowledgements, the blocking facade and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from o2sms.client import (
+    Client,
+    ConnectError,
+    DeliveryReport,
+    InboundSms,
+    RateLimiter,
+    SyncClient,
+    assign,
+)
+from o2sms.smpp import CommandStatus, DeliverSm
+from o2sms.text import split
+from tests.client.fake_smsc import FakeSmsc, Faults
+
+pytestmark = pytest.mark.asyncio
+
+NUMBER = "+421903123456"
+
+
+def client(smsc: FakeSmsc, **options: object) -> Client:
+    defaults: dict[str, object] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
+    defaults.update(options)
+    return Client("127.0.0.1", smsc.port, "acct", "pw", **defaults)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Iterator[str]:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    yield str(path)
+
+
+async def test_tls_with_a_trusted_certificate(server_tls: ssl.SSLContext, ca_file: str) -> None:
+    async with FakeSmsc(ssl_context=server_tls) as smsc:
+        async with client(smsc, tls=True, tls_ca_file=ca_file) as sms:
+            assert (await sms.send(NUMBER, "over TLS")).message_ids
+
+
+async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLContext) -> None:
+    async with FakeSmsc(ssl_context=server_tls) as smsc:
+        with pytest.raises(ConnectError, match="not trusted"):
+            async with client(smsc, tls=True, connect_timeout=1.0, response_timeout=0.5):
+                pass
+        # Only an explicit, loudly named option turns verification off.
+        async with client(smsc, tls=True, tls_insecure_skip_verify=True) as sms:
+            assert (await sms.send(NUMBER, "unverified")).message_ids
+
+
+async def test_transmitters_send_and_the_receiver_gets_the_receipts() -> None:
+    faults = Faults(receipts=True)
+    async with FakeSmsc(faults) as smsc:
+        async with client(
+            smsc, bind=["transmitter", "transmitter", "transmitter", "receiver"], sessions=None
+        ) as sms:
+            await asyncio.sleep(0.1)  # let every session bind
+            results = [await sms.send(NUMBER, f"m{i}", reference=f"r{i}") for i in range(6)]
+            events = sms.events()
+            reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(6)]
+    assert all(isinstance(r, DeliveryReport) for r in reports)
+    assert {r.reference for r in reports if isinstance(r, DeliveryReport)} == {
+        f"r{i}" for i in range(6)
+    }
+    assert {r.submitted_id for r in reports if isinstance(r, DeliveryReport)} == {
+        res.message_ids[0] for res in results
+    }
+    assert {r.session for r in reports if isinstance(r, DeliveryReport)} == {"session-4"}
+    assert smsc.sessions == 0  # every session unbound and closed
+
+
+async def test_submits_spread_over_sessions_and_receipts_come_round_robin() -> None:
+    async with FakeSmsc(Faults(receipts=True)) as smsc:
+        async with client(smsc, sessions=2) as sms:
+            await asyncio.sleep(0.1)
+            await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(10)))
+            events = sms.events()
+            reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(10)]
+    sessions = {r.session for r in reports if isinstance(r, DeliveryReport)}
+    assert sessions == {"session-1", "session-2"}
+    assert all(isinstance(r, DeliveryReport) and r.submitted_id for r in reports)
+
+
+async def test_flash_messages_go_through_the_nsms_session() -> None:
+    async with FakeSmsc() as smsc:
+        async with client(smsc, flash_session=True) as sms:
+            await asyncio.sleep(0.1)
+            await sms.send(NUMBER, "normal")
+            await sms.send(NUMBER, "flash!", flash=True)
+    assert sorted(smsc.bind_system_types) == ["", "NSMS"]
+    assert smsc.submit_system_types == ["", "NSMS"]
+
+
+async def test_inbound_sms_reassembled_and_acknowledged_after_handling() -> None:
+    handled: list[InboundSms] = []
+    gate = asyncio.Event()
+
+    async def handler(event: object) -> None:
+        assert isinstance(event, InboundSms)
+        await gate.wait()  # the application is still storing it
+        handled.append(event)
+
+    async with FakeSmsc() as smsc, client(smsc, handler=handler):
+        await asyncio.sleep(0.05)
+        text = "Ahoj! " * 40
+        for part in reversed(split(text, reference=7)):
+            smsc.deliver(
+                DeliverSm(
+                    source_addr="421903123456",
+                    destination_addr="5555",
+                    esm_class=part.esm_class,
+                    data_coding=part.data_coding,
+                    short_message=part.short_message,
+                )
+            )
+        await asyncio.sleep(0.1)
+        assert len(smsc.answers) == 1  # the first parts are answered; the last waits
+        gate.set()
+        await asyncio.sleep(0.1)
+    assert [e.text for e in handled] == [text]
+    assert handled[0].parts == 2
+    assert [status for _, status in smsc.answers] == [0, 0]
+
+
+async def test_a_failing_handler_asks_the_smsc_to_redeliver() -> None:
+    async def handler(event: object) -> None:
+        raise RuntimeError("database down")
+
+    async with FakeSmsc() as smsc, client(smsc, handler=handler):
+        await asyncio.sleep(0.05)
+        smsc.deliver(DeliverSm(source_addr="421903123456", short_message=b"hi"))
+        await asyncio.sleep(0.1)
+    assert [status for _, status in smsc.answers] == [CommandStatus.ESME_RX_T_APPN]
+
+
+async def test_an_event_is_not_acknowledged_before_the_next_is_asked_for() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await asyncio.sleep(0.05)
+        smsc.deliver(DeliverSm(source_addr="421903123456", short_message=b"one"))
+        smsc.deliver(DeliverSm(source_addr="421903123456", short_message=b"two"))
+        events = sms.events()
+        first = await asyncio.wait_for(anext(events), 1.0)
+        await asyncio.sleep(0.05)
+        assert smsc.answers == []  # still handling "one"
+        second = await asyncio.wait_for(anext(events), 1.0)
+        await asyncio.sleep(0.05)
+        assert len(smsc.answers) == 1
+        assert isinstance(first, InboundSms)
+        assert isinstance(second, InboundSms)
+        assert {first.text, second.text} == {"one", "two"}
+
+
+async def test_close_unbinds() -> None:
+    async with FakeSmsc() as smsc:
+        async with client(smsc, sessions=2):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+    assert smsc.unbinds == 2
+
+
+async def test_rate_limiter_spaces_submits() -> None:
+    limiter = RateLimiter(rate=50, burst=1)
+    start = time.perf_counter()
+    for _ in range(11):
+        await limiter.acquire()
+    assert time.perf_counter() - start >= 0.19  # 10 intervals of 20 ms at least
+
+
+async def test_assign_prefers_the_most_free_window_and_rotates_ties() -> None:
+    assert assign([3, 7, 7], 0) == 1
+    assert assign([3, 7, 7], 2) == 2
+    assert assign([0, 0], 0) is None
+    assert assign([], 0) is None
+
+
+async def test_sync_client_sends_and_reads_events() -> None:
+    async with FakeSmsc(Faults(receipts=True)) as smsc:
+
+        def run() -> tuple[str, str]:
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                result = sms.send(NUMBER, "blocking")
+                event = next(iter(sms.events(timeout=2.0)))
+                assert isinstance(event, DeliveryReport)
+                return result.message_ids[0], event.message_id
+
+        sent, reported = await asyncio.to_thread(run)
+    assert sent == reported
+
+
+async def test_cli_send_prints_ids_and_waits_for_the_receipt() -> None:
+    async with FakeSmsc(Faults(receipts=True)) as smsc:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "o2sms",
+            "send",
+            "--port",
+            str(smsc.port),
+            "--system-id",
+            "acct",
+            "--to",
+            "0903 123 456",
+            "--text",
+            "Ahoj",
+            "--wait-receipt",
+            "--timeout",
+            "5",
+            env={**os.environ, "O2SMS_PASSWORD": "secret-password", "NO_COLOR": "1"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    text = out.decode()
+    assert process.returncode == 0, err.decode()
+    assert "sent to +421903123456" in text
+    assert "DELIVRD" in text
+    assert "secret-password" not in text + err.decode()
+
+
+async def test_cli_send_fails_with_one_clear_line() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2sms",
+        "send",
+        "--port",
+        "1",
+        "--to",
+        "12",
+        "--text",
+        "x",
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    lines = out.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error:")
