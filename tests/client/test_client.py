@@ -8,7 +8,6 @@ import socket
 from datetime import timedelta
 
 import pytest
-from tests.client.fake_smsc import FakeSmsc, Faults
 
 from o2sms.client import (
     AddressError,
@@ -20,6 +19,7 @@ from o2sms.client import (
 )
 from o2sms.smpp import CommandStatus
 from o2sms.text import MessageTooLongError
+from tests.client.fake_smsc import FakeSmsc, Faults
 
 pytestmark = pytest.mark.asyncio
 

@@ -53,7 +53,7 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
 def ca_file(ca: trustme.CA, tmp_path: Path) -> Iterator[str]:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
-    yield str(path)
+    return str(path)
 
 
 async def test_tls_with_a_trusted_certificate(server_tls: ssl.SSLContext, ca_file: str) -> None:
@@ -74,14 +74,16 @@ async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLC
 
 async def test_transmitters_send_and_the_receiver_gets_the_receipts() -> None:
     faults = Faults(receipts=True)
-    async with FakeSmsc(faults) as smsc:
-        async with client(
+    async with (
+        FakeSmsc(faults) as smsc,
+        client(
             smsc, bind=["transmitter", "transmitter", "transmitter", "receiver"], sessions=None
-        ) as sms:
-            await asyncio.sleep(0.1)  # let every session bind
-            results = [await sms.send(NUMBER, f"m{i}", reference=f"r{i}") for i in range(6)]
-            events = sms.events()
-            reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(6)]
+        ) as sms,
+    ):
+        await asyncio.sleep(0.1)  # let every session bind
+        results = [await sms.send(NUMBER, f"m{i}", reference=f"r{i}") for i in range(6)]
+        events = sms.events()
+        reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(6)]
     assert all(isinstance(r, DeliveryReport) for r in reports)
     assert {r.reference for r in reports if isinstance(r, DeliveryReport)} == {
         f"r{i}" for i in range(6)
@@ -94,23 +96,21 @@ async def test_transmitters_send_and_the_receiver_gets_the_receipts() -> None:
 
 
 async def test_submits_spread_over_sessions_and_receipts_come_round_robin() -> None:
-    async with FakeSmsc(Faults(receipts=True)) as smsc:
-        async with client(smsc, sessions=2) as sms:
-            await asyncio.sleep(0.1)
-            await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(10)))
-            events = sms.events()
-            reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(10)]
+    async with FakeSmsc(Faults(receipts=True)) as smsc, client(smsc, sessions=2) as sms:
+        await asyncio.sleep(0.1)
+        await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(10)))
+        events = sms.events()
+        reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(10)]
     sessions = {r.session for r in reports if isinstance(r, DeliveryReport)}
     assert sessions == {"session-1", "session-2"}
     assert all(isinstance(r, DeliveryReport) and r.submitted_id for r in reports)
 
 
 async def test_flash_messages_go_through_the_nsms_session() -> None:
-    async with FakeSmsc() as smsc:
-        async with client(smsc, flash_session=True) as sms:
-            await asyncio.sleep(0.1)
-            await sms.send(NUMBER, "normal")
-            await sms.send(NUMBER, "flash!", flash=True)
+    async with FakeSmsc() as smsc, client(smsc, flash_session=True) as sms:
+        await asyncio.sleep(0.1)
+        await sms.send(NUMBER, "normal")
+        await sms.send(NUMBER, "flash!", flash=True)
     assert sorted(smsc.bind_system_types) == ["", "NSMS"]
     assert smsc.submit_system_types == ["", "NSMS"]
 
