@@ -7,7 +7,6 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,16 +49,18 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Iterator[str]:
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
 
 
 async def test_tls_with_a_trusted_certificate(server_tls: ssl.SSLContext, ca_file: str) -> None:
-    async with FakeSmsc(ssl_context=server_tls) as smsc:
-        async with client(smsc, tls=True, tls_ca_file=ca_file) as sms:
-            assert (await sms.send(NUMBER, "over TLS")).message_ids
+    async with (
+        FakeSmsc(ssl_context=server_tls) as smsc,
+        client(smsc, tls=True, tls_ca_file=ca_file) as sms,
+    ):
+        assert (await sms.send(NUMBER, "over TLS")).message_ids
 
 
 async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLContext) -> None:

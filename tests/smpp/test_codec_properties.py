@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.strategies import pdus_of
 
 from o2sms.smpp import (
     PDU_CLASSES,
@@ -23,6 +22,7 @@ from o2sms.smpp import (
     decode,
     encode,
 )
+from tests.strategies import pdus_of
 
 S = CommandStatus
 

@@ -7,7 +7,6 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.strategies import any_pdu
 
 from o2sms.smpp import (
     CommandStatus,
@@ -20,6 +19,7 @@ from o2sms.smpp import (
     decode,
     encode,
 )
+from tests.strategies import any_pdu
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:

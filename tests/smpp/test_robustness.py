@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.strategies import any_pdu
 
 from o2sms.smpp import Framer, FramingError, Pdu, PduError, decode, encode
+from tests.strategies import any_pdu
 
 
 def _decode_or_error(frame: bytes) -> None:
