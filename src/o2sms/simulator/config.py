@@ -1,0 +1,188 @@
+"""What a simulated SMSC is: its accounts, outcome rules, limits and timers (frozen values).
+
+A :class:`SimulatorConfig` is built in Python (tests), from CLI options, or from a TOML or
+JSON file with the same field names (:func:`load_config`)::
+
+    port = 2775
+    receipt_delay = 0.5
+    [[accounts]]
+    system_id = "acct"
+    password = "a-password-longer-than-8"
+    session_limit = 4
+    system_types = ["", "NSMS"]
+    [[rules]]
+    prefix = "4219000"
+    stat = "UNDELIV"
+    err = 1
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from o2sms.receipts import ReceiptStat
+
+DEFAULT_SESSION_LIMIT = 4
+"""Binds per account the O2 gateway allows by default ("allowed to bind with 4 sessions")."""
+
+DEFAULT_INACTIVITY_TIMEOUT = 30.0
+"""The gateway's "timeout (keep alive or msg)": 30 s without a PDU closes the connection."""
+
+
+class MessageIdFormat(StrEnum):
+    """How submit_sm_resp message_ids look: hex (most SMSCs), decimal or a UUID."""
+
+    HEX = "hex"
+    DECIMAL = "decimal"
+    UUID = "uuid"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An ESME account: credentials, bind limit and the system_types it may bind with.
+
+    ``session_limit`` None takes the simulator's default; ``system_types`` None allows any
+    (the flash system_type ``NSMS`` is always allowed, as on the gateway).
+    """
+
+    system_id: str
+    password: str
+    session_limit: int | None = None
+    system_types: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRule:
+    """What happens to messages whose destination_addr starts with ``prefix``.
+
+    ``stat`` and ``err`` go into the receipt; ``delay`` (seconds after submission or after the
+    scheduled time) overrides the simulator's receipt_delay.
+    """
+
+    prefix: str
+    stat: ReceiptStat = ReceiptStat.DELIVRD
+    err: int = 0
+    delay: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """Every setting of the simulator; defaults behave like the O2 gateway's description."""
+
+    host: str = "127.0.0.1"
+    port: int | None = 0  #: plain SMPP port; 0 picks a free one, None disables it
+    tls_port: int | None = None  #: SMPP over TLS; 0 picks a free one
+    certfile: str | None = None  #: PEM certificate for TLS; None generates a self-signed one
+    keyfile: str | None = None
+    http_port: int | None = None  #: JSON inspection / MO injection endpoint; 0 picks a free one
+    accounts: tuple[Account, ...] = ()
+    session_limit: int = DEFAULT_SESSION_LIMIT
+    system_id: str = "O2SIM"  #: the SMSC's system_id in bind responses
+    inactivity_timeout: float | None = DEFAULT_INACTIVITY_TIMEOUT
+    session_init_timeout: float | None = 10.0
+    response_timeout: float = 10.0  #: wait for deliver_sm_resp before resending
+    window: int = 64  #: deliver_sm outstanding per session
+    message_id_format: MessageIdFormat = MessageIdFormat.HEX
+    receipt_delay: float = 0.1  #: default delay from submission (or schedule) to receipt
+    rules: tuple[OutcomeRule, ...] = ()
+    receipt_expiry: float = 3600.0  #: a receipt waiting for a receiving session is dropped after
+    receipt_retry_delay: float = 1.0  #: after deliver_sm_resp ESME_RX_T_APPN or another error
+    max_pending_receipts: int = 100_000  #: per account, waiting for a receiving session
+    max_scheduled: int = 1_000_000  #: receipts not yet due; beyond it submit_sm gets RMSGQFUL
+    store_size: int = 10_000  #: messages kept for inspection (the oldest are forgotten)
+    data_codings: frozenset[int] = frozenset({0, 1, 3, 8})
+    max_parts: int = 25
+    max_payload: int = 4000  #: octets of message_payload
+    accept_query_cancel: bool = False  #: answer query_sm/cancel_sm instead of ESME_RINVCMDID
+    seed: int | None = None  #: seed of the random connection-drop fault
+
+    def with_options(self, **options: Any) -> SimulatorConfig:
+        """A copy with some fields replaced (unknown names raise TypeError)."""
+        return replace(self, **options)
+
+
+def parse_account(spec: str) -> Account:
+    """``ID:PASSWORD`` (the CLI's --account) -> Account; the password may contain ':'."""
+    system_id, sep, password = spec.partition(":")
+    if not sep or not system_id:
+        raise ValueError(f"account must be ID:PASSWORD, got {spec!r}")
+    return Account(system_id, password)
+
+
+def _account(data: Mapping[str, Any]) -> Account:
+    types = data.get("system_types")
+    return Account(
+        system_id=str(data["system_id"]),
+        password=str(data["password"]),
+        session_limit=None if data.get("session_limit") is None else int(data["session_limit"]),
+        system_types=None if types is None else frozenset(str(t) for t in types),
+    )
+
+
+def _rule(data: Mapping[str, Any]) -> OutcomeRule:
+    delay = data.get("delay")
+    return OutcomeRule(
+        prefix=str(data.get("prefix", "")),
+        stat=ReceiptStat.from_text(str(data.get("stat", "DELIVRD"))),
+        err=int(data.get("err", 0)),
+        delay=None if delay is None else float(delay),
+    )
+
+
+def config_from_mapping(
+    data: Mapping[str, Any], base: SimulatorConfig | None = None
+) -> SimulatorConfig:
+    """A config from plain data (a parsed TOML/JSON file); unknown keys raise ValueError."""
+    known = {f.name for f in fields(SimulatorConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown simulator setting(s): {', '.join(sorted(unknown))}")
+    options: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "accounts":
+            options[key] = tuple(_account(a) for a in value)
+        elif key == "rules":
+            options[key] = tuple(_rule(r) for r in value)
+        elif key == "data_codings":
+            options[key] = frozenset(int(v) for v in value)
+        elif key == "message_id_format":
+            options[key] = MessageIdFormat(value)
+        else:
+            options[key] = value
+    return replace(base or SimulatorConfig(), **options)
+
+
+def load_config(path: str | Path, base: SimulatorConfig | None = None) -> SimulatorConfig:
+    """Read a TOML file (or JSON when the name ends in .json) into a SimulatorConfig."""
+    path = Path(path)
+    raw = path.read_bytes()
+    data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
+    return config_from_mapping(data, base)
+
+
+def merge_accounts(config: SimulatorConfig, accounts: Iterable[Account]) -> SimulatorConfig:
+    """Add accounts (replacing those with the same system_id)."""
+    by_id = {a.system_id: a for a in config.accounts}
+    for account in accounts:
+        by_id[account.system_id] = account
+    return replace(config, accounts=tuple(by_id.values()))
+
+
+__all__ = [
+    "DEFAULT_INACTIVITY_TIMEOUT",
+    "DEFAULT_SESSION_LIMIT",
+    "Account",
+    "MessageIdFormat",
+    "OutcomeRule",
+    "SimulatorConfig",
+    "config_from_mapping",
+    "load_config",
+    "merge_accounts",
+    "parse_account",
+]

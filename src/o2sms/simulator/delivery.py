@@ -1,0 +1,135 @@
+"""Pure pieces of SMSC-to-ESME delivery: message ids, receipt PDUs, the timeline of due items.
+
+No I/O and no clock: the server passes ``now`` in. Receipts and inbound messages (MO) are both
+:class:`Outbound` items: deliver_sm PDUs waiting for a receiving session of their account.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Generic, TypeVar
+
+from o2sms import receipts
+from o2sms.receipts import ReceiptStat
+from o2sms.simulator.config import MessageIdFormat
+from o2sms.simulator.store import StoredMessage
+from o2sms.smpp.constants import EsmClass, TlvTag
+from o2sms.smpp.pdu import DeliverSm
+from o2sms.smpp.tlv import Tlv
+
+T = TypeVar("T")
+
+GSM_NETWORK_TYPE: Final = 3
+"""network_error_code's first octet for GSM (SMPP 3.4 5.3.2.31)."""
+
+
+class MessageIds:
+    """Unique message_ids: a random 24-bit prefix per run and a counter, cheap to make."""
+
+    __slots__ = ("_base", "_counter", "format")
+
+    def __init__(self, fmt: MessageIdFormat = MessageIdFormat.HEX) -> None:
+        self.format = fmt
+        self._base = secrets.randbits(24) << 40
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        """A new id: 16 hex digits, up to 20 decimal digits, or a UUID."""
+        n = self._base | next(self._counter)
+        if self.format is MessageIdFormat.HEX:
+            return f"{n:016x}"
+        if self.format is MessageIdFormat.DECIMAL:
+            return str(n)
+        return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
+
+
+@dataclass(slots=True)
+class Outbound:
+    """A deliver_sm (a receipt or an inbound SMS) on its way to a receiving session."""
+
+    pdu: DeliverSm
+    system_id: str
+    expires_at: float  #: loop time after which it is dropped undelivered
+    kind: str  #: "receipt" or "mo"
+    message_id: str = ""  #: the receipted message_id, for receipts
+    attempts: int = 0
+
+
+def _ascii(text: str) -> str:
+    """Receipt text field: printable ASCII only (the receipt itself is GSM 7-bit / IA5)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+
+
+def build_receipt(message: StoredMessage, stat: ReceiptStat, err: int, done: datetime) -> DeliverSm:
+    """The receipt deliver_sm for a message: addresses swapped, esm_class 0x04, text and TLVs."""
+    text = receipts.format(
+        message.message_id,
+        submit_date=message.submitted_at,
+        done_date=done,
+        stat=stat,
+        err=err,
+        text=_ascii(message.text[: receipts.TEXT_LIMIT]),
+    )
+    tlvs = [
+        Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message.message_id),
+        Tlv(TlvTag.MESSAGE_STATE, int(stat.message_state)),
+    ]
+    if err:
+        tlvs.append(
+            Tlv(TlvTag.NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2))
+        )
+    return DeliverSm(
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr=message.destination_addr,
+        dest_addr_ton=0,
+        dest_addr_npi=0,
+        destination_addr=message.source_addr,
+        esm_class=EsmClass.DELIVERY_RECEIPT,
+        short_message=text.encode("ascii"),
+        tlvs=tuple(tlvs),
+    )
+
+
+class Timeline(Generic[T]):
+    """Items ordered by due time: push, then pop every item due by ``now`` in one batch."""
+
+    __slots__ = ("_counter", "_heap")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._counter = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, due: float, item: T) -> None:
+        """Schedule ``item`` at ``due`` (items due at the same time keep their order)."""
+        heapq.heappush(self._heap, (due, next(self._counter), item))
+
+    def next_due(self) -> float | None:
+        """When the earliest item is due, or None when empty."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[T]:
+        """Remove and return every item due at or before ``now``, earliest first."""
+        heap = self._heap
+        out: list[T] = []
+        pop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            out.append(pop(heap)[2])
+        return out
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._heap.clear()
+
+
+__all__ = ["GSM_NETWORK_TYPE", "MessageIds", "Outbound", "Timeline", "build_receipt"]

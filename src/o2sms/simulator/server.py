@@ -1,0 +1,783 @@
+"""The simulated O2 SMSC: listeners, accounts, submit_sm handling, receipts and inbound SMS.
+
+``async with Simulator(config) as smsc:`` listens (port 0: any free port, read ``smsc.port``),
+and on exit unbinds every session and closes. Decisions that need accounts live here; each
+socket is a :class:`~o2sms.simulator.session.SmppSession` around a sans-IO Connection.
+
+Receipts: an accepted submit_sm gets an outcome from the first matching rule (default DELIVRD)
+and a due time (its schedule, plus the rule's delay). At that time the receipt deliver_sm goes
+to the account's receiving sessions in turn; with none bound (or every window full) it waits
+in a bounded per-account queue until one binds or it expires. A receipt still unanswered when
+its connection drops, or answered with an error, is sent again: at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import random
+import ssl
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Self
+
+from o2sms.receipts import ReceiptStat
+from o2sms.simulator import http, tls
+from o2sms.simulator.config import Account, OutcomeRule, SimulatorConfig
+from o2sms.simulator.delivery import MessageIds, Outbound, Timeline, build_receipt
+from o2sms.simulator.faults import Faults, FaultView
+from o2sms.simulator.o2_profile import (
+    BIND_LIMIT_STATUS,
+    FLASH_SYSTEM_TYPE,
+    Rejected,
+    check_submit,
+    seconds_until,
+)
+from o2sms.simulator.session import SmppSession, nack
+from o2sms.simulator.store import LongMessage, MessageStore, StoredMessage
+from o2sms.smpp.connection import Connection
+from o2sms.smpp.constants import INTERFACE_VERSION, CommandStatus, MessageState, TlvTag
+from o2sms.smpp.pdu import (
+    BindTransmitter,
+    CancelSm,
+    CancelSmResp,
+    DeliverSm,
+    Pdu,
+    QuerySm,
+    QuerySmResp,
+    SubmitSm,
+    SubmitSmResp,
+)
+from o2sms.smpp.state import BindType, Role
+from o2sms.smpp.times import absolute_time
+from o2sms.smpp.tlv import Tlv
+from o2sms.text import split
+
+_S = CommandStatus
+_TIMER_GRANULARITY: Final = 0.001  # receipts due within 1 ms go out in one batch
+_MAX_RETRIES: Final = 10  # deliver_sm answered with an error is retried this often
+_FINAL_DROP: Final = frozenset({_S.ESME_RX_P_APPN, _S.ESME_RX_R_APPN})
+_SC_INTERFACE_VERSION: Final = (Tlv(TlvTag.SC_INTERFACE_VERSION, INTERFACE_VERSION),)
+
+COUNTERS: Final = (
+    "connections",
+    "connections_dropped",
+    "binds",
+    "binds_refused",
+    "pdus_rejected",
+    "submit_sm",
+    "submit_sm_accepted",
+    "submit_sm_rejected",
+    "submit_sm_throttled",
+    "submit_sm_queue_full",
+    "submit_sm_withheld",
+    "receipts_sent",
+    "receipts_acknowledged",
+    "receipts_resent",
+    "receipts_dropped",
+    "mo_injected",
+    "mo_sent",
+    "mo_acknowledged",
+)
+"""Names of the counters in :attr:`Simulator.counters`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A snapshot of one connection for inspection."""
+
+    session_id: int
+    system_id: str
+    system_type: str
+    bind_type: str | None  #: "transmitter", "receiver", "transceiver" or None before bind
+    state: str
+    peer: str
+    tls: bool
+    flash: bool
+    submitted: int
+    outstanding_deliver_sm: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the JSON endpoint."""
+        return {
+            "session_id": self.session_id,
+            "system_id": self.system_id,
+            "system_type": self.system_type,
+            "bind_type": self.bind_type,
+            "state": self.state,
+            "peer": self.peer,
+            "tls": self.tls,
+            "flash": self.flash,
+            "submitted": self.submitted,
+            "outstanding_deliver_sm": self.outstanding_deliver_sm,
+        }
+
+
+@dataclass(slots=True)
+class _Decision:
+    """A message's outcome, to apply (and report) when due."""
+
+    message: StoredMessage
+    stat: ReceiptStat
+    err: int
+    receipt: bool
+
+
+class _AccountState:
+    """An account at runtime: bound sessions, round-robin position, waiting deliver_sm."""
+
+    __slots__ = ("account", "faults", "pending", "rr", "sessions", "view")
+
+    def __init__(self, account: Account, global_faults: Faults) -> None:
+        self.account = account
+        self.faults = Faults()
+        self.view = FaultView(self.faults, global_faults)
+        self.sessions: list[SmppSession] = []  # bound sessions, in bind order
+        self.pending: deque[Outbound] = deque()
+        self.rr = 0
+
+    def receivers(self) -> list[SmppSession]:
+        return [s for s in self.sessions if s.bind_type is not None and s.bind_type.can_receive]
+
+
+_BIND_NAMES: Final = {
+    BindType.TRANSMITTER: "transmitter",
+    BindType.RECEIVER: "receiver",
+    BindType.TRANSCEIVER: "transceiver",
+}
+
+
+class Simulator:
+    """An SMPP 3.4 SMSC that behaves like the O2 gateway; an async context manager.
+
+    ``Simulator(config, **options)``: options replace config fields, e.g.
+    ``Simulator(accounts=(Account("acct", "secret"),), receipt_delay=0.01)``.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, **options: Any) -> None:
+        config = config or SimulatorConfig()
+        if options:
+            config = replace(config, **options)
+        self.config = config
+        self.faults = Faults()  #: global fault switches (accounts override with faults_for)
+        self.store = MessageStore(config.store_size)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._rules: tuple[OutcomeRule, ...] = config.rules
+        self._accounts: dict[str, _AccountState] = {
+            a.system_id: _AccountState(a, self.faults) for a in config.accounts
+        }
+        self._global_view = FaultView(Faults(), self.faults)
+        self._ids = MessageIds(config.message_id_format)
+        self._session_ids = itertools.count(1)
+        self._sessions: dict[int, SmppSession] = {}
+        self._timeline: Timeline[_Decision | Outbound] = Timeline()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = float("inf")
+        self._random = random.Random(config.seed)
+        self._servers: list[asyncio.Server] = []
+        self._http: asyncio.Server | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None  #: the plain SMPP port, once started
+        self.tls_port: int | None = None  #: the TLS port, once started
+        self.http_port: int | None = None  #: the JSON endpoint's port, once started
+        self.certificate_pem: bytes | None = None  #: the TLS certificate in use (PEM)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the listeners the config asks for."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        cfg = self.config
+        try:
+            if cfg.port is not None:
+                server = await loop.create_server(
+                    lambda: self._new_session(tls=False), cfg.host, cfg.port
+                )
+                self._servers.append(server)
+                self.port = server.sockets[0].getsockname()[1]
+            if cfg.tls_port is not None:
+                context = self._server_ssl_context()
+                server = await loop.create_server(
+                    lambda: self._new_session(tls=True), cfg.host, cfg.tls_port, ssl=context
+                )
+                self._servers.append(server)
+                self.tls_port = server.sockets[0].getsockname()[1]
+            if cfg.http_port is not None:
+                self._http = await http.serve(self, cfg.host, cfg.http_port)
+                self.http_port = self._http.sockets[0].getsockname()[1]
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening, unbind every session (waiting up to ``grace`` s), close the rest."""
+        for server in self._servers:
+            server.close()
+        if self._http is not None:
+            self._http.close()
+        sessions = list(self._sessions.values())
+        for session in sessions:
+            session.unbind()
+        if sessions:
+            waits = [asyncio.ensure_future(s.closed_event.wait()) for s in sessions]
+            _, pending = await asyncio.wait(waits, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for session in list(self._sessions.values()):
+                session.abort()
+            await asyncio.sleep(0)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self._http is not None:
+            await self._http.wait_closed()
+            self._http = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _server_ssl_context(self) -> ssl.SSLContext:
+        cfg = self.config
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        if cfg.certfile is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="o2sms-sim-")
+            certfile, keyfile = tls.write_self_signed(self._tmp.name, hosts=(cfg.host, "localhost"))
+        else:
+            certfile, keyfile = cfg.certfile, cfg.keyfile or cfg.certfile
+        context.load_cert_chain(certfile, keyfile)
+        with open(certfile, "rb") as f:
+            self.certificate_pem = f.read()
+        return context
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """An SSL context for clients that trusts this simulator's certificate."""
+        if self.certificate_pem is None:
+            raise RuntimeError("TLS is not enabled (set tls_port)")
+        return ssl.create_default_context(cadata=self.certificate_pem.decode("ascii"))
+
+    def _new_session(self, *, tls: bool) -> SmppSession:
+        cfg = self.config
+        session_id = next(self._session_ids)
+
+        def make(now: float) -> Connection:
+            return Connection(
+                Role.SMSC,
+                window=cfg.window,
+                response_timeout=cfg.response_timeout,
+                enquire_link_interval=None,
+                inactivity_timeout=cfg.inactivity_timeout,
+                session_init_timeout=cfg.session_init_timeout,
+                now=now,
+            )
+
+        session = SmppSession(self, session_id, make, self._global_view, tls=tls)
+        self._sessions[session_id] = session
+        self.counters["connections"] += 1
+        return session
+
+    # --- runtime settings -----------------------------------------------------------------
+
+    def faults_for(self, system_id: str) -> Faults:
+        """The fault switches of one account (None fields follow :attr:`faults`)."""
+        return self._account(system_id).faults
+
+    @property
+    def rules(self) -> tuple[OutcomeRule, ...]:
+        """Outcome rules, first match on the destination prefix wins."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: Iterable[OutcomeRule]) -> None:
+        self._rules = tuple(rules)
+
+    def add_account(self, account: Account) -> None:
+        """Add (or replace the settings of) an account at runtime."""
+        state = self._accounts.get(account.system_id)
+        if state is None:
+            self._accounts[account.system_id] = _AccountState(account, self.faults)
+        else:
+            state.account = account
+
+    def _account(self, system_id: str) -> _AccountState:
+        try:
+            return self._accounts[system_id]
+        except KeyError:
+            raise KeyError(f"no account {system_id!r}") from None
+
+    # --- inspection -----------------------------------------------------------------------
+
+    def messages(self, system_id: str | None = None) -> list[StoredMessage]:
+        """Received messages (one per submit_sm part), oldest first."""
+        found = self.store.messages()
+        return found if system_id is None else [m for m in found if m.system_id == system_id]
+
+    def message(self, message_id: str) -> StoredMessage | None:
+        """One received message by its message_id, while the store keeps it."""
+        return self.store.get(message_id)
+
+    def long_messages(self) -> list[LongMessage]:
+        """Concatenated messages reassembled from their parts, oldest first."""
+        return self.store.long_messages()
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every open connection."""
+        return [
+            SessionInfo(
+                s.session_id,
+                s.system_id,
+                s.system_type,
+                None if s.bind_type is None else _BIND_NAMES[s.bind_type],
+                s.conn.state.value,
+                s.peer,
+                s.tls,
+                s.flash,
+                s.submitted,
+                s.outstanding,
+            )
+            for s in self._sessions.values()
+        ]
+
+    def pending_receipts(self, system_id: str) -> int:
+        """deliver_sm of an account waiting for a receiving session."""
+        return len(self._account(system_id).pending)
+
+    @property
+    def scheduled(self) -> int:
+        """Outcomes and resends not yet due."""
+        return len(self._timeline)
+
+    def snapshot(self, limit: int | None = None) -> dict[str, Any]:
+        """Everything inspection shows, as plain data (the JSON endpoint's answer)."""
+        messages = self.store.messages()
+        if limit is not None:
+            messages = messages[-limit:] if limit > 0 else []
+        return {
+            "messages": [m.to_json() for m in messages],
+            "long_messages": [m.to_json() for m in self.store.long_messages()],
+            "sessions": [s.to_json() for s in self.sessions()],
+            "counters": dict(self.counters),
+            "pending_receipts": {sid: len(a.pending) for sid, a in self._accounts.items()},
+            "scheduled": len(self._timeline),
+        }
+
+    async def wait_until(
+        self, condition: Callable[[], bool], timeout: float = 5.0, interval: float = 0.002
+    ) -> None:
+        """Wait until ``condition()`` holds (TimeoutError after ``timeout`` s); for tests."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(interval)
+
+    # --- inbound SMS (MO) -------------------------------------------------------------------
+
+    def inject_mo(
+        self,
+        system_id: str,
+        source_addr: str,
+        destination_addr: str,
+        text: str,
+        *,
+        encoding: str | None = None,
+    ) -> int:
+        """Deliver an SMS from a handset to the account as deliver_sm; returns the part count.
+
+        A long text is split with an 8-bit concatenation UDH; every part goes to the same
+        receiving session when it can take them. Queued while no receiving session is bound.
+        """
+        state = self._account(system_id)
+        now = self._now()
+        parts = split(text, encoding=encoding)
+        self.counters["mo_injected"] += 1
+        expires = now + self.config.receipt_expiry
+        touched: set[SmppSession] = set()
+        prefer: SmppSession | None = None
+        for part in parts:
+            pdu = DeliverSm(
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=source_addr,
+                dest_addr_ton=0,
+                dest_addr_npi=0,
+                destination_addr=destination_addr,
+                esm_class=part.esm_class,
+                data_coding=part.data_coding,
+                short_message=part.short_message,
+                tlvs=part.tlvs,
+            )
+            item = Outbound(pdu, system_id, expires, "mo")
+            prefer = self._route(state, item, now, touched, prefer)
+        for session in touched:
+            session.flush()
+        return len(parts)
+
+    # --- the Host interface (called by sessions) ------------------------------------------------
+
+    def count(self, name: str) -> None:
+        """Increment a counter."""
+        self.counters[name] += 1
+
+    def random(self) -> float:
+        """A draw from the seeded generator of the random-drop fault."""
+        return self._random.random()
+
+    def on_bind(self, session: SmppSession, pdu: BindTransmitter, now: float) -> Pdu:
+        """Check credentials, system_type and the session limit; register the session."""
+        state = self._accounts.get(pdu.system_id)
+        status = 0
+        system_type = pdu.system_type
+        flash = system_type.upper() == FLASH_SYSTEM_TYPE
+        if state is None:
+            status = _S.ESME_RINVSYSID
+        elif not hmac.compare_digest(pdu.password.encode(), state.account.password.encode()):
+            status = _S.ESME_RINVPASWD
+        elif (
+            state.account.system_types is not None
+            and system_type not in state.account.system_types
+            and not flash
+        ):
+            status = _S.ESME_RINVSYSTYP
+        else:
+            limit = state.account.session_limit or self.config.session_limit
+            if len(state.sessions) >= limit:
+                status = BIND_LIMIT_STATUS
+        if status or state is None:
+            self.counters["binds_refused"] += 1
+            return pdu.response(command_status=status)
+        self.counters["binds"] += 1
+        session.system_id = pdu.system_id
+        session.system_type = system_type
+        session.flash = flash
+        session.bind_type = BindType(pdu.command_id)
+        session.faults = state.view
+        state.sessions.append(session)
+        return pdu.response(system_id=self.config.system_id, tlvs=_SC_INTERFACE_VERSION)
+
+    def on_receiving(self, session: SmppSession, now: float) -> None:
+        """A receiving bind is complete: send what waited for one."""
+        state = self._accounts.get(session.system_id)
+        if state is not None:
+            self._drain(state, now)
+
+    def on_submit(self, session: SmppSession, pdu: SubmitSm, now: float) -> Pdu | None:
+        """Answer a submit_sm: faults first, then validation, then accept and schedule."""
+        counters = self.counters
+        counters["submit_sm"] += 1
+        view = session.faults
+        if view.any_active:
+            if view.withhold():
+                counters["submit_sm_withheld"] += 1
+                return None
+            if view.take_queue_full():
+                counters["submit_sm_queue_full"] += 1
+                return pdu.response(command_status=_S.ESME_RMSGQFUL)
+            if view.throttled(now):
+                counters["submit_sm_throttled"] += 1
+                return pdu.response(command_status=_S.ESME_RTHROTTLED)
+        cfg = self.config
+        wall = datetime.now(UTC)
+        try:
+            sub = check_submit(
+                pdu,
+                now=wall,
+                flash=session.flash,
+                data_codings=cfg.data_codings,
+                max_parts=cfg.max_parts,
+                max_payload=cfg.max_payload,
+            )
+        except Rejected as rejected:
+            counters["submit_sm_rejected"] += 1
+            return pdu.response(command_status=rejected.command_status)
+        if len(self._timeline) >= cfg.max_scheduled:
+            counters["submit_sm_queue_full"] += 1
+            return pdu.response(command_status=_S.ESME_RMSGQFUL)
+        message_id = self._ids.next()
+        concat = sub.concat
+        message = StoredMessage(
+            message_id,
+            session.system_id,
+            session.system_type,
+            session.session_id,
+            pdu.source_addr,
+            pdu.destination_addr,
+            pdu.data_coding,
+            sub.encoding.value,
+            sub.text,
+            session.flash,
+            sub.scheme,
+            None if concat is None else concat.reference,
+            1 if concat is None else concat.seq,
+            1 if concat is None else concat.total,
+            pdu.registered_delivery,
+            pdu.schedule_delivery_time,
+            pdu.validity_period,
+            sub.schedule,
+            sub.validity,
+            wall,
+        )
+        if concat is not None and concat.total > 1:
+            self.store.add_part(
+                message,
+                short_message=pdu.short_message,
+                esm_class=pdu.esm_class,
+                tlvs=pdu.tlvs,
+                now=now,
+            )
+        else:
+            self.store.add(message)
+        counters["submit_sm_accepted"] += 1
+        self._decide(message, wall, now, view)
+        return SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id)
+
+    def on_other_request(self, session: SmppSession, pdu: Pdu, now: float) -> Pdu:
+        """query_sm/cancel_sm when enabled; any other request: generic_nack ESME_RINVCMDID."""
+        if self.config.accept_query_cancel:
+            if type(pdu) is QuerySm:
+                return self._query(session, pdu)
+            if type(pdu) is CancelSm:
+                return self._cancel(session, pdu)
+        return nack(pdu)
+
+    def on_deliver_resp(
+        self, session: SmppSession, item: Outbound, response: Pdu, now: float
+    ) -> None:
+        """A deliver_sm was answered: done, dropped, or retried later."""
+        status = response.command_status
+        state = self._accounts.get(item.system_id)
+        if status == 0:
+            self.counters[
+                "receipts_acknowledged" if item.kind == "receipt" else "mo_acknowledged"
+            ] += 1
+        elif status in _FINAL_DROP or item.attempts >= _MAX_RETRIES:
+            self.counters["receipts_dropped"] += 1
+        else:
+            item.attempts += 1
+            self._schedule(now + self.config.receipt_retry_delay, item)
+        if state is not None and state.pending:
+            self._drain(state, now)
+
+    def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None:
+        """A deliver_sm got no answer (timeout or connection lost): send it again."""
+        state = self._accounts.get(item.system_id)
+        if state is None:
+            return
+        item.attempts += 1
+        self.counters["receipts_resent"] += 1
+        touched: set[SmppSession] = set()
+        self._route(state, item, now, touched)
+        for other in touched:
+            if other is not session:
+                other.flush()
+        if state.pending:
+            self._drain(state, now)  # the slot this item held may be free now
+
+    def on_closed(self, session: SmppSession, now: float) -> None:
+        """Forget a session (idempotent)."""
+        self._sessions.pop(session.session_id, None)
+        state = self._accounts.get(session.system_id)
+        if state is not None and session in state.sessions:
+            state.sessions.remove(session)
+
+    # --- outcomes and delivery ----------------------------------------------------------------
+
+    def _now(self) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.time()
+
+    def _rule(self, destination_addr: str) -> OutcomeRule | None:
+        addr = destination_addr.lstrip("+")
+        for rule in self._rules:
+            if addr.startswith(rule.prefix.lstrip("+")):
+                return rule
+        return None
+
+    def _decide(self, message: StoredMessage, wall: datetime, now: float, view: FaultView) -> None:
+        """Pick the outcome and schedule it (the receipt, if asked for, goes out then)."""
+        rule = self._rule(message.destination_addr) if self._rules else None
+        if rule is None:
+            stat, err, delay = ReceiptStat.DELIVRD, 0, self.config.receipt_delay
+        else:
+            stat, err = rule.stat, rule.err
+            delay = self.config.receipt_delay if rule.delay is None else rule.delay
+        if view.any_active:
+            delay += view.receipt_delay()
+        delay += seconds_until(message.scheduled_for, wall)
+        if message.expires_at is not None:
+            left = seconds_until(message.expires_at, wall)
+            if left < delay:
+                stat, err, delay = ReceiptStat.EXPIRED, 0, left
+        flags = message.registered_delivery & 0x03
+        receipt = flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)
+        self._schedule(now + delay, _Decision(message, stat, err, receipt))
+
+    def _schedule(self, due: float, item: _Decision | Outbound) -> None:
+        self._timeline.push(due, item)
+        self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if due >= self._timer_due:
+            return
+        due = max(due, self._now() + _TIMER_GRANULARITY)  # batch what is due within 1 ms
+        if due >= self._timer_due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        self._timer_due = due
+        self._timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_due = float("inf")
+        now = self._now()
+        due_items = self._timeline.pop_due(now)
+        if due_items:
+            wall = datetime.now(UTC)
+            touched: set[SmppSession] = set()
+            for item in due_items:
+                if type(item) is _Decision:
+                    self._apply(item, wall, now, touched)
+                else:
+                    assert isinstance(item, Outbound)
+                    state = self._accounts.get(item.system_id)
+                    if state is not None:
+                        self._route(state, item, now, touched)
+            for session in touched:
+                session.flush()
+        next_due = self._timeline.next_due()
+        if next_due is not None:
+            self._arm(next_due)
+
+    def _apply(
+        self, decision: _Decision, wall: datetime, now: float, touched: set[SmppSession]
+    ) -> None:
+        message = decision.message
+        if message.state is MessageState.DELETED:
+            return  # cancelled by cancel_sm
+        message.state = decision.stat.message_state
+        message.stat = decision.stat.value
+        message.err = decision.err
+        message.done_at = wall
+        if not decision.receipt:
+            return
+        state = self._accounts.get(message.system_id)
+        if state is None:
+            return
+        pdu = build_receipt(message, decision.stat, decision.err, wall)
+        item = Outbound(
+            pdu, message.system_id, now + self.config.receipt_expiry, "receipt", message.message_id
+        )
+        self._route(state, item, now, touched)
+
+    def _route(
+        self,
+        state: _AccountState,
+        item: Outbound,
+        now: float,
+        touched: set[SmppSession],
+        prefer: SmppSession | None = None,
+    ) -> SmppSession | None:
+        """Send on the next receiving session with room (round robin), else queue it."""
+        if prefer is not None and prefer.can_take:
+            self._send(prefer, item, now, touched)
+            return prefer
+        sessions = state.sessions
+        count = len(sessions)
+        if count and not state.pending:
+            start = state.rr
+            for i in range(count):
+                index = (start + i) % count
+                session = sessions[index]
+                if session.can_take:
+                    state.rr = index + 1
+                    self._send(session, item, now, touched)
+                    return session
+        pending = state.pending
+        if len(pending) >= self.config.max_pending_receipts:
+            pending.popleft()
+            self.counters["receipts_dropped"] += 1
+        pending.append(item)
+        return None
+
+    def _send(
+        self, session: SmppSession, item: Outbound, now: float, touched: set[SmppSession]
+    ) -> None:
+        session.send_outbound(item, now)
+        touched.add(session)
+        self.counters["receipts_sent" if item.kind == "receipt" else "mo_sent"] += 1
+
+    def _drain(self, state: _AccountState, now: float) -> None:
+        """Send waiting deliver_sm while some receiving session has room."""
+        pending = state.pending
+        touched: set[SmppSession] = set()
+        sessions = state.sessions
+        while pending:
+            count = len(sessions)
+            chosen: SmppSession | None = None
+            for i in range(count):
+                index = (state.rr + i) % count
+                if sessions[index].can_take:
+                    chosen = sessions[index]
+                    state.rr = index + 1
+                    break
+            if chosen is None:
+                break
+            item = pending.popleft()
+            if item.expires_at <= now:
+                self.counters["receipts_dropped"] += 1
+                continue
+            self._send(chosen, item, now, touched)
+        for session in touched:
+            session.flush()
+
+    # --- query_sm / cancel_sm (optional) ---------------------------------------------------------
+
+    def _owned(self, session: SmppSession, message_id: str) -> StoredMessage | None:
+        message = self.store.get(message_id)
+        if message is None or message.system_id != session.system_id:
+            return None
+        return message
+
+    def _query(self, session: SmppSession, pdu: QuerySm) -> Pdu:
+        message = self._owned(session, pdu.message_id)
+        if message is None:
+            return QuerySmResp(
+                sequence_number=pdu.sequence_number, command_status=_S.ESME_RQUERYFAIL
+            )
+        final_date = "" if message.done_at is None else absolute_time(message.done_at)
+        return QuerySmResp(
+            sequence_number=pdu.sequence_number,
+            message_id=message.message_id,
+            final_date=final_date,
+            message_state=int(message.state),
+            error_code=min(message.err, 0xFF),
+        )
+
+    def _cancel(self, session: SmppSession, pdu: CancelSm) -> Pdu:
+        message = self._owned(session, pdu.message_id)
+        if message is None or message.state is not MessageState.ENROUTE:
+            return CancelSmResp(
+                sequence_number=pdu.sequence_number, command_status=_S.ESME_RCANCELFAIL
+            )
+        message.state = MessageState.DELETED
+        message.stat = ReceiptStat.DELETED.value
+        message.done_at = datetime.now(UTC)
+        return CancelSmResp(sequence_number=pdu.sequence_number)
+
+
+__all__ = ["COUNTERS", "SessionInfo", "Simulator"]

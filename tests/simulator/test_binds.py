@@ -1,0 +1,185 @@
+"""Binds of every mode and every bind error path, over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from o2sms.simulator import Simulator
+from o2sms.smpp import (
+    BindReceiverResp,
+    BindTransceiverResp,
+    BindTransmitter,
+    BindTransmitterResp,
+    CommandStatus,
+    EnquireLink,
+    SubmitSm,
+    TlvTag,
+    Unbind,
+)
+from tests.simulator.conftest import PASSWORD
+from tests.simulator.esme import Esme
+
+S = CommandStatus
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("kind", "bind_type"), [("tx", "transmitter"), ("rx", "receiver"), ("trx", "transceiver")]
+)
+async def test_bind_every_mode(smsc: Simulator, kind: str, bind_type: str) -> None:
+    assert smsc.port is not None
+    esme = await Esme.open(smsc.port)
+    resp = await esme.bind(kind, "acct", PASSWORD)
+    assert resp.command_status == 0
+    assert isinstance(resp, BindTransmitterResp | BindReceiverResp | BindTransceiverResp)
+    assert resp.system_id == "O2SIM"
+    assert resp.get_tlv(TlvTag.SC_INTERFACE_VERSION) == 0x34
+    (info,) = smsc.sessions()
+    assert info.bind_type == bind_type
+    assert info.system_id == "acct"
+    await esme.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("system_id", "password", "system_type", "status"),
+    [
+        ("nobody", PASSWORD, "", S.ESME_RINVSYSID),
+        ("acct", "wrong-password", "", S.ESME_RINVPASWD),
+        ("acct", PASSWORD[:8], "", S.ESME_RINVPASWD),  # a truncated long password is wrong
+        ("typed", "pw", "other", S.ESME_RINVSYSTYP),
+    ],
+)
+async def test_bind_refused_then_closed(
+    smsc: Simulator, system_id: str, password: str, system_type: str, status: int
+) -> None:
+    assert smsc.port is not None
+    esme = await Esme.open(smsc.port)
+    resp = await esme.bind("trx", system_id, password, system_type)
+    assert resp.command_status == status
+    await esme.wait_closed()  # the SMSC closes after a refused bind
+    assert smsc.counters["binds_refused"] == 1
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_allowed_system_type_and_nsms_always_allowed(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    routed = await Esme.bound(smsc.port, system_id="typed", password="pw", system_type="r:route1")
+    flash = await Esme.bound(smsc.port, system_id="typed", password="pw", system_type="NSMS")
+    assert sorted(s.system_type for s in smsc.sessions()) == ["NSMS", "r:route1"]
+    assert [s.flash for s in smsc.sessions() if s.system_type == "NSMS"] == [True]
+    await routed.close()
+    await flash.close()
+
+
+@pytest.mark.asyncio
+async def test_bind_beyond_session_limit_is_rbindfail_and_others_stay(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    first = [await Esme.bound(smsc.port, kind) for kind in ("tx", "rx", "trx", "trx")]
+    fifth = await Esme.open(smsc.port)
+    resp = await fifth.bind("trx", "acct", PASSWORD)
+    assert resp.command_status == S.ESME_RBINDFAIL
+    await fifth.wait_closed()
+    for esme in first:  # existing sessions unaffected
+        assert (await esme.request(EnquireLink())).command_status == 0
+        assert (await esme.submit()).command_status == 0 if esme is not first[1] else True
+    # a freed slot can be bound again
+    await first[0].request(Unbind())
+    await first[0].wait_closed()
+    again = await Esme.bound(smsc.port)
+    for esme in [*first, again, fifth]:
+        await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_account_session_limit_overrides_default(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    one = await Esme.bound(smsc.port, system_id="small", password="pw")
+    two = await Esme.open(smsc.port)
+    assert (await two.bind("tx", "small", "pw")).command_status == S.ESME_RBINDFAIL
+    await one.close()
+    await two.close()
+
+
+@pytest.mark.asyncio
+async def test_second_bind_on_same_connection_is_ralybnd(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port)
+    bind = BindTransmitter(sequence_number=0x7000_0001, system_id="acct", password=PASSWORD)
+    resp = await esme.raw_request(bind, 0x7000_0001)
+    assert resp.command_status == S.ESME_RALYBND
+    assert (await esme.submit()).command_status == 0  # still bound
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_submit_before_bind_is_rinvbndsts(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.open(smsc.port)
+    submit = SubmitSm(sequence_number=7, source_addr="a", destination_addr="1")
+    resp = await esme.raw_request(submit, 7)  # our own state table would refuse to send it
+    assert resp.command_status == S.ESME_RINVBNDSTS
+    assert (await esme.request(EnquireLink())).command_status == 0  # answered before bind too
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_submit_on_receiver_is_rinvbndsts(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "rx")
+    submit = SubmitSm(sequence_number=9, source_addr="a", destination_addr="1")
+    resp = await esme.raw_request(submit, 9)
+    assert resp.command_status == S.ESME_RINVBNDSTS
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_unbind_answered_and_connection_closed(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port)
+    resp = await esme.request(Unbind())
+    assert resp.command_status == 0
+    await esme.wait_closed()
+    await smsc.wait_until(lambda: not smsc.sessions())
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_session_init_timeout_closes_unbound_connection() -> None:
+    async with Simulator(session_init_timeout=0.05) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.open(smsc.port)
+        await esme.wait_closed(1.0)
+        await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_inactivity_timeout_closes_idle_session() -> None:
+    from tests.simulator.conftest import ACCOUNTS
+
+    async with Simulator(accounts=ACCOUNTS, inactivity_timeout=0.1) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port)
+        for _ in range(4):  # traffic keeps it open past the timeout
+            await asyncio.sleep(0.04)
+            await esme.request(EnquireLink())
+        assert not esme.closed.is_set()
+        await esme.wait_closed(1.0)  # then silence closes it
+        await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_shutdown_unbinds_sessions() -> None:
+    from tests.simulator.conftest import ACCOUNTS
+
+    smsc = Simulator(accounts=ACCOUNTS)
+    await smsc.start()
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port)
+    await smsc.stop()
+    assert esme.unbound.is_set()  # the SMSC sent unbind, we answered
+    await esme.wait_closed()
+    await esme.close()

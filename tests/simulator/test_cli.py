@@ -1,0 +1,86 @@
+"""``o2sms simulator``: prints its address, serves, unbinds its sessions on Ctrl+C, exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from o2sms.cli.simulator import DEFAULT_ACCOUNT, build_config
+from o2sms.simulator import Account
+from tests.simulator.esme import Esme
+
+
+@pytest.mark.asyncio
+async def test_cli_serves_and_unbinds_on_interrupt() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from o2sms.cli.main import app; app()",
+        "simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--account",
+        "cli:a-long-password",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(15):
+            line = (await process.stdout.readline()).decode()
+            match = re.search(r"smpp://127\.0\.0\.1:(\d+)", line)
+            assert match, line
+            esme = await Esme.bound(int(match.group(1)), system_id="cli")
+            assert (await esme.submit()).command_status == 0
+            process.send_signal(signal.SIGINT)
+            await esme.wait_closed(10)
+            assert esme.unbound.is_set()
+            assert await process.wait() == 0
+            rest = (await process.stdout.read()).decode()
+            assert "Stopped." in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_build_config_layers_options(tmp_path: Path) -> None:
+    file = tmp_path / "sim.toml"
+    file.write_text(
+        'port = 9999\nsession_limit = 2\n[[accounts]]\nsystem_id = "f"\npassword = "p"\n'
+    )
+    config = build_config(
+        config_file=file,
+        host=None,
+        port=0,
+        tls_port=None,
+        cert=None,
+        key=None,
+        http_port=None,
+        accounts=["c:q"],
+        session_limit=None,
+        receipt_delay=0.5,
+    )
+    assert (config.port, config.session_limit, config.receipt_delay) == (0, 2, 0.5)
+    assert config.accounts == (Account("f", "p"), Account("c", "q"))
+    default = build_config(
+        config_file=None,
+        host=None,
+        port=None,
+        tls_port=None,
+        cert=None,
+        key=None,
+        http_port=None,
+        accounts=[],
+        session_limit=None,
+        receipt_delay=None,
+    )
+    assert default.port == 2775
+    assert default.accounts == (DEFAULT_ACCOUNT,)

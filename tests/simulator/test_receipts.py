@@ -1,0 +1,257 @@
+"""Delivery receipts: format and TLVs, outcome rules, round robin, queueing, resending, schedule."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from o2sms.receipts import ReceiptStat, from_deliver_sm
+from o2sms.simulator import Account, OutcomeRule, Simulator
+from o2sms.smpp import CommandStatus, DeliverSm, TlvTag
+from o2sms.smpp.times import absolute_time
+from tests.simulator.conftest import ACCOUNTS, PASSWORD
+from tests.simulator.esme import Esme
+
+
+@pytest.mark.asyncio
+async def test_receipt_format_and_tlvs(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    resp = await esme.submit(registered_delivery=1, short_message=b"Your parcel arrives today")
+    message_id = resp.message_id
+    receipt = await esme.next_delivery()
+    assert receipt.esm_class == 0x04
+    assert (receipt.source_addr, receipt.destination_addr) == ("421900123456", "O2Shop")
+    assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+    assert receipt.get_tlv(TlvTag.MESSAGE_STATE) == 2
+    text = receipt.short_message.decode()
+    assert text.startswith(f"id:{message_id} sub:001 dlvrd:001 submit date:")
+    assert " stat:DELIVRD err:000 text:Your parcel arrives " in text + " "
+    parsed = from_deliver_sm(receipt)
+    assert (parsed.id, parsed.stat, parsed.err_code) == (message_id, ReceiptStat.DELIVRD, 0)
+    stored = smsc.message(message_id)
+    assert stored is not None
+    assert (stored.stat, stored.state.name) == ("DELIVRD", "DELIVERED")
+    await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1)
+
+
+@pytest.mark.asyncio
+async def test_no_receipt_without_registered_delivery(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    message_id = (await esme.submit(registered_delivery=0)).message_id
+    await smsc.wait_until(lambda: smsc.message(message_id).stat is not None)  # type: ignore[union-attr]
+    await asyncio.sleep(0.03)
+    assert esme.deliveries.empty()
+    assert smsc.counters["receipts_sent"] == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stat", list(ReceiptStat))
+async def test_rules_give_every_stat(stat: ReceiptStat) -> None:
+    rules = (
+        OutcomeRule("4219001", stat, err=1 if stat is not ReceiptStat.DELIVRD else 0),
+        OutcomeRule("", ReceiptStat.DELIVRD),
+    )
+    async with Simulator(accounts=ACCOUNTS, rules=rules, receipt_delay=0.01) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        await esme.submit(registered_delivery=1, destination_addr="4219001999")
+        receipt = from_deliver_sm(await esme.next_delivery())
+        assert receipt.stat is stat
+        assert receipt.message_state == stat.message_state
+        await esme.submit(registered_delivery=1, destination_addr="4219002999")
+        assert from_deliver_sm(await esme.next_delivery()).stat is ReceiptStat.DELIVRD
+
+
+@pytest.mark.asyncio
+async def test_undeliv_err_and_network_error_code() -> None:
+    rules = (OutcomeRule("42190000", ReceiptStat.UNDELIV, err=1, delay=0.0),)
+    async with Simulator(accounts=ACCOUNTS, rules=rules, receipt_delay=5) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        await esme.submit(registered_delivery=1, destination_addr="421900001")
+        pdu = await esme.next_delivery(1.0)  # the rule's own delay, not the 5 s default
+        receipt = from_deliver_sm(pdu)
+        assert (receipt.stat, receipt.err) == (ReceiptStat.UNDELIV, "001")
+        assert pdu.get_tlv(TlvTag.NETWORK_ERROR_CODE) == b"\x03\x00\x01"
+
+
+@pytest.mark.asyncio
+async def test_registered_delivery_2_reports_failures_only() -> None:
+    rules = (OutcomeRule("4219000", ReceiptStat.UNDELIV, err=1),)
+    async with Simulator(accounts=ACCOUNTS, rules=rules, receipt_delay=0.01) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        await esme.submit(registered_delivery=2, destination_addr="421911111")
+        failed = (
+            await esme.submit(registered_delivery=2, destination_addr="4219000111")
+        ).message_id
+        receipt = await esme.next_delivery()
+        assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == failed
+        await asyncio.sleep(0.03)
+        assert esme.deliveries.empty()
+
+
+@pytest.mark.asyncio
+async def test_round_robin_over_receiving_sessions(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    tx = await Esme.bound(smsc.port, "tx")
+    receivers = [await Esme.bound(smsc.port, kind) for kind in ("rx", "trx", "rx")]
+    ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(9)]
+    await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 9)
+    counts = [r.deliveries.qsize() for r in receivers]
+    assert counts == [3, 3, 3]  # "sent equally over all of your currently available sessions"
+    got = set()
+    for r in receivers:
+        while not r.deliveries.empty():
+            got.add(r.deliveries.get_nowait().get_tlv(TlvTag.RECEIPTED_MESSAGE_ID))
+    assert got == set(ids)
+    assert tx.deliveries.empty()  # never on a transmitter
+
+
+@pytest.mark.asyncio
+async def test_receipts_wait_while_no_receiver_is_bound(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    tx = await Esme.bound(smsc.port, "tx")
+    ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(3)]
+    await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 3)
+    rx = await Esme.bound(smsc.port, "rx")
+    got = [(await rx.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) for _ in ids]
+    assert got == ids
+    assert smsc.pending_receipts("acct") == 0
+
+
+@pytest.mark.asyncio
+async def test_waiting_receipts_expire() -> None:
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, receipt_expiry=0.05) as smsc:
+        assert smsc.port is not None
+        tx = await Esme.bound(smsc.port, "tx")
+        await tx.submit(registered_delivery=1)
+        await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 1)
+        await asyncio.sleep(0.08)
+        rx = await Esme.bound(smsc.port, "rx")
+        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 1)
+        assert rx.deliveries.empty()
+
+
+@pytest.mark.asyncio
+async def test_pending_receipts_are_bounded() -> None:
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, max_pending_receipts=2) as smsc:
+        assert smsc.port is not None
+        tx = await Esme.bound(smsc.port, "tx")
+        ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(4)]
+        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 2)
+        assert smsc.pending_receipts("acct") == 2
+        rx = await Esme.bound(smsc.port, "rx")
+        got = [(await rx.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) for _ in range(2)]
+        assert got == ids[2:]  # the oldest were dropped
+
+
+@pytest.mark.asyncio
+async def test_unacknowledged_receipt_resent_after_connection_loss(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    first = await Esme.bound(smsc.port, "trx")
+    first.auto_ack = False
+    message_id = (await first.submit(registered_delivery=1)).message_id
+    lost = await first.next_delivery()
+    assert lost.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+    await first.close()  # dropped without deliver_sm_resp
+    await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 1)
+    second = await Esme.bound(smsc.port, "rx")
+    again = await second.next_delivery()
+    assert again.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+    assert again.short_message == lost.short_message
+    assert smsc.counters["receipts_resent"] == 1
+
+
+@pytest.mark.asyncio
+async def test_receipt_resent_to_other_session_after_response_timeout(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    silent = await Esme.bound(smsc.port, "trx")
+    silent.auto_ack = False
+    message_id = (await silent.submit(registered_delivery=1)).message_id
+    await silent.next_delivery()
+    other = await Esme.bound(smsc.port, "rx")
+    receipt = await other.next_delivery(3.0)  # after response_timeout (1 s in the fixture)
+    assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+
+
+@pytest.mark.asyncio
+async def test_temporary_error_retried_permanent_error_dropped() -> None:
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, receipt_retry_delay=0.02) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        esme.auto_ack = False
+        message_id = (await esme.submit(registered_delivery=1)).message_id
+        first = await esme.next_delivery()
+        esme.conn.send(first.response(command_status=CommandStatus.ESME_RX_T_APPN), 0.0)
+        esme._flush()
+        second = await esme.next_delivery()
+        assert second.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+        esme.conn.send(second.response(command_status=CommandStatus.ESME_RX_P_APPN), 0.0)
+        esme._flush()
+        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 1)
+        await asyncio.sleep(0.05)
+        assert esme.deliveries.empty()
+
+
+def _done_date(pdu: DeliverSm) -> datetime:
+    receipt = from_deliver_sm(pdu)
+    assert receipt.done_date is not None
+    return receipt.done_date
+
+
+@pytest.mark.asyncio
+async def test_relative_schedule_delays_receipt(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    resp = await esme.submit(registered_delivery=1, schedule_delivery_time="000000000001000R")
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.scheduled_for is not None
+    assert stored.scheduled_for - stored.submitted_at == timedelta(seconds=1)
+    receipt = await esme.next_delivery(3.0)
+    assert loop.time() - started >= 1.0
+    assert from_deliver_sm(receipt).stat is ReceiptStat.DELIVRD
+
+
+@pytest.mark.asyncio
+async def test_absolute_schedule_and_validity_expiring_first(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    at = datetime.now(UTC) + timedelta(seconds=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await esme.submit(registered_delivery=1, schedule_delivery_time=absolute_time(at))
+    receipt = await esme.next_delivery(3.0)
+    assert loop.time() - started >= 0.15  # tenths of seconds are the finest SMPP unit
+    assert from_deliver_sm(receipt).stat is ReceiptStat.DELIVRD
+    # validity ends (in 1 s) before the rule's delay (5 s) -> EXPIRED at the validity time
+    smsc.rules = (OutcomeRule("", ReceiptStat.DELIVRD, delay=5.0),)
+    resp = await esme.submit(registered_delivery=1, validity_period="000000000001000R")
+    receipt = await esme.next_delivery(3.0)
+    parsed = from_deliver_sm(receipt)
+    assert parsed.stat is ReceiptStat.EXPIRED
+    assert receipt.get_tlv(TlvTag.MESSAGE_STATE) == 3
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.done_at is not None
+    assert stored.done_at >= stored.submitted_at + timedelta(seconds=0.9)
+
+
+@pytest.mark.asyncio
+async def test_receipt_only_to_own_account() -> None:
+    accounts = (Account("a", PASSWORD), Account("b", PASSWORD))
+    async with Simulator(accounts=accounts, receipt_delay=0.0) as smsc:
+        assert smsc.port is not None
+        a = await Esme.bound(smsc.port, "trx", system_id="a")
+        b = await Esme.bound(smsc.port, "rx", system_id="b")
+        await a.submit(registered_delivery=1)
+        await a.next_delivery()
+        await asyncio.sleep(0.02)
+        assert b.deliveries.empty()

@@ -1,0 +1,306 @@
+"""submit_sm validation, decoding into the store, unsupported and malformed PDUs."""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+import pytest
+
+from o2sms.simulator import Account, MessageIdFormat, Simulator
+from o2sms.smpp import (
+    CancelSm,
+    CommandStatus,
+    DataSm,
+    EnquireLink,
+    QuerySm,
+    QuerySmResp,
+    SubmitSm,
+    Tlv,
+    TlvTag,
+    encode,
+)
+from o2sms.text import split
+from o2sms.text.udh import build_concat
+from tests.simulator.conftest import ACCOUNTS, PASSWORD
+from tests.simulator.esme import Esme
+
+S = CommandStatus
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("data_coding", "payload", "encoding", "text"),
+    [
+        (0, b"Hello \x00 world", "gsm7", "Hello @ world"),  # GSM 03.38: 0x00 is @
+        (1, b"IA5 text", "gsm7", "IA5 text"),
+        (3, "Grüße".encode("latin-1"), "latin1", "Grüße"),
+        (8, "Ahoj, ako sa máš? čšž".encode("utf-16-be"), "ucs2", "Ahoj, ako sa máš? čšž"),
+    ],
+)
+async def test_accepted_and_decoded(
+    smsc: Simulator, data_coding: int, payload: bytes, encoding: str, text: str
+) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    resp = await esme.submit(data_coding=data_coding, short_message=payload)
+    assert resp.command_status == 0
+    message_id = resp.message_id
+    assert re.fullmatch(r"[0-9a-f]{16}", message_id)
+    stored = smsc.message(message_id)
+    assert stored is not None
+    assert (stored.encoding, stored.text, stored.data_coding) == (encoding, text, data_coding)
+    assert stored.system_id == "acct"
+    assert stored.total == 1
+    assert not stored.flash
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_message_ids_unique(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    ids = {(await esme.submit()).message_id for _ in range(50)}
+    assert len(ids) == 50
+    await esme.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("fmt", "pattern"),
+    [
+        (MessageIdFormat.DECIMAL, r"[0-9]{1,20}"),
+        (
+            MessageIdFormat.UUID,
+            r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        ),
+    ],
+)
+async def test_message_id_formats(fmt: MessageIdFormat, pattern: str) -> None:
+    async with Simulator(accounts=ACCOUNTS, message_id_format=fmt) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "tx")
+        resp = await esme.submit()
+        assert re.fullmatch(pattern, resp.message_id)
+        await esme.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"destination_addr": ""}, S.ESME_RINVDSTADR),
+        ({"destination_addr": "42190x123"}, S.ESME_RINVDSTADR),
+        ({"dest_addr_ton": 5, "destination_addr": "Shop"}, S.ESME_RINVDSTTON),
+        ({"source_addr": ""}, S.ESME_RINVSRCADR),
+        ({"source_addr": "TwelveCharsX"}, S.ESME_RINVSRCADR),  # alphanumeric over 11
+        ({"source_addr_ton": 1, "source_addr": "42190A"}, S.ESME_RINVSRCADR),
+        ({"data_coding": 4, "short_message": b"\x00\x01"}, S.ESME_RINVDCS),  # binary
+        ({"data_coding": 0xF0}, S.ESME_RINVDCS),
+        ({"data_coding": 8, "short_message": b"\x00A\x00"}, S.ESME_RINVMSGLEN),  # odd UCS-2
+        ({"esm_class": 0x40, "short_message": b"\x05\x00\x03\x01"}, S.ESME_RINVESMCLASS),
+        ({"esm_class": 0x04}, S.ESME_RINVESMCLASS),
+        ({"registered_delivery": 0x20}, S.ESME_RINVREGDLVFLG),
+        ({"priority_flag": 9}, S.ESME_RINVPRTFLG),
+        ({"schedule_delivery_time": "00000001000000AR"}, S.ESME_RINVSCHED),
+        ({"schedule_delivery_time": "251399000000000+"}, S.ESME_RINVSCHED),
+        ({"validity_period": "200101000000000+"}, S.ESME_RINVEXPIRY),  # already past
+        (
+            {"schedule_delivery_time": "000000010000000R", "validity_period": "000000000100000R"},
+            S.ESME_RINVEXPIRY,  # expires before it is due
+        ),
+        (
+            {"short_message": b"", "tlvs": (Tlv(TlvTag.MESSAGE_PAYLOAD, b"x" * 4001),)},
+            S.ESME_RINVMSGLEN,  # over 4000 octets
+        ),
+        (
+            {
+                "short_message": b"",
+                "data_coding": 8,
+                "tlvs": (Tlv(TlvTag.MESSAGE_PAYLOAD, "ab".encode("utf-16-be") * 1800),),
+            },
+            S.ESME_RINVMSGLEN,  # 3600 octets of UCS-2 need 27 parts
+        ),
+        (
+            {"esm_class": 0x40, "short_message": build_concat(1, 26, 1) + b"part"},
+            S.ESME_RINVMSGLEN,  # 26 parts
+        ),
+        (
+            {"tlvs": (Tlv(TlvTag.SAR_MSG_REF_NUM, 1), Tlv(TlvTag.SAR_TOTAL_SEGMENTS, 2))},
+            S.ESME_RINVOPTPARAMVAL,  # SAR incomplete
+        ),
+        (
+            {
+                "tlvs": (
+                    Tlv(TlvTag.SAR_MSG_REF_NUM, 1),
+                    Tlv(TlvTag.SAR_TOTAL_SEGMENTS, 2),
+                    Tlv(TlvTag.SAR_SEGMENT_SEQNUM, 3),
+                )
+            },
+            S.ESME_RINVOPTPARAMVAL,
+        ),
+    ],
+)
+async def test_rejected_with_status(smsc: Simulator, fields: dict[str, Any], status: int) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    resp = await esme.submit(**fields)
+    assert resp.command_status == status
+    assert smsc.messages() == []
+    assert smsc.counters["submit_sm_rejected"] == 1
+    assert (await esme.submit()).command_status == 0  # the session goes on
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_sm_length_over_254_is_rinvmsglen(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    good = encode(SubmitSm(sequence_number=41, source_addr="a", destination_addr="421900"))
+    # patch sm_length (the last octet) to 255 and append 255 octets
+    frame = bytearray(good[:-1] + b"\xff" + b"x" * 255)
+    struct.pack_into(">I", frame, 0, len(frame))
+    resp = await esme.raw_request(bytes(frame), 41)
+    assert resp.command_status == S.ESME_RINVMSGLEN
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_short_message_and_payload_both_set_is_rinvmsglen(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    # our codec refuses to encode this mistake: append the TLV to the bytes by hand
+    frame = bytearray(
+        encode(
+            SubmitSm(
+                sequence_number=42, source_addr="a", destination_addr="421900", short_message=b"hi"
+            )
+        )
+        + struct.pack(">HH", TlvTag.MESSAGE_PAYLOAD, 1)
+        + b"x"
+    )
+    struct.pack_into(">I", frame, 0, len(frame))
+    resp = await esme.raw_request(bytes(frame), 42)
+    assert resp.command_status == S.ESME_RINVMSGLEN
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_long_message_by_udh_sar_and_payload(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    text = "Dobry den, vasa objednavka bola odoslana. " * 6  # 252 characters
+    ids: list[str] = []
+    for method in ("udh8", "sar"):
+        for part in split(text, method=method, reference=7):
+            resp = await esme.submit(
+                short_message=part.short_message,
+                esm_class=part.esm_class,
+                data_coding=part.data_coding,
+                tlvs=part.tlvs,
+            )
+            assert resp.command_status == 0
+            ids.append(resp.message_id)
+    (payload,) = split(text, method="payload")
+    resp = await esme.submit(short_message=b"", tlvs=payload.tlvs)
+    assert resp.command_status == 0
+    assert len(set(ids)) == 4  # each part has its own message_id
+    long_messages = smsc.long_messages()
+    assert [m.text for m in long_messages] == [text, text]
+    assert [m.message_ids for m in long_messages] == [tuple(ids[:2]), tuple(ids[2:])]
+    stored = smsc.message(ids[1])
+    assert stored is not None
+    assert (stored.scheme, stored.part, stored.total, stored.reference) == ("udh8", 2, 2, 7)
+    last = smsc.messages()[-1]
+    assert (last.scheme, last.text) == ("payload", text)
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_flash_session_marks_messages_and_rejects_long(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx", system_type="NSMS")
+    resp = await esme.submit(short_message=b"Flash!")
+    assert resp.command_status == 0
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.flash
+    assert stored.system_type == "NSMS"
+    text = "x" * 200
+    udh_part = split(text)[0]
+    sar_part = split(text, method="sar")[0]
+    (payload,) = split(text, method="payload")
+    for fields in (
+        {"short_message": udh_part.short_message, "esm_class": 0x40},
+        {"short_message": sar_part.short_message, "tlvs": sar_part.tlvs},
+        {"short_message": b"", "tlvs": payload.tlvs},
+    ):
+        assert (await esme.submit(**fields)).command_status == S.ESME_RINVMSGLEN
+    # a payload that fits one part is fine on flash
+    short_payload = (Tlv(TlvTag.MESSAGE_PAYLOAD, b"short"),)
+    assert (await esme.submit(short_message=b"", tlvs=short_payload)).command_status == 0
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_unsupported_commands_get_generic_nack_rinvcmdid(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    for seq, pdu in enumerate(
+        (
+            QuerySm(message_id="1", source_addr="a"),
+            CancelSm(message_id="1", source_addr="a", destination_addr="1"),
+            DataSm(source_addr="a", destination_addr="1"),
+        ),
+        start=100,
+    ):
+        resp = await esme.raw_request(pdu.with_sequence_number(seq), seq)
+        assert resp.command_id == 0x80000000
+        assert resp.command_status == S.ESME_RINVCMDID
+    assert (await esme.submit()).command_status == 0
+    await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_malformed_pdus_nacked_and_other_sessions_unaffected(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    bystander = await Esme.bound(smsc.port, "trx")
+    esme = await Esme.bound(smsc.port, "trx")
+    unknown = struct.pack(">IIII", 16, 0x00000777, 0, 50)
+    resp = await esme.raw_request(unknown, 50)
+    assert (resp.command_id, resp.command_status) == (0x80000000, S.ESME_RINVCMDID)
+    truncated = struct.pack(">IIII", 17, 0x00000004, 0, 51) + b"a"  # C-string without NUL
+    resp = await esme.raw_request(truncated, 51)
+    assert resp.command_status == S.ESME_RINVCMDLEN
+    assert (await esme.request(EnquireLink())).command_status == 0
+    # an untrustworthy command_length: generic_nack ESME_RINVCMDLEN and the connection closes
+    resp = await esme.raw_request(struct.pack(">IIII", 8, 0x15, 0, 0), 0)
+    assert (resp.command_id, resp.command_status) == (0x80000000, S.ESME_RINVCMDLEN)
+    await esme.wait_closed()
+    assert (await bystander.submit()).command_status == 0
+    await esme.close()
+    await bystander.close()
+
+
+@pytest.mark.asyncio
+async def test_query_and_cancel_when_enabled() -> None:
+    async with Simulator(
+        accounts=(Account("acct", PASSWORD),), accept_query_cancel=True, receipt_delay=30
+    ) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        message_id = (await esme.submit()).message_id
+        query = await esme.request(QuerySm(message_id=message_id, source_addr="O2Shop"))
+        assert query.command_status == 0
+        assert isinstance(query, QuerySmResp)
+        assert query.message_state == 1  # ENROUTE
+        cancel = CancelSm(message_id=message_id, source_addr="O2Shop", destination_addr="1")
+        assert (await esme.request(cancel)).command_status == 0
+        query = await esme.request(QuerySm(message_id=message_id, source_addr="O2Shop"))
+        assert isinstance(query, QuerySmResp)
+        assert query.message_state == 4  # DELETED
+        assert (await esme.request(cancel)).command_status == S.ESME_RCANCELFAIL
+        unknown = await esme.request(QuerySm(message_id="nope", source_addr="O2Shop"))
+        assert unknown.command_status == S.ESME_RQUERYFAIL
+        await esme.close()
