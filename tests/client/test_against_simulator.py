@@ -1,0 +1,126 @@
+"""The client against the o2sms simulator: a faithful gateway on loopback, faults switched on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from o2sms.client import BindError, Client, DeliveryReport, InboundSms, SendError, SendResult
+from o2sms.receipts import ReceiptStat
+from o2sms.simulator import Account, OutcomeRule, Simulator
+from o2sms.smpp import CommandStatus
+
+pytestmark = pytest.mark.asyncio
+
+PASSWORD = "longer-than-eight"
+NUMBER = "+421903123456"
+
+
+@pytest_asyncio.fixture
+async def smsc() -> AsyncIterator[Simulator]:
+    async with Simulator(
+        accounts=(Account("acct", PASSWORD),),
+        receipt_delay=0.01,
+        rules=(OutcomeRule("421905", stat=ReceiptStat.UNDELIV, err=1),),
+        response_timeout=1.0,
+    ) as simulator:
+        yield simulator
+
+
+def client(smsc: Simulator, **options: object) -> Client:
+    defaults: dict[str, object] = {
+        "sessions": 2,
+        "connect_timeout": 2.0,
+        "response_timeout": 2.0,
+        "sender": "O2 Test",
+    }
+    defaults.update(options)
+    return Client("127.0.0.1", smsc.port, "acct", PASSWORD, **defaults)  # type: ignore[arg-type]
+
+
+async def test_every_message_gets_an_id_and_its_receipt(smsc: Simulator) -> None:
+    async with client(smsc) as sms:
+        results = await asyncio.gather(
+            *(sms.send(NUMBER, f"message {i}", reference=str(i)) for i in range(40))
+        )
+        events = sms.events()
+        reports = [await asyncio.wait_for(anext(events), 5.0) for _ in range(40)]
+    sent = {r.message_ids[0]: r.reference for r in results}
+    assert len(sent) == 40
+    assert all(isinstance(e, DeliveryReport) for e in reports)
+    got = {e.submitted_id: e.reference for e in reports if isinstance(e, DeliveryReport)}
+    assert got == sent
+    assert {e.receipt.stat for e in reports if isinstance(e, DeliveryReport)} == {
+        ReceiptStat.DELIVRD
+    }
+    assert len(smsc.messages()) == 40
+
+
+async def test_undeliverable_destination_reports_undeliv(smsc: Simulator) -> None:
+    async with client(smsc) as sms:
+        result = await sms.send("+421905000001", "to nowhere")
+        report = await asyncio.wait_for(anext(sms.events()), 5.0)
+    assert isinstance(report, DeliveryReport)
+    assert report.submitted_id == result.message_ids[0]
+    assert report.receipt.stat is ReceiptStat.UNDELIV
+    assert report.receipt.err_code == 1
+
+
+async def test_long_message_parts_each_get_a_receipt(smsc: Simulator) -> None:
+    async with client(smsc) as sms:
+        result = await sms.send(NUMBER, "Dlhá správa. " * 30)
+        events = sms.events()
+        reports = [await asyncio.wait_for(anext(events), 5.0) for _ in range(result.parts)]
+    assert result.parts == 6  # UCS-2: 390 characters in 67-unit parts
+    parts = sorted(r.part for r in reports if isinstance(r, DeliveryReport) and r.part)
+    assert parts == list(range(1, 7))
+
+
+async def test_inbound_sms_from_the_simulator(smsc: Simulator) -> None:
+    async with client(smsc) as sms:
+        smsc.inject_mo("acct", "421903123456", "5555", "Ahoj " * 50)
+        event = await asyncio.wait_for(anext(sms.events()), 5.0)
+    assert isinstance(event, InboundSms)
+    assert event.text == "Ahoj " * 50
+    assert event.parts == 2
+
+
+async def test_the_fifth_session_is_refused_and_the_four_keep_working(smsc: Simulator) -> None:
+    async with client(smsc, sessions=4) as sms:
+        await asyncio.sleep(0.2)
+        with pytest.raises(BindError) as info:
+            async with client(smsc, sessions=1, connect_timeout=0.5, response_timeout=0.5):
+                pass
+        assert info.value.command_status == CommandStatus.ESME_RBINDFAIL
+        assert (await sms.send(NUMBER, "still here")).message_ids
+
+
+async def test_throttling_storm_slows_down_but_loses_nothing(smsc: Simulator) -> None:
+    smsc.faults.max_submit_rate = 200.0
+    async with client(smsc, window=20) as sms:
+        results = await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(120)))
+    assert len({r.message_ids[0] for r in results}) == 120
+    assert len(smsc.messages()) == 120
+
+
+async def test_dropped_connections_fail_outstanding_messages_retriably(smsc: Simulator) -> None:
+    smsc.faults.drop_after = 15
+    outcomes: list[object] = []
+    async with client(smsc, window=10) as sms:
+        outcomes = await asyncio.gather(
+            *(sms.send(NUMBER, f"m{i}") for i in range(60)), return_exceptions=True
+        )
+        smsc.faults.drop_after = None
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert errors, "the fault should have cut some submits"
+        assert all(isinstance(e, SendError) and e.retriable for e in errors)
+        resent = await asyncio.gather(*(sms.send(NUMBER, f"again {i}") for i in range(len(errors))))
+    acknowledged = [o for o in outcomes if not isinstance(o, BaseException)] + resent
+    # Every acknowledged id is one the SMSC really stored: none was invented or lost.
+    stored = {m.message_id for m in smsc.messages()}
+    for result in acknowledged:
+        assert isinstance(result, SendResult)
+        assert set(result.message_ids) <= stored
