@@ -30,6 +30,8 @@ from typing import Literal, Protocol
 from o2sms.errors import O2smsError
 from o2sms.smpp.constants import MessageState, TlvTag, is_receipt
 from o2sms.smpp.tlv import Tlv
+from o2sms.text import Encoding, UnsupportedDataCodingError, encoding_for_data_coding
+from o2sms.text import decode as decode_text
 
 __all__ = [
     "DeliverSmLike",
@@ -159,6 +161,9 @@ class DeliverSmLike(Protocol):
     def esm_class(self) -> int: ...
 
     @property
+    def data_coding(self) -> int: ...
+
+    @property
     def tlvs(self) -> Sequence[Tlv]: ...
 
 
@@ -209,6 +214,24 @@ def _decode(data: str | bytes | bytearray | memoryview) -> str:
     if isinstance(data, str):
         return data
     return bytes(data).decode("latin-1")
+
+
+def _decode_by_data_coding(data: str | bytes, data_coding: int) -> str:
+    """A deliver_sm's receipt text: UCS-2 and Latin-1 by their data_coding, else as Latin-1.
+
+    UCS-2 (8, and the GSM groups that mean UCS-2) is not ASCII-compatible, so its octets go
+    through :func:`o2sms.text.decode` (invalid units become U+FFFD, never an error). GSM 7-bit,
+    IA5 and anything unknown or binary are read as Latin-1 octets, which keeps the ASCII keys.
+    """
+    if isinstance(data, str):
+        return data
+    try:
+        encoding = encoding_for_data_coding(data_coding)
+    except UnsupportedDataCodingError:
+        return _decode(data)
+    if encoding in (Encoding.UCS2, Encoding.LATIN1):
+        return decode_text(bytes(data), data_coding, errors="replace")
+    return _decode(data)
 
 
 def _scan(text: str) -> dict[str, str]:
@@ -311,8 +334,10 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
 
     The ``receipted_message_id`` TLV (usually the submit_sm_resp id verbatim) replaces the text's
     ``id`` and the ``message_state`` TLV decides ``stat``; the text comes from short_message, or
-    from the ``message_payload`` TLV when short_message is empty. With both TLVs no parsable text
-    is needed. A deliver_sm whose esm_class is not a receipt raises ReceiptParseError.
+    from the ``message_payload`` TLV when short_message is empty, decoded by ``data_coding``
+    (UCS-2 and Latin-1; other codings are read as ASCII-compatible octets). With both TLVs no
+    parsable text is needed. A deliver_sm whose esm_class is not a receipt raises
+    ReceiptParseError.
     """
     if not is_receipt(pdu.esm_class):
         raise ReceiptParseError(
@@ -336,7 +361,7 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
         ):
             payload = tlv.value
     return _build(
-        _scan(_decode(payload)),
+        _scan(_decode_by_data_coding(payload, pdu.data_coding)),
         message_id=message_id,
         state=state,
         network_error_code=network_error_code,

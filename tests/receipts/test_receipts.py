@@ -23,6 +23,7 @@ from o2sms.receipts import (
     parse,
 )
 from o2sms.smpp.constants import EsmClass, MessageState, TlvTag
+from o2sms.smpp.pdu import DeliverSm
 from o2sms.smpp.tlv import Tlv
 
 SUBMITTED = datetime(2024, 3, 15, 14, 30)
@@ -36,6 +37,7 @@ class FakeDeliverSm:
     short_message: bytes = b""
     esm_class: int = EsmClass.DELIVERY_RECEIPT
     tlvs: Sequence[Tlv] = field(default_factory=tuple)
+    data_coding: int = 0
 
 
 # --- ReceiptStat ---------------------------------------------------------------------------------
@@ -557,3 +559,52 @@ def test_same_number_in_hex_and_decimal_always_matches(n: int) -> None:
     assert message_ids_match(hex_id, dec_id)
     assert normalise_message_id(hex_id, base="hex") == normalise_message_id(dec_id)
     assert message_ids_match(dec_id.zfill(20), dec_id)
+
+
+# --- data_coding of the receipt text ------------------------------------------------------------
+
+UCS2_TEXT = (
+    "id:288230376293190992 sub:001 dlvrd:001 submit date:2403151430 done date:2403151431"
+    " stat:DELIVRD err:000 text:Čau 😀 už"
+)
+
+
+def test_ucs2_receipt_text_is_decoded_by_its_data_coding() -> None:
+    # A receipt whose text is UCS-2 (data_coding 8): read as octets it has no "id:" at all.
+    pdu = DeliverSm(
+        esm_class=EsmClass.DELIVERY_RECEIPT,
+        data_coding=0x08,
+        short_message=UCS2_TEXT.encode("utf-16-be"),
+    )
+    r = from_deliver_sm(pdu)
+    assert r.id == "288230376293190992"
+    assert r.stat is ReceiptStat.DELIVRD
+    assert r.submit_date == SUBMITTED
+    assert r.text == "Čau 😀 už"
+
+
+def test_ucs2_receipt_in_message_payload_and_ucs2_class_groups() -> None:
+    payload = UCS2_TEXT.encode("utf-16-be")
+    pdu = FakeDeliverSm(tlvs=(Tlv(TlvTag.MESSAGE_PAYLOAD, payload),), data_coding=0x08)
+    assert from_deliver_sm(pdu).text == "Čau 😀 už"
+    for data_coding in (0x18, 0xE0):  # GSM general group / MWI group with the UCS-2 alphabet
+        assert from_deliver_sm(FakeDeliverSm(payload, data_coding=data_coding)).id == (
+            "288230376293190992"
+        )
+
+
+def test_broken_ucs2_receipt_text_is_replaced_not_raised() -> None:
+    # A lone high surrogate and an odd trailing octet in the text: U+FFFD, not an exception.
+    data = "id:7 stat:EXPIRED text:ok".encode("utf-16-be") + b"\xd8\x3d\x00"
+    r = from_deliver_sm(FakeDeliverSm(data, data_coding=0x08))
+    assert (r.id, r.stat) == ("7", ReceiptStat.EXPIRED)
+    assert r.text is not None
+    assert r.text.startswith("ok")
+    assert "\ufffd" in r.text
+
+
+def test_latin1_and_other_codings_keep_reading_octets() -> None:
+    latin1 = TEXT.replace(b"Hello", "café".encode("latin-1"))
+    assert from_deliver_sm(FakeDeliverSm(latin1, data_coding=0x03)).text == "café"
+    for data_coding in (0x00, 0x01, 0x04, 0x05):  # GSM, IA5, binary, JIS: ASCII keys as octets
+        assert from_deliver_sm(FakeDeliverSm(TEXT, data_coding=data_coding)).text == "Hello"

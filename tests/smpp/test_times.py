@@ -39,7 +39,6 @@ RELATIVE_GOLDEN = [
     (timedelta(hours=2), "000000020000000R"),  # in 2 hours
     (timedelta(days=1, hours=12, minutes=30), "000001123000000R"),  # in 1 day 12 h 30 min
     (timedelta(minutes=90, seconds=5), "000000013005000R"),  # in 90 min 5 s
-    (timedelta(seconds=2, milliseconds=100), "000000000002100R"),  # tenths digit used
 ]
 
 
@@ -68,8 +67,22 @@ def test_relative_time_golden(td: timedelta, expected: str) -> None:
     assert parse_time(expected) == td
 
 
-def test_relative_time_truncates_below_tenths() -> None:
-    assert relative_time(timedelta(seconds=1, microseconds=199_999)) == "000000000001100R"
+def test_relative_time_writes_tnn_as_000_truncating_to_whole_seconds() -> None:
+    # SMPP 3.4: a relative time's "tnn" is always "000"; strict SMSCs reject other digits.
+    assert relative_time(timedelta(seconds=1, microseconds=199_999)) == "000000000001000R"
+    assert relative_time(timedelta(seconds=2, milliseconds=999)) == "000000000002000R"
+    assert relative_time(timedelta(milliseconds=900)) == "000000000000000R"
+
+
+def test_relative_time_tenths_are_opt_in_as_in_the_gateway_example() -> None:
+    # The O2 (Infobip) example 070605040302100R carries a tenths digit: tenths=True writes it.
+    assert relative_time(timedelta(seconds=2, milliseconds=100), tenths=True) == (
+        "000000000002100R"
+    )
+    assert relative_time(timedelta(seconds=1, microseconds=199_999), tenths=True) == (
+        "000000000001100R"
+    )
+    assert parse_time("000000000002100R") == timedelta(seconds=2, milliseconds=100)
 
 
 def test_gateway_example_is_7y_6mo_5d_4h_3m_2_1s() -> None:
@@ -169,7 +182,9 @@ def test_relative_rejects_negative_and_over_99_days() -> None:
         relative_time(timedelta(microseconds=-1))
     with pytest.raises(SmppTimeError, match="absolute"):
         relative_time(timedelta(days=100))
-    assert relative_time(timedelta(days=100) - timedelta(microseconds=1)) == "000099235959900R"
+    assert relative_time(timedelta(days=100) - timedelta(microseconds=1)) == "000099235959000R"
+    almost = timedelta(days=100) - timedelta(microseconds=1)
+    assert relative_time(almost, tenths=True) == "000099235959900R"
 
 
 def test_absolute_rejects_naive() -> None:
@@ -238,10 +253,20 @@ def test_relative_round_trip(td: timedelta) -> None:
     text = relative_time(td)
     assert len(text) == 16
     assert text.startswith("0000")
+    assert text.endswith("000R")
+    expected = td - timedelta(microseconds=td.microseconds)
+    assert parse_time(text) == expected
+    assert relative_time(expected) == text
+
+
+@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=100, microseconds=-1)))
+def test_relative_round_trip_with_tenths(td: timedelta) -> None:
+    text = relative_time(td, tenths=True)
+    assert text.startswith("0000")
     assert text.endswith("00R")
     expected = td - timedelta(microseconds=td.microseconds % 100_000)
     assert parse_time(text) == expected
-    assert relative_time(expected) == text
+    assert relative_time(expected, tenths=True) == text
 
 
 two_digits = st.integers(min_value=0, max_value=99)

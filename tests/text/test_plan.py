@@ -137,3 +137,12 @@ def test_plan_agrees_with_split(
         assert len(parts) == result.parts
     assert parts[0].data_coding == result.data_coding
     assert 0 <= result.remaining < result.part_limit or result.units == 0 or result.parts == 1
+
+
+def test_plan_counts_a_packed_160_septet_text_ending_in_cr_as_two_parts() -> None:
+    # Packed, its final CR needs 23.038's second CR and a 141st octet (docs/text.md): split()
+    # sends two parts, and plan() must say so. Unpacked it is one SMS.
+    text = "a" * 159 + "\r"
+    assert plan(text, packed=True).parts == len(split(text, packed=True)) == 2
+    assert plan(text).parts == len(split(text)) == 1
+    assert plan("a" * 160, packed=True).parts == 1

@@ -135,14 +135,60 @@ def test_packed_full_part_never_ends_with_cr() -> None:
     assert result.text == text
 
 
-def test_packed_full_single_sms_ending_with_cr() -> None:
-    # No room for 23.038's second CR: the final CR is read as padding, which shows the same.
-    parts = split("a" * 159 + "\r", packed=True)
-    assert len(parts) == 1
-    assert len(parts[0].short_message) == 140
-    result = Reassembler(packed=True).feed(_inbound(parts[0]), now=0.0)
+def test_packed_160_septet_sms_ending_with_cr_is_two_exact_parts() -> None:
+    # 160 septets fill 140 octets, where a final CR reads as the 23.038 pad of 159 septets:
+    # exactness needs 23.038's second CR, which does not fit, so the text takes two parts.
+    text = "a" * 159 + "\r"
+    parts = split(text, packed=True, reference=1)
+    assert len(parts) == 2
+    assert all(len(p.short_message) <= 140 for p in parts)
+    reassembler = Reassembler(packed=True)
+    assert reassembler.feed(_inbound(parts[0]), now=0.0) is None
+    result = reassembler.feed(_inbound(parts[1]), now=0.0)
     assert result is not None
-    assert result.text == "a" * 159
+    assert result.text == text
+    assert len(split(text)) == 1  # unpacked, 160 septets are 160 octets: one SMS
+    assert split("a" * 158 + "\r", packed=True)[0].short_message[-1] != 0  # fits, exact
+
+
+def _reassemble(parts: list[Part], *, packed: bool) -> str:
+    reassembler = Reassembler(packed=packed)
+    results = [reassembler.feed(_inbound(part), now=0.0) for part in parts]
+    assert all(r is None for r in results[:-1])
+    last = results[-1]
+    assert last is not None
+    return last.text
+
+
+@pytest.mark.parametrize("method", [SplitMethod.UDH8, SplitMethod.UDH16, SplitMethod.SAR])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("offset", range(-3, 3))
+def test_cr_before_escape_pair_at_part_boundary_round_trips(
+    method: SplitMethod, packed: bool, offset: int
+) -> None:
+    # "\r€" = CR ESC 0x65 placed around the end of part 1 (septet 153, or 152 for UDH16):
+    # the ESC pair must move whole, and the CR left last must not be read as a pad CR.
+    limit = 152 if method is SplitMethod.UDH16 else 153
+    text = "a" * (limit - 2 + offset) + "\r€" + "b" * 20
+    parts = split(text, method=method, packed=packed, reference=9)
+    assert len(parts) == 2
+    for part in parts:
+        if packed:
+            assert len(part.short_message) <= (134 if method is SplitMethod.SAR else 140)
+        else:
+            assert len(_body(part)) <= limit
+    if not packed:
+        assert _body(parts[0])[-1] != 0x1B
+    assert _reassemble(parts, packed=packed) == text
+
+
+def test_sar_packed_cr_before_escape_on_octet_boundary_round_trips() -> None:
+    # The reviewer's case: part 1 is 151 "a" + CR = 152 septets, exactly 133 octets, so
+    # 23.038's second CR is needed (and fits, in the septet the ESC pair left).
+    text = "a" * 151 + "\r€" + "b" * 10
+    parts = split(text, method="sar", packed=True, reference=9)
+    assert [len(p.short_message) for p in parts] == [134, 11]
+    assert _reassemble(parts, packed=True) == text
 
 
 def test_escape_pair_on_the_boundary_moves_whole() -> None:
@@ -230,6 +276,7 @@ def _body(part: Part) -> bytes:
 
 texts = st.one_of(
     st.text(alphabet=GSM_ALPHABET, max_size=700),
+    st.text(alphabet="a\r€", max_size=700),
     st.text(alphabet="a€", max_size=700),
     st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=500),
     st.text(max_size=400),  # any unicode but lone surrogates
@@ -270,11 +317,7 @@ def test_split_then_reassemble(
     assert message.total == len(parts)
     if parts[0].data_coding == 0:
         text = text.replace("ç", "Ç")  # GSM 03.38 has one C-cedilla: 0x09 decodes to Ç
-    if packed and text.endswith("\r"):
-        # 23.038 CR padding: a final CR on an octet boundary is doubled, or lost in a full SMS.
-        assert message.text in {text, text + "\r", text[:-1]}
-    else:
-        assert message.text == text
+    assert message.text == text  # exact, CRs at part and octet boundaries included
     # A duplicate arriving after completion starts a new group (a redelivery is delivered
     # again when complete, else it expires); all results are the same message.
     assert all(r.text == message.text for r in results if r is not None)

@@ -3,8 +3,11 @@
 ``schedule_delivery_time``, ``validity_period`` and ``final_date`` are either empty or 16
 characters: absolute ``YYMMDDhhmmsstnnp`` (local time at an offset of ``nn`` quarter hours,
 ``p`` is ``+`` ahead of UTC or ``-`` behind) or relative ``YYMMDDhhmmsstnnR`` (an interval from
-"now" at the SMSC). The O2 (Infobip) gateway supports only relative times for scheduling and
-its own example, ``070605040302100R``, uses the tenths digit, so we write and read it.
+"now" at the SMSC). SMPP 3.4 fixes a relative time's ``tnn`` as ``000`` and strict SMSCs
+reject anything else, so :func:`relative_time` writes whole seconds by default. The O2
+(Infobip) gateway supports only relative times for scheduling and its own example,
+``070605040302100R``, uses the tenths digit: ``relative_time(td, tenths=True)`` writes that
+form, and parsing accepts any tenths digit.
 
 This module never reads a clock: whatever needs "now" takes it as an argument.
 """
@@ -109,11 +112,14 @@ class RelativeTime:
             raise SmppTimeError(f"{self.to_smpp()} after {now.isoformat()} overflows") from exc
 
 
-def relative_time(td: timedelta) -> str:
-    """Write an interval as ``0000DDhhmmsst00R`` (YY=MM=00: no calendar ambiguity).
+def relative_time(td: timedelta, *, tenths: bool = False) -> str:
+    """Write an interval as ``0000DDhhmmss000R`` (YY=MM=00: no calendar ambiguity).
 
-    Sub-second precision is truncated to tenths. Negative intervals and intervals of 100 days or
-    more cannot be written; use :func:`absolute_time` for those.
+    SMPP 3.4 requires ``tnn`` = ``000`` in a relative time, so sub-second precision is
+    truncated to whole seconds. ``tenths=True`` writes the tenths digit instead
+    (``0000DDhhmmsst00R``, truncated to tenths), as the O2 (Infobip) example
+    ``070605040302100R`` shows; send it only to an SMSC known to accept it. Negative intervals
+    and intervals of 100 days or more cannot be written; use :func:`absolute_time` for those.
     """
     if td < timedelta(0):
         raise SmppTimeError(f"relative time cannot be negative ({td}); use an absolute time")
@@ -129,7 +135,7 @@ def relative_time(td: timedelta) -> str:
         hours=hours,
         minutes=minutes,
         seconds=seconds,
-        tenths=td.microseconds // _TENTH_US,
+        tenths=td.microseconds // _TENTH_US if tenths else 0,
     ).to_smpp()
 
 

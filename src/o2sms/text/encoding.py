@@ -74,6 +74,9 @@ _ALIASES: Final[dict[str, Encoding]] = {
 _SINGLE_LIMIT: Final = {Encoding.GSM7: 160, Encoding.LATIN1: 140, Encoding.UCS2: 70}
 _PART_LIMIT_8: Final = {Encoding.GSM7: 153, Encoding.LATIN1: 134, Encoding.UCS2: 67}
 _PART_LIMIT_16: Final = {Encoding.GSM7: 152, Encoding.LATIN1: 133, Encoding.UCS2: 66}
+_SINGLE_OCTETS: Final = 140  # user data of one SMS: 160 septets packed, 140 octets, 70 units
+_UDH8_OCTETS: Final = 6  # 05 00 03 ref total seq
+_UDH16_OCTETS: Final = 7  # 06 08 04 refHi refLo total seq
 
 
 class SplitMethod(StrEnum):
@@ -252,15 +255,46 @@ def transliterate(text: str) -> str:
     return _transliterate(text)
 
 
+def fits_single(data: bytes, encoding: Encoding, *, packed: bool = False) -> bool:
+    """True when encoded unpacked ``data`` fits one SMS without concatenation.
+
+    Packed GSM 7-bit must fit 140 octets with its CR padding: a 160-septet text ending in CR
+    needs a 141st octet (see :func:`gsm0338.pad_count`), so it is sent as two parts.
+    """
+    if encoding is Encoding.GSM7 and packed:
+        return gsm0338.packed_size(data) <= _SINGLE_OCTETS
+    return len(data) <= encoding.single_limit * encoding.unit_width
+
+
+def concat_fill_bits(method: SplitMethod, *, ref16: bool = False) -> int:
+    """Fill bits before packed GSM text in a part: after the UDH, or 0 for SAR (no UDH sent).
+
+    PAYLOAD is sized as the 8-bit reference UDH parts the SMSC will cut.
+    """
+    if method is SplitMethod.SAR:
+        return 0
+    header = _UDH16_OCTETS if ref16 or method is SplitMethod.UDH16 else _UDH8_OCTETS
+    return (7 - (header * 8) % 7) % 7
+
+
 def segment_ends(
-    data: bytes, encoding: Encoding, limit: int, *, max_parts: int, packed: bool = False
+    data: bytes,
+    encoding: Encoding,
+    limit: int,
+    *,
+    max_parts: int,
+    packed: bool = False,
+    fill_bits: int = 0,
 ) -> list[int]:
     """End offsets of the parts ``data`` (unpacked units) is cut into, ``limit`` units each.
 
     Never cuts an ESC pair (GSM 7-bit) or a surrogate pair (UCS-2): the pair moves whole to
-    the next part. With ``packed`` GSM 7-bit, a full part never ends with CR either (the CR
-    moves on), since a full packed part ends on an octet boundary where a final CR reads as
-    the 23.038 pad. Stops after ``max_parts + 1`` parts so a huge text costs little.
+    the next part. With ``packed`` GSM 7-bit each part, packed after ``fill_bits`` with its
+    23.038 CR padding (:func:`gsm0338.pack`), must also fit the octets ``limit`` septets take:
+    a part whose trailing CR would need a padding CR past that (a CR ending on an octet
+    boundary, ``(7 * count + fill_bits) % 8 == 0``) gives its CR to the next part, and the
+    ESC and CR checks repeat until both hold. Every packed part then unpacks exactly. Stops
+    after ``max_parts + 1`` parts so a huge text costs little.
     """
     size = len(data)
     ends: list[int] = []
@@ -277,14 +311,17 @@ def segment_ends(
             start = end
         return ends
     gsm = encoding is Encoding.GSM7
+    pack = gsm and packed
+    max_octets = (7 * limit + fill_bits + 7) // 8
     while start < size and len(ends) <= max_parts:
-        end = start + limit
-        if end >= size:
-            end = size
-        elif gsm and data[end - 1] == gsm0338.ESCAPE:
-            end -= 1  # the encoder never emits ESC as an extension code: this one opens a pair
-        elif gsm and packed and data[end - 1] == gsm0338.CR:
-            end -= 1
+        end = min(start + limit, size)
+        while end - start > 1:
+            if gsm and end < size and data[end - 1] == gsm0338.ESCAPE:
+                end -= 1  # the encoder never emits ESC as an extension code: it opens a pair
+            elif pack and gsm0338.packed_size(data[start:end], fill_bits) > max_octets:
+                end -= 1  # only a trailing CR makes a part outgrow its octets: move it on
+            else:
+                break
         ends.append(end)
         start = end
     return ends
@@ -356,10 +393,11 @@ def measure(
     width = encoding.unit_width
     units = len(data) // width
     single = encoding.single_limit
-    if units <= single:
+    if fits_single(data, encoding, packed=packed):
         return 1, units, single, single - units
     limit = encoding.part_limit(ref16=ref16 or method is SplitMethod.UDH16)
-    ends = segment_ends(data, encoding, limit, max_parts=max_parts, packed=packed)
+    fill = concat_fill_bits(method, ref16=ref16)
+    ends = segment_ends(data, encoding, limit, max_parts=max_parts, packed=packed, fill_bits=fill)
     if len(ends) > max_parts:
         raise too_long(units, limit, max_parts, encoding)
     last = ends[-1] - (ends[-2] if len(ends) > 1 else 0)
@@ -379,7 +417,8 @@ def plan(
 
     Raises :class:`UnencodableTextError` when a forced encoding cannot carry the text and
     :class:`MessageTooLongError` above ``max_parts``, like split(). ``packed`` matters only in
-    the rare case where a full GSM part would end with CR (see :func:`segment_ends`).
+    the rare case where a full GSM part (or a 160-septet SMS) would end with CR: the CR needs
+    padding that does not fit, so it moves to the next part (see :func:`segment_ends`).
     """
     method = as_split_method(split_method)
     check_max_parts(max_parts)

@@ -98,10 +98,16 @@ def septet_count(text: str) -> int:
 
 
 def _escape_pair(match: re.Match[str]) -> str:
-    """One ESC sequence -> its character (23.038: unknown codes show the basic character)."""
+    """One ESC sequence -> what 23.038 displays for it (see ``docs/text.md``, "Escape").
+
+    ESC only selects the extension table for the septet after it: a defined code shows its
+    extension character, an undefined one its basic-table character; ESC ESC (reserved for a
+    further table) shows a space, as 23.038 asks; an ESC with no septet after it shows nothing.
+    """
     follower = match.group(1)
-    if follower in ("", "\x1b"):
-        # A lone trailing ESC, or ESC ESC (reserved for a further table): 23.038 shows a space.
+    if follower == "":
+        return ""
+    if follower == "\x1b":
         return " "
     return _EXTENSION_BY_BASIC.get(follower, follower)
 
@@ -128,32 +134,68 @@ def _masks(groups: int) -> tuple[int, int, int, int, int, int]:
     return m1, m1 << 8, m2, m2 << 16, m3, m3 << 32
 
 
-def pack(
-    septets: bytes, fill_bits: int = 0, *, pad_cr: bool = True, max_septets: int | None = None
-) -> bytes:
+def _padding_residue(fill_bits: int) -> int:
+    """The septet count (mod 8) that leaves 7 spare bits in the last octet after ``fill_bits``.
+
+    ``(7 * n + fill_bits) % 8 == 1`` exactly when ``n % 8`` is this value (7 is its own
+    inverse mod 8). Such a count is never sent: the spare bits would read as "@".
+    """
+    return (fill_bits + 7) % 8
+
+
+def _in_residue(low: int, high: int, residue: int) -> int:
+    """How many integers in ``low..high-1`` (both >= 0) are ``residue`` modulo 8."""
+    return (high - residue + 7) // 8 - (low - residue + 7) // 8
+
+
+def pad_count(septets: bytes, fill_bits: int = 0) -> int:
+    """CR septets :func:`pack` appends so that :func:`unpack` returns exactly ``septets``.
+
+    The packed length alone tells the receiver a septet count ``m`` (``(8 * octets - fill) //
+    7``). Call a count *padded* when it leaves 7 spare bits (see :func:`_padding_residue`). A
+    text ending in ``t`` CRs after ``base`` other septets is sent as ``base + x`` septets,
+    where ``x`` is the ``t``-th (from 0) offset whose count is not padded; the receiver strips
+    one trailing CR per padded count in its trailing CR run. This is 23.038 section 6.1.2.1.1
+    where the rules meet: one CR fills 7 spare bits, and a text whose own final CR ends on an
+    octet boundary gets a second CR (and a zero bit); longer trailing CR runs are extended the
+    same way, so every septet string round-trips.
+    """
+    count = len(septets)
+    trailing = count - len(septets.rstrip(b"\r"))
+    padded = _padding_residue(fill_bits)
+    n = count - trailing
+    rank = -1
+    while True:
+        if n % 8 != padded:
+            rank += 1
+            if rank == trailing:
+                return n - count
+        n += 1
+
+
+def packed_size(septets: bytes, fill_bits: int = 0) -> int:
+    """Octets :func:`pack` makes of ``septets`` after ``fill_bits`` bits, CR padding included."""
+    count = len(septets) + pad_count(septets, fill_bits)
+    return (7 * count + fill_bits + 7) // 8
+
+
+def pack(septets: bytes, fill_bits: int = 0, *, pad_cr: bool = True) -> bytes:
     """Pack septets LSB-first after ``fill_bits`` zero bits (the UDH fill), per 23.038.
 
-    With ``pad_cr`` (23.038 section 6.1.2.1.1) a CR is appended when 7 bits would be left
-    spare in the last octet (they would read as "@"), and a second CR when the text itself
-    ends with CR exactly on an octet boundary, so a decoder may strip one trailing pad CR.
-    That second CR is skipped when it would exceed ``max_septets`` (a full SMS): the final
-    CR is then read as padding and lost, which for a trailing CR shows no difference.
+    With ``pad_cr`` (23.038 section 6.1.2.1.1) CRs are appended as :func:`pad_count` says:
+    one when 7 bits would be left spare in the last octet (they would read as "@"), one more
+    when the text itself ends with CR exactly on an octet boundary (23.038's second CR), and so
+    on for longer trailing CR runs, so that :func:`unpack` returns exactly ``septets``. The
+    result may therefore be one octet longer than the bare septets need: check
+    :func:`packed_size` against the space you have.
     """
     if not 0 <= fill_bits <= 6:
         raise TextError(f"fill_bits must be 0..6, not {fill_bits}")
     if not septets.isascii():
         raise TextError("septets must be below 0x80")
-    count = len(septets)
     if pad_cr:
-        total = 7 * count + fill_bits
-        if total % 8 == 1 or (
-            total % 8 == 0
-            and count
-            and septets[-1] == CR
-            and (max_septets is None or count < max_septets)
-        ):
-            septets += b"\r"
-            count += 1
+        septets += b"\r" * pad_count(septets, fill_bits)
+    count = len(septets)
     size = (7 * count + fill_bits + 7) // 8
     if not count:
         return bytes(size)
@@ -176,9 +218,11 @@ def unpack(
     """Packed octets -> unpacked septets, skipping ``fill_bits`` leading bits.
 
     When ``septets`` (the count) is known it is used exactly. Otherwise the count is read from
-    the length, and when the last septet exactly fills the spare bits of the last octet and is
-    a CR, it is taken for the 23.038 pad and dropped (``strip_cr``). A trailing "@" there is
-    kept: it may be real text, and a sender that pads with zero bits breaks 23.038.
+    the length and, with ``strip_cr``, the 23.038 padding CRs are dropped: one CR of the
+    trailing CR run per count in that run that would have left 7 spare bits (the inverse of
+    :func:`pad_count`). That covers both 23.038 cases: a lone pad CR in 7 spare bits, and the
+    second CR after a text whose own final CR ended on an octet boundary. A trailing "@"
+    there is kept: it may be real text, and a sender that pads with zero bits breaks 23.038.
     """
     if not 0 <= fill_bits <= 6:
         raise TextError(f"fill_bits must be 0..6, not {fill_bits}")
@@ -203,18 +247,24 @@ def unpack(
     y = (y & m2lo) | ((y & (m2lo << 14)) << 2)
     y = (y & m1lo) | ((y & (m1lo << 7)) << 1)
     out = y.to_bytes(8 * groups, "little")[:count]
-    if septets is None and strip_cr and bits % 7 == 0 and out[-1] == CR:
-        out = out[:-1]
+    if septets is None and strip_cr and out[-1] == CR:
+        base = len(out.rstrip(b"\r"))
+        pads = _in_residue(base, count, _padding_residue(fill_bits))
+        if pads:
+            out = out[:-pads]
     return out
 
 
 def encode_packed(text: str, fill_bits: int = 0) -> bytes:
-    """Text -> packed 7-bit octets with CR padding (see :func:`pack`)."""
+    """Text -> packed 7-bit octets with CR padding (see :func:`pack`); exact round trip."""
     return pack(encode(text), fill_bits)
 
 
 def decode_packed(
     data: bytes, fill_bits: int = 0, *, septets: int | None = None, errors: Errors = "strict"
 ) -> str:
-    """Packed 7-bit octets -> text (see :func:`unpack` for the trailing CR rule)."""
+    """Packed 7-bit octets -> text (see :func:`unpack` for the trailing CR rule).
+
+    ``decode_packed(encode_packed(text, fill), fill) == text`` for every GSM text.
+    """
     return decode(unpack(data, fill_bits, septets=septets), errors=errors)

@@ -20,8 +20,10 @@ from o2sms.text.encoding import (
     SplitMethod,
     as_split_method,
     check_max_parts,
+    concat_fill_bits,
     data_coding_for,
     encode_auto,
+    fits_single,
     measure,
     segment_ends,
     too_long,
@@ -86,10 +88,9 @@ def split(
     enc, data = encode_auto(text, encoding)
     data_coding = data_coding_for(enc, flash=flash)
     pack = packed and enc is Encoding.GSM7
-    single = enc.single_limit * enc.unit_width
-    if len(data) <= single:
+    if fits_single(data, enc, packed=pack):
         if pack:
-            data = gsm0338.pack(data, max_septets=enc.single_limit)
+            data = gsm0338.pack(data)
         return [Part(data, 0, data_coding)]
     if flash:
         parts = len(segment_ends(data, enc, enc.part_limit(), max_parts=MAX_PARTS))
@@ -106,7 +107,8 @@ def split(
         payload = gsm0338.pack(data) if pack else data
         return [Part(b"", 0, data_coding, (Tlv(TlvTag.MESSAGE_PAYLOAD, payload),))]
     limit = enc.part_limit(ref16=ref16)
-    ends = segment_ends(data, enc, limit, max_parts=max_parts, packed=pack)
+    fill = concat_fill_bits(chosen, ref16=ref16)
+    ends = segment_ends(data, enc, limit, max_parts=max_parts, packed=pack, fill_bits=fill)
     if len(ends) > max_parts:
         raise too_long(len(data) // enc.unit_width, limit, max_parts, enc)
     ref = next_reference(ref16=ref16) if reference is None else reference
@@ -123,11 +125,11 @@ def split(
                 Tlv(TlvTag.SAR_SEGMENT_SEQNUM, seq),
             )
             if pack:
-                chunk = gsm0338.pack(chunk, max_septets=limit)
+                chunk = gsm0338.pack(chunk, fill)
             result.append(Part(chunk, 0, data_coding, tlvs))
             continue
         header = udh.build_concat(ref, total, seq, ref16=ref16)
         if pack:
-            chunk = gsm0338.pack(chunk, udh.fill_bits(len(header)), max_septets=limit)
+            chunk = gsm0338.pack(chunk, udh.fill_bits(len(header)))
         result.append(Part(header + chunk, EsmClass.UDHI, data_coding))
     return result
