@@ -57,12 +57,13 @@ def international_number(number: str, region: str = "SK") -> str:
     Raises AddressError for anything that is not a valid phone number.
     """
     parsed = _parse_international(number)
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
-        # The general parser also strips national prefixes written after the country code.
-        try:
-            parsed = phonenumbers.parse(number, region)
-        except phonenumbers.NumberParseException as exc:
-            raise AddressError(f"{number!r} is not a phone number: {exc}") from None
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+    # The general parser also strips national prefixes written after the country code.
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException as exc:
+        raise AddressError(f"{number!r} is not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise AddressError(f"{number!r} is not a valid phone number (region {region})")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]

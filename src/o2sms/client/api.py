@@ -77,6 +77,7 @@ class _Sent:
     to: str
     part: int
     parts: int
+    keys: frozenset[str]  #: receipts.message_id_keys(submitted_id)
 
 
 def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindType]:
@@ -294,7 +295,7 @@ class Client:
                     raise SendError(exc, [None]) from exc
                 assert isinstance(response, SubmitSmResp)
                 if report:
-                    self._remember(_Sent(response.message_id, reference, destination.addr, 1, 1))
+                    self._remember(response.message_id, reference, destination.addr, 1, 1)
                 return SendResult(
                     (response.message_id,), encoding_used, 1, destination.addr, reference
                 )
@@ -311,9 +312,7 @@ class Client:
         if report:
             for number, message_id in enumerate(message_ids, start=1):
                 if message_id is not None:
-                    self._remember(
-                        _Sent(message_id, reference, destination.addr, number, len(parts))
-                    )
+                    self._remember(message_id, reference, destination.addr, number, len(parts))
             if self._correlation_waiters:
                 self._recorded.set()
         for outcome in outcomes:
@@ -340,9 +339,13 @@ class Client:
             short_code_npi=self._short_code[1],
         )
 
-    def _remember(self, sent: _Sent) -> None:
+    def _remember(
+        self, submitted_id: str, reference: str | None, to: str, part: int, parts: int
+    ) -> None:
+        keys = receipts.message_id_keys(submitted_id)
+        sent = _Sent(submitted_id, reference, to, part, parts, keys)
         store = self._sent
-        for key in receipts.message_id_keys(sent.submitted_id):
+        for key in keys:
             store[key] = sent
         while len(store) > CORRELATION_CAPACITY:
             store.popitem(last=False)
@@ -372,15 +375,20 @@ class Client:
         return sent
 
     def _correlate(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
+        """The submitted part a receipt reports: by its exact id first (short ids can collide
+        across hex and decimal readings), then by every reading of it."""
         store = self._sent
-        for key in receipts.message_id_keys(receipt.id):
-            sent = store.get(key)
-            if sent is not None:
-                if receipt.stat.is_final:
-                    for stale in receipts.message_id_keys(sent.submitted_id):
-                        store.pop(stale, None)
-                return sent
-        return None
+        sent = store.get(receipt.id.strip().lower())
+        if sent is None:
+            for key in receipts.message_id_keys(receipt.id):
+                sent = store.get(key)
+                if sent is not None:
+                    break
+        if sent is not None and receipt.stat.is_final:
+            for key in sent.keys:
+                if store.get(key) is sent:
+                    del store[key]
+        return sent
 
     # --- receiving --------------------------------------------------------------------
 
