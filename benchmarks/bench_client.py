@@ -1,14 +1,12 @@
 """Throughput and latency of ``Client.send()`` against a neutral SMSC (smpp-sink).
 
-Build the sink (see ../shared/tools/smpp-sink/README.md), then, pinning it and the client to
-different cores:
+Build the sink (see ../shared/tools/smpp-sink/README.md), then let this script start it pinned
+to core 1 (it pins itself to core 0):
 
-    taskset -c 1 /path/to/smpp-sink --port 2775 --quiet [--dlr] &
-    taskset -c 0 .venv/bin/python benchmarks/bench_client.py --port 2775 --window 64 [--receipts]
+    .venv/bin/python benchmarks/bench_client.py --sink /path/to/smpp-sink --matrix
 
-or let the script start the sink itself: ``--sink /path/to/smpp-sink`` (pinned to core 1,
-the script pins itself to core 0). Reports messages per second through ``send()``, p50/p99
-latency from send() to its submit_sm_resp, and peak RSS of this process.
+or point it at a sink already running: ``--port 2775 --window 64 [--receipts]``. The
+measurement itself is ``o2sms.cli.bench.measure_send``, also behind ``o2sms bench``.
 """
 
 from __future__ import annotations
@@ -16,17 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import resource
 import shutil
-import statistics
 import subprocess
 import time
 from collections.abc import Iterator
 
-from o2sms.client import Client, DeliveryReport
-
-TEXT = "Your parcel 4711 arrives today between 14:00 and 16:00. Reply STOP to."  # 70 GSM chars
+from o2sms.cli.bench import SendFigures, measure_send, pin_to_core
 
 
 @contextlib.contextmanager
@@ -49,61 +42,22 @@ def sink_process(path: str | None, port: int, receipts: bool) -> Iterator[None]:
         process.wait()
 
 
-async def run(
-    port: int, messages: int, window: int, sessions: int, receipts: bool
-) -> dict[str, float]:
-    """Send ``messages`` through one Client and measure."""
-    latencies: list[float] = []
-    received = 0
-    all_received = asyncio.Event()
-
-    async def on_event(event: object) -> None:
-        nonlocal received
-        if isinstance(event, DeliveryReport):
-            received += 1
-            if received >= messages:
-                all_received.set()
-
-    # Distinct valid Slovak mobile numbers, so number validation is measured, not cached.
-    numbers = [f"+4219{n % 10_000_000 + 10_000_000:08d}" for n in range(messages)]
-    async with Client(
-        "127.0.0.1",
-        port,
-        "bench",
-        "bench",
-        sessions=sessions,
-        window=window,
-        sender="O2 Bench",
-        handler=on_event,
-    ) as sms:
-        workers = max(1, window * sessions * 2)
-        per_worker = [numbers[i::workers] for i in range(workers)]
-        clock = time.perf_counter
-
-        async def worker(batch: list[str]) -> None:
-            for number in batch:
-                start = clock()
-                await sms.send(number, TEXT, report=receipts)
-                latencies.append(clock() - start)
-
-        started = clock()
-        await asyncio.gather(*(worker(batch) for batch in per_worker))
-        sent_at = clock()
-        if receipts:
-            await asyncio.wait_for(all_received.wait(), timeout=60)
-        finished = clock()
-    latencies.sort()
-    return {
-        "rate": messages / (finished - started),
-        "send_rate": messages / (sent_at - started),
-        "p50_ms": statistics.median(latencies) * 1e3,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+def one(port: int, messages: int, window: int, sessions: int, receipts: bool) -> SendFigures:
+    """One run against the sink."""
+    return asyncio.run(
+        measure_send(
+            "127.0.0.1",
+            port,
+            messages=messages,
+            window=window,
+            sessions=sessions,
+            receipts=receipts,
+        )
+    )
 
 
 def main() -> None:
-    """Parse arguments, run, print one line."""
+    """One configuration, or with --matrix every window 1/10/64 x 1/4 sessions x receipts."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -113,19 +67,31 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--receipts", action="store_true")
+    parser.add_argument("--matrix", action="store_true")
+    parser.add_argument("--runs", type=int, default=3, help="runs per point; the median is shown")
     args = parser.parse_args()
-    if shutil.which("taskset") and args.sink:
-        os.sched_setaffinity(0, {0})
-    with sink_process(args.sink, args.port, args.receipts):
-        result = asyncio.run(
-            run(args.port, args.messages, args.window, args.sessions, args.receipts)
-        )
-    print(
-        f"window={args.window} sessions={args.sessions} receipts={args.receipts} "
-        f"messages={args.messages}: {result['rate']:,.0f} msg/s "
-        f"(sends {result['send_rate']:,.0f}/s), p50 {result['p50_ms']:.2f} ms, "
-        f"p99 {result['p99_ms']:.2f} ms, peak RSS {result['peak_rss_mb']:.0f} MB"
+    if args.sink:
+        pin_to_core(0)
+    points = (
+        [(r, s, w) for r in (False, True) for s in (1, 4) for w in (1, 10, 64)]
+        if args.matrix
+        else [(args.receipts, args.sessions, args.window)]
     )
+    print("| window | sessions | receipts | msg/s (median) | p50 ms | p99 ms | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for receipts in sorted({p[0] for p in points}):
+        with sink_process(args.sink, args.port + receipts, receipts):
+            for _, sessions, window in [p for p in points if p[0] == receipts]:
+                runs = [
+                    one(args.port + receipts, args.messages, window, sessions, receipts)
+                    for _ in range(args.runs)
+                ]
+                mid = sorted(runs, key=lambda f: f.rate)[len(runs) // 2]
+                print(
+                    f"| {window} | {sessions} | {'yes' if receipts else 'no'} | {mid.rate:,.0f} | "
+                    f"{mid.p50_ms:.2f} | {mid.p99_ms:.2f} | {max(f.peak_rss_mb for f in runs):.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

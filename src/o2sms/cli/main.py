@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from o2sms.cli.bench import bench_command
 from o2sms.cli.demo import demo_command
 from o2sms.cli.plan import plan_command
 from o2sms.cli.send import send_command
@@ -17,4 +18,5 @@ app = typer.Typer(
 app.command("plan")(plan_command)
 app.command("demo")(demo_command)
 app.command("send")(send_command)
+app.command("bench")(bench_command)
 app.command("simulator")(simulator_command)

@@ -1,0 +1,21 @@
+"""``o2sms bench`` runs end to end against the simulator it starts (figures not asserted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+
+def test_bench_reports_a_median_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "o2sms", "bench", "--messages", "300", "--runs", "1", "--receipts"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"median of 1: [\d,]+ msg/s .*receipts on", result.stdout)
