@@ -42,6 +42,50 @@ def sink_process(path: str | None, port: int, receipts: bool) -> Iterator[None]:
         process.wait()
 
 
+async def raw_baseline(port: int, messages: int, window: int) -> tuple[float, float]:
+    """No library: pre-packed submit_sm over one asyncio protocol; (msg/s, p50 ms of window 1).
+
+    The floor to compare the client with, measured in the same session against the same sink.
+    """
+    bind = bytes.fromhex("0000001b 00000009 00000000 00000001 626e00 626e00 00 34 00 00 00")
+    body = b"\0\x05\x00O2 Bench\0\x01\x01421910000000\0\0\0\0\0\0\0\0\0\0" + bytes([70]) + b"x" * 70
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(bind)
+    await reader.readexactly(int.from_bytes(await reader.readexactly(4), "big") - 4)
+
+    def submit(seq: int) -> bytes:
+        return (
+            (16 + len(body)).to_bytes(4, "big")
+            + b"\0\0\0\x04\0\0\0\0"
+            + seq.to_bytes(4, "big")
+            + body
+        )
+
+    async def responses(count: int) -> None:
+        for _ in range(count):
+            size = int.from_bytes(await reader.readexactly(4), "big")
+            await reader.readexactly(size - 4)
+
+    start = loop.time()
+    sent = 0
+    while sent < messages:
+        batch = min(window, messages - sent)
+        writer.write(b"".join(submit(sent + i + 2) for i in range(batch)))
+        await responses(batch)
+        sent += batch
+    rate = messages / (loop.time() - start)
+    latencies = []
+    for seq in range(2000):
+        t0 = loop.time()
+        writer.write(submit(seq + 100_000))
+        await responses(1)
+        latencies.append(loop.time() - t0)
+    writer.close()
+    latencies.sort()
+    return rate, latencies[len(latencies) // 2] * 1e3
+
+
 def one(port: int, messages: int, window: int, sessions: int, receipts: bool) -> SendFigures:
     """One run against the sink."""
     return asyncio.run(
@@ -69,6 +113,7 @@ def main() -> None:
     parser.add_argument("--receipts", action="store_true")
     parser.add_argument("--matrix", action="store_true")
     parser.add_argument("--runs", type=int, default=3, help="runs per point; the median is shown")
+    parser.add_argument("--baseline", action="store_true", help="also the no-library floor")
     args = parser.parse_args()
     if args.sink:
         pin_to_core(0)
@@ -77,6 +122,19 @@ def main() -> None:
         if args.matrix
         else [(args.receipts, args.sessions, args.window)]
     )
+    if args.baseline:
+        with sink_process(args.sink, args.port, False):
+            rates, p50s = zip(
+                *(
+                    asyncio.run(raw_baseline(args.port, args.messages, 64))
+                    for _ in range(args.runs)
+                ),
+                strict=True,
+            )
+        print(
+            f"raw asyncio, pre-packed PDUs, window 64: {sorted(rates)[len(rates) // 2]:,.0f} msg/s;"
+            f" window 1 round trip p50 {sorted(p50s)[len(p50s) // 2]:.3f} ms"
+        )
     print("| window | sessions | receipts | msg/s (median) | p50 ms | p99 ms | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for receipts in sorted({p[0] for p in points}):

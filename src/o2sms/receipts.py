@@ -195,7 +195,7 @@ _HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
 def _small_int(s: str) -> int | None:
     """ASCII decimal digits (at most 18) as an int, else None: never int()'s ValueError."""
     s = s.strip()
-    if len(s) <= 18 and _DIGITS_RE.fullmatch(s):
+    if len(s) <= 18 and s.isascii() and s.isdigit():
         return int(s)
     return None
 
@@ -230,6 +230,8 @@ def _decode_by_data_coding(data: str | bytes, data_coding: int) -> str:
     """
     if isinstance(data, str):
         return data
+    if data_coding <= 1:  # SMSC default alphabet or IA5: the usual case, ASCII keys as they are
+        return _decode(data)
     try:
         encoding = encoding_for_data_coding(data_coding)
     except UnsupportedDataCodingError:
