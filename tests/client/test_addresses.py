@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from o2sms.client import AddressError
-from o2sms.client.addresses import _parse_international, destination, international_number, sender
+from o2sms.client.addresses import (
+    _is_valid,
+    _parse_international,
+    destination,
+    international_number,
+    sender,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +86,40 @@ def test_lookups_are_cached() -> None:
     international_number("+421903123456")
     international_number("+421903123456")
     assert international_number.cache_info().hits == 1
+
+
+@given(
+    st.integers(10**6, 10**11), st.sampled_from([1, 44, 420, 421, 49, 33, 39, 7, 86, 971, 36, 43])
+)
+def test_mobile_shortcut_never_disagrees_with_phonenumbers(
+    national: int, country_code: int
+) -> None:
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=national)
+    assert _is_valid(number) == phonenumbers.is_valid_number(number)
+
+
+@pytest.mark.parametrize(
+    "number", ["+421903123456", "+420602123456", "+447911123456", "+12025550123"]
+)
+def test_mobile_shortcut_on_real_mobiles(number: str) -> None:
+    parsed = phonenumbers.parse(number)
+    assert _is_valid(parsed) is True
+
+
+REGIONS = ["SK", "CZ", "AT", "DE", "HU", "PL", "GB", "US", "IT", "FR", "UA", "IN", "BR", "AE"]
+
+
+@given(st.sampled_from(REGIONS), st.integers(0, 10**6), st.integers(1, 6))
+def test_mobile_shortcut_agrees_near_real_mobile_numbers(
+    region: str, digits: int, width: int
+) -> None:
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None
+    national = str(example.national_number)
+    changed = national[:-width] + f"{digits % 10**width:0{width}d}"
+    number = phonenumbers.PhoneNumber(
+        country_code=example.country_code,
+        national_number=int(changed),
+        italian_leading_zero=example.italian_leading_zero,
+    )
+    assert _is_valid(number) == phonenumbers.is_valid_number(number)

@@ -403,7 +403,9 @@ class Client:
             except receipts.ReceiptParseError as exc:
                 event = UnreadableDeliverSm(pdu, str(exc), session)
             else:
-                sent = await self._correlate_soon(receipt)
+                sent = self._correlate(receipt)
+                if sent is None and self._submitting:
+                    sent = await self._correlate_soon(receipt)
                 event = DeliveryReport(
                     receipt,
                     submitted_id=sent.submitted_id if sent else None,
