@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from o2sms.client import Client, DeliveryReport, addresses
+from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.errors import O2smsError
 from o2sms.text import plan
 
@@ -89,19 +89,19 @@ def send_command(
         asyncio.run(
             _send(
                 console,
-                Client(
-                    host,
-                    port,
-                    system_id,
-                    password,
-                    secondary_host=secondary_host,
-                    system_type=system_type,
-                    tls=tls,
-                    tls_ca_file=tls_ca_file,
-                    bind=bind,
-                    sessions=1,
-                    flash_session=flash,
-                ),
+                {
+                    "host": host,
+                    "port": port,
+                    "system_id": system_id,
+                    "password": password,
+                    "secondary_host": secondary_host,
+                    "system_type": system_type,
+                    "tls": tls,
+                    "tls_ca_file": tls_ca_file,
+                    "bind": bind,
+                    "sessions": 1,
+                    "flash_session": flash,
+                },
                 to=to,
                 text=text,
                 sender=sender,
@@ -121,7 +121,7 @@ def send_command(
 
 async def _send(
     console: Console,
-    client: Client,
+    client_options: dict[str, Any],
     *,
     to: str,
     text: str,
@@ -134,7 +134,15 @@ async def _send(
     wait_receipt: bool,
     timeout: float,
 ) -> None:
-    async with client as sms:
+    waiting: set[str] = set()
+    reports: asyncio.Queue[DeliveryReport] = asyncio.Queue()
+
+    async def on_event(event: Event) -> None:
+        # Returning acknowledges the receipt: it was printed, which is all this command does.
+        if isinstance(event, DeliveryReport) and event.submitted_id in waiting:
+            await reports.put(event)
+
+    async with Client(**client_options, handler=on_event) as sms:
         result = await sms.send(
             to,
             text,
@@ -146,6 +154,7 @@ async def _send(
             transliterate=transliterate,
             report=True,
         )
+        waiting.update(result.message_ids)
         console.print(
             f"sent to +{result.to}: {result.parts} part(s), {result.encoding.value}, "
             f"message id(s): {' '.join(result.message_ids)}",
@@ -153,19 +162,18 @@ async def _send(
         )
         if not wait_receipt:
             return
-        waiting = set(result.message_ids)
         try:
             async with asyncio.timeout(timeout):
-                async for event in sms.events():
-                    if isinstance(event, DeliveryReport) and event.submitted_id in waiting:
-                        receipt = event.receipt
-                        console.print(
-                            f"receipt for {event.submitted_id}: {receipt.stat.value} "
-                            f"(err {receipt.err or '-'}, done {receipt.done_date})",
-                            highlight=False,
-                        )
-                        waiting.discard(event.submitted_id)
-                        if not waiting:
-                            return
+                while waiting:
+                    report = await reports.get()
+                    if report.submitted_id not in waiting:
+                        continue
+                    waiting.discard(report.submitted_id)
+                    receipt = report.receipt
+                    console.print(
+                        f"receipt for {report.submitted_id}: {receipt.stat.value} "
+                        f"(err {receipt.err or '-'}, done {receipt.done_date})",
+                        highlight=False,
+                    )
         except TimeoutError:
             raise O2smsError(f"no delivery receipt within {timeout:g} s") from None

@@ -9,6 +9,7 @@ from o2sms.client.errors import (
     ClientError,
     ConnectError,
     ConnectionLost,
+    EventNotConfirmedError,
     ResponseTimeout,
     SubmitError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DeliveryReport",
     "Endpoint",
     "Event",
+    "EventNotConfirmedError",
     "InboundSms",
     "Pool",
     "RateLimiter",

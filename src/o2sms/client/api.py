@@ -21,7 +21,7 @@ from o2sms.client.config import (
     SessionConfig,
     TlsSettings,
 )
-from o2sms.client.errors import ClientError
+from o2sms.client.errors import ClientError, EventNotConfirmedError
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.client.pool import Pool
 from o2sms.smpp.constants import CommandStatus, is_receipt
@@ -462,4 +462,4 @@ class Client:
             # Left with an event in hand (break or error): not acknowledged, so the SMSC
             # redelivers it rather than risk losing it.
             if pending is not None and not pending.done():
-                pending.set_exception(ClientError("event not confirmed by the application"))
+                pending.set_exception(EventNotConfirmedError("left the events() loop holding it"))

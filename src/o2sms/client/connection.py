@@ -13,7 +13,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from o2sms.client.errors import ClientClosedError, ConnectionLost, ResponseTimeout, SubmitError
+from o2sms.client.errors import (
+    ClientClosedError,
+    ConnectionLost,
+    EventNotConfirmedError,
+    ResponseTimeout,
+    SubmitError,
+)
 from o2sms.smpp.connection import (
     Connection,
     ConnectionClosed,
@@ -251,6 +257,9 @@ class SmppProtocol(asyncio.Protocol):
                 status = await self._on_inbound(pdu)
             except asyncio.CancelledError:
                 raise
+            except EventNotConfirmedError:
+                log.info("%s: event left unconfirmed; the SMSC will deliver it again", self.name)
+                status = CommandStatus.ESME_RX_T_APPN
             except Exception:
                 log.exception("%s: inbound handler failed; asking the SMSC to redeliver", self.name)
                 status = CommandStatus.ESME_RX_T_APPN

@@ -11,6 +11,7 @@ the caller must decide between resending and reporting a final failure::
     ├── SubmitError                           the SMSC answered with an error status; retriable
     │                                         for throttling, queue full and system errors
     ├── AddressError (also ValueError)        a sender or destination that cannot be used
+    ├── EventNotConfirmedError                an event was left unhandled: the SMSC redelivers it
     └── ClientClosedError                     the client was closed
 """
 
@@ -76,6 +77,10 @@ class SubmitError(ClientError):
 
 class AddressError(ClientError, ValueError):
     """A sender or destination address that cannot be used; nothing was sent."""
+
+
+class EventNotConfirmedError(ClientError):
+    """The application left the events() loop holding an event: it is not acknowledged."""
 
 
 class ClientClosedError(ClientError):
