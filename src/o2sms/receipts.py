@@ -414,12 +414,15 @@ def format(  # the requested public name; shadows the builtin in this module onl
     err: int | str = 0,
     text: str = "",
     seconds: bool = False,
+    stat_text: str | None = None,
 ) -> str:
     """A receipt text in the layout the O2 gateway sends, with Appendix B's ``dlvrd`` spelling.
 
     ``dlvrd`` defaults to 1 for DELIVRD and 0 otherwise; ``err`` as an int is written with
     three digits; ``text`` is cut to its first 20 characters; ``seconds`` writes 12-digit dates.
     The O2 description shows ``dlvrld``; we write ``dlvrd`` and :func:`parse` reads both.
+    ``stat_text`` writes another spelling of ``stat`` (the gateway lists ``REJECTED`` and
+    ``DELIVERY UNKNOWN``); it must read back as the same stat.
     Arguments that could not be read back (an id with whitespace, negative counts) raise ValueError.
     """
     if not id or any(ch.isspace() for ch in id):
@@ -436,11 +439,16 @@ def format(  # the requested public name; shadows the builtin in this module onl
         err_text = err
     if not err_text or any(ch.isspace() or ch == ":" for ch in err_text):
         raise ValueError(f"err must be non-empty without whitespace or ':', got {err!r}")
+    stat = ReceiptStat(stat)
+    if stat_text is None:
+        stat_text = stat.value
+    elif ":" in stat_text or ReceiptStat.from_text(stat_text) is not stat:
+        raise ValueError(f"stat_text {stat_text!r} does not read back as {stat.value}")
     return (
         f"id:{id} sub:{sub:03d} dlvrd:{dlvrd:03d}"
         f" submit date:{_format_date('submit_date', submit_date, seconds)}"
         f" done date:{_format_date('done_date', done_date, seconds)}"
-        f" stat:{ReceiptStat(stat).value} err:{err_text} text:{text[:TEXT_LIMIT]}"
+        f" stat:{stat_text} err:{err_text} text:{text[:TEXT_LIMIT]}"
     )
 
 

@@ -608,3 +608,20 @@ def test_latin1_and_other_codings_keep_reading_octets() -> None:
     assert from_deliver_sm(FakeDeliverSm(latin1, data_coding=0x03)).text == "café"
     for data_coding in (0x00, 0x01, 0x04, 0x05):  # GSM, IA5, binary, JIS: ASCII keys as octets
         assert from_deliver_sm(FakeDeliverSm(TEXT, data_coding=data_coding)).text == "Hello"
+
+
+def test_format_with_the_gateways_spelling_reads_back() -> None:
+    when = datetime(2026, 11, 25, 12, 0)
+    text = receipts.format(
+        "7",
+        submit_date=when,
+        done_date=when,
+        stat=ReceiptStat.UNKNOWN,
+        stat_text="DELIVERY UNKNOWN",
+    )
+    assert "stat:DELIVERY UNKNOWN err:000" in text
+    assert receipts.parse(text).stat is ReceiptStat.UNKNOWN
+    with pytest.raises(ValueError, match="read back"):
+        receipts.format(
+            "7", submit_date=when, done_date=when, stat=ReceiptStat.UNKNOWN, stat_text="DELIVRD"
+        )

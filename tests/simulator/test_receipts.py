@@ -59,9 +59,13 @@ async def test_rules_give_every_stat(stat: ReceiptStat) -> None:
         assert smsc.port is not None
         esme = await Esme.bound(smsc.port, "trx")
         await esme.submit(registered_delivery=1, destination_addr="4219001999")
-        receipt = from_deliver_sm(await esme.next_delivery())
+        delivery = await esme.next_delivery()
+        receipt = from_deliver_sm(delivery)
         assert receipt.stat is stat
         assert receipt.message_state == stat.message_state
+        # The gateway's own spellings (seed: "DELIVERY UNKNOWN", "REJECTED").
+        spelled = {ReceiptStat.REJECTD: "REJECTED", ReceiptStat.UNKNOWN: "DELIVERY UNKNOWN"}
+        assert f"stat:{spelled.get(stat, stat.value)} err:".encode() in delivery.short_message
         await esme.submit(registered_delivery=1, destination_addr="4219002999")
         assert from_deliver_sm(await esme.next_delivery()).stat is ReceiptStat.DELIVRD
 

@@ -17,6 +17,7 @@ from typing import Final, Generic, TypeVar
 from o2sms import receipts
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator.config import MessageIdFormat
+from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
 from o2sms.simulator.store import StoredMessage
 from o2sms.smpp.constants import EsmClass, TlvTag
 from o2sms.smpp.pdu import DeliverSm
@@ -76,6 +77,7 @@ def build_receipt(message: StoredMessage, stat: ReceiptStat, err: int, done: dat
         stat=stat,
         err=err,
         text=_ascii(message.text[: receipts.TEXT_LIMIT]),
+        stat_text=RECEIPT_STAT_TEXT.get(stat),
     )
     tlvs = [
         Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message.message_id),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from o2sms.receipts import ReceiptStat
 from o2sms.smpp.constants import CommandStatus, EsmClass, TlvTag, Ton
 from o2sms.smpp.pdu import SubmitSm
 from o2sms.smpp.times import SmppTimeError, parse_absolute_time, parse_relative_time
@@ -45,6 +46,12 @@ FLASH_SYSTEM_TYPE: Final = "NSMS"
 """The bind system_type that turns a session's messages into flash notifications (seed)."""
 
 BIND_LIMIT_STATUS: Final = CommandStatus.ESME_RBINDFAIL
+
+RECEIPT_STAT_TEXT: Final = {
+    ReceiptStat.REJECTD: "REJECTED",
+    ReceiptStat.UNKNOWN: "DELIVERY UNKNOWN",
+}
+"""How the gateway's description spells two receipt stats (the others are the 7-letter codes)."""
 """Answer to a bind beyond the account's session limit."""
 
 MAX_ALPHANUMERIC_SOURCE: Final = 11
@@ -219,6 +226,7 @@ __all__ = [
     "BIND_LIMIT_STATUS",
     "FLASH_SYSTEM_TYPE",
     "MAX_ALPHANUMERIC_SOURCE",
+    "RECEIPT_STAT_TEXT",
     "Rejected",
     "Submission",
     "check_addresses",
