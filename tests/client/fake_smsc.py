@@ -9,7 +9,9 @@ import asyncio
 import itertools
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
+from o2sms.client import Client
 from o2sms.smpp import (
     CommandStatus,
     DeliverSm,
@@ -198,3 +200,10 @@ class FakeSmsc:
         sent = conn.send(pdu, loop.time())
         self.delivered_on.append((sent.sequence_number, self._conns.index(conn)))
         writer.write(conn.data_to_send())
+
+
+def client(smsc: FakeSmsc, **options: Any) -> Client:
+    """A Client of one session for the fake SMSC, with short timeouts (options override)."""
+    settings: dict[str, Any] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
+    settings.update(options)
+    return Client("127.0.0.1", smsc.port, "acct", "a-long-password", **settings)

@@ -19,17 +19,11 @@ from o2sms.client import (
 )
 from o2sms.smpp import CommandStatus
 from o2sms.text import MessageTooLongError
-from tests.client.fake_smsc import FakeSmsc, Faults
+from tests.client.fake_smsc import FakeSmsc, Faults, client
 
 pytestmark = pytest.mark.asyncio
 
 NUMBER = "+421 903 123 456"
-
-
-def client(smsc: FakeSmsc, **options: object) -> Client:
-    defaults: dict[str, object] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
-    defaults.update(options)
-    return Client("127.0.0.1", smsc.port, "acct", "a-long-password", **defaults)  # type: ignore[arg-type]
 
 
 async def test_send_one_message_and_get_its_id() -> None:

@@ -13,7 +13,6 @@ import pytest
 import trustme
 
 from o2sms.client import (
-    Client,
     ConnectError,
     DeliveryReport,
     InboundSms,
@@ -23,17 +22,11 @@ from o2sms.client import (
 )
 from o2sms.smpp import CommandStatus, DeliverSm
 from o2sms.text import split
-from tests.client.fake_smsc import FakeSmsc, Faults
+from tests.client.fake_smsc import FakeSmsc, Faults, client
 
 pytestmark = pytest.mark.asyncio
 
 NUMBER = "+421903123456"
-
-
-def client(smsc: FakeSmsc, **options: object) -> Client:
-    defaults: dict[str, object] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
-    defaults.update(options)
-    return Client("127.0.0.1", smsc.port, "acct", "pw", **defaults)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
