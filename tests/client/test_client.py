@@ -200,3 +200,14 @@ async def test_the_password_never_reaches_logs_or_reprs(caplog: pytest.LogCaptur
     assert secret not in caplog.text
     assert secret not in str(info.value)
     assert secret not in repr(sms._pool.sessions[0].config)
+
+
+async def test_slow_responses_within_the_timeout_arrive_and_beyond_it_fail_retriably() -> None:
+    faults = Faults(response_delay=0.2)
+    async with FakeSmsc(faults) as smsc, client(smsc, response_timeout=1.0) as sms:
+        assert (await sms.send(NUMBER, "slow but fine")).message_ids
+        faults.response_delay = 1.5
+        with pytest.raises(SendError) as info:
+            await sms.send(NUMBER, "too slow")
+        assert info.value.retriable
+        assert "no response" in str(info.value)
