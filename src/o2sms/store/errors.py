@@ -1,0 +1,51 @@
+"""Errors the store raises on purpose; all are :class:`o2sms.errors.O2smsError`.
+
+::
+
+    StoreError
+    ├── MessageNotFoundError (also LookupError)  no message with that id
+    ├── NotCancellableError                     the message is no longer waiting in the queue
+    └── LeaseLostError                          the worker's lease is gone (expired, re-claimed)
+"""
+
+from __future__ import annotations
+
+from o2sms.errors import O2smsError
+
+__all__ = ["LeaseLostError", "MessageNotFoundError", "NotCancellableError", "StoreError"]
+
+
+class StoreError(O2smsError):
+    """Base class of the store's own errors (database errors pass through unchanged)."""
+
+
+class MessageNotFoundError(StoreError, LookupError):
+    """No message has this id."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"no message with id {message_id!r}")
+        self.message_id = message_id
+
+
+class NotCancellableError(StoreError):
+    """Cancel came too late: the message is being sent or has been (``status`` says which)."""
+
+    def __init__(self, message_id: str, status: str, *, leased: bool = False) -> None:
+        why = "a worker is sending it" if leased else f"its status is {status}"
+        super().__init__(f"message {message_id} cannot be cancelled: {why}")
+        self.message_id = message_id
+        self.status = status
+        self.leased = leased
+
+
+class LeaseLostError(StoreError):
+    """The worker no longer holds the message's lease, so it must not requeue it."""
+
+    def __init__(self, message_id: str, worker_id: str, holder: str | None) -> None:
+        super().__init__(
+            f"worker {worker_id!r} does not hold the lease of message {message_id}"
+            f" (held by {holder!r})"
+        )
+        self.message_id = message_id
+        self.worker_id = worker_id
+        self.holder = holder

@@ -1,0 +1,806 @@
+"""The message store: the queue plus outcomes, receipts, inbound SMS, reads and retention.
+
+:class:`MessageStore` is what the service uses; :func:`open_store` builds one from a URL and
+migrates the schema first. Every method runs in one transaction, so a change touching several
+rows (a message, its parts, their keys, history entries) is saved whole or not at all.
+
+Receipt correlation (see ``docs/store.md``): a receipt is first stored (deduplicated by a
+fingerprint of its fields, so the same receipt twice is applied once), then matched to a part
+by exact SMSC id, then by the normalised keys of :func:`o2sms.receipts.message_id_keys`
+(``04000000086ECD50`` and ``288230376293190992`` share one). Without a match it is kept as
+pending; :meth:`MessageStore.mark_submitted` applies pending receipts when it records the id,
+which covers a receipt that overtook its submit_sm_resp.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from o2sms.receipts import DeliveryReceipt, message_id_keys, normalise_message_id
+from o2sms.smpp.constants import status_meaning, status_name
+from o2sms.store.engine import create_engine, migrate
+from o2sms.store.models import (
+    CLAIMABLE_STATUSES,
+    EventKind,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    NewInbound,
+    Page,
+    PurgeResult,
+    ReceiptOutcome,
+    ReceiptResult,
+    StoredReceipt,
+    derive_status,
+    part_status_for,
+)
+from o2sms.store.queue import Clock, MessageQueue, utc_now
+from o2sms.store.rows import (
+    add_events,
+    insert,
+    lock_keys,
+    to_event,
+    to_inbound,
+    to_message,
+    to_part,
+    to_receipt,
+)
+from o2sms.store.schema import (
+    inbound,
+    message_events,
+    message_parts,
+    messages,
+    part_keys,
+    receipt_keys,
+    receipts,
+)
+
+__all__ = ["MessageStore", "open_store", "receipt_fingerprint"]
+
+_PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
+
+
+def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
+    """What makes two receipts "the same receipt": id (normalised), stat, err, counts, dates.
+
+    An SMSC that gets no deliver_sm_resp in time sends the receipt again, byte for byte;
+    such repeats share this fingerprint and are applied once.
+    """
+    fields = [
+        normalise_message_id(receipt.id),
+        receipt.stat.value,
+        receipt.err,
+        receipt.sub,
+        receipt.dlvrd,
+        None if receipt.submit_date is None else receipt.submit_date.isoformat(),
+        None if receipt.done_date is None else receipt.done_date.isoformat(),
+    ]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[str, Any]:
+    """The receipt's remaining fields, JSON-ready, for the ``receipts.detail`` column."""
+    return {
+        "sub": receipt.sub,
+        "dlvrd": receipt.dlvrd,
+        "submit_date": None if receipt.submit_date is None else receipt.submit_date.isoformat(),
+        "done_date": None if receipt.done_date is None else receipt.done_date.isoformat(),
+        "text": receipt.text,
+        "message_state": None if receipt.message_state is None else int(receipt.message_state),
+        "network_error_code": None
+        if receipt.network_error_code is None
+        else receipt.network_error_code.hex(),
+        "submitted_id": submitted_id,
+    }
+
+
+def _encode_cursor(created_at: datetime, message_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{message_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, message_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid page cursor {cursor!r}") from None
+    if created_at.tzinfo is None:
+        raise ValueError(f"invalid page cursor {cursor!r}")
+    return created_at, message_id
+
+
+class MessageStore(MessageQueue):
+    """The durable store of messages, parts, receipts, history and inbound SMS.
+
+    Build it with :func:`open_store` (or from an engine already migrated). The queue methods
+    (``enqueue``, ``claim``, ``requeue``, ``release``, ``cancel``...) come from
+    :class:`o2sms.store.queue.MessageQueue`.
+    """
+
+    async def close(self) -> None:
+        """Close the engine's connections."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, message_id: str) -> Message | None:
+        """The message with its parts and history, or None when there is no such id."""
+        async with self._reader.begin() as connection:
+            row = (
+                await connection.execute(sa.select(messages).where(messages.c.id == message_id))
+            ).first()
+            if row is None:
+                return None
+            parts = (
+                await connection.execute(
+                    sa.select(message_parts)
+                    .where(message_parts.c.message_id == message_id)
+                    .order_by(message_parts.c.part_no)
+                )
+            ).all()
+            events = (
+                await connection.execute(
+                    sa.select(message_events)
+                    .where(message_events.c.message_id == message_id)
+                    .order_by(message_events.c.id)
+                )
+            ).all()
+        return to_message(row, [to_part(p) for p in parts], [to_event(e) for e in events])
+
+    async def list_messages(
+        self,
+        *,
+        status: MessageStatus | Iterable[MessageStatus] | None = None,
+        reference: str | None = None,
+        owner: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Messages newest first, filtered; ``cursor`` from the previous page's ``next_cursor``.
+
+        ``created_from`` is inclusive, ``created_to`` exclusive. Keyset pagination on
+        (created_at, id): pages stay stable while new messages arrive.
+        """
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be 1..1000, got {limit}")
+        c = messages.c
+        query = sa.select(messages)
+        if status is not None:
+            wanted = [status] if isinstance(status, MessageStatus) else list(status)
+            query = query.where(c.status.in_([MessageStatus(s).value for s in wanted]))
+        if reference is not None:
+            query = query.where(c.reference == reference)
+        if owner is not None:
+            query = query.where(c.owner == owner)
+        if created_from is not None:
+            query = query.where(c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(c.created_at < created_to)
+        if cursor is not None:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id))
+            )
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        async with self._reader.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        items = tuple(to_message(row) for row in rows[:limit])
+        next_cursor = (
+            _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+        )
+        return Page(items, next_cursor)
+
+    async def list_receipts(
+        self, *, unmatched: bool = True, limit: int = 100
+    ) -> list[StoredReceipt]:
+        """Stored receipts, oldest first; by default only those no part has claimed yet."""
+        query = sa.select(receipts).order_by(receipts.c.received_at, receipts.c.id).limit(limit)
+        if unmatched:
+            query = query.where(receipts.c.message_id.is_(None))
+        async with self._reader.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [to_receipt(row) for row in rows]
+
+    # -- outcomes of a submit -----------------------------------------------------------------
+
+    async def mark_submitted(
+        self, message_id: str, smsc_ids: Sequence[str], *, worker_id: str | None = None
+    ) -> Message:
+        """Record the SMSC message_id of each part (in order) and end the worker's lease.
+
+        The message becomes ``submitted`` unless it has moved on already (a late answer after
+        a resend, a cancel); the ids are recorded in any case, since that SMS did go out, and
+        receipts that arrived before this call are applied now.
+        """
+        if not smsc_ids:
+            raise ValueError("mark_submitted needs at least one SMSC message_id")
+        now = self._now()
+        keyed = [(part_no, sid, message_id_keys(sid)) for part_no, sid in enumerate(smsc_ids, 1)]
+        async with self._engine.begin() as connection:
+            await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
+            row = await self._locked_row(connection, message_id)
+            await self._record_parts(connection, message_id, keyed, now)
+            values: dict[str, Any] = {
+                "updated_at": now,
+                "submitted_at": now,
+                "parts": max(row.parts, len(smsc_ids)),
+            }
+            if worker_id is None or row.lease_owner == worker_id:
+                values.update(lease_owner=None, lease_until=None)
+            if row.status in CLAIMABLE_STATUSES:
+                values["status"] = MessageStatus.SUBMITTED.value
+            await connection.execute(
+                sa.update(messages).where(messages.c.id == message_id).values(**values)
+            )
+            await add_events(
+                connection,
+                now,
+                [
+                    (
+                        message_id,
+                        EventKind.SUBMITTED,
+                        {"ids": list(smsc_ids), "worker": worker_id, "attempt": row.attempts},
+                    )
+                ],
+            )
+            applied = 0
+            for part_no, sid, keys in keyed:
+                applied += await self._match_pending(
+                    connection,
+                    message_id=message_id,
+                    part_no=part_no,
+                    smsc_id=sid,
+                    keys=keys,
+                    now=now,
+                )
+            if applied:
+                await self._derive(connection, message_id, now)
+            final = (
+                await connection.execute(sa.select(messages).where(messages.c.id == message_id))
+            ).one()
+        return to_message(final)
+
+    async def mark_failed(
+        self,
+        message_id: str,
+        *,
+        error_code: int | None = None,
+        error_name: str | None = None,
+        error_detail: str | None = None,
+        worker_id: str | None = None,
+        smsc_ids: Sequence[str | None] = (),
+        infobip: bool = False,
+    ) -> Message:
+        """Fail a message after a final submit error, with the status name and its meaning.
+
+        ``error_code`` (a command_status) fills ``error_name``/``error_detail`` when they are
+        not given (``ESME_RINVDSTADR`` / "invalid destination address"; with ``infobip`` the
+        gateway's own meanings first). ``smsc_ids`` names parts that did go out before another
+        part failed (None for the failed ones): they are recorded so their receipts still
+        correlate, and the message stays ``failed``. A message no longer waiting (already
+        submitted, cancelled or final) is returned unchanged.
+        """
+        now = self._now()
+        name = error_name or (status_name(error_code) if error_code is not None else "FAILED")
+        detail = error_detail or (
+            status_meaning(error_code, infobip=infobip) if error_code is not None else ""
+        )
+        keyed = [
+            (part_no, sid, message_id_keys(sid))
+            for part_no, sid in enumerate(smsc_ids, 1)
+            if sid is not None
+        ]
+        async with self._engine.begin() as connection:
+            await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
+            row = await self._locked_row(connection, message_id)
+            if row.status not in CLAIMABLE_STATUSES:
+                return to_message(row)
+            if smsc_ids:
+                await self._record_parts(connection, message_id, keyed, now)
+                failed_parts = [
+                    {"message_id": message_id, "part_no": n, "status": "failed"}
+                    for n, sid in enumerate(smsc_ids, 1)
+                    if sid is None
+                ]
+                if failed_parts:
+                    await connection.execute(message_parts.insert(), failed_parts)
+            values: dict[str, Any] = {
+                "status": MessageStatus.FAILED.value,
+                "error_code": error_code,
+                "error_name": name,
+                "error_detail": detail,
+                "updated_at": now,
+                "finished_at": now,
+            }
+            if worker_id is None or row.lease_owner == worker_id:
+                values.update(lease_owner=None, lease_until=None)
+            updated = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(messages.c.id == message_id)
+                    .values(**values)
+                    .returning(*messages.c)
+                )
+            ).one()
+            await add_events(
+                connection,
+                now,
+                [
+                    (
+                        message_id,
+                        EventKind.FAILED,
+                        {"error_code": error_code, "error_name": name, "error_detail": detail},
+                    )
+                ],
+            )
+            for part_no, sid, keys in keyed:
+                await self._match_pending(
+                    connection,
+                    message_id=message_id,
+                    part_no=part_no,
+                    smsc_id=sid,
+                    keys=keys,
+                    now=now,
+                )
+        return to_message(updated)
+
+    async def _record_parts(
+        self,
+        connection: AsyncConnection,
+        message_id: str,
+        keyed: Sequence[tuple[int, str, frozenset[str]]],
+        now: datetime,
+    ) -> None:
+        """Insert or update parts with their SMSC ids, and add the ids' correlation keys.
+
+        A part that already has a receipt keeps its state (a resend does not undo a
+        delivery); earlier ids' keys stay, so receipts for an earlier send still match.
+        """
+        existing = {
+            row.part_no: row
+            for row in (
+                await connection.execute(
+                    sa.select(message_parts).where(message_parts.c.message_id == message_id)
+                )
+            ).all()
+        }
+        new_rows = []
+        for part_no, sid, _ in keyed:
+            old = existing.get(part_no)
+            if old is None:
+                new_rows.append(
+                    {
+                        "message_id": message_id,
+                        "part_no": part_no,
+                        "smsc_id": sid,
+                        "status": MessageStatus.SUBMITTED.value,
+                        "submitted_at": now,
+                    }
+                )
+                continue
+            status = MessageStatus.SUBMITTED if old.status in _PENDING_PART else old.status
+            await connection.execute(
+                sa.update(message_parts)
+                .where(message_parts.c.message_id == message_id, message_parts.c.part_no == part_no)
+                .values(smsc_id=sid, submitted_at=now, status=status.value)
+            )
+        if new_rows:
+            await connection.execute(message_parts.insert(), new_rows)
+        key_rows = [
+            {"key": key, "message_id": message_id, "part_no": part_no}
+            for part_no, _, keys in keyed
+            for key in keys
+        ]
+        if key_rows:
+            await connection.execute(
+                insert(connection, part_keys).on_conflict_do_nothing(), key_rows
+            )
+
+    # -- receipts -----------------------------------------------------------------------------
+
+    async def apply_receipt(
+        self,
+        receipt: DeliveryReceipt,
+        received_at: datetime | None = None,
+        *,
+        submitted_id: str | None = None,
+    ) -> ReceiptOutcome:
+        """Store a delivery receipt and apply it to its part and message; commit before acking.
+
+        ``submitted_id`` is the id the client correlated the receipt to, when it did (tried
+        first). The same receipt twice gives ``duplicate`` the second time and changes
+        nothing; a receipt for an id not recorded yet is kept as ``pending``; a receipt for
+        a part already final is recorded as ``ignored``. ``status_changed`` says when the
+        message's own status moved (the service then sends a webhook).
+        """
+        now = self._now()
+        received = received_at or now
+        exact = [i for i in (submitted_id, receipt.id) if i]
+        keys = set(message_id_keys(receipt.id))
+        if submitted_id:
+            keys |= message_id_keys(submitted_id)
+        async with self._engine.begin() as connection:
+            await lock_keys(connection, keys)
+            stored = (
+                await connection.execute(
+                    insert(connection, receipts)
+                    .values(
+                        fingerprint=receipt_fingerprint(receipt),
+                        receipt_id=receipt.id,
+                        stat=receipt.stat.value,
+                        err=receipt.err[:16],
+                        detail=_receipt_detail(receipt, submitted_id),
+                        received_at=received,
+                    )
+                    .on_conflict_do_nothing(index_elements=["fingerprint"])
+                    .returning(receipts.c.id)
+                )
+            ).first()
+            if stored is None:
+                return await self._duplicate(connection, receipt_fingerprint(receipt))
+            target = await self._find_part(connection, exact, keys)
+            if target is None:
+                await connection.execute(
+                    receipt_keys.insert(), [{"key": k, "receipt_pk": stored.id} for k in keys]
+                )
+                return ReceiptOutcome(ReceiptResult.PENDING)
+            message_id, part_no = target
+            return await self._apply(connection, stored.id, message_id, part_no, now)
+
+    async def _duplicate(self, connection: AsyncConnection, fingerprint: str) -> ReceiptOutcome:
+        """The outcome for a receipt seen before: where it went, nothing changed."""
+        row = (
+            await connection.execute(
+                sa.select(receipts.c.message_id, receipts.c.part_no, messages.c.status)
+                .select_from(receipts.outerjoin(messages, messages.c.id == receipts.c.message_id))
+                .where(receipts.c.fingerprint == fingerprint)
+            )
+        ).one()
+        return ReceiptOutcome(
+            ReceiptResult.DUPLICATE,
+            message_id=row.message_id,
+            part_no=row.part_no,
+            message_status=None if row.status is None else MessageStatus(row.status),
+        )
+
+    async def _find_part(
+        self, connection: AsyncConnection, exact: Sequence[str], keys: Iterable[str]
+    ) -> tuple[str, int] | None:
+        """The part a receipt belongs to: exact SMSC id first, then normalised keys.
+
+        Several candidates (SMSCs recycle ids) go to the most recently submitted part.
+        """
+        p = message_parts.c
+        row = (
+            await connection.execute(
+                sa.select(p.message_id, p.part_no)
+                .where(p.smsc_id.in_(exact))
+                .order_by(p.submitted_at.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            row = (
+                await connection.execute(
+                    sa.select(part_keys.c.message_id, part_keys.c.part_no)
+                    .select_from(
+                        part_keys.join(
+                            message_parts,
+                            sa.and_(
+                                p.message_id == part_keys.c.message_id,
+                                p.part_no == part_keys.c.part_no,
+                            ),
+                        )
+                    )
+                    .where(part_keys.c.key.in_(sorted(keys)))
+                    .order_by(p.submitted_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else (row.message_id, row.part_no)
+
+    async def _match_pending(
+        self,
+        connection: AsyncConnection,
+        *,
+        message_id: str,
+        part_no: int,
+        smsc_id: str,
+        keys: frozenset[str],
+        now: datetime,
+    ) -> int:
+        """Apply receipts that were waiting for this SMSC id, in order of arrival."""
+        r = receipts.c
+        waiting = (
+            await connection.execute(
+                sa.select(r.id)
+                .where(
+                    r.message_id.is_(None),
+                    sa.or_(
+                        r.receipt_id == smsc_id,
+                        r.id.in_(
+                            sa.select(receipt_keys.c.receipt_pk).where(
+                                receipt_keys.c.key.in_(sorted(keys))
+                            )
+                        ),
+                    ),
+                )
+                .order_by(r.received_at, r.id)
+            )
+        ).all()
+        for row in waiting:
+            await self._apply(connection, row.id, message_id, part_no, now, derive=False)
+        return len(waiting)
+
+    async def _apply(
+        self,
+        connection: AsyncConnection,
+        receipt_pk: int,
+        message_id: str,
+        part_no: int,
+        now: datetime,
+        *,
+        derive: bool = True,
+    ) -> ReceiptOutcome:
+        """Link a stored receipt to a part, update the part, then the message status."""
+        await self._locked_row(connection, message_id)  # order part updates per message
+        stored = to_receipt(
+            (
+                await connection.execute(
+                    sa.update(receipts)
+                    .where(receipts.c.id == receipt_pk)
+                    .values(message_id=message_id, part_no=part_no, matched_at=now)
+                    .returning(*receipts.c)
+                )
+            ).one()
+        )
+        await connection.execute(
+            sa.delete(receipt_keys).where(receipt_keys.c.receipt_pk == receipt_pk)
+        )
+        p = message_parts.c
+        part = (
+            await connection.execute(
+                sa.select(message_parts).where(p.message_id == message_id, p.part_no == part_no)
+            )
+        ).one()
+        current = MessageStatus(part.status)
+        new = part_status_for(stored.stat)
+        applies = new is not None and (
+            current in _PENDING_PART
+            or (current is MessageStatus.ACCEPTED and new is not MessageStatus.ACCEPTED)
+        )
+        if applies:
+            assert new is not None
+            await connection.execute(
+                sa.update(message_parts)
+                .where(p.message_id == message_id, p.part_no == part_no)
+                .values(status=new.value, error_code=stored.err[:16], receipt_at=stored.received_at)
+            )
+        ignored = new is not None and not applies
+        await add_events(
+            connection,
+            now,
+            [
+                (
+                    message_id,
+                    EventKind.RECEIPT,
+                    {
+                        "part": part_no,
+                        "id": stored.receipt_id,
+                        "stat": stored.stat.value,
+                        "err": stored.err,
+                        "received_at": stored.received_at.isoformat(),
+                        "ignored": ignored,
+                    },
+                )
+            ],
+        )
+        status, changed = (
+            await self._derive(connection, message_id, now) if derive else (None, False)
+        )
+        return ReceiptOutcome(
+            ReceiptResult.IGNORED if ignored else ReceiptResult.APPLIED,
+            message_id=message_id,
+            part_no=part_no,
+            message_status=status,
+            status_changed=changed,
+        )
+
+    async def _derive(
+        self, connection: AsyncConnection, message_id: str, now: datetime
+    ) -> tuple[MessageStatus, bool]:
+        """Set the message status from its parts (never leaving a final one, nor the queue)."""
+        row = (
+            await connection.execute(
+                sa.select(messages.c.status).where(messages.c.id == message_id)
+            )
+        ).one()
+        current = MessageStatus(row.status)
+        statuses = (
+            await connection.execute(
+                sa.select(message_parts.c.status).where(message_parts.c.message_id == message_id)
+            )
+        ).scalars()
+        new = derive_status(MessageStatus(s) for s in statuses)
+        if current.is_final or current in CLAIMABLE_STATUSES or new == current:
+            return current, False
+        await connection.execute(
+            sa.update(messages)
+            .where(messages.c.id == message_id)
+            .values(
+                status=new.value,
+                updated_at=now,
+                finished_at=None if new is MessageStatus.SUBMITTED else now,
+            )
+        )
+        await add_events(
+            connection,
+            now,
+            [(message_id, EventKind.STATUS, {"from": current.value, "to": new.value})],
+        )
+        return new, True
+
+    # -- inbound ------------------------------------------------------------------------------
+
+    async def record_inbound(
+        self, sms: NewInbound, received_at: datetime | None = None
+    ) -> InboundMessage:
+        """Store a mobile-originated SMS (before its deliver_sm_resp is sent)."""
+        received = received_at or self._now()
+        values = {
+            "source": sms.source,
+            "destination": sms.destination,
+            "text": sms.text,
+            "data_coding": sms.data_coding,
+            "parts": sms.parts,
+            "session": sms.session,
+            "received_at": received,
+        }
+        async with self._engine.begin() as connection:
+            row = (
+                await connection.execute(inbound.insert().values(**values).returning(*inbound.c))
+            ).one()
+        return to_inbound(row)
+
+    async def list_inbound(
+        self, *, limit: int = 50, before_id: int | None = None
+    ) -> list[InboundMessage]:
+        """Inbound SMS newest first; pass the last id as ``before_id`` for the next page."""
+        query = sa.select(inbound).order_by(inbound.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(inbound.c.id < before_id)
+        async with self._reader.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [to_inbound(row) for row in rows]
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        text_after: timedelta | None = None,
+        delete_after: timedelta | None = None,
+    ) -> PurgeResult:
+        """Retention, in one transaction.
+
+        ``text_after``: blank the text of messages finished (delivered, or any reported or
+        final state) longer ago than that; the row, parts and history stay.
+        ``delete_after``: delete finished messages (with parts, keys, history and matched
+        receipts), inbound SMS and unmatched receipts older than that. Queued and in-flight
+        messages are never touched.
+        """
+        now = self._now()
+        result = PurgeResult()
+        c = messages.c
+        async with self._engine.begin() as connection:
+            texts = 0
+            if text_after is not None:
+                texts = (
+                    await connection.execute(
+                        sa.update(messages)
+                        .where(
+                            c.finished_at.is_not(None),
+                            c.finished_at <= now - text_after,
+                            c.text.is_not(None),
+                        )
+                        .values(text=None, text_purged_at=now)
+                    )
+                ).rowcount
+            result = PurgeResult(texts=texts)
+            if delete_after is not None:
+                cutoff = now - delete_after
+                doomed = sa.select(c.id).where(c.finished_at.is_not(None), c.finished_at <= cutoff)
+                for table in (message_events, part_keys, message_parts):
+                    await connection.execute(sa.delete(table).where(table.c.message_id.in_(doomed)))
+                old_receipts = sa.select(receipts.c.id).where(
+                    sa.or_(
+                        receipts.c.message_id.in_(doomed),
+                        sa.and_(receipts.c.message_id.is_(None), receipts.c.received_at <= cutoff),
+                    )
+                )
+                await connection.execute(
+                    sa.delete(receipt_keys).where(receipt_keys.c.receipt_pk.in_(old_receipts))
+                )
+                receipts_deleted = (
+                    await connection.execute(
+                        sa.delete(receipts).where(receipts.c.id.in_(old_receipts))
+                    )
+                ).rowcount
+                messages_deleted = (
+                    await connection.execute(
+                        sa.delete(messages).where(
+                            c.finished_at.is_not(None), c.finished_at <= cutoff
+                        )
+                    )
+                ).rowcount
+                inbound_deleted = (
+                    await connection.execute(
+                        sa.delete(inbound).where(inbound.c.received_at <= cutoff)
+                    )
+                ).rowcount
+                result = PurgeResult(
+                    texts=texts,
+                    messages=messages_deleted,
+                    inbound=inbound_deleted,
+                    receipts=receipts_deleted,
+                )
+        return result
+
+
+async def open_store(
+    url: str | Path,
+    *,
+    schema: str | None = None,
+    clock: Clock = utc_now,
+    max_attempts: int = 10,
+    retry_base: float = 2.0,
+    retry_cap: float = 300.0,
+    run_migrations: bool = True,
+    engine: AsyncEngine | None = None,
+    **engine_options: Any,
+) -> MessageStore:
+    """Open the store at ``url`` (file path, ``sqlite://`` or ``postgresql://``), migrated.
+
+    ``engine_options`` go to :func:`o2sms.store.engine.create_engine` (``busy_timeout``,
+    ``synchronous``, ``pool_size``...). ``engine`` uses an existing engine instead.
+    """
+    if engine is None:
+        engine = create_engine(url, schema=schema, **engine_options)
+    try:
+        if run_migrations:
+            await migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return MessageStore(
+        engine,
+        clock=clock,
+        max_attempts=max_attempts,
+        retry_base=retry_base,
+        retry_cap=retry_cap,
+    )

@@ -1,0 +1,474 @@
+"""The durable outbound queue: enqueue, claim with a lease, retry with backoff, cancel.
+
+The ``messages`` table is the queue; there is no second copy to keep in step. A message is
+claimable when its status is ``queued`` or ``scheduled``, its ``next_attempt_at`` has come and
+no live lease holds it. :meth:`MessageQueue.claim` takes a batch for a worker until
+``lease_until``; the worker then records the outcome (``mark_submitted``/``mark_failed`` in
+:mod:`o2sms.store.messages`, or :meth:`~MessageQueue.requeue`). A worker that dies leaves its
+lease to expire, and the next claim takes the message again: delivery is **at least once**,
+and such re-claims are counted in ``resends`` and written to the history.
+
+On PostgreSQL claimers lock candidate rows with ``FOR UPDATE SKIP LOCKED``, so any number of
+processes share the queue without waiting on each other; on SQLite every write transaction is
+``BEGIN IMMEDIATE`` (see :mod:`o2sms.store.engine`), so claims simply take turns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from o2sms.store.engine import is_postgresql, reader
+from o2sms.store.errors import LeaseLostError, MessageNotFoundError, NotCancellableError
+from o2sms.store.models import (
+    CLAIMABLE_STATUSES,
+    EnqueueResult,
+    EventKind,
+    Message,
+    MessageStatus,
+    NewMessage,
+    new_message_id,
+)
+from o2sms.store.rows import add_events, insert, to_message
+from o2sms.store.schema import messages
+
+__all__ = ["Clock", "MessageQueue", "backoff_delay", "utc_now"]
+
+Clock = Callable[[], datetime]
+"""Where the store reads the time: an aware datetime (tests pass a fake one)."""
+
+MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
+"""``error_name`` of a message failed because it ran out of attempts."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC: the default clock."""
+    return datetime.now(UTC)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after the ``attempt``-th failed try: ``base * 2**(attempt-1)``, capped."""
+    return min(cap, base * 2.0 ** max(0, min(attempt - 1, 62)))
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    """Due, in a waiting status, and not under a live lease."""
+    c = messages.c
+    return sa.and_(
+        c.status.in_([s.value for s in CLAIMABLE_STATUSES]),
+        c.next_attempt_at <= now,
+        sa.or_(c.lease_until.is_(None), c.lease_until <= now),
+    )
+
+
+class MessageQueue:
+    """The queue half of the store (:class:`o2sms.store.MessageStore` adds the rest).
+
+    ``max_attempts`` bounds the claims of one message (so a message that kills its worker
+    cannot loop forever); ``retry_base``/``retry_cap`` shape the retry backoff in seconds.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = utc_now,
+        max_attempts: int = 10,
+        retry_base: float = 2.0,
+        retry_cap: float = 300.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self._engine = engine
+        self._reader = reader(engine)
+        self._clock = clock
+        self._postgresql = is_postgresql(engine)
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the store runs on (the service may share it for health checks)."""
+        return self._engine
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store's clock must return timezone-aware datetimes")
+        return now
+
+    async def _locked_row(self, connection: AsyncConnection, message_id: str) -> sa.Row[Any]:
+        """The message row, locked for this transaction on PostgreSQL; raises if missing."""
+        query = sa.select(messages).where(messages.c.id == message_id)
+        if self._postgresql:
+            query = query.with_for_update()
+        row = (await connection.execute(query)).first()
+        if row is None:
+            raise MessageNotFoundError(message_id)
+        return row
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    async def enqueue(self, message: NewMessage) -> EnqueueResult:
+        """Store one message durably; return it once committed.
+
+        With an ``idempotency_key`` already used under the same ``owner`` the existing message
+        comes back (``created=False``) and nothing is written: never a second row, even when
+        requests race (the unique constraint decides, not a read-then-write).
+        """
+        return (await self.enqueue_many([message]))[0]
+
+    async def enqueue_many(self, batch: Sequence[NewMessage]) -> list[EnqueueResult]:
+        """Store several messages in one transaction (all or none), results in input order."""
+        now = self._now()
+        values = [self._values(message, now) for message in batch]
+        results: list[EnqueueResult | None] = [None] * len(values)
+        async with self._engine.begin() as connection:
+            plain = [i for i, v in enumerate(values) if v["idempotency_key"] is None]
+            if plain:
+                await connection.execute(messages.insert(), [values[i] for i in plain])
+                for i in plain:
+                    results[i] = EnqueueResult(to_message(values[i]), created=True)
+            for i, v in enumerate(values):
+                if v["idempotency_key"] is None:
+                    continue
+                statement = (
+                    insert(connection, messages)
+                    .values(**v)
+                    .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
+                    .returning(messages.c.id)
+                )
+                if (await connection.execute(statement)).first() is not None:
+                    results[i] = EnqueueResult(to_message(v), created=True)
+                    continue
+                existing = (
+                    await connection.execute(
+                        sa.select(messages).where(
+                            messages.c.owner == v["owner"],
+                            messages.c.idempotency_key == v["idempotency_key"],
+                        )
+                    )
+                ).one()
+                results[i] = EnqueueResult(to_message(existing), created=False)
+            await add_events(
+                connection,
+                now,
+                (
+                    (
+                        r.message.id,
+                        EventKind.QUEUED,
+                        {
+                            "status": r.message.status.value,
+                            "schedule_at": None
+                            if r.message.schedule_at is None
+                            else r.message.schedule_at.isoformat(),
+                        },
+                    )
+                    for r in results
+                    if r is not None and r.created
+                ),
+            )
+        return [r for r in results if r is not None]
+
+    def _values(self, message: NewMessage, now: datetime) -> dict[str, Any]:
+        """The ``messages`` row of a new message (validated)."""
+        if not message.recipient:
+            raise ValueError("a message needs a recipient")
+        if message.parts < 1:
+            raise ValueError(f"parts must be at least 1, got {message.parts}")
+        if message.schedule_at is not None and message.schedule_at.tzinfo is None:
+            raise ValueError("schedule_at must be timezone-aware")
+        scheduled = message.schedule_at is not None and message.schedule_at > now
+        validity = message.validity
+        return {
+            "id": message.id or new_message_id(),
+            "owner": message.owner,
+            "idempotency_key": message.idempotency_key,
+            "recipient": message.recipient,
+            "sender": message.sender,
+            "text": message.text,
+            "encoding": message.encoding,
+            "parts": message.parts,
+            "flash": message.flash,
+            "schedule_at": message.schedule_at,
+            "validity_seconds": None if validity is None else math.ceil(validity.total_seconds()),
+            "reference": message.reference,
+            "callback_url": message.callback_url,
+            "status": (MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED).value,
+            "attempts": 0,
+            "resends": 0,
+            "error_code": None,
+            "error_name": None,
+            "error_detail": None,
+            "next_attempt_at": message.schedule_at if scheduled else now,
+            "lease_owner": None,
+            "lease_until": None,
+            "created_at": now,
+            "updated_at": now,
+            "submitted_at": None,
+            "finished_at": None,
+            "text_purged_at": None,
+        }
+
+    # -- claim and lease ----------------------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, *, limit: int = 100, lease_seconds: float = 60.0
+    ) -> list[Message]:
+        """Lease up to ``limit`` due messages to ``worker_id`` for ``lease_seconds``.
+
+        Oldest due first. Each claim counts one attempt. A message whose previous lease ran
+        out unanswered (its worker died or hung, perhaps after sending it) is taken again, its
+        ``resends`` counted and a ``lease_expired`` entry written; once it has had
+        ``max_attempts`` claims it is failed instead (``error_name`` ``MAX_ATTEMPTS``).
+        """
+        if limit < 1:
+            return []
+        now = self._now()
+        until = now + timedelta(seconds=lease_seconds)
+        c = messages.c
+        async with self._engine.begin() as connection:
+            candidates = (
+                sa.select(c.id, c.lease_owner, c.attempts)
+                .where(_claimable(now))
+                .order_by(c.next_attempt_at, c.id)
+                .limit(limit)
+            )
+            if self._postgresql:
+                candidates = candidates.with_for_update(skip_locked=True)
+            rows = (await connection.execute(candidates)).all()
+            if not rows:
+                return []
+            order = {row.id: index for index, row in enumerate(rows)}
+            expired = {row.id: row for row in rows if row.lease_owner is not None}
+            exhausted = [r.id for r in expired.values() if r.attempts >= self.max_attempts]
+            if exhausted:
+                await self._fail_exhausted(connection, exhausted, expired, now)
+            wanted = [row.id for row in rows if row.id not in set(exhausted)]
+            if not wanted:
+                return []
+            claimed = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(c.id.in_(wanted))
+                    .values(
+                        lease_owner=worker_id,
+                        lease_until=until,
+                        attempts=c.attempts + 1,
+                        resends=c.resends + sa.case((c.lease_owner.is_not(None), 1), else_=0),
+                        updated_at=now,
+                    )
+                    .returning(*c)
+                )
+            ).all()
+            await add_events(
+                connection,
+                now,
+                (
+                    (
+                        row.id,
+                        EventKind.LEASE_EXPIRED,
+                        {
+                            "previous_owner": expired[row.id].lease_owner,
+                            "worker": worker_id,
+                            "attempt": row.attempts,
+                        },
+                    )
+                    for row in claimed
+                    if row.id in expired
+                ),
+            )
+        return sorted((to_message(row) for row in claimed), key=lambda m: order[m.id])
+
+    async def _fail_exhausted(
+        self,
+        connection: AsyncConnection,
+        ids: Sequence[str],
+        expired: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Fail messages whose last allowed claim expired: at-least-once gives up here."""
+        detail = f"lease expired after {self.max_attempts} attempts without an outcome"
+        await connection.execute(
+            sa.update(messages)
+            .where(messages.c.id.in_(ids))
+            .values(
+                status=MessageStatus.FAILED.value,
+                error_name=MAX_ATTEMPTS_EXCEEDED,
+                error_detail=detail,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        await add_events(
+            connection,
+            now,
+            [
+                (
+                    message_id,
+                    EventKind.FAILED,
+                    {
+                        "error_name": MAX_ATTEMPTS_EXCEEDED,
+                        "error_detail": detail,
+                        "previous_owner": expired[message_id].lease_owner,
+                    },
+                )
+                for message_id in ids
+            ],
+        )
+
+    async def extend_lease(
+        self, worker_id: str, message_ids: Sequence[str], *, lease_seconds: float = 60.0
+    ) -> int:
+        """Push out the leases ``worker_id`` still holds (a heartbeat); returns how many."""
+        if not message_ids:
+            return 0
+        now = self._now()
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                sa.update(messages)
+                .where(
+                    messages.c.id.in_(message_ids),
+                    messages.c.lease_owner == worker_id,
+                    messages.c.status.in_([s.value for s in CLAIMABLE_STATUSES]),
+                )
+                .values(lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+            )
+        return result.rowcount
+
+    async def requeue(
+        self, message_id: str, worker_id: str, *, error: str, delay: float | None = None
+    ) -> Message:
+        """Put a claimed message back after a retriable error (throttled, queue full, link lost).
+
+        It becomes due again after ``delay`` seconds, by default the backoff for its attempt
+        count; after ``max_attempts`` it is failed instead, with ``error`` as the reason.
+        Raises LeaseLostError when ``worker_id`` no longer holds the lease.
+        """
+        now = self._now()
+        async with self._engine.begin() as connection:
+            row = await self._locked_row(connection, message_id)
+            if row.lease_owner != worker_id or row.status not in CLAIMABLE_STATUSES:
+                raise LeaseLostError(message_id, worker_id, row.lease_owner)
+            if row.attempts >= self.max_attempts:
+                detail = f"gave up after {row.attempts} attempts; last error: {error}"
+                values: dict[str, Any] = {
+                    "status": MessageStatus.FAILED.value,
+                    "error_name": MAX_ATTEMPTS_EXCEEDED,
+                    "error_detail": detail,
+                    "finished_at": now,
+                }
+                event: tuple[EventKind, dict[str, Any]] = (
+                    EventKind.FAILED,
+                    {"error_name": MAX_ATTEMPTS_EXCEEDED, "error": error},
+                )
+            else:
+                wait = (
+                    delay
+                    if delay is not None
+                    else backoff_delay(row.attempts, base=self.retry_base, cap=self.retry_cap)
+                )
+                values = {
+                    "status": MessageStatus.QUEUED.value,
+                    "next_attempt_at": now + timedelta(seconds=wait),
+                }
+                event = (
+                    EventKind.RETRY,
+                    {"error": error, "delay": wait, "attempt": row.attempts},
+                )
+            updated = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(messages.c.id == message_id)
+                    .values(lease_owner=None, lease_until=None, updated_at=now, **values)
+                    .returning(*messages.c)
+                )
+            ).one()
+            await add_events(connection, now, [(message_id, event[0], event[1])])
+        return to_message(updated)
+
+    async def release(self, worker_id: str, message_ids: Sequence[str] | None = None) -> int:
+        """Give back leases without sending (a clean shutdown): due at once, attempt uncounted.
+
+        Releases ``message_ids`` or, when None, every lease ``worker_id`` holds.
+        """
+        now = self._now()
+        c = messages.c
+        condition = sa.and_(
+            c.lease_owner == worker_id, c.status.in_([s.value for s in CLAIMABLE_STATUSES])
+        )
+        if message_ids is not None:
+            condition = sa.and_(condition, c.id.in_(message_ids))
+        async with self._engine.begin() as connection:
+            released = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(condition)
+                    .values(
+                        lease_owner=None,
+                        lease_until=None,
+                        attempts=sa.case((c.attempts > 0, c.attempts - 1), else_=0),
+                        updated_at=now,
+                    )
+                    .returning(c.id)
+                )
+            ).all()
+            await add_events(
+                connection,
+                now,
+                ((row.id, EventKind.RELEASED, {"worker": worker_id}) for row in released),
+            )
+        return len(released)
+
+    # -- cancel and counts --------------------------------------------------------------------
+
+    async def cancel(self, message_id: str) -> Message:
+        """Cancel a message still waiting (``queued``/``scheduled``, not leased to a worker).
+
+        Raises MessageNotFoundError, or NotCancellableError once a worker has it or it has
+        been submitted. Cancelling a cancelled message returns it unchanged.
+        """
+        now = self._now()
+        async with self._engine.begin() as connection:
+            row = await self._locked_row(connection, message_id)
+            if row.status == MessageStatus.CANCELLED:
+                return to_message(row)
+            leased = row.lease_until is not None and row.lease_until > now
+            if row.status not in CLAIMABLE_STATUSES or leased:
+                raise NotCancellableError(message_id, row.status, leased=leased)
+            updated = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(messages.c.id == message_id)
+                    .values(
+                        status=MessageStatus.CANCELLED.value,
+                        lease_owner=None,
+                        lease_until=None,
+                        updated_at=now,
+                        finished_at=now,
+                    )
+                    .returning(*messages.c)
+                )
+            ).one()
+            await add_events(
+                connection, now, [(message_id, EventKind.CANCELLED, {"from": row.status})]
+            )
+        return to_message(updated)
+
+    async def queue_depth(self) -> int:
+        """Messages waiting or in flight to the SMSC (``queued``/``scheduled``), for metrics."""
+        async with self._reader.connect() as connection:
+            count = await connection.scalar(
+                sa.select(sa.func.count()).where(
+                    messages.c.status.in_([s.value for s in CLAIMABLE_STATUSES])
+                )
+            )
+        return int(count or 0)

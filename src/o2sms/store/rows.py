@@ -1,0 +1,174 @@
+"""Rows to dataclasses and the small SQL helpers every store module shares.
+
+Kept apart so ``queue`` and ``messages`` read rows the same way and agree on how a history
+entry, a correlation lock and a backend-specific INSERT look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from o2sms.receipts import ReceiptStat
+from o2sms.store.models import (
+    EventKind,
+    InboundMessage,
+    Message,
+    MessageEvent,
+    MessageStatus,
+    Part,
+    StoredReceipt,
+)
+from o2sms.store.schema import message_events
+
+__all__ = [
+    "add_events",
+    "insert",
+    "lock_keys",
+    "to_event",
+    "to_inbound",
+    "to_message",
+    "to_part",
+    "to_receipt",
+]
+
+_KEY_LOCK_SPACE: Final = 0x6F32726B  # "o2rk": advisory lock namespace of correlation keys
+
+
+def to_message(
+    row: sa.Row[Any] | Mapping[str, Any],
+    parts: Sequence[Part] = (),
+    events: Sequence[MessageEvent] = (),
+) -> Message:
+    """A :class:`Message` from a ``messages`` row (or a mapping with the same keys)."""
+    m: Mapping[str, Any] = dict(row._mapping) if isinstance(row, sa.Row) else row
+    validity = m["validity_seconds"]
+    return Message(
+        id=m["id"],
+        recipient=m["recipient"],
+        sender=m["sender"],
+        text=m["text"],
+        encoding=m["encoding"],
+        parts_count=m["parts"],
+        flash=bool(m["flash"]),
+        schedule_at=m["schedule_at"],
+        validity=None if validity is None else timedelta(seconds=validity),
+        reference=m["reference"],
+        idempotency_key=m["idempotency_key"],
+        owner=m["owner"],
+        callback_url=m["callback_url"],
+        status=MessageStatus(m["status"]),
+        attempts=m["attempts"],
+        resends=m["resends"],
+        error_code=m["error_code"],
+        error_name=m["error_name"],
+        error_detail=m["error_detail"],
+        next_attempt_at=m["next_attempt_at"],
+        lease_owner=m["lease_owner"],
+        lease_until=m["lease_until"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        submitted_at=m["submitted_at"],
+        finished_at=m["finished_at"],
+        text_purged_at=m["text_purged_at"],
+        parts=tuple(parts),
+        events=tuple(events),
+    )
+
+
+def to_part(row: sa.Row[Any]) -> Part:
+    """A :class:`Part` from a ``message_parts`` row."""
+    m = row._mapping
+    return Part(
+        part_no=m["part_no"],
+        smsc_id=m["smsc_id"],
+        status=MessageStatus(m["status"]),
+        error_code=m["error_code"],
+        submitted_at=m["submitted_at"],
+        receipt_at=m["receipt_at"],
+    )
+
+
+def to_event(row: sa.Row[Any]) -> MessageEvent:
+    """A :class:`MessageEvent` from a ``message_events`` row."""
+    m = row._mapping
+    return MessageEvent(
+        id=m["id"],
+        message_id=m["message_id"],
+        at=m["at"],
+        kind=EventKind(m["kind"]),
+        detail=dict(m["detail"]),
+    )
+
+
+def to_inbound(row: sa.Row[Any]) -> InboundMessage:
+    """An :class:`InboundMessage` from an ``inbound`` row."""
+    m = row._mapping
+    return InboundMessage(
+        id=m["id"],
+        source=m["source"],
+        destination=m["destination"],
+        text=m["text"],
+        data_coding=m["data_coding"],
+        parts=m["parts"],
+        session=m["session"],
+        received_at=m["received_at"],
+    )
+
+
+def to_receipt(row: sa.Row[Any]) -> StoredReceipt:
+    """A :class:`StoredReceipt` from a ``receipts`` row."""
+    m = row._mapping
+    return StoredReceipt(
+        id=m["id"],
+        receipt_id=m["receipt_id"],
+        stat=ReceiptStat(m["stat"]),
+        err=m["err"],
+        received_at=m["received_at"],
+        message_id=m["message_id"],
+        part_no=m["part_no"],
+        matched_at=m["matched_at"],
+        detail=dict(m["detail"]),
+    )
+
+
+def insert(connection: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """The backend's INSERT construct, which knows ``ON CONFLICT DO NOTHING``."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def add_events(
+    connection: AsyncConnection,
+    at: datetime,
+    entries: Iterable[tuple[str, EventKind, Mapping[str, Any]]],
+) -> None:
+    """Append ``(message_id, kind, detail)`` entries to the history, in one statement."""
+    rows = [
+        {"message_id": message_id, "at": at, "kind": kind.value, "detail": dict(detail)}
+        for message_id, kind, detail in entries
+    ]
+    if rows:
+        await connection.execute(message_events.insert(), rows)
+
+
+async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
+    """Serialise, on PostgreSQL, transactions that correlate the same SMSC id keys.
+
+    A receipt and the submit it belongs to may be recorded at the same moment by two
+    processes; without this each would miss the other's uncommitted row and the receipt would
+    stay unmatched. Transaction-scoped advisory locks, taken in sorted order (no deadlock).
+    SQLite needs nothing: its write transactions already run one at a time.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        await connection.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(_KEY_LOCK_SPACE, sa.func.hashtext(key)))
+        )

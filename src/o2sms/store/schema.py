@@ -1,0 +1,217 @@
+"""The tables, as one SQLAlchemy Core ``MetaData`` for SQLite and PostgreSQL alike.
+
+This is the schema the code is written against; the Alembic migrations in ``migrations/``
+create it (a test checks that both agree). Portable types only, plus :class:`UtcDateTime`,
+which makes SQLite and PostgreSQL hand back the same timezone-aware UTC datetimes.
+
+Tables: ``messages`` (one row per SMS to one recipient, the queue itself), ``message_parts``
+(per submitted part: SMSC id and state), ``part_keys`` (normalised correlation keys of every
+SMSC id a part ever had), ``message_events`` (history), ``receipts`` (every receipt received,
+matched or not; unmatched ones have no ``message_id``), ``receipt_keys`` (correlation keys of
+unmatched receipts) and ``inbound`` (mobile-originated SMS).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+__all__ = [
+    "ID_LENGTH",
+    "KEY_LENGTH",
+    "UtcDateTime",
+    "inbound",
+    "message_events",
+    "message_parts",
+    "messages",
+    "metadata",
+    "part_keys",
+    "receipt_keys",
+    "receipts",
+]
+
+ID_LENGTH = 32
+"""Length of our message ids (ULIDs are 26 characters; callers may bring their own)."""
+KEY_LENGTH = 80
+"""Length of a correlation key: an SMSC id (at most 64) or its decimal value (at most 78)."""
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no such type, so the value is stored as naive
+    UTC text, which also keeps its ordering right. Naive datetimes are refused on the way in.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """``TIMESTAMP WITH TIME ZONE`` where it exists, a plain DATETIME elsewhere."""
+        return dialect.type_descriptor(sa.DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; drop the zone for SQLite, whose DATETIME text has none."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware times")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Back to an aware UTC datetime whatever the backend returned."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _big_id() -> sa.types.TypeEngine[int]:
+    """A 64-bit key that still auto-increments on SQLite (only INTEGER PRIMARY KEY does)."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False, server_default=""),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("sender", sa.String(32)),
+    sa.Column("text", sa.Text),  # None once purged by retention
+    sa.Column("encoding", sa.String(16)),
+    sa.Column("parts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("flash", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("schedule_at", UtcDateTime),
+    sa.Column("validity_seconds", sa.Integer),
+    sa.Column("reference", sa.String(255)),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("resends", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.Integer),
+    sa.Column("error_name", sa.String(64)),
+    sa.Column("error_detail", sa.Text),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("submitted_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("text_purged_at", UtcDateTime),
+    sa.UniqueConstraint("owner", "idempotency_key"),  # NULL keys never collide
+    sa.Index(None, "status", "next_attempt_at"),  # claim
+    sa.Index(None, "created_at", "id"),  # list, newest first
+    sa.Index(None, "reference"),
+    sa.Index(None, "lease_owner"),
+    sa.Index(None, "finished_at"),  # retention
+)
+
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("part_no", sa.Integer, primary_key=True),  # 1-based
+    sa.Column("smsc_id", sa.String(KEY_LENGTH)),  # exactly as submit_sm_resp gave it
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(16)),
+    sa.Column("submitted_at", UtcDateTime),
+    sa.Column("receipt_at", UtcDateTime),
+    sa.Index(None, "smsc_id"),
+)
+
+part_keys = sa.Table(
+    "part_keys",
+    metadata,
+    sa.Column("key", sa.String(KEY_LENGTH), primary_key=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("part_no", sa.Integer, primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["message_id", "part_no"],
+        ["message_parts.message_id", "message_parts.part_no"],
+        ondelete="CASCADE",
+    ),
+    sa.Index(None, "message_id"),
+)
+
+message_events = sa.Table(
+    "message_events",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Index(None, "message_id", "id"),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
+    sa.Column("receipt_id", sa.String(KEY_LENGTH), nullable=False),
+    sa.Column("stat", sa.String(16), nullable=False),
+    sa.Column("err", sa.String(16), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH)),  # None: not matched (yet)
+    sa.Column("part_no", sa.Integer),
+    sa.Column("matched_at", UtcDateTime),
+    sa.Index(None, "receipt_id"),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "received_at"),
+)
+
+receipt_keys = sa.Table(
+    "receipt_keys",
+    metadata,
+    sa.Column("key", sa.String(KEY_LENGTH), primary_key=True),
+    sa.Column(
+        "receipt_pk",
+        _big_id(),
+        sa.ForeignKey("receipts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+inbound = sa.Table(
+    "inbound",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("destination", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text),
+    sa.Column("data_coding", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("parts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("session", sa.String(64), nullable=False, server_default=""),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Index(None, "received_at"),
+)

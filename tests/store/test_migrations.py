@@ -1,0 +1,73 @@
+"""Migrations create the schema on an empty database, are idempotent, and match schema.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from o2sms.store import NewMessage, create_engine, current_revision, migrate
+from o2sms.store.schema import metadata
+from tests.store.conftest import Location, OpenStore
+
+pytestmark = pytest.mark.asyncio
+
+TABLES = {
+    "messages",
+    "message_parts",
+    "part_keys",
+    "message_events",
+    "receipts",
+    "receipt_keys",
+    "inbound",
+    "alembic_version",
+}
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(sa.inspect(connection).get_table_names())
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_an_empty_database_gets_the_whole_schema(location: Location) -> None:
+    engine = create_engine(location.url, schema=location.schema)
+    try:
+        assert await current_revision(engine) is None
+        await migrate(engine)
+        assert await current_revision(engine) == "0001"
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_tables) == TABLES
+            # head and schema.py agree: no migration is missing
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_reopening_migrates_nothing_and_keeps_the_data(open_at: OpenStore) -> None:
+    first = await open_at()
+    kept = (await first.enqueue(NewMessage("+421900000001", "hello"))).message
+    await first.close()
+    second = await open_at()
+    assert await current_revision(second.engine) == "0001"
+    got = await second.get(kept.id)
+    assert got is not None
+    assert got.text == "hello"
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    engine = create_engine(tmp_path / "w.db", busy_timeout=7.5)
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+            assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 7500
+            assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        await engine.dispose()

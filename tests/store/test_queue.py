@@ -1,0 +1,275 @@
+"""Enqueue, read, list, idempotency, claims with leases, retries, release and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from o2sms.store import (
+    EventKind,
+    LeaseLostError,
+    MessageNotFoundError,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    NotCancellableError,
+)
+from tests.store.conftest import FakeClock, OpenStore
+
+pytestmark = pytest.mark.asyncio
+
+
+def sms(n: int = 0, **fields: object) -> NewMessage:
+    """A message to a numbered recipient; ``fields`` override the rest."""
+    values: dict[str, object] = {"recipient": f"+42190000{n:04d}", "text": f"message {n}"}
+    values.update(fields)
+    return NewMessage(**values)  # type: ignore[arg-type]
+
+
+async def test_enqueue_stores_every_field_and_get_reads_it_back(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    result = await store.enqueue(
+        NewMessage(
+            recipient="+421900123456",
+            text="Ahoj",
+            sender="O2",
+            encoding="gsm",
+            parts=1,
+            flash=True,
+            validity=timedelta(hours=2),
+            reference="order-7",
+            callback_url="https://example.test/hook",
+        )
+    )
+    assert result.created
+    got = await store.get(result.message.id)
+    assert got is not None
+    assert replace(got, events=()) == result.message  # what enqueue returned is what is stored
+    assert (got.recipient, got.sender, got.text, got.flash) == ("+421900123456", "O2", "Ahoj", True)
+    assert got.validity == timedelta(hours=2)
+    assert got.status is MessageStatus.QUEUED
+    assert got.created_at == clock()
+    assert got.created_at.tzinfo is not None
+    assert [e.kind for e in got.events] == [EventKind.QUEUED]
+    assert await store.get("no-such-id") is None
+
+
+async def test_a_future_schedule_makes_the_message_scheduled_until_due(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    later = clock() + timedelta(minutes=10)
+    message = (await store.enqueue(sms(schedule_at=later))).message
+    assert message.status is MessageStatus.SCHEDULED
+    assert await store.claim("w1") == []
+    clock.advance(600)
+    assert [m.id for m in await store.claim("w1")] == [message.id]
+
+
+async def test_list_filters_and_paginates_newest_first(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    ids = []
+    for n in range(7):
+        ids.append((await store.enqueue(sms(n, reference="a" if n % 2 else "b"))).message.id)
+        clock.advance(1)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_messages(limit=3, cursor=cursor)
+        seen += [m.id for m in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ids[::-1]
+    refs = await store.list_messages(reference="a")
+    assert [m.id for m in refs.items] == [ids[5], ids[3], ids[1]]
+    start = clock() - timedelta(seconds=5)  # messages 2..6 were created from here on
+    window = await store.list_messages(created_from=start, created_to=start + timedelta(seconds=2))
+    assert [m.id for m in window.items] == [ids[3], ids[2]]
+    await store.cancel(ids[0])
+    cancelled = await store.list_messages(status=MessageStatus.CANCELLED)
+    assert [m.id for m in cancelled.items] == [ids[0]]
+    queued = await store.list_messages(status=[MessageStatus.QUEUED, MessageStatus.SCHEDULED])
+    assert len(queued.items) == 6
+    with pytest.raises(ValueError, match="cursor"):
+        await store.list_messages(cursor="garbage!")
+
+
+async def test_the_same_idempotency_key_returns_the_first_message(store: MessageStore) -> None:
+    first = await store.enqueue(sms(1, idempotency_key="k1", owner="key-a"))
+    again = await store.enqueue(sms(2, idempotency_key="k1", owner="key-a"))
+    other_owner = await store.enqueue(sms(3, idempotency_key="k1", owner="key-b"))
+    assert first.created
+    assert not again.created
+    assert other_owner.created
+    assert again.message.id == first.message.id
+    assert again.message.text == "message 1"  # the stored one, not the new body
+    assert other_owner.message.id != first.message.id
+    assert len((await store.list_messages()).items) == 2
+
+
+async def test_concurrent_enqueues_with_one_key_make_one_row(
+    store: MessageStore, open_at: OpenStore
+) -> None:
+    other = await open_at()  # a second process: its own pool of connections
+    results = await asyncio.gather(
+        *((store if i % 2 else other).enqueue(sms(i, idempotency_key="same")) for i in range(20))
+    )
+    assert len({r.message.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert len((await store.list_messages()).items) == 1
+
+
+async def test_enqueue_many_keeps_order_and_dedupes_within_the_batch(
+    store: MessageStore,
+) -> None:
+    results = await store.enqueue_many(
+        [sms(1), sms(2, idempotency_key="x"), sms(3), sms(4, idempotency_key="x")]
+    )
+    assert [r.created for r in results] == [True, True, True, False]
+    assert results[3].message.id == results[1].message.id
+    assert [r.message.recipient for r in results[:3]] == [sms(n).recipient for n in (1, 2, 3)]
+
+
+async def test_claim_leases_due_messages_oldest_first(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    ids = []
+    for n in range(5):
+        ids.append((await store.enqueue(sms(n))).message.id)
+        clock.advance(0.001)
+    claimed = await store.claim("w1", limit=3, lease_seconds=30)
+    assert [m.id for m in claimed] == ids[:3]
+    assert all(m.lease_owner == "w1" and m.attempts == 1 for m in claimed)
+    assert claimed[0].lease_until == clock() + timedelta(seconds=30)
+    assert [m.id for m in await store.claim("w2", limit=10)] == ids[3:]
+    assert await store.claim("w3") == []
+    assert await store.queue_depth() == 5
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+async def test_two_concurrent_claimers_never_get_the_same_message(
+    store: MessageStore, open_at: OpenStore, batch: int
+) -> None:
+    await store.enqueue_many([sms(n) for n in range(120)])
+    other = await open_at()
+
+    async def drain(s: MessageStore, worker: str) -> list[str]:
+        got: list[str] = []
+        while claimed := await s.claim(worker, limit=batch, lease_seconds=300):
+            got += [m.id for m in claimed]
+        return got
+
+    a, b = await asyncio.gather(drain(store, "a"), drain(other, "b"))
+    assert not set(a) & set(b)
+    assert len(a) + len(b) == len(set(a) | set(b)) == 120
+
+
+async def test_an_expired_lease_is_claimed_again_and_counted_as_a_resend(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(sms())).message
+    await store.claim("dead-worker", lease_seconds=60)
+    clock.advance(59)
+    assert await store.claim("w2") == []  # still leased
+    clock.advance(1)
+    [again] = await store.claim("w2")
+    assert again.id == message.id
+    assert (again.attempts, again.resends, again.lease_owner) == (2, 1, "w2")
+    got = await store.get(message.id)
+    assert got is not None
+    expired = [e for e in got.events if e.kind is EventKind.LEASE_EXPIRED]
+    assert [e.detail["previous_owner"] for e in expired] == ["dead-worker"]
+    with pytest.raises(LeaseLostError):
+        await store.requeue(message.id, "dead-worker", error="too late")
+
+
+async def test_a_message_whose_leases_keep_expiring_fails_after_max_attempts(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(sms())).message
+    for _ in range(store.max_attempts):
+        assert await store.claim("crashy", lease_seconds=10)
+        clock.advance(10)
+    assert await store.claim("w") == []
+    got = await store.get(message.id)
+    assert got is not None
+    assert (got.status, got.error_name, got.attempts) == (MessageStatus.FAILED, "MAX_ATTEMPTS", 5)
+    assert got.resends == store.max_attempts - 1
+
+
+async def test_a_requeued_message_waits_for_its_backoff(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(sms())).message
+    await store.claim("w1")
+    requeued = await store.requeue(message.id, "w1", error="ESME_RTHROTTLED")
+    assert requeued.status is MessageStatus.QUEUED
+    assert requeued.lease_owner is None
+    assert requeued.next_attempt_at == clock() + timedelta(seconds=2)  # base * 2**0
+    clock.advance(1.999)
+    assert await store.claim("w1") == []
+    clock.advance(0.001)
+    [second] = await store.claim("w1")
+    assert second.attempts == 2
+    assert second.resends == 0
+    await store.requeue(message.id, "w1", error="ESME_RMSGQFUL")
+    clock.advance(3)
+    assert await store.claim("w1") == []  # second backoff is 4 s
+    clock.advance(1)
+    assert await store.claim("w1")
+    await store.requeue(message.id, "w1", error="x", delay=0)
+    assert await store.claim("w1")  # an explicit delay wins
+    got = await store.get(message.id)
+    assert got is not None
+    retries = [e.detail for e in got.events if e.kind is EventKind.RETRY]
+    assert [(r["error"], r["delay"]) for r in retries] == [
+        ("ESME_RTHROTTLED", 2.0),
+        ("ESME_RMSGQFUL", 4.0),
+        ("x", 0),
+    ]
+
+
+async def test_requeue_after_the_last_attempt_fails_the_message(store: MessageStore) -> None:
+    message = (await store.enqueue(sms())).message
+    for _ in range(store.max_attempts):
+        await store.claim("w")
+        last = await store.requeue(message.id, "w", error="throttled", delay=0)
+    assert last.status is MessageStatus.FAILED
+    assert last.error_name == "MAX_ATTEMPTS"
+    assert "throttled" in (last.error_detail or "")
+
+
+async def test_release_gives_leases_back_without_counting_the_attempt(
+    store: MessageStore,
+) -> None:
+    await store.enqueue_many([sms(1), sms(2)])
+    claimed = await store.claim("w1")
+    assert await store.release("w1") == 2
+    again = await store.claim("w2")
+    assert {m.id for m in again} == {m.id for m in claimed}
+    assert all(m.attempts == 1 and m.resends == 0 for m in again)
+    assert await store.extend_lease("w2", [m.id for m in again], lease_seconds=5) == 2
+    assert await store.extend_lease("w1", [m.id for m in again]) == 0
+
+
+async def test_cancel_only_while_waiting(store: MessageStore, clock: FakeClock) -> None:
+    waiting = (await store.enqueue(sms(1))).message
+    cancelled = await store.cancel(waiting.id)
+    assert cancelled.status is MessageStatus.CANCELLED
+    assert (await store.cancel(waiting.id)).status is MessageStatus.CANCELLED  # idempotent
+    assert await store.claim("w") == []  # never sent
+
+    leased = (await store.enqueue(sms(2))).message
+    await store.claim("w")
+    with pytest.raises(NotCancellableError, match="a worker is sending it"):
+        await store.cancel(leased.id)
+    await store.mark_submitted(leased.id, ["abc"], worker_id="w")
+    with pytest.raises(NotCancellableError, match="submitted"):
+        await store.cancel(leased.id)
+    with pytest.raises(MessageNotFoundError):
+        await store.cancel("nope")

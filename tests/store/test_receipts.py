@@ -1,0 +1,280 @@
+"""Submits and receipts: correlation by id, before submit, duplicates, multipart, unknown."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+
+from o2sms.receipts import DeliveryReceipt, ReceiptStat
+from o2sms.store import (
+    EventKind,
+    Message,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    ReceiptResult,
+)
+from tests.store.conftest import FakeClock, OpenStore
+
+pytestmark = pytest.mark.asyncio
+
+HEX_ID = "04000000086ECD50"  # as a submit_sm_resp gives it
+DECIMAL_ID = "288230376293190992"  # the same number, as the receipt's id: field gives it
+
+
+def receipt(
+    receipt_id: str, stat: ReceiptStat = ReceiptStat.DELIVRD, err: str = "000"
+) -> DeliveryReceipt:
+    """A receipt as o2sms.receipts.parse would return it."""
+    return DeliveryReceipt(
+        id=receipt_id,
+        sub=1,
+        dlvrd=1 if stat is ReceiptStat.DELIVRD else 0,
+        submit_date=datetime(2026, 1, 1, 12, 0),
+        done_date=datetime(2026, 1, 1, 12, 1),
+        stat=stat,
+        err=err,
+        text="hello",
+    )
+
+
+async def submitted(store: MessageStore, *ids: str, parts: int | None = None) -> Message:
+    """A message claimed by worker w and recorded as submitted with these SMSC ids."""
+    message = (
+        await store.enqueue(NewMessage("+421900000001", "hello", parts=parts or len(ids)))
+    ).message
+    await store.claim("w")
+    return await store.mark_submitted(message.id, list(ids), worker_id="w")
+
+
+async def status_of(store: MessageStore, message_id: str) -> MessageStatus:
+    got = await store.get(message_id)
+    assert got is not None
+    return got.status
+
+
+async def test_mark_submitted_records_parts_and_ends_the_lease(store: MessageStore) -> None:
+    message = await submitted(store, "abc-1", "abc-2")
+    assert message.status is MessageStatus.SUBMITTED
+    assert message.lease_owner is None
+    assert message.submitted_at is not None
+    got = await store.get(message.id)
+    assert got is not None
+    assert [(p.part_no, p.smsc_id, p.status) for p in got.parts] == [
+        (1, "abc-1", MessageStatus.SUBMITTED),
+        (2, "abc-2", MessageStatus.SUBMITTED),
+    ]
+    assert got.events[-1].kind is EventKind.SUBMITTED
+    assert got.events[-1].detail["ids"] == ["abc-1", "abc-2"]
+
+
+async def test_a_receipt_matches_by_exact_id(store: MessageStore, clock: FakeClock) -> None:
+    message = await submitted(store, "MSG-Ab1")
+    outcome = await store.apply_receipt(receipt("MSG-Ab1"), clock())
+    assert outcome.result is ReceiptResult.APPLIED
+    assert (outcome.message_id, outcome.part_no) == (message.id, 1)
+    assert outcome.message_status is MessageStatus.DELIVERED
+    assert outcome.status_changed
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.DELIVERED
+    assert got.finished_at == clock()
+    assert got.parts[0].error_code == "000"
+    assert got.parts[0].receipt_at == clock()
+    kinds = [e.kind for e in got.events]
+    assert kinds[-2:] == [EventKind.RECEIPT, EventKind.STATUS]
+
+
+@pytest.mark.parametrize(
+    ("submit_id", "receipt_id"),
+    [(HEX_ID, DECIMAL_ID), (DECIMAL_ID, HEX_ID), (HEX_ID, HEX_ID.lower())],
+)
+async def test_hex_and_decimal_forms_of_one_id_correlate(
+    store: MessageStore, submit_id: str, receipt_id: str
+) -> None:
+    message = await submitted(store, submit_id)
+    outcome = await store.apply_receipt(receipt(receipt_id))
+    assert (outcome.result, outcome.message_id) == (ReceiptResult.APPLIED, message.id)
+    assert await status_of(store, message.id) is MessageStatus.DELIVERED
+
+
+async def test_an_exact_match_wins_over_a_normalised_one(store: MessageStore) -> None:
+    as_hex = await submitted(store, "10")  # "10" read as hex is 16...
+    exact = await submitted(store, "16")  # ...which is this one's id, exactly
+    outcome = await store.apply_receipt(receipt("16"))
+    assert outcome.message_id == exact.id
+    assert await status_of(store, as_hex.id) is MessageStatus.SUBMITTED
+
+
+async def test_a_receipt_before_its_submit_is_kept_then_applied(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    early = await store.apply_receipt(receipt(DECIMAL_ID), clock())
+    assert early.result is ReceiptResult.PENDING
+    assert [r.receipt_id for r in await store.list_receipts()] == [DECIMAL_ID]
+    clock.advance(1)
+    after = await store.mark_submitted(message.id, [HEX_ID], worker_id="w")
+    assert after.status is MessageStatus.DELIVERED
+    assert await store.list_receipts() == []
+    [kept] = await store.list_receipts(unmatched=False)
+    assert (kept.message_id, kept.part_no, kept.matched_at) == (message.id, 1, clock())
+    again = await store.apply_receipt(receipt(DECIMAL_ID))
+    assert (again.result, again.message_id) == (ReceiptResult.DUPLICATE, message.id)
+
+
+async def test_the_same_receipt_twice_is_applied_once(store: MessageStore) -> None:
+    message = await submitted(store, "X1")
+    first = await store.apply_receipt(receipt("X1"))
+    second = await store.apply_receipt(receipt("X1"))
+    assert first.result is ReceiptResult.APPLIED
+    assert first.status_changed
+    assert second.result is ReceiptResult.DUPLICATE
+    assert not second.status_changed
+    assert second.message_status is MessageStatus.DELIVERED
+    got = await store.get(message.id)
+    assert got is not None
+    assert [e.kind for e in got.events].count(EventKind.RECEIPT) == 1
+
+
+async def test_concurrent_duplicates_from_two_processes_apply_once(
+    store: MessageStore, open_at: OpenStore
+) -> None:
+    message = await submitted(store, "Y1", "Y2")
+    other = await open_at()
+    outcomes = await asyncio.gather(
+        *(s.apply_receipt(receipt(i)) for s in (store, other) for i in ("Y1", "Y2", "Y1", "Y2"))
+    )
+    assert sorted(o.result for o in outcomes).count(ReceiptResult.APPLIED) == 2
+    assert sum(o.status_changed for o in outcomes) == 1  # the last part made it delivered
+    assert await status_of(store, message.id) is MessageStatus.DELIVERED
+
+
+async def test_a_multipart_message_is_delivered_only_when_every_part_is(
+    store: MessageStore,
+) -> None:
+    await submitted(store, "P1", "P2", "P3")
+    for part in ("P1", "P3"):
+        outcome = await store.apply_receipt(receipt(part))
+        assert outcome.message_status is MessageStatus.SUBMITTED
+        assert not outcome.status_changed
+    last = await store.apply_receipt(receipt("P2"))
+    assert last.message_status is MessageStatus.DELIVERED
+    assert last.status_changed
+
+
+async def test_a_multipart_message_takes_its_worst_part_state(store: MessageStore) -> None:
+    message = await submitted(store, "Q1", "Q2", "Q3")
+    await store.apply_receipt(receipt("Q1", ReceiptStat.DELIVRD))
+    await store.apply_receipt(receipt("Q2", ReceiptStat.EXPIRED))
+    outcome = await store.apply_receipt(receipt("Q3", ReceiptStat.UNDELIV, err="001"))
+    assert outcome.message_status is MessageStatus.UNDELIVERED
+    got = await store.get(message.id)
+    assert got is not None
+    assert [p.status for p in got.parts] == [
+        MessageStatus.DELIVERED,
+        MessageStatus.EXPIRED,
+        MessageStatus.UNDELIVERED,
+    ]
+
+
+async def test_enroute_changes_nothing_and_accepted_may_be_upgraded(
+    store: MessageStore,
+) -> None:
+    message = await submitted(store, "R1")
+    enroute = await store.apply_receipt(receipt("R1", ReceiptStat.ENROUTE))
+    assert enroute.result is ReceiptResult.APPLIED
+    assert not enroute.status_changed
+    accepted = await store.apply_receipt(receipt("R1", ReceiptStat.ACCEPTD))
+    assert accepted.message_status is MessageStatus.ACCEPTED
+    delivered = await store.apply_receipt(receipt("R1", ReceiptStat.DELIVRD))
+    assert delivered.message_status is MessageStatus.DELIVERED
+    late = await store.apply_receipt(receipt("R1", ReceiptStat.UNDELIV))
+    assert late.result is ReceiptResult.IGNORED
+    assert not late.status_changed
+    assert await status_of(store, message.id) is MessageStatus.DELIVERED
+
+
+async def test_an_unknown_receipt_is_kept_not_dropped(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    outcome = await store.apply_receipt(receipt("never-sent", ReceiptStat.UNDELIV), clock())
+    assert outcome.result is ReceiptResult.PENDING
+    assert outcome.message_id is None
+    [kept] = await store.list_receipts()
+    assert (kept.receipt_id, kept.stat, kept.received_at) == (
+        "never-sent",
+        ReceiptStat.UNDELIV,
+        clock(),
+    )
+    assert kept.detail["text"] == "hello"
+    again = await store.apply_receipt(receipt("never-sent", ReceiptStat.UNDELIV))
+    assert again.result is ReceiptResult.DUPLICATE
+    assert len(await store.list_receipts()) == 1
+
+
+async def test_receipts_for_an_earlier_send_still_match_after_a_resend(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w1", lease_seconds=10)
+    await store.mark_submitted(message.id, ["first"], worker_id="w1")
+    # the service resends (e.g. the first answer was lost): a second id for part 1
+    await store.mark_submitted(message.id, ["second"], worker_id="w1")
+    outcome = await store.apply_receipt(receipt("first"))
+    assert outcome.message_id == message.id
+    assert outcome.message_status is MessageStatus.DELIVERED
+
+
+async def test_mark_failed_records_the_status_name_and_meaning(store: MessageStore) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    failed = await store.mark_failed(message.id, error_code=0x0B, worker_id="w")
+    assert failed.status is MessageStatus.FAILED
+    assert failed.lease_owner is None
+    assert (failed.error_code, failed.error_name) == (0x0B, "ESME_RINVDSTADR")
+    assert failed.error_detail
+    assert failed.finished_at is not None
+    # a decided message stays decided
+    assert (await store.mark_failed(message.id, error_name="OTHER")).error_name == "ESME_RINVDSTADR"
+
+
+async def test_a_part_that_went_out_before_another_failed_still_correlates(
+    store: MessageStore,
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "long", parts=2))).message
+    await store.claim("w")
+    await store.mark_failed(
+        message.id, error_name="ESME_RSUBMITFAIL", smsc_ids=["Z1", None], worker_id="w"
+    )
+    outcome = await store.apply_receipt(receipt("Z1"))
+    assert outcome.result is ReceiptResult.APPLIED
+    assert outcome.message_status is MessageStatus.FAILED
+    assert not outcome.status_changed
+    got = await store.get(message.id)
+    assert got is not None
+    assert [p.status for p in got.parts] == [MessageStatus.DELIVERED, MessageStatus.FAILED]
+
+
+async def test_a_receipt_racing_its_submit_from_another_process_is_never_lost(
+    store: MessageStore, open_at: OpenStore
+) -> None:
+    other = await open_at()
+    messages = await store.enqueue_many([NewMessage(f"+4219{n:08d}", "hi") for n in range(20)])
+    await store.claim("w", limit=20)
+    await asyncio.gather(
+        *(
+            coroutine
+            for n, result in enumerate(messages)
+            for coroutine in (
+                store.mark_submitted(result.message.id, [f"{0xA000_0000 + n:X}"], worker_id="w"),
+                other.apply_receipt(receipt(str(0xA000_0000 + n))),  # the decimal form
+            )
+        )
+    )
+    for result in messages:
+        assert await status_of(store, result.message.id) is MessageStatus.DELIVERED
+    assert await store.list_receipts() == []

@@ -1,0 +1,136 @@
+"""Inbound SMS, retention purges, and all-or-nothing writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, NoReturn
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+import o2sms.store.messages
+import o2sms.store.queue
+from o2sms.receipts import DeliveryReceipt, ReceiptStat
+from o2sms.store import MessageStatus, MessageStore, NewInbound, NewMessage
+from o2sms.store.schema import message_events, message_parts, messages, part_keys
+from tests.store.conftest import FakeClock
+
+pytestmark = pytest.mark.asyncio
+
+
+def delivrd(receipt_id: str) -> DeliveryReceipt:
+    return DeliveryReceipt(receipt_id, 1, 1, None, None, ReceiptStat.DELIVRD, "000", None)
+
+
+async def count(store: MessageStore, table: sa.Table) -> int:
+    async with store.engine.connect() as connection:
+        return int(await connection.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+
+
+async def delivered(store: MessageStore, n: int) -> str:
+    message = (await store.enqueue(NewMessage(f"+4219000000{n:02d}", f"secret {n}"))).message
+    await store.claim("w")
+    await store.mark_submitted(message.id, [f"id-{n}"], worker_id="w")
+    await store.apply_receipt(delivrd(f"id-{n}"))
+    return message.id
+
+
+async def test_inbound_sms_are_recorded_and_listed_newest_first(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    first = await store.record_inbound(NewInbound("+421900000001", "4444", "STOP", parts=1))
+    clock.advance(1)
+    second = await store.record_inbound(
+        NewInbound("+421900000002", "4444", "Ahoj 👋", data_coding=8, session="s1")
+    )
+    assert first.received_at == clock() - timedelta(seconds=1)
+    assert [m.id for m in await store.list_inbound()] == [second.id, first.id]
+    assert [m.text for m in await store.list_inbound(before_id=second.id)] == ["STOP"]
+    assert second.data_coding == 8
+    assert second.session == "s1"
+
+
+async def test_retention_blanks_the_text_of_finished_messages_only(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    old = await delivered(store, 1)
+    waiting = (await store.enqueue(NewMessage("+421900000099", "still queued"))).message
+    clock.advance(3600)
+    recent = await delivered(store, 2)
+    clock.advance(10)
+    result = await store.purge(text_after=timedelta(seconds=3600))
+    assert result.texts == 1
+    got_old, got_recent, got_waiting = [await store.get(i) for i in (old, recent, waiting.id)]
+    assert got_old is not None
+    assert got_recent is not None
+    assert got_waiting is not None
+    assert got_old.text is None
+    assert got_old.text_purged_at == clock()
+    assert got_old.status is MessageStatus.DELIVERED
+    assert got_old.parts
+    assert got_recent.text == "secret 2"
+    assert got_waiting.text == "still queued"
+    assert (await store.purge(text_after=timedelta(seconds=3600))).texts == 0
+
+
+async def test_retention_deletes_old_finished_messages_and_their_rows(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    old = await delivered(store, 1)
+    await store.apply_receipt(delivrd("unknown-old"))
+    await store.record_inbound(NewInbound("+421900000001", "4444", "old"))
+    waiting = (await store.enqueue(NewMessage("+421900000099", "queued"))).message
+    clock.advance(86_400 + 1)
+    recent = await delivered(store, 2)
+    result = await store.purge(delete_after=timedelta(days=1))
+    assert (result.messages, result.inbound, result.receipts) == (1, 1, 2)
+    assert await store.get(old) is None
+    assert await store.get(recent) is not None
+    assert await store.get(waiting.id) is not None
+    assert await count(store, message_parts) == 1
+    assert await count(store, part_keys) == 1
+    assert await store.list_receipts() == []
+
+
+async def test_a_failing_enqueue_batch_saves_nothing(store: MessageStore) -> None:
+    batch = [NewMessage("+421900000001", "a", id="dup"), NewMessage("+421900000002", "b", id="dup")]
+    with pytest.raises(IntegrityError):
+        await store.enqueue_many([NewMessage("+421900000000", "ok"), *batch])
+    assert await count(store, messages) == 0
+
+
+def _boom(*_args: Any, **_kwargs: Any) -> NoReturn:
+    raise RuntimeError("crash in the middle")
+
+
+async def test_an_error_after_the_message_rows_rolls_the_enqueue_back(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(o2sms.store.queue, "add_events", _boom)
+    with pytest.raises(RuntimeError, match="crash"):
+        await store.enqueue_many([NewMessage("+421900000001", "a"), NewMessage("+4219", "b")])
+    assert await count(store, messages) == 0
+
+
+async def test_an_error_in_mark_submitted_leaves_the_message_as_it_was(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "a", parts=2))).message
+    await store.claim("w")
+    events_before = await count(store, message_events)
+    monkeypatch.setattr(o2sms.store.messages, "add_events", _boom)
+    with pytest.raises(RuntimeError, match="crash"):
+        await store.mark_submitted(message.id, ["A1", "A2"], worker_id="w")
+    monkeypatch.undo()
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.QUEUED
+    assert got.lease_owner == "w"
+    assert got.parts == ()
+    assert await count(store, part_keys) == 0
+    assert await count(store, message_events) == events_before
+    # the receipt for it is not lost either: kept as pending until the submit is recorded
+    assert (await store.apply_receipt(delivrd("A1"))).message_id is None
+    after = await store.mark_submitted(message.id, ["A1", "A2"], worker_id="w")
+    assert after.status is MessageStatus.SUBMITTED

@@ -1,0 +1,95 @@
+"""Pure parts of the store: status derivation, ids, backoff, URLs, packaging of migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import o2sms
+from o2sms.receipts import ReceiptStat
+from o2sms.store import (
+    FINAL_STATUSES,
+    PART_SEVERITY,
+    MessageStatus,
+    backoff_delay,
+    derive_status,
+    new_message_id,
+    store_url,
+)
+from o2sms.store.engine import MIGRATIONS_DIR
+from o2sms.store.models import part_status_for
+
+S = MessageStatus
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([S.DELIVERED], S.DELIVERED),
+        ([S.DELIVERED, S.DELIVERED, S.DELIVERED], S.DELIVERED),
+        ([S.DELIVERED, S.SUBMITTED], S.SUBMITTED),  # still waiting for part 2
+        ([S.UNDELIVERED, S.SUBMITTED], S.SUBMITTED),  # one status change, at the end
+        ([S.DELIVERED, S.UNDELIVERED], S.UNDELIVERED),
+        ([S.DELIVERED, S.ACCEPTED], S.ACCEPTED),
+        ([S.EXPIRED, S.REJECTED, S.DELIVERED], S.REJECTED),
+        ([S.UNKNOWN, S.DELETED], S.DELETED),
+        ([S.SUBMITTED, S.FAILED], S.FAILED),  # a part never went out: failed at once
+        ([], S.SUBMITTED),
+    ],
+)
+def test_message_status_is_derived_from_its_parts(
+    parts: list[MessageStatus], expected: MessageStatus
+) -> None:
+    assert derive_status(parts) is expected
+
+
+def test_severity_lists_every_reported_state_once_worst_first() -> None:
+    assert PART_SEVERITY[0] is S.FAILED
+    assert PART_SEVERITY[-1] is S.DELIVERED
+    assert len(set(PART_SEVERITY)) == len(PART_SEVERITY)
+    assert set(PART_SEVERITY) == (FINAL_STATUSES - {S.CANCELLED}) | {S.ACCEPTED}
+
+
+def test_every_final_receipt_stat_maps_to_a_part_status() -> None:
+    for stat in ReceiptStat:
+        status = part_status_for(stat)
+        assert (status is None) == (stat is ReceiptStat.ENROUTE)
+    assert part_status_for(ReceiptStat.DELIVRD) is S.DELIVERED
+
+
+def test_message_ids_are_ulids_sorted_by_time() -> None:
+    ids = [new_message_id() for _ in range(50)]
+    assert len(set(ids)) == 50
+    assert all(len(i) == 26 and i.isalnum() and i.isupper() for i in ids)
+    # the first 10 characters are the millisecond clock: never decreasing
+    assert [i[:10] for i in ids] == sorted(i[:10] for i in ids)
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    assert [backoff_delay(n, base=2.0, cap=60.0) for n in range(1, 8)] == [
+        2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0,
+    ]  # fmt: skip
+    assert backoff_delay(10_000, base=1.0, cap=300.0) == 300.0
+
+
+def test_store_url_fills_in_the_async_drivers(tmp_path: Path) -> None:
+    assert store_url(tmp_path / "a.db").drivername == "sqlite+aiosqlite"
+    assert store_url("relative.db").database == str(Path("relative.db").resolve())
+    assert store_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    assert store_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert store_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+    with pytest.raises(ValueError, match="in-memory"):
+        store_url("sqlite://")
+    with pytest.raises(ValueError, match="unsupported"):
+        store_url("mysql://u@h/db")
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    # hatch packages src/o2sms whole, so an installed wheel carries these files too
+    assert MIGRATIONS_DIR.is_relative_to(Path(o2sms.__file__).parent)
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("r*.py")) == [
+        "r0001_initial.py"
+    ]
