@@ -204,6 +204,12 @@ class FakeSmsc:
 
 def client(smsc: FakeSmsc, **options: Any) -> Client:
     """A Client of one session for the fake SMSC, with short timeouts (options override)."""
-    settings: dict[str, Any] = {"sessions": 1, "connect_timeout": 2.0, "response_timeout": 2.0}
+    settings: dict[str, Any] = {
+        "system_id": "acct",
+        "password": "a-long-password",
+        "sessions": 1,
+        "connect_timeout": 2.0,
+        "response_timeout": 2.0,
+    }
     settings.update(options)
-    return Client("127.0.0.1", smsc.port, "acct", "a-long-password", **settings)
+    return Client("127.0.0.1", smsc.port, **settings)

@@ -13,10 +13,12 @@ import pytest
 import trustme
 
 from o2sms.client import (
+    BindConfigError,
     ConnectError,
     DeliveryReport,
     InboundSms,
     RateLimiter,
+    SendError,
     SyncClient,
     assign,
 )
@@ -256,3 +258,57 @@ async def test_cli_send_fails_with_one_clear_line() -> None:
     lines = out.decode().strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error:")
+
+
+async def test_asking_for_the_next_event_acknowledges_the_last_one() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await asyncio.sleep(0.05)
+        smsc.deliver(DeliverSm(source_addr="421903123456", short_message=b"only one"))
+        events = sms.events()
+        await asyncio.wait_for(anext(events), 1.0)
+        waiting = asyncio.ensure_future(anext(events))  # asks for more; none comes
+        await asyncio.sleep(0.1)
+        assert [status for _, status in smsc.answers] == [0]
+        waiting.cancel()
+
+
+async def test_send_after_close_raises_instead_of_hanging() -> None:
+    async with FakeSmsc() as smsc:
+        sms = client(smsc)
+        async with sms:
+            pass
+        with pytest.raises(SendError):
+            await asyncio.wait_for(sms.send(NUMBER, "too late"), 2.0)
+
+
+async def test_a_bind_that_cannot_be_encoded_fails_at_once_without_the_password() -> None:
+    async with FakeSmsc() as smsc:
+        secret = "p" * 70  # over the 64 characters the codec accepts
+        with pytest.raises(BindConfigError) as info:
+            async with client(smsc, password=secret):
+                pass
+        assert secret not in str(info.value)
+
+
+async def test_closing_while_binding_leaves_no_connection_or_task() -> None:
+    async with FakeSmsc(Faults(response_delay=0.5)) as smsc:
+        sms = client(smsc)
+        starting = asyncio.ensure_future(sms.start())
+        await asyncio.sleep(0.1)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await sms.close()
+        await asyncio.sleep(0.6)
+        assert smsc.sessions == 0
+        leftover = [t for t in asyncio.all_tasks() if (t.get_name() or "").startswith("session-")]
+        assert all(t.done() for t in leftover)
+
+
+async def test_flash_session_never_replaces_the_receiver() -> None:
+    async with FakeSmsc() as smsc:
+        sms = client(
+            smsc, bind=["transmitter", "transmitter", "receiver"], sessions=None, flash_session=True
+        )
+        kinds = [s.config.bind.name for s in sms._pool.sessions]
+        assert kinds == ["TRANSMITTER", "RECEIVER", "TRANSMITTER"]
+        assert sms._pool.sessions[-1].config.system_type == "NSMS"

@@ -4,6 +4,7 @@ from o2sms.client.api import Client, SendError, SendResult
 from o2sms.client.config import Backoff, Endpoint, SessionConfig, TlsSettings
 from o2sms.client.errors import (
     AddressError,
+    BindConfigError,
     BindError,
     ClientClosedError,
     ClientError,
@@ -21,6 +22,7 @@ from o2sms.client.sync import SyncClient
 __all__ = [
     "AddressError",
     "Backoff",
+    "BindConfigError",
     "BindError",
     "Client",
     "ClientClosedError",

@@ -159,8 +159,11 @@ class Client:
             ca_file=tls_ca_file, insecure_skip_verify=tls_insecure_skip_verify
         )
         kinds = _bind_types(bind, sessions)
-        if flash_session and len(kinds) > 1:
-            kinds = kinds[:-1]  # the flash session counts towards the account's limit
+        senders = [i for i, kind in enumerate(kinds) if kind.can_submit]
+        if flash_session and len(senders) > 1:
+            # The flash session counts towards the account's limit: it replaces the last
+            # session that can send, never a receiver.
+            del kinds[senders[-1]]
 
         def config(kind: BindType, system_type_: str) -> SessionConfig:
             return SessionConfig(
@@ -453,10 +456,11 @@ class Client:
         pending: asyncio.Future[None] | None = None
         try:
             while True:
-                event, done = await self._events.get()
+                # Asked for the next event: the one handed out before is done with.
                 if pending is not None and not pending.done():
                     pending.set_result(None)
-                pending = done
+                pending = None
+                event, pending = await self._events.get()
                 yield event
         finally:
             # Left with an event in hand (break or error): not acknowledged, so the SMSC

@@ -6,6 +6,7 @@ the caller must decide between resending and reporting a final failure::
     ClientError (O2smsError)
     ├── ConnectError (also ConnectionError)   could not open the TCP/TLS connection   retriable
     ├── BindError                             the SMSC refused the bind (command_status)
+    ├── BindConfigError                       the configured bind breaks SMPP's field limits
     ├── ConnectionLost (also ConnectionError) the link died with the request outstanding   retriable
     ├── ResponseTimeout (also TimeoutError)   no response within the response timeout  retriable
     ├── SubmitError                           the SMSC answered with an error status; retriable
@@ -52,6 +53,10 @@ class BindError(ClientError):
     def __init__(self, command_status: int, *, infobip: bool = True) -> None:
         super().__init__(f"bind refused: {describe_status(command_status, infobip=infobip)}")
         self.command_status = command_status
+
+
+class BindConfigError(ClientError):
+    """The configured bind cannot be sent (a field over its SMPP length): fix the settings."""
 
 
 class ConnectionLost(ClientError, ConnectionError):  # noqa: N818 - reads as an event, like asyncio's

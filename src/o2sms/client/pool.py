@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from o2sms.client.backoff import delay
 from o2sms.client.config import Backoff, SessionConfig
 from o2sms.client.connection import InboundHandler
-from o2sms.client.errors import BACKOFF_STATUSES, ClientError, SubmitError
+from o2sms.client.errors import BACKOFF_STATUSES, ClientClosedError, ClientError, SubmitError
 from o2sms.client.session import Session, SessionStatus
 from o2sms.smpp.pdu import Pdu
 
@@ -123,7 +123,7 @@ class Pool:
             for s in self.sessions
             if s.bind_type.can_submit
             and (s.config.system_type == self._flash_system_type) == flash
-            and s.status is not SessionStatus.FAILED
+            and s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
         ]
 
     async def wait_ready(self, *, flash: bool = False) -> None:
@@ -154,6 +154,8 @@ class Pool:
             if session is not None:
                 return session
             if not self._senders(flash):
+                if all(s.status is SessionStatus.CLOSED for s in self.sessions):
+                    raise ClientClosedError("the client is closed")
                 failed = [s for s in self.sessions if s.error is not None]
                 if failed:
                     error = failed[0].error

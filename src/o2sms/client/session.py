@@ -13,6 +13,7 @@ from o2sms.client.backoff import delay, rotation
 from o2sms.client.config import Endpoint, SessionConfig
 from o2sms.client.connection import InboundHandler, SmppProtocol
 from o2sms.client.errors import (
+    BindConfigError,
     BindError,
     ClientClosedError,
     ClientError,
@@ -23,6 +24,7 @@ from o2sms.client.errors import (
 from o2sms.client.transport import open_connection
 from o2sms.smpp.connection import Connection
 from o2sms.smpp.constants import CommandStatus
+from o2sms.smpp.errors import PduEncodeError
 from o2sms.smpp.pdu import BindReceiver, BindTransceiver, BindTransmitter, Pdu
 from o2sms.smpp.state import BindType, Role
 
@@ -155,6 +157,11 @@ class Session:
             self._set_status(SessionStatus.CONNECTING)
             try:
                 protocol = await self._connect_and_bind(endpoint)
+            except BindConfigError as exc:
+                self.error = exc
+                log.error("%s: %s; not retrying", self.name, exc)
+                self._set_status(SessionStatus.FAILED)
+                return
             except BindError as exc:
                 self.error = exc
                 if exc.command_status in CREDENTIAL_STATUSES:
@@ -229,8 +236,15 @@ class Session:
         try:
             async with asyncio.timeout(config.bind_timeout):
                 response = await protocol.request(bind)
-        except (TimeoutError, ResponseTimeout, ConnectionLost, ClientClosedError) as exc:
+        except PduEncodeError as exc:
             protocol.close()
+            raise BindConfigError(f"the bind cannot be sent: {exc}") from None
+        except BaseException as exc:
+            protocol.close()  # never leave a half-bound connection behind (close, cancel)
+            if not isinstance(
+                exc, TimeoutError | ResponseTimeout | ConnectionLost | ClientClosedError
+            ):
+                raise
             raise ConnectError(
                 f"no bind response from {endpoint.host}:{endpoint.port}: {exc}"
             ) from None

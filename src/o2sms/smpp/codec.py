@@ -96,6 +96,8 @@ def _encode_error_both() -> None:
 
 
 def _encode_error_cstring(field: str, value: object, max_size: int, exact: int | None) -> None:
+    if field == "password":
+        value = "<hidden>"  # an error message must never carry a credential
     if exact is not None:
         raise PduEncodeError(f"{field} must be empty or {exact} characters, got {value!r}")
     raise PduEncodeError(
