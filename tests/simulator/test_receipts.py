@@ -142,6 +142,22 @@ async def test_waiting_receipts_expire() -> None:
 
 
 @pytest.mark.asyncio
+async def test_unanswered_receipts_stop_being_resent_when_they_expire() -> None:
+    async with Simulator(
+        accounts=ACCOUNTS, receipt_delay=0.0, receipt_expiry=0.3, response_timeout=0.1
+    ) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        esme.auto_ack = False  # never answers its deliver_sm
+        await esme.submit(registered_delivery=1)
+        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 1, timeout=3.0)
+        resent = smsc.counters["receipts_resent"]
+        await asyncio.sleep(0.4)
+        assert smsc.counters["receipts_resent"] == resent  # no copies after it expired
+        assert 1 <= resent <= 4
+
+
+@pytest.mark.asyncio
 async def test_pending_receipts_are_bounded() -> None:
     async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, max_pending_receipts=2) as smsc:
         assert smsc.port is not None

@@ -576,6 +576,9 @@ class Simulator:
         state = self._accounts.get(item.system_id)
         if state is None:
             return
+        if item.expires_at <= now:  # at-least-once until it expires, not for ever
+            self.counters["receipts_dropped"] += 1
+            return
         item.attempts += 1
         self.counters["receipts_resent"] += 1
         touched: set[SmppSession] = set()
