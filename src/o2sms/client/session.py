@@ -47,6 +47,10 @@ SESSION_LIMIT_STATUSES: Final = frozenset(
 """Bind refusals an SMSC gives when the account has all its sessions: back off for longer."""
 
 
+STABLE_LINK_SECONDS: Final = 30.0
+"""A link up at least this long resets the reconnect backoff."""
+
+
 class SessionStatus(Enum):
     """What a session is doing now."""
 
@@ -179,15 +183,20 @@ class Session:
                 backoff = self.config.reconnect
                 log.warning("%s: %s", self.name, exc)
             else:
-                attempt = failures = self.failed_rounds = 0
+                failures = self.failed_rounds = 0
                 self.error = None
                 self._protocol = protocol
                 self._set_status(SessionStatus.BOUND)
                 log.info(
                     "%s: bound as %s to %s", self.name, self.bind_type.name.lower(), endpoint.host
                 )
+                bound_at = asyncio.get_running_loop().time()
                 reason = await protocol.closed
                 self._protocol = None
+                # Only a link that stayed up resets the backoff: an SMSC that accepts binds
+                # and drops them at once must not be hammered.
+                if asyncio.get_running_loop().time() - bound_at >= STABLE_LINK_SECONDS:
+                    attempt = 0
                 if self._closing.is_set():
                     return
                 log.warning("%s: %s; reconnecting", self.name, reason)
