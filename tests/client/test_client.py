@@ -211,4 +211,3 @@ async def test_slow_responses_within_the_timeout_arrive_and_beyond_it_fail_retri
             await sms.send(NUMBER, "too slow")
         assert info.value.retriable
         assert "no response" in str(info.value)
-
