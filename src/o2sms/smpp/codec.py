@@ -13,15 +13,19 @@ problem                                        command_status
 frame shorter than 16 octets, command_length   ESME_RINVCMDLEN
 differs from the frame, body truncated, a
 C-Octet string running into the end of the
-PDU, octets left over where no TLV may stand
+PDU
 unknown command_id                             ESME_RINVCMDID
 C-Octet string over its maximum length         the field's own status (ESME_RINVSRCADR for
                                                source_addr, ESME_RINVSYSID, ESME_RINVPASWD,
                                                ESME_RINVSCHED, ...), else ESME_RINVCMDLEN
 sm_length over 254 or past the end of the PDU  ESME_RINVMSGLEN
-TLV header or value running past the PDU       ESME_RINVOPTPARSTREAM
+TLV header or value running past the PDU,     ESME_RINVOPTPARSTREAM
+stray octets after the last field or TLV
 known TLV with a length its type forbids       ESME_RINVPARLEN
 =============================================  ===========================
+
+A response with an error command_status never fails to decode: whatever of its body cannot be
+read takes default values, so the status (and message_id when present) is never lost.
 """
 
 from __future__ import annotations

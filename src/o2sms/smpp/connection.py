@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from o2sms.smpp.codec import encode, with_sequence_number
-from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus, describe_status
+from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus
 from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFullError
 from o2sms.smpp.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
 from o2sms.smpp.pdu import (
@@ -25,7 +25,6 @@ from o2sms.smpp.pdu import (
     EnquireLinkResp,
     GenericNack,
     Pdu,
-    Unbind,
     UnbindResp,
 )
 from o2sms.smpp.state import BIND_RESPONSES, BOUND_STATE, BindType, Role, SessionState, may_send
@@ -427,11 +426,6 @@ class Connection:
         self._events.append(ConnectionClosed(reason, unanswered))
 
 
-def unbind(connection: Connection, now: float) -> Pdu:
-    """Start an orderly close: send unbind (the peer's unbind_resp then ends the session)."""
-    return connection.send(Unbind(), now)
-
-
 __all__ = [
     "Connection",
     "ConnectionClosed",
@@ -442,6 +436,4 @@ __all__ = [
     "ResponseReceived",
     "Unbound",
     "UnexpectedResponse",
-    "describe_status",
-    "unbind",
 ]
