@@ -8,6 +8,7 @@ from o2sms.cli.bench import bench_command
 from o2sms.cli.demo import demo_command
 from o2sms.cli.plan import plan_command
 from o2sms.cli.send import send_command
+from o2sms.cli.serve import config_check_command, serve_command
 from o2sms.cli.simulator import simulator_command
 
 app = typer.Typer(
@@ -20,3 +21,8 @@ app.command("demo")(demo_command)
 app.command("send")(send_command)
 app.command("bench")(bench_command)
 app.command("simulator")(simulator_command)
+app.command("serve")(serve_command)
+
+config_app = typer.Typer(help="Check the service's configuration.", no_args_is_help=True)
+config_app.command("check")(config_check_command)
+app.add_typer(config_app, name="config")

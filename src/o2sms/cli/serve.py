@@ -1,0 +1,84 @@
+"""``o2sms serve`` (the connector daemon) and ``o2sms config check``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from o2sms.service.runtime import serve
+from o2sms.service.settings import ConfigError, Settings, load_settings
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (O2SMS_* variables override it)"),
+]
+
+
+def _load(config_file: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] invalid configuration\n{exc}", markup=True)
+        raise typer.Exit(2) from None
+
+
+def serve_command(
+    config_file: ConfigOption = None,
+    http_host: Annotated[str | None, typer.Option(help="HTTP address [127.0.0.1]")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port [8000]")] = None,
+    store_url: Annotated[
+        str | None, typer.Option(help="sqlite:///file.db or postgresql://... [sqlite:///o2sms.db]")
+    ] = None,
+) -> None:
+    """Run the connector: HTTP API, durable queue, SMPP sessions, webhooks.
+
+    With no gateway configured it runs in sandbox mode: the built-in O2 simulator answers
+    in-process and SQLite keeps the messages in the working folder.
+    """
+    settings = _load(config_file, http_host=http_host, http_port=http_port, store_url=store_url)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    console = Console()
+    try:
+        status = asyncio.run(
+            serve(
+                settings, announce=lambda text: console.print(text, markup=False, highlight=False)
+            )
+        )
+    except ConfigError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        status = 0
+    raise typer.Exit(status)
+
+
+def config_check_command(config_file: ConfigOption = None) -> None:
+    """Validate a configuration and show what the service would use (secrets hidden)."""
+    settings = _load(config_file)
+    console = Console()
+    mode = "sandbox (built-in simulator)" if settings.sandbox_mode else "gateway"
+    console.print(f"configuration is valid: {mode} mode", markup=False, highlight=False)
+    if not settings.sandbox_mode:
+        hosts = ", ".join(f"{h}:{p}" for h, p in settings.gateway.endpoints())
+        binds = ", ".join(settings.gateway.bind_modes())
+        console.print(
+            f"gateway: {hosts}; system_id {settings.gateway.system_id}; sessions: {binds}",
+            markup=False,
+            highlight=False,
+        )
+        if not settings.api_keys:
+            console.print(
+                "error: api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(2)
+    console.print(f"store: {settings.store_url}", markup=False, highlight=False)
+    console.print(f"http: {settings.http_host}:{settings.http_port}", markup=False, highlight=False)

@@ -1,0 +1,367 @@
+"""The HTTP API (FastAPI): send, look up, list and cancel messages; inbound SMS; health; metrics.
+
+A message is answered 202 only after it is committed to the store. Every endpoint but the
+health checks requires ``Authorization: Bearer <API key>``; keys are compared in constant time.
+Errors are JSON ``{"error": "<one sentence>", "errors": [{"field", "message"}]}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from o2sms.service.metrics import CONTENT_TYPE, Metrics
+from o2sms.service.schemas import (
+    Accepted,
+    AcceptedMessage,
+    InboundView,
+    MessagePage,
+    MessageRequest,
+    MessageView,
+    RequestProblemError,
+    prepare,
+)
+from o2sms.service.settings import Settings, api_key_id
+from o2sms.store import MessageStore, NotCancellableError
+from o2sms.store.models import MessageStatus
+
+__all__ = ["ApiContext", "create_app"]
+
+log = logging.getLogger("o2sms.service.http")
+
+
+@dataclass
+class ApiContext:
+    """What the API needs from the running service."""
+
+    settings: Settings
+    store: MessageStore
+    metrics: Metrics
+    api_keys: Sequence[str]
+    wake: Callable[[], None] = lambda: None
+    sessions_bound: Callable[[], int] = lambda: 0
+    check_url: Callable[[str], str] | None = None
+    startup: Callable[[], Awaitable[None]] | None = None
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    _digests: list[tuple[bytes, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._digests = [
+            (hashlib.sha256(k.encode()).digest(), api_key_id(k)) for k in self.api_keys
+        ]
+
+    def key_owner(self, presented: str) -> str | None:
+        """The id of the API key ``presented`` matches, or None; constant time over all keys."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        owner = None
+        for known, key_id in self._digests:
+            if hmac.compare_digest(digest, known):
+                owner = key_id
+        return owner
+
+
+class ApiError(Exception):
+    """An error answer: status, one sentence, and per-field details."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors or []
+        self.headers = headers
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"error": error.message}
+    if error.errors:
+        body["errors"] = error.errors
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+class BodyLimit:
+    """Answers 413 to a request body over ``limit`` bytes, before it is all read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = ApiError(413, f"the request body is larger than {self.limit} bytes")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _error_response(too_large)(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except _BodyTooLargeError:
+            if not started:
+                await _error_response(too_large)(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _field_name(location: Sequence[int | str]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "header", "path")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if part.isdigit() else (f".{part}" if name else part)
+    return name or "body"
+
+
+def _explain(exc: RequestValidationError) -> ApiError:
+    errors = []
+    for item in exc.errors():
+        where = _field_name(item.get("loc", ()))
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            message = "is not valid JSON"
+        elif kind == "missing":
+            message = "is required"
+        elif kind == "extra_forbidden":
+            message = "is not a field of this request"
+        else:
+            message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
+        errors.append({"field": where, "message": message})
+    first = errors[0] if errors else {"field": "body", "message": "is invalid"}
+    return ApiError(422, f"{first['field']}: {first['message']}", errors)
+
+
+def _authorised(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """The id of the request's API key; 401 when it is missing or wrong."""
+    context: ApiContext = request.app.state.context
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not authorization:
+        raise ApiError(
+            401, "an API key is required: Authorization: Bearer <key>", headers=challenge
+        )
+    scheme, _, presented = authorization.partition(" ")
+    owner = context.key_owner(presented.strip()) if scheme.lower() == "bearer" else None
+    if owner is None:
+        raise ApiError(401, "the API key is not valid", headers=challenge)
+    return owner
+
+
+OwnerKey = Annotated[str, Depends(_authorised)]
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    """The FastAPI application over ``context``; its lifespan runs startup/shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if context.startup is not None:
+            await context.startup()
+        try:
+            yield
+        finally:
+            if context.shutdown is not None:
+                await context.shutdown()
+
+    app = FastAPI(
+        title="o2sms",
+        summary="The O2 SMS Connector: send SMS, follow delivery, receive inbound SMS.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    settings = context.settings
+    store = context.store
+    metrics = context.metrics
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(_explain(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error_response(ApiError(exc.status_code, str(exc.detail)))
+
+    @app.post("/v1/messages", status_code=202, response_model=Accepted, tags=["messages"])
+    async def send_messages(
+        body: MessageRequest,
+        owner: OwnerKey,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Accepted:
+        """Store an SMS to one recipient or many; 202 once it is durably queued."""
+        try:
+            new, encoding, parts = prepare(
+                body,
+                region=settings.region,
+                default_sender=settings.sender,
+                max_recipients=settings.max_recipients,
+                owner=owner,
+                idempotency_key=idempotency_key,
+                check_url=context.check_url,
+            )
+        except RequestProblemError as exc:
+            raise ApiError(
+                422, f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}]
+            ) from None
+        results = await store.enqueue_many(new)
+        replayed = [r for r in results if not r.created]
+        for wanted, result in zip(new, results, strict=True):
+            if not result.created and (
+                result.message.recipient != wanted.recipient or result.message.text != wanted.text
+            ):
+                raise ApiError(409, "this Idempotency-Key was used before for a different message")
+        created = len(results) - len(replayed)
+        if created:
+            metrics.accepted.inc(created)
+            context.wake()
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return Accepted(
+            messages=[
+                AcceptedMessage(id=r.message.id, to=r.message.recipient, status=r.message.status)
+                for r in results
+            ],
+            encoding=encoding,
+            parts=parts,
+        )
+
+    @app.get(
+        "/v1/messages/{message_id}",
+        response_model=MessageView,
+        tags=["messages"],
+        response_model_by_alias=True,
+    )
+    async def get_message(message_id: str, _owner: OwnerKey) -> MessageView:
+        """A message with its parts and timeline."""
+        message = await store.get(message_id)
+        if message is None:
+            raise ApiError(404, f"no message with id {message_id!r}")
+        return MessageView.of(message, detail=True)
+
+    @app.get("/v1/messages", response_model=MessagePage, tags=["messages"])
+    async def list_messages(  # noqa: PLR0917 - FastAPI reads query parameters from the signature
+        _owner: OwnerKey,
+        status: Annotated[list[MessageStatus] | None, Query()] = None,
+        reference: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+    ) -> MessagePage:
+        """Messages newest first, filtered by status, reference and creation time."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise ApiError(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+        try:
+            page = await store.list_messages(
+                status=status,
+                reference=reference,
+                created_from=since,
+                created_to=until,
+                limit=limit,
+                cursor=cursor,
+            )
+        except ValueError as exc:
+            raise ApiError(422, f"cursor: {exc}") from None
+        return MessagePage(
+            items=[MessageView.of(m) for m in page.items], next_cursor=page.next_cursor
+        )
+
+    @app.post("/v1/messages/{message_id}/cancel", response_model=MessageView, tags=["messages"])
+    async def cancel_message(message_id: str, _owner: OwnerKey) -> MessageView:
+        """Cancel a message that is still queued or scheduled."""
+        try:
+            message = await store.cancel(message_id)
+        except LookupError:
+            raise ApiError(404, f"no message with id {message_id!r}") from None
+        except NotCancellableError as exc:
+            raise ApiError(409, str(exc)) from None
+        metrics.final.labels(MessageStatus.CANCELLED.value).inc()
+        return MessageView.of(message)
+
+    @app.get("/v1/inbound", response_model=list[InboundView], tags=["inbound"])
+    async def list_inbound(
+        _owner: OwnerKey,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        before_id: int | None = None,
+    ) -> list[InboundView]:
+        """Inbound SMS, newest first; pass the last id as ``before_id`` for the next page."""
+        return [
+            InboundView.of(s) for s in await store.list_inbound(limit=limit, before_id=before_id)
+        ]
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Ready when the store answers and at least one SMPP session is bound."""
+        problems = []
+        try:
+            await store.queue_depth()
+        except Exception as exc:
+            log.warning("readiness: store unreachable: %s", exc)
+            problems.append("the store is unreachable")
+        bound = context.sessions_bound()
+        if bound < 1:
+            problems.append("no SMPP session is bound")
+        body: dict[str, object] = {
+            "status": "ok" if not problems else "unavailable",
+            "sessions_bound": bound,
+        }
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics_endpoint(_owner: OwnerKey) -> Response:
+        """Prometheus metrics."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,317 @@
+"""The running connector: store, SMPP client, workers, webhooks and HTTP API in one process.
+
+``Connector`` owns the parts' lifecycle; ``serve()`` runs it under uvicorn until a signal.
+Sandbox mode (no gateway configured) starts the simulator in-process in front of the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from o2sms.client import Client
+from o2sms.client.errors import ClientError
+from o2sms.client.session import Session
+from o2sms.service.http import ApiContext, create_app
+from o2sms.service.metrics import Metrics
+from o2sms.service.settings import ConfigError, Settings
+from o2sms.service.workers import EventRecorder, SubmitWorker
+from o2sms.simulator import Account, Simulator
+from o2sms.store import MessageStore, create_engine, migrate
+
+__all__ = ["SANDBOX_SYSTEM_ID", "Connector", "serve"]
+
+log = logging.getLogger("o2sms.service")
+
+SANDBOX_SYSTEM_ID = "o2sms"
+
+
+def sandbox_api_key(path: Path) -> str:
+    """The sandbox's API key: read from ``path``, or generated and saved there (mode 0600)."""
+    try:
+        key = path.read_text().strip()
+        if len(key) >= 16:
+            return key
+    except FileNotFoundError:
+        pass
+    key = "sbx_" + secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+class Connector:
+    """One ``o2sms serve`` process. ``start()``/``stop()``, or ``async with``."""
+
+    def __init__(self, settings: Settings, *, store: MessageStore | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.worker_id = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+        self._own_store = store is None
+        self.store: MessageStore = store or MessageStore(
+            create_engine(settings.store_url),
+            max_attempts=settings.worker.max_attempts,
+            retry_base=settings.worker.retry_base,
+            retry_cap=settings.worker.retry_cap,
+        )
+        self.simulator: Simulator | None = None
+        self.client: Client | None = None
+        self.worker: SubmitWorker | None = None
+        self.api_keys = [k.get_secret_value() for k in settings.api_keys]
+        self._submitted_at: OrderedDict[str, float] = OrderedDict()
+        self._queue_depth = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+        self.fatal: BaseException | None = None  #: why the service cannot work (bad credentials)
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        if settings.sandbox_mode and not self.api_keys:
+            self.api_keys = [sandbox_api_key(settings.sandbox.key_file)]
+        if not self.api_keys:
+            raise ConfigError("api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key")
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Connector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the store (migrating it), start the SMSC link and the workers."""
+        settings = self.settings
+        store = self.store
+        if self._own_store:
+            await migrate(store.engine)
+        if settings.sandbox_mode:
+            self.simulator = Simulator(
+                accounts=(Account(SANDBOX_SYSTEM_ID, secrets.token_urlsafe(12)),),
+                port=settings.sandbox.smpp_port,
+                receipt_delay=settings.sandbox.receipt_delay,
+            )
+            await self.simulator.start()
+        recorder = EventRecorder(store, metrics=self.metrics, submitted_at=self._submitted_at)
+        self.client = self._client(recorder)
+        self.worker = SubmitWorker(
+            store,
+            self.client,
+            worker_id=self.worker_id,
+            settings=settings.worker,
+            metrics=self.metrics,
+            submitted_at=self._submitted_at,
+        )
+        self.metrics.watch(
+            sessions=self._session_states,
+            in_flight=lambda: self.worker.in_flight if self.worker else 0,
+            queue_depth=lambda: self._queue_depth,
+        )
+        self._tasks = [
+            asyncio.create_task(self._connect(), name="o2sms-connect"),
+            asyncio.create_task(self._poll_depth(), name="o2sms-queue-depth"),
+            asyncio.create_task(self._retention(), name="o2sms-retention"),
+        ]
+
+    def _client(self, recorder: EventRecorder) -> Client:
+        gateway = self.settings.gateway
+        if self.simulator is not None:
+            account = self.simulator.config.accounts[0]
+            return Client(
+                self.simulator.config.host,
+                self.simulator.port,
+                account.system_id,
+                account.password,
+                sessions=gateway.sessions or 4,
+                window=gateway.window,
+                sender=self.settings.sender,
+                region=self.settings.region,
+                handler=recorder,
+            )
+        return Client(
+            hosts=gateway.endpoints(),
+            system_id=gateway.system_id,
+            password=gateway.password.get_secret_value(),
+            tls=gateway.tls,
+            tls_ca_file=str(gateway.tls_ca_file) if gateway.tls_ca_file else None,
+            tls_insecure_skip_verify=gateway.tls_insecure_skip_verify,
+            bind=gateway.bind_modes(),
+            flash_session=gateway.flash_session,
+            window=gateway.window,
+            system_type=gateway.system_type,
+            keepalive=gateway.keepalive,
+            response_timeout=gateway.response_timeout,
+            connect_timeout=gateway.connect_timeout,
+            rate_limit=gateway.rate_limit,
+            sender=self.settings.sender,
+            region=self.settings.region,
+            handler=recorder,
+        )
+
+    async def _connect(self) -> None:
+        """Bind to the SMSC, retrying while the failure may pass; then start submitting."""
+        assert self.client is not None
+        assert self.worker is not None
+        delay = 1.0
+        while True:
+            try:
+                await self.client.start()
+                break
+            except ClientError as exc:
+                if not exc.retriable:
+                    log.error("cannot bind to the SMSC: %s", exc)
+                    self.fatal = exc
+                    if self.on_fatal is not None:
+                        self.on_fatal(exc)
+                    return
+                log.warning("cannot reach the SMSC yet (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        log.info("bound to the SMSC; submitting as %s", self.worker_id)
+        self._connected.set()
+        self.worker.start()
+
+    async def wait_connected(self) -> None:
+        """Return once the client is bound and the worker runs."""
+        await self._connected.wait()
+
+    async def stop(self) -> None:
+        """Stop taking work, finish what is on the wire, unbind, close the store."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        if self._own_store:
+            await self.store.close()
+
+    # --- status -------------------------------------------------------------------------
+
+    def _sessions(self) -> list[Session]:
+        if self.client is None:
+            return []
+        return [s for s in self.client.sessions if isinstance(s, Session)]
+
+    def _session_states(self) -> dict[str, int]:
+        return dict(Counter(s.status.value for s in self._sessions()))
+
+    def sessions_bound(self) -> int:
+        """SMPP sessions bound now."""
+        return sum(1 for s in self._sessions() if s.is_bound)
+
+    async def _poll_depth(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self._queue_depth = await self.store.queue_depth()
+            await asyncio.sleep(5.0)
+
+    async def _retention(self) -> None:
+        retention = self.settings.retention
+        while True:
+            try:
+                result = await self.store.purge(
+                    text_after=retention.text_after(), delete_after=retention.delete_after()
+                )
+                if result.texts or result.messages:
+                    log.info("retention: %s", result)
+            except Exception as exc:
+                log.warning("retention run failed: %s", exc)
+            await asyncio.sleep(retention.interval)
+
+    def api_context(self) -> ApiContext:
+        """The HTTP API's view of this connector (startup/shutdown run this connector)."""
+
+        def wake() -> None:
+            if self.worker is not None:
+                self.worker.wake()
+
+        async def startup() -> None:
+            await self.start()
+
+        return ApiContext(
+            settings=self.settings,
+            store=self.store,
+            metrics=self.metrics,
+            api_keys=self.api_keys,
+            wake=wake,
+            sessions_bound=self.sessions_bound,
+            startup=startup,
+            shutdown=self.stop,
+        )
+
+
+def _banner(settings: Settings, connector: Connector, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    lines = [f"o2sms listening on {base} (API docs: {base}/docs)"]
+    if settings.sandbox_mode:
+        key = connector.api_keys[0]
+        lines += [
+            "sandbox mode: no gateway configured, so the built-in O2 simulator answers in-process",
+            f"store: {settings.store_url}",
+            f"API key: {key} (saved in {settings.sandbox.key_file})",
+            "try:",
+            f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' \\",
+            "       -H 'Content-Type: application/json' \\",
+            """       -d '{"to": "+421903123456", "from": "O2 Demo", "text": "Ahoj!"}'""",
+            f"  curl -s {base}/v1/messages/<id> -H 'Authorization: Bearer {key}'",
+        ]
+    return "\n".join(lines)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    announce: Callable[[str], None] = print,
+    ready: asyncio.Event | None = None,
+) -> int:
+    """Run the connector and its HTTP API until interrupted; return the exit status."""
+    connector = Connector(settings)
+    app = create_app(connector.api_context())
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+
+    def fatal(exc: BaseException) -> None:
+        announce(f"error: {exc}")
+        server.should_exit = True
+
+    connector.on_fatal = fatal
+
+    async def announce_when_started() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        sockets = [s for srv in server.servers for s in (srv.sockets or ())]
+        port = sockets[0].getsockname()[1] if sockets else settings.http_port
+        announce(_banner(settings, connector, settings.http_host, port))
+        if ready is not None:
+            ready.set()
+
+    watcher = asyncio.create_task(announce_when_started())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    return 1 if connector.fatal is not None or not server.started else 0

@@ -1,0 +1,314 @@
+"""The service's configuration: a TOML file, then ``O2SMS_*`` environment variables on top.
+
+Every key, its variable and its default are in docs/configuration.md. Nested keys take a double
+underscore in the environment: ``[gateway] password`` is ``O2SMS_GATEWAY__PASSWORD``. Secrets are
+``SecretStr``: they print as ``**********`` and never reach a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from contextvars import ContextVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from o2sms.client import addresses
+from o2sms.client.errors import AddressError
+from o2sms.errors import O2smsError
+
+__all__ = [
+    "ConfigError",
+    "GatewaySettings",
+    "RetentionSettings",
+    "SandboxSettings",
+    "Settings",
+    "WebhookSettings",
+    "WorkerSettings",
+    "api_key_id",
+    "load_settings",
+]
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("o2sms_config_file", default=None)
+
+BindMode = Literal["transmitter", "receiver", "transceiver"]
+
+
+class ConfigError(O2smsError, ValueError):
+    """The configuration is invalid; the message lists every problem, one per line."""
+
+
+def _split_commas(value: Any) -> Any:
+    """``"a, b"`` -> ``["a", "b"]`` for list settings given as one environment variable."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySettings(_Section):
+    """The SMSC to connect to. No ``hosts`` at all means sandbox mode (the built-in simulator)."""
+
+    hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host or host:port, primary first (the O2 gateway: smpp1 then smpp2)",
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="default port: 8888, or 8887 with TLS"
+    )
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_insecure_skip_verify: bool = False
+    system_id: str = Field(default="", max_length=15)
+    password: SecretStr = SecretStr("")
+    system_type: str = Field(default="", max_length=12, description='route code "r:<code>"')
+    bind: Annotated[list[BindMode], NoDecode] = Field(
+        default_factory=lambda: list[BindMode](["transceiver"]),
+        description="one mode for every session, or one mode per session",
+    )
+    sessions: int | None = Field(
+        default=None, ge=1, le=16, description="default: one per bind mode listed, else 4"
+    )
+    flash_session: bool = False
+    window: int = Field(default=10, ge=1, le=1000)
+    rate_limit: float | None = Field(default=None, gt=0, description="messages per second")
+    keepalive: float = Field(default=25.0, gt=0)
+    response_timeout: float = Field(default=15.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+    _split = field_validator("hosts", "bind", mode="before")(_split_commas)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            if not name or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+                raise ValueError(f"{host!r} is not host or host:port")
+        return hosts
+
+    @model_validator(mode="after")
+    def _complete(self) -> GatewaySettings:
+        if self.hosts and not self.system_id:
+            raise ValueError("a gateway needs system_id (and password)")
+        if len(self.bind) > 1 and self.sessions is not None and len(self.bind) != self.sessions:
+            raise ValueError(
+                f"bind lists {len(self.bind)} modes for {self.sessions} sessions: "
+                "give one mode, or one per session"
+            )
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """True when a real SMSC is configured (otherwise the service runs in sandbox mode)."""
+        return bool(self.hosts)
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """``hosts`` as (host, port) pairs, the default port filled in."""
+        default = self.port or (8887 if self.tls else 8888)
+        pairs = []
+        for host in self.hosts:
+            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            pairs.append((name, int(port) if port else default))
+        return pairs
+
+    def bind_modes(self) -> list[BindMode]:
+        """One bind mode per session."""
+        if len(self.bind) > 1:
+            return list(self.bind)
+        return self.bind * (self.sessions or 4)
+
+
+class WorkerSettings(_Section):
+    """How this process takes messages from the shared queue and submits them."""
+
+    concurrency: int = Field(default=200, ge=1, le=10_000, description="messages in flight")
+    batch: int = Field(default=100, ge=1, le=1000, description="messages claimed at a time")
+    lease_seconds: float = Field(default=60.0, ge=5)
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
+    max_attempts: int = Field(default=10, ge=1)
+    retry_base: float = Field(default=2.0, gt=0)
+    retry_cap: float = Field(default=300.0, gt=0)
+
+
+class WebhookSettings(_Section):
+    """Where status changes and inbound SMS are POSTed, and how hard we try."""
+
+    url: str | None = Field(default=None, description="global URL; a message's own wins")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key")
+    retry_for: float = Field(default=86_400.0, gt=0, description="seconds to keep retrying")
+    timeout: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=1000)
+    allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host names, *.suffix or CIDRs; empty: any allowed"
+    )
+    deny_private: bool = False
+
+    _split = field_validator("allow", mode="before")(_split_commas)
+
+
+class RetentionSettings(_Section):
+    """How long finished messages keep their text and their rows."""
+
+    text_days: float | None = Field(default=30.0, gt=0)
+    delete_days: float | None = Field(default=180.0, gt=0)
+    interval: float = Field(default=3600.0, gt=0, description="seconds between purge runs")
+
+    def text_after(self) -> timedelta | None:
+        """``text_days`` as a timedelta."""
+        return None if self.text_days is None else timedelta(days=self.text_days)
+
+    def delete_after(self) -> timedelta | None:
+        """``delete_days`` as a timedelta."""
+        return None if self.delete_days is None else timedelta(days=self.delete_days)
+
+
+class SandboxSettings(_Section):
+    """The built-in simulator that stands in for the gateway when none is configured."""
+
+    smpp_port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
+    receipt_delay: float = Field(default=0.5, ge=0)
+    key_file: Path = Path("o2sms-sandbox.key")
+
+
+class Settings(BaseSettings):
+    """Everything ``o2sms serve`` needs; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="O2SMS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    store_url: str = Field(default="sqlite:///o2sms.db", description="sqlite or postgresql URL")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    max_recipients: int = Field(default=1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    sender: str | None = Field(default=None, description="default sender; None: the account's")
+    region: str = Field(default="SK", min_length=2, max_length=2)
+    instance: str | None = Field(default=None, description="worker name; default host:pid")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _key_length(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, 1):
+            if len(key.get_secret_value()) < 16:
+                raise ValueError(f"API key number {number} is shorter than 16 characters")
+        return keys
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: str) -> str:
+        return region.upper()
+
+    @model_validator(mode="after")
+    def _sender(self) -> Settings:
+        if self.sender is not None:
+            try:
+                addresses.sender(self.sender, region=self.region)
+            except AddressError as exc:
+                raise ValueError(f"sender: {exc}") from None
+        return self
+
+    @property
+    def sandbox_mode(self) -> bool:
+        """True when no gateway is configured: the service runs the simulator in-process."""
+        return not self.gateway.configured
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Command-line values over environment variables over the TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_FILE.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    """``("gateway", "port")`` -> ``gateway.port (O2SMS_GATEWAY__PORT)``."""
+    parts = [str(p) for p in location if not isinstance(p, int)]
+    if not parts:
+        return "configuration"
+    return f"{'.'.join(parts)} (O2SMS_{'__'.join(parts).upper()})"
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        lines.append(f"{_where(item['loc'])}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the configuration: ``overrides`` (command line) > ``O2SMS_*`` > TOML file > defaults.
+
+    Raises ConfigError naming every bad key, its environment variable and what is wrong.
+    """
+    path = Path(config_file) if config_file is not None else None
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"configuration file {str(path)!r} does not exist")
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    token = _CONFIG_FILE.set(path)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def api_key_id(key: str) -> str:
+    """A short public name for an API key (scopes idempotency keys; safe to log)."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -1,0 +1,343 @@
+"""The two pipelines between the store and the SMPP client.
+
+``SubmitWorker`` claims queued messages (with a lease, so several processes share one queue),
+submits them and records the outcome. ``EventRecorder`` is the client's event handler: it
+commits every delivery receipt and inbound SMS before returning, and the client sends the
+deliver_sm_resp only after it returned, so nothing is acknowledged that is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from o2sms.client.api import SendError, SendResult
+from o2sms.client.errors import AddressError, ClientClosedError, ClientError, SubmitError
+from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
+from o2sms.errors import O2smsError
+from o2sms.service.metrics import Metrics
+from o2sms.service.settings import WorkerSettings
+from o2sms.smpp.constants import status_name
+from o2sms.store import MessageStore
+from o2sms.store.errors import LeaseLostError
+from o2sms.store.models import Message, MessageStatus, NewInbound, ReceiptResult
+
+__all__ = ["EventRecorder", "Sender", "SubmitWorker"]
+
+log = logging.getLogger("o2sms.service")
+
+_STORE_RETRIES = 5  #: tries to record an outcome before leaving it to the lease
+_LATENCY_MEMORY = 200_000  #: submit times kept for the receipt-latency histogram
+
+
+class Sender(Protocol):
+    """What the worker needs of :class:`o2sms.client.Client`."""
+
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = ...,
+        flash: bool = ...,
+        validity: timedelta | None = ...,
+        encoding: str | None = ...,
+        reference: str | None = ...,
+    ) -> SendResult: ...
+
+
+async def _persist(what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a store call, retrying a few times: the SMS went out, its record must not be lost."""
+    delay = 0.05
+    for attempt in range(1, _STORE_RETRIES + 1):
+        try:
+            return await call()
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            if attempt == _STORE_RETRIES:
+                raise
+            log.warning("store error recording %s (try %d): %s", what, attempt, exc)
+            await asyncio.sleep(delay)
+            delay *= 4
+    raise AssertionError("unreachable")
+
+
+class SubmitWorker:
+    """Claims due messages from the shared queue and submits them, ``concurrency`` at a time.
+
+    A retriable failure (throttled, queue full, link lost, timeout) goes back to the queue with
+    backoff; a final one fails the message with the status's name and meaning. Should this
+    process die with messages on the wire, their leases expire and another worker sends them
+    again (at-least-once; the store counts those ``resends``).
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        sender: Sender,
+        *,
+        worker_id: str,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        submitted_at: OrderedDict[str, float] | None = None,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self.worker_id = worker_id
+        self._settings = settings
+        self._metrics = metrics
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        #: message id -> loop time of its submit, for the receipt-latency histogram
+        self.submitted_at = submitted_at if submitted_at is not None else OrderedDict()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages this worker is submitting now."""
+        return len(self._in_flight)
+
+    def wake(self) -> None:
+        """New work was stored: claim now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start claiming and the lease heartbeat."""
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="o2sms-claim"),
+            asyncio.create_task(self._heartbeat(), name="o2sms-lease-heartbeat"),
+        ]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, let submits on the wire finish (bounded), give back the rest."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = list(self._in_flight.values())
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            released = await self._store.release(self.worker_id)
+            if released:
+                log.info("gave back %d claimed messages to the queue", released)
+
+    async def _claim_loop(self) -> None:
+        settings = self._settings
+        idle = settings.poll_interval
+        while not self._stopping:
+            free = settings.concurrency - len(self._in_flight)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            self._wake.clear()
+            try:
+                batch = await self._store.claim(
+                    self.worker_id,
+                    limit=min(free, settings.batch),
+                    lease_seconds=settings.lease_seconds,
+                )
+            except Exception as exc:
+                log.warning("cannot claim messages (store unavailable?): %s", exc)
+                await asyncio.sleep(min(idle * 4, 5.0))
+                continue
+            for message in batch:
+                task = asyncio.create_task(self._submit(message))
+                self._in_flight[message.id] = task
+                task.add_done_callback(functools.partial(self._done, message.id))
+            if len(batch) < min(free, settings.batch):
+                # The queue is drained: sleep until new work is stored or the poll is due
+                # (scheduled messages and retries become due on the clock).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(idle):
+                        await self._wake.wait()
+
+    def _done(self, message_id: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(message_id, None)
+        self._slot_free.set()
+
+    async def _heartbeat(self) -> None:
+        """Push out the leases of messages still being submitted (throttling may take long)."""
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._in_flight)
+            if ids:
+                try:
+                    await self._store.extend_lease(
+                        self.worker_id, ids, lease_seconds=self._settings.lease_seconds
+                    )
+                except Exception as exc:
+                    log.warning("cannot extend leases: %s", exc)
+
+    async def _submit(self, message: Message) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            if message.text is None:
+                raise ValueError("the message's text was purged before it was sent")
+            result = await self._sender.send(
+                message.recipient,
+                message.text,
+                sender=message.sender,
+                flash=message.flash,
+                validity=message.validity,
+                encoding=message.encoding,
+                reference=message.id,
+            )
+        except SendError as exc:
+            await self._failed(message, exc.cause, exc.message_ids)
+        except ClientError as exc:
+            await self._failed(message, exc, ())
+        except (O2smsError, ValueError) as exc:
+            await self._final(message, "INVALID_MESSAGE", str(exc), None, ())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the message leased forever
+            log.exception("unexpected error submitting %s", message.id)
+            await self._retry(message, f"{type(exc).__name__}: {exc}")
+        else:
+            self._metrics.submit_latency.observe(loop.time() - started)
+            try:
+                await _persist(
+                    f"submit of {message.id}",
+                    lambda: self._store.mark_submitted(
+                        message.id, result.message_ids, worker_id=self.worker_id
+                    ),
+                )
+            except Exception:
+                log.exception("submitted %s but could not record it", message.id)
+                return
+            self._metrics.submitted.inc()
+            self._remember(message.id, loop.time())
+
+    def _remember(self, message_id: str, at: float) -> None:
+        memory = self.submitted_at
+        memory[message_id] = at
+        if len(memory) > _LATENCY_MEMORY:
+            memory.popitem(last=False)
+
+    async def _failed(
+        self, message: Message, cause: ClientError, smsc_ids: Sequence[str | None]
+    ) -> None:
+        reason = type(cause).__name__
+        if isinstance(cause, SubmitError):
+            reason = status_name(cause.command_status)
+        self._metrics.failed.labels(reason).inc()
+        if isinstance(cause, ClientClosedError) and self._stopping:
+            with contextlib.suppress(Exception):
+                await self._store.release(self.worker_id, [message.id])
+            return
+        if cause.retriable or isinstance(cause, ClientClosedError):
+            await self._retry(message, str(cause))
+            return
+        code = cause.command_status if isinstance(cause, SubmitError) else None
+        name = "INVALID_ADDRESS" if isinstance(cause, AddressError) else None
+        await self._final(message, name, str(cause), code, smsc_ids)
+
+    async def _retry(self, message: Message, error: str) -> None:
+        try:
+            updated = await _persist(
+                f"retry of {message.id}",
+                lambda: self._store.requeue(message.id, self.worker_id, error=error),
+            )
+        except LeaseLostError:
+            return
+        except Exception:
+            log.exception("could not requeue %s; its lease will expire", message.id)
+            return
+        if updated.status is MessageStatus.FAILED:
+            self._metrics.final.labels(MessageStatus.FAILED.value).inc()
+        else:
+            self._metrics.retried.inc()
+
+    async def _final(
+        self,
+        message: Message,
+        name: str | None,
+        detail: str,
+        code: int | None,
+        smsc_ids: Sequence[str | None],
+    ) -> None:
+        try:
+            await _persist(
+                f"failure of {message.id}",
+                lambda: self._store.mark_failed(
+                    message.id,
+                    error_code=code,
+                    error_name=name,
+                    error_detail=detail if code is None else None,
+                    worker_id=self.worker_id,
+                    smsc_ids=smsc_ids if any(smsc_ids) else (),
+                    infobip=True,
+                ),
+            )
+        except Exception:
+            log.exception("could not record the failure of %s", message.id)
+            return
+        self._metrics.final.labels(MessageStatus.FAILED.value).inc()
+
+
+class EventRecorder:
+    """The client's event handler: stores receipts and inbound SMS, then lets it acknowledge."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        metrics: Metrics,
+        submitted_at: OrderedDict[str, float] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._submitted_at = submitted_at if submitted_at is not None else OrderedDict()
+        self._on_change = on_change
+
+    async def __call__(self, event: Event) -> None:
+        """Commit ``event``; an exception makes the client answer a temporary error."""
+        if isinstance(event, DeliveryReport):
+            await self._receipt(event)
+        elif isinstance(event, InboundSms):
+            await self._store.record_inbound(
+                NewInbound(
+                    source=event.source_addr,
+                    destination=event.destination_addr,
+                    text=event.text,
+                    data_coding=event.data_coding,
+                    parts=event.parts,
+                    session=event.session,
+                )
+            )
+            self._metrics.inbound.inc()
+        elif isinstance(event, UnreadableDeliverSm):
+            # Acknowledged (a redelivery would be just as unreadable) but never silently.
+            log.warning("unreadable deliver_sm on %s: %s", event.session, event.reason)
+            self._metrics.receipts.labels("unreadable").inc()
+
+    async def _receipt(self, event: DeliveryReport) -> None:
+        outcome = await self._store.apply_receipt(event.receipt, submitted_id=event.submitted_id)
+        self._metrics.receipts.labels(outcome.result.value).inc()
+        status = outcome.message_status
+        if outcome.result is ReceiptResult.APPLIED and outcome.status_changed and status:
+            if status.is_final:
+                self._metrics.final.labels(status.value).inc()
+                sent = self._submitted_at.pop(outcome.message_id or "", None)
+                if sent is not None:
+                    self._metrics.receipt_latency.observe(asyncio.get_running_loop().time() - sent)
+            if self._on_change is not None:
+                self._on_change()
