@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,9 @@ def serve_command(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console()
+    # uvicorn shuts down cleanly on SIGINT/SIGTERM, then raises the signal again for us: let
+    # SIGTERM end the process like Ctrl+C, with exit status 0, instead of killing it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         status = asyncio.run(
             serve(

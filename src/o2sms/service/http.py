@@ -112,33 +112,32 @@ class BodyLimit:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
                 await _error_response(too_large)(scope, receive, send)
                 return
+        # Buffer the body (at most ``limit`` bytes) before the app sees it, so a chunked body
+        # that grows too large is refused with 413 rather than half-parsed.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking)
-        except _BodyTooLargeError:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await _error_response(too_large)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
 
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-class _BodyTooLargeError(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _field_name(location: Sequence[int | str]) -> str:
@@ -154,7 +153,9 @@ def _explain(exc: RequestValidationError) -> ApiError:
     for item in exc.errors():
         where = _field_name(item.get("loc", ()))
         kind = item.get("type", "")
-        if kind == "json_invalid":
+        if kind == "string_unicode":
+            message = "is not valid Unicode (a lone UTF-16 surrogate?)"
+        elif kind == "json_invalid":
             message = "is not valid JSON"
         elif kind == "missing":
             message = "is required"

@@ -33,6 +33,8 @@ __all__ = ["SANDBOX_SYSTEM_ID", "Connector", "serve"]
 log = logging.getLogger("o2sms.service")
 
 SANDBOX_SYSTEM_ID = "o2sms"
+SANDBOX_SENDER = "O2SMS"
+"""The sender in sandbox mode when none is configured (the real account has its own default)."""
 
 
 def sandbox_api_key(path: Path) -> str:
@@ -59,7 +61,7 @@ class Connector:
         self.worker_id = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
         self._own_store = store is None
         self.store: MessageStore = store or MessageStore(
-            create_engine(settings.store_url),
+            create_engine(settings.store_url, schema=settings.store_schema),
             max_attempts=settings.worker.max_attempts,
             retry_base=settings.worker.retry_base,
             retry_cap=settings.worker.retry_cap,
@@ -133,7 +135,7 @@ class Connector:
                 account.password,
                 sessions=gateway.sessions or 4,
                 window=gateway.window,
-                sender=self.settings.sender,
+                sender=self.settings.sender or SANDBOX_SENDER,
                 region=self.settings.region,
                 handler=recorder,
             )
@@ -272,6 +274,76 @@ def _banner(settings: Settings, connector: Connector, host: str, port: int) -> s
     return "\n".join(lines)
 
 
+class RunningService:
+    """A connector with its HTTP server, started in the background (tests, benchmarks, serve)."""
+
+    def __init__(self, connector: Connector, server: uvicorn.Server) -> None:
+        self.connector = connector
+        self.server = server
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The HTTP port (useful with ``http_port = 0``)."""
+        sockets = [s for srv in self.server.servers for s in (srv.sockets or ())]
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """The API's base URL."""
+        return f"http://{self.connector.settings.http_host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop the HTTP server and the connector (unbind, close the store)."""
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+def build_server(connector: Connector) -> uvicorn.Server:
+    """A uvicorn server for ``connector``'s API; its lifespan starts and stops the connector."""
+    settings = connector.settings
+    config = uvicorn.Config(
+        create_app(connector.api_context()),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+async def start_service(
+    settings: Settings, *, store: MessageStore | None = None, timeout: float = 30.0
+) -> RunningService:
+    """Start the connector and its HTTP API; return once the API listens and a session is
+    bound. Raises what stopped it (a bad configuration, refused credentials)."""
+    connector = Connector(settings, store=store)
+    running = RunningService(connector, build_server(connector))
+    running.task = asyncio.create_task(running.server.serve(), name="o2sms-http")
+    connected = asyncio.create_task(connector.wait_connected())
+    try:
+        async with asyncio.timeout(timeout):
+            while not (running.server.started and connected.done()):
+                if running.task.done() or connector.fatal is not None:
+                    break
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pass
+    finally:
+        connected.cancel()
+    if not (running.server.started and connector.sessions_bound()):
+        await running.stop()
+        if connector.fatal is not None:
+            raise connector.fatal
+        if running.task.done() and running.task.exception() is not None:
+            raise running.task.exception()  # type: ignore[misc]
+        raise TimeoutError("the service did not start (no HTTP listener or no session bound)")
+    return running
+
+
 async def serve(
     settings: Settings,
     *,
@@ -280,17 +352,7 @@ async def serve(
 ) -> int:
     """Run the connector and its HTTP API until interrupted; return the exit status."""
     connector = Connector(settings)
-    app = create_app(connector.api_context())
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
+    server = build_server(connector)
 
     def fatal(exc: BaseException) -> None:
         announce(f"error: {exc}")

@@ -35,6 +35,9 @@ MAX_VALIDITY = timedelta(days=7)
 
 MAX_SCHEDULE = timedelta(days=365)
 
+GATEWAY_MAX_PARTS = 25
+"""The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
+
 
 class RequestProblemError(ValueError):
     """A request that cannot be sent as given; ``field`` names the JSON field."""
@@ -272,6 +275,7 @@ def prepare(
             request.text,
             encoding=None if request.encoding == "auto" else request.encoding,
             transliterate=request.transliterate,
+            max_parts=GATEWAY_MAX_PARTS,
         )
     except MessageTooLongError as exc:
         raise RequestProblemError("text", f"is too long: {exc}") from None
@@ -290,6 +294,8 @@ def prepare(
     ):
         raise RequestProblemError("validity", "must be between 60 seconds and 7 days")
     callback = request.callback_url
+    if callback is not None:
+        _no_controls(callback, "callback_url")
     if callback is not None and check_url is not None:
         try:
             callback = check_url(callback)

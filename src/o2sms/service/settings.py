@@ -205,6 +205,9 @@ class Settings(BaseSettings):
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     store_url: str = Field(default="sqlite:///o2sms.db", description="sqlite or postgresql URL")
+    store_schema: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="PostgreSQL schema"
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
@@ -244,6 +247,12 @@ class Settings(BaseSettings):
                 addresses.sender(self.sender, region=self.region)
             except AddressError as exc:
                 raise ValueError(f"sender: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _schema(self) -> Settings:
+        if self.store_schema is not None and not self.store_url.startswith("postgresql"):
+            raise ValueError("store_schema is a PostgreSQL option")
         return self
 
     @property

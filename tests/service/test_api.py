@@ -1,0 +1,357 @@
+"""The HTTP API over real sockets: a connector in sandbox mode, its simulator and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.service.conftest import API_KEY, Service
+
+pytestmark = pytest.mark.asyncio
+
+SK_MOBILE = "+421903123456"
+
+
+async def test_message_is_delivered_end_to_end(service: Service) -> None:
+    response = await service.http.post(
+        "/v1/messages", json={"to": "0903 123 456", "from": "O2 Demo", "text": "Ahoj!"}
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["encoding"] == "gsm7"
+    assert body["parts"] == 1
+    [accepted] = body["messages"]
+    assert accepted["to"] == SK_MOBILE
+    assert accepted["status"] == "queued"
+
+    message = await service.wait_status(accepted["id"], {"delivered"})
+    assert message["from"] == "O2 Demo"
+    assert message["parts"][0]["status"] == "delivered"
+    assert message["parts"][0]["smsc_id"]
+    kinds = [entry["kind"] for entry in message["timeline"]]
+    assert kinds[:2] == ["queued", "submitted"]
+    assert "receipt" in kinds
+    [sent] = service.simulator.messages()
+    assert sent.destination_addr == SK_MOBILE[1:]
+    assert sent.text == "Ahoj!"
+    assert sent.source_addr == "O2 Demo"
+
+
+async def test_long_unicode_message_is_sent_in_parts(sqlite_service: Service) -> None:
+    text = "Dobrý deň, ďakujeme za objednávku č. 1234. " * 4
+    response = await sqlite_service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": text})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["encoding"] == "ucs2"
+    assert body["parts"] == 3  # 176 UCS-2 characters: 67 per part
+    message = await sqlite_service.wait_status(body["messages"][0]["id"], {"delivered"})
+    assert [p["part_no"] for p in message["parts"]] == [1, 2, 3]
+    assert len(sqlite_service.simulator.messages()) == 3
+
+
+async def test_transliterate_keeps_gsm7(sqlite_service: Service) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "Čau, ôsmy!", "transliterate": True}
+    )
+    assert response.status_code == 202
+    assert response.json()["encoding"] == "gsm7"
+
+
+async def test_a_list_of_recipients_makes_one_message_each(sqlite_service: Service) -> None:
+    numbers = ["+421903123456", "0903 123 457", "+421 903 123 458", "+421903123456"]
+    response = await sqlite_service.http.post(
+        "/v1/messages", json={"to": numbers, "text": "Hello", "reference": "batch-1"}
+    )
+    assert response.status_code == 202
+    accepted = response.json()["messages"]
+    assert [m["to"] for m in accepted] == ["+421903123456", "+421903123457", "+421903123458"]
+    for item in accepted:
+        await sqlite_service.wait_status(item["id"], {"delivered"})
+    listed = await sqlite_service.http.get("/v1/messages", params={"reference": "batch-1"})
+    assert {m["id"] for m in listed.json()["items"]} == {m["id"] for m in accepted}
+
+
+async def test_idempotency_key_returns_the_same_message_and_sends_once(service: Service) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    request = {"to": SK_MOBILE, "text": "Your order shipped"}
+    first = await service.http.post("/v1/messages", json=request, headers=headers)
+    again = await service.http.post("/v1/messages", json=request, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.json()["messages"] == [
+        {**m, "status": m["status"]} for m in first.json()["messages"]
+    ]
+    message_id = first.json()["messages"][0]["id"]
+    assert again.json()["messages"][0]["id"] == message_id
+    await service.wait_status(message_id, {"delivered"})
+    await asyncio.sleep(0.2)  # a second message, had there been one, would be sent by now
+    assert len(service.simulator.messages()) == 1
+
+    other = await service.http.post(
+        "/v1/messages", json={**request, "text": "different"}, headers=headers
+    )
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json()["error"]
+
+
+async def test_concurrent_requests_with_one_idempotency_key_store_one_message(
+    service: Service,
+) -> None:
+    request = {"to": SK_MOBILE, "text": "race"}
+    responses = await asyncio.gather(
+        *(
+            service.http.post("/v1/messages", json=request, headers={"Idempotency-Key": "race"})
+            for _ in range(8)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["messages"][0]["id"] for r in responses}) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"to": "12", "text": "x"}, "to", "not a"),
+        ({"to": ["+421903123456", "hello"], "text": "x"}, "to[1]", "not a phone number"),
+        ({"to": [], "text": "x"}, "to", "at least one recipient"),
+        ({"to": SK_MOBILE, "text": ""}, "text", "at least 1 character"),
+        ({"to": SK_MOBILE, "text": "x", "from": "A sender far too long"}, "from", "at most 20"),
+        ({"to": SK_MOBILE, "text": "x", "from": "Eleven chars"}, "from", "longer than 11"),
+        ({"to": SK_MOBILE, "text": "x" * 161, "flash": True}, "text", "flash message must fit"),
+        ({"to": SK_MOBILE, "text": "x" * 4000}, "text", "too long"),
+        (
+            {"to": SK_MOBILE, "text": "x", "schedule_at": "2020-01-01T00:00:00Z"},
+            "schedule_at",
+            "in the past",
+        ),
+        (
+            {"to": SK_MOBILE, "text": "x", "schedule_at": "2030-01-01T00:00:00"},
+            "schedule_at",
+            "timezone",
+        ),
+        (
+            {
+                "to": SK_MOBILE,
+                "text": "x",
+                "schedule_in": 60,
+                "schedule_at": "2099-01-01T00:00:00Z",
+            },
+            "schedule_at",
+            "not both",
+        ),
+        ({"to": SK_MOBILE, "text": "x", "validity": 10}, "validity", "between 60 seconds"),
+        ({"to": SK_MOBILE, "text": "x", "encoding": "ebcdic"}, "encoding", "gsm7"),
+        ({"to": SK_MOBILE, "text": "x", "colour": "red"}, "colour", "not a field"),
+        ({"to": SK_MOBILE, "text": 5}, "text", "valid string"),
+        ({"to": SK_MOBILE, "text": "x", "reference": "a\r\nb"}, "reference", "control"),
+        ({"text": "x"}, "to", "required"),
+    ],
+)
+async def test_bad_requests_get_422_naming_the_field(
+    sqlite_service: Service, body: dict[str, object], field: str, words: str
+) -> None:
+    response = await sqlite_service.http.post("/v1/messages", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["error"].startswith(f"{field}:"), error
+    assert words in error["error"], error
+    listed = await sqlite_service.http.get("/v1/messages")
+    assert listed.json()["items"] == []  # nothing half-stored
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"to": "+421903123456", "text": "\\ud800 lone"}', "surrogate"),
+        (b'{"to": "+421903123456", "text": "ok", "callback_url": "http://x/\\r\\nHost: y"}', ""),
+    ],
+)
+async def test_unicode_edge_cases_in_raw_json(
+    sqlite_service: Service, raw: bytes, words: str
+) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert words in response.json()["error"]
+
+
+async def test_zero_width_and_rtl_characters_are_sent_as_ucs2(sqlite_service: Service) -> None:
+    text = "Ahoj\u200d\u200f שלום 👍🏽"
+    response = await sqlite_service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": text})
+    assert response.status_code == 202
+    assert response.json()["encoding"] == "ucs2"
+    message = await sqlite_service.wait_status(response.json()["messages"][0]["id"], {"delivered"})
+    assert message["text"] == text
+    assert sqlite_service.simulator.messages()[0].text == text
+
+
+async def test_invalid_json_and_huge_bodies(sqlite_service: Service) -> None:
+    broken = await sqlite_service.http.post(
+        "/v1/messages", content=b'{"to": ', headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert "not valid JSON" in broken.json()["error"]
+
+    huge = await sqlite_service.http.post(
+        "/v1/messages",
+        content=b'{"to": "+421903123456", "text": "' + b"x" * 2_000_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert "larger than" in huge.json()["error"]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65_536
+
+    streamed = await sqlite_service.http.post(
+        "/v1/messages", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+
+
+async def test_too_many_recipients(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.service.conftest import open_service, settings_for
+
+    assert isinstance(tmp_path, Path)
+    async with open_service(settings_for(tmp_path, max_recipients=3)) as service:
+        numbers = [f"+42190312345{i}" for i in range(4)]
+        response = await service.http.post("/v1/messages", json={"to": numbers, "text": "x"})
+        assert response.status_code == 422
+        assert "at most 3 recipients" in response.json()["error"]
+
+
+async def test_api_key_is_required(sqlite_service: Service) -> None:
+    url = sqlite_service.running.url
+    async with httpx.AsyncClient(base_url=url) as anonymous:
+        for method, path in [
+            ("POST", "/v1/messages"),
+            ("GET", "/v1/messages"),
+            ("GET", "/v1/messages/x"),
+            ("POST", "/v1/messages/x/cancel"),
+            ("GET", "/v1/inbound"),
+            ("GET", "/metrics"),
+        ]:
+            missing = await anonymous.request(method, path, json={})
+            assert missing.status_code == 401, path
+            assert missing.headers["WWW-Authenticate"] == "Bearer"
+            wrong = await anonymous.request(
+                method, path, json={}, headers={"Authorization": f"Bearer {API_KEY}x"}
+            )
+            assert wrong.status_code == 401, path
+            assert API_KEY not in wrong.text
+        basic = await anonymous.get("/v1/messages", headers={"Authorization": f"Basic {API_KEY}"})
+        assert basic.status_code == 401
+        assert (await anonymous.get("/healthz")).status_code == 200
+        ready = await anonymous.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["sessions_bound"] == 4
+
+
+async def test_scheduled_message_waits_and_can_be_cancelled(service: Service) -> None:
+    at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    response = await service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "later", "schedule_at": at}
+    )
+    assert response.status_code == 202
+    [accepted] = response.json()["messages"]
+    assert accepted["status"] == "scheduled"
+    message_id = accepted["id"]
+    cancelled = await service.http.post(f"/v1/messages/{message_id}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert service.simulator.messages() == []
+
+    sent = await service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "now"})
+    now_id = sent.json()["messages"][0]["id"]
+    await service.wait_status(now_id, {"delivered"})
+    too_late = await service.http.post(f"/v1/messages/{now_id}/cancel")
+    assert too_late.status_code == 409
+    missing = await service.http.post("/v1/messages/nope/cancel")
+    assert missing.status_code == 404
+    assert (await service.http.get("/v1/messages/nope")).status_code == 404
+
+
+async def test_schedule_in_accepts_seconds_and_iso_durations(sqlite_service: Service) -> None:
+    for value in (3600, "PT1H"):
+        response = await sqlite_service.http.post(
+            "/v1/messages", json={"to": SK_MOBILE, "text": "x", "schedule_in": value}
+        )
+        assert response.status_code == 202, response.text
+        message = await sqlite_service.http.get(
+            f"/v1/messages/{response.json()['messages'][0]['id']}"
+        )
+        scheduled = datetime.fromisoformat(message.json()["schedule_at"])
+        created = datetime.fromisoformat(message.json()["created_at"])
+        assert timedelta(minutes=59) < scheduled - created < timedelta(minutes=61)
+
+
+async def test_list_filters_and_paginates(sqlite_service: Service) -> None:
+    ids = []
+    for i in range(5):
+        response = await sqlite_service.http.post(
+            "/v1/messages", json={"to": SK_MOBILE, "text": f"m{i}", "reference": "page"}
+        )
+        ids.append(response.json()["messages"][0]["id"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"reference": "page", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await sqlite_service.http.get("/v1/messages", params=params)).json()
+        seen += [m["id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    assert seen == sorted(ids, reverse=True)  # newest first
+    for message_id in ids:
+        await sqlite_service.wait_status(message_id, {"delivered"})
+    delivered = await sqlite_service.http.get("/v1/messages", params={"status": "delivered"})
+    assert len(delivered.json()["items"]) == 5
+    queued = await sqlite_service.http.get("/v1/messages", params={"status": "queued"})
+    assert queued.json()["items"] == []
+    bad = await sqlite_service.http.get("/v1/messages", params={"status": "lost"})
+    assert bad.status_code == 422
+    naive = await sqlite_service.http.get("/v1/messages", params={"since": "2026-01-01T00:00:00"})
+    assert naive.status_code == 422
+    assert "time zone" in naive.json()["error"]
+
+
+async def test_inbound_sms_is_stored_and_listed(service: Service) -> None:
+    service.simulator.inject_mo("o2sms", "421903999888", "O2 Demo", "Ahoj, STOP")
+    async with asyncio.timeout(10):
+        while True:
+            listed = (await service.http.get("/v1/inbound")).json()
+            if listed:
+                break
+            await asyncio.sleep(0.02)
+    [sms] = listed
+    assert sms["from"] == "421903999888"
+    assert sms["text"] == "Ahoj, STOP"
+
+
+async def test_metrics_count_the_pipeline(sqlite_service: Service) -> None:
+    response = await sqlite_service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "m"})
+    await sqlite_service.wait_status(response.json()["messages"][0]["id"], {"delivered"})
+    metrics = (await sqlite_service.http.get("/metrics")).text
+    assert "o2sms_messages_accepted_total 1.0" in metrics
+    assert "o2sms_messages_submitted_total 1.0" in metrics
+    assert 'o2sms_messages_final_total{status="delivered"} 1.0' in metrics
+    assert 'o2sms_sessions{state="bound"} 4.0' in metrics
+    assert "o2sms_submit_latency_seconds_count 1.0" in metrics
+    assert "o2sms_receipt_latency_seconds_count 1.0" in metrics
+
+
+async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
+    schema = (await sqlite_service.http.get("/openapi.json")).json()
+    assert "/v1/messages" in schema["paths"]
+    assert "/v1/messages/{message_id}/cancel" in schema["paths"]

@@ -1,0 +1,201 @@
+"""Several connectors on one store, and connectors that stop or die with work in hand.
+
+The SMSC here is a Simulator the test runs itself (the connectors are in gateway mode), so it
+outlives the connectors and counts every submit_sm it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from o2sms.simulator import Account, Simulator
+from o2sms.store import MessageStatus, open_store
+from tests.pg import PG_URL, fresh_schema
+from tests.service.conftest import API_KEY, open_service, settings_for
+
+pytestmark = pytest.mark.asyncio
+
+_DRAINS: set[asyncio.Task[None]] = set()  #: readers of the child processes' output
+
+ACCOUNT = Account("acct", "a-password-longer-than-8")
+
+
+@pytest_asyncio.fixture
+async def smsc() -> AsyncIterator[Simulator]:
+    async with Simulator(accounts=(ACCOUNT,), receipt_delay=0.05) as simulator:
+        yield simulator
+
+
+def gateway(smsc: Simulator, sessions: int) -> dict[str, Any]:
+    return {
+        "hosts": [f"127.0.0.1:{smsc.port}"],
+        "system_id": ACCOUNT.system_id,
+        "password": ACCOUNT.password,
+        "sessions": sessions,
+    }
+
+
+async def wait_all_final(store_options: dict[str, Any], count: int, timeout: float) -> Counter[str]:
+    """Poll the shared store until ``count`` messages are final; their statuses."""
+    store = await open_store(
+        store_options["store_url"], schema=store_options.get("store_schema"), run_migrations=False
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                statuses: Counter[str] = Counter()
+                cursor = None
+                while True:
+                    page = await store.list_messages(limit=1000, cursor=cursor)
+                    statuses.update(m.status.value for m in page.items)
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                final = sum(n for s, n in statuses.items() if MessageStatus(s).is_final)
+                if final == count and sum(statuses.values()) == count:
+                    return statuses
+                await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+
+
+async def test_two_instances_share_one_postgresql_queue(smsc: Simulator, tmp_path: Path) -> None:
+    async with fresh_schema("o2sms_pair") as schema:
+        shared = {"store_url": PG_URL, "store_schema": schema}
+        worker = {"poll_interval": 0.02, "batch": 10, "concurrency": 20}
+        first = settings_for(
+            tmp_path / "a",
+            **shared,
+            gateway=gateway(smsc, 2),
+            worker=worker,
+            instance="a",
+            sender="O2 Test",
+        )
+        second = settings_for(
+            tmp_path / "b",
+            **shared,
+            gateway=gateway(smsc, 2),
+            worker=worker,
+            instance="b",
+            sender="O2 Test",
+        )
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        async with open_service(first) as a, open_service(second) as b:
+            numbers = [f"+4219031{n:05d}" for n in range(100)]
+            for round_ in range(3):
+                response = await a.http.post(
+                    "/v1/messages", json={"to": numbers, "text": f"round {round_}"}
+                )
+                assert response.status_code == 202
+            statuses = await wait_all_final(shared, 300, timeout=60)
+            assert statuses == {"delivered": 300}
+            submitted_by = [
+                instance.running.connector.metrics.registry.get_sample_value(
+                    "o2sms_messages_submitted_total"
+                )
+                for instance in (a, b)
+            ]
+        sent = Counter((m.destination_addr, m.text) for m in smsc.messages())
+        assert len(sent) == 300
+        assert max(sent.values()) == 1, "a message was sent twice in normal operation"
+        assert all(n is not None and n > 0 for n in submitted_by), submitted_by
+        assert sum(n or 0 for n in submitted_by) == 300
+
+
+async def _start_serve(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2sms",
+        "serve",
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(30):
+        while True:
+            line = (await process.stdout.readline()).decode()
+            if not line:
+                raise AssertionError("o2sms serve exited:\n" + "".join(seen))
+            seen.append(line)
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                break
+
+    async def drain() -> None:
+        assert process.stdout is not None
+        while await process.stdout.readline():
+            pass
+
+    _DRAINS.add(asyncio.get_running_loop().create_task(drain()))
+    return process, found.group(1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_sigkill_with_messages_in_flight_loses_nothing(
+    smsc: Simulator, tmp_path: Path, backend: str
+) -> None:
+    async with fresh_schema("o2sms_kill") as schema:
+        if backend == "sqlite":
+            store = {"O2SMS_STORE_URL": f"sqlite:///{tmp_path / 'o2sms.db'}"}
+            options: dict[str, Any] = {"store_url": f"sqlite:///{tmp_path / 'o2sms.db'}"}
+        else:
+            store = {"O2SMS_STORE_URL": PG_URL, "O2SMS_STORE_SCHEMA": schema}
+            options = {"store_url": PG_URL, "store_schema": schema}
+        env = {
+            **store,
+            "O2SMS_API_KEYS": API_KEY,
+            "O2SMS_HTTP_PORT": "0",
+            "O2SMS_GATEWAY__HOSTS": f"127.0.0.1:{smsc.port}",
+            "O2SMS_GATEWAY__SYSTEM_ID": ACCOUNT.system_id,
+            "O2SMS_GATEWAY__PASSWORD": ACCOUNT.password,
+            "O2SMS_GATEWAY__SESSIONS": "2",
+            "O2SMS_WORKER__LEASE_SECONDS": "5",
+            "O2SMS_WORKER__POLL_INTERVAL": "0.05",
+            "O2SMS_WORKER__RETRY_BASE": "0.2",
+            "O2SMS_LOG_LEVEL": "warning",
+            "O2SMS_SENDER": "O2 Test",
+        }
+        smsc.faults.latency = 0.3  # submits stay on the wire long enough to be killed there
+        first, url = await _start_serve(env, tmp_path)
+        numbers = [f"+4219032{n:05d}" for n in range(100)]
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as http:
+            for round_ in range(2):
+                response = await http.post(
+                    "/v1/messages", json={"to": numbers, "text": f"before kill {round_}"}
+                )
+                assert response.status_code == 202
+        await smsc.wait_until(lambda: smsc.counters["submit_sm"] >= 20, timeout=20)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        smsc.faults.latency = None
+
+        second, _ = await _start_serve(env, tmp_path)
+        try:
+            statuses = await wait_all_final(options, 200, timeout=90)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                await second.wait()
+        assert second.returncode == 0
+        assert statuses == {"delivered": 200}
+        sent = Counter((m.destination_addr, m.text) for m in smsc.messages())
+        assert len(sent) == 200  # every message reached the SMSC; some perhaps twice

@@ -1,0 +1,159 @@
+"""Configuration: TOML file, O2SMS_* variables over it, command-line values over both, and
+errors that name the key, its variable and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from o2sms.cli.main import app
+from o2sms.service.settings import ConfigError, load_settings
+
+GATEWAY_TOML = """
+store_url = "postgresql://o2sms@db/o2sms"
+api_keys = ["a-long-enough-api-key-1"]
+sender = "O2 Shop"
+
+[gateway]
+hosts = ["smpp1.smstools.sk", "smpp2.smstools.sk:9000"]
+system_id = "acct"
+password = "a-password-longer-than-8"
+bind = ["transmitter", "transmitter", "transmitter", "receiver"]
+system_type = "r:1234"
+
+[worker]
+concurrency = 50
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "o2sms.toml"
+    path.write_text(GATEWAY_TOML)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("O2SMS_") and name != "O2SMS_TEST_PG_URL":
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_sandbox_mode() -> None:
+    settings = load_settings()
+    assert settings.sandbox_mode
+    assert settings.store_url == "sqlite:///o2sms.db"
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8000)
+    assert settings.gateway.bind_modes() == ["transceiver"] * 4
+
+
+def test_toml_file(config_file: Path) -> None:
+    settings = load_settings(config_file)
+    assert not settings.sandbox_mode
+    assert settings.gateway.endpoints() == [
+        ("smpp1.smstools.sk", 8888),
+        ("smpp2.smstools.sk", 9000),
+    ]
+    assert settings.gateway.bind_modes() == ["transmitter"] * 3 + ["receiver"]
+    assert settings.gateway.password.get_secret_value() == "a-password-longer-than-8"
+    assert settings.worker.concurrency == 50
+    assert settings.worker.batch == 100  # a default inside a section given in part
+
+
+def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("O2SMS_GATEWAY__PASSWORD", "from-the-environment")
+    monkeypatch.setenv("O2SMS_API_KEYS", "first-key-0123456789, second-key-0123456789")
+    monkeypatch.setenv("O2SMS_WORKER__BATCH", "7")
+    monkeypatch.setenv("O2SMS_GATEWAY__HOSTS", "a.example,b.example:1")
+    settings = load_settings(config_file, http_port=9000)
+    assert settings.gateway.password.get_secret_value() == "from-the-environment"
+    assert [k.get_secret_value() for k in settings.api_keys] == [
+        "first-key-0123456789",
+        "second-key-0123456789",
+    ]
+    assert settings.worker.batch == 7
+    assert settings.worker.concurrency == 50
+    assert settings.gateway.endpoints() == [("a.example", 8888), ("b.example", 1)]
+    assert settings.http_port == 9000
+
+
+def test_tls_default_port() -> None:
+    settings = load_settings(
+        None, gateway={"hosts": ["smpp1.smstools.sk"], "system_id": "a", "tls": True}
+    )
+    assert settings.gateway.endpoints() == [("smpp1.smstools.sk", 8887)]
+
+
+def test_secrets_never_print(config_file: Path) -> None:
+    settings = load_settings(config_file)
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "a-password-longer-than-8" not in shown
+    assert "a-long-enough-api-key-1" not in shown
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "expected"),
+    [
+        ("[gateway]\nhostz = ['x']\n", {}, "gateway.hostz (O2SMS_GATEWAY__HOSTZ): unknown key"),
+        ("http_port = 70000\n", {}, "http_port (O2SMS_HTTP_PORT): Input should be less than"),
+        (
+            "",
+            {"O2SMS_WORKER__CONCURRENCY": "many"},
+            "worker.concurrency (O2SMS_WORKER__CONCURRENCY)",
+        ),
+        ("[gateway]\nhosts = ['x']\n", {}, "a gateway needs system_id"),
+        ("[gateway]\nhosts = ['x:99999']\nsystem_id = 'a'\n", {}, "is not host or host:port"),
+        ("[gateway]\nbind = ['receiver', 'sender']\n", {}, "gateway.bind"),
+        (
+            "[gateway]\nbind = ['receiver', 'transmitter']\nsessions = 3\n",
+            {},
+            "2 modes for 3 sessions",
+        ),
+        ("sender = 'A sender too long'\n", {}, "longer than 11"),
+        ("api_keys = ['short']\n", {}, "shorter than 16"),
+        ("store_schema = 'x'\n", {}, "PostgreSQL option"),
+        ("this is not toml", {}, "not valid TOML"),
+    ],
+)
+def test_errors_say_what_and_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert expected in str(caught.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings("/nonexistent/o2sms.toml")
+
+
+def test_config_check_command(config_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(app, ["config", "check", "--config", str(config_file)])
+    assert good.exit_code == 0, good.output
+    assert "configuration is valid: gateway mode" in good.output
+    assert "smpp2.smstools.sk:9000" in good.output
+    assert "a-password-longer-than-8" not in good.output
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway]\nport = 'x'\n")
+    result = runner.invoke(app, ["config", "check", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "gateway.port (O2SMS_GATEWAY__PORT)" in result.output
+    assert "Traceback" not in result.output
+
+    no_keys = tmp_path / "nokeys.toml"
+    no_keys.write_text(GATEWAY_TOML.replace('api_keys = ["a-long-enough-api-key-1"]', ""))
+    result = runner.invoke(app, ["config", "check", "--config", str(no_keys)])
+    assert result.exit_code == 2
+    assert "needs at least one API key" in result.output
