@@ -39,7 +39,10 @@ class Faults:
     response_delay: float = 0.0
     reverse_responses: int = 1  #: answer submits in reverse batches of this many
     throttle_first: int = 0  #: answer this many submits with ESME_RTHROTTLED first
-    drop_after_submits: int | None = None  #: close the connection after this many submits
+    #: close the connection once this many submits were received (answered or held)
+    drop_after_submits: int | None = None
+    #: after answering this many submits, the SMSC unbinds that session (once)
+    unbind_after_submits: int | None = None
     silent: bool = False  #: read everything, answer nothing (a dead link)
     receipts: bool = False  #: send a DELIVRD receipt after each accepted submit
     receipt_in_hex: bool = True  #: receipt text id in decimal when False
@@ -60,6 +63,7 @@ class FakeSmsc:
     bind_system_types: list[str] = field(default_factory=list)
     submit_system_types: list[str] = field(default_factory=list)
     unbinds: int = 0
+    received: int = 0  #: submit_sm received, answered or not
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _conns: list[Connection] = field(default_factory=list)
@@ -87,6 +91,11 @@ class FakeSmsc:
             if conn.state.is_bound:
                 conn.send(Unbind(), loop.time())
                 writer.write(conn.data_to_send())
+
+    def drop_all(self) -> None:
+        """Close every connection at once, without unbinding (a link that died)."""
+        for writer in self._writers:
+            writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
@@ -131,14 +140,19 @@ class FakeSmsc:
                             bound_here = True
                     elif isinstance(pdu, SubmitSm):
                         self.submit_system_types.append(system_type)
+                        self.received += 1
                         held.append(pdu)
                         if len(held) >= self.faults.reverse_responses:
                             for submit in reversed(held):
                                 await self._answer_submit(conn, submit)
                             held.clear()
+                        unbind_after = self.faults.unbind_after_submits
+                        if unbind_after is not None and len(self.submits) >= unbind_after:
+                            self.faults.unbind_after_submits = None
+                            conn.send(Unbind(), loop.time())  # goes out with the answers
                         if (
                             self.faults.drop_after_submits is not None
-                            and len(self.submits) >= self.faults.drop_after_submits
+                            and self.received >= self.faults.drop_after_submits
                         ):
                             writer.write(conn.data_to_send())
                             writer.close()

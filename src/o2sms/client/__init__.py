@@ -11,6 +11,7 @@ from o2sms.client.errors import (
     ConnectError,
     ConnectionLost,
     EventNotConfirmedError,
+    NotSentError,
     ResponseTimeout,
     SubmitError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Event",
     "EventNotConfirmedError",
     "InboundSms",
+    "NotSentError",
     "Pool",
     "RateLimiter",
     "ResponseTimeout",

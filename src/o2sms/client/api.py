@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,16 +22,17 @@ from o2sms.client.config import (
     SessionConfig,
     TlsSettings,
 )
-from o2sms.client.errors import ClientError, EventNotConfirmedError
+from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.client.pool import Pool
 from o2sms.smpp.constants import CommandStatus, is_receipt
 from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.state import BindType
-from o2sms.smpp.times import relative_time
+from o2sms.smpp.times import MAX_RELATIVE_DAYS, SmppTimeError, relative_time
 from o2sms.text import (
     Encoding,
     MessageTooLongError,
+    Reassembled,
     Reassembler,
     SplitMethod,
     TextError,
@@ -44,6 +46,12 @@ ACCOUNT_SESSIONS: Final = 4
 """Sessions the O2 gateway allows an account by default."""
 CORRELATION_CAPACITY: Final = 200_000
 """Submitted parts remembered for matching receipts (oldest forgotten first)."""
+RETRY_TIMEOUT: Final = 60.0
+"""Seconds ``send`` keeps retrying a part (throttled, queue full, waiting for a session)."""
+MAX_PENDING_EVENTS: Final = 100
+"""Events waiting for ``events()`` to take them; beyond it deliver_sm stay unanswered."""
+MAX_RELATIVE_TIME: Final = timedelta(days=MAX_RELATIVE_DAYS + 1) - timedelta(seconds=1)
+"""The longest interval an SMPP relative time can say: 99 days 23:59:59."""
 
 EventHandler = Callable[[Event], Awaitable[None]]
 
@@ -60,7 +68,12 @@ class SendResult:
 
 
 class SendError(ClientError):
-    """Some part of a message could not be submitted; ``message_ids`` has None for those parts."""
+    """Some part of a message could not be submitted; ``message_ids`` has None for those parts.
+
+    ``retriable`` and ``command_status`` (None when no SMSC status is involved) come from
+    ``cause``: a part still throttled (ESME_RTHROTTLED, ESME_RMSGQFUL) when ``send``'s
+    ``retry_timeout`` ran out is retriable and carries that status.
+    """
 
     def __init__(self, cause: ClientError, message_ids: Sequence[str | None]) -> None:
         sent = sum(1 for m in message_ids if m is not None)
@@ -68,9 +81,11 @@ class SendError(ClientError):
         self.cause = cause
         self.message_ids = tuple(message_ids)
         self.retriable = cause.retriable
+        status = getattr(cause, "command_status", None)
+        self.command_status: int | None = status if isinstance(status, int) else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one entry per part
 class _Sent:
     submitted_id: str
     reference: str | None
@@ -96,6 +111,12 @@ def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindTyp
 
 
 def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
+    """``value`` as an SMPP relative time: the only format the O2 gateway documents.
+
+    More than 99 days 23:59:59 ahead cannot be written as one (DD has two digits); rather than
+    switch to an absolute time the gateway does not document, that raises SmppTimeError (a
+    ValueError) before anything is sent.
+    """
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -104,6 +125,11 @@ def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
         value = value - datetime.now(value.tzinfo)
     if value <= timedelta(0):
         raise ValueError(f"{what} is in the past")
+    if value > MAX_RELATIVE_TIME:
+        raise SmppTimeError(
+            f"{what} is {value.days} days ahead; SMPP relative times, the only kind the gateway "
+            f"takes, reach {MAX_RELATIVE_DAYS} days 23:59:59"
+        )
     return relative_time(value)
 
 
@@ -111,7 +137,13 @@ class Client:
     """An SMPP client for one account: a pool of sessions and the send/events API.
 
     The gateway only documents the relative time format, so ``schedule`` and ``validity`` are
-    sent as relative times whether given as a timedelta or an aware datetime.
+    sent as relative times whether given as a timedelta or an aware datetime (at most 99 days
+    23:59:59 ahead; more raises ValueError).
+
+    ``retry_timeout`` bounds how long ``send`` retries a part (throttled, SMSC queue full,
+    waiting for a bound session); ``close_timeout`` how long ``close`` lets running handlers and
+    outstanding requests finish; ``max_pending_events`` how many events wait for ``events()``
+    before deliver_sm are left unanswered (the SMSC's window then stops it).
     """
 
     def __init__(
@@ -142,6 +174,9 @@ class Client:
         split_method: SplitMethod | str = SplitMethod.UDH8,
         handler: EventHandler | None = None,
         inbound_concurrency: int = 8,
+        retry_timeout: float = RETRY_TIMEOUT,
+        close_timeout: float = 5.0,
+        max_pending_events: int = MAX_PENDING_EVENTS,
     ) -> None:
         default_port = port or (O2_TLS_PORT if tls else O2_PORT)
         names: list[str | tuple[str, int]] = list(hosts or [])
@@ -178,6 +213,7 @@ class Client:
                 enquire_link_interval=keepalive,
                 tls=tls_settings,
                 inbound_concurrency=inbound_concurrency,
+                close_timeout=close_timeout,
             )
 
         configs = [config(kind, system_type) for kind in kinds]
@@ -190,9 +226,22 @@ class Client:
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
         self._handler = handler
-        self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue()
-        self._sent: OrderedDict[str, _Sent] = OrderedDict()
-        self._submitting = 0  # send() calls waiting for their submit_sm_resp
+        if max_pending_events < 1:
+            raise ValueError("max_pending_events must be at least 1")
+        # Bounded: when nobody reads events(), workers wait to put theirs and the deliver_sm
+        # stay unanswered, so the SMSC's window stops it (backpressure instead of memory).
+        self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue(
+            max_pending_events
+        )
+        self._unconfirmed: set[asyncio.Future[None]] = set()  # events() events not yet answered
+        self._retry_timeout = retry_timeout
+        self._closed = False
+        self._sent: dict[str, _Sent] = {}  # every reading of a submitted id -> its part
+        self._parts: OrderedDict[_Sent, None] = OrderedDict()  # parts remembered, oldest first
+        self._correlation_capacity = CORRELATION_CAPACITY
+        # send() calls waiting for their submit_sm_resp, by serial (insertion order = age)
+        self._sending: dict[int, None] = {}
+        self._send_serial = 0
         self._recorded = asyncio.Event()  # set when a submit finished: correlation may now match
         self._correlation_waiters = 0
         self._response_timeout = response_timeout
@@ -233,7 +282,19 @@ class Client:
             raise
 
     async def close(self) -> None:
-        """Unbind every session and close."""
+        """Close gracefully: no new sends, in-flight work finishes (bounded), then unbind.
+
+        ``send`` calls from now on, and parts still queued for a session's window (never sent),
+        fail with ClientClosedError; handlers already running get ``close_timeout`` to finish
+        and their deliver_sm is answered; events handed to ``events()`` and not yet confirmed
+        are not acknowledged (the SMSC delivers them again); then every session unbinds.
+        """
+        self._closed = True
+        for done in list(self._unconfirmed):
+            if not done.done():
+                done.set_exception(
+                    EventNotConfirmedError("the client closed before it was confirmed")
+                )
         await self._pool.close()
 
     # --- sending ----------------------------------------------------------------------
@@ -251,11 +312,17 @@ class Client:
         encoding: Encoding | str | None = None,
         transliterate: bool = False,
         reference: str | None = None,
+        retry_timeout: float | None = None,
     ) -> SendResult:
         """Send one SMS (split into parts when long) and return the SMSC's message_ids.
 
         Bad input (number, sender, text, times) raises before anything is sent. A flash message
         that needs more than one part is refused: the gateway does not support long flash.
+
+        A part that is throttled, finds the SMSC's queue full or waits for a bound session is
+        retried for ``retry_timeout`` seconds (None: the client's ``retry_timeout``, 60 s by
+        default; ``math.inf``: for ever); then ``SendError`` with ``retriable=True`` (and the
+        last ``command_status`` when the SMSC gave one) is raised.
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender)
@@ -289,11 +356,18 @@ class Client:
             for part in parts
         ]
         encoding_used = encoding_for_data_coding(parts[0].data_coding)
-        self._submitting += 1
+        if self._closed:
+            error = ClientClosedError("the client is closed")
+            raise SendError(error, [None] * len(pdus)) from error
+        patience = self._retry_timeout if retry_timeout is None else retry_timeout
+        deadline = None if math.isinf(patience) else asyncio.get_running_loop().time() + patience
+        serial = self._send_serial
+        self._send_serial = serial + 1
+        self._sending[serial] = None
         try:
             if len(pdus) == 1:  # the common case, kept short
                 try:
-                    response = await self._pool.submit(pdus[0], flash=flash)
+                    response = await self._pool.submit(pdus[0], flash=flash, deadline=deadline)
                 except ClientError as exc:
                     raise SendError(exc, [None]) from exc
                 assert isinstance(response, SubmitSmResp)
@@ -303,10 +377,11 @@ class Client:
                     (response.message_id,), encoding_used, 1, destination.addr, reference
                 )
             outcomes = await asyncio.gather(
-                *(self._pool.submit(pdu, flash=flash) for pdu in pdus), return_exceptions=True
+                *(self._pool.submit(pdu, flash=flash, deadline=deadline) for pdu in pdus),
+                return_exceptions=True,
             )
         finally:
-            self._submitting -= 1
+            del self._sending[serial]
             if self._correlation_waiters:
                 self._recorded.set()
         message_ids: list[str | None] = [
@@ -350,22 +425,44 @@ class Client:
         store = self._sent
         for key in keys:
             store[key] = sent
-        while len(store) > CORRELATION_CAPACITY:
-            store.popitem(last=False)
+        remembered = self._parts
+        remembered[sent] = None
+        # The capacity counts parts, not keys (an id has several readings, hex and decimal).
+        while len(remembered) > self._correlation_capacity:
+            self._forget(remembered.popitem(last=False)[0])
         if self._correlation_waiters:
             self._recorded.set()
 
+    def _forget(self, sent: _Sent) -> None:
+        """Drop every reading of one part's id that still points at it."""
+        store = self._sent
+        for key in sent.keys:
+            if store.get(key) is sent:
+                del store[key]
+
+    def _older_sends_pending(self, horizon: int) -> bool:
+        """True while a send() that started before serial ``horizon`` still awaits a response."""
+        for serial in self._sending:  # oldest first: only the first one matters
+            return serial < horizon
+        return False
+
     async def _correlate_soon(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
-        """Correlate a receipt, waiting while submits are outstanding: on another session, a
-        receipt can overtake the submit_sm_resp of its own message."""
+        """Correlate a receipt, waiting for the submits outstanding when it arrived: on another
+        session, a receipt can overtake the submit_sm_resp of its own message.
+
+        Sends started after the receipt arrived cannot be its message, so a steady stream of
+        new submits does not hold the receipt (nor the worker handling it) up; the wait is also
+        capped at the response timeout.
+        """
         sent = self._correlate(receipt)
-        if sent is not None or not self._submitting:
+        horizon = self._send_serial
+        if sent is not None or not self._older_sends_pending(horizon):
             return sent
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._response_timeout
         self._correlation_waiters += 1
         try:
-            while sent is None and self._submitting and loop.time() < deadline:
+            while sent is None and self._older_sends_pending(horizon) and loop.time() < deadline:
                 self._recorded.clear()
                 try:
                     async with asyncio.timeout(deadline - loop.time()):
@@ -388,9 +485,8 @@ class Client:
                 if sent is not None:
                     break
         if sent is not None and receipt.stat.is_final:
-            for key in sent.keys:
-                if store.get(key) is sent:
-                    del store[key]
+            self._forget(sent)
+            self._parts.pop(sent, None)
         return sent
 
     # --- receiving --------------------------------------------------------------------
@@ -407,7 +503,7 @@ class Client:
                 event = UnreadableDeliverSm(pdu, str(exc), session)
             else:
                 sent = self._correlate(receipt)
-                if sent is None and self._submitting:
+                if sent is None and self._sending:
                     sent = await self._correlate_soon(receipt)
                 event = DeliveryReport(
                     receipt,
@@ -434,18 +530,61 @@ class Client:
                     message.total,
                     session,
                 )
+                if message.total > 1:
+                    try:
+                        await self._deliver(event)
+                    except BaseException:
+                        self._keep_for_redelivery(message, pdu)
+                        raise
+                    return CommandStatus.ESME_ROK
         else:
             event = UnreadableDeliverSm(pdu, "data_sm is not handled by this client", session)
         await self._deliver(event)
         return CommandStatus.ESME_ROK
 
+    def _keep_for_redelivery(self, message: Reassembled, last: object) -> None:
+        """Put back the parts of a message the application did not take, all but ``last``.
+
+        The other parts were acknowledged when they arrived, so the SMSC redelivers only
+        ``last`` (answered with a temporary error); with the others back in the reassembler,
+        that redelivered part completes the message again and it is offered anew. They are
+        kept as any incomplete message is: for the reassembler's timeout, within its bounds.
+        """
+        now = asyncio.get_running_loop().time()
+        for part in message.parts:
+            if part is not last:
+                try:
+                    self._reassembler.feed(part, now)
+                except TextError:  # cannot happen: it was read once already
+                    log.warning("could not keep a part of an inbound message for redelivery")
+
     async def _deliver(self, event: Event) -> None:
+        """Hand ``event`` to the handler, or to ``events()`` and wait until it is confirmed."""
         if self._handler is not None:
             await self._handler(event)
             return
+        if self._closed:
+            raise EventNotConfirmedError("the client is closing")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._events.put((event, done))
-        await done
+        unconfirmed = self._unconfirmed
+        unconfirmed.add(done)
+        done.add_done_callback(unconfirmed.discard)
+        try:
+            try:
+                self._events.put_nowait((event, done))
+            except asyncio.QueueFull:
+                # Backpressure: wait for room (the deliver_sm stays unanswered meanwhile), or
+                # for close(), which fails ``done``.
+                put = asyncio.ensure_future(self._events.put((event, done)))
+                try:
+                    await asyncio.wait((put, done), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    put.cancel()
+            await done
+        except BaseException:
+            if not done.done():
+                done.cancel()  # left in the queue, events() skips it
+            raise
 
     async def events(self) -> AsyncIterator[Event]:
         """Delivery reports and inbound SMS from every session, merged.
@@ -461,6 +600,9 @@ class Client:
                     pending.set_result(None)
                 pending = None
                 event, pending = await self._events.get()
+                if pending.done():
+                    pending = None
+                    continue  # its worker gave up (connection lost, closing): stale
                 yield event
         finally:
             # Left with an event in hand (break or error): not acknowledged, so the SMSC

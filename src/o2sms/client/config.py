@@ -63,6 +63,8 @@ class SessionConfig:
     connect_timeout: float = 10.0
     bind_timeout: float = 10.0
     unbind_timeout: float = 5.0
+    #: on close, time running inbound handlers and outstanding requests get before the unbind
+    close_timeout: float = 5.0
     # The O2 gateway closes links silent for 30 s; probing after 25 s keeps clear of that edge.
     enquire_link_interval: float = 25.0
     reconnect: Backoff = Backoff()

@@ -4,6 +4,13 @@ The protocol object moves bytes between the transport and the state machine, tur
 into results of the futures that :meth:`SmppProtocol.request` awaits, runs the state machine's
 timers on the event loop, and hands inbound requests (deliver_sm) to the application's handler,
 answering each only after the handler returned.
+
+Requests that wait in the protocol's queue (the window is full) have not reached the wire: when
+the connection closes or the SMSC unbinds first they fail with :class:`NotSentError`, which the
+pool answers by sending them on another session, while requests already on the wire fail with
+:class:`ConnectionLost` (the SMSC may have them). :meth:`SmppProtocol.drain` is the first half of
+a graceful close: no more inbound work is taken, running handlers and outstanding requests get
+a bounded time to finish.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from o2sms.client.errors import (
     ClientClosedError,
+    ClientError,
     ConnectionLost,
     EventNotConfirmedError,
+    NotSentError,
     ResponseTimeout,
     SubmitError,
 )
@@ -31,7 +41,7 @@ from o2sms.smpp.connection import (
     UnexpectedResponse,
 )
 from o2sms.smpp.constants import CommandId, CommandStatus
-from o2sms.smpp.errors import LocalProtocolError
+from o2sms.smpp.errors import LocalProtocolError, PduEncodeError
 from o2sms.smpp.pdu import Pdu, Unbind
 from o2sms.smpp.state import SessionState
 
@@ -66,6 +76,8 @@ class SmppProtocol(asyncio.Protocol):
         self._on_inbound = on_inbound
         self._inbound: asyncio.Queue[Pdu] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[None]] = set()  # workers running the handler now
+        self._inbound_stopped = False  # draining for close: take no more inbound work
         self._inbound_concurrency = inbound_concurrency
         self.closed: asyncio.Future[str] = self._loop.create_future()
 
@@ -113,11 +125,12 @@ class SmppProtocol(asyncio.Protocol):
     async def request(self, pdu: Pdu) -> Pdu:
         """Send a request and return its response (which may carry an error status).
 
-        Queues while the window is full. Raises ConnectionLost if the link dies first,
+        Queues while the window is full. Raises NotSentError if the link closes or unbinds
+        before the request went out, ConnectionLost if it dies with the request outstanding,
         ResponseTimeout if no response comes in time, SubmitError for a generic_nack.
         """
         if self.closed.done():
-            raise ConnectionLost(f"{self.name}: {self.closed.result()}")
+            raise NotSentError(f"{self.name}: {self.closed.result()}")
         future: asyncio.Future[Pdu] = self._loop.create_future()
         if self._queued or self._writing_paused or self.connection.window_free <= 0:
             self._queued.append((pdu, future))
@@ -135,7 +148,11 @@ class SmppProtocol(asyncio.Protocol):
         try:
             sent = connection.send(pdu, now)
         except LocalProtocolError as exc:
-            future.set_exception(ClientClosedError(f"{self.name}: {exc}"))
+            # Unbound (by the SMSC) or closed while the request waited: it never went out.
+            future.set_exception(NotSentError(f"{self.name}: {exc}"))
+            return
+        except PduEncodeError as exc:
+            future.set_exception(exc)  # raised to the caller, never into data_received
             return
         self._futures[sent.sequence_number] = future
         timer = self._timer
@@ -150,9 +167,36 @@ class SmppProtocol(asyncio.Protocol):
             if not future.done():  # skipped when the caller gave up (cancelled)
                 self._send_request(pdu, future)
 
+    def fail_queued(self, error: ClientError) -> None:
+        """Fail every request still waiting for room in the window (none of them went out)."""
+        queued, self._queued = self._queued, deque()
+        for _, future in queued:
+            if not future.done():
+                future.set_exception(error)
+
+    async def drain(self, timeout: float) -> None:
+        """Take no more inbound work; give running handlers and outstanding requests ``timeout``.
+
+        Deliver_sm not yet picked up by a worker stay unanswered (the SMSC delivers them again,
+        on another session or later); a handler already running finishes and its deliver_sm is
+        answered, so a receipt being stored is not cut off half-way.
+        """
+        self._inbound_stopped = True
+        for worker in self._workers:
+            if worker not in self._busy:
+                worker.cancel()  # idle: waiting for a PDU it will not get now
+        waiting: set[asyncio.Future[Any]] = set(self._busy)
+        waiting.update(f for f in self._futures.values() if not f.done())
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
     async def unbind(self, timeout: float) -> None:
-        """Send unbind and wait (at most ``timeout``) for unbind_resp, then close."""
-        if self.connection.state.is_bound:
+        """Send unbind and wait (at most ``timeout``) for unbind_resp, then close.
+
+        With the window still full (requests unanswered after the drain) the unbind could only
+        queue behind them: the connection is closed without it.
+        """
+        if self.connection.state.is_bound and self.connection.window_free > 0:
             try:
                 async with asyncio.timeout(timeout):
                     await self.request(Unbind())
@@ -247,23 +291,36 @@ class SmppProtocol(asyncio.Protocol):
             if pdu.response_class is not None:
                 self._answer(pdu, CommandStatus.ESME_RINVCMDID)
             return
+        if self._inbound_stopped:
+            return  # closing: left unanswered, so the SMSC delivers it again
         self._inbound.put_nowait(pdu)
 
     async def _inbound_worker(self) -> None:
         assert self._on_inbound is not None
-        while True:
+        task = asyncio.current_task()
+        assert task is not None
+        busy = self._busy
+        while not self._inbound_stopped:
             pdu = await self._inbound.get()
+            busy.add(task)
             try:
-                status = await self._on_inbound(pdu)
-            except asyncio.CancelledError:
-                raise
-            except EventNotConfirmedError:
-                log.info("%s: event left unconfirmed; the SMSC will deliver it again", self.name)
-                status = CommandStatus.ESME_RX_T_APPN
-            except Exception:
-                log.exception("%s: inbound handler failed; asking the SMSC to redeliver", self.name)
-                status = CommandStatus.ESME_RX_T_APPN
-            self._answer(pdu, status)
+                try:
+                    status = await self._on_inbound(pdu)
+                except asyncio.CancelledError:
+                    raise
+                except EventNotConfirmedError:
+                    log.info(
+                        "%s: event left unconfirmed; the SMSC will deliver it again", self.name
+                    )
+                    status = CommandStatus.ESME_RX_T_APPN
+                except Exception:
+                    log.exception(
+                        "%s: inbound handler failed; asking the SMSC to redeliver", self.name
+                    )
+                    status = CommandStatus.ESME_RX_T_APPN
+                self._answer(pdu, status)
+            finally:
+                busy.discard(task)
 
     def _answer(self, pdu: Pdu, status: int) -> None:
         if self.closed.done() or self.connection.state is SessionState.CLOSED:
@@ -292,10 +349,8 @@ class SmppProtocol(asyncio.Protocol):
         for future in futures.values():
             if not future.done():
                 future.set_exception(ConnectionLost(f"{self.name}: {reason}"))
-        queued, self._queued = self._queued, deque()
-        for _, future in queued:
-            if not future.done():
-                future.set_exception(ConnectionLost(f"{self.name}: {reason}"))
+        # Still queued: never written, so the pool may send them elsewhere without a duplicate.
+        self.fail_queued(NotSentError(f"{self.name}: {reason} before the request was sent"))
 
     def _shutdown(self, reason: str) -> None:
         self._fail_all(reason)

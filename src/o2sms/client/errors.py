@@ -5,9 +5,13 @@ the caller must decide between resending and reporting a final failure::
 
     ClientError (O2smsError)
     ├── ConnectError (also ConnectionError)   could not open the TCP/TLS connection   retriable
-    ├── BindError                             the SMSC refused the bind (command_status)
+    ├── BindError                             the SMSC refused the bind (command_status);
+    │                                         retriable when the account's sessions are all
+    │                                         taken or the SMSC is busy, not for credentials
     ├── BindConfigError                       the configured bind breaks SMPP's field limits
     ├── ConnectionLost (also ConnectionError) the link died with the request outstanding   retriable
+    │   └── NotSentError                      the link closed or unbound before the request
+    │                                         went out: it never reached the SMSC      retriable
     ├── ResponseTimeout (also TimeoutError)   no response within the response timeout  retriable
     ├── SubmitError                           the SMSC answered with an error status; retriable
     │                                         for throttling, queue full and system errors
@@ -34,6 +38,12 @@ RETRIABLE_STATUSES = frozenset(
 BACKOFF_STATUSES = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 """command_status values that ask the whole account to slow down."""
 
+SESSION_LIMIT_STATUSES = frozenset({CommandStatus.ESME_RBINDFAIL, CommandStatus.ESME_RALYBND})
+"""Bind refusals an SMSC gives when the account has all its sessions: wait, then bind again."""
+
+BIND_RETRIABLE_STATUSES = SESSION_LIMIT_STATUSES | RETRIABLE_STATUSES
+"""Bind refusals after which binding again later may succeed (the session keeps trying)."""
+
 
 class ClientError(O2smsError):
     """Base of the client's errors."""
@@ -48,11 +58,16 @@ class ConnectError(ClientError, ConnectionError):
 
 
 class BindError(ClientError):
-    """The SMSC refused the bind; ``command_status`` says why."""
+    """The SMSC refused the bind; ``command_status`` says why.
+
+    ``retriable`` is True for refusals that pass (the session limit reached, ESME_RBINDFAIL on
+    the O2 gateway and the simulator; a busy SMSC): the session backs off and binds again.
+    """
 
     def __init__(self, command_status: int, *, infobip: bool = True) -> None:
         super().__init__(f"bind refused: {describe_status(command_status, infobip=infobip)}")
         self.command_status = command_status
+        self.retriable = command_status in BIND_RETRIABLE_STATUSES
 
 
 class BindConfigError(ClientError):
@@ -63,6 +78,15 @@ class ConnectionLost(ClientError, ConnectionError):  # noqa: N818 - reads as an 
     """The connection died while the request was outstanding; it may not have been delivered."""
 
     retriable = True
+
+
+class NotSentError(ConnectionLost):
+    """The request never went out: its connection closed or was unbound while it waited.
+
+    The SMSC cannot have it, so sending it again cannot duplicate it. The pool resends such
+    requests on another bound session (or after the reconnect) by itself; this error reaches
+    the caller only when that did not happen within ``send()``'s ``retry_timeout``.
+    """
 
 
 class ResponseTimeout(ClientError, TimeoutError):  # noqa: N818

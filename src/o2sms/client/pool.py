@@ -10,14 +10,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from o2sms.client.backoff import delay
 from o2sms.client.config import Backoff, SessionConfig
 from o2sms.client.connection import InboundHandler
-from o2sms.client.errors import BACKOFF_STATUSES, ClientClosedError, ClientError, SubmitError
+from o2sms.client.errors import (
+    BACKOFF_STATUSES,
+    ClientClosedError,
+    ClientError,
+    NotSentError,
+    SubmitError,
+)
 from o2sms.client.session import Session, SessionStatus
+from o2sms.smpp.constants import CommandStatus
 from o2sms.smpp.pdu import Pdu
 
 log = logging.getLogger("o2sms.client")
 
 THROTTLE_BACKOFF = Backoff(initial=0.2, maximum=10.0)
 """Pool-wide pause after ESME_RTHROTTLED or ESME_RMSGQFUL, growing while they repeat."""
+
+RESEND_PAUSE = 0.05
+"""Pause before sending again a request the SMSC refused because the session was unbinding."""
 
 
 def _named(handler: Callable[[str, Pdu], Awaitable[int]], name: str) -> InboundHandler:
@@ -102,8 +112,11 @@ class Pool:
         self._flash_system_type = flash_system_type
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._throttle_backoff = throttle_backoff
-        self._throttled = 0  # consecutive throttled answers, across the pool
+        self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
+        self._pauses = 0  # pauses decided so far: a request sent before the last is of its burst
+        self._throttle_status = 0  # command_status of the last throttled answer
         self._resume_at = 0.0
+        self._closed = False
         self._next = 0
         self._candidates: dict[bool, list[Session]] = {}  # by flash; cleared on status changes
         self._rng = rng or random.Random()
@@ -148,8 +161,23 @@ class Pool:
             return bound[self._next]
         return None
 
-    async def _pick(self, flash: bool) -> Session:
+    async def _pick(self, flash: bool, deadline: float | None = None) -> Session:
+        """A bound session, waiting for one (until ``deadline``, loop time, when given)."""
+        if deadline is None:
+            return await self._wait_for_session(flash)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._wait_for_session(flash)
+        except TimeoutError:
+            errors = [s.error for s in self._senders(flash) if s.error is not None]
+            if errors and errors[0].retriable:
+                raise errors[0] from None
+            raise NotSentError("no session could send it within the retry timeout") from None
+
+    async def _wait_for_session(self, flash: bool) -> Session:
         while True:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
             session = self._choose(flash)
             if session is not None:
                 return session
@@ -177,41 +205,84 @@ class Pool:
             self._changed.clear()
             await self._changed.wait()
 
-    async def submit(self, pdu: Pdu, *, flash: bool = False) -> Pdu:
+    async def submit(self, pdu: Pdu, *, flash: bool = False, deadline: float | None = None) -> Pdu:
         """Send ``pdu`` on a suitable session; retry it on throttling, after a pool-wide pause.
+
+        A request that never went out (its session closed or was unbound by the SMSC while it
+        waited for the window) is sent again on another bound session, or after the reconnect.
+        Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL) pauses the whole pool once per burst: the
+        answers to requests that were already on the wire when the pause was decided do not
+        make it longer. Retrying stops at ``deadline`` (loop time; None retries for ever): the
+        last throttled status is raised as a (retriable) SubmitError, a request not sent as
+        NotSentError.
 
         Returns the successful response; raises SubmitError for other error statuses and
         ConnectionLost / ResponseTimeout when the link failed with the request outstanding.
         """
         loop = asyncio.get_running_loop()
         while True:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
             pause = self._resume_at - loop.time()
             if pause > 0:
+                if deadline is not None and loop.time() + pause > deadline:
+                    raise SubmitError(self._throttle_status or CommandStatus.ESME_RTHROTTLED)
                 await asyncio.sleep(pause)
+                continue  # the pool may have closed, or paused longer, meanwhile
             if self._limiter is not None:
                 await self._limiter.acquire()
-            session = self._choose(flash) or await self._pick(flash)
+            session = self._choose(flash) or await self._pick(flash, deadline)
             protocol = session.protocol
-            response = await (
-                protocol.request(pdu) if protocol is not None else session.request(pdu)
-            )
+            pauses = self._pauses
+            try:
+                response = await (
+                    protocol.request(pdu) if protocol is not None else session.request(pdu)
+                )
+            except NotSentError:
+                if deadline is not None and loop.time() >= deadline:
+                    raise
+                if protocol is not None and protocol.is_open and protocol.connection.state.is_bound:
+                    raise  # refused locally on a link that is fine: resending would only repeat it
+                continue  # never went out: send it elsewhere (or after the reconnect)
             status = response.command_status
             if status == 0:
-                self._throttled = 0
+                if pauses == self._pauses:
+                    self._throttled = 0
                 return response
             if status in BACKOFF_STATUSES:
-                wait = delay(self._throttled, self._throttle_backoff, self._rng)
-                self._throttled += 1
-                self._resume_at = max(self._resume_at, loop.time() + wait)
-                log.warning(
-                    "%s: %s; pausing submits for %.2f s",
-                    session.name,
-                    SubmitError(status).args[0],
-                    wait,
-                )
+                self._throttle_status = status
+                now = loop.time()
+                if pauses == self._pauses:
+                    # Sent after the last pause began: the SMSC is still throttling, so pause
+                    # again, longer. Answers to requests sent before it are of the same burst.
+                    wait = delay(self._throttled, self._throttle_backoff, self._rng)
+                    self._throttled += 1
+                    self._pauses += 1
+                    self._resume_at = max(self._resume_at, now + wait)
+                    log.warning(
+                        "%s: %s; pausing submits for %.2f s",
+                        session.name,
+                        SubmitError(status).args[0],
+                        wait,
+                    )
+                if deadline is not None and max(now, self._resume_at) > deadline:
+                    raise SubmitError(status, infobip=session.config.infobip)
+                continue
+            if (
+                status == CommandStatus.ESME_RINVBNDSTS
+                and protocol is not None
+                and not protocol.connection.state.is_bound
+            ):
+                # The SMSC had unbound the session when the request reached it, so it refused
+                # it unread: send it again on another session (or after the reconnect).
+                if deadline is not None and loop.time() >= deadline:
+                    raise SubmitError(status, infobip=session.config.infobip)
+                await asyncio.sleep(RESEND_PAUSE)
                 continue
             raise SubmitError(status, infobip=session.config.infobip)
 
     async def close(self) -> None:
-        """Unbind and close every session."""
+        """Take no new submits, then close every session gracefully (see Session.close)."""
+        self._closed = True
+        self._changed.set()  # wake submits waiting for a session: they fail now
         await asyncio.gather(*(session.close() for session in self.sessions))

@@ -13,6 +13,7 @@ from o2sms.client.backoff import delay, rotation
 from o2sms.client.config import Endpoint, SessionConfig
 from o2sms.client.connection import InboundHandler, SmppProtocol
 from o2sms.client.errors import (
+    SESSION_LIMIT_STATUSES,
     BindConfigError,
     BindError,
     ClientClosedError,
@@ -40,11 +41,6 @@ CREDENTIAL_STATUSES: Final = frozenset(
     {CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID, CommandStatus.ESME_RINVSYSTYP}
 )
 """Bind refusals that retrying cannot fix: the session stops and reports them."""
-
-SESSION_LIMIT_STATUSES: Final = frozenset(
-    {CommandStatus.ESME_RBINDFAIL, CommandStatus.ESME_RALYBND}
-)
-"""Bind refusals an SMSC gives when the account has all its sessions: back off for longer."""
 
 
 STABLE_LINK_SECONDS: Final = 30.0
@@ -94,9 +90,15 @@ class Session:
 
     @property
     def is_bound(self) -> bool:
-        """True while bound and usable."""
+        """True while bound and usable: not once the SMSC unbound it, nor while closing."""
         protocol = self._protocol
-        return protocol is not None and protocol.is_open and self.status is SessionStatus.BOUND
+        return (
+            protocol is not None
+            and protocol.is_open
+            and self.status is SessionStatus.BOUND
+            and protocol.connection.state.is_bound
+            and not self._closing.is_set()
+        )
 
     @property
     def protocol(self) -> SmppProtocol | None:
@@ -135,10 +137,21 @@ class Session:
         return await protocol.request(pdu)
 
     async def close(self) -> None:
-        """Unbind (waiting at most ``unbind_timeout``), close, and stop reconnecting."""
+        """Close gracefully and stop reconnecting.
+
+        In order: take no new requests; fail those still queued for the window (never sent)
+        with ClientClosedError; give running inbound handlers and outstanding requests
+        ``close_timeout`` to finish; unbind (waiting at most ``unbind_timeout``); close. The
+        unbind thus never waits behind queued submits, and a handler storing a receipt is not
+        cancelled half-way.
+        """
         self._closing.set()
         protocol = self._protocol
         if protocol is not None:
+            protocol.fail_queued(
+                ClientClosedError(f"{self.name} closed before the request was sent")
+            )
+            await protocol.drain(self.config.close_timeout)
             await protocol.unbind(self.config.unbind_timeout)
             await protocol.wait_closed()
         if self._task is not None:

@@ -89,22 +89,29 @@ class SyncClient:
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Delivery reports and inbound SMS; each is acknowledged when the next is asked for.
 
-        Stops after ``timeout`` seconds without an event (None waits for ever).
+        Stops after ``timeout`` seconds without an event (None waits for ever). The timeout
+        runs in the event loop, after the event handed out before has been acknowledged: the
+        wait for the next one is the only thing it can end, so the event just handled is
+        acknowledged and an event that arrives as the time runs out is not taken from the queue
+        unseen (it stays for the next call).
         """
         assert self._client is not None, "use SyncClient in a with block"
         if self._events is None:
             self._events = self._client.events()
         events = self._events
-        assert self._loop is not None
         while True:
-            future = asyncio.run_coroutine_threadsafe(_next(events), self._loop)
             try:
-                yield future.result(timeout)
+                event = self._run(_next(events, timeout))
             except TimeoutError:
-                future.cancel()  # ends the async iterator; the next call starts a new one
-                self._events = None
+                self._events = None  # the async iterator ended; the next call starts a new one
                 return
+            yield event
 
 
-async def _next(events: AsyncIterator[Event]) -> Event:
-    return await anext(events)
+async def _next(events: AsyncIterator[Event], timeout: float | None) -> Event:
+    """The next event; asking for it first acknowledges the one before (not cut by timeout)."""
+    step = anext(events)
+    if timeout is None:
+        return await step
+    async with asyncio.timeout(timeout):
+        return await step

@@ -1,0 +1,344 @@
+"""Regression tests for the client's robustness: drops, unbinds, throttling, close, redelivery.
+
+Each test names the defect it pins down; all run on loopback against the fake SMSC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from o2sms.client import (
+    BindError,
+    ClientClosedError,
+    ConnectionLost,
+    DeliveryReport,
+    Event,
+    InboundSms,
+    SendError,
+    SendResult,
+    SubmitError,
+    SyncClient,
+)
+from o2sms.client.api import Client
+from o2sms.receipts import parse
+from o2sms.smpp import CommandStatus, DeliverSm
+from o2sms.text import split
+from tests.client.fake_smsc import FakeSmsc, Faults, client
+
+pytestmark = pytest.mark.asyncio
+
+NUMBER = "+421903123456"
+
+
+def inbound(text: bytes) -> DeliverSm:
+    return DeliverSm(source_addr="421903123456", destination_addr="5555", short_message=text)
+
+
+async def wait_until(condition: object, timeout: float = 3.0) -> None:
+    """Poll ``condition()`` until it is true (fails the test after ``timeout``)."""
+    assert callable(condition)
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+# --- 4: requests queued for the window, never sent, survive a dropped connection -------------
+
+
+async def test_queued_requests_are_sent_again_after_the_connection_drops() -> None:
+    faults = Faults(drop_after_submits=1, reverse_responses=100)
+    async with FakeSmsc(faults) as smsc, client(smsc, window=1) as sms:
+        first = asyncio.ensure_future(sms.send(NUMBER, "on the wire"))
+        await asyncio.sleep(0)  # the first takes the window; the others queue behind it
+        queued = [asyncio.ensure_future(sms.send(NUMBER, f"queued {i}")) for i in range(3)]
+        with pytest.raises(SendError) as info:
+            await first
+        # It was on the wire: the SMSC may have it, so it fails (retriably) for the caller.
+        assert info.value.retriable
+        assert isinstance(info.value.cause, ConnectionLost)
+        faults.drop_after_submits = None
+        faults.reverse_responses = 1
+        results = await asyncio.gather(*queued)
+    assert all(isinstance(r, SendResult) and r.message_ids for r in results)
+    assert sorted(s.short_message for s in smsc.submits) == [b"queued 0", b"queued 1", b"queued 2"]
+
+
+# --- 5: submits crossing the SMSC's unbind wait for the reconnect -----------------------------
+
+
+async def test_submits_right_after_the_peer_unbind_are_sent_after_the_reconnect() -> None:
+    faults = Faults(unbind_after_submits=1)
+    async with FakeSmsc(faults) as smsc, client(smsc, window=1) as sms:
+        outcomes = await asyncio.gather(
+            *(sms.send(NUMBER, f"m{i}") for i in range(3)), return_exceptions=True
+        )
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert sorted(s.short_message for s in smsc.submits) == [b"m0", b"m1", b"m2"]
+
+
+# --- 6: throttling pauses once per burst, and gives up after the retry timeout ---------------
+
+
+async def test_a_burst_of_throttled_answers_pauses_the_pool_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeSmsc(Faults(throttle_first=10)) as smsc, client(smsc, window=10) as sms:
+        with caplog.at_level(logging.WARNING, logger="o2sms.client"):
+            results = await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(10)))
+    assert len({r.message_ids[0] for r in results}) == 10
+    pauses = [r for r in caplog.records if "pausing submits" in r.getMessage()]
+    assert len(pauses) == 1
+
+
+async def test_permanent_throttling_fails_retriably_after_the_retry_timeout() -> None:
+    faults = Faults(throttle_first=1_000_000)
+    async with FakeSmsc(faults) as smsc, client(smsc) as sms:
+        with pytest.raises(SendError) as info:
+            await sms.send(NUMBER, "never accepted", retry_timeout=0.5)
+        assert info.value.retriable
+        assert info.value.command_status == CommandStatus.ESME_RTHROTTLED
+        assert isinstance(info.value.cause, SubmitError)
+        assert smsc.submits == []
+
+
+# --- 2: a long inbound SMS survives a handler that fails once ---------------------------------
+
+
+async def test_a_long_inbound_sms_is_offered_again_when_its_last_part_is_redelivered() -> None:
+    text = "Ahoj! " * 40
+    parts = [
+        DeliverSm(
+            source_addr="421903123456",
+            destination_addr="5555",
+            esm_class=part.esm_class,
+            data_coding=part.data_coding,
+            short_message=part.short_message,
+        )
+        for part in split(text, reference=9)
+    ]
+    handled: list[str] = []
+    failures = [RuntimeError("database down")]
+
+    async def handler(event: Event) -> None:
+        assert isinstance(event, InboundSms)
+        if failures:
+            raise failures.pop()
+        handled.append(event.text)
+
+    async with FakeSmsc() as smsc, client(smsc, handler=handler):
+        await asyncio.sleep(0.05)
+        for part in parts:
+            smsc.deliver(part)
+        await wait_until(lambda: len(smsc.answers) == 2)
+        # The first part was acknowledged when it came; the last asks for redelivery.
+        assert [status for _, status in smsc.answers] == [0, CommandStatus.ESME_RX_T_APPN]
+        smsc.deliver(parts[-1])  # the SMSC redelivers only the part it got an error for
+        await wait_until(lambda: len(smsc.answers) == 3)
+    assert handled == [text]
+    assert smsc.answers[-1][1] == 0
+
+
+# --- 8: close lets running handlers finish, fails queued submits, then unbinds ----------------
+
+
+async def test_close_lets_a_running_handler_finish_and_fails_queued_submits() -> None:
+    started = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(event: Event) -> None:
+        assert isinstance(event, InboundSms)
+        started.set()
+        await asyncio.sleep(0.2)  # still storing it when close() is called
+        handled.append(event.text)
+
+    faults = Faults(response_delay=0.3)  # a submit stays on the wire for a while
+    async with FakeSmsc(faults) as smsc:
+        sms = client(smsc, handler=handler, window=1)
+        await sms.start()
+        smsc.deliver(inbound(b"keep me"))
+        await started.wait()
+        sends = [asyncio.ensure_future(sms.send(NUMBER, f"m{i}")) for i in range(3)]
+        await wait_until(lambda: smsc.received == 1)
+        await sms.close()
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        with pytest.raises(SendError) as after:
+            await sms.send(NUMBER, "after close")
+        await asyncio.sleep(0.05)
+    assert handled == ["keep me"]
+    assert [status for _, status in smsc.answers] == [0]  # answered before the unbind
+    assert smsc.unbinds == 1
+    assert isinstance(after.value.cause, ClientClosedError)
+    on_the_wire, *queued = outcomes
+    assert isinstance(on_the_wire, SendResult)  # its response came in before the unbind
+    assert all(isinstance(o, SendError) and isinstance(o.cause, ClientClosedError) for o in queued)
+    assert smsc.received == 1  # the queued ones never went out
+
+
+async def test_close_does_not_cancel_a_handler_half_way() -> None:
+    started = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(event: Event) -> None:
+        assert isinstance(event, InboundSms)
+        started.set()
+        await asyncio.sleep(0.2)
+        handled.append(event.text)
+
+    async with FakeSmsc() as smsc:
+        async with client(smsc, handler=handler):
+            smsc.deliver(inbound(b"receipt being stored"))
+            await started.wait()
+        await asyncio.sleep(0.05)
+    assert handled == ["receipt being stored"]
+    assert [status for _, status in smsc.answers] == [0]
+    assert smsc.unbinds == 1
+
+
+# --- 3: an unknown receipt does not wait behind a steady stream of new submits ---------------
+
+
+async def test_an_unmatched_receipt_is_not_held_up_by_steady_sending() -> None:
+    receipt = (
+        b"id:DEADBEEF sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
+        b"stat:DELIVRD err:000 text:"
+    )
+    stop = asyncio.Event()
+    async with FakeSmsc() as smsc, client(smsc, response_timeout=30.0) as sms:
+
+        async def keep_sending() -> int:
+            sent = 0
+            while not stop.is_set():
+                await sms.send(NUMBER, f"m{sent}")
+                sent += 1
+            return sent
+
+        sender = asyncio.ensure_future(keep_sending())
+        await wait_until(lambda: smsc.received > 5)
+        smsc.deliver(DeliverSm(source_addr="421903123456", esm_class=0x04, short_message=receipt))
+        events = sms.events()
+        try:
+            # Far sooner than the response timeout (30 s) the steady sending would have cost.
+            report = await asyncio.wait_for(anext(events), 5.0)
+        finally:
+            stop.set()
+            sent = await sender
+    assert isinstance(report, DeliveryReport)
+    assert report.submitted_id is None
+    assert report.receipt.id == "DEADBEEF"
+    assert sent > 5
+
+
+# --- 1: SyncClient.events(timeout) acknowledges what was handled, loses nothing --------------
+
+
+async def test_sync_events_timeout_acknowledges_the_handled_event_and_loses_none() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[str]:
+            texts: list[str] = []
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                loop = sms._loop
+                assert loop is not None
+                for event in sms.events(timeout=0.3):
+                    assert isinstance(event, InboundSms)
+                    texts.append(event.text)
+                    if len(texts) == 1:
+                        # The loop thread is busy when the next event is asked for, longer
+                        # than the timeout: "two" is waiting all the same and must come.
+                        loop.call_soon_threadsafe(time.sleep, 0.5)
+            return texts
+
+        async def deliver() -> None:
+            await wait_until(lambda: smsc.sessions == 1)
+            smsc.deliver(inbound(b"one"))
+            smsc.deliver(inbound(b"two"))
+
+        texts, _ = await asyncio.gather(asyncio.to_thread(run), deliver())
+        await asyncio.sleep(0.05)
+    assert texts == ["one", "two"]
+    assert [status for _, status in smsc.answers] == [0, 0]
+
+
+# --- 7: events() waiting room is bounded; events of a dead connection are not handed out -----
+
+
+async def test_events_wait_in_a_bounded_queue_and_the_rest_stay_unanswered() -> None:
+    async with FakeSmsc() as smsc, client(smsc, max_pending_events=2) as sms:
+        await asyncio.sleep(0.05)
+        for i in range(5):
+            smsc.deliver(inbound(f"m{i}".encode()))
+        await asyncio.sleep(0.1)
+        assert sms._events.qsize() == 2
+        assert smsc.answers == []  # backpressure: nothing answered before it is consumed
+        events = sms.events()
+        texts = []
+        for _ in range(5):
+            event = await asyncio.wait_for(anext(events), 2.0)
+            assert isinstance(event, InboundSms)
+            texts.append(event.text)
+    assert sorted(texts) == [f"m{i}" for i in range(5)]
+
+
+async def test_events_of_a_dropped_connection_are_not_handed_out() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await wait_until(lambda: smsc.sessions == 1)
+        smsc.deliver(inbound(b"stale"))  # nobody reads it before the link dies
+        await asyncio.sleep(0.05)
+        smsc.drop_all()
+        await wait_until(lambda: smsc.sessions == 1 and smsc.bind_attempts == 2)
+        smsc.deliver(inbound(b"fresh"))
+        event = await asyncio.wait_for(anext(sms.events()), 2.0)
+    assert isinstance(event, InboundSms)
+    assert event.text == "fresh"
+
+
+# --- 9: a bind refused for the session limit is retriable -------------------------------------
+
+
+async def test_bind_refused_for_the_session_limit_is_retriable() -> None:
+    assert BindError(CommandStatus.ESME_RBINDFAIL).retriable
+    assert not BindError(CommandStatus.ESME_RINVPASWD).retriable
+    async with FakeSmsc(Faults(max_sessions=0)) as smsc:
+        with pytest.raises(BindError) as info:
+            async with client(smsc, connect_timeout=0.3, response_timeout=0.3):
+                pass
+    assert info.value.command_status == CommandStatus.ESME_RBINDFAIL
+    assert info.value.retriable
+
+
+# --- 10: the correlation capacity counts parts, not the keys of their ids --------------------
+
+
+async def test_correlation_capacity_counts_parts() -> None:
+    sms = Client("127.0.0.1", 1, "acct", "pw", sessions=1)
+    sms._correlation_capacity = 3
+    ids = ["04000000086ECD50", "04000000086ECD51", "04000000086ECD52", "04000000086ECD53"]
+    for number, message_id in enumerate(ids, start=1):
+        sms._remember(message_id, "ref", "421903123456", number, 4)
+
+    def correlated(message_id: str) -> bool:
+        text = f"id:{int(message_id, 16)} sub:001 dlvrd:001 stat:ENROUTE err:000 text:"
+        return sms._correlate(parse(text)) is not None
+
+    # The three newest parts are all remembered (by hex or decimal id); the oldest is not.
+    assert [correlated(m) for m in ids] == [False, True, True, True]
+
+
+# --- 11: schedule and validity beyond what a relative time can say --------------------------
+
+
+async def test_schedule_or_validity_beyond_99_days_is_refused_clearly() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match=r"schedule is 120 days ahead.*99 days"):
+            await sms.send(NUMBER, "x", schedule=timedelta(days=120))
+        later = datetime.now(UTC) + timedelta(days=150)
+        with pytest.raises(ValueError, match=r"validity is 1\d\d days ahead"):
+            await sms.send(NUMBER, "x", validity=later)
+        assert smsc.submits == []
+        await sms.send(NUMBER, "x", validity=timedelta(days=99, hours=23))
+    assert smsc.submits[0].validity_period == "000099230000000R"
