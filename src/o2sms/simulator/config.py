@@ -10,10 +10,12 @@ JSON file with the same field names (:func:`load_config`)::
     password = "a-password-longer-than-8"
     session_limit = 4
     system_types = ["", "NSMS"]
+    default_sender = "O2Shop"
     [[rules]]
     prefix = "4219000"
     stat = "UNDELIV"
     err = 1
+    intermediate = ["ENROUTE"]
 """
 
 from __future__ import annotations
@@ -21,18 +23,25 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from o2sms.receipts import ReceiptStat
+from o2sms.simulator.faults import Faults, faults_from
 
 DEFAULT_SESSION_LIMIT = 4
 """Binds per account the O2 gateway allows by default ("allowed to bind with 4 sessions")."""
 
 DEFAULT_INACTIVITY_TIMEOUT = 30.0
 """The gateway's "timeout (keep alive or msg)": 30 s without a PDU closes the connection."""
+
+
+INTERMEDIATE_STATS: Final = frozenset({ReceiptStat.ENROUTE, ReceiptStat.ACCEPTD})
+"""Stats an intermediate notification may carry: the message is still on its way (ENROUTE),
+or the SMSC accepted it for the subscriber (ACCEPTD, which some platforms send before the
+final state, as the gateway's description allows)."""
 
 
 class MessageIdFormat(StrEnum):
@@ -48,13 +57,25 @@ class Account:
     """An ESME account: credentials, bind limit and the system_types it may bind with.
 
     ``session_limit`` None takes the simulator's default; ``system_types`` None allows any
-    (the flash system_type ``NSMS`` is always allowed, as on the gateway).
+    (the flash system_type ``NSMS`` is always allowed, as on the gateway). ``default_sender``
+    is the gateway's account default sender: a submit_sm with an empty source_addr is sent
+    (stored, and receipted) from it; None keeps answering an empty source_addr with
+    ESME_RINVSRCADR. ``faults`` are the account's fault switches to start with (then changed at
+    runtime through ``Simulator.faults_for``).
     """
 
     system_id: str
     password: str
     session_limit: int | None = None
     system_types: frozenset[str] | None = None
+    default_sender: str | None = None
+    faults: Faults | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """Refuse a default_sender that could never pass submit_sm validation itself."""
+        sender = self.default_sender
+        if sender is not None and not (sender and len(sender) <= 20 and sender.isascii()):
+            raise ValueError(f"default_sender must be 1..20 ASCII characters, got {sender!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +83,27 @@ class OutcomeRule:
     """What happens to messages whose destination_addr starts with ``prefix``.
 
     ``stat`` and ``err`` go into the receipt; ``delay`` (seconds after submission or after the
-    scheduled time) overrides the simulator's receipt_delay.
+    scheduled time) overrides the simulator's receipt_delay. ``intermediate`` lists the
+    intermediate notifications (``ENROUTE``, ``ACCEPTD``) sent, in that order, as soon as the
+    message is accepted and before its final receipt, to submit_sm whose registered_delivery
+    asks for them (bit 4, 0x10); strings are accepted and turned into :class:`ReceiptStat`.
     """
 
     prefix: str
     stat: ReceiptStat = ReceiptStat.DELIVRD
     err: int = 0
     delay: float | None = None
+    intermediate: tuple[ReceiptStat, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Normalise ``intermediate`` to ReceiptStat and refuse stats that end a message."""
+        stats = tuple(ReceiptStat.from_text(str(s)) for s in self.intermediate)
+        wrong = [s.value for s in stats if s not in INTERMEDIATE_STATS]
+        if wrong:
+            raise ValueError(
+                f"intermediate notifications can be ENROUTE or ACCEPTD, not {', '.join(wrong)}"
+            )
+        object.__setattr__(self, "intermediate", stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +135,14 @@ class SimulatorConfig:
     max_parts: int = 25
     max_payload: int = 4000  #: octets of message_payload
     accept_query_cancel: bool = False  #: answer query_sm/cancel_sm instead of ESME_RINVCMDID
+    #: answer failures with Infobip's codes where the gateway has one (0x9F for a bad TLV
+    #: length, ...; o2_profile.INFOBIP_STATUSES); False: the plain SMPP 3.4 statuses
+    infobip_statuses: bool = True
+    #: bind with interface_version below 0x34: True accepts an SMPP 3.3 ESME (sent no TLVs),
+    #: False refuses it with ESME_RBINDFAIL (the gateway's "3.3 is not supported", literally)
+    accept_smpp33: bool = True
+    #: global fault switches to start with (``[faults]`` in a file; ``Simulator.faults`` after)
+    faults: Faults | None = field(default=None, compare=False)
     seed: int | None = None  #: seed of the random connection-drop fault
 
     def with_options(self, **options: Any) -> SimulatorConfig:
@@ -122,6 +165,8 @@ def _account(data: Mapping[str, Any]) -> Account:
         password=str(data["password"]),
         session_limit=None if data.get("session_limit") is None else int(data["session_limit"]),
         system_types=None if types is None else frozenset(str(t) for t in types),
+        default_sender=None if data.get("default_sender") is None else str(data["default_sender"]),
+        faults=None if data.get("faults") is None else faults_from(data["faults"]),
     )
 
 
@@ -132,6 +177,7 @@ def _rule(data: Mapping[str, Any]) -> OutcomeRule:
         stat=ReceiptStat.from_text(str(data.get("stat", "DELIVRD"))),
         err=int(data.get("err", 0)),
         delay=None if delay is None else float(delay),
+        intermediate=tuple(ReceiptStat.from_text(str(s)) for s in data.get("intermediate", ())),
     )
 
 
@@ -153,6 +199,8 @@ def config_from_mapping(
             options[key] = frozenset(int(v) for v in value)
         elif key == "message_id_format":
             options[key] = MessageIdFormat(value)
+        elif key == "faults":
+            options[key] = faults_from(value)
         else:
             options[key] = value
     return replace(base or SimulatorConfig(), **options)
@@ -177,6 +225,7 @@ def merge_accounts(config: SimulatorConfig, accounts: Iterable[Account]) -> Simu
 __all__ = [
     "DEFAULT_INACTIVITY_TIMEOUT",
     "DEFAULT_SESSION_LIMIT",
+    "INTERMEDIATE_STATS",
     "Account",
     "MessageIdFormat",
     "OutcomeRule",

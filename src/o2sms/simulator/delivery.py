@@ -68,8 +68,19 @@ def _ascii(text: str) -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
 
 
-def build_receipt(message: StoredMessage, stat: ReceiptStat, err: int, done: datetime) -> DeliverSm:
-    """The receipt deliver_sm for a message: addresses swapped, esm_class 0x04, text and TLVs."""
+def build_receipt(
+    message: StoredMessage,
+    stat: ReceiptStat,
+    err: int,
+    done: datetime,
+    *,
+    esm_class: int | None = None,
+) -> DeliverSm:
+    """The receipt deliver_sm for a message: addresses swapped, esm_class 0x04, text and TLVs.
+
+    ``esm_class`` EsmClass.INTERMEDIATE_NOTIFICATION (0x20) makes it an intermediate
+    notification (stat ENROUTE or ACCEPTD) in the same layout.
+    """
     text = receipts.format(
         message.message_id,
         submit_date=message.submitted_at,
@@ -94,7 +105,7 @@ def build_receipt(message: StoredMessage, stat: ReceiptStat, err: int, done: dat
         dest_addr_ton=0,
         dest_addr_npi=0,
         destination_addr=message.source_addr,
-        esm_class=EsmClass.DELIVERY_RECEIPT,
+        esm_class=EsmClass.DELIVERY_RECEIPT if esm_class is None else esm_class,
         short_message=text.encode("ascii"),
         tlvs=tuple(tlvs),
     )

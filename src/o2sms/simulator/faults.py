@@ -3,12 +3,15 @@
 One :class:`Faults` object is global (``Simulator.faults``) and each account has its own
 (``Simulator.faults_for(system_id)``). A switch left at None on the account takes the global
 value, so ``smsc.faults.latency = 0.2`` slows everyone and
-``smsc.faults_for("acct").withhold_responses = True`` only that account.
+``smsc.faults_for("acct").withhold_responses = True`` only that account. A config file can
+set the starting values (``[faults]``, and ``faults`` on an account), see :func:`faults_from`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -25,6 +28,15 @@ class Faults:
 
     _active: bool = field(default=False, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        """Set :attr:`active` from the switches given to the constructor.
+
+        ``_active`` is the last field ``__init__`` assigns (its default, False), after the
+        switches, so ``Faults(latency=0.2)`` would otherwise look inactive.
+        """
+        active = any(getattr(self, switch) is not None for switch in _SWITCHES)
+        object.__setattr__(self, "_active", active)
+
     def __setattr__(self, name: str, value: object) -> None:
         """Set a switch and keep :attr:`active` current (read on every PDU, set rarely)."""
         object.__setattr__(self, name, value)
@@ -36,6 +48,13 @@ class Faults:
         """Switch every fault off (back to "not set")."""
         for switch in _SWITCHES:
             setattr(self, switch, None)
+
+    def update(self, other: Faults) -> None:
+        """Set every switch that ``other`` sets (starting values from a config)."""
+        for switch in _SWITCHES:
+            value = getattr(other, switch)
+            if value is not None:
+                setattr(self, switch, value)
 
     @property
     def active(self) -> bool:
@@ -52,6 +71,14 @@ _SWITCHES = (
     "withhold_responses",
     "receipt_delay",
 )
+
+
+def faults_from(data: Mapping[str, Any]) -> Faults:
+    """Faults from plain data (a config file's ``[faults]`` table); unknown names raise ValueError."""
+    unknown = set(data) - set(_SWITCHES)
+    if unknown:
+        raise ValueError(f"unknown fault switch(es): {', '.join(sorted(unknown))}")
+    return Faults(**dict(data))
 
 
 class TokenBucket:
@@ -148,4 +175,4 @@ class FaultView:
         return not self._bucket.take(now)
 
 
-__all__ = ["FaultView", "Faults", "TokenBucket"]
+__all__ = ["FaultView", "Faults", "TokenBucket", "faults_from"]

@@ -26,7 +26,19 @@ registered_delivery / priority_flag out of range            ESME_RINVREGDLVFLG /
 schedule_delivery_time / validity_period unreadable         ESME_RINVSCHED / ESME_RINVEXPIRY
 validity_period already past, or before the schedule        ESME_RINVEXPIRY
 sm_length over 254 (checked by the codec)                   ESME_RINVMSGLEN
+a TLV whose length does not fit its tag (codec)             0x9F, Infobip's "invalid optional
+                                                           parameter length" (ESME_RINVPARLEN
+                                                           0xC2 with infobip_statuses off)
 =========================================================  ===================================
+
+With ``infobip_statuses`` (the default) the statuses in :data:`INFOBIP_STATUSES` are replaced
+by the codes the Infobip platform answers with (reference section 10): its list has a code of
+its own for a bad TLV length (0x9F), and none for address TON/NPI, which it reports as an
+invalid source (0x0A) or destination (0x0B) address. Every other status is already the one
+Infobip uses, or one it does not document.
+
+An empty source_addr takes the account's ``default_sender`` when it has one (the gateway's
+account default sender): alphanumeric (TON 5, NPI 0) unless it is all digits (TON 1, NPI 1).
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from o2sms.receipts import ReceiptStat
-from o2sms.smpp.constants import CommandStatus, EsmClass, TlvTag, Ton
+from o2sms.smpp.constants import CommandStatus, EsmClass, Npi, TlvTag, Ton
 from o2sms.smpp.pdu import SubmitSm
 from o2sms.smpp.times import SmppTimeError, parse_absolute_time, parse_relative_time
 from o2sms.text import Encoding, TextError, decode, encoding_for_data_coding, udh
@@ -46,13 +58,26 @@ FLASH_SYSTEM_TYPE: Final = "NSMS"
 """The bind system_type that turns a session's messages into flash notifications (seed)."""
 
 BIND_LIMIT_STATUS: Final = CommandStatus.ESME_RBINDFAIL
+"""Answer to a bind beyond the account's session limit."""
+
+INFOBIP_INVALID_TLV_LENGTH: Final = 0x9F
+"""Infobip's "invalid optional parameter length" (a reserved code in SMPP 3.4; see
+o2sms.smpp.constants.INFOBIP_STATUS_MEANINGS)."""
+
+INFOBIP_STATUSES: Final[dict[int, int]] = {
+    CommandStatus.ESME_RINVPARLEN: INFOBIP_INVALID_TLV_LENGTH,
+    CommandStatus.ESME_RINVSRCTON: CommandStatus.ESME_RINVSRCADR,
+    CommandStatus.ESME_RINVSRCNPI: CommandStatus.ESME_RINVSRCADR,
+    CommandStatus.ESME_RINVDSTTON: CommandStatus.ESME_RINVDSTADR,
+    CommandStatus.ESME_RINVDSTNPI: CommandStatus.ESME_RINVDSTADR,
+}
+"""SMPP 3.4 status -> the code the O2 (Infobip) gateway answers the same failure with."""
 
 RECEIPT_STAT_TEXT: Final = {
     ReceiptStat.REJECTD: "REJECTED",
     ReceiptStat.UNKNOWN: "DELIVERY UNKNOWN",
 }
 """How the gateway's description spells two receipt stats (the others are the 7-letter codes)."""
-"""Answer to a bind beyond the account's session limit."""
 
 MAX_ALPHANUMERIC_SOURCE: Final = 11
 """Characters an alphanumeric sender may have (GSM 03.40 TP-OA: 11 septets)."""
@@ -108,6 +133,13 @@ def check_addresses(pdu: SubmitSm) -> None:
             )
     elif pdu.source_addr_ton in _NUMERIC_TONS and _bad_digits(src):
         raise Rejected(_S.ESME_RINVSRCADR, f"numeric source_addr {src!r} has non-digits")
+
+
+def sender_address(sender: str) -> tuple[int, int, str]:
+    """(source_addr_ton, source_addr_npi, source_addr) for an account's default sender."""
+    if sender.isascii() and sender.isdigit():
+        return Ton.INTERNATIONAL, Npi.ISDN, sender
+    return Ton.ALPHANUMERIC, Npi.UNKNOWN, sender
 
 
 def _when(value: str, now: datetime, status: int, field: str) -> datetime | None:
@@ -225,6 +257,8 @@ def seconds_until(when: datetime | None, now: datetime) -> float:
 __all__ = [
     "BIND_LIMIT_STATUS",
     "FLASH_SYSTEM_TYPE",
+    "INFOBIP_INVALID_TLV_LENGTH",
+    "INFOBIP_STATUSES",
     "MAX_ALPHANUMERIC_SOURCE",
     "RECEIPT_STAT_TEXT",
     "Rejected",
@@ -232,4 +266,5 @@ __all__ = [
     "check_addresses",
     "check_submit",
     "seconds_until",
+    "sender_address",
 ]

@@ -8,7 +8,13 @@ Receipts: an accepted submit_sm gets an outcome from the first matching rule (de
 and a due time (its schedule, plus the rule's delay). At that time the receipt deliver_sm goes
 to the account's receiving sessions in turn; with none bound (or every window full) it waits
 in a bounded per-account queue until one binds or it expires. A receipt still unanswered when
-its connection drops, or answered with an error, is sent again: at-least-once.
+its connection drops, or answered with an error, is sent again: at-least-once. A rule's
+intermediate notifications (ENROUTE, ACCEPTD) go out the same way as soon as the message is
+accepted, when registered_delivery asks for them (0x10).
+
+Binds with an interface_version below 0x34 are SMPP 3.3 ESMEs: accepted (unless
+``accept_smpp33`` is off), answered without the sc_interface_version TLV and sent deliver_sm
+without TLVs; any value above 0x34 is treated as 3.4.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import itertools
 import random
 import ssl
 import tempfile
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -33,14 +40,23 @@ from o2sms.simulator.faults import Faults, FaultView
 from o2sms.simulator.o2_profile import (
     BIND_LIMIT_STATUS,
     FLASH_SYSTEM_TYPE,
+    INFOBIP_STATUSES,
     Rejected,
     check_submit,
     seconds_until,
+    sender_address,
 )
 from o2sms.simulator.session import SmppSession, nack
 from o2sms.simulator.store import LongMessage, MessageStore, StoredMessage
 from o2sms.smpp.connection import Connection
-from o2sms.smpp.constants import INTERFACE_VERSION, CommandStatus, MessageState, TlvTag
+from o2sms.smpp.constants import (
+    INTERFACE_VERSION,
+    CommandStatus,
+    EsmClass,
+    MessageState,
+    RegisteredDelivery,
+    TlvTag,
+)
 from o2sms.smpp.pdu import (
     BindTransmitter,
     CancelSm,
@@ -100,6 +116,7 @@ class SessionInfo:
     flash: bool
     submitted: int
     outstanding_deliver_sm: int
+    interface_version: int = INTERFACE_VERSION  #: from the bind (below 0x34: SMPP 3.3)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the JSON endpoint."""
@@ -114,17 +131,19 @@ class SessionInfo:
             "flash": self.flash,
             "submitted": self.submitted,
             "outstanding_deliver_sm": self.outstanding_deliver_sm,
+            "interface_version": self.interface_version,
         }
 
 
 @dataclass(slots=True)
 class _Decision:
-    """A message's outcome, to apply (and report) when due."""
+    """A message's outcome, to apply (and report) when due; or an intermediate notification."""
 
     message: StoredMessage
     stat: ReceiptStat
     err: int
     receipt: bool
+    intermediate: bool = False  #: only report ``stat`` (esm_class 0x20); the message goes on
 
 
 class _AccountState:
@@ -135,6 +154,8 @@ class _AccountState:
     def __init__(self, account: Account, global_faults: Faults) -> None:
         self.account = account
         self.faults = Faults()
+        if account.faults is not None:
+            self.faults.update(account.faults)
         self.view = FaultView(self.faults, global_faults)
         self.sessions: list[SmppSession] = []  # bound sessions, in bind order
         self.pending: deque[Outbound] = deque()
@@ -164,6 +185,8 @@ class Simulator:
             config = replace(config, **options)
         self.config = config
         self.faults = Faults()  #: global fault switches (accounts override with faults_for)
+        if config.faults is not None:
+            self.faults.update(config.faults)
         self.store = MessageStore(config.store_size)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._rules: tuple[OutcomeRule, ...] = config.rules
@@ -171,9 +194,14 @@ class Simulator:
             a.system_id: _AccountState(a, self.faults) for a in config.accounts
         }
         self._global_view = FaultView(Faults(), self.faults)
+        #: SMPP status -> the status the gateway answers with (empty: plain SMPP 3.4)
+        self._statuses: dict[int, int] = dict(INFOBIP_STATUSES) if config.infobip_statuses else {}
         self._ids = MessageIds(config.message_id_format)
         self._session_ids = itertools.count(1)
         self._sessions: dict[int, SmppSession] = {}
+        # every connection until it is collected: an unbound one may still hold output back
+        # (latency fault) after it left _sessions, and stop() must not leave it open
+        self._connections: weakref.WeakSet[SmppSession] = weakref.WeakSet()
         self._timeline: Timeline[_Decision | Outbound] = Timeline()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -239,6 +267,15 @@ class Simulator:
             for session in list(self._sessions.values()):
                 session.abort()
             await asyncio.sleep(0)
+        held = [
+            session
+            for session in self._connections
+            if session.transport is not None and not session.transport.is_closing()
+        ]
+        for session in held:
+            session.abort()  # unbound, its last answers still held by the latency fault
+        if held:
+            await asyncio.sleep(0)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -286,8 +323,11 @@ class Simulator:
                 now=now,
             )
 
-        session = SmppSession(self, session_id, make, self._global_view, tls=tls)
+        session = SmppSession(
+            self, session_id, make, self._global_view, tls=tls, statuses=self._statuses
+        )
         self._sessions[session_id] = session
+        self._connections.add(session)
         self.counters["connections"] += 1
         return session
 
@@ -349,6 +389,7 @@ class Simulator:
                 s.flash,
                 s.submitted,
                 s.outstanding,
+                s.interface_version,
             )
             for s in self._sessions.values()
         ]
@@ -437,11 +478,17 @@ class Simulator:
         return self._random.random()
 
     def on_bind(self, session: SmppSession, pdu: BindTransmitter, now: float) -> Pdu:
-        """Check credentials, system_type and the session limit; register the session."""
+        """Check credentials, system_type and the session limit; register the session.
+
+        interface_version: 0x34 and above bind as SMPP 3.4 (bind_resp with the
+        sc_interface_version TLV); below 0x34 as SMPP 3.3, whose bind_resp and deliver_sm
+        carry no TLVs, or refused with ESME_RBINDFAIL when ``accept_smpp33`` is off.
+        """
         state = self._accounts.get(pdu.system_id)
         status = 0
         system_type = pdu.system_type
         flash = system_type.upper() == FLASH_SYSTEM_TYPE
+        smpp33 = pdu.interface_version < INTERFACE_VERSION
         if state is None:
             status = _S.ESME_RINVSYSID
         elif not hmac.compare_digest(pdu.password.encode(), state.account.password.encode()):
@@ -452,6 +499,8 @@ class Simulator:
             and not flash
         ):
             status = _S.ESME_RINVSYSTYP
+        elif smpp33 and not self.config.accept_smpp33:
+            status = _S.ESME_RBINDFAIL
         else:
             limit = state.account.session_limit or self.config.session_limit
             if len(state.sessions) >= limit:
@@ -465,8 +514,10 @@ class Simulator:
         session.flash = flash
         session.bind_type = BindType(pdu.command_id)
         session.faults = state.view
+        session.interface_version = pdu.interface_version
         state.sessions.append(session)
-        return pdu.response(system_id=self.config.system_id, tlvs=_SC_INTERFACE_VERSION)
+        tlvs = () if smpp33 else _SC_INTERFACE_VERSION
+        return pdu.response(system_id=self.config.system_id, tlvs=tlvs)
 
     def on_receiving(self, session: SmppSession, now: float) -> None:
         """A receiving bind is complete: send what waited for one."""
@@ -489,6 +540,8 @@ class Simulator:
             if view.throttled(now):
                 counters["submit_sm_throttled"] += 1
                 return pdu.response(command_status=_S.ESME_RTHROTTLED)
+        if not pdu.source_addr:
+            pdu = self._default_sender(session, pdu)
         cfg = self.config
         wall = datetime.now(UTC)
         try:
@@ -502,7 +555,8 @@ class Simulator:
             )
         except Rejected as rejected:
             counters["submit_sm_rejected"] += 1
-            return pdu.response(command_status=rejected.command_status)
+            status = rejected.command_status
+            return pdu.response(command_status=self._statuses.get(status, status))
         if len(self._timeline) >= cfg.max_scheduled:
             counters["submit_sm_queue_full"] += 1
             return pdu.response(command_status=_S.ESME_RMSGQFUL)
@@ -543,6 +597,15 @@ class Simulator:
         counters["submit_sm_accepted"] += 1
         self._decide(message, wall, now, view)
         return SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id)
+
+    def _default_sender(self, session: SmppSession, pdu: SubmitSm) -> SubmitSm:
+        """The submit_sm from the account's default sender, when it has one (else as is)."""
+        state = self._accounts.get(session.system_id)
+        sender = None if state is None else state.account.default_sender
+        if sender is None:
+            return pdu
+        ton, npi, addr = sender_address(sender)
+        return replace(pdu, source_addr_ton=ton, source_addr_npi=npi, source_addr=addr)
 
     def on_other_request(self, session: SmppSession, pdu: Pdu, now: float) -> Pdu:
         """query_sm/cancel_sm when enabled; any other request: generic_nack ESME_RINVCMDID."""
@@ -617,6 +680,9 @@ class Simulator:
         else:
             stat, err = rule.stat, rule.err
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
+            if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
+                for notification in rule.intermediate:
+                    self._schedule(now, _Decision(message, notification, 0, True, True))
         if view.any_active:
             delay += view.receipt_delay()
         delay += seconds_until(message.scheduled_for, wall)
@@ -672,16 +738,42 @@ class Simulator:
         message = decision.message
         if message.state is MessageState.DELETED:
             return  # cancelled by cancel_sm
+        if decision.intermediate:
+            if message.done_at is None:  # never after the final receipt
+                self._report(
+                    message,
+                    decision.stat,
+                    0,
+                    wall=wall,
+                    now=now,
+                    touched=touched,
+                    intermediate=True,
+                )
+            return
         message.state = decision.stat.message_state
         message.stat = decision.stat.value
         message.err = decision.err
         message.done_at = wall
-        if not decision.receipt:
-            return
+        if decision.receipt:
+            self._report(message, decision.stat, decision.err, wall=wall, now=now, touched=touched)
+
+    def _report(
+        self,
+        message: StoredMessage,
+        stat: ReceiptStat,
+        err: int,
+        *,
+        wall: datetime,
+        now: float,
+        touched: set[SmppSession],
+        intermediate: bool = False,
+    ) -> None:
+        """Send a receipt (or an intermediate notification) to the account's receivers."""
         state = self._accounts.get(message.system_id)
         if state is None:
             return
-        pdu = build_receipt(message, decision.stat, decision.err, wall)
+        esm_class = EsmClass.INTERMEDIATE_NOTIFICATION if intermediate else None
+        pdu = build_receipt(message, stat, err, wall, esm_class=esm_class)
         item = Outbound(
             pdu, message.system_id, now + self.config.receipt_expiry, "receipt", message.message_id
         )
@@ -699,17 +791,11 @@ class Simulator:
         if prefer is not None and prefer.can_take:
             self._send(prefer, item, now, touched)
             return prefer
-        sessions = state.sessions
-        count = len(sessions)
-        if count and not state.pending:
-            start = state.rr
-            for i in range(count):
-                index = (start + i) % count
-                session = sessions[index]
-                if session.can_take:
-                    state.rr = index + 1
-                    self._send(session, item, now, touched)
-                    return session
+        if not state.pending:  # else it queues behind them, in order
+            session = self._next_receiver(state)
+            if session is not None:
+                self._send(session, item, now, touched)
+                return session
         pending = state.pending
         if len(pending) >= self.config.max_pending_receipts:
             pending.popleft()
@@ -724,27 +810,38 @@ class Simulator:
         touched.add(session)
         self.counters["receipts_sent" if item.kind == "receipt" else "mo_sent"] += 1
 
+    @staticmethod
+    def _next_receiver(state: _AccountState) -> SmppSession | None:
+        """The account's next receiving session with room, round robin; None when all are full.
+
+        The one place that picks a receiver, so receipts sent at once (:meth:`_route`) and
+        receipts that waited (:meth:`_drain`) share the rotation: "sent equally over all of
+        your currently available sessions", as the gateway's description says.
+        """
+        sessions = state.sessions
+        count = len(sessions)
+        start = state.rr
+        for i in range(count):
+            index = (start + i) % count
+            session = sessions[index]
+            if session.can_take:
+                state.rr = index + 1
+                return session
+        return None
+
     def _drain(self, state: _AccountState, now: float) -> None:
         """Send waiting deliver_sm while some receiving session has room."""
         pending = state.pending
         touched: set[SmppSession] = set()
-        sessions = state.sessions
         while pending:
-            count = len(sessions)
-            chosen: SmppSession | None = None
-            for i in range(count):
-                index = (state.rr + i) % count
-                if sessions[index].can_take:
-                    chosen = sessions[index]
-                    state.rr = index + 1
-                    break
-            if chosen is None:
-                break
-            item = pending.popleft()
-            if item.expires_at <= now:
+            if pending[0].expires_at <= now:
+                pending.popleft()
                 self.counters["receipts_dropped"] += 1
                 continue
-            self._send(chosen, item, now, touched)
+            session = self._next_receiver(state)
+            if session is None:
+                break
+            self._send(session, pending.popleft(), now, touched)
         for session in touched:
             session.flush()
 

@@ -5,6 +5,12 @@ enquire_link, unbind, undecodable frames, timers. This class only feeds it what 
 (``data_received`` is the reader), writes what it produced once per read or batch, calls
 ``tick`` at the deadline it asked for, and hands requests to the :class:`Host` (the simulator)
 for the decisions that need accounts: binds, submit_sm, deliver_sm responses.
+
+Fault injection acts here, on the byte stream, so that it treats every PDU alike, including
+those the Connection answers on its own (enquire_link, unbind, PDUs that break the rules): a
+:class:`FrameCounter` finds where each received PDU ends, so the drop faults count every PDU
+and cut the stream before the one that trips them; and the latency fault holds back
+everything written, in order, instead of a single kind of response.
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
-from typing import Protocol
+import struct
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Final, Protocol
 
 from o2sms.simulator.delivery import Outbound
 from o2sms.simulator.faults import FaultView
+from o2sms.smpp.codec import HEADER_SIZE
 from o2sms.smpp.connection import (
     Connection,
     ConnectionClosed,
@@ -26,7 +36,7 @@ from o2sms.smpp.connection import (
     ResponseReceived,
     Unbound,
 )
-from o2sms.smpp.constants import CommandStatus
+from o2sms.smpp.constants import INTERFACE_VERSION, CommandStatus
 from o2sms.smpp.errors import LocalProtocolError
 from o2sms.smpp.pdu import (
     BindReceiver,
@@ -44,6 +54,89 @@ from o2sms.smpp.state import BindType, SessionState
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
 _RECEIVING_RESPS = (BindReceiverResp, BindTransceiverResp)
+_WORD: Final = struct.Struct(">I")
+
+
+class FrameCounter:
+    """Finds where each SMPP frame ends in a TCP byte stream, without decoding anything.
+
+    Only the four-octet command_length of each frame is read, so it is cheap enough to run on
+    every read; the session needs it to count received PDUs for the drop faults even when the
+    Connection answers them itself, and to cut the stream exactly before the PDU that trips a
+    fault. A command_length below 16 makes the stream unframeable (the Connection closes the
+    connection); the counter then stops.
+    """
+
+    __slots__ = ("_broken", "_head", "_left")
+
+    def __init__(self) -> None:
+        self._left = 0  # octets still to come of a frame whose length is known
+        self._head = b""  # the first octets of a command_length split over reads
+        self._broken = False
+
+    def feed(self, data: bytes) -> list[int]:
+        """Offsets in ``data`` just past each frame that ends in it, in order."""
+        ends: list[int] = []
+        if self._broken:
+            return ends
+        size = len(data)
+        pos = 0
+        if self._left:
+            if size < self._left:
+                self._left -= size
+                return ends
+            pos = self._left
+            self._left = 0
+            ends.append(pos)
+        elif self._head:
+            pos = 4 - len(self._head)
+            head = self._head + data[:pos]
+            if len(head) < 4:
+                self._head = head
+                return ends
+            self._head = b""
+            length: int = _WORD.unpack(head)[0]
+            if length < HEADER_SIZE:
+                self._broken = True
+                return ends
+            pos += length - 4
+            if pos > size:
+                self._left = pos - size
+                return ends
+            ends.append(pos)
+        unpack = _WORD.unpack_from
+        while size - pos >= 4:
+            length = unpack(data, pos)[0]
+            if length < HEADER_SIZE:
+                self._broken = True
+                return ends
+            pos += length
+            if pos > size:
+                self._left = pos - size
+                return ends
+            ends.append(pos)
+        if pos < size:
+            self._head = bytes(data[pos:])
+        return ends
+
+
+def patch_statuses(data: bytes, statuses: Mapping[int, int]) -> bytes:
+    """Whole encoded PDUs with each command_status found in ``statuses`` replaced by its value.
+
+    The Connection encodes its own answers to undecodable PDUs with the SMPP 3.4 status; the
+    gateway profile may answer some of them with Infobip's code instead (header-only answers,
+    so only the status word changes).
+    """
+    out = bytearray(data)
+    pos = 0
+    while len(out) - pos >= HEADER_SIZE:
+        length: int = _WORD.unpack_from(out, pos)[0]
+        status: int = _WORD.unpack_from(out, pos + 8)[0]
+        replacement = statuses.get(status)
+        if replacement is not None:
+            _WORD.pack_into(out, pos + 8, replacement)
+        pos += max(length, HEADER_SIZE)
+    return bytes(out)
 
 
 class Host(Protocol):
@@ -73,6 +166,7 @@ class SmppSession(asyncio.Protocol):
         faults: FaultView,
         *,
         tls: bool,
+        statuses: Mapping[int, int] | None = None,
     ) -> None:
         self.host = host
         self.session_id = session_id
@@ -82,12 +176,20 @@ class SmppSession(asyncio.Protocol):
         self.system_type = ""
         self.flash = False
         self.bind_type: BindType | None = None
+        #: from the bind; below 0x34 the peer is an SMPP 3.3 ESME and is sent no TLVs
+        self.interface_version = INTERFACE_VERSION
         self.peer = ""
         self.submitted = 0
-        self.pdus = 0
+        self.pdus = 0  #: PDUs received while a fault switch was set (the drop faults' count)
         self._loop = asyncio.get_running_loop()
         self.conn: Connection = make_connection(self._loop.time())
         self.transport: asyncio.Transport | None = None
+        self._statuses: Mapping[int, int] = statuses or {}  # SMPP status -> gateway's status
+        self._frames = FrameCounter()
+        self._auto = b""  # the Connection's own answers to the last read, not yet written
+        self._patch = False  # _auto holds an answer whose status the profile replaces
+        self._late: deque[tuple[float, bytes]] = deque()  # (due, bytes) held by the latency fault
+        self._late_timer: asyncio.TimerHandle | None = None
         self._outbound: dict[int, Outbound] = {}  # sequence_number -> deliver_sm in flight
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -112,9 +214,27 @@ class SmppSession(asyncio.Protocol):
         self._arm(self.conn.tick(now))
 
     def data_received(self, data: bytes) -> None:
-        """Feed the bytes, handle every event, write the answers in one go."""
+        """Feed the bytes, handle every event, write the answers in one go.
+
+        While a fault switch is set, every PDU in the read counts for the drop faults; when
+        one trips, only the PDUs before it are handled and the connection is aborted.
+        """
+        ends = self._frames.feed(data)
+        if ends and self.faults.any_active:
+            cut = self._drop_cut(ends)
+            if cut is not None:
+                if cut:
+                    self._feed(data[:cut])
+                self.host.count("connections_dropped")
+                self.abort()
+                return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         now = self._loop.time()
-        self.conn.receive_data(data, now)
+        conn = self.conn
+        conn.receive_data(data, now)
+        self._auto = conn.data_to_send()  # what the Connection answered on its own
         self._process(now)
 
     def eof_received(self) -> bool | None:
@@ -127,6 +247,7 @@ class SmppSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport is gone: resend what was not acknowledged, forget the session."""
         now = self._loop.time()
+        self._drop_late()
         self.conn.close("connection lost" if exc is None else f"connection lost: {exc}")
         self._drain_events(now)
         self._finish(now)
@@ -154,22 +275,80 @@ class SmppSession(asyncio.Protocol):
         """deliver_sm sent and not yet answered."""
         return len(self._outbound)
 
+    @property
+    def smpp33(self) -> bool:
+        """True when the peer bound with an interface_version below 0x34 (SMPP 3.3, no TLVs)."""
+        return self.interface_version < INTERFACE_VERSION
+
     # --- sending ----------------------------------------------------------------------
 
     def send_outbound(self, item: Outbound, now: float) -> None:
-        """Queue a deliver_sm (call :meth:`flush` after a batch); the caller checked can_take."""
-        sent = self.conn.send(item.pdu, now)
+        """Queue a deliver_sm (call :meth:`flush` after a batch); the caller checked can_take.
+
+        An SMPP 3.3 peer gets it without TLVs (3.3 has none; the receipt text says it all).
+        """
+        pdu = item.pdu
+        if pdu.tlvs and self.interface_version < INTERFACE_VERSION:
+            pdu = replace(pdu, tlvs=())
+        sent = self.conn.send(pdu, now)
         self._outbound[sent.sequence_number] = item
         self._arm(now + self.conn.response_timeout)
 
     def flush(self) -> None:
-        """Write everything the Connection has queued."""
+        """Write everything the Connection has queued (held back while latency is set)."""
         data = self.conn.data_to_send()
+        if self._auto:
+            auto = self._auto
+            self._auto = b""
+            if self._patch:
+                self._patch = False
+                auto = patch_statuses(auto, self._statuses)
+            data = auto + data
         transport = self.transport
-        if data and transport is not None and not transport.is_closing():
-            transport.write(data)
-        if self._closing and transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        if data:
+            latency = self.faults.latency() if self.faults.any_active else 0.0
+            if latency > 0 or self._late:
+                self._hold(data, latency)
+            else:
+                transport.write(data)
+        if self._closing and not self._late:
             transport.close()
+
+    def _hold(self, data: bytes, latency: float) -> None:
+        """Write ``data`` ``latency`` s from now, never before what is already held (order)."""
+        due = self._loop.time() + latency
+        if self._late:
+            due = max(due, self._late[-1][0])
+        self._late.append((due, data))
+        if self._late_timer is None:
+            self._late_timer = self._loop.call_at(self._late[0][0], self._write_late)
+
+    def _write_late(self) -> None:
+        """Write what the latency fault held and is now due; close if the session is ending."""
+        self._late_timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self._late.clear()
+            return
+        now = self._loop.time()
+        late = self._late
+        chunks: list[bytes] = []
+        while late and late[0][0] <= now:
+            chunks.append(late.popleft()[1])
+        if chunks:
+            transport.write(b"".join(chunks))
+        if late:
+            self._late_timer = self._loop.call_at(late[0][0], self._write_late)
+        elif self._closing or self._closed:
+            transport.close()
+
+    def _drop_late(self) -> None:
+        self._late.clear()
+        if self._late_timer is not None:
+            self._late_timer.cancel()
+            self._late_timer = None
 
     def unbind(self) -> None:
         """Start an orderly close from the SMSC side (shutdown)."""
@@ -188,37 +367,21 @@ class SmppSession(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection abruptly (fault injection, shutdown after the grace period)."""
         self._closing = True
+        self._drop_late()
         if self.transport is not None:
             self.transport.abort()
 
     def respond(self, pdu: Pdu, now: float, *, then_close: bool = False) -> None:
-        """Send a response, after the configured latency if any."""
-        latency = self.faults.latency() if self.faults.any_active else 0.0
-        if latency > 0:
-            self._loop.call_later(latency, self._respond_late, pdu, then_close)
-            return
-        self._send_response(pdu, now)
+        """Queue a response (the latency fault applies when it is written, see :meth:`flush`)."""
+        if self.conn.state is not SessionState.CLOSED:
+            try:
+                self.conn.send(pdu, now)
+            except LocalProtocolError:
+                return
+            if isinstance(pdu, _RECEIVING_RESPS) and pdu.command_status == 0:
+                self.host.on_receiving(self, now)
         if then_close:
             self._closing = True
-
-    def _respond_late(self, pdu: Pdu, then_close: bool) -> None:
-        if self._closed:
-            return
-        now = self._loop.time()
-        self._send_response(pdu, now)
-        if then_close:
-            self._closing = True
-        self._process(now)
-
-    def _send_response(self, pdu: Pdu, now: float) -> None:
-        if self.conn.state is SessionState.CLOSED:
-            return
-        try:
-            self.conn.send(pdu, now)
-        except LocalProtocolError:
-            return
-        if isinstance(pdu, _RECEIVING_RESPS) and pdu.command_status == 0:
-            self.host.on_receiving(self, now)
 
     # --- events -----------------------------------------------------------------------
 
@@ -234,8 +397,6 @@ class SmppSession(asyncio.Protocol):
         while (event := conn.next_event()) is not None:
             if type(event) is RequestReceived:
                 pdu = event.pdu
-                if self.faults.any_active and self._drop_now():
-                    return
                 if type(pdu) is SubmitSm:
                     self.submitted += 1
                     answer = host.on_submit(self, pdu, now)
@@ -247,8 +408,6 @@ class SmppSession(asyncio.Protocol):
                 else:
                     self.respond(host.on_other_request(self, pdu, now), now)
             elif type(event) is ResponseReceived:
-                if self.faults.any_active and self._drop_now():
-                    return
                 item = self._outbound.pop(event.request.sequence_number, None)
                 if item is not None:
                     host.on_deliver_resp(self, item, event.response, now)
@@ -258,26 +417,32 @@ class SmppSession(asyncio.Protocol):
                     host.on_deliver_lost(self, item, now)
             elif type(event) is PduRejected:
                 host.count("pdus_rejected")
-                if self.faults.any_active and self._drop_now():
-                    return
+                answer = event.answer
+                if answer is not None and answer.command_status in self._statuses:
+                    self._patch = True
             elif type(event) is Unbound:
                 self._closing = True
                 host.on_closed(self, now)
             elif type(event) is ConnectionClosed:
                 self._closing = True
 
-    def _drop_now(self) -> bool:
-        """Count a received PDU; True (and the connection aborted) when a drop fault fires."""
-        self.pdus += 1
-        limit = self.faults.drop_after()
-        chance = self.faults.drop_probability()
-        if (limit is not None and self.pdus > limit) or (
-            chance > 0 and self.host.random() < chance
-        ):
-            self.host.count("connections_dropped")
-            self.abort()
-            return True
-        return False
+    def _drop_cut(self, ends: list[int]) -> int | None:
+        """Count the PDUs ending at ``ends``; where to cut the read if a drop fault trips.
+
+        Returns the offset just past the last PDU to handle (0: none), or None to keep all.
+        """
+        faults = self.faults
+        limit = faults.drop_after()
+        chance = faults.drop_probability()
+        previous = 0
+        for end in ends:
+            self.pdus += 1
+            if (limit is not None and self.pdus > limit) or (
+                chance > 0 and self.host.random() < chance
+            ):
+                return previous
+            previous = end
+        return None
 
     # --- timers -----------------------------------------------------------------------
 
@@ -303,15 +468,20 @@ class SmppSession(asyncio.Protocol):
         self._arm(due)
 
     def _finish(self, now: float) -> None:
-        """Once: stop timers, close the transport, resend unacknowledged deliver_sm."""
+        """Once: stop timers, close the transport, resend unacknowledged deliver_sm.
+
+        Output the latency fault still holds is written first (the transport is closed
+        after it).
+        """
         if self._closed:
             return
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and not self._late:
+            transport.close()
         self.host.on_closed(self, now)
         lost = list(self._outbound.values())
         self._outbound.clear()
@@ -325,4 +495,4 @@ def nack(pdu: Pdu, status: int = CommandStatus.ESME_RINVCMDID) -> GenericNack:
     return GenericNack(sequence_number=pdu.sequence_number, command_status=status)
 
 
-__all__ = ["Host", "SmppSession", "nack"]
+__all__ = ["FrameCounter", "Host", "SmppSession", "nack", "patch_statuses"]
