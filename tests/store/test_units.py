@@ -91,5 +91,6 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("r*.py")) == [
-        "r0001_initial.py"
+        "r0001_initial.py",
+        "r0002_webhooks.py",
     ]

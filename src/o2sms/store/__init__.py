@@ -6,8 +6,10 @@ See ``docs/store.md`` for the schema, statuses, leases and receipt correlation.
 
 Modules, each importing only those above it: ``errors``, ``models`` (dataclasses and enums,
 no SQL), ``schema`` (tables), ``engine`` (URL, SQLite tuning, migrations), ``rows`` (row
-conversion and shared SQL helpers), ``queue`` (enqueue, claim with lease, retry, cancel),
-``messages`` (:class:`MessageStore`: outcomes, receipts, inbound, reads, retention).
+conversion and shared SQL helpers), ``outbox`` (the webhook outbox: a webhook is written in
+the transaction of each status change or inbound SMS, then claimed by senders), ``queue``
+(enqueue, claim with lease, retry, cancel), ``messages`` (:class:`MessageStore`: outcomes,
+receipts, inbound, reads, retention).
 """
 
 from __future__ import annotations
@@ -37,12 +39,25 @@ from o2sms.store.models import (
     ReceiptOutcome,
     ReceiptResult,
     StoredReceipt,
+    Webhook,
+    WebhookAttempt,
+    WebhookEvent,
+    WebhookStatus,
     derive_status,
     new_message_id,
+)
+from o2sms.store.outbox import (
+    DEFAULT_WEBHOOK_RETRY_BASE,
+    DEFAULT_WEBHOOK_RETRY_CAP,
+    DEFAULT_WEBHOOK_RETRY_FOR,
+    WebhookOutbox,
 )
 from o2sms.store.queue import MessageQueue, backoff_delay
 
 __all__ = [
+    "DEFAULT_WEBHOOK_RETRY_BASE",
+    "DEFAULT_WEBHOOK_RETRY_CAP",
+    "DEFAULT_WEBHOOK_RETRY_FOR",
     "FINAL_STATUSES",
     "PART_SEVERITY",
     "EnqueueResult",
@@ -65,6 +80,11 @@ __all__ = [
     "ReceiptResult",
     "StoreError",
     "StoredReceipt",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookEvent",
+    "WebhookOutbox",
+    "WebhookStatus",
     "backoff_delay",
     "create_engine",
     "current_revision",

@@ -1,5 +1,8 @@
 """The message store: the queue plus outcomes, receipts, inbound SMS, reads and retention.
 
+Every status change here and in :mod:`o2sms.store.queue` also writes its webhook to the outbox
+(:mod:`o2sms.store.outbox`) in the same transaction.
+
 :class:`MessageStore` is what the service uses; :func:`open_store` builds one from a URL and
 migrates the schema first. Every method runs in one transaction, so a change touching several
 rows (a message, its parts, their keys, history entries) is saved whole or not at all.
@@ -41,10 +44,18 @@ from o2sms.store.models import (
     ReceiptOutcome,
     ReceiptResult,
     StoredReceipt,
+    WebhookStatus,
     derive_status,
     part_status_for,
 )
-from o2sms.store.queue import Clock, MessageQueue, utc_now
+from o2sms.store.outbox import (
+    DEFAULT_WEBHOOK_RETRY_BASE,
+    DEFAULT_WEBHOOK_RETRY_CAP,
+    DEFAULT_WEBHOOK_RETRY_FOR,
+    Clock,
+    utc_now,
+)
+from o2sms.store.queue import MessageQueue
 from o2sms.store.rows import (
     add_events,
     insert,
@@ -63,6 +74,8 @@ from o2sms.store.schema import (
     part_keys,
     receipt_keys,
     receipts,
+    webhook_attempts,
+    webhooks,
 )
 
 __all__ = ["MessageStore", "open_store", "receipt_fingerprint"]
@@ -254,9 +267,15 @@ class MessageStore(MessageQueue):
                 values.update(lease_owner=None, lease_until=None)
             if row.status in CLAIMABLE_STATUSES:
                 values["status"] = MessageStatus.SUBMITTED.value
-            await connection.execute(
-                sa.update(messages).where(messages.c.id == message_id).values(**values)
-            )
+            updated = (
+                await connection.execute(
+                    sa.update(messages)
+                    .where(messages.c.id == message_id)
+                    .values(**values)
+                    .returning(*messages.c)
+                )
+            ).one()
+            await self._notify_status(connection, now, [(updated, row.status)])
             await add_events(
                 connection,
                 now,
@@ -358,6 +377,7 @@ class MessageStore(MessageQueue):
                     )
                 ],
             )
+            await self._notify_status(connection, now, [(updated, row.status)])
             for part_no, sid, keys in keyed:
                 await self._match_pending(
                     connection,
@@ -634,7 +654,10 @@ class MessageStore(MessageQueue):
     async def _derive(
         self, connection: AsyncConnection, message_id: str, now: datetime
     ) -> tuple[MessageStatus, bool]:
-        """Set the message status from its parts (never leaving a final one, nor the queue)."""
+        """Set the message status from its parts (never leaving a final one, nor the queue).
+
+        A change writes its history entry and its webhook (when one is configured).
+        """
         row = (
             await connection.execute(
                 sa.select(messages.c.status).where(messages.c.id == message_id)
@@ -649,20 +672,24 @@ class MessageStore(MessageQueue):
         new = derive_status(MessageStatus(s) for s in statuses)
         if current.is_final or current in CLAIMABLE_STATUSES or new == current:
             return current, False
-        await connection.execute(
-            sa.update(messages)
-            .where(messages.c.id == message_id)
-            .values(
-                status=new.value,
-                updated_at=now,
-                finished_at=None if new is MessageStatus.SUBMITTED else now,
+        updated = (
+            await connection.execute(
+                sa.update(messages)
+                .where(messages.c.id == message_id)
+                .values(
+                    status=new.value,
+                    updated_at=now,
+                    finished_at=None if new is MessageStatus.SUBMITTED else now,
+                )
+                .returning(*messages.c)
             )
-        )
+        ).one()
         await add_events(
             connection,
             now,
             [(message_id, EventKind.STATUS, {"from": current.value, "to": new.value})],
         )
+        await self._notify_status(connection, now, [(updated, current.value)])
         return new, True
 
     # -- inbound ------------------------------------------------------------------------------
@@ -670,8 +697,13 @@ class MessageStore(MessageQueue):
     async def record_inbound(
         self, sms: NewInbound, received_at: datetime | None = None
     ) -> InboundMessage:
-        """Store a mobile-originated SMS (before its deliver_sm_resp is sent)."""
-        received = received_at or self._now()
+        """Store a mobile-originated SMS (before its deliver_sm_resp is sent).
+
+        With a global ``webhook_url`` its ``inbound.sms`` webhook is written in the same
+        transaction.
+        """
+        now = self._now()
+        received = received_at or now
         values = {
             "source": sms.source,
             "destination": sms.destination,
@@ -685,6 +717,7 @@ class MessageStore(MessageQueue):
             row = (
                 await connection.execute(inbound.insert().values(**values).returning(*inbound.c))
             ).one()
+            await self._notify_inbound(connection, now, row)
         return to_inbound(row)
 
     async def list_inbound(
@@ -710,9 +743,10 @@ class MessageStore(MessageQueue):
 
         ``text_after``: blank the text of messages finished (delivered, or any reported or
         final state) longer ago than that; the row, parts and history stay.
-        ``delete_after``: delete finished messages (with parts, keys, history and matched
-        receipts), inbound SMS and unmatched receipts older than that. Queued and in-flight
-        messages are never touched.
+        ``delete_after``: delete finished messages (with parts, keys, history, matched
+        receipts and webhooks), inbound SMS (with their webhooks), unmatched receipts and
+        delivered or failed webhooks older than that. Queued and in-flight messages are never
+        touched.
         """
         now = self._now()
         result = PurgeResult()
@@ -735,6 +769,26 @@ class MessageStore(MessageQueue):
             if delete_after is not None:
                 cutoff = now - delete_after
                 doomed = sa.select(c.id).where(c.finished_at.is_not(None), c.finished_at <= cutoff)
+                old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
+                w = webhooks.c
+                old_webhooks = sa.select(w.id).where(
+                    sa.or_(
+                        w.message_id.in_(doomed),
+                        w.inbound_id.in_(old_inbound),
+                        sa.and_(
+                            w.status != WebhookStatus.PENDING.value,
+                            w.created_at <= cutoff,
+                        ),
+                    )
+                )
+                await connection.execute(
+                    sa.delete(webhook_attempts).where(
+                        webhook_attempts.c.webhook_id.in_(old_webhooks)
+                    )
+                )
+                webhooks_deleted = (
+                    await connection.execute(sa.delete(webhooks).where(w.id.in_(old_webhooks)))
+                ).rowcount
                 for table in (message_events, part_keys, message_parts):
                     await connection.execute(sa.delete(table).where(table.c.message_id.in_(doomed)))
                 old_receipts = sa.select(receipts.c.id).where(
@@ -768,6 +822,7 @@ class MessageStore(MessageQueue):
                     messages=messages_deleted,
                     inbound=inbound_deleted,
                     receipts=receipts_deleted,
+                    webhooks=webhooks_deleted,
                 )
         return result
 
@@ -782,12 +837,20 @@ async def open_store(
     retry_cap: float = 300.0,
     run_migrations: bool = True,
     engine: AsyncEngine | None = None,
+    webhook_url: str | None = None,
+    webhook_retry_for: float = DEFAULT_WEBHOOK_RETRY_FOR,
+    webhook_retry_base: float = DEFAULT_WEBHOOK_RETRY_BASE,
+    webhook_retry_cap: float = DEFAULT_WEBHOOK_RETRY_CAP,
     **engine_options: Any,
 ) -> MessageStore:
     """Open the store at ``url`` (file path, ``sqlite://`` or ``postgresql://``), migrated.
 
     ``engine_options`` go to :func:`o2sms.store.engine.create_engine` (``busy_timeout``,
     ``synchronous``, ``pool_size``...). ``engine`` uses an existing engine instead.
+    ``webhook_url`` is the global webhook receiver (a message's ``callback_url`` wins; inbound
+    SMS go only here); ``webhook_retry_for`` seconds bound the retries of each webhook, with
+    backoff from ``webhook_retry_base`` doubling up to ``webhook_retry_cap`` seconds. Validate
+    URLs first (``o2sms.service.webhooks.check_callback_url``): the store does not.
     """
     if engine is None:
         engine = create_engine(url, schema=schema, **engine_options)
@@ -803,4 +866,8 @@ async def open_store(
         max_attempts=max_attempts,
         retry_base=retry_base,
         retry_cap=retry_cap,
+        webhook_url=webhook_url,
+        webhook_retry_for=webhook_retry_for,
+        webhook_retry_base=webhook_retry_base,
+        webhook_retry_cap=webhook_retry_cap,
     )

@@ -35,6 +35,10 @@ __all__ = [
     "ReceiptOutcome",
     "ReceiptResult",
     "StoredReceipt",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookEvent",
+    "WebhookStatus",
     "derive_status",
     "new_message_id",
     "part_status_for",
@@ -340,3 +344,65 @@ class PurgeResult:
     messages: int = 0
     inbound: int = 0
     receipts: int = 0
+    webhooks: int = 0
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook reports: its JSON ``type`` and the ``X-O2SMS-Event`` header."""
+
+    MESSAGE_STATUS = "message.status"  #: a message's status changed (after it was accepted)
+    INBOUND_SMS = "inbound.sms"  #: a mobile-originated SMS arrived
+
+
+class WebhookStatus(StrEnum):
+    """Where a webhook in the outbox stands."""
+
+    PENDING = "pending"  #: not delivered yet: due at ``next_attempt_at`` (or being sent)
+    DELIVERED = "delivered"  #: a receiver answered 2xx (final)
+    FAILED = "failed"  #: given up: retried until ``give_up_at``, or refused by the URL policy
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """One notification in the outbox, with the JSON body it sends (``payload``).
+
+    ``id`` orders the outbox (and the webhooks of one message); ``event_id`` is the stable,
+    unguessable id receivers see (``X-O2SMS-Webhook-Id`` and the body's ``id``) and use to
+    drop repeats, since delivery is at least once. ``attempts`` counts claims for sending.
+    """
+
+    id: int
+    event_id: str
+    event: WebhookEvent
+    url: str
+    payload: dict[str, Any]
+    status: WebhookStatus
+    attempts: int
+    message_id: str | None
+    inbound_id: int | None
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    give_up_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """One POST of a webhook (for a message's timeline): the answer or the error, and time.
+
+    ``status_code`` is None when no HTTP answer came (connection refused, timeout, refused by
+    the URL policy); ``error`` is None for a delivered attempt.
+    """
+
+    id: int
+    webhook_id: int
+    event_id: str
+    event: WebhookEvent
+    url: str
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int

@@ -16,14 +16,13 @@ processes share the queue without waiting on each other; on SQLite every write t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from o2sms.store.engine import is_postgresql, reader
 from o2sms.store.errors import LeaseLostError, MessageNotFoundError, NotCancellableError
 from o2sms.store.models import (
     CLAIMABLE_STATUSES,
@@ -34,26 +33,21 @@ from o2sms.store.models import (
     NewMessage,
     new_message_id,
 )
-from o2sms.store.rows import add_events, insert, to_message
+from o2sms.store.outbox import (
+    DEFAULT_WEBHOOK_RETRY_BASE,
+    DEFAULT_WEBHOOK_RETRY_CAP,
+    DEFAULT_WEBHOOK_RETRY_FOR,
+    Clock,
+    WebhookOutbox,
+    utc_now,
+)
+from o2sms.store.rows import add_events, backoff_delay, insert, to_message
 from o2sms.store.schema import messages
 
 __all__ = ["Clock", "MessageQueue", "backoff_delay", "utc_now"]
 
-Clock = Callable[[], datetime]
-"""Where the store reads the time: an aware datetime (tests pass a fake one)."""
-
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC: the default clock."""
-    return datetime.now(UTC)
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds to wait after the ``attempt``-th failed try: ``base * 2**(attempt-1)``, capped."""
-    return min(cap, base * 2.0 ** max(0, min(attempt - 1, 62)))
 
 
 def _claimable(now: datetime) -> sa.ColumnElement[bool]:
@@ -66,11 +60,13 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-class MessageQueue:
+class MessageQueue(WebhookOutbox):
     """The queue half of the store (:class:`o2sms.store.MessageStore` adds the rest).
 
     ``max_attempts`` bounds the claims of one message (so a message that kills its worker
     cannot loop forever); ``retry_base``/``retry_cap`` shape the retry backoff in seconds.
+    The ``webhook_*`` options configure the outbox (see :class:`o2sms.store.outbox.WebhookOutbox`):
+    every status change below writes its webhook in the same transaction.
     """
 
     def __init__(
@@ -81,27 +77,24 @@ class MessageQueue:
         max_attempts: int = 10,
         retry_base: float = 2.0,
         retry_cap: float = 300.0,
+        webhook_url: str | None = None,
+        webhook_retry_for: float = DEFAULT_WEBHOOK_RETRY_FOR,
+        webhook_retry_base: float = DEFAULT_WEBHOOK_RETRY_BASE,
+        webhook_retry_cap: float = DEFAULT_WEBHOOK_RETRY_CAP,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        self._engine = engine
-        self._reader = reader(engine)
-        self._clock = clock
-        self._postgresql = is_postgresql(engine)
+        super().__init__(
+            engine,
+            clock=clock,
+            webhook_url=webhook_url,
+            webhook_retry_for=webhook_retry_for,
+            webhook_retry_base=webhook_retry_base,
+            webhook_retry_cap=webhook_retry_cap,
+        )
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_cap = retry_cap
-
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine the store runs on (the service may share it for health checks)."""
-        return self._engine
-
-    def _now(self) -> datetime:
-        now = self._clock()
-        if now.tzinfo is None:
-            raise ValueError("the store's clock must return timezone-aware datetimes")
-        return now
 
     async def _locked_row(self, connection: AsyncConnection, message_id: str) -> sa.Row[Any]:
         """The message row, locked for this transaction on PostgreSQL; raises if missing."""
@@ -235,7 +228,7 @@ class MessageQueue:
         c = messages.c
         async with self._engine.begin() as connection:
             candidates = (
-                sa.select(c.id, c.lease_owner, c.attempts)
+                sa.select(c.id, c.lease_owner, c.attempts, c.status)
                 .where(_claimable(now))
                 .order_by(c.next_attempt_at, c.id)
                 .limit(limit)
@@ -295,18 +288,24 @@ class MessageQueue:
     ) -> None:
         """Fail messages whose last allowed claim expired: at-least-once gives up here."""
         detail = f"lease expired after {self.max_attempts} attempts without an outcome"
-        await connection.execute(
-            sa.update(messages)
-            .where(messages.c.id.in_(ids))
-            .values(
-                status=MessageStatus.FAILED.value,
-                error_name=MAX_ATTEMPTS_EXCEEDED,
-                error_detail=detail,
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
-                finished_at=now,
+        failed = (
+            await connection.execute(
+                sa.update(messages)
+                .where(messages.c.id.in_(ids))
+                .values(
+                    status=MessageStatus.FAILED.value,
+                    error_name=MAX_ATTEMPTS_EXCEEDED,
+                    error_detail=detail,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                    finished_at=now,
+                )
+                .returning(*messages.c)
             )
+        ).all()
+        await self._notify_status(
+            connection, now, ((row, expired[row.id].status) for row in failed)
         )
         await add_events(
             connection,
@@ -393,6 +392,7 @@ class MessageQueue:
                 )
             ).one()
             await add_events(connection, now, [(message_id, event[0], event[1])])
+            await self._notify_status(connection, now, [(updated, row.status)])
         return to_message(updated)
 
     async def release(self, worker_id: str, message_ids: Sequence[str] | None = None) -> int:
@@ -461,6 +461,7 @@ class MessageQueue:
             await add_events(
                 connection, now, [(message_id, EventKind.CANCELLED, {"from": row.status})]
             )
+            await self._notify_status(connection, now, [(updated, row.status)])
         return to_message(updated)
 
     async def queue_depth(self) -> int:

@@ -23,11 +23,16 @@ from o2sms.store.models import (
     MessageStatus,
     Part,
     StoredReceipt,
+    Webhook,
+    WebhookAttempt,
+    WebhookEvent,
+    WebhookStatus,
 )
 from o2sms.store.schema import message_events
 
 __all__ = [
     "add_events",
+    "backoff_delay",
     "insert",
     "lock_keys",
     "to_event",
@@ -35,9 +40,16 @@ __all__ = [
     "to_message",
     "to_part",
     "to_receipt",
+    "to_webhook",
+    "to_webhook_attempt",
 ]
 
 _KEY_LOCK_SPACE: Final = 0x6F32726B  # "o2rk": advisory lock namespace of correlation keys
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after the ``attempt``-th failed try: ``base * 2**(attempt-1)``, capped."""
+    return min(cap, base * 2.0 ** max(0, min(attempt - 1, 62)))
 
 
 def to_message(
@@ -134,6 +146,45 @@ def to_receipt(row: sa.Row[Any]) -> StoredReceipt:
         part_no=m["part_no"],
         matched_at=m["matched_at"],
         detail=dict(m["detail"]),
+    )
+
+
+def to_webhook(row: sa.Row[Any]) -> Webhook:
+    """A :class:`Webhook` from a ``webhooks`` row."""
+    m = row._mapping
+    return Webhook(
+        id=m["id"],
+        event_id=m["event_id"],
+        event=WebhookEvent(m["event"]),
+        url=m["url"],
+        payload=dict(m["payload"]),
+        status=WebhookStatus(m["status"]),
+        attempts=m["attempts"],
+        message_id=m["message_id"],
+        inbound_id=m["inbound_id"],
+        next_attempt_at=m["next_attempt_at"],
+        lease_owner=m["lease_owner"],
+        lease_until=m["lease_until"],
+        last_error=m["last_error"],
+        created_at=m["created_at"],
+        delivered_at=m["delivered_at"],
+        give_up_at=m["give_up_at"],
+    )
+
+
+def to_webhook_attempt(row: sa.Row[Any]) -> WebhookAttempt:
+    """A :class:`WebhookAttempt` from a ``webhook_attempts`` row joined with its webhook."""
+    m = row._mapping
+    return WebhookAttempt(
+        id=m["id"],
+        webhook_id=m["webhook_id"],
+        event_id=m["event_id"],
+        event=WebhookEvent(m["event"]),
+        url=m["url"],
+        at=m["at"],
+        status_code=m["status_code"],
+        error=m["error"],
+        duration_ms=m["duration_ms"],
     )
 
 

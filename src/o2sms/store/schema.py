@@ -8,7 +8,9 @@ Tables: ``messages`` (one row per SMS to one recipient, the queue itself), ``mes
 (per submitted part: SMSC id and state), ``part_keys`` (normalised correlation keys of every
 SMSC id a part ever had), ``message_events`` (history), ``receipts`` (every receipt received,
 matched or not; unmatched ones have no ``message_id``), ``receipt_keys`` (correlation keys of
-unmatched receipts) and ``inbound`` (mobile-originated SMS).
+unmatched receipts), ``inbound`` (mobile-originated SMS), ``webhooks`` (the transactional
+outbox of webhook notifications, written in the same transaction as the change they report)
+and ``webhook_attempts`` (every delivery attempt of a webhook).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "part_keys",
     "receipt_keys",
     "receipts",
+    "webhook_attempts",
+    "webhooks",
 ]
 
 ID_LENGTH = 32
@@ -214,4 +218,50 @@ inbound = sa.Table(
     sa.Column("session", sa.String(64), nullable=False, server_default=""),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Index(None, "received_at"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),  # order of creation
+    sa.Column("event_id", sa.String(ID_LENGTH), nullable=False, unique=True),  # for receivers
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+    ),
+    sa.Column("inbound_id", _big_id(), sa.ForeignKey("inbound.id", ondelete="CASCADE")),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),  # "message.status", "inbound.sms"
+    sa.Column("payload", sa.JSON, nullable=False),  # the body, as of the change
+    sa.Column("status", sa.String(16), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_until", UtcDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("give_up_at", UtcDateTime, nullable=False),
+    sa.Index(None, "status", "next_attempt_at"),  # claim
+    sa.Index(None, "message_id", "id"),  # timeline, per-message order
+    sa.Index(None, "inbound_id"),
+    sa.Index(None, "created_at"),  # retention
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "webhook_id",
+        _big_id(),
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer),  # None: no HTTP answer (refused, timeout, policy)
+    sa.Column("error", sa.Text),  # None when delivered
+    sa.Column("duration_ms", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "webhook_id", "id"),
 )
