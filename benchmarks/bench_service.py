@@ -1,0 +1,232 @@
+"""End-to-end benchmark of the connector: HTTP accept -> SMPP submit -> receipt -> delivered.
+
+Starts ``o2sms serve`` in sandbox mode as a child process (its simulator in-process, as a
+newcomer runs it), drives its HTTP API from this process with keep-alive connections, and
+counts delivered messages straight from the store. Reports the accept rate, the end-to-end rate
+(first request to last ``delivered``) and the service's peak RSS.
+
+    .venv/bin/python benchmarks/bench_service.py --store sqlite --messages 20000 --recipients 1
+    .venv/bin/python benchmarks/bench_service.py --store postgresql --messages 100000 --recipients 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from o2sms.store import create_engine
+
+API_KEY = "bench-key-0123456789abcdef"
+PG_URL = os.environ.get("O2SMS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Result:
+    """One run's figures."""
+
+    messages: int
+    requests: int
+    accept_seconds: float
+    end_to_end_seconds: float
+    peak_rss_mib: float
+    rss_samples: list[float]
+
+    @property
+    def accept_rate(self) -> float:
+        """Messages accepted per second."""
+        return self.messages / self.accept_seconds
+
+    @property
+    def end_to_end_rate(self) -> float:
+        """Messages delivered per second, from the first request to the last receipt."""
+        return self.messages / self.end_to_end_seconds
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _post_loop(host: str, port: int, bodies: list[bytes], latencies: list[float]) -> None:
+    """One keep-alive HTTP/1.1 connection posting ``bodies`` one after another."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n"
+    )
+    try:
+        for body in bodies:
+            started = time.perf_counter()
+            writer.write(head.format(len(body)).encode() + body)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if b" 202 " not in status_line:
+                raise RuntimeError(f"unexpected answer {status_line!r}")
+            latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+
+
+async def _count_delivered(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        value = await connection.scalar(
+            sa.text("SELECT count(*) FROM messages WHERE status = 'delivered'")
+        )
+    return int(value or 0)
+
+
+async def run_once(
+    store: str, messages: int, recipients: int, connections: int, workdir: Path
+) -> Result:
+    """Start a service, push ``messages`` through it, stop it; return the figures."""
+    env = {
+        **os.environ,
+        "O2SMS_API_KEYS": API_KEY,
+        "O2SMS_HTTP_PORT": "0",
+        "O2SMS_SANDBOX__RECEIPT_DELAY": "0",
+        "O2SMS_LOG_LEVEL": "warning",
+        "O2SMS_MAX_RECIPIENTS": str(max(recipients, 1000)),
+    }
+    schema = None
+    if store == "postgresql":
+        schema = f"o2sms_bench_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(PG_URL, pool_size=1)
+        async with admin.begin() as connection:
+            await connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        await admin.dispose()
+        env |= {"O2SMS_STORE_URL": PG_URL, "O2SMS_STORE_SCHEMA": schema}
+        url = PG_URL
+    else:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        env["O2SMS_STORE_URL"] = url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2sms",
+        "serve",
+        cwd=workdir,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    address = None
+    while address is None:
+        line = (await process.stdout.readline()).decode()
+        if not line:
+            raise RuntimeError("o2sms serve exited before listening")
+        found = re.search(r"listening on http://([\d.]+):(\d+)", line)
+        if found:
+            address = (found.group(1), int(found.group(2)))
+
+    async def drain() -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            sys.stderr.write("serve: " + line.decode())
+
+    drainer = asyncio.create_task(drain())
+    engine = create_engine(url, schema=schema)
+    numbers = [f"+4219{n:08d}" for n in range(recipients)]
+    requests = messages // recipients
+    bodies = [
+        json.dumps(
+            {
+                "to": numbers[0] if recipients == 1 else numbers,
+                "text": f"bench {i}",
+                "from": "Bench",
+            }
+        ).encode()
+        for i in range(requests)
+    ]
+    latencies: list[float] = []
+    samples: list[float] = []
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        while not done.is_set():
+            samples.append(_rss_mib(process.pid))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    started = time.perf_counter()
+    share = [bodies[i::connections] for i in range(connections)]
+    await asyncio.gather(*(_post_loop(*address, part, latencies) for part in share if part))
+    accepted = time.perf_counter() - started
+    while await _count_delivered(engine) < requests * recipients:
+        await asyncio.sleep(0.2)
+    finished = time.perf_counter() - started
+    done.set()
+    await sampler
+    process.terminate()
+    await process.wait()
+    drainer.cancel()
+    await engine.dispose()
+    if schema is not None:
+        admin = create_engine(PG_URL, pool_size=1)
+        async with admin.begin() as connection:
+            await connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.dispose()
+    return Result(
+        requests * recipients, requests, accepted, finished, max(samples or [0.0]), samples
+    )
+
+
+def main() -> None:
+    """Parse options, run, print medians."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--recipients", type=int, default=1, help="recipients per request")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    results = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="o2sms-bench-") as workdir:
+            result = asyncio.run(
+                run_once(
+                    args.store, args.messages, args.recipients, args.connections, Path(workdir)
+                )
+            )
+        results.append(result)
+        print(
+            f"run {run + 1}: {result.messages} messages in {result.requests} requests; "
+            f"accepted {result.accept_rate:,.0f} msg/s; end to end {result.end_to_end_rate:,.0f} "
+            f"msg/s; peak RSS {result.peak_rss_mib:.0f} MiB "
+            f"(first/last sample {result.rss_samples[0]:.0f}/{result.rss_samples[-1]:.0f} MiB)",
+            flush=True,
+        )
+    if len(results) > 1:
+        print(
+            f"median: accepted {statistics.median(r.accept_rate for r in results):,.0f} msg/s; "
+            f"end to end {statistics.median(r.end_to_end_rate for r in results):,.0f} msg/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
