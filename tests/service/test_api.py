@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.service.conftest import API_KEY, Service
+from tests.service.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.asyncio
 
@@ -355,3 +356,43 @@ async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
     schema = (await sqlite_service.http.get("/openapi.json")).json()
     assert "/v1/messages" in schema["paths"]
     assert "/v1/messages/{message_id}/cancel" in schema["paths"]
+
+
+async def test_status_webhooks_reach_the_callback_url_signed(service: Service) -> None:
+    secret = service.running.connector.webhook_secret
+    assert secret is not None
+    receiver = Receiver(secret=secret)
+    await receiver.start()
+    try:
+        response = await service.http.post(
+            "/v1/messages",
+            json={"to": SK_MOBILE, "text": "hook", "callback_url": receiver.url("/hook")},
+        )
+        message_id = response.json()["messages"][0]["id"]
+        await service.wait_status(message_id, {"delivered"})
+        async with asyncio.timeout(10):
+            while len(receiver.at("/hook")) < 2:
+                await asyncio.sleep(0.02)
+        received = receiver.at("/hook")
+        assert all(r.signed for r in received)
+        statuses = [r.json()["message"]["status"] for r in received]
+        assert statuses == ["submitted", "delivered"]
+        assert {r.json()["message"]["id"] for r in received} == {message_id}
+    finally:
+        await receiver.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "ftp://example.com/x",
+        "http://user:pw@example.com/",
+    ],
+)
+async def test_refused_callback_urls_get_422(sqlite_service: Service, url: str) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "x", "callback_url": url}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("callback_url:")

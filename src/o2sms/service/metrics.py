@@ -84,6 +84,12 @@ class Metrics:
             "o2sms_receipts", "delivery receipts stored, by result", ["result"], registry=r
         )
         self.inbound = Counter("o2sms_inbound_sms", "inbound SMS stored", registry=r)
+        self.webhooks = Counter(
+            "o2sms_webhook_attempts",
+            "webhook POSTs by outcome (delivered, retry, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.submit_latency = Histogram(
             "o2sms_submit_latency_seconds",
             "from claiming a message to the SMSC's last submit_sm_resp",

@@ -24,6 +24,7 @@ from o2sms.client.session import Session
 from o2sms.service.http import ApiContext, create_app
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import ConfigError, Settings
+from o2sms.service.webhooks import AttemptOutcome, WebhookSender, check_callback_url
 from o2sms.service.workers import EventRecorder, SubmitWorker
 from o2sms.simulator import Account, Simulator
 from o2sms.store import MessageStore, create_engine, migrate
@@ -37,15 +38,16 @@ SANDBOX_SENDER = "O2SMS"
 """The sender in sandbox mode when none is configured (the real account has its own default)."""
 
 
-def sandbox_api_key(path: Path) -> str:
-    """The sandbox's API key: read from ``path``, or generated and saved there (mode 0600)."""
+def sandbox_secret(path: Path, prefix: str = "sbx_") -> str:
+    """A sandbox secret (API key, webhook key): read from ``path``, or generated and saved
+    there (mode 0600), so it stays the same from one start to the next."""
     try:
         key = path.read_text().strip()
         if len(key) >= 16:
             return key
     except FileNotFoundError:
         pass
-    key = "sbx_" + secrets.token_urlsafe(24)
+    key = prefix + secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
@@ -65,6 +67,8 @@ class Connector:
             max_attempts=settings.worker.max_attempts,
             retry_base=settings.worker.retry_base,
             retry_cap=settings.worker.retry_cap,
+            webhook_url=settings.webhooks.url,
+            webhook_retry_for=settings.webhooks.retry_for,
         )
         self.simulator: Simulator | None = None
         self.client: Client | None = None
@@ -77,7 +81,13 @@ class Connector:
         self.fatal: BaseException | None = None  #: why the service cannot work (bad credentials)
         self.on_fatal: Callable[[BaseException], None] | None = None
         if settings.sandbox_mode and not self.api_keys:
-            self.api_keys = [sandbox_api_key(settings.sandbox.key_file)]
+            self.api_keys = [sandbox_secret(settings.sandbox.key_file)]
+        secret = settings.webhooks.secret
+        self.webhook_secret: str | None = secret.get_secret_value() if secret else None
+        if settings.sandbox_mode and self.webhook_secret is None:
+            self.webhook_secret = sandbox_secret(settings.sandbox.webhook_secret_file, "whsec_")
+        self.policy = settings.webhooks.policy()
+        self.webhooks: WebhookSender | None = None
         if not self.api_keys:
             raise ConfigError("api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key")
 
@@ -103,7 +113,23 @@ class Connector:
                 receipt_delay=settings.sandbox.receipt_delay,
             )
             await self.simulator.start()
-        recorder = EventRecorder(store, metrics=self.metrics, submitted_at=self._submitted_at)
+        if self.webhook_secret is not None:
+            self.webhooks = WebhookSender(
+                store,
+                secret=self.webhook_secret,
+                policy=self.policy,
+                worker_id=self.worker_id,
+                concurrency=settings.webhooks.concurrency,
+                timeout=settings.webhooks.timeout,
+                on_attempt=self._webhook_attempt,
+            )
+            await self.webhooks.start()
+        recorder = EventRecorder(
+            store,
+            metrics=self.metrics,
+            submitted_at=self._submitted_at,
+            on_change=self._changed,
+        )
         self.client = self._client(recorder)
         self.worker = SubmitWorker(
             store,
@@ -112,6 +138,7 @@ class Connector:
             settings=settings.worker,
             metrics=self.metrics,
             submitted_at=self._submitted_at,
+            on_change=self._changed,
         )
         self.metrics.watch(
             sessions=self._session_states,
@@ -196,10 +223,28 @@ class Connector:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.close()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.simulator is not None:
             await self.simulator.stop()
         if self._own_store:
             await self.store.close()
+
+    def _changed(self) -> None:
+        """A message's status changed: its webhook (if any) is in the outbox, send it now."""
+        if self.webhooks is not None:
+            self.webhooks.notify()
+
+    def _webhook_attempt(self, outcome: AttemptOutcome) -> None:
+        self.metrics.webhooks.labels(outcome.outcome).inc()
+
+    def check_callback_url(self, url: str) -> str:
+        """``url`` if webhooks may go there (for the API's ``callback_url``), else ValueError."""
+        if self.webhook_secret is None:
+            raise ValueError(
+                "this service has no webhook secret (webhooks.secret), so it sends no callbacks"
+            )
+        return check_callback_url(url, self.policy)
 
     # --- status -------------------------------------------------------------------------
 
@@ -251,6 +296,7 @@ class Connector:
             api_keys=self.api_keys,
             wake=wake,
             sessions_bound=self.sessions_bound,
+            check_url=self.check_callback_url,
             startup=startup,
             shutdown=self.stop,
         )

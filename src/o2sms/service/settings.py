@@ -34,6 +34,7 @@ from pydantic_settings import (
 from o2sms.client import addresses
 from o2sms.client.errors import AddressError
 from o2sms.errors import O2smsError
+from o2sms.service.webhooks import CallbackUrlError, UrlPolicy, check_callback_url
 
 __all__ = [
     "ConfigError",
@@ -167,6 +168,20 @@ class WebhookSettings(_Section):
 
     _split = field_validator("allow", mode="before")(_split_commas)
 
+    @model_validator(mode="after")
+    def _url(self) -> WebhookSettings:
+        policy = self.policy()  # raises ValueError for a bad allow-list entry
+        if self.url is not None:
+            try:
+                check_callback_url(self.url, policy)
+            except CallbackUrlError as exc:
+                raise ValueError(f"url: {exc}") from None
+        return self
+
+    def policy(self) -> UrlPolicy:
+        """The callback URL policy these settings describe."""
+        return UrlPolicy(allow=tuple(self.allow), deny_private=self.deny_private)
+
 
 class RetentionSettings(_Section):
     """How long finished messages keep their text and their rows."""
@@ -190,6 +205,7 @@ class SandboxSettings(_Section):
     smpp_port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
     receipt_delay: float = Field(default=0.5, ge=0)
     key_file: Path = Path("o2sms-sandbox.key")
+    webhook_secret_file: Path = Path("o2sms-sandbox-webhook.key")
 
 
 class Settings(BaseSettings):
@@ -253,6 +269,12 @@ class Settings(BaseSettings):
     def _schema(self) -> Settings:
         if self.store_schema is not None and not self.store_url.startswith("postgresql"):
             raise ValueError("store_schema is a PostgreSQL option")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> Settings:
+        if self.webhooks.url and self.webhooks.secret is None and not self.sandbox_mode:
+            raise ValueError("webhooks.secret (O2SMS_WEBHOOKS__SECRET) is needed to sign webhooks")
         return self
 
     @property

@@ -87,9 +87,11 @@ class SubmitWorker:
         settings: WorkerSettings,
         metrics: Metrics,
         submitted_at: OrderedDict[str, float] | None = None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._sender = sender
+        self._on_change = on_change
         self.worker_id = worker_id
         self._settings = settings
         self._metrics = metrics
@@ -224,6 +226,7 @@ class SubmitWorker:
                 return
             self._metrics.submitted.inc()
             self._remember(message.id, loop.time())
+            self._on_change()
 
     def _remember(self, message_id: str, at: float) -> None:
         memory = self.submitted_at
@@ -262,6 +265,7 @@ class SubmitWorker:
             return
         if updated.status is MessageStatus.FAILED:
             self._metrics.final.labels(MessageStatus.FAILED.value).inc()
+            self._on_change()
         else:
             self._metrics.retried.inc()
 
@@ -290,6 +294,7 @@ class SubmitWorker:
             log.exception("could not record the failure of %s", message.id)
             return
         self._metrics.final.labels(MessageStatus.FAILED.value).inc()
+        self._on_change()
 
 
 class EventRecorder:
