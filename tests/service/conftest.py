@@ -77,7 +77,11 @@ def settings_for(tmp_path: Path, **options: Any) -> Settings:
         "api_keys": [API_KEY],
         "http_host": "127.0.0.1",
         "http_port": 0,
-        "sandbox": {"receipt_delay": 0.05, "key_file": tmp_path / "sandbox.key"},
+        "sandbox": {
+            "receipt_delay": 0.05,
+            "key_file": tmp_path / "sandbox.key",
+            "webhook_secret_file": tmp_path / "sandbox-webhook.key",
+        },
         "worker": {"poll_interval": 0.05},
     }
     values.update(options)

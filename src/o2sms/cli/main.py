@@ -10,6 +10,7 @@ from o2sms.cli.plan import plan_command
 from o2sms.cli.send import send_command
 from o2sms.cli.serve import config_check_command, serve_command
 from o2sms.cli.simulator import simulator_command
+from o2sms.cli.status import status_command
 
 app = typer.Typer(
     help="o2sms, the O2 SMS Connector (SMPP 3.4).",
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command("plan")(plan_command)
 app.command("demo")(demo_command)
 app.command("send")(send_command)
+app.command("status")(status_command)
 app.command("bench")(bench_command)
 app.command("simulator")(simulator_command)
 app.command("serve")(serve_command)

@@ -1,15 +1,26 @@
-"""``o2sms send``: one SMS straight over SMPP, optionally waiting for its delivery receipt."""
+"""``o2sms send``: one SMS straight over SMPP, or through a running o2sms service (``--via``),
+optionally waiting for its delivery; ``--csv`` sends one SMS per row through the service.
+
+Errors print one line (``error: ...``), never a traceback: the service's own sentence for a
+request it refused (exit 2), a plain description when it cannot be reached (exit 1).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
+from o2sms.cli.service_api import FINAL_STATUSES, ServiceApi, ServiceError, schedule_fields
 from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.errors import O2smsError
 from o2sms.text import plan
@@ -28,41 +39,97 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+SMPP_OPTIONS = (
+    "host",
+    "port",
+    "secondary_host",
+    "system_id",
+    "password",
+    "system_type",
+    "tls",
+    "tls_ca_file",
+    "bind",
+)
+"""The options that select a direct SMPP send; given on the command line they win over an
+``O2SMS_URL`` from the environment."""
+
+_SMPP = "Direct SMPP (without --via)"
+_SERVICE = "Through a running o2sms service (--via)"
+_CSV = "Bulk from a CSV file (with --via)"
+
+
 def send_command(
+    ctx: typer.Context,
     to: Annotated[
-        str, typer.Option("--to", help="Destination number (national or +international).")
-    ],
-    text: Annotated[str, typer.Option("--text", help="Message text.")],
-    host: Annotated[str, typer.Option(envvar="O2SMS_HOST", help="SMSC host.")] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            "--to",
+            help="Destination number (national or +international); required without --csv.",
+            show_default=False,
+        ),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            help="Message text; required without --csv (with --csv: for rows with no text).",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(envvar="O2SMS_HOST", help="SMSC host.", rich_help_panel=_SMPP)
+    ] = "127.0.0.1",
     port: Annotated[
-        int | None, typer.Option(envvar="O2SMS_PORT", help="SMSC port (8888, TLS 8887).")
+        int | None,
+        typer.Option(
+            envvar="O2SMS_PORT", help="SMSC port (8888, TLS 8887).", rich_help_panel=_SMPP
+        ),
     ] = None,
     secondary_host: Annotated[
-        str | None, typer.Option(envvar="O2SMS_SECONDARY_HOST", help="Failover host.")
+        str | None,
+        typer.Option(envvar="O2SMS_SECONDARY_HOST", help="Failover host.", rich_help_panel=_SMPP),
     ] = None,
     system_id: Annotated[
-        str, typer.Option(envvar="O2SMS_SYSTEM_ID", help="Account (system_id).")
+        str,
+        typer.Option(envvar="O2SMS_SYSTEM_ID", help="Account (system_id).", rich_help_panel=_SMPP),
     ] = "",
     password: Annotated[
         str,
-        typer.Option(envvar="O2SMS_PASSWORD", help="Password (prefer the environment variable)."),
+        typer.Option(
+            envvar="O2SMS_PASSWORD",
+            help="Password (prefer the environment variable).",
+            rich_help_panel=_SMPP,
+        ),
     ] = "",
     system_type: Annotated[
         str,
-        typer.Option(envvar="O2SMS_SYSTEM_TYPE", help="system_type, e.g. a route code r:<code>."),
+        typer.Option(
+            envvar="O2SMS_SYSTEM_TYPE",
+            help="system_type, e.g. a route code r:<code>.",
+            rich_help_panel=_SMPP,
+        ),
     ] = "",
-    tls: Annotated[bool, typer.Option(envvar="O2SMS_TLS", help="Connect with TLS.")] = False,
+    tls: Annotated[
+        bool, typer.Option(envvar="O2SMS_TLS", help="Connect with TLS.", rich_help_panel=_SMPP)
+    ] = False,
     tls_ca_file: Annotated[
-        str | None, typer.Option(envvar="O2SMS_TLS_CA_FILE", help="CA file to verify the SMSC.")
+        str | None,
+        typer.Option(
+            envvar="O2SMS_TLS_CA_FILE", help="CA file to verify the SMSC.", rich_help_panel=_SMPP
+        ),
     ] = None,
     bind: Annotated[
-        str, typer.Option(help="transceiver, transmitter or receiver.")
+        str,
+        typer.Option(help="transceiver, transmitter or receiver.", rich_help_panel=_SMPP),
     ] = "transceiver",
     sender: Annotated[
         str | None, typer.Option("--from", help="Sender: text, short code or number.")
     ] = None,
     flash: Annotated[bool, typer.Option(help="Send as a flash SMS (one part only).")] = False,
-    schedule: Annotated[str | None, typer.Option(help="Deliver later, e.g. 2h or PT30M.")] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="Deliver later, e.g. 2h, 90m, PT30M (with --via also an ISO 8601 time)."),
+    ] = None,
     validity: Annotated[str | None, typer.Option(help="Give up after, e.g. 1d.")] = None,
     encoding: Annotated[
         str | None, typer.Option(help="gsm7, latin1 or ucs2 (default: automatic).")
@@ -71,11 +138,106 @@ def send_command(
         bool, typer.Option(help="Keep Slovak/Czech text in GSM 7-bit.")
     ] = False,
     wait_receipt: Annotated[
-        bool, typer.Option(help="Wait for the delivery receipt and print it.")
+        bool,
+        typer.Option(
+            "--wait",
+            "--wait-receipt",
+            help="Wait for the delivery receipt (with --via: a final status); exit 1 unless "
+            "delivered.",
+        ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the receipt.")] = 120.0,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            envvar="O2SMS_URL",
+            help="Send through the o2sms service at this URL, e.g. http://127.0.0.1:8000.",
+            rich_help_panel=_SERVICE,
+            show_default=False,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="O2SMS_API_KEY",
+            help="The service's API key (prefer the environment variable).",
+            rich_help_panel=_SERVICE,
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Your reference, kept with the message.", rich_help_panel=_SERVICE),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Sending again with the same key never sends a second SMS (with --csv: "
+            "KEY:LINE per row).",
+            rich_help_panel=_SERVICE,
+        ),
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Send one SMS per row of this CSV file (header row; , ; or tab separated).",
+            rich_help_panel=_CSV,
+            show_default=False,
+        ),
+    ] = None,
+    to_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "to",
+    text_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "text",
+    from_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "from",
+    reference_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "reference",
+    errors_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--errors",
+            help="Write the rows that failed, with line and error, to this CSV file.",
+            rich_help_panel=_CSV,
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(min=1, max=100, help="Requests in flight at once.", rich_help_panel=_CSV),
+    ] = 16,
 ) -> None:
-    """Send one SMS over SMPP and print its message id(s)."""
+    """Send an SMS, directly over SMPP or through a running o2sms service.
+
+    With --via URL (or O2SMS_URL) the message goes through the service's HTTP API: it is stored
+    and queued there, and --wait follows its status. Without --via, o2sms talks SMPP straight to
+    --host/--port. SMPP options given on the command line win over an O2SMS_URL from the
+    environment; --via and SMPP options together on the command line are refused.
+    --csv sends one SMS per row through the service, with a progress bar.
+    """
+    if _through_service(ctx, via):
+        assert via is not None
+        request = ServiceSend(
+            url=via,
+            api_key=api_key,
+            to=to,
+            text=text,
+            sender=sender,
+            flash=flash,
+            schedule=schedule,
+            validity=validity,
+            encoding=encoding,
+            transliterate=transliterate,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            wait=wait_receipt,
+            timeout=timeout,
+        )
+        if csv_file is not None:
+            columns = CsvColumns(to_column, text_column, from_column, reference_column)
+            raise typer.Exit(send_csv(request, csv_file, columns, errors_file, concurrency))
+        raise typer.Exit(send_via_service(request))
+    if csv_file is not None:
+        ctx.fail("--csv sends through the service: give --via URL (or set O2SMS_URL).")
+    if to is None or text is None:
+        ctx.fail(f"Missing option '{'--to' if to is None else '--text'}'.")
     console = Console()
     try:
         scheduled = parse_duration(schedule) if schedule else None
@@ -117,6 +279,29 @@ def send_command(
     except (O2smsError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not the environment or default).
+
+    Compared by name: typer ships its own copy of click, whose ParameterSource is not click's.
+    """
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _through_service(ctx: typer.Context, via: str | None) -> bool:
+    """Whether this send goes through the service: --via/O2SMS_URL is set and no SMPP option
+    was typed on the command line (typed options beat the environment)."""
+    if not via:
+        return False
+    typed = [name for name in SMPP_OPTIONS if _typed(ctx, name)]
+    if not typed:
+        return True
+    if _typed(ctx, "via"):
+        options = ", ".join("--" + name.replace("_", "-") for name in typed)
+        ctx.fail(f"Give --via (a service) or SMPP options ({options}), not both.")
+    return False
 
 
 async def _send(
@@ -177,3 +362,311 @@ async def _send(
                     )
         except TimeoutError:
             raise O2smsError(f"no delivery receipt within {timeout:g} s") from None
+
+
+# --- through the service (--via) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSend:
+    """What ``o2sms send --via`` was asked to do; shared by the single and the CSV send."""
+
+    url: str
+    api_key: str | None
+    to: str | None
+    text: str | None
+    sender: str | None
+    flash: bool = False
+    schedule: str | None = None
+    validity: str | None = None
+    encoding: str | None = None
+    transliterate: bool = False
+    reference: str | None = None
+    idempotency_key: str | None = None
+    wait: bool = False
+    timeout: float = 120.0
+
+    def common_fields(self) -> dict[str, Any]:
+        """The request fields every message of this send shares (``MessageRequest`` JSON).
+
+        Raises ValueError for a --schedule or --validity that is not a duration or time.
+        """
+        body: dict[str, Any] = {}
+        if self.flash:
+            body["flash"] = True
+        if self.schedule:
+            body.update(schedule_fields(self.schedule))
+        if self.validity:
+            body["validity"] = int(_duration(self.validity, "--validity").total_seconds())
+        if self.encoding:
+            body["encoding"] = self.encoding
+        if self.transliterate:
+            body["transliterate"] = True
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CsvColumns:
+    """The CSV header names that hold each field of a row."""
+
+    to: str = "to"
+    text: str = "text"
+    sender: str = "from"
+    reference: str = "reference"
+
+
+def _duration(text: str, option: str) -> timedelta:
+    """parse_duration with the one-sentence ValueError the service path prints."""
+    try:
+        return parse_duration(text)
+    except typer.BadParameter:
+        raise ValueError(
+            f"{option} {text!r} is not a duration such as 90s, 15m, 2h, 1d or PT2H"
+        ) from None
+
+
+def _fail(message: str, exit_code: int) -> int:
+    """Print ``error: message`` as one line on stderr and return ``exit_code``."""
+    # soft_wrap: one line however narrow the terminal, so it can be grepped and logged whole
+    Console(stderr=True, soft_wrap=True).print(
+        Text.assemble(("error: ", "red"), message), highlight=False
+    )
+    return exit_code
+
+
+def _clock() -> str:
+    return datetime.now().astimezone().strftime("%H:%M:%S")
+
+
+def _status_line(view: dict[str, Any]) -> Text:
+    """``12:00:01 <id> delivered`` plus the error, when the message has one."""
+    status = str(view.get("status"))
+    style = "green" if status == "delivered" else ("red" if status in FINAL_STATUSES else "")
+    line = Text.assemble(f"{_clock()} {view.get('id')} ", (status, style))
+    error = view.get("error")
+    if isinstance(error, dict) and (error.get("name") or error.get("detail")):
+        line.append(
+            f" ({': '.join(str(v) for v in (error.get('name'), error.get('detail')) if v)})"
+        )
+    return line
+
+
+def send_via_service(request: ServiceSend) -> int:
+    """``o2sms send --via``: POST one message, print its id(s), encoding and parts, and with
+    --wait follow it to a final status. The exit status: 0 when accepted (with --wait: when
+    delivered), 1 otherwise, 2 when the service refused the request."""
+    if request.to is None or request.text is None:
+        return _fail(f"{'--to' if request.to is None else '--text'} is required", 2)
+    try:
+        body = {"to": request.to, "text": request.text, **request.common_fields()}
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    if request.sender is not None:
+        body["from"] = request.sender
+    if request.reference is not None:
+        body["reference"] = request.reference
+    try:
+        return asyncio.run(_send_one(request, body))
+    except ServiceError as exc:
+        return _fail(str(exc), exc.exit_code)
+
+
+async def _send_one(request: ServiceSend, body: dict[str, Any]) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    async with ServiceApi(request.url, request.api_key) as api:
+        sent = await api.send(body, idempotency_key=request.idempotency_key)
+        for message_id, recipient in zip(sent.ids, sent.recipients, strict=True):
+            console.print(
+                f"queued for {recipient}: {sent.parts} part(s), {sent.encoding}, "
+                f"message id: {message_id}",
+                markup=False,
+            )
+        if sent.replayed:
+            console.print("(this Idempotency-Key was used before: no new SMS was stored)")
+        if not request.wait:
+            return 0
+        delivered = True
+        for message_id in sent.ids:
+            view = await api.wait_final(
+                message_id,
+                timeout=request.timeout,
+                on_change=lambda v: console.print(_status_line(v)),
+            )
+            status = view.get("status")
+            if status not in FINAL_STATUSES:
+                console.print(
+                    f"no final status for {message_id} within {request.timeout:g} s "
+                    f"(last: {status})",
+                    markup=False,
+                )
+            delivered = delivered and status == "delivered"
+        return 0 if delivered else 1
+
+
+Row = tuple[int, dict[str, str]]
+"""A CSV data row and the file line it starts on (the header is line 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowFailure:
+    """A CSV row the service did not accept."""
+
+    line: int  #: the line of the file (the header is line 1)
+    row: dict[str, str]
+    error: str
+
+
+def _read_csv(path: Path, columns: CsvColumns, default_text: str | None) -> list[Row]:
+    """The data rows of ``path`` with the file line each starts on; ValueError when the file
+    cannot be used (missing, no header, no to column, no text column and no --text)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = handle.readline()
+            # The header names the separator: Excel writes ";" in many European locales.
+            delimiter = max(",;\t", key=header.count)
+            handle.seek(0)
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            fields = list(reader.fieldnames or [])
+            if columns.to not in fields:
+                found = ", ".join(fields) or "none"
+                raise ValueError(
+                    f"{path}: no {columns.to!r} column in the header row (columns: {found})"
+                )
+            if columns.text not in fields and default_text is None:
+                raise ValueError(f"{path}: no {columns.text!r} column, and no --text given")
+            rows: list[Row] = []
+            line = reader.line_num + 1
+            for record in reader:
+                row = {k: (v or "") for k, v in record.items() if isinstance(k, str)}
+                if any(row.values()):  # blank lines at the end of a file are no SMS
+                    rows.append((line, row))
+                line = reader.line_num + 1
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot read {path}: {reason}") from None
+
+
+def send_csv(
+    request: ServiceSend,
+    path: Path,
+    columns: CsvColumns,
+    errors_file: Path | None,
+    concurrency: int,
+) -> int:
+    """``o2sms send --via URL --csv FILE``: one request per row, ``concurrency`` at a time,
+    under a progress bar; then the rows that failed, by line. Exit 0 only when every row was
+    accepted; a service that cannot be reached or refuses the API key stops the run."""
+    if request.wait:
+        return _fail("--wait follows one message; use `o2sms status ID` after a bulk send", 2)
+    try:
+        common = request.common_fields()
+        rows = _read_csv(path, columns, request.text)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        accepted, failures = asyncio.run(
+            _send_rows(request, rows, columns, common, concurrency, console)
+        )
+    except ServiceError as exc:
+        return _fail(str(exc), exc.exit_code)
+    console.print(
+        f"{accepted} of {len(rows)} row(s) accepted, {len(failures)} failed", markup=False
+    )
+    shown = 20
+    for failure in failures[:shown]:
+        console.print(f"line {failure.line}: {failure.error}", markup=False)
+    if len(failures) > shown:
+        more = f"... and {len(failures) - shown} more"
+        console.print(more + ("" if errors_file else " (--errors FILE lists them all)"))
+    if failures and errors_file is not None:
+        try:
+            _write_failures(errors_file, failures)
+        except OSError as exc:
+            return _fail(f"cannot write {errors_file}: {exc.strerror or exc}", 1)
+        console.print(f"failed rows written to {errors_file}", markup=False)
+    return 0 if not failures else 1
+
+
+async def _send_rows(
+    request: ServiceSend,
+    rows: list[Row],
+    columns: CsvColumns,
+    common: dict[str, Any],
+    concurrency: int,
+    console: Console,
+) -> tuple[int, list[RowFailure]]:
+    """Send ``rows`` with ``concurrency`` workers; the count accepted and the failures.
+
+    A failure that would repeat on every row (service unreachable, 401/403, 5xx) stops the
+    workers and is raised, instead of being reported once per row.
+    """
+    pending = iter(rows)
+    failures: list[RowFailure] = []
+    accepted = 0
+    fatal: ServiceError | None = None
+    progress = Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[accepted]} accepted[/] [red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task("send", total=len(rows), accepted=0, failed=0)
+
+    def body_of(row: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "to": row[columns.to],
+            "text": row.get(columns.text) or request.text or "",
+            **common,
+        }
+        sender = row.get(columns.sender) or request.sender
+        if sender:
+            body["from"] = sender
+        reference = row.get(columns.reference) or request.reference
+        if reference:
+            body["reference"] = reference
+        return body
+
+    async def worker(api: ServiceApi) -> None:
+        nonlocal accepted, fatal
+        for line, row in pending:  # one shared iterator: each row goes to one worker
+            if fatal is not None:
+                return
+            key = f"{request.idempotency_key}:{line}" if request.idempotency_key else None
+            try:
+                await api.send(body_of(row), idempotency_key=key)
+                accepted += 1
+            except ServiceError as exc:
+                if exc.status is None or exc.status in {401, 403} or exc.status >= 500:
+                    fatal = fatal or exc
+                    return
+                failures.append(RowFailure(line, row, str(exc)))
+            progress.update(task, advance=1, accepted=accepted, failed=len(failures))
+
+    with progress:
+        async with ServiceApi(request.url, request.api_key, concurrency=concurrency) as api:
+            await asyncio.gather(*(worker(api) for _ in range(min(concurrency, len(rows)))))
+    if fatal is not None:
+        if accepted:
+            console.print(f"{accepted} row(s) were accepted before the error", markup=False)
+        raise fatal
+    failures.sort(key=lambda f: f.line)
+    return accepted, failures
+
+
+def _write_failures(path: Path, failures: list[RowFailure]) -> None:
+    """The failed rows as CSV: line, error, then the row's own columns, so they can be fixed
+    and sent again."""
+    columns: list[str] = []
+    for failure in failures:
+        columns.extend(c for c in failure.row if c not in columns)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "error", *columns])
+        for failure in failures:
+            writer.writerow(
+                [failure.line, failure.error, *(failure.row.get(c, "") for c in columns)]
+            )

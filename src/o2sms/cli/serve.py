@@ -84,5 +84,5 @@ def config_check_command(config_file: ConfigOption = None) -> None:
                 highlight=False,
             )
             raise typer.Exit(2)
-    console.print(f"store: {settings.store_url}", markup=False, highlight=False)
+    console.print(f"store: {settings.store_url_redacted}", markup=False, highlight=False)
     console.print(f"http: {settings.http_host}:{settings.http_port}", markup=False, highlight=False)

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import CONTENT_TYPE, Metrics
 from o2sms.service.schemas import (
     Accepted,
@@ -34,7 +35,7 @@ from o2sms.service.schemas import (
     prepare,
 )
 from o2sms.service.settings import Settings, api_key_id
-from o2sms.store import MessageStore, NotCancellableError
+from o2sms.store import EnqueueResult, MessageStore, NewMessage, NotCancellableError
 from o2sms.store.models import MessageStatus
 
 __all__ = ["ApiContext", "create_app"]
@@ -213,6 +214,16 @@ def create_app(context: ApiContext) -> FastAPI:
     store = context.store
     metrics = context.metrics
 
+    async def enqueue_requests(requests: list[list[NewMessage]]) -> list[list[EnqueueResult]]:
+        results = await store.enqueue_many([m for request in requests for m in request])
+        split, start = [], 0
+        for request in requests:
+            split.append(results[start : start + len(request)])
+            start += len(request)
+        return split
+
+    enqueue = GroupCommit(enqueue_requests)
+
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc)
@@ -247,7 +258,7 @@ def create_app(context: ApiContext) -> FastAPI:
             raise ApiError(
                 422, f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}]
             ) from None
-        results = await store.enqueue_many(new)
+        results = await enqueue.submit(new)
         replayed = [r for r in results if not r.created]
         for wanted, result in zip(new, results, strict=True):
             if not result.created and (

@@ -161,6 +161,7 @@ class Connector:
                 account.system_id,
                 account.password,
                 sessions=gateway.sessions or 4,
+                flash_session=True,  # like an account with flash enabled: one NSMS bind
                 window=gateway.window,
                 sender=self.settings.sender or SANDBOX_SENDER,
                 region=self.settings.region,
@@ -309,7 +310,7 @@ def _banner(settings: Settings, connector: Connector, host: str, port: int) -> s
         key = connector.api_keys[0]
         lines += [
             "sandbox mode: no gateway configured, so the built-in O2 simulator answers in-process",
-            f"store: {settings.store_url}",
+            f"store: {settings.store_url_redacted}",
             f"API key: {key} (saved in {settings.sandbox.key_file})",
             "try:",
             f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' \\",

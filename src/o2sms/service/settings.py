@@ -30,6 +30,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from o2sms.client import addresses
 from o2sms.client.errors import AddressError
@@ -186,17 +188,17 @@ class WebhookSettings(_Section):
 class RetentionSettings(_Section):
     """How long finished messages keep their text and their rows."""
 
-    text_days: float | None = Field(default=30.0, gt=0)
-    delete_days: float | None = Field(default=180.0, gt=0)
+    text_days: float | None = Field(default=30.0, ge=0, description="0: keep texts")
+    delete_days: float | None = Field(default=180.0, ge=0, description="0: keep messages")
     interval: float = Field(default=3600.0, gt=0, description="seconds between purge runs")
 
     def text_after(self) -> timedelta | None:
         """``text_days`` as a timedelta."""
-        return None if self.text_days is None else timedelta(days=self.text_days)
+        return timedelta(days=self.text_days) if self.text_days else None
 
     def delete_after(self) -> timedelta | None:
         """``delete_days`` as a timedelta."""
-        return None if self.delete_days is None else timedelta(days=self.delete_days)
+        return timedelta(days=self.delete_days) if self.delete_days else None
 
 
 class SandboxSettings(_Section):
@@ -276,6 +278,14 @@ class Settings(BaseSettings):
         if self.webhooks.url and self.webhooks.secret is None and not self.sandbox_mode:
             raise ValueError("webhooks.secret (O2SMS_WEBHOOKS__SECRET) is needed to sign webhooks")
         return self
+
+    @property
+    def store_url_redacted(self) -> str:
+        """``store_url`` with any password replaced by ``***``, for printing."""
+        try:
+            return make_url(self.store_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return self.store_url.split("@")[-1] if "@" in self.store_url else self.store_url
 
     @property
     def sandbox_mode(self) -> bool:

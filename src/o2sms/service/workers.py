@@ -21,12 +21,20 @@ from o2sms.client.api import SendError, SendResult
 from o2sms.client.errors import AddressError, ClientClosedError, ClientError, SubmitError
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.errors import O2smsError
+from o2sms.receipts import DeliveryReceipt
+from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.smpp.constants import status_name
 from o2sms.store import MessageStore
 from o2sms.store.errors import LeaseLostError
-from o2sms.store.models import Message, MessageStatus, NewInbound, ReceiptResult
+from o2sms.store.models import (
+    Message,
+    MessageStatus,
+    NewInbound,
+    ReceiptOutcome,
+    ReceiptResult,
+)
 
 __all__ = ["EventRecorder", "Sender", "SubmitWorker"]
 
@@ -92,6 +100,9 @@ class SubmitWorker:
         self._store = store
         self._sender = sender
         self._on_change = on_change
+        self._submits: GroupCommit[tuple[str, Sequence[str]], None] = GroupCommit(
+            self._record_submits
+        )
         self.worker_id = worker_id
         self._settings = settings
         self._metrics = metrics
@@ -217,9 +228,7 @@ class SubmitWorker:
             try:
                 await _persist(
                     f"submit of {message.id}",
-                    lambda: self._store.mark_submitted(
-                        message.id, result.message_ids, worker_id=self.worker_id
-                    ),
+                    lambda: self._submits.submit((message.id, result.message_ids)),
                 )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
@@ -227,6 +236,10 @@ class SubmitWorker:
             self._metrics.submitted.inc()
             self._remember(message.id, loop.time())
             self._on_change()
+
+    async def _record_submits(self, batch: list[tuple[str, Sequence[str]]]) -> list[None]:
+        await self._store.mark_submitted_many(batch, worker_id=self.worker_id)
+        return [None] * len(batch)
 
     def _remember(self, message_id: str, at: float) -> None:
         memory = self.submitted_at
@@ -312,6 +325,9 @@ class EventRecorder:
         self._metrics = metrics
         self._submitted_at = submitted_at if submitted_at is not None else OrderedDict()
         self._on_change = on_change
+        self._receipts: GroupCommit[tuple[DeliveryReceipt, str | None], ReceiptOutcome] = (
+            GroupCommit(self._store.apply_receipts)
+        )
 
     async def __call__(self, event: Event) -> None:
         """Commit ``event``; an exception makes the client answer a temporary error."""
@@ -335,7 +351,7 @@ class EventRecorder:
             self._metrics.receipts.labels("unreadable").inc()
 
     async def _receipt(self, event: DeliveryReport) -> None:
-        outcome = await self._store.apply_receipt(event.receipt, submitted_id=event.submitted_id)
+        outcome = await self._receipts.submit((event.receipt, event.submitted_id))
         self._metrics.receipts.labels(outcome.result.value).inc()
         status = outcome.message_status
         if outcome.result is ReceiptResult.APPLIED and outcome.status_changed and status:

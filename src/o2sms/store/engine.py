@@ -98,7 +98,7 @@ def create_engine(
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, got {mode!r}")
-        engine = create_async_engine(sa_url, echo=echo)
+        engine = create_async_engine(sa_url, echo=echo, hide_parameters=True)
         _tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000), synchronous=mode)
         return engine
     connect_args: dict[str, Any] = {}
@@ -107,6 +107,7 @@ def create_engine(
     return create_async_engine(
         sa_url,
         echo=echo,
+        hide_parameters=True,  # errors and logs must not carry message texts and numbers
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -21,7 +21,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -99,6 +99,20 @@ def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
         None if receipt.done_date is None else receipt.done_date.isoformat(),
     ]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def _sortable(at: datetime | None) -> datetime:
+    return at if at is not None else datetime.min.replace(tzinfo=UTC)
+
+
+def _later(a: datetime | None, b: datetime | None) -> bool:
+    return _sortable(a) > _sortable(b)
+
+
+def _receipt_keys(receipt: DeliveryReceipt, submitted_id: str | None) -> frozenset[str]:
+    """The correlation keys of a receipt (and of the id the client matched it to)."""
+    keys = message_id_keys(receipt.id)
+    return keys | message_id_keys(submitted_id) if submitted_id else keys
 
 
 def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[str, Any]:
@@ -254,55 +268,226 @@ class MessageStore(MessageQueue):
             raise ValueError("mark_submitted needs at least one SMSC message_id")
         now = self._now()
         keyed = [(part_no, sid, message_id_keys(sid)) for part_no, sid in enumerate(smsc_ids, 1)]
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
-            row = await self._locked_row(connection, message_id)
-            await self._record_parts(connection, message_id, keyed, now)
-            values: dict[str, Any] = {
-                "updated_at": now,
-                "submitted_at": now,
-                "parts": max(row.parts, len(smsc_ids)),
-            }
-            if worker_id is None or row.lease_owner == worker_id:
-                values.update(lease_owner=None, lease_until=None)
-            if row.status in CLAIMABLE_STATUSES:
-                values["status"] = MessageStatus.SUBMITTED.value
-            updated = (
-                await connection.execute(
-                    sa.update(messages)
-                    .where(messages.c.id == message_id)
-                    .values(**values)
-                    .returning(*messages.c)
-                )
-            ).one()
-            await self._notify_status(connection, now, [(updated, row.status)])
-            await add_events(
-                connection,
-                now,
-                [
-                    (
-                        message_id,
-                        EventKind.SUBMITTED,
-                        {"ids": list(smsc_ids), "worker": worker_id, "attempt": row.attempts},
-                    )
-                ],
+            await self._mark_submitted_in(
+                connection, message_id, keyed, smsc_ids=smsc_ids, worker_id=worker_id, now=now
             )
-            applied = 0
-            for part_no, sid, keys in keyed:
-                applied += await self._match_pending(
-                    connection,
-                    message_id=message_id,
-                    part_no=part_no,
-                    smsc_id=sid,
-                    keys=keys,
-                    now=now,
-                )
-            if applied:
-                await self._derive(connection, message_id, now)
             final = (
                 await connection.execute(sa.select(messages).where(messages.c.id == message_id))
             ).one()
         return to_message(final)
+
+    async def _mark_submitted_in(
+        self,
+        connection: AsyncConnection,
+        message_id: str,
+        keyed: Sequence[tuple[int, str, frozenset[str]]],
+        *,
+        smsc_ids: Sequence[str],
+        worker_id: str | None,
+        now: datetime,
+    ) -> None:
+        """The body of :meth:`mark_submitted`, inside the caller's transaction."""
+        row = await self._locked_row(connection, message_id)
+        await self._record_parts(connection, message_id, keyed, now)
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "submitted_at": now,
+            "parts": max(row.parts, len(smsc_ids)),
+        }
+        if worker_id is None or row.lease_owner == worker_id:
+            values.update(lease_owner=None, lease_until=None)
+        if row.status in CLAIMABLE_STATUSES:
+            values["status"] = MessageStatus.SUBMITTED.value
+        updated = (
+            await connection.execute(
+                sa.update(messages)
+                .where(messages.c.id == message_id)
+                .values(**values)
+                .returning(*messages.c)
+            )
+        ).one()
+        await self._notify_status(connection, now, [(updated, row.status)])
+        await add_events(
+            connection,
+            now,
+            [
+                (
+                    message_id,
+                    EventKind.SUBMITTED,
+                    {"ids": list(smsc_ids), "worker": worker_id, "attempt": row.attempts},
+                )
+            ],
+        )
+        applied = 0
+        for part_no, sid, keys in keyed:
+            applied += await self._match_pending(
+                connection,
+                message_id=message_id,
+                part_no=part_no,
+                smsc_id=sid,
+                keys=keys,
+                now=now,
+            )
+        if applied:
+            await self._derive(connection, message_id, now)
+
+    async def mark_submitted_many(
+        self, batch: Sequence[tuple[str, Sequence[str]]], *, worker_id: str | None = None
+    ) -> None:
+        """:meth:`mark_submitted` for many messages in one transaction (a group commit).
+
+        The common case (a message still waiting, leased to ``worker_id``, with no parts yet
+        and no receipt waiting for its ids) is written with a handful of set-based statements
+        whatever the batch size; any other message takes the one-message path in the same
+        transaction. All or nothing.
+        """
+        if not batch:
+            return
+        if any(not ids for _, ids in batch):
+            raise ValueError("mark_submitted needs at least one SMSC message_id")
+        now = self._now()
+        keyed = [
+            [(n, sid, message_id_keys(sid)) for n, sid in enumerate(ids, 1)] for _, ids in batch
+        ]
+        all_keys = sorted({k for items in keyed for _, _, keys in items for k in keys})
+        all_ids = sorted({sid for items in keyed for _, sid, _ in items})
+        wanted = sorted({message_id for message_id, _ in batch})
+        async with self._begin() as connection:
+            await lock_keys(connection, all_keys)
+            query = sa.select(messages).where(messages.c.id.in_(wanted)).order_by(messages.c.id)
+            if self._postgresql:
+                query = query.with_for_update()
+            rows = {row.id: row for row in (await connection.execute(query)).all()}
+            with_parts = set(
+                (
+                    await connection.execute(
+                        sa.select(message_parts.c.message_id)
+                        .where(message_parts.c.message_id.in_(wanted))
+                        .distinct()
+                    )
+                ).scalars()
+            )
+            waiting_keys = set(
+                (
+                    await connection.execute(
+                        sa.select(receipt_keys.c.key).where(receipt_keys.c.key.in_(all_keys))
+                    )
+                ).scalars()
+            )
+            waiting_ids = set(
+                (
+                    await connection.execute(
+                        sa.select(receipts.c.receipt_id).where(
+                            receipts.c.message_id.is_(None), receipts.c.receipt_id.in_(all_ids)
+                        )
+                    )
+                ).scalars()
+            )
+            fast: list[int] = []
+            slow: list[int] = []
+            seen: set[str] = set()
+            for index, (message_id, _) in enumerate(batch):
+                row = rows.get(message_id)
+                simple = (
+                    row is not None
+                    and message_id not in seen
+                    and message_id not in with_parts
+                    and row.status in CLAIMABLE_STATUSES
+                    and (worker_id is None or row.lease_owner == worker_id)
+                    and not any(
+                        sid in waiting_ids or keys & waiting_keys for _, sid, keys in keyed[index]
+                    )
+                )
+                seen.add(message_id)
+                (fast if simple else slow).append(index)
+            if fast:
+                await self._submitted_fast(
+                    connection,
+                    [(batch[i][0], batch[i][1], keyed[i]) for i in fast],
+                    rows,
+                    worker_id=worker_id,
+                    now=now,
+                )
+            for index in slow:
+                message_id, ids = batch[index]
+                await self._mark_submitted_in(
+                    connection,
+                    message_id,
+                    keyed[index],
+                    smsc_ids=ids,
+                    worker_id=worker_id,
+                    now=now,
+                )
+
+    async def _submitted_fast(
+        self,
+        connection: AsyncConnection,
+        fast: Sequence[tuple[str, Sequence[str], list[tuple[int, str, frozenset[str]]]]],
+        rows: dict[str, sa.Row[Any]],
+        *,
+        worker_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Record the simple submits of a batch: parts, keys, statuses, history, webhooks."""
+        await connection.execute(
+            message_parts.insert(),
+            [
+                {
+                    "message_id": message_id,
+                    "part_no": part_no,
+                    "smsc_id": sid,
+                    "status": MessageStatus.SUBMITTED.value,
+                    "submitted_at": now,
+                }
+                for message_id, _, items in fast
+                for part_no, sid, _ in items
+            ],
+        )
+        await connection.execute(
+            insert(connection, part_keys).on_conflict_do_nothing(),
+            [
+                {"key": key, "message_id": message_id, "part_no": part_no}
+                for message_id, _, items in fast
+                for part_no, _, keys in items
+                for key in keys
+            ],
+        )
+        await connection.execute(
+            sa.update(messages)
+            .where(messages.c.id == sa.bindparam("b_id"))
+            .values(
+                status=MessageStatus.SUBMITTED.value,
+                updated_at=now,
+                submitted_at=now,
+                parts=sa.bindparam("b_parts"),
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [
+                {"b_id": message_id, "b_parts": max(rows[message_id].parts, len(ids))}
+                for message_id, ids, _ in fast
+            ],
+        )
+        await add_events(
+            connection,
+            now,
+            (
+                (
+                    message_id,
+                    EventKind.SUBMITTED,
+                    {"ids": list(ids), "worker": worker_id, "attempt": rows[message_id].attempts},
+                )
+                for message_id, ids, _ in fast
+            ),
+        )
+        notify = [m for m, _, _ in fast if rows[m].callback_url or self.webhook_url]
+        if notify:
+            updated = (
+                await connection.execute(sa.select(messages).where(messages.c.id.in_(notify)))
+            ).all()
+            await self._notify_status(connection, now, [(u, rows[u.id].status) for u in updated])
 
     async def mark_failed(
         self,
@@ -334,7 +519,7 @@ class MessageStore(MessageQueue):
             for part_no, sid in enumerate(smsc_ids, 1)
             if sid is not None
         ]
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
             row = await self._locked_row(connection, message_id)
             if row.status not in CLAIMABLE_STATUSES:
@@ -459,38 +644,273 @@ class MessageStore(MessageQueue):
         message's own status moved (the service then sends a webhook).
         """
         now = self._now()
-        received = received_at or now
+        async with self._begin() as connection:
+            await lock_keys(connection, _receipt_keys(receipt, submitted_id))
+            return await self._apply_receipt_in(
+                connection, receipt, received_at or now, submitted_id, now
+            )
+
+    async def _apply_receipt_in(
+        self,
+        connection: AsyncConnection,
+        receipt: DeliveryReceipt,
+        received: datetime,
+        submitted_id: str | None,
+        now: datetime,
+    ) -> ReceiptOutcome:
+        """The body of :meth:`apply_receipt`, inside the caller's transaction."""
         exact = [i for i in (submitted_id, receipt.id) if i]
-        keys = set(message_id_keys(receipt.id))
-        if submitted_id:
-            keys |= message_id_keys(submitted_id)
-        async with self._engine.begin() as connection:
-            await lock_keys(connection, keys)
-            stored = (
-                await connection.execute(
-                    insert(connection, receipts)
-                    .values(
-                        fingerprint=receipt_fingerprint(receipt),
-                        receipt_id=receipt.id,
-                        stat=receipt.stat.value,
-                        err=receipt.err[:16],
-                        detail=_receipt_detail(receipt, submitted_id),
-                        received_at=received,
+        keys = _receipt_keys(receipt, submitted_id)
+        stored = (
+            await connection.execute(
+                insert(connection, receipts)
+                .values(
+                    fingerprint=receipt_fingerprint(receipt),
+                    receipt_id=receipt.id,
+                    stat=receipt.stat.value,
+                    err=receipt.err[:16],
+                    detail=_receipt_detail(receipt, submitted_id),
+                    received_at=received,
+                )
+                .on_conflict_do_nothing(index_elements=["fingerprint"])
+                .returning(receipts.c.id)
+            )
+        ).first()
+        if stored is None:
+            return await self._duplicate(connection, receipt_fingerprint(receipt))
+        target = await self._find_part(connection, exact, keys)
+        if target is None:
+            await connection.execute(
+                receipt_keys.insert(), [{"key": k, "receipt_pk": stored.id} for k in keys]
+            )
+            return ReceiptOutcome(ReceiptResult.PENDING)
+        message_id, part_no = target
+        return await self._apply(connection, stored.id, message_id, part_no, now)
+
+    async def apply_receipts(
+        self,
+        batch: Sequence[tuple[DeliveryReceipt, str | None]],
+        received_at: datetime | None = None,
+    ) -> list[ReceiptOutcome]:
+        """:meth:`apply_receipt` for many ``(receipt, submitted_id)`` in one transaction.
+
+        Outcomes in input order. A new receipt that names a submitted part by its exact id
+        (the common case) is applied with a handful of set-based statements whatever the batch
+        size; duplicates, receipts waiting for their submit and anything unusual take the
+        one-receipt path in the same transaction. ``status_changed`` is set on one outcome per
+        message (the last receipt that moved it). All or nothing.
+        """
+        if not batch:
+            return []
+        now = self._now()
+        received = received_at or now
+        outcomes: list[ReceiptOutcome | None] = [None] * len(batch)
+        fingerprints = [receipt_fingerprint(r) for r, _ in batch]
+        exacts = [[i for i in (sub, r.id) if i] for r, sub in batch]
+        async with self._begin() as connection:
+            await lock_keys(connection, (k for r, sub in batch for k in _receipt_keys(r, sub)))
+            known = set(
+                (
+                    await connection.execute(
+                        sa.select(receipts.c.fingerprint).where(
+                            receipts.c.fingerprint.in_(sorted(set(fingerprints)))
+                        )
                     )
-                    .on_conflict_do_nothing(index_elements=["fingerprint"])
-                    .returning(receipts.c.id)
-                )
-            ).first()
-            if stored is None:
-                return await self._duplicate(connection, receipt_fingerprint(receipt))
-            target = await self._find_part(connection, exact, keys)
-            if target is None:
+                ).scalars()
+            )
+            p = message_parts.c
+            candidates: dict[str, Any] = {}
+            for row in (
                 await connection.execute(
-                    receipt_keys.insert(), [{"key": k, "receipt_pk": stored.id} for k in keys]
+                    sa.select(p.message_id, p.part_no, p.smsc_id, p.status, p.submitted_at).where(
+                        p.smsc_id.in_(sorted({i for e in exacts for i in e}))
+                    )
                 )
-                return ReceiptOutcome(ReceiptResult.PENDING)
-            message_id, part_no = target
-            return await self._apply(connection, stored.id, message_id, part_no, now)
+            ).all():
+                best = candidates.get(row.smsc_id)
+                if best is None or _later(row.submitted_at, best.submitted_at):
+                    candidates[row.smsc_id] = row
+            fast: list[tuple[int, sa.Row[Any]]] = []
+            slow: list[int] = []
+            used: set[tuple[str, int]] = set()
+            for index, fingerprint in enumerate(fingerprints):
+                found = [candidates[i] for i in exacts[index] if i in candidates]
+                part = max(found, key=lambda r: _sortable(r.submitted_at)) if found else None
+                if part is None or fingerprint in known or (part.message_id, part.part_no) in used:
+                    slow.append(index)
+                    continue
+                known.add(fingerprint)
+                used.add((part.message_id, part.part_no))
+                fast.append((index, part))
+            if fast:
+                for index, outcome in await self._receipts_fast(
+                    connection, batch, fingerprints, fast, received=received, now=now
+                ):
+                    outcomes[index] = outcome
+            for index in slow:
+                receipt, submitted_id = batch[index]
+                outcomes[index] = await self._apply_receipt_in(
+                    connection, receipt, received, submitted_id, now
+                )
+        return [o for o in outcomes if o is not None]
+
+    async def _receipts_fast(
+        self,
+        connection: AsyncConnection,
+        batch: Sequence[tuple[DeliveryReceipt, str | None]],
+        fingerprints: Sequence[str],
+        fast: Sequence[tuple[int, sa.Row[Any]]],
+        *,
+        received: datetime,
+        now: datetime,
+    ) -> list[tuple[int, ReceiptOutcome]]:
+        """Apply the simple receipts of a batch: store, update parts, derive statuses."""
+        message_ids = sorted({part.message_id for _, part in fast})
+        query = sa.select(messages).where(messages.c.id.in_(message_ids)).order_by(messages.c.id)
+        if self._postgresql:
+            query = query.with_for_update()  # order part updates per message, as _apply does
+        before = {row.id: row for row in (await connection.execute(query)).all()}
+        await connection.execute(
+            receipts.insert(),
+            [
+                {
+                    "fingerprint": fingerprints[index],
+                    "receipt_id": batch[index][0].id,
+                    "stat": batch[index][0].stat.value,
+                    "err": batch[index][0].err[:16],
+                    "detail": _receipt_detail(*batch[index]),
+                    "received_at": received,
+                    "message_id": part.message_id,
+                    "part_no": part.part_no,
+                    "matched_at": now,
+                }
+                for index, part in fast
+            ],
+        )
+        updates = []
+        ignored: set[int] = set()
+        history = []
+        for index, part in fast:
+            receipt = batch[index][0]
+            current = MessageStatus(part.status)
+            new = part_status_for(receipt.stat)
+            applies = new is not None and (
+                current in _PENDING_PART
+                or (current is MessageStatus.ACCEPTED and new is not MessageStatus.ACCEPTED)
+            )
+            if applies:
+                assert new is not None
+                updates.append(
+                    {
+                        "b_message": part.message_id,
+                        "b_part": part.part_no,
+                        "b_status": new.value,
+                        "b_err": receipt.err[:16],
+                        "b_at": received,
+                    }
+                )
+            elif new is not None:
+                ignored.add(index)
+            history.append(
+                (
+                    part.message_id,
+                    EventKind.RECEIPT,
+                    {
+                        "part": part.part_no,
+                        "id": receipt.id,
+                        "stat": receipt.stat.value,
+                        "err": receipt.err,
+                        "received_at": received.isoformat(),
+                        "ignored": index in ignored,
+                    },
+                )
+            )
+        p = message_parts.c
+        if updates:
+            await connection.execute(
+                sa.update(message_parts)
+                .where(
+                    p.message_id == sa.bindparam("b_message"), p.part_no == sa.bindparam("b_part")
+                )
+                .values(
+                    status=sa.bindparam("b_status"),
+                    error_code=sa.bindparam("b_err"),
+                    receipt_at=sa.bindparam("b_at"),
+                ),
+                updates,
+            )
+        await add_events(connection, now, history)
+        part_states: dict[str, list[MessageStatus]] = {}
+        for row in (
+            await connection.execute(
+                sa.select(p.message_id, p.status).where(p.message_id.in_(message_ids))
+            )
+        ).all():
+            part_states.setdefault(row.message_id, []).append(MessageStatus(row.status))
+        statuses: dict[str, MessageStatus] = {}
+        changes = []
+        for message_id in message_ids:
+            current = MessageStatus(before[message_id].status)
+            new = derive_status(part_states.get(message_id, []))
+            if current.is_final or current in CLAIMABLE_STATUSES or new == current:
+                statuses[message_id] = current
+                continue
+            statuses[message_id] = new
+            changes.append(
+                {
+                    "b_id": message_id,
+                    "b_status": new.value,
+                    "b_finished": None if new is MessageStatus.SUBMITTED else now,
+                }
+            )
+        if changes:
+            await connection.execute(
+                sa.update(messages)
+                .where(messages.c.id == sa.bindparam("b_id"))
+                .values(
+                    status=sa.bindparam("b_status"),
+                    updated_at=now,
+                    finished_at=sa.bindparam("b_finished"),
+                ),
+                changes,
+            )
+            await add_events(
+                connection,
+                now,
+                (
+                    (
+                        c["b_id"],
+                        EventKind.STATUS,
+                        {"from": before[c["b_id"]].status, "to": c["b_status"]},
+                    )
+                    for c in changes
+                ),
+            )
+            notify = [
+                c["b_id"] for c in changes if before[c["b_id"]].callback_url or self.webhook_url
+            ]
+            if notify:
+                updated = (
+                    await connection.execute(sa.select(messages).where(messages.c.id.in_(notify)))
+                ).all()
+                await self._notify_status(
+                    connection, now, [(u, before[u.id].status) for u in updated]
+                )
+        changed = {c["b_id"] for c in changes}
+        last = {part.message_id: index for index, part in fast}
+        return [
+            (
+                index,
+                ReceiptOutcome(
+                    ReceiptResult.IGNORED if index in ignored else ReceiptResult.APPLIED,
+                    message_id=part.message_id,
+                    part_no=part.part_no,
+                    message_status=statuses[part.message_id],
+                    status_changed=part.message_id in changed and last[part.message_id] == index,
+                ),
+            )
+            for index, part in fast
+        ]
 
     async def _duplicate(self, connection: AsyncConnection, fingerprint: str) -> ReceiptOutcome:
         """The outcome for a receipt seen before: where it went, nothing changed."""
@@ -713,7 +1133,7 @@ class MessageStore(MessageQueue):
             "session": sms.session,
             "received_at": received,
         }
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             row = (
                 await connection.execute(inbound.insert().values(**values).returning(*inbound.c))
             ).one()
@@ -751,7 +1171,7 @@ class MessageStore(MessageQueue):
         now = self._now()
         result = PurgeResult()
         c = messages.c
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             texts = 0
             if text_after is not None:
                 texts = (

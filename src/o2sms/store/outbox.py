@@ -20,7 +20,9 @@ recorded the answer sends again after the lease. Receivers drop repeats by ``eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -162,6 +164,9 @@ class WebhookOutbox:
         self._reader = reader(engine)
         self._clock = clock
         self._postgresql = is_postgresql(engine)
+        # SQLite has one writer at a time: writers of this process queue on this lock rather
+        # than in SQLite's busy handler, which sleeps up to 100 ms between retries.
+        self._write_lock = None if self._postgresql else asyncio.Lock()
         self.webhook_url = webhook_url or None
         self.webhook_retry_for = webhook_retry_for
         self.webhook_retry_base = webhook_retry_base
@@ -171,6 +176,16 @@ class WebhookOutbox:
     def engine(self) -> AsyncEngine:
         """The engine the store runs on (the service may share it for health checks)."""
         return self._engine
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (committed on leaving, rolled back on an error)."""
+        if self._write_lock is None:
+            async with self._engine.begin() as connection:
+                yield connection
+            return
+        async with self._write_lock, self._engine.begin() as connection:
+            yield connection
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -273,7 +288,7 @@ class WebhookOutbox:
         async with self._reader.connect() as connection:  # idle: no write lock on SQLite
             if await connection.scalar(sa.select(w.id).where(due).limit(1)) is None:
                 return []
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             candidates = (
                 sa.select(w.id, w.lease_owner, w.give_up_at)
                 .where(due)
@@ -350,7 +365,7 @@ class WebhookOutbox:
         Returns the webhook, or None when retention deleted it meanwhile.
         """
         now = self._now()
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             row = await self._record_attempt(
                 connection,
                 webhook_id,
@@ -398,7 +413,7 @@ class WebhookOutbox:
         Returns the webhook, or None when retention deleted it meanwhile.
         """
         now = self._now()
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             row = await self._record_attempt(
                 connection,
                 webhook_id,
@@ -442,7 +457,7 @@ class WebhookOutbox:
         condition = sa.and_(w.lease_owner == worker_id, w.status == WebhookStatus.PENDING.value)
         if webhook_ids is not None:
             condition = sa.and_(condition, w.id.in_(webhook_ids))
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             released = await connection.execute(
                 sa.update(webhooks)
                 .where(condition)

@@ -122,7 +122,7 @@ class MessageQueue(WebhookOutbox):
         now = self._now()
         values = [self._values(message, now) for message in batch]
         results: list[EnqueueResult | None] = [None] * len(values)
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             plain = [i for i, v in enumerate(values) if v["idempotency_key"] is None]
             if plain:
                 await connection.execute(messages.insert(), [values[i] for i in plain])
@@ -226,7 +226,7 @@ class MessageQueue(WebhookOutbox):
         now = self._now()
         until = now + timedelta(seconds=lease_seconds)
         c = messages.c
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             candidates = (
                 sa.select(c.id, c.lease_owner, c.attempts, c.status)
                 .where(_claimable(now))
@@ -331,7 +331,7 @@ class MessageQueue(WebhookOutbox):
         if not message_ids:
             return 0
         now = self._now()
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             result = await connection.execute(
                 sa.update(messages)
                 .where(
@@ -353,7 +353,7 @@ class MessageQueue(WebhookOutbox):
         Raises LeaseLostError when ``worker_id`` no longer holds the lease.
         """
         now = self._now()
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             row = await self._locked_row(connection, message_id)
             if row.lease_owner != worker_id or row.status not in CLAIMABLE_STATUSES:
                 raise LeaseLostError(message_id, worker_id, row.lease_owner)
@@ -407,7 +407,7 @@ class MessageQueue(WebhookOutbox):
         )
         if message_ids is not None:
             condition = sa.and_(condition, c.id.in_(message_ids))
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             released = (
                 await connection.execute(
                     sa.update(messages)
@@ -437,7 +437,7 @@ class MessageQueue(WebhookOutbox):
         been submitted. Cancelling a cancelled message returns it unchanged.
         """
         now = self._now()
-        async with self._engine.begin() as connection:
+        async with self._begin() as connection:
             row = await self._locked_row(connection, message_id)
             if row.status == MessageStatus.CANCELLED:
                 return to_message(row)

@@ -1,0 +1,245 @@
+"""A small client of a running ``o2sms serve``'s HTTP API, for ``o2sms send --via`` and
+``o2sms status``.
+
+It speaks the wire contract (JSON field names and lowercase status strings of
+``docs/http-api.md``) rather than importing the service's models, so the commands stay a thin
+HTTP client. Every failure becomes a :class:`ServiceError` whose text is one sentence a person
+can act on, and whose ``exit_code`` the commands use: 2 for a request the service refused
+(4xx), 1 for a service that cannot be reached or failed (5xx, timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+
+from o2sms.errors import O2smsError
+
+__all__ = [
+    "DEFAULT_URL",
+    "FINAL_STATUSES",
+    "Sent",
+    "ServiceApi",
+    "ServiceError",
+    "schedule_fields",
+]
+
+DEFAULT_URL: Final = "http://127.0.0.1:8000"
+"""Where ``o2sms serve`` listens by default (``--http-host``/``--http-port``)."""
+
+FINAL_STATUSES: Final = frozenset(
+    {
+        "delivered",
+        "undelivered",
+        "expired",
+        "rejected",
+        "deleted",
+        "unknown",
+        "failed",
+        "cancelled",
+    }
+)
+"""Statuses after which a message does not change any more (``accepted`` may still be
+upgraded by a later receipt, so it is not among them)."""
+
+
+class ServiceError(O2smsError):
+    """A request to the service failed; ``str()`` is one sentence, ``exit_code`` 1 or 2.
+
+    ``status`` is the HTTP status when the service answered, None when it could not be reached.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The service's 202 answer to a send request: message ids per recipient, encoding, parts."""
+
+    ids: list[str]
+    recipients: list[str]
+    encoding: str
+    parts: int
+    replayed: bool  #: the Idempotency-Key was seen before: no new SMS was stored
+
+
+_DURATION: Final = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_ISO_DURATION: Final = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
+
+
+def schedule_fields(text: str) -> dict[str, Any]:
+    """The request fields for ``--schedule``: ``schedule_in`` seconds for a duration (``90s``,
+    ``15m``, ``2h``, ``1d``, ``1h30m``, ISO 8601 ``PT2H``), or ``schedule_at`` for an ISO 8601
+    time with an offset (``2026-05-01T08:00:00+02:00``).
+
+    Raises ValueError with a sentence for anything else, before any request is made.
+    """
+    value = text.strip()
+    match = _DURATION.fullmatch(value.lower()) or _ISO_DURATION.fullmatch(value.upper())
+    if value and match is not None and any(match.groups()):
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return {"schedule_in": ((days * 24 + hours) * 60 + minutes) * 60 + seconds}
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    if at is None or not value:
+        raise ValueError(
+            f"--schedule {text!r} is neither a duration (90s, 15m, 2h, 1d, PT2H) "
+            "nor an ISO 8601 time (2026-05-01T08:00:00+02:00)"
+        )
+    if at.tzinfo is None:
+        raise ValueError(f"--schedule {text!r}: give a time zone, e.g. {value}+02:00 or {value}Z")
+    return {"schedule_at": at.isoformat()}
+
+
+def _error_sentence(response: httpx.Response) -> str:
+    """The API's ``error`` sentence, or a plain description when the body has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return f"the service answered {response.status_code} {response.reason_phrase}".strip()
+
+
+class ServiceApi:
+    """An async client of one service (``base_url``), authorised with ``api_key`` if given.
+
+    Use as ``async with ServiceApi(url, key) as api``. ``concurrency`` caps the connections,
+    which bounds the requests in flight for bulk sends.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "o2sms-cli"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request; transport failures and error answers become ServiceError."""
+        try:
+            response = await self._http.request(method, path, json=json, headers=headers)
+        except httpx.ConnectError:
+            raise ServiceError(
+                f"cannot connect to the o2sms service at {self.base_url} "
+                "(is `o2sms serve` running there?)"
+            ) from None
+        except httpx.TimeoutException:
+            raise ServiceError(
+                f"the o2sms service at {self.base_url} did not answer in time"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServiceError(
+                f"request to the o2sms service at {self.base_url} failed: {exc}"
+            ) from None
+        if response.status_code >= 400:
+            raise ServiceError(
+                _error_sentence(response),
+                status=response.status_code,
+                exit_code=2 if response.status_code < 500 else 1,
+            )
+        return response
+
+    async def send(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> Sent:
+        """``POST /v1/messages`` with ``body`` (MessageRequest JSON); the 202 answer."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = await self._request("POST", "/v1/messages", json=body, headers=headers)
+        answer = response.json()
+        messages = answer["messages"]
+        return Sent(
+            ids=[str(m["id"]) for m in messages],
+            recipients=[str(m["to"]) for m in messages],
+            encoding=str(answer["encoding"]),
+            parts=int(answer["parts"]),
+            replayed=response.headers.get("Idempotent-Replayed") == "true",
+        )
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        """``GET /v1/messages/{id}``: the message with its parts and timeline, as JSON."""
+        response = await self._request("GET", f"/v1/messages/{_segment(message_id)}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_final(
+        self,
+        message_id: str,
+        *,
+        timeout: float,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        first_interval: float = 0.1,
+        max_interval: float = 2.0,
+    ) -> dict[str, Any]:
+        """Poll the message until its status is final or ``timeout`` seconds pass; the last
+        view. ``on_change`` is called with each view whose status differs from the one before.
+
+        The poll interval starts short (a sandbox delivers in well under a second) and grows
+        to ``max_interval`` so that a long wait does not load the service.
+        """
+        deadline = time.monotonic() + timeout
+        interval = first_interval
+        last_status: str | None = None
+        while True:
+            view = await self.message(message_id)
+            if view.get("status") != last_status:
+                last_status = view.get("status")
+                if on_change is not None:
+                    on_change(view)
+            remaining = deadline - time.monotonic()
+            if last_status in FINAL_STATUSES or remaining <= 0:
+                return view
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, max_interval)
+
+
+def _segment(value: str) -> str:
+    """``value`` safe as one URL path segment (an id typed by a person may hold anything)."""
+    return quote(value, safe="")

@@ -1,0 +1,79 @@
+"""Group commit: many concurrent callers, one store transaction.
+
+Every HTTP request, submit_sm_resp and receipt would otherwise pay a transaction of its own;
+on SQLite, where writers take turns, that caps the pipeline near a hundred messages a second.
+Callers queue their item and wait; while one batch commits the next one gathers, so batches
+grow with the load and an idle service still commits each item at once (no timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["GroupCommit"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger("o2sms.service")
+
+
+class GroupCommit(Generic[T, R]):
+    """Runs ``run(items)`` (which returns one result per item, in order) for queued items.
+
+    When a batch of several fails, each of its items is run again alone, so one bad item
+    fails only its own caller. ``max_batch`` bounds a transaction's size.
+    """
+
+    def __init__(
+        self, run: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 500
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  #: transactions run, for tests and metrics
+        self.items = 0  #: items committed
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and return its result once its batch committed (or raise)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            live = [(item, future) for item, future in batch if not future.cancelled()]
+            if not live:
+                continue
+            await self._commit(live, isolate=len(live) > 1)
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]], *, isolate: bool) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+        except Exception as exc:
+            if isolate:
+                log.warning("a batch of %d failed (%s); committing one by one", len(batch), exc)
+                for one in batch:
+                    await self._commit([one], isolate=False)
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        self.items += len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)

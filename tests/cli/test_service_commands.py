@@ -1,0 +1,255 @@
+"""``o2sms send --via``, ``o2sms send --csv`` and ``o2sms status`` against a real service.
+
+The service (sandbox simulator, real HTTP on a free loopback port, SQLite file) runs on the
+test's event loop; the CLI, which runs its own ``asyncio.run``, is invoked in a worker thread
+so both make progress at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from typer.testing import CliRunner, Result
+
+from o2sms.cli.main import app
+from o2sms.cli.service_api import schedule_fields
+from tests.service.conftest import API_KEY, Service, open_service, settings_for
+
+SK_MOBILE = "+421903123456"
+
+
+@pytest_asyncio.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A sandbox connector on a SQLite file, reachable over real HTTP."""
+    async with open_service(settings_for(tmp_path)) as started:
+        yield started
+
+
+async def o2sms(*args: str) -> Result:
+    """Run the ``o2sms`` command with ``args`` in a thread; a wide, colourless terminal."""
+    runner = CliRunner()
+    return await asyncio.to_thread(
+        runner.invoke, app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"}
+    )
+
+
+def via(service: Service) -> list[str]:
+    """The options that point a command at ``service`` with its API key."""
+    return ["--via", service.running.url, "--api-key", API_KEY]
+
+
+def one_error_line(result: Result) -> str:
+    """The command's only output line, checked to be an ``error:`` line with no traceback."""
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.asyncio
+async def test_send_via_service_waits_for_delivery(service: Service) -> None:
+    result = await o2sms(
+        "send", *via(service), "--to", "0903 123 456", "--text", "Ahoj!", "--from", "O2 Demo",
+        "--reference", "order-4711", "--wait", "--timeout", "20",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"queued for {SK_MOBILE}: 1 part(s), gsm7, message id: ")
+    message_id = lines[0].rsplit(" ", 1)[1]
+    assert lines[-1].endswith(f"{message_id} delivered")
+    message = await service.wait_status(message_id, {"delivered"}, timeout=1)
+    assert message["reference"] == "order-4711"
+    assert message["from"] == "O2 Demo"
+    [sent] = service.simulator.messages()
+    assert sent.text == "Ahoj!"
+
+
+@pytest.mark.asyncio
+async def test_send_via_environment_with_schedule_and_idempotency_key(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("O2SMS_URL", service.running.url)
+    monkeypatch.setenv("O2SMS_API_KEY", API_KEY)
+    args = ("send", "--to", SK_MOBILE, "--text", "Later", "--schedule", "2h")
+    first = await o2sms(*args, "--idempotency-key", "k-1")
+    assert first.exit_code == 0, first.output
+    message_id = first.output.splitlines()[0].rsplit(" ", 1)[1]
+    message = await service.wait_status(message_id, {"scheduled"}, timeout=1)
+    assert message["schedule_at"] is not None
+
+    again = await o2sms(*args, "--idempotency-key", "k-1")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[0].endswith(message_id)
+    assert "no new SMS" in again.output
+
+
+@pytest.mark.asyncio
+async def test_a_bad_number_is_one_line_and_exit_2(service: Service) -> None:
+    result = await o2sms("send", *via(service), "--to", "12", "--text", "Ahoj!")
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith("error: to: ")
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_api_key_is_one_line_and_exit_2(service: Service) -> None:
+    result = await o2sms(
+        "send", "--via", service.running.url, "--api-key", "wrong-key-0123456789",
+        "--to", SK_MOBILE, "--text", "Ahoj!",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert one_error_line(result) == "error: the API key is not valid"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.asyncio
+async def test_service_down_is_one_line_and_exit_1() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = await o2sms("send", "--via", url, "--to", SK_MOBILE, "--text", "Ahoj!")
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"error: cannot connect to the o2sms service at {url} (is `o2sms serve` running there?)"
+    )
+    status = await o2sms("status", "some-id", "--via", url)
+    assert status.exit_code == 1
+    assert "cannot connect" in one_error_line(status)
+
+
+@pytest.mark.asyncio
+async def test_via_and_smpp_options_together_are_refused() -> None:
+    result = await o2sms(
+        "send", "--via", "http://127.0.0.1:1", "--port", "2775", "--to", SK_MOBILE, "--text", "x"
+    )
+    assert result.exit_code == 2
+    assert "not both" in result.output
+
+
+@pytest.mark.asyncio
+async def test_csv_bulk_send_reports_the_bad_rows(service: Service, tmp_path: Path) -> None:
+    bad_lines = {12: "12", 31: "not a number"}  # file lines; the header is line 1
+    source = tmp_path / "bulk.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=";")  # as Excel writes it in Slovakia
+        writer.writerow(["to", "text", "reference"])
+        for line in range(2, 52):
+            number = bad_lines.get(line, f"+42190{line:07d}")
+            writer.writerow([number, f"Dobrý deň, zákazník {line}; vaša zásielka", f"r{line}"])
+    errors = tmp_path / "errors.csv"
+
+    result = await o2sms(
+        "send", *via(service), "--csv", str(source), "--errors", str(errors), "--from", "O2 Shop"
+    )
+    assert result.exit_code == 1, result.output
+    assert "48 of 50 row(s) accepted, 2 failed" in result.output
+    assert "line 12: to: " in result.output
+    assert "line 31: to: " in result.output
+    assert API_KEY not in result.output
+    with errors.open(newline="", encoding="utf-8") as handle:
+        failed = list(csv.DictReader(handle))
+    assert [(row["line"], row["to"]) for row in failed] == [("12", "12"), ("31", "not a number")]
+    assert all(row["error"].startswith("to: ") for row in failed)
+
+    response = await service.http.get("/v1/messages", params={"limit": 100})
+    stored = response.json()["items"]
+    assert len(stored) == 48
+    assert {m["reference"] for m in stored} == {f"r{n}" for n in range(2, 52)} - {"r12", "r31"}
+    assert {m["from"] for m in stored} == {"O2 Shop"}
+
+
+@pytest.mark.asyncio
+async def test_csv_of_good_rows_exits_0_and_uses_text_option(
+    service: Service, tmp_path: Path
+) -> None:
+    source = tmp_path / "numbers.csv"
+    source.write_text("to\n+421903000001\n+421903000002\n\n", encoding="utf-8")
+    result = await o2sms("send", *via(service), "--csv", str(source), "--text", "Same for all")
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 row(s) accepted, 0 failed" in result.output
+
+
+@pytest.mark.asyncio
+async def test_csv_without_the_to_column_is_refused(service: Service, tmp_path: Path) -> None:
+    source = tmp_path / "wrong.csv"
+    source.write_text("phone,text\n+421903000001,Hi\n", encoding="utf-8")
+    result = await o2sms("send", *via(service), "--csv", str(source))
+    assert result.exit_code == 2
+    assert "no 'to' column" in one_error_line(result)
+
+
+async def delivered_long_message(service: Service) -> dict[str, object]:
+    """A two-part message sent through the API and delivered; its view."""
+    text = "Vaša objednávka č. 4711 je na ceste a dorazí zajtra. " * 2
+    response = await service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": text})
+    assert response.status_code == 202, response.text
+    return await service.wait_status(response.json()["messages"][0]["id"], {"delivered"})
+
+
+@pytest.mark.asyncio
+async def test_status_shows_parts_and_timeline(service: Service) -> None:
+    message = await delivered_long_message(service)
+    parts = message["parts"]
+    assert isinstance(parts, list)
+    assert len(parts) == 2
+    result = await o2sms("status", str(message["id"]), *via(service))
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "delivered" in output
+    assert SK_MOBILE in output
+    assert "ucs2, 2 part(s)" in output
+    for part in parts:
+        assert part["smsc_id"] in output
+    assert "timeline" in output
+    for kind in ("queued", "submitted", "receipt"):
+        assert kind in output
+
+
+@pytest.mark.asyncio
+async def test_status_json_is_the_api_answer(service: Service) -> None:
+    message = await delivered_long_message(service)
+    result = await o2sms("status", str(message["id"]), *via(service), "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown.keys() == message.keys()
+    for key in ("id", "to", "status", "encoding", "parts_count", "parts", "created_at"):
+        assert shown[key] == message[key], key
+
+
+@pytest.mark.asyncio
+async def test_status_of_an_unknown_id_is_exit_1(service: Service) -> None:
+    result = await o2sms("status", "no-such-id", *via(service))
+    assert result.exit_code == 1
+    assert one_error_line(result) == "error: no message with id no-such-id"
+
+
+@pytest.mark.parametrize(
+    ("given", "fields"),
+    [
+        ("2h", {"schedule_in": 7200}),
+        ("90m", {"schedule_in": 5400}),
+        ("30s", {"schedule_in": 30}),
+        ("1h30m", {"schedule_in": 5400}),
+        ("PT2H", {"schedule_in": 7200}),
+        ("2026-05-01T08:00:00+02:00", {"schedule_at": "2026-05-01T08:00:00+02:00"}),
+    ],
+)
+def test_schedule_becomes_request_fields(given: str, fields: dict[str, object]) -> None:
+    assert schedule_fields(given) == fields
+
+
+@pytest.mark.parametrize("given", ["soon", "", "2026-05-01T08:00:00"])
+def test_schedule_that_is_no_time_is_refused(given: str) -> None:
+    with pytest.raises(ValueError, match="--schedule"):
+        schedule_fields(given)

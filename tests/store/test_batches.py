@@ -1,0 +1,210 @@
+"""Group commits: ``mark_submitted_many`` and ``apply_receipts`` must leave the store exactly
+as the one-at-a-time calls would, for the common case and every unusual one mixed in."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from o2sms.receipts import ReceiptStat
+from o2sms.store import MessageStatus, MessageStore, NewMessage, ReceiptResult
+from tests.store.test_receipts import DECIMAL_ID, HEX_ID, receipt
+
+pytestmark = pytest.mark.asyncio
+
+
+async def claimed(store: MessageStore, count: int, parts: int = 1) -> list[str]:
+    """``count`` messages enqueued and claimed by worker w."""
+    ids = [
+        (await store.enqueue(NewMessage(f"+4219000{i:05d}", f"m{i}", parts=parts))).message.id
+        for i in range(count)
+    ]
+    await store.claim("w", limit=count)
+    return ids
+
+
+async def snapshot(store: MessageStore, ids: list[str]) -> list[Any]:
+    """What a test compares: status and parts of each message, and its history kinds."""
+    result = []
+    for message_id in ids:
+        message = await store.get(message_id)
+        assert message is not None
+        result.append(
+            (
+                message.status,
+                message.lease_owner,
+                [(p.part_no, p.smsc_id, p.status, p.error_code) for p in message.parts],
+                sorted(e.kind.value for e in message.events),
+            )
+        )
+    return result
+
+
+async def test_mark_submitted_many_records_every_message(store: MessageStore) -> None:
+    ids = await claimed(store, 5)
+    await store.mark_submitted_many([(m, [f"id-{n}"]) for n, m in enumerate(ids)], worker_id="w")
+    for n, message_id in enumerate(ids):
+        message = await store.get(message_id)
+        assert message is not None
+        assert message.status is MessageStatus.SUBMITTED
+        assert message.lease_owner is None
+        assert [p.smsc_id for p in message.parts] == [f"id-{n}"]
+    outcome = await store.apply_receipt(receipt("id-3"))
+    assert outcome.message_id == ids[3]
+    assert outcome.message_status is MessageStatus.DELIVERED
+
+
+async def test_mark_submitted_many_handles_the_unusual_ones(store: MessageStore) -> None:
+    ids = await claimed(store, 4)
+    early = await store.apply_receipt(receipt("early-1"))  # before its submit is recorded
+    assert early.result is ReceiptResult.PENDING
+    cancelled = (await store.enqueue(NewMessage("+421900000099", "x"))).message.id
+    await store.cancel(cancelled)
+    await store.mark_submitted_many(
+        [
+            (ids[0], ["plain-0"]),
+            (ids[1], ["early-1"]),  # a receipt waits for it: applied now
+            (ids[2], ["dup-2a"]),
+            (ids[2], ["dup-2b"]),  # the same message twice: a resend's answer
+            (cancelled, ["late-9"]),  # not waiting any more: ids recorded, status kept
+        ],
+        worker_id="w",
+    )
+    statuses = [(await store.get(m)) for m in (*ids[:3], cancelled)]
+    assert [m.status for m in statuses if m] == [
+        MessageStatus.SUBMITTED,
+        MessageStatus.DELIVERED,
+        MessageStatus.SUBMITTED,
+        MessageStatus.CANCELLED,
+    ]
+    resent = statuses[2]
+    assert resent is not None
+    assert [p.smsc_id for p in resent.parts] == ["dup-2b"]
+    for smsc_id in ("dup-2a", "dup-2b", "late-9"):
+        outcome = await store.apply_receipt(receipt(smsc_id, err=smsc_id[-2:]))
+        assert outcome.result in {ReceiptResult.APPLIED, ReceiptResult.IGNORED}
+
+
+async def test_mark_submitted_many_is_all_or_nothing(store: MessageStore) -> None:
+    ids = await claimed(store, 2)
+    with pytest.raises(ValueError, match="at least one"):
+        await store.mark_submitted_many([(ids[0], ["a"]), (ids[1], [])], worker_id="w")
+    message = await store.get(ids[0])
+    assert message is not None
+    assert message.status is MessageStatus.QUEUED
+
+
+async def test_apply_receipts_common_and_unusual_cases(store: MessageStore) -> None:
+    ids = await claimed(store, 4, parts=2)
+    await store.mark_submitted_many(
+        [
+            (ids[0], ["a1", "a2"]),
+            (ids[1], ["b1", "b2"]),
+            (ids[2], [HEX_ID, "c2"]),
+            (ids[3], ["d1", "d2"]),
+        ],
+        worker_id="w",
+    )
+    await store.apply_receipt(receipt("d1", ReceiptStat.UNDELIV, "001"))
+    outcomes = await store.apply_receipts(
+        [
+            (receipt("a1"), None),
+            (receipt("a2"), None),  # both parts in one batch: delivered once
+            (receipt("b1"), None),
+            (receipt("b1"), None),  # the same receipt twice in one batch
+            (receipt(DECIMAL_ID), None),  # decimal id for a hex submit: by keys
+            (receipt("nobody"), None),  # no such part yet
+            (receipt("b2", ReceiptStat.ENROUTE), None),  # intermediate: no state change
+            (receipt("d1"), "d1"),  # a later verdict for a part already final
+        ]
+    )
+    results = [o.result for o in outcomes]
+    assert results == [
+        ReceiptResult.APPLIED,
+        ReceiptResult.APPLIED,
+        ReceiptResult.APPLIED,
+        ReceiptResult.DUPLICATE,
+        ReceiptResult.APPLIED,
+        ReceiptResult.PENDING,
+        ReceiptResult.APPLIED,
+        ReceiptResult.IGNORED,
+    ]
+    assert [o.status_changed for o in outcomes[:2]] == [False, True]
+    assert outcomes[1].message_status is MessageStatus.DELIVERED
+    first = await store.get(ids[0])
+    assert first is not None
+    assert first.status is MessageStatus.DELIVERED
+    assert sum(1 for e in first.events if e.kind.value == "status") == 1
+    second = await store.get(ids[1])
+    assert second is not None
+    assert [p.status for p in second.parts] == [MessageStatus.DELIVERED, MessageStatus.SUBMITTED]
+    assert second.status is MessageStatus.SUBMITTED
+
+
+async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
+    """The same random mix of submits, early receipts, repeats and verdicts, applied in
+    batches to one set of messages and one call at a time to a twin set, leaves both sets in
+    the same state."""
+    rng = random.Random(20261126)
+    count = 30
+    for prefix in ("b", "s"):
+        for i in range(count):
+            await store.enqueue(
+                NewMessage(f"+4219000{i:05d}", f"m{i}", parts=2, id=f"{prefix}-{i:03d}")
+            )
+    await store.claim("w", limit=2 * count)
+    order = list(range(count))
+    rng.shuffle(order)
+    stats = [ReceiptStat.DELIVRD, ReceiptStat.UNDELIV, ReceiptStat.ENROUTE, ReceiptStat.ACCEPTD]
+    verdicts = [
+        (i, part, rng.choice(stats), f"{rng.randrange(3):03d}") for i in order for part in (1, 2)
+    ]
+    verdicts += rng.sample(verdicts, 10)  # repeats
+    rng.shuffle(verdicts)
+    early = order[:5]  # their first part's receipt comes before the submit is recorded
+
+    def smsc_id(prefix: str, i: int, part: int) -> str:
+        return f"{prefix}{i:03d}x{part}"
+
+    for prefix, batched in (("b", True), ("s", False)):
+        for i in early:
+            await store.apply_receipt(receipt(smsc_id(prefix, i, 1)))
+        submits = [
+            (f"{prefix}-{i:03d}", [smsc_id(prefix, i, 1), smsc_id(prefix, i, 2)]) for i in order
+        ]
+        if batched:
+            for start in range(0, len(submits), 7):
+                await store.mark_submitted_many(submits[start : start + 7], worker_id="w")
+        else:
+            for message_id, smsc_ids in submits:
+                await store.mark_submitted(message_id, smsc_ids, worker_id="w")
+        receipts_ = [
+            (receipt(smsc_id(prefix, i, part), stat, err), None) for i, part, stat, err in verdicts
+        ]
+        if batched:
+            for start in range(0, len(receipts_), 16):
+                await store.apply_receipts(receipts_[start : start + 16])
+        else:
+            for r, submitted_id in receipts_:
+                await store.apply_receipt(r, submitted_id=submitted_id)
+
+    def plain(rows: list[Any], prefix: str) -> list[Any]:
+        return [
+            (
+                status,
+                owner,
+                [
+                    (n, sid.replace(prefix, "", 1) if sid else sid, st, err)
+                    for n, sid, st, err in parts
+                ],
+                kinds,
+            )
+            for status, owner, parts, kinds in rows
+        ]
+
+    in_batches = await snapshot(store, [f"b-{i:03d}" for i in range(count)])
+    one_by_one = await snapshot(store, [f"s-{i:03d}" for i in range(count)])
+    assert plain(in_batches, "b") == plain(one_by_one, "s")
+    assert {row[0] for row in in_batches} > {MessageStatus.DELIVERED}
