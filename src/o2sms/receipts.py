@@ -423,10 +423,11 @@ def format(  # the requested public name; shadows the builtin in this module onl
     The O2 description shows ``dlvrld``; we write ``dlvrd`` and :func:`parse` reads both.
     ``stat_text`` writes another spelling of ``stat`` (the gateway lists ``REJECTED`` and
     ``DELIVERY UNKNOWN``); it must read back as the same stat.
-    Arguments that could not be read back (an id with whitespace, negative counts) raise ValueError.
+    Arguments that could not be read back (an id with whitespace or NUL, negative counts) raise
+    ValueError.
     """
-    if not id or any(ch.isspace() for ch in id):
-        raise ValueError(f"receipt id must be non-empty without whitespace, got {id!r}")
+    if not id or any(ch.isspace() or ch == "\0" for ch in id):
+        raise ValueError(f"receipt id must be non-empty without whitespace or NUL, got {id!r}")
     if dlvrd is None:
         dlvrd = 1 if stat is ReceiptStat.DELIVRD else 0
     if sub < 0 or dlvrd < 0:
@@ -437,8 +438,8 @@ def format(  # the requested public name; shadows the builtin in this module onl
         err_text = f"{err:03d}"
     else:
         err_text = err
-    if not err_text or any(ch.isspace() or ch == ":" for ch in err_text):
-        raise ValueError(f"err must be non-empty without whitespace or ':', got {err!r}")
+    if not err_text or any(ch.isspace() or ch in ":\0" for ch in err_text):
+        raise ValueError(f"err must be non-empty without whitespace, ':' or NUL, got {err!r}")
     stat = ReceiptStat(stat)
     if stat_text is None:
         stat_text = stat.value

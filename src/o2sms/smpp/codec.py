@@ -19,6 +19,7 @@ C-Octet string over its maximum length         the field's own status (ESME_RINV
                                                source_addr, ESME_RINVSYSID, ESME_RINVPASWD,
                                                ESME_RINVSCHED, ...), else ESME_RINVCMDLEN
 sm_length over 254 or past the end of the PDU  ESME_RINVMSGLEN
+number_of_dests 0 or 255, no_unsuccess 255     ESME_RINVNUMDESTS
 TLV header or value running past the PDU,     ESME_RINVOPTPARSTREAM
 stray octets after the last field or TLV
 known TLV with a length its type forbids       ESME_RINVPARLEN
@@ -159,8 +160,10 @@ def decode_dest_addresses(
     _need(data, pos, 1, "number_of_dests")
     count = data[pos]
     pos += 1
-    if count == 0:
-        raise PduError("number_of_dests is 0", command_status=_S.ESME_RINVNUMDESTS)
+    if not 1 <= count <= 254:  # 254 at most (SMPP 3.4 4.5.1), as encode_dest_addresses
+        raise PduError(
+            f"number_of_dests is {count}, not 1..254", command_status=_S.ESME_RINVNUMDESTS
+        )
     dests: list[SmeAddress | DistributionList] = []
     for _ in range(count):
         _need(data, pos, 1, "dest_flag")
@@ -201,6 +204,8 @@ def decode_unsuccess_smes(data: bytes, pos: int) -> tuple[tuple[UnsuccessSme, ..
     _need(data, pos, 1, "no_unsuccess")
     count = data[pos]
     pos += 1
+    if count > 254:  # one per destination at most, as encode_unsuccess_smes
+        raise PduError(f"no_unsuccess is {count}, over 254", command_status=_S.ESME_RINVNUMDESTS)
     smes: list[UnsuccessSme] = []
     for _ in range(count):
         _need(data, pos, 2, "unsuccess_sme")
