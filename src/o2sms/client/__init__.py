@@ -14,6 +14,7 @@ from o2sms.client.errors import (
     NotSentError,
     ResponseTimeout,
     SubmitError,
+    UnreadableResponse,
 )
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.client.pool import Pool, RateLimiter, assign
@@ -48,5 +49,6 @@ __all__ = [
     "SyncClient",
     "TlsSettings",
     "UnreadableDeliverSm",
+    "UnreadableResponse",
     "assign",
 ]

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from o2sms.client.errors import (
     ClientClosedError,
@@ -29,6 +29,7 @@ from o2sms.client.errors import (
     NotSentError,
     ResponseTimeout,
     SubmitError,
+    UnreadableResponse,
 )
 from o2sms.smpp.connection import (
     Connection,
@@ -84,8 +85,7 @@ class SmppProtocol(asyncio.Protocol):
     # --- asyncio.Protocol -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         if self._on_inbound is not None:
             self._workers = [
                 self._loop.create_task(self._inbound_worker(), name=f"{self.name}-inbound-{i}")
@@ -270,10 +270,15 @@ class SmppProtocol(asyncio.Protocol):
             elif type(event) is PduRejected:
                 log.warning("%s: rejected a PDU from the SMSC: %s", self.name, event.error)
                 if event.request is not None:
+                    # Its response is unreadable, status included: the outcome is unknown.
                     self._resolve(
                         event.request.sequence_number,
                         None,
-                        SubmitError(event.error.command_status),
+                        UnreadableResponse(
+                            f"{self.name}: the response to "
+                            f"{event.request.command_id.name.lower()} could not be decoded "
+                            f"({event.error.message}); the SMSC may or may not have acted on it"
+                        ),
                     )
             elif type(event) is Unbound:
                 if event.by_peer:

@@ -13,6 +13,8 @@ the caller must decide between resending and reporting a final failure::
     │   └── NotSentError                      the link closed or unbound before the request
     │                                         went out: it never reached the SMSC      retriable
     ├── ResponseTimeout (also TimeoutError)   no response within the response timeout  retriable
+    ├── UnreadableResponse                    the response could not be decoded: the SMSC
+    │                                         may or may not have acted on it          retriable
     ├── SubmitError                           the SMSC answered with an error status; retriable
     │                                         for throttling, queue full and system errors
     ├── AddressError (also ValueError)        a sender or destination that cannot be used
@@ -91,6 +93,16 @@ class NotSentError(ConnectionLost):
 
 class ResponseTimeout(ClientError, TimeoutError):  # noqa: N818
     """No response within the response timeout; the SMSC may or may not have the message."""
+
+    retriable = True
+
+
+class UnreadableResponse(ClientError):  # noqa: N818 - reads as an event, like ResponseTimeout
+    """The SMSC answered, but its response could not be decoded.
+
+    Its command_status cannot be trusted either, so the SMSC may or may not have the message:
+    like a lost link, not like a refusal.
+    """
 
     retriable = True
 

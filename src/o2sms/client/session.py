@@ -21,6 +21,8 @@ from o2sms.client.errors import (
     ConnectError,
     ConnectionLost,
     ResponseTimeout,
+    SubmitError,
+    UnreadableResponse,
 )
 from o2sms.client.transport import open_connection
 from o2sms.smpp.connection import Connection
@@ -261,10 +263,18 @@ class Session:
         except PduEncodeError as exc:
             protocol.close()
             raise BindConfigError(f"the bind cannot be sent: {exc}") from None
+        except SubmitError as exc:  # a generic_nack: refused like a bind_resp with that status
+            protocol.close()
+            raise BindError(exc.command_status, infobip=config.infobip) from None
         except BaseException as exc:
             protocol.close()  # never leave a half-bound connection behind (close, cancel)
             if not isinstance(
-                exc, TimeoutError | ResponseTimeout | ConnectionLost | ClientClosedError
+                exc,
+                TimeoutError
+                | ResponseTimeout
+                | ConnectionLost
+                | ClientClosedError
+                | UnreadableResponse,
             ):
                 raise
             raise ConnectError(

@@ -64,6 +64,5 @@ async def open_connection(
         raise ConnectError(f"connecting to {where} timed out after {timeout:g} s") from None
     except OSError as exc:
         raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
-    assert isinstance(transport, asyncio.Transport)
     set_nodelay(transport)
     return transport, protocol

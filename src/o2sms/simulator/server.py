@@ -318,13 +318,19 @@ class Simulator:
                 window=cfg.window,
                 response_timeout=cfg.response_timeout,
                 enquire_link_interval=None,
-                inactivity_timeout=cfg.inactivity_timeout,
+                inactivity_timeout=None,  # the session's: counted in PDUs, not octets
                 session_init_timeout=cfg.session_init_timeout,
                 now=now,
             )
 
         session = SmppSession(
-            self, session_id, make, self._global_view, tls=tls, statuses=self._statuses
+            self,
+            session_id,
+            make,
+            self._global_view,
+            tls=tls,
+            statuses=self._statuses,
+            inactivity_timeout=cfg.inactivity_timeout,
         )
         self._sessions[session_id] = session
         self._connections.add(session)

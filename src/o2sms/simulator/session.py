@@ -22,7 +22,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from o2sms.simulator.delivery import Outbound
 from o2sms.simulator.faults import FaultView
@@ -167,6 +167,7 @@ class SmppSession(asyncio.Protocol):
         *,
         tls: bool,
         statuses: Mapping[int, int] | None = None,
+        inactivity_timeout: float | None = None,
     ) -> None:
         self.host = host
         self.session_id = session_id
@@ -183,6 +184,11 @@ class SmppSession(asyncio.Protocol):
         self.pdus = 0  #: PDUs received while a fault switch was set (the drop faults' count)
         self._loop = asyncio.get_running_loop()
         self.conn: Connection = make_connection(self._loop.time())
+        #: no whole PDU for this long closes the connection. Counted here from the frames the
+        #: FrameCounter sees end, not by the Connection from octets: a peer trickling octets
+        #: (one a second) must not hold a session, or its slot of the account, for ever.
+        self.inactivity_timeout = inactivity_timeout
+        self._last_pdu = self._loop.time()
         self.transport: asyncio.Transport | None = None
         self._statuses: Mapping[int, int] = statuses or {}  # SMPP status -> gateway's status
         self._frames = FrameCounter()
@@ -201,8 +207,7 @@ class SmppSession(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Set TCP_NODELAY, remember the peer, start the session-init timer."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -211,7 +216,7 @@ class SmppSession(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
         now = self._loop.time()
-        self._arm(self.conn.tick(now))
+        self._arm(self._with_inactivity(self.conn.tick(now)))
 
     def data_received(self, data: bytes) -> None:
         """Feed the bytes, handle every event, write the answers in one go.
@@ -220,6 +225,8 @@ class SmppSession(asyncio.Protocol):
         one trips, only the PDUs before it are handled and the connection is aborted.
         """
         ends = self._frames.feed(data)
+        if ends:
+            self._last_pdu = self._loop.time()
         if ends and self.faults.any_active:
             cut = self._drop_cut(ends)
             if cut is not None:
@@ -461,11 +468,25 @@ class SmppSession(asyncio.Protocol):
             return
         now = self._loop.time()
         due = self.conn.tick(now)
+        timeout = self.inactivity_timeout
+        if (
+            timeout is not None
+            and now >= self._last_pdu + timeout
+            and self.conn.state is not SessionState.CLOSED
+        ):
+            self.conn.close(f"no PDU received for {timeout:g} s")
         self._process(now)
         if self._closing and self.conn.state is SessionState.UNBOUND:
             self.abort()  # our unbind got no unbind_resp in time
             return
-        self._arm(due)
+        self._arm(self._with_inactivity(due))
+
+    def _with_inactivity(self, due: float | None) -> float | None:
+        """``due``, or the inactivity deadline when that comes first."""
+        if self.inactivity_timeout is None:
+            return due
+        deadline = self._last_pdu + self.inactivity_timeout
+        return deadline if due is None else min(due, deadline)
 
     def _finish(self, now: float) -> None:
         """Once: stop timers, close the transport, resend unacknowledged deliver_sm.
