@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 from o2sms.client.backoff import delay
@@ -83,6 +84,52 @@ class RateLimiter:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
 
+class AdaptiveRate:
+    """Paces submits to an SMSC that throttles (ESME_RTHROTTLED), so it is not hammered.
+
+    After a throttle, submits go at 90% of what the SMSC accepted over the last second (at
+    least ``floor`` a second); each second without a throttle raises the pace by a quarter,
+    and once it passes ``ceiling`` pacing stops. The pool's pause still follows each burst;
+    this keeps the next bursts small instead of resending the whole window into the limit.
+    """
+
+    def __init__(self, floor: float = 5.0, ceiling: float = 100_000.0) -> None:
+        self.floor = floor
+        self.ceiling = ceiling
+        self.limiter: RateLimiter | None = None
+        self._accepted: deque[float] = deque()
+        self._changed_at = 0.0
+
+    def _trim(self, now: float) -> None:
+        accepted = self._accepted
+        while accepted and accepted[0] < now - 1.0:
+            accepted.popleft()
+
+    def accepted(self, now: float) -> None:
+        """One submit accepted at loop time ``now``; speed up after a quiet second."""
+        self._accepted.append(now)
+        self._trim(now)
+        limiter = self.limiter
+        if limiter is not None and now - self._changed_at >= 1.0:
+            self._changed_at = now
+            limiter.rate *= 1.25
+            limiter.burst = max(1.0, limiter.rate / 10)
+            if limiter.rate > self.ceiling:
+                self.limiter = None
+
+    def throttled(self, now: float) -> float:
+        """The SMSC throttled a burst: pace below what it accepted; returns the new rate."""
+        self._trim(now)
+        rate = max(self.floor, 0.9 * len(self._accepted))
+        if self.limiter is None:
+            self.limiter = RateLimiter(rate, burst=1.0)
+        else:
+            self.limiter.rate = min(self.limiter.rate, rate)
+            self.limiter.burst = max(1.0, self.limiter.rate / 10)
+        self._changed_at = now
+        return rate
+
+
 class Pool:
     """Sessions of one account; ``submit`` picks a bound session that may send."""
 
@@ -111,6 +158,7 @@ class Pool:
         ]
         self._flash_system_type = flash_system_type
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
+        self._adaptive = AdaptiveRate()
         self._throttle_backoff = throttle_backoff
         self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
         self._pauses = 0  # pauses decided so far: a request sent before the last is of its burst
@@ -231,6 +279,9 @@ class Pool:
                 continue  # the pool may have closed, or paused longer, meanwhile
             if self._limiter is not None:
                 await self._limiter.acquire()
+            paced = self._adaptive.limiter
+            if paced is not None:
+                await paced.acquire()
             session = self._choose(flash) or await self._pick(flash, deadline)
             protocol = session.protocol
             pauses = self._pauses
@@ -248,6 +299,7 @@ class Pool:
             if status == 0:
                 if pauses == self._pauses:
                     self._throttled = 0
+                self._adaptive.accepted(loop.time())
                 return response
             if status in BACKOFF_STATUSES:
                 self._throttle_status = status
@@ -259,6 +311,8 @@ class Pool:
                     self._throttled += 1
                     self._pauses += 1
                     self._resume_at = max(self._resume_at, now + wait)
+                    if status == CommandStatus.ESME_RTHROTTLED:
+                        self._adaptive.throttled(now)
                     log.warning(
                         "%s: %s; pausing submits for %.2f s",
                         session.name,
