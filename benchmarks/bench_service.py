@@ -124,8 +124,14 @@ async def run_once(
     else:
         url = f"sqlite:///{workdir / 'bench.db'}"
         env["O2SMS_STORE_URL"] = url
+    profile = (
+        ["-m", "cProfile", "-o", os.environ["O2SMS_BENCH_PROFILE"]]
+        if os.environ.get("O2SMS_BENCH_PROFILE")
+        else []
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
+        *profile,
         "-m",
         "o2sms",
         "serve",

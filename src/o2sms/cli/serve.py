@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from o2sms.service.runtime import serve
+from o2sms.service.runtime import protect_logs, serve
 from o2sms.service.settings import ConfigError, Settings, load_settings
 
 ConfigOption = Annotated[
@@ -26,6 +27,15 @@ def _load(config_file: Path | None, **overrides: object) -> Settings:
     except ConfigError as exc:
         Console(stderr=True).print(f"[red]error:[/red] invalid configuration\n{exc}", markup=True)
         raise typer.Exit(2) from None
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop when it is installed (a faster event loop), else on asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def serve_command(
@@ -45,12 +55,13 @@ def serve_command(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    protect_logs()
     console = Console()
     # uvicorn shuts down cleanly on SIGINT/SIGTERM, then raises the signal again for us: let
     # SIGTERM end the process like Ctrl+C, with exit status 0, instead of killing it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        status = asyncio.run(
+        status = _run(
             serve(
                 settings, announce=lambda text: console.print(text, markup=False, highlight=False)
             )

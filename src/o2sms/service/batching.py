@@ -66,7 +66,8 @@ class GroupCommit(Generic[T, R]):
             if isolate:
                 log.warning("a batch of %d failed (%s); committing one by one", len(batch), exc)
                 for one in batch:
-                    await self._commit([one], isolate=False)
+                    if not one[1].done():  # a caller that gave up (timed out) is not retried
+                        await self._commit([one], isolate=False)
                 return
             for _, future in batch:
                 if not future.done():

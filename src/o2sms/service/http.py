@@ -3,10 +3,19 @@
 A message is answered 202 only after it is committed to the store. Every endpoint but the
 health checks requires ``Authorization: Bearer <API key>``; keys are compared in constant time.
 Errors are JSON ``{"error": "<one sentence>", "errors": [{"field", "message"}]}``.
+
+While the store cannot be reached (PostgreSQL down, an SQLite file locked by another writer)
+a request that needs it is answered 503 with ``Retry-After`` rather than left hanging: a store
+call that fails with a connection-level error, or takes longer than ``STORE_TIMEOUT`` seconds,
+ends the request. A ``POST /v1/messages`` answered 503 stored nothing *unless* its batch was
+already committing when the time ran out; such a message is then stored (and sent) although
+the answer was 503. So retry a 503 with the same ``Idempotency-Key``: the retry then answers
+202 for the message stored meanwhile instead of storing it twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -14,11 +23,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,9 +49,18 @@ from o2sms.service.settings import Settings, api_key_id
 from o2sms.store import EnqueueResult, MessageStore, NewMessage, NotCancellableError
 from o2sms.store.models import MessageStatus
 
-__all__ = ["ApiContext", "create_app"]
+__all__ = ["RETRY_AFTER", "STORE_TIMEOUT", "ApiContext", "create_app"]
 
 log = logging.getLogger("o2sms.service.http")
+
+STORE_TIMEOUT = 5.0
+"""Seconds a request waits for the store before it is answered 503 (the store's own busy
+timeout is longer, for the workers' sake)."""
+
+RETRY_AFTER = 5
+"""The ``Retry-After`` (seconds) of a 503 for an unavailable store."""
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,6 +76,7 @@ class ApiContext:
     check_url: Callable[[str], str] | None = None
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
+    store_timeout: float | None = None  #: None: :data:`STORE_TIMEOUT`
     _digests: list[tuple[bytes, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -141,6 +162,38 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the store cannot be reached now (not that a statement is wrong)."""
+    return isinstance(
+        exc,
+        (
+            OperationalError,  # SQLite locked past its busy timeout, PostgreSQL gone
+            InterfaceError,  # the connection broke under the driver
+            DisconnectionError,
+            PoolTimeoutError,  # no pooled connection came free
+            TimeoutError,  # STORE_TIMEOUT ran out
+            OSError,  # connection refused while (re)connecting
+        ),
+    )
+
+
+async def _from_store(call: Awaitable[T], timeout: float) -> T:
+    """Await a store call; 503 with Retry-After when the store is unavailable or too slow."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await call
+    except Exception as exc:
+        if not _unavailable(exc):
+            raise
+        kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        log.warning("the store is unavailable (%s); answering 503", kind)
+        raise ApiError(
+            503,
+            "the message store is unavailable; try again",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        ) from None
+
+
 def _field_name(location: Sequence[int | str]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "header", "path")]
     name = ""
@@ -213,6 +266,7 @@ def create_app(context: ApiContext) -> FastAPI:
     settings = context.settings
     store = context.store
     metrics = context.metrics
+    store_timeout = STORE_TIMEOUT if context.store_timeout is None else context.store_timeout
 
     async def enqueue_requests(requests: list[list[NewMessage]]) -> list[list[EnqueueResult]]:
         results = await store.enqueue_many([m for request in requests for m in request])
@@ -258,7 +312,7 @@ def create_app(context: ApiContext) -> FastAPI:
             raise ApiError(
                 422, f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}]
             ) from None
-        results = await enqueue.submit(new)
+        results = await _from_store(enqueue.submit(new), store_timeout)
         replayed = [r for r in results if not r.created]
         for wanted, result in zip(new, results, strict=True):
             if not result.created and (
@@ -288,7 +342,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     async def get_message(message_id: str, _owner: OwnerKey) -> MessageView:
         """A message with its parts and timeline."""
-        message = await store.get(message_id)
+        message = await _from_store(store.get(message_id), store_timeout)
         if message is None:
             raise ApiError(404, f"no message with id {message_id!r}")
         return MessageView.of(message, detail=True)
@@ -308,13 +362,16 @@ def create_app(context: ApiContext) -> FastAPI:
             if value is not None and value.tzinfo is None:
                 raise ApiError(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
         try:
-            page = await store.list_messages(
-                status=status,
-                reference=reference,
-                created_from=since,
-                created_to=until,
-                limit=limit,
-                cursor=cursor,
+            page = await _from_store(
+                store.list_messages(
+                    status=status,
+                    reference=reference,
+                    created_from=since,
+                    created_to=until,
+                    limit=limit,
+                    cursor=cursor,
+                ),
+                store_timeout,
             )
         except ValueError as exc:
             raise ApiError(422, f"cursor: {exc}") from None
@@ -326,7 +383,7 @@ def create_app(context: ApiContext) -> FastAPI:
     async def cancel_message(message_id: str, _owner: OwnerKey) -> MessageView:
         """Cancel a message that is still queued or scheduled."""
         try:
-            message = await store.cancel(message_id)
+            message = await _from_store(store.cancel(message_id), store_timeout)
         except LookupError:
             raise ApiError(404, f"no message with id {message_id!r}") from None
         except NotCancellableError as exc:
@@ -341,9 +398,10 @@ def create_app(context: ApiContext) -> FastAPI:
         before_id: int | None = None,
     ) -> list[InboundView]:
         """Inbound SMS, newest first; pass the last id as ``before_id`` for the next page."""
-        return [
-            InboundView.of(s) for s in await store.list_inbound(limit=limit, before_id=before_id)
-        ]
+        inbound = await _from_store(
+            store.list_inbound(limit=limit, before_id=before_id), store_timeout
+        )
+        return [InboundView.of(s) for s in inbound]
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -355,7 +413,8 @@ def create_app(context: ApiContext) -> FastAPI:
         """Ready when the store answers and at least one SMPP session is bound."""
         problems = []
         try:
-            await store.queue_depth()
+            async with asyncio.timeout(store_timeout):
+                await store.queue_depth()
         except Exception as exc:
             log.warning("readiness: store unreachable: %s", exc)
             problems.append("the store is unreachable")

@@ -38,6 +38,20 @@ SANDBOX_SENDER = "O2SMS"
 """The sender in sandbox mode when none is configured (the real account has its own default)."""
 
 
+LEAKY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "sqlalchemy", "asyncpg")
+"""Libraries whose INFO/DEBUG lines carry what passes through them: httpx logs webhook URLs
+with their query strings (tokens), aiosqlite and SQLAlchemy log statements with their values
+(phone numbers, texts)."""
+
+
+def protect_logs() -> None:
+    """Raise :data:`LEAKY_LOGGERS` to WARNING, so what they carry never reaches a log."""
+    for name in LEAKY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def sandbox_secret(path: Path, prefix: str = "sbx_") -> str:
     """A sandbox secret (API key, webhook key): read from ``path``, or generated and saved
     there (mode 0600), so it stays the same from one start to the next."""
@@ -59,6 +73,7 @@ class Connector:
 
     def __init__(self, settings: Settings, *, store: MessageStore | None = None) -> None:
         self.settings = settings
+        protect_logs()
         self.metrics = Metrics()
         self.worker_id = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
         self._own_store = store is None
@@ -76,6 +91,7 @@ class Connector:
         self.api_keys = [k.get_secret_value() for k in settings.api_keys]
         self._submitted_at: OrderedDict[str, float] = OrderedDict()
         self._queue_depth = 0
+        self._callbacks_used = False  #: a message with a callback_url was accepted here
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self.fatal: BaseException | None = None  #: why the service cannot work (bad credentials)
@@ -232,8 +248,11 @@ class Connector:
             await self.store.close()
 
     def _changed(self) -> None:
-        """A message's status changed: its webhook (if any) is in the outbox, send it now."""
-        if self.webhooks is not None:
+        """A message's status changed: its webhook (if any) is in the outbox, send it now.
+
+        Only when webhooks are in use; otherwise the sender's poll finds the rare one.
+        """
+        if self.webhooks is not None and (self.settings.webhooks.url or self._callbacks_used):
             self.webhooks.notify()
 
     def _webhook_attempt(self, outcome: AttemptOutcome) -> None:
@@ -241,6 +260,7 @@ class Connector:
 
     def check_callback_url(self, url: str) -> str:
         """``url`` if webhooks may go there (for the API's ``callback_url``), else ValueError."""
+        self._callbacks_used = True
         if self.webhook_secret is None:
             raise ValueError(
                 "this service has no webhook secret (webhooks.secret), so it sends no callbacks"

@@ -151,9 +151,12 @@ class SubmitWorker:
     async def _claim_loop(self) -> None:
         settings = self._settings
         idle = settings.poll_interval
+        # Claim in batches: wait for a batch's worth of free slots (each claim is a write
+        # transaction) unless nothing at all is in flight.
+        refill = max(1, min(settings.batch, settings.concurrency // 2))
         while not self._stopping:
             free = settings.concurrency - len(self._in_flight)
-            if free <= 0:
+            if free < refill and self._in_flight:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -181,7 +184,13 @@ class SubmitWorker:
 
     def _done(self, message_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(message_id, None)
-        self._slot_free.set()
+        settings = self._settings
+        if (
+            settings.concurrency - len(self._in_flight)
+            >= min(settings.batch, settings.concurrency // 2)
+            or not self._in_flight
+        ):
+            self._slot_free.set()
 
     async def _heartbeat(self) -> None:
         """Push out the leases of messages still being submitted (throttling may take long)."""

@@ -98,7 +98,14 @@ def create_engine(
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, got {mode!r}")
-        engine = create_async_engine(sa_url, echo=echo, hide_parameters=True)
+        engine = create_async_engine(
+            sa_url,
+            echo=echo,
+            hide_parameters=True,
+            # Every transaction ends in COMMIT or ROLLBACK already; the pool's own rollback
+            # on check-in would cost one more round trip to the driver's thread each time.
+            pool_reset_on_return=None,
+        )
         _tune_sqlite(engine, busy_timeout_ms=int(busy_timeout * 1000), synchronous=mode)
         return engine
     connect_args: dict[str, Any] = {}

@@ -219,7 +219,14 @@ async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
     """
     if connection.dialect.name != "postgresql":
         return
-    for key in sorted(set(keys)):
-        await connection.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(_KEY_LOCK_SPACE, sa.func.hashtext(key)))
-        )
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    # One round trip for the whole set; the subquery's ORDER BY fixes the locking order.
+    await connection.execute(
+        sa.text(
+            "SELECT pg_advisory_xact_lock(:space, hashtext(k)) "
+            "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS t(k) ORDER BY k) AS s"
+        ),
+        {"space": _KEY_LOCK_SPACE, "keys": ordered},
+    )
