@@ -8,8 +8,11 @@ import pytest
 
 from o2sms.simulator import Simulator
 from o2sms.simulator.faults import TokenBucket
-from o2sms.smpp import CommandStatus, EnquireLink, SubmitSm
-from tests.simulator.esme import Esme
+from o2sms.smpp import BindTransmitter, CommandStatus, EnquireLink, Pdu, SubmitSm
+from o2sms.smpp.codec import decode, encode
+from o2sms.smpp.framer import Framer
+from tests.simulator.conftest import ACCOUNTS, PASSWORD
+from tests.simulator.esme import HOST, Esme
 
 S = CommandStatus
 
@@ -135,3 +138,92 @@ async def test_receipt_delay(smsc: Simulator) -> None:
     await esme.submit(registered_delivery=1)
     await esme.next_delivery()
     assert loop.time() - started < 0.2
+
+
+async def _blast_under_latency(
+    max_held: int, count: int, latency: float, body: int
+) -> tuple[int, int, float]:
+    """Bind, write ``count`` submit_sm in one go under ``latency``; (peak held, answers, s)."""
+    async with Simulator(
+        accounts=ACCOUNTS, max_held_output=max_held, inactivity_timeout=30.0
+    ) as smsc:
+        assert smsc.port is not None
+        reader, writer = await asyncio.open_connection(HOST, smsc.port)
+        framer = Framer()
+
+        async def next_pdu() -> Pdu:
+            while (frame := framer.next_frame()) is None:
+                data = await reader.read(65536)
+                assert data, "closed"
+                framer.feed(data)
+            return decode(frame)
+
+        writer.write(
+            encode(BindTransmitter(system_id="acct", password=PASSWORD, sequence_number=1))
+        )
+        assert (await next_pdu()).command_status == 0
+        smsc.faults.latency = latency
+        blob = b"".join(
+            encode(
+                SubmitSm(
+                    sequence_number=2 + i,
+                    source_addr="O2Shop",
+                    source_addr_ton=5,
+                    destination_addr="421900123456",
+                    short_message=b"x" * body,
+                )
+            )
+            for i in range(count)
+        )
+        peak = 0
+        done = False
+
+        async def sample() -> None:
+            nonlocal peak
+            while not done:
+                peak = max([peak, *(s.held_octets for s in smsc.sessions())])
+                await asyncio.sleep(0)
+
+        sampler = asyncio.create_task(sample())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        writer.write(blob)
+        answers = 0
+        async with asyncio.timeout(20):
+            while answers < count:
+                pdu = await next_pdu()
+                assert pdu.command_status == 0
+                answers += 1
+        elapsed = loop.time() - started
+        done = True
+        await sampler
+        writer.close()
+        await writer.wait_closed()
+        return peak, answers, elapsed
+
+
+@pytest.mark.asyncio
+async def test_latency_held_output_is_bounded_under_a_blast() -> None:
+    """A client blasting submit_sm under latency: reading pauses, the held output stays bounded.
+
+    Past ``max_held_output`` held octets the session stops reading, so at most the answers to
+    one more read are added: asyncio reads up to 256 KiB at a time, here about 1,040 submit_sm
+    of 251 octets, answered with 33-octet submit_sm_resp. Without the bound the session would
+    hold all 4,000 answers (132,000 octets); every one of them still arrives.
+    """
+    limit, count, body = 4096, 4000, 200
+    submit_size = len(
+        encode(
+            SubmitSm(
+                source_addr="O2Shop",
+                source_addr_ton=5,
+                destination_addr="421900123456",
+                short_message=b"x" * body,
+            )
+        )
+    )
+    one_read = (256 * 1024 // submit_size + 1) * 33
+    peak, answers, _ = await _blast_under_latency(limit, count, 0.1, body)
+    assert answers == count
+    assert limit < peak <= limit + one_read
+    assert peak < count * 33 // 3

@@ -194,19 +194,21 @@ async def test_intermediate_rule_from_config_and_checked() -> None:
 # --- 3. interface_version ----------------------------------------------------------------
 
 
-async def test_smpp33_bind_gets_no_tlvs(sender_smsc: Simulator) -> None:
-    esme = await Esme.open(_port(sender_smsc))
-    resp = await esme.request(
-        BindTransceiver(system_id="acct", password=PASSWORD, interface_version=0x33)
-    )
-    assert resp.command_status == 0
-    assert resp.tlvs == ()
-    (info,) = sender_smsc.sessions()
-    assert info.interface_version == 0x33
-    submitted = await esme.submit(registered_delivery=0x01, destination_addr="421911222333")
-    receipt = await esme.next_delivery()
-    assert receipt.tlvs == ()  # SMPP 3.3 has no TLVs: the text carries the receipt
-    assert parse_receipt(receipt.short_message.decode()).id == submitted.message_id
+async def test_smpp33_bind_accepted_when_enabled_gets_no_tlvs() -> None:
+    """accept_smpp33=True: a 3.3 ESME is bound and, as SMPP 3.4 asks, sent no TLVs."""
+    async with Simulator(accounts=ACCOUNTS, accept_smpp33=True, receipt_delay=0.01) as smsc:
+        esme = await Esme.open(_port(smsc))
+        resp = await esme.request(
+            BindTransceiver(system_id="acct", password=PASSWORD, interface_version=0x33)
+        )
+        assert resp.command_status == 0
+        assert resp.tlvs == ()
+        (info,) = smsc.sessions()
+        assert info.interface_version == 0x33
+        submitted = await esme.submit(registered_delivery=0x01, destination_addr="421911222333")
+        receipt = await esme.next_delivery()
+        assert receipt.tlvs == ()  # SMPP 3.3 has no TLVs: the text carries the receipt
+        assert parse_receipt(receipt.short_message.decode()).id == submitted.message_id
 
 
 @pytest.mark.parametrize("version", [0x34, 0x50])
@@ -219,14 +221,19 @@ async def test_smpp34_and_later_bind_as_34(smsc: Simulator, version: int) -> Non
     assert resp.get_tlv(TlvTag.SC_INTERFACE_VERSION) == 0x34
 
 
-async def test_smpp33_refused_when_not_accepted() -> None:
-    async with Simulator(accounts=ACCOUNTS, accept_smpp33=False) as smsc:
-        esme = await Esme.open(_port(smsc))
-        resp = await esme.request(
-            BindTransceiver(system_id="acct", password=PASSWORD, interface_version=0x33)
-        )
-        assert resp.command_status == S.ESME_RBINDFAIL
-        await esme.wait_closed()
+@pytest.mark.parametrize("version", [0x33, 0x00])
+async def test_smpp33_refused_by_default(smsc: Simulator, version: int) -> None:
+    """The gateway: "version 3.3 is not supported"; the reference gives no dedicated status."""
+    assert smsc.config.accept_smpp33 is False
+    esme = await Esme.open(_port(smsc))
+    resp = await esme.request(
+        BindTransceiver(system_id="acct", password=PASSWORD, interface_version=version)
+    )
+    assert resp.command_status == S.ESME_RBINDFAIL
+    assert resp.tlvs == ()
+    await esme.wait_closed()
+    assert smsc.counters["binds_refused"] == 1
+    await smsc.wait_until(lambda: smsc.sessions() == [])
 
 
 # --- 4. one round-robin choice for receipts sent at once and receipts that waited ----------

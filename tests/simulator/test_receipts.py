@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from o2sms.receipts import ReceiptStat, from_deliver_sm
-from o2sms.simulator import Account, OutcomeRule, Simulator
-from o2sms.smpp import CommandStatus, DeliverSm, TlvTag
+from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
+from o2sms.simulator.delivery import ReceiptSubject, build_receipt
+from o2sms.smpp import CancelSm, CommandStatus, DeliverSm, TlvTag
 from o2sms.smpp.times import absolute_time
 from tests.simulator.conftest import ACCOUNTS, PASSWORD
 from tests.simulator.esme import Esme
@@ -262,6 +263,115 @@ async def test_absolute_schedule_and_validity_expiring_first(smsc: Simulator) ->
     assert stored is not None
     assert stored.done_at is not None
     assert stored.done_at >= stored.submitted_at + timedelta(seconds=0.9)
+
+
+def _minute(when: datetime) -> datetime:
+    """``when`` as a receipt writes it: naive (the zone is not written), to the minute."""
+    return when.replace(tzinfo=None, second=0, microsecond=0)
+
+
+async def _check_scheduled_receipt(smsc: Simulator, esme: Esme, message_id: str) -> None:
+    """The receipt comes after the schedule, and its done date is not before it.
+
+    The receipt's dates have minute precision (YYMMDDhhmm), so its done date is compared with
+    the schedule cut to the minute; the stored done_at and the wall clock at arrival are
+    compared exactly.
+    """
+    stored = smsc.message(message_id)
+    assert stored is not None
+    scheduled = stored.scheduled_for
+    assert scheduled is not None
+    receipt = await esme.next_delivery(4.0)
+    arrived = datetime.now(UTC)
+    assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+    assert arrived >= scheduled  # sent after the schedule
+    assert _done_date(receipt) >= _minute(scheduled)
+    assert _done_date(receipt) >= _minute(stored.submitted_at)
+    assert stored.done_at is not None
+    assert stored.done_at >= scheduled
+    assert _done_date(receipt) == _minute(stored.done_at)
+
+
+@pytest.mark.asyncio
+async def test_relative_schedule_receipt_done_date_not_before_schedule(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    resp = await esme.submit(registered_delivery=1, schedule_delivery_time="000000000001200R")
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.scheduled_for is not None
+    assert stored.scheduled_for - stored.submitted_at == timedelta(seconds=1.2)
+    await _check_scheduled_receipt(smsc, esme, resp.message_id)
+
+
+@pytest.mark.asyncio
+async def test_absolute_schedule_receipt_done_date_not_before_schedule(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    at = datetime.now(UTC) + timedelta(seconds=0.8)
+    resp = await esme.submit(registered_delivery=1, schedule_delivery_time=absolute_time(at))
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.scheduled_for is not None
+    assert abs(stored.scheduled_for - at) < timedelta(seconds=0.1)  # tenths on the wire
+    await _check_scheduled_receipt(smsc, esme, resp.message_id)
+
+
+@pytest.mark.asyncio
+async def test_receipt_of_a_message_the_store_forgot() -> None:
+    """A pending outcome keeps only the receipt's facts: the store may forget the message."""
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.2, store_size=1) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        first = await esme.submit(registered_delivery=1, short_message=b"First of two messages")
+        second = await esme.submit(registered_delivery=1, destination_addr="421900999888")
+        assert smsc.message(first.message_id) is None  # forgotten, its outcome still pending
+        receipts = [await esme.next_delivery() for _ in range(2)]
+        by_id = {r.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID): r for r in receipts}
+        forgotten = by_id[first.message_id]
+        assert (forgotten.source_addr, forgotten.destination_addr) == ("421900123456", "O2Shop")
+        parsed = from_deliver_sm(forgotten)
+        assert (parsed.id, parsed.stat) == (first.message_id, ReceiptStat.DELIVRD)
+        assert forgotten.short_message.endswith(b" text:First of two message")
+        kept = smsc.message(second.message_id)
+        assert kept is not None
+        assert kept.stat == "DELIVRD"
+
+
+@pytest.mark.asyncio
+async def test_cancel_holds_after_the_store_forgot_the_message() -> None:
+    async with Simulator(
+        accounts=ACCOUNTS, receipt_delay=0.2, store_size=1, accept_query_cancel=True
+    ) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        cancelled = (await esme.submit(registered_delivery=1)).message_id
+        answer = await esme.request(CancelSm(message_id=cancelled, source_addr="O2Shop"))
+        assert answer.command_status == 0
+        kept = (await esme.submit(registered_delivery=1)).message_id  # forgets the first
+        assert smsc.message(cancelled) is None
+        receipt = await esme.next_delivery()
+        assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == kept
+        await smsc.wait_until(lambda: smsc.scheduled == 0)
+        await asyncio.sleep(0.02)
+        assert esme.deliveries.empty()
+
+
+def test_receipt_subject_keeps_only_what_the_receipt_needs() -> None:
+    """The receipt built from the compact subject is the one built from the whole message."""
+    now = datetime.now(UTC)
+    message = StoredMessage(
+        "0123456789abcdef", "acct", "", 1, "O2Shop", "421900123456", 0, "gsm7",
+        "A text longer than the receipt keeps", False, "single", None, 1, 1, 1,
+        "", "", now + timedelta(minutes=5), None, now,
+    )  # fmt: skip
+    subject = ReceiptSubject.of(message)
+    assert subject.text == message.text[:20]
+    assert subject.scheduled_for == message.scheduled_for
+    done = now + timedelta(minutes=6)
+    assert build_receipt(subject, ReceiptStat.DELIVRD, 0, done) == build_receipt(
+        message, ReceiptStat.DELIVRD, 0, done
+    )
 
 
 @pytest.mark.asyncio

@@ -138,9 +138,12 @@ class SimulatorConfig:
     #: answer failures with Infobip's codes where the gateway has one (0x9F for a bad TLV
     #: length, ...; o2_profile.INFOBIP_STATUSES); False: the plain SMPP 3.4 statuses
     infobip_statuses: bool = True
-    #: bind with interface_version below 0x34: True accepts an SMPP 3.3 ESME (sent no TLVs),
-    #: False refuses it with ESME_RBINDFAIL (the gateway's "3.3 is not supported", literally)
-    accept_smpp33: bool = True
+    #: bind with interface_version below 0x34: False (the gateway: "version 3.3 is not
+    #: supported") refuses it with ESME_RBINDFAIL; True accepts an SMPP 3.3 ESME (sent no TLVs)
+    accept_smpp33: bool = False
+    #: octets of output the latency fault may hold per session; past it, reading from that
+    #: session pauses until the held output is written (memory stays bounded under a blast)
+    max_held_output: int = 64 * 1024
     #: global fault switches to start with (``[faults]`` in a file; ``Simulator.faults`` after)
     faults: Faults | None = field(default=None, compare=False)
     seed: int | None = None  #: seed of the random connection-drop fault

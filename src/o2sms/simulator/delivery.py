@@ -2,6 +2,9 @@
 
 No I/O and no clock: the server passes ``now`` in. Receipts and inbound messages (MO) are both
 :class:`Outbound` items: deliver_sm PDUs waiting for a receiving session of their account.
+An outcome waiting for its time keeps a :class:`ReceiptSubject`, only what its receipt needs,
+not the whole :class:`StoredMessage`: up to ``max_scheduled`` of them can wait, long after the
+inspection store forgot the message.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from o2sms import receipts
 from o2sms.receipts import ReceiptStat
@@ -61,6 +64,52 @@ class Outbound:
     attempts: int = 0
 
 
+class ReceiptFacts(Protocol):
+    """What a receipt is written from: a :class:`StoredMessage` or a :class:`ReceiptSubject`."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def source_addr(self) -> str: ...
+    @property
+    def destination_addr(self) -> str: ...
+    @property
+    def submitted_at(self) -> datetime: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptSubject:
+    """The few facts of a message its receipts need, kept while its outcome is pending.
+
+    Holding these instead of the :class:`StoredMessage` keeps a pending outcome small (no
+    message text beyond the receipt's 20 characters, no raw schedule strings, no UDH details)
+    and lets the store forget the message without the timeline keeping it alive.
+    """
+
+    message_id: str
+    system_id: str
+    source_addr: str
+    destination_addr: str
+    submitted_at: datetime
+    text: str  #: the first receipts.TEXT_LIMIT characters, as the receipt's text field
+    scheduled_for: datetime | None  #: no final receipt is dated before it
+
+    @classmethod
+    def of(cls, message: StoredMessage) -> ReceiptSubject:
+        """The receipt's facts of ``message`` (its text cut to the receipt's limit)."""
+        return cls(
+            message.message_id,
+            message.system_id,
+            message.source_addr,
+            message.destination_addr,
+            message.submitted_at,
+            message.text[: receipts.TEXT_LIMIT],
+            message.scheduled_for,
+        )
+
+
 def _ascii(text: str) -> str:
     """Receipt text field: printable ASCII only (the receipt itself is GSM 7-bit / IA5)."""
     if text.isascii() and text.isprintable():
@@ -69,7 +118,7 @@ def _ascii(text: str) -> str:
 
 
 def build_receipt(
-    message: StoredMessage,
+    message: ReceiptFacts,
     stat: ReceiptStat,
     err: int,
     done: datetime,
@@ -145,4 +194,12 @@ class Timeline(Generic[T]):
         self._heap.clear()
 
 
-__all__ = ["GSM_NETWORK_TYPE", "MessageIds", "Outbound", "Timeline", "build_receipt"]
+__all__ = [
+    "GSM_NETWORK_TYPE",
+    "MessageIds",
+    "Outbound",
+    "ReceiptFacts",
+    "ReceiptSubject",
+    "Timeline",
+    "build_receipt",
+]

@@ -12,9 +12,10 @@ its connection drops, or answered with an error, is sent again: at-least-once. A
 intermediate notifications (ENROUTE, ACCEPTD) go out the same way as soon as the message is
 accepted, when registered_delivery asks for them (0x10).
 
-Binds with an interface_version below 0x34 are SMPP 3.3 ESMEs: accepted (unless
-``accept_smpp33`` is off), answered without the sc_interface_version TLV and sent deliver_sm
-without TLVs; any value above 0x34 is treated as 3.4.
+Binds with an interface_version below 0x34 are SMPP 3.3 ESMEs, which the gateway does not
+support: refused with ESME_RBINDFAIL, unless ``accept_smpp33`` is on, when they are answered
+without the sc_interface_version TLV and sent deliver_sm without TLVs; any value above 0x34 is
+treated as 3.4.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from typing import Any, Final, Self
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator import http, tls
 from o2sms.simulator.config import Account, OutcomeRule, SimulatorConfig
-from o2sms.simulator.delivery import MessageIds, Outbound, Timeline, build_receipt
+from o2sms.simulator.delivery import (
+    MessageIds,
+    Outbound,
+    ReceiptSubject,
+    Timeline,
+    build_receipt,
+)
 from o2sms.simulator.faults import Faults, FaultView
 from o2sms.simulator.o2_profile import (
     BIND_LIMIT_STATUS,
@@ -117,6 +124,7 @@ class SessionInfo:
     submitted: int
     outstanding_deliver_sm: int
     interface_version: int = INTERFACE_VERSION  #: from the bind (below 0x34: SMPP 3.3)
+    held_octets: int = 0  #: output the latency fault holds back (bounded by max_held_output)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the JSON endpoint."""
@@ -132,14 +140,19 @@ class SessionInfo:
             "submitted": self.submitted,
             "outstanding_deliver_sm": self.outstanding_deliver_sm,
             "interface_version": self.interface_version,
+            "held_octets": self.held_octets,
         }
 
 
 @dataclass(slots=True)
 class _Decision:
-    """A message's outcome, to apply (and report) when due; or an intermediate notification."""
+    """A message's outcome, to apply (and report) when due; or an intermediate notification.
 
-    message: StoredMessage
+    It holds the receipt's facts, not the StoredMessage: up to ``max_scheduled`` decisions
+    wait, and the message itself is looked up in the store when due (gone if forgotten).
+    """
+
+    subject: ReceiptSubject
     stat: ReceiptStat
     err: int
     receipt: bool
@@ -203,6 +216,9 @@ class Simulator:
         # (latency fault) after it left _sessions, and stop() must not leave it open
         self._connections: weakref.WeakSet[SmppSession] = weakref.WeakSet()
         self._timeline: Timeline[_Decision | Outbound] = Timeline()
+        #: cancel_sm'd messages whose outcome is still pending (dropped when it comes due), so
+        #: a cancel holds even when the store forgets the message before then
+        self._cancelled: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
         self._random = random.Random(config.seed)
@@ -331,6 +347,7 @@ class Simulator:
             tls=tls,
             statuses=self._statuses,
             inactivity_timeout=cfg.inactivity_timeout,
+            max_held=cfg.max_held_output,
         )
         self._sessions[session_id] = session
         self._connections.add(session)
@@ -396,6 +413,7 @@ class Simulator:
                 s.submitted,
                 s.outstanding,
                 s.interface_version,
+                s.held,
             )
             for s in self._sessions.values()
         ]
@@ -487,8 +505,10 @@ class Simulator:
         """Check credentials, system_type and the session limit; register the session.
 
         interface_version: 0x34 and above bind as SMPP 3.4 (bind_resp with the
-        sc_interface_version TLV); below 0x34 as SMPP 3.3, whose bind_resp and deliver_sm
-        carry no TLVs, or refused with ESME_RBINDFAIL when ``accept_smpp33`` is off.
+        sc_interface_version TLV); below 0x34 (SMPP 3.3, "not supported" by the gateway)
+        refused with ESME_RBINDFAIL, the reference's generic bind failure (SMPP 3.4 has no
+        version status), or, with ``accept_smpp33``, bound as SMPP 3.3, whose bind_resp and
+        deliver_sm carry no TLVs.
         """
         state = self._accounts.get(pdu.system_id)
         status = 0
@@ -680,6 +700,7 @@ class Simulator:
 
     def _decide(self, message: StoredMessage, wall: datetime, now: float, view: FaultView) -> None:
         """Pick the outcome and schedule it (the receipt, if asked for, goes out then)."""
+        subject: ReceiptSubject | None = None
         rule = self._rule(message.destination_addr) if self._rules else None
         if rule is None:
             stat, err, delay = ReceiptStat.DELIVRD, 0, self.config.receipt_delay
@@ -687,8 +708,9 @@ class Simulator:
             stat, err = rule.stat, rule.err
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
             if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
+                subject = ReceiptSubject.of(message)
                 for notification in rule.intermediate:
-                    self._schedule(now, _Decision(message, notification, 0, True, True))
+                    self._schedule(now, _Decision(subject, notification, 0, True, True))
         if view.any_active:
             delay += view.receipt_delay()
         delay += seconds_until(message.scheduled_for, wall)
@@ -698,7 +720,8 @@ class Simulator:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
         flags = message.registered_delivery & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)
-        self._schedule(now + delay, _Decision(message, stat, err, receipt))
+        subject = subject or ReceiptSubject.of(message)
+        self._schedule(now + delay, _Decision(subject, stat, err, receipt))
 
     def _schedule(self, due: float, item: _Decision | Outbound) -> None:
         self._timeline.push(due, item)
@@ -741,13 +764,23 @@ class Simulator:
     def _apply(
         self, decision: _Decision, wall: datetime, now: float, touched: set[SmppSession]
     ) -> None:
-        message = decision.message
-        if message.state is MessageState.DELETED:
+        """Apply a due decision: update the stored message (if still kept) and report it.
+
+        A final outcome is never dated before the message's schedule: the timer runs on the
+        loop's monotonic clock, and ``wall`` may trail the scheduled wall-clock time by the
+        clocks' drift, which would date the receipt before the time the client asked for.
+        """
+        subject = decision.subject
+        message_id = subject.message_id
+        if message_id in self._cancelled:
+            if not decision.intermediate:
+                self._cancelled.discard(message_id)  # the final outcome: nothing else waits
             return  # cancelled by cancel_sm
+        message = self.store.get(message_id)  # None once the store forgot it
         if decision.intermediate:
-            if message.done_at is None:  # never after the final receipt
+            if message is None or message.done_at is None:  # never after the final receipt
                 self._report(
-                    message,
+                    subject,
                     decision.stat,
                     0,
                     wall=wall,
@@ -756,16 +789,19 @@ class Simulator:
                     intermediate=True,
                 )
             return
-        message.state = decision.stat.message_state
-        message.stat = decision.stat.value
-        message.err = decision.err
-        message.done_at = wall
+        scheduled = subject.scheduled_for
+        done = wall if scheduled is None or scheduled <= wall else scheduled
+        if message is not None:
+            message.state = decision.stat.message_state
+            message.stat = decision.stat.value
+            message.err = decision.err
+            message.done_at = done
         if decision.receipt:
-            self._report(message, decision.stat, decision.err, wall=wall, now=now, touched=touched)
+            self._report(subject, decision.stat, decision.err, wall=done, now=now, touched=touched)
 
     def _report(
         self,
-        message: StoredMessage,
+        message: ReceiptSubject,
         stat: ReceiptStat,
         err: int,
         *,
@@ -883,6 +919,7 @@ class Simulator:
         message.state = MessageState.DELETED
         message.stat = ReceiptStat.DELETED.value
         message.done_at = datetime.now(UTC)
+        self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
         return CancelSmResp(sequence_number=pdu.sequence_number)
 
 

@@ -10,7 +10,10 @@ Fault injection acts here, on the byte stream, so that it treats every PDU alike
 those the Connection answers on its own (enquire_link, unbind, PDUs that break the rules): a
 :class:`FrameCounter` finds where each received PDU ends, so the drop faults count every PDU
 and cut the stream before the one that trips them; and the latency fault holds back
-everything written, in order, instead of a single kind of response.
+everything written, in order, instead of a single kind of response. What it holds is bounded:
+past ``max_held`` octets the session stops reading from the socket until the held output has
+been written, so a client blasting requests under latency is slowed down by TCP instead of
+growing the simulator's memory.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
 _RECEIVING_RESPS = (BindReceiverResp, BindTransceiverResp)
 _WORD: Final = struct.Struct(">I")
+
+MAX_HELD: Final = 64 * 1024
+"""Default octets of output the latency fault may hold per session before reading pauses."""
 
 
 class FrameCounter:
@@ -168,6 +174,7 @@ class SmppSession(asyncio.Protocol):
         tls: bool,
         statuses: Mapping[int, int] | None = None,
         inactivity_timeout: float | None = None,
+        max_held: int = MAX_HELD,
     ) -> None:
         self.host = host
         self.session_id = session_id
@@ -196,6 +203,11 @@ class SmppSession(asyncio.Protocol):
         self._patch = False  # _auto holds an answer whose status the profile replaces
         self._late: deque[tuple[float, bytes]] = deque()  # (due, bytes) held by the latency fault
         self._late_timer: asyncio.TimerHandle | None = None
+        self._held = 0  # octets in _late
+        #: past this many held octets reading pauses until they are written (bounded memory)
+        self.max_held = max_held
+        self._paused_by_peer = False  # the transport's buffer is full (pause_writing)
+        self._paused_by_latency = False  # _late holds more than max_held octets
         self._outbound: dict[int, Outbound] = {}  # sequence_number -> deliver_sm in flight
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
@@ -261,13 +273,28 @@ class SmppSession(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The peer does not read: stop reading its requests until it does (bounded memory)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        self._paused_by_peer = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         """The peer reads again."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._paused_by_peer = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read from the socket only while neither the peer nor the latency fault holds us up.
+
+        Two independent reasons pause reading (a full transport buffer, too much output held
+        by the latency fault); reading resumes only when both are gone.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._paused_by_peer or self._paused_by_latency:
+            if transport.is_reading():
+                transport.pause_reading()
+        elif not transport.is_reading():
+            transport.resume_reading()
 
     # --- state ------------------------------------------------------------------------
 
@@ -281,6 +308,11 @@ class SmppSession(asyncio.Protocol):
     def outstanding(self) -> int:
         """deliver_sm sent and not yet answered."""
         return len(self._outbound)
+
+    @property
+    def held(self) -> int:
+        """Octets of output the latency fault holds back (at most about ``max_held``)."""
+        return self._held
 
     @property
     def smpp33(self) -> bool:
@@ -324,11 +356,20 @@ class SmppSession(asyncio.Protocol):
             transport.close()
 
     def _hold(self, data: bytes, latency: float) -> None:
-        """Write ``data`` ``latency`` s from now, never before what is already held (order)."""
+        """Write ``data`` ``latency`` s from now, never before what is already held (order).
+
+        Past ``max_held`` held octets, reading pauses: the answers to one read (at most what
+        one read of requests produces) and deliver_sm (at most a window) may still be added,
+        nothing else until :meth:`_write_late` has written them.
+        """
         due = self._loop.time() + latency
         if self._late:
             due = max(due, self._late[-1][0])
         self._late.append((due, data))
+        self._held += len(data)
+        if self._held > self.max_held and not self._paused_by_latency:
+            self._paused_by_latency = True
+            self._update_reading()
         if self._late_timer is None:
             self._late_timer = self._loop.call_at(self._late[0][0], self._write_late)
 
@@ -338,6 +379,7 @@ class SmppSession(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             self._late.clear()
+            self._held = 0
             return
         now = self._loop.time()
         late = self._late
@@ -345,7 +387,12 @@ class SmppSession(asyncio.Protocol):
         while late and late[0][0] <= now:
             chunks.append(late.popleft()[1])
         if chunks:
-            transport.write(b"".join(chunks))
+            data = b"".join(chunks)
+            self._held -= len(data)
+            transport.write(data)
+        if self._paused_by_latency and self._held <= self.max_held // 2:
+            self._paused_by_latency = False  # resume at half, not to pause again at once
+            self._update_reading()
         if late:
             self._late_timer = self._loop.call_at(late[0][0], self._write_late)
         elif self._closing or self._closed:
@@ -353,6 +400,7 @@ class SmppSession(asyncio.Protocol):
 
     def _drop_late(self) -> None:
         self._late.clear()
+        self._held = 0
         if self._late_timer is not None:
             self._late_timer.cancel()
             self._late_timer = None
