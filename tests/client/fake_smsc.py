@@ -15,6 +15,7 @@ from o2sms.client import Client
 from o2sms.smpp import (
     CommandStatus,
     DeliverSm,
+    GenericNack,
     SubmitSm,
     Tlv,
     TlvTag,
@@ -46,6 +47,12 @@ class Faults:
     silent: bool = False  #: read everything, answer nothing (a dead link)
     receipts: bool = False  #: send a DELIVRD receipt after each accepted submit
     receipt_in_hex: bool = True  #: receipt text id in decimal when False
+    #: answer the next submits with these error statuses, one each, in order
+    submit_statuses: list[int] = field(default_factory=list)
+    #: answer the next submits with a generic_nack of these statuses, one each, in order
+    nack_statuses: list[int] = field(default_factory=list)
+    #: answer the first submit only after this many seconds (the others at once)
+    hold_first: float = 0.0
 
 
 @dataclass
@@ -64,6 +71,10 @@ class FakeSmsc:
     submit_system_types: list[str] = field(default_factory=list)
     unbinds: int = 0
     received: int = 0  #: submit_sm received, answered or not
+    binds: list[Any] = field(default_factory=list)  #: every bind request received
+    #: (loop time, connection index) of every submit_sm received, in order of arrival
+    submit_log: list[tuple[float, int]] = field(default_factory=list)
+    _held: bool = False
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _conns: list[Connection] = field(default_factory=list)
@@ -126,6 +137,7 @@ class FakeSmsc:
                     pdu = event.pdu
                     if pdu.command_id.name.startswith("BIND_"):
                         self.bind_attempts += 1
+                        self.binds.append(pdu)
                         system_type = getattr(pdu, "system_type", "")
                         status = self.faults.bind_status
                         limit = self.faults.max_sessions
@@ -141,10 +153,11 @@ class FakeSmsc:
                     elif isinstance(pdu, SubmitSm):
                         self.submit_system_types.append(system_type)
                         self.received += 1
+                        self.submit_log.append((loop.time(), self._conns.index(conn)))
                         held.append(pdu)
                         if len(held) >= self.faults.reverse_responses:
                             for submit in reversed(held):
-                                await self._answer_submit(conn, submit)
+                                await self._answer_submit(conn, submit, writer)
                             held.clear()
                         unbind_after = self.faults.unbind_after_submits
                         if unbind_after is not None and len(self.submits) >= unbind_after:
@@ -169,8 +182,29 @@ class FakeSmsc:
                 self.sessions -= 1
             writer.close()
 
-    async def _answer_submit(self, conn: Connection, submit: SubmitSm) -> None:
+    async def _answer_submit(
+        self, conn: Connection, submit: SubmitSm, writer: asyncio.StreamWriter
+    ) -> None:
         loop = asyncio.get_running_loop()
+        if self.faults.hold_first and not self._held:
+            self._held = True
+
+            def late() -> None:
+                if conn.state.is_bound and not writer.is_closing():
+                    conn.send(submit.response(message_id="LATE"), loop.time())
+                    writer.write(conn.data_to_send())
+
+            loop.call_later(self.faults.hold_first, late)
+            return
+        if self.faults.nack_statuses:
+            status = self.faults.nack_statuses.pop(0)
+            nack = GenericNack(command_status=status, sequence_number=submit.sequence_number)
+            conn.send(nack, loop.time())
+            return
+        if self.faults.submit_statuses:
+            status = self.faults.submit_statuses.pop(0)
+            conn.send(submit.response(command_status=status), loop.time())
+            return
         if self.faults.throttle_first > 0:
             self.faults.throttle_first -= 1
             conn.send(submit.response(command_status=CommandStatus.ESME_RTHROTTLED), loop.time())

@@ -1,15 +1,19 @@
 """``o2sms send``: one SMS straight over SMPP, or through a running o2sms service (``--via``),
 optionally waiting for its delivery; ``--csv`` sends one SMS per row through the service.
 
-Errors print one line (``error: ...``), never a traceback: the service's own sentence for a
-request it refused (exit 2), a plain description when it cannot be reached (exit 1).
+Errors print one line on stderr (``error: ...``, never wrapped), never a traceback: for bad
+input, or the service's own sentence for a request it refused (exit 2); a plain description
+when the SMSC or the service cannot be reached or the send failed (exit 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -234,51 +238,126 @@ def send_command(
             columns = CsvColumns(to_column, text_column, from_column, reference_column)
             raise typer.Exit(send_csv(request, csv_file, columns, errors_file, concurrency))
         raise typer.Exit(send_via_service(request))
-    if csv_file is not None:
-        ctx.fail("--csv sends through the service: give --via URL (or set O2SMS_URL).")
-    if to is None or text is None:
-        ctx.fail(f"Missing option '{'--to' if to is None else '--text'}'.")
-    console = Console()
+    raise typer.Exit(
+        send_direct(
+            client_options={
+                "host": host,
+                "port": port,
+                "system_id": system_id,
+                "password": password,
+                "secondary_host": secondary_host,
+                "system_type": system_type,
+                "tls": tls,
+                "tls_ca_file": tls_ca_file,
+                "bind": bind,
+            },
+            csv_file=csv_file,
+            to=to,
+            text=text,
+            sender=sender,
+            flash=flash,
+            schedule=schedule,
+            validity=validity,
+            encoding=encoding,
+            transliterate=transliterate,
+            wait_receipt=wait_receipt,
+            timeout=timeout,
+        )
+    )
+
+
+@contextmanager
+def _quiet_client_logs() -> Iterator[None]:
+    """Keep the client's log lines (reconnect warnings, ...) off stderr while it runs, unless
+    logging was configured: the command reports the outcome itself, as one ``error:`` line.
+
+    Without a handler anywhere, Python prints warnings to stderr (``logging.lastResort``);
+    a NullHandler on the ``o2sms`` logger stops that and nothing else.
+    """
+    if logging.getLogger().handlers:
+        yield
+        return
+    logger = logging.getLogger("o2sms")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
     try:
-        scheduled = parse_duration(schedule) if schedule else None
-        valid_for = parse_duration(validity) if validity else None
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def direct_sessions(bind: str, flash: bool) -> dict[str, Any]:
+    """The ``Client`` session options for a one-message send with bind mode ``bind``.
+
+    One session; with ``--flash`` a second one, which the client binds with system_type NSMS
+    in its place (the flash session counts towards the session count), while the first keeps
+    ``bind`` so ``--wait-receipt`` still has a session that receives.
+    """
+    if flash:
+        return {"bind": [bind, "transmitter"], "sessions": None, "flash_session": True}
+    return {"bind": bind, "sessions": 1, "flash_session": False}
+
+
+def send_direct(
+    *,
+    client_options: dict[str, Any],
+    csv_file: Path | None,
+    to: str | None,
+    text: str | None,
+    sender: str | None,
+    flash: bool,
+    schedule: str | None,
+    validity: str | None,
+    encoding: str | None,
+    transliterate: bool,
+    wait_receipt: bool,
+    timeout: float,
+) -> int:
+    """``o2sms send`` straight over SMPP; returns the exit status.
+
+    Every failure is one ``error: ...`` line on stderr, never wrapped (scripts grep and log
+    it whole): bad input, including a --schedule or --validity that is no duration, exits 2
+    before any connection is opened; a failure to connect, bind, send or get the receipt
+    exits 1.
+    """
+    if csv_file is not None:
+        return _fail("--csv sends through the service: give --via URL (or set O2SMS_URL)", 2)
+    if to is None or text is None:
+        return _fail(f"{'--to' if to is None else '--text'} is required", 2)
+    try:
+        scheduled = _duration(schedule, "--schedule") if schedule else None
+        valid_for = _duration(validity, "--validity") if validity else None
         # Refuse bad input before opening any connection.
         addresses.destination(to)
         if sender is not None:
             addresses.sender(sender)
         if plan(text, encoding=encoding, transliterate=transliterate).parts > 1 and flash:
             raise O2smsError("a flash message must fit one SMS (the gateway has no long flash)")
-        asyncio.run(
-            _send(
-                console,
-                {
-                    "host": host,
-                    "port": port,
-                    "system_id": system_id,
-                    "password": password,
-                    "secondary_host": secondary_host,
-                    "system_type": system_type,
-                    "tls": tls,
-                    "tls_ca_file": tls_ca_file,
-                    "bind": bind,
-                    "sessions": 1,
-                    "flash_session": flash,
-                },
-                to=to,
-                text=text,
-                sender=sender,
-                flash=flash,
-                schedule=scheduled,
-                validity=valid_for,
-                encoding=encoding,
-                transliterate=transliterate,
-                wait_receipt=wait_receipt,
-                timeout=timeout,
-            )
-        )
+        options = {**client_options, **direct_sessions(str(client_options["bind"]), flash)}
     except (O2smsError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        return _fail(str(exc), 2)
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        with _quiet_client_logs():
+            asyncio.run(
+                _send(
+                    console,
+                    options,
+                    to=to,
+                    text=text,
+                    sender=sender,
+                    flash=flash,
+                    schedule=scheduled,
+                    validity=valid_for,
+                    encoding=encoding,
+                    transliterate=transliterate,
+                    wait_receipt=wait_receipt,
+                    timeout=timeout,
+                )
+            )
+    except (O2smsError, ValueError) as exc:
+        return _fail(str(exc), 1)
+    return 0
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

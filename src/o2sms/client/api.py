@@ -18,6 +18,9 @@ from o2sms.client.config import (
     FLASH_SYSTEM_TYPE,
     O2_PORT,
     O2_TLS_PORT,
+    RECONNECT_BACKOFF,
+    SESSION_LIMIT_BACKOFF,
+    Backoff,
     Endpoint,
     SessionConfig,
     TlsSettings,
@@ -110,6 +113,29 @@ def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindTyp
         ) from None
 
 
+def _make_room_for_flash(kinds: list[BindType]) -> None:
+    """Remove one session from ``kinds`` so the NSMS flash session fits the session count.
+
+    The flash session counts towards the account's limit (4 on the O2 gateway), so the pool
+    never binds more sessions than configured: it replaces the last session that can send
+    when another one can send too, else the last receiver-only session. With neither (one
+    session that can send and nothing else) there is no room, and ValueError says so rather
+    than bind a session the gateway would refuse.
+    """
+    senders = [i for i, kind in enumerate(kinds) if kind.can_submit]
+    receivers = [i for i, kind in enumerate(kinds) if not kind.can_submit]
+    if len(senders) > 1:
+        del kinds[senders[-1]]  # never a receiver: receipts keep every receiving session
+    elif receivers:
+        del kinds[receivers[-1]]
+    else:
+        raise ValueError(
+            f"flash_session=True needs a session of its own within the {len(kinds)} "
+            "configured: the NSMS session counts towards the account's limit; give "
+            "sessions=2 or more (or a bind list with a session to spare)"
+        )
+
+
 def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
     """``value`` as an SMPP relative time: the only format the O2 gateway documents.
 
@@ -139,6 +165,16 @@ class Client:
     The gateway only documents the relative time format, so ``schedule`` and ``validity`` are
     sent as relative times whether given as a timedelta or an aware datetime (at most 99 days
     23:59:59 ahead; more raises ValueError).
+
+    ``addr_ton``, ``addr_npi`` and ``address_range`` go into every session's bind (some
+    accounts route inbound SMS by them). ``reconnect`` is the backoff between reconnect
+    attempts and ``session_limit_backoff`` the (longer) one after a bind refused because the
+    account has all its sessions; None keeps SessionConfig's defaults.
+
+    With ``flash_session`` the NSMS session takes the place of one configured session (the
+    last that can send, else the last receiver-only one), so the pool never binds more than
+    ``sessions`` (or ``len(bind)``); with a single session there is no room and ValueError is
+    raised.
 
     ``retry_timeout`` bounds how long ``send`` retries a part (throttled, SMSC queue full,
     waiting for a bound session); ``close_timeout`` how long ``close`` lets running handlers and
@@ -177,6 +213,11 @@ class Client:
         retry_timeout: float = RETRY_TIMEOUT,
         close_timeout: float = 5.0,
         max_pending_events: int = MAX_PENDING_EVENTS,
+        addr_ton: int = 0,
+        addr_npi: int = 0,
+        address_range: str = "",
+        reconnect: Backoff | None = None,
+        session_limit_backoff: Backoff | None = None,
     ) -> None:
         default_port = port or (O2_TLS_PORT if tls else O2_PORT)
         names: list[str | tuple[str, int]] = list(hosts or [])
@@ -194,11 +235,12 @@ class Client:
             ca_file=tls_ca_file, insecure_skip_verify=tls_insecure_skip_verify
         )
         kinds = _bind_types(bind, sessions)
-        senders = [i for i, kind in enumerate(kinds) if kind.can_submit]
-        if flash_session and len(senders) > 1:
-            # The flash session counts towards the account's limit: it replaces the last
-            # session that can send, never a receiver.
-            del kinds[senders[-1]]
+        if flash_session:
+            _make_room_for_flash(kinds)
+        reconnect_backoff = reconnect if reconnect is not None else RECONNECT_BACKOFF
+        limit_backoff = (
+            session_limit_backoff if session_limit_backoff is not None else SESSION_LIMIT_BACKOFF
+        )
 
         def config(kind: BindType, system_type_: str) -> SessionConfig:
             return SessionConfig(
@@ -207,6 +249,11 @@ class Client:
                 password=password,
                 system_type=system_type_,
                 bind=kind,
+                addr_ton=addr_ton,
+                addr_npi=addr_npi,
+                address_range=address_range,
+                reconnect=reconnect_backoff,
+                session_limit_backoff=limit_backoff,
                 window=window,
                 response_timeout=response_timeout,
                 connect_timeout=connect_timeout,
@@ -247,6 +294,7 @@ class Client:
         self._response_timeout = response_timeout
         self._reassembler = Reassembler()
         self._can_receive = any(kind.can_receive for kind in kinds)
+        self._flash_session = flash_session
 
     async def __aenter__(self) -> Client:
         await self.start()
@@ -317,7 +365,9 @@ class Client:
         """Send one SMS (split into parts when long) and return the SMSC's message_ids.
 
         Bad input (number, sender, text, times) raises before anything is sent. A flash message
-        that needs more than one part is refused: the gateway does not support long flash.
+        that needs more than one part is refused: the gateway does not support long flash;
+        ``flash=True`` on a client created without ``flash_session=True`` raises ClientError at
+        once (only the NSMS session delivers flash).
 
         A part that is throttled, finds the SMSC's queue full or waits for a bound session is
         retried for ``retry_timeout`` seconds (None: the client's ``retry_timeout``, 60 s by
@@ -335,6 +385,10 @@ class Client:
                 parts=len(parts),
                 max_parts=1,
             )
+        if flash and not self._flash_session:
+            # Without this, the pool would wait for an NSMS session that never comes and
+            # report some unrelated session's error.
+            raise ClientError("no flash session: create the Client with flash_session=True")
         schedule_delivery_time = _smpp_time(schedule, "schedule") if schedule else ""
         validity_period = _smpp_time(validity, "validity") if validity else ""
         pdus = [

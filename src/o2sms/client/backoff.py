@@ -12,7 +12,12 @@ T = TypeVar("T")
 
 
 def delay(attempt: int, backoff: Backoff, rng: random.Random | None = None) -> float:
-    """Seconds to wait before attempt number ``attempt`` (0 = the first retry)."""
+    """Seconds to wait before attempt number ``attempt`` (0 = the first retry).
+
+    ``initial * multiplier ** attempt``, capped at ``maximum``, then moved at random by up
+    to ``jitter`` of itself (so sessions that lost their link together do not reconnect in
+    lockstep), and never above ``maximum`` nor below 0. ``rng`` makes it deterministic.
+    """
     base = min(backoff.maximum, backoff.initial * backoff.multiplier ** min(attempt, 64))
     spread = base * backoff.jitter
     value = base + (rng or random).uniform(-spread, spread)

@@ -45,6 +45,26 @@ class Backoff:
     multiplier: float = 2.0
     jitter: float = 0.2  #: fraction of the delay added or removed at random
 
+    def __post_init__(self) -> None:
+        # Checked here so a bad Client(reconnect=...) fails at construction, not as a
+        # session that reconnects in a tight loop (or never) much later.
+        if not 0 <= self.initial <= self.maximum:
+            raise ValueError("backoff needs 0 <= initial <= maximum")
+        if self.multiplier < 1:
+            raise ValueError("backoff multiplier must be at least 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("backoff jitter must be between 0 and 1")
+
+
+RECONNECT_BACKOFF = Backoff()
+"""Default wait between reconnect attempts: 0.5 s doubling to 30 s, ±20%."""
+SESSION_LIMIT_BACKOFF = Backoff(initial=5.0, maximum=120.0)
+"""Default wait after a bind refused for the session limit: 5 s doubling to 2 min, ±20%.
+
+Longer than the reconnect backoff: another process holds the sessions, and hammering the
+gateway with binds does not free them sooner.
+"""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfig:
@@ -67,9 +87,9 @@ class SessionConfig:
     close_timeout: float = 5.0
     # The O2 gateway closes links silent for 30 s; probing after 25 s keeps clear of that edge.
     enquire_link_interval: float = 25.0
-    reconnect: Backoff = Backoff()
+    reconnect: Backoff = RECONNECT_BACKOFF
     #: backoff when the bind is refused because the account has all its sessions already
-    session_limit_backoff: Backoff = Backoff(initial=5.0, maximum=120.0)
+    session_limit_backoff: Backoff = SESSION_LIMIT_BACKOFF
     tls: TlsSettings = TlsSettings()
     inbound_concurrency: int = 8  #: deliver_sm handled at once before answering
     infobip: bool = True  #: read command_status codes with the O2/Infobip meanings

@@ -264,6 +264,8 @@ class Pool:
         last throttled status is raised as a (retriable) SubmitError, a request not sent as
         NotSentError.
 
+        A generic_nack counts as an answer with its command_status (throttling included).
+
         Returns the successful response; raises SubmitError for other error statuses and
         ConnectionLost / ResponseTimeout when the link failed with the request outstanding.
         """
@@ -285,6 +287,7 @@ class Pool:
             session = self._choose(flash) or await self._pick(flash, deadline)
             protocol = session.protocol
             pauses = self._pauses
+            response: Pdu | None = None
             try:
                 response = await (
                     protocol.request(pdu) if protocol is not None else session.request(pdu)
@@ -295,8 +298,16 @@ class Pool:
                 if protocol is not None and protocol.is_open and protocol.connection.state.is_bound:
                     raise  # refused locally on a link that is fine: resending would only repeat it
                 continue  # never went out: send it elsewhere (or after the reconnect)
-            status = response.command_status
+            except SubmitError as exc:
+                # A generic_nack. One saying ESME_RTHROTTLED or ESME_RMSGQFUL asks the account
+                # to slow down just as a submit_sm_resp with that status does: handled below.
+                if exc.command_status not in BACKOFF_STATUSES:
+                    raise
+                status = exc.command_status
+            else:
+                status = response.command_status
             if status == 0:
+                assert response is not None
                 if pauses == self._pauses:
                     self._throttled = 0
                 self._adaptive.accepted(loop.time())

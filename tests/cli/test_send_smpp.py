@@ -1,0 +1,141 @@
+"""``o2sms send`` straight over SMPP: every failure is one unwrapped ``error:`` line on stderr.
+
+A narrow terminal (COLUMNS=40) would wrap a long message over several lines unless the output
+is written without wrapping; the tests use one, with messages longer than 40 characters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from o2sms.cli.main import app
+from o2sms.cli.send import direct_sessions
+from tests.client.fake_smsc import FakeSmsc
+
+NARROW = {"COLUMNS": "40", "NO_COLOR": "1", "O2SMS_URL": None}
+
+
+def o2sms_send(*args: str) -> Result:
+    """Run ``o2sms send args`` in-process, on a 40-column terminal."""
+    return CliRunner().invoke(app, ["send", *args], env=NARROW)
+
+
+def the_error_line(result: Result) -> str:
+    """The only line of stderr, checked to be an ``error:`` line; nothing on stdout."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
+    assert result.stdout.strip() == ""
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_bad_schedule_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--to", "0903123456", "--text", "x", "--schedule", "2x")
+    assert result.exit_code == 2
+    line = the_error_line(result)
+    assert "--schedule '2x' is not a duration" in line
+    assert len(line) > 40  # long enough that wrapping would have split it
+
+
+def test_a_bad_validity_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--to", "0903123456", "--text", "x", "--validity", "soon")
+    assert result.exit_code == 2
+    assert "--validity 'soon' is not a duration" in the_error_line(result)
+
+
+def test_a_bad_number_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--to", "12", "--text", "a message to nowhere")
+    assert result.exit_code == 2
+    the_error_line(result)
+
+
+def test_a_missing_text_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--to", "0903123456")
+    assert result.exit_code == 2
+    assert "--text is required" in the_error_line(result)
+
+
+def test_an_unreachable_smsc_is_one_line_and_exit_1() -> None:
+    result = o2sms_send("--port", str(closed_port()), "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 1
+    assert len(the_error_line(result)) > 40
+
+
+def test_flash_gets_its_own_session_within_the_count() -> None:
+    assert direct_sessions("transceiver", True) == {
+        "bind": ["transceiver", "transmitter"],
+        "sessions": None,
+        "flash_session": True,
+    }
+    assert direct_sessions("transmitter", False) == {
+        "bind": "transmitter",
+        "sessions": 1,
+        "flash_session": False,
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_failure_in_a_real_process_is_one_line_on_stderr() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2sms",
+        "send",
+        "--port",
+        str(closed_port()),
+        "--to",
+        "0903123456",
+        "--text",
+        "x",
+        env={**os.environ, "COLUMNS": "40", "NO_COLOR": "1", "O2SMS_URL": ""},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert out == b""
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert lines[0].startswith("error: ")
+
+
+@pytest.mark.asyncio
+async def test_flash_is_sent_through_the_nsms_session() -> None:
+    async with FakeSmsc() as smsc:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "o2sms",
+            "send",
+            "--port",
+            str(smsc.port),
+            "--system-id",
+            "acct",
+            "--to",
+            "0903123456",
+            "--text",
+            "Blesk",
+            "--flash",
+            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert "sent to +421903123456" in out.decode()
+    assert smsc.submit_system_types == ["NSMS"]
+    assert smsc.bind_attempts == 2  # the command's session and the flash one, no more
