@@ -17,9 +17,12 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 from o2sms.cli.bench import SendFigures, measure_send, pin_to_core
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -86,9 +89,21 @@ async def raw_baseline(port: int, messages: int, window: int) -> tuple[float, fl
     return rate, latencies[len(latencies) // 2] * 1e3
 
 
-def one(port: int, messages: int, window: int, sessions: int, receipts: bool) -> SendFigures:
+def run(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run ``main`` on asyncio's default event loop or on uvloop (what ``o2sms serve`` uses)."""
+    if loop == "uvloop":
+        import uvloop  # noqa: PLC0415 - only when asked for
+
+        result: T = uvloop.run(main)
+        return result
+    return asyncio.run(main)
+
+
+def one(
+    port: int, messages: int, window: int, sessions: int, receipts: bool, *, loop: str = "asyncio"
+) -> SendFigures:
     """One run against the sink."""
-    return asyncio.run(
+    return run(
         measure_send(
             "127.0.0.1",
             port,
@@ -96,7 +111,8 @@ def one(port: int, messages: int, window: int, sessions: int, receipts: bool) ->
             window=window,
             sessions=sessions,
             receipts=receipts,
-        )
+        ),
+        loop,
     )
 
 
@@ -114,6 +130,7 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true")
     parser.add_argument("--runs", type=int, default=3, help="runs per point; the median is shown")
     parser.add_argument("--baseline", action="store_true", help="also the no-library floor")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.sink:
         pin_to_core(0)
@@ -126,13 +143,13 @@ def main() -> None:
         with sink_process(args.sink, args.port, False):
             rates, p50s = zip(
                 *(
-                    asyncio.run(raw_baseline(args.port, args.messages, 64))
+                    run(raw_baseline(args.port, args.messages, 64), args.loop)
                     for _ in range(args.runs)
                 ),
                 strict=True,
             )
         print(
-            f"raw asyncio, pre-packed PDUs, window 64: {sorted(rates)[len(rates) // 2]:,.0f} msg/s;"
+            f"raw {args.loop}, pre-packed PDUs, window 64: {sorted(rates)[len(rates) // 2]:,.0f} msg/s;"
             f" window 1 round trip p50 {sorted(p50s)[len(p50s) // 2]:.3f} ms"
         )
     print("| window | sessions | receipts | msg/s (median) | p50 ms | p99 ms | peak RSS MB |")
@@ -141,7 +158,14 @@ def main() -> None:
         with sink_process(args.sink, args.port + receipts, receipts):
             for _, sessions, window in [p for p in points if p[0] == receipts]:
                 runs = [
-                    one(args.port + receipts, args.messages, window, sessions, receipts)
+                    one(
+                        args.port + receipts,
+                        args.messages,
+                        window,
+                        sessions,
+                        receipts,
+                        loop=args.loop,
+                    )
                     for _ in range(args.runs)
                 ]
                 mid = sorted(runs, key=lambda f: f.rate)[len(runs) // 2]
