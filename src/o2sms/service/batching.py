@@ -25,16 +25,25 @@ class GroupCommit(Generic[T, R]):
     """Runs ``run(items)`` (which returns one result per item, in order) for queued items.
 
     When a batch of several fails, each of its items is run again alone, so one bad item
-    fails only its own caller. ``max_batch`` bounds a transaction's size.
+    fails only its own caller. A batch holds at most ``max_batch`` items and, when ``weight``
+    is given (rows an item writes), at most ``max_weight`` of it (but always one item): a
+    burst of large requests must not become one huge transaction held in memory at once.
     """
 
     def __init__(
-        self, run: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int = 500
+        self,
+        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 500,
+        weight: Callable[[T], int] | None = None,
+        max_weight: int = 2000,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or max_weight < 1:
+            raise ValueError("max_batch and max_weight must be at least 1")
         self._run = run
         self._max_batch = max_batch
+        self._weight = weight
+        self._max_weight = max_weight
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  #: transactions run, for tests and metrics
@@ -50,12 +59,25 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            size = self._batch_size()
+            batch = self._pending[:size]
+            del self._pending[:size]
             live = [(item, future) for item, future in batch if not future.cancelled()]
             if not live:
                 continue
             await self._commit(live, isolate=len(live) > 1)
+
+    def _batch_size(self) -> int:
+        """How many of the pending items the next batch takes."""
+        limit = min(self._max_batch, len(self._pending))
+        if self._weight is None:
+            return limit
+        total = 0
+        for count, (item, _) in enumerate(self._pending[:limit]):
+            total += self._weight(item)
+            if total > self._max_weight:
+                return max(1, count)
+        return limit
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]], *, isolate: bool) -> None:
         try:

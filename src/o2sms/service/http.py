@@ -276,7 +276,7 @@ def create_app(context: ApiContext) -> FastAPI:
             start += len(request)
         return split
 
-    enqueue = GroupCommit(enqueue_requests)
+    enqueue = GroupCommit(enqueue_requests, weight=len, max_weight=2000)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -165,6 +165,7 @@ class Connector:
             asyncio.create_task(self._connect(), name="o2sms-connect"),
             asyncio.create_task(self._poll_depth(), name="o2sms-queue-depth"),
             asyncio.create_task(self._retention(), name="o2sms-retention"),
+            asyncio.create_task(self._analyze(), name="o2sms-analyze"),
         ]
 
     def _client(self, recorder: EventRecorder) -> Client:
@@ -286,6 +287,18 @@ class Connector:
             with contextlib.suppress(Exception):
                 self._queue_depth = await self.store.queue_depth()
             await asyncio.sleep(5.0)
+
+    async def _analyze(self) -> None:
+        """Keep the database's query plans fitting the tables' sizes: often while the store is
+        young (it may start empty and grow fast), then every ten minutes."""
+        interval = 15.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.analyze()
+            except Exception as exc:
+                log.warning("refreshing the store's statistics failed: %s", exc)
+            interval = min(interval * 2, 600.0)
 
     async def _retention(self) -> None:
         retention = self.settings.retention

@@ -1151,6 +1151,23 @@ class MessageStore(MessageQueue):
             rows = (await connection.execute(query)).all()
         return [to_inbound(row) for row in rows]
 
+    # -- upkeep -------------------------------------------------------------------------------
+
+    async def analyze(self) -> None:
+        """Refresh the planner's statistics (PostgreSQL ``ANALYZE``, SQLite ``PRAGMA optimize``).
+
+        A store that grows from empty on a server without autovacuum keeps the plans made
+        for empty tables: sequential scans that grow with every message. The service runs
+        this periodically; it is cheap (PostgreSQL samples) and harmless when autovacuum runs.
+        """
+        async with self._engine.connect() as connection:
+            if self._postgresql:
+                for table in (messages, message_parts, part_keys, receipts, receipt_keys):
+                    await connection.exec_driver_sql(f"ANALYZE {table.name}")
+            else:
+                await connection.exec_driver_sql("PRAGMA optimize")
+            await connection.commit()
+
     # -- retention ----------------------------------------------------------------------------
 
     async def purge(
