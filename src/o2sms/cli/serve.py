@@ -56,18 +56,15 @@ def serve_command(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     protect_logs()
-    console = Console()
     # uvicorn shuts down cleanly on SIGINT/SIGTERM, then raises the signal again for us: let
     # SIGTERM end the process like Ctrl+C, with exit status 0, instead of killing it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         status = _run(
-            serve(
-                settings, announce=lambda text: console.print(text, markup=False, highlight=False)
-            )
+            serve(settings, announce=typer.echo)  # plain lines: the curl command must not wrap
         )
     except ConfigError as exc:
-        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         status = 0
