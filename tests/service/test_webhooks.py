@@ -12,7 +12,6 @@ import asyncio
 import re
 import ssl
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,8 @@ from o2sms.service.webhooks import (
     verify,
 )
 from o2sms.store import MessageStore, NewInbound, NewMessage, WebhookStatus, open_store
+from tests.pg import PG_URL, fresh_schema
 from tests.service.webhook_receiver import HANG, SECRET, Receiver
-from tests.store.conftest import PG_URL, _admin
 
 DOC = Path(__file__).parents[2] / "docs" / "webhooks.md"
 
@@ -73,14 +72,10 @@ async def store(backend: str, tmp_path: Path, receiver: Receiver) -> AsyncIterat
         yield opened
         await opened.close()
         return
-    schema = f"o2sms_test_{uuid.uuid4().hex[:16]}"
-    await _admin(f'CREATE SCHEMA "{schema}"')
-    try:
+    async with fresh_schema() as schema:
         opened = await open_store(PG_URL, schema=schema, **options)
         yield opened
         await opened.close()
-    finally:
-        await _admin(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest_asyncio.fixture

@@ -8,8 +8,6 @@ Set ``O2SMS_TEST_PG_URL`` to use another server.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,11 +16,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.exc import DBAPIError
 
-from o2sms.store import MessageStore, create_engine, open_store
-
-PG_URL = os.environ.get("O2SMS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from o2sms.store import MessageStore, open_store
+from tests.pg import PG_URL, fresh_schema
 
 
 class FakeClock:
@@ -56,34 +52,14 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _admin(sql: str) -> None:
-    engine = create_engine(PG_URL, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(sql)
-    finally:
-        await engine.dispose()
-
-
 @pytest_asyncio.fixture
 async def location(backend: str, tmp_path: Path) -> AsyncIterator[Location]:
     """A fresh, empty database for one test (a file, or a new PostgreSQL schema)."""
     if backend == "sqlite":
         yield Location(backend, str(tmp_path / "store.db"))
         return
-    schema = f"o2sms_test_{uuid.uuid4().hex[:16]}"
-    try:
-        await _admin(f'CREATE SCHEMA "{schema}"')
-    except (OSError, DBAPIError) as exc:
-        pytest.fail(
-            f"PostgreSQL at {PG_URL} is unreachable ({exc.__class__.__name__}: {exc}); the "
-            "store tests need it (set O2SMS_TEST_PG_URL to use another server)",
-            pytrace=False,
-        )
-    try:
+    async with fresh_schema() as schema:
         yield Location(backend, PG_URL, schema)
-    finally:
-        await _admin(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
