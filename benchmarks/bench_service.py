@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,25 +102,27 @@ async def _count_delivered(engine: AsyncEngine) -> int:
     return int(value or 0)
 
 
-async def run_once(
-    store: str, messages: int, recipients: int, connections: int, workdir: Path
-) -> Result:
-    """Start a service, push ``messages`` through it, stop it; return the figures."""
-    env = {
-        **os.environ,
-        "O2SMS_API_KEYS": API_KEY,
-        "O2SMS_HTTP_PORT": "0",
-        "O2SMS_SANDBOX__RECEIPT_DELAY": "0",
-        "O2SMS_LOG_LEVEL": "warning",
-        "O2SMS_MAX_RECIPIENTS": str(max(recipients, 1000)),
-    }
+@dataclass
+class Child:
+    """``o2sms serve`` running as a child process, and where its store is."""
+
+    process: asyncio.subprocess.Process
+    address: tuple[str, int]
+    url: str
+    schema: str | None
+
+
+@asynccontextmanager
+async def serve_child(
+    env: dict[str, str], store: str, workdir: Path, prefix: str
+) -> AsyncIterator[Child]:
+    """Run ``o2sms serve`` (settings in ``env``) on a fresh store: a SQLite file in ``workdir``
+    or a new PostgreSQL schema named from ``prefix``, dropped afterwards."""
+    env = dict(env)
     schema = None
     if store == "postgresql":
-        schema = f"o2sms_bench_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        await admin.dispose()
+        schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        await _pg_admin(f'CREATE SCHEMA "{schema}"')
         env |= {"O2SMS_STORE_URL": PG_URL, "O2SMS_STORE_SCHEMA": schema}
         url = PG_URL
     else:
@@ -156,6 +160,44 @@ async def run_once(
             sys.stderr.write("serve: " + line.decode())
 
     drainer = asyncio.create_task(drain())
+    try:
+        yield Child(process, address, url, schema)
+    finally:
+        process.terminate()
+        await process.wait()
+        drainer.cancel()
+        if schema is not None:
+            await _pg_admin(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def _pg_admin(sql: str) -> None:
+    admin = create_engine(PG_URL, pool_size=1)
+    try:
+        async with admin.begin() as connection:
+            await connection.exec_driver_sql(sql)
+    finally:
+        await admin.dispose()
+
+
+async def run_once(
+    store: str, messages: int, recipients: int, connections: int, workdir: Path
+) -> Result:
+    """Start a service, push ``messages`` through it, stop it; return the figures."""
+    env = {
+        **os.environ,
+        "O2SMS_API_KEYS": API_KEY,
+        "O2SMS_HTTP_PORT": "0",
+        "O2SMS_SANDBOX__RECEIPT_DELAY": "0",
+        "O2SMS_LOG_LEVEL": "warning",
+        "O2SMS_MAX_RECIPIENTS": str(max(recipients, 1000)),
+    }
+    async with serve_child(env, store, workdir, "o2sms_bench") as child:
+        return await _drive(child, messages, recipients, connections)
+
+
+async def _drive(child: Child, messages: int, recipients: int, connections: int) -> Result:
+    """Post ``messages`` to the running ``child`` and wait until all are delivered."""
+    process, address, url, schema = child.process, child.address, child.url, child.schema
     engine = create_engine(url, schema=schema)
     numbers = [f"+4219{n:08d}" for n in range(recipients)]
     requests = messages // recipients
@@ -188,15 +230,7 @@ async def run_once(
     finished = time.perf_counter() - started
     done.set()
     await sampler
-    process.terminate()
-    await process.wait()
-    drainer.cancel()
     await engine.dispose()
-    if schema is not None:
-        admin = create_engine(PG_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.dispose()
     return Result(
         requests * recipients, requests, accepted, finished, max(samples or [0.0]), samples
     )

@@ -20,11 +20,9 @@ import importlib
 import itertools
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from o2sms.simulator import Account, Simulator
 from o2sms.store import create_engine
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script from anywhere
-from benchmarks.bench_service import API_KEY, PG_URL, _post_loop, _rss_mib
+from benchmarks.bench_service import API_KEY, Child, _post_loop, _rss_mib, serve_child
 
 ACCOUNT = Account("soak", "soak-password-123")
 
@@ -66,45 +64,17 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         "O2SMS_GATEWAY__SESSIONS": "4",
         "O2SMS_WORKER__RETRY_BASE": "0.5",
     }
-    schema = None
-    if args.store == "postgresql":
-        schema = f"o2sms_soak_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        await admin.dispose()
-        env |= {"O2SMS_STORE_URL": PG_URL, "O2SMS_STORE_SCHEMA": schema}
-        url = PG_URL
-    else:
-        url = f"sqlite:///{workdir / 'soak.db'}"
-        env["O2SMS_STORE_URL"] = url
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "o2sms",
-        "serve",
-        cwd=workdir,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    address = None
-    while address is None:
-        line = (await process.stdout.readline()).decode()
-        if not line:
-            raise RuntimeError("o2sms serve exited before listening")
-        found = re.search(r"listening on http://([\d.]+):(\d+)", line)
-        if found:
-            address = (found.group(1), int(found.group(2)))
+    try:
+        async with serve_child(env, args.store, workdir, "o2sms_soak") as child:
+            return await _soak(args, smsc, child)
+    finally:
+        await smsc.stop()
 
-    async def drain() -> None:
-        assert process.stdout is not None
-        while line := await process.stdout.readline():
-            sys.stderr.write("serve: " + line.decode())
 
-    drainer = asyncio.create_task(drain())
-    engine = create_engine(url, schema=schema)
+async def _soak(args: argparse.Namespace, smsc: Simulator, child: Child) -> int:
+    """Drive the running ``child`` with faults injected into ``smsc``; print the ledger."""
+    process, address = child.process, child.address
+    engine = create_engine(child.url, schema=child.schema)
     samples: list[tuple[float, int, float]] = []  # seconds, delivered, RSS MiB
     started = time.perf_counter()
     stop = asyncio.Event()
@@ -163,16 +133,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         injector.cancel()
     counts = await _counts(engine)
     copies = Counter((m.destination_addr, m.text) for m in smsc.messages())
-    process.terminate()
-    await process.wait()
-    drainer.cancel()
     await engine.dispose()
-    await smsc.stop()
-    if schema is not None:
-        admin = create_engine(PG_URL, pool_size=1)
-        async with admin.begin() as connection:
-            await connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.dispose()
 
     final = sum(
         n for s, n in counts.items() if s not in ("queued", "scheduled", "submitted", "accepted")
