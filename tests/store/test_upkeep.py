@@ -24,4 +24,7 @@ async def test_analyze_refreshes_statistics(store: MessageStore) -> None:
             )
             assert analysed == 1
         else:
-            assert await connection.scalar(sa.text("SELECT count(*) FROM messages")) == 20
+            analysed = await connection.scalar(
+                sa.text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'messages'")
+            )
+            assert (analysed or 0) > 0

@@ -428,7 +428,6 @@ async def serve(
     settings: Settings,
     *,
     announce: Callable[[str], None] = print,
-    ready: asyncio.Event | None = None,
 ) -> int:
     """Run the connector and its HTTP API until interrupted; return the exit status."""
     connector = Connector(settings)
@@ -446,8 +445,6 @@ async def serve(
         sockets = [s for srv in server.servers for s in (srv.sockets or ())]
         port = sockets[0].getsockname()[1] if sockets else settings.http_port
         announce(_banner(settings, connector, settings.http_host, port))
-        if ready is not None:
-            ready.set()
 
     watcher = asyncio.create_task(announce_when_started())
     try:

@@ -105,6 +105,9 @@ class SubmitWorker:
         )
         self.worker_id = worker_id
         self._settings = settings
+        # Claim in batches: wait for this many free slots (each claim is a write transaction)
+        # unless nothing at all is in flight.
+        self._refill = max(1, min(settings.batch, settings.concurrency // 2))
         self._metrics = metrics
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -151,12 +154,9 @@ class SubmitWorker:
     async def _claim_loop(self) -> None:
         settings = self._settings
         idle = settings.poll_interval
-        # Claim in batches: wait for a batch's worth of free slots (each claim is a write
-        # transaction) unless nothing at all is in flight.
-        refill = max(1, min(settings.batch, settings.concurrency // 2))
         while not self._stopping:
             free = settings.concurrency - len(self._in_flight)
-            if free < refill and self._in_flight:
+            if free < self._refill and self._in_flight:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -184,12 +184,7 @@ class SubmitWorker:
 
     def _done(self, message_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(message_id, None)
-        settings = self._settings
-        if (
-            settings.concurrency - len(self._in_flight)
-            >= min(settings.batch, settings.concurrency // 2)
-            or not self._in_flight
-        ):
+        if self._settings.concurrency - len(self._in_flight) >= self._refill or not self._in_flight:
             self._slot_free.set()
 
     async def _heartbeat(self) -> None:
