@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -73,3 +75,28 @@ async def test_a_caller_that_gave_up_is_not_committed() -> None:
     await first
     await asyncio.sleep(0.01)
     assert committed == [1]
+
+
+async def test_a_batch_is_taken_once_the_turn_is_held() -> None:
+    """Items that queue while the group waits for its writer turn join one batch."""
+    seen: list[list[int]] = []
+    turn = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def take_turn() -> AsyncIterator[None]:
+        async with turn:
+            yield
+
+    async def run(items: list[int]) -> list[int]:
+        seen.append(items)
+        return items
+
+    group: GroupCommit[int, int] = GroupCommit(run, turn=take_turn)
+    await turn.acquire()  # another writer holds the turn
+    waiting = [asyncio.create_task(group.submit(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    waiting += [asyncio.create_task(group.submit(i)) for i in range(3, 6)]
+    await asyncio.sleep(0)
+    turn.release()
+    assert await asyncio.gather(*waiting) == list(range(6))
+    assert seen == [list(range(6))]

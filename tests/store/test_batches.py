@@ -3,6 +3,7 @@ as the one-at-a-time calls would, for the common case and every unusual one mixe
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -208,3 +209,22 @@ async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
     one_by_one = await snapshot(store, [f"s-{i:03d}" for i in range(count)])
     assert plain(in_batches, "b") == plain(one_by_one, "s")
     assert {row[0] for row in in_batches} > {MessageStatus.DELIVERED}
+
+
+async def test_write_turn_is_held_across_transactions_of_its_task(store: MessageStore) -> None:
+    """Inside write_turn the owner's own writes go ahead; on SQLite other writers wait."""
+    other_done = asyncio.Event()
+
+    async def other_writer() -> None:
+        await store.enqueue(NewMessage("+421900000002", "other"))
+        other_done.set()
+
+    async with store.write_turn():
+        await store.enqueue(NewMessage("+421900000001", "mine"))  # re-entrant: no deadlock
+        other = asyncio.create_task(other_writer())
+        await asyncio.sleep(0.2)
+        sqlite = store.engine.dialect.name == "sqlite"
+        assert other_done.is_set() is not sqlite  # PostgreSQL writers run side by side
+        await store.enqueue(NewMessage("+421900000003", "mine again"))
+    await asyncio.wait_for(other, 5)
+    assert other_done.is_set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Generic, TypeVar
 
 __all__ = ["GroupCommit"]
@@ -28,6 +29,9 @@ class GroupCommit(Generic[T, R]):
     fails only its own caller. A batch holds at most ``max_batch`` items and, when ``weight``
     is given (rows an item writes), at most ``max_weight`` of it (but always one item): a
     burst of large requests must not become one huge transaction held in memory at once.
+
+    ``turn`` (the store's :meth:`write_turn`) is entered before a batch is taken: where
+    writers take turns (SQLite), the batch then holds everything that queued meanwhile.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class GroupCommit(Generic[T, R]):
         max_batch: int = 500,
         weight: Callable[[T], int] | None = None,
         max_weight: int = 2000,
+        turn: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
     ) -> None:
         if max_batch < 1 or max_weight < 1:
             raise ValueError("max_batch and max_weight must be at least 1")
@@ -44,6 +49,7 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._weight = weight
         self._max_weight = max_weight
+        self._turn = turn
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  #: transactions run, for tests and metrics
@@ -59,13 +65,13 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._pending:
-            size = self._batch_size()
-            batch = self._pending[:size]
-            del self._pending[:size]
-            live = [(item, future) for item, future in batch if not future.cancelled()]
-            if not live:
-                continue
-            await self._commit(live, isolate=len(live) > 1)
+            async with self._turn():
+                size = self._batch_size()
+                batch = self._pending[:size]
+                del self._pending[:size]
+                live = [(item, future) for item, future in batch if not future.cancelled()]
+                if live:
+                    await self._commit(live, isolate=len(live) > 1)
 
     def _batch_size(self) -> int:
         """How many of the pending items the next batch takes."""

@@ -276,7 +276,9 @@ def create_app(context: ApiContext) -> FastAPI:
             start += len(request)
         return split
 
-    enqueue = GroupCommit(enqueue_requests, weight=len, max_weight=2000)
+    enqueue = GroupCommit(
+        enqueue_requests, weight=len, max_weight=2000, turn=context.store.write_turn
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -101,7 +101,7 @@ class SubmitWorker:
         self._sender = sender
         self._on_change = on_change
         self._submits: GroupCommit[tuple[str, Sequence[str]], None] = GroupCommit(
-            self._record_submits
+            self._record_submits, turn=store.write_turn
         )
         self.worker_id = worker_id
         self._settings = settings
@@ -330,7 +330,7 @@ class EventRecorder:
         self._submitted_at = submitted_at if submitted_at is not None else OrderedDict()
         self._on_change = on_change
         self._receipts: GroupCommit[tuple[DeliveryReceipt, str | None], ReceiptOutcome] = (
-            GroupCommit(self._store.apply_receipts)
+            GroupCommit(self._store.apply_receipts, turn=store.write_turn)
         )
 
     async def __call__(self, event: Event) -> None:
