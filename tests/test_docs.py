@@ -8,7 +8,8 @@ has, and the examples run.
   must answer the status code, headers, fields and ``status`` values of the ```http answer
   block after it; the status table lists exactly ``MessageStatus``.
 * docs/operations.md: the metrics table lists exactly the metrics ``/metrics`` exposes.
-* README.md: the tour's curl commands work against a sandbox service.
+* README.md: the tour's curl commands work against a sandbox service, and so do its
+  ``o2sms`` commands, run without a key from the folder where the service saved it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import BaseModel, SecretStr
+from typer.testing import CliRunner
 
+from o2sms.cli.main import app as o2sms_app
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import Settings, load_settings
 from o2sms.store.models import EventKind, MessageStatus
@@ -444,3 +447,51 @@ async def test_readme_tour_works(
         finally:
             hook_server.shutdown()
             hook_server.server_close()
+
+
+def o2sms_commands(text: str) -> list[list[str]]:
+    """The ``.venv/bin/o2sms`` commands of the README's ```sh blocks (``serve`` left out),
+    without the program name."""
+    commands = []
+    for block in fences(text, "sh"):
+        for command in block.splitlines():
+            if command.startswith(".venv/bin/o2sms "):
+                args = shlex.split(command)
+                if args[1] != "serve":
+                    commands.append(args[1:])
+    return commands
+
+
+@pytest.mark.asyncio
+async def test_readme_o2sms_commands_find_the_sandbox_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = o2sms_commands(read("README.md"))
+    assert [c[0] for c in commands] == ["send", "status"]
+    monkeypatch.chdir(tmp_path)  # where o2sms serve keeps its key files
+    monkeypatch.delenv("O2SMS_API_KEY", raising=False)
+    settings = settings_for(
+        tmp_path,
+        api_keys=[],  # the sandbox makes its own key and saves it in o2sms-sandbox.key
+        sandbox={
+            "receipt_delay": 0.05,
+            "key_file": "o2sms-sandbox.key",
+            "webhook_secret_file": "o2sms-sandbox-webhook.key",
+        },
+    )
+    message_id = "no message sent yet"
+    runner = CliRunner()
+    async with open_service(settings) as service:
+        monkeypatch.setenv("O2SMS_URL", service.running.url)  # status has no --via in the tour
+        for documented in commands:
+            args = [
+                re.sub(r"^http://127\.0\.0\.1:8000", service.running.url, a) for a in documented
+            ]
+            args = [re.sub(r"01[0-9A-HJKMNP-TV-Z]{24}", message_id, a) for a in args]
+            result = await asyncio.to_thread(runner.invoke, o2sms_app, args)
+            assert result.exit_code == 0, (args, result.output)
+            if args[0] == "send":
+                message_id = result.output.splitlines()[0].rsplit(" ", 1)[1]
+                assert result.output.splitlines()[-1].endswith(f"{message_id} delivered")
+            else:
+                assert "delivered" in result.output

@@ -19,7 +19,8 @@ import pytest_asyncio
 from typer.testing import CliRunner, Result
 
 from o2sms.cli.main import app
-from o2sms.cli.service_api import schedule_fields
+from o2sms.cli.service_api import SANDBOX_KEY_FILE, schedule_fields
+from o2sms.service.settings import SandboxSettings
 from tests.service.conftest import API_KEY, Service, open_service, settings_for
 
 SK_MOBILE = "+421903123456"
@@ -118,14 +119,83 @@ def free_port() -> int:
 @pytest.mark.asyncio
 async def test_service_down_is_one_line_and_exit_1() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = await o2sms("send", "--via", url, "--to", SK_MOBILE, "--text", "Ahoj!")
+    key = ("--api-key", API_KEY)
+    result = await o2sms("send", "--via", url, *key, "--to", SK_MOBILE, "--text", "Ahoj!")
     assert result.exit_code == 1
     assert one_error_line(result) == (
         f"error: cannot connect to the o2sms service at {url} (is `o2sms serve` running there?)"
     )
-    status = await o2sms("status", "some-id", "--via", url)
+    status = await o2sms("status", "some-id", "--via", url, *key)
     assert status.exit_code == 1
     assert "cannot connect" in one_error_line(status)
+
+
+@pytest.fixture
+def serve_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder ``o2sms serve`` runs in, as the current folder; no O2SMS_API_KEY set."""
+    folder = tmp_path / "serve"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("O2SMS_API_KEY", raising=False)
+    return folder
+
+
+@pytest.mark.asyncio
+async def test_send_and_status_find_the_sandbox_key(serve_folder: Path) -> None:
+    # No api_keys: the sandbox generates its key and saves it where `o2sms serve` would.
+    settings = settings_for(
+        serve_folder,
+        api_keys=[],
+        sandbox={
+            "receipt_delay": 0.05,
+            "key_file": serve_folder / SANDBOX_KEY_FILE,
+            "webhook_secret_file": serve_folder / "o2sms-sandbox-webhook.key",
+        },
+    )
+    async with open_service(settings) as service:
+        url = service.running.url
+        sent = await o2sms("send", "--via", url, "--to", SK_MOBILE, "--text", "Ahoj!", "--wait")
+        assert sent.exit_code == 0, sent.output
+        message_id = sent.output.splitlines()[0].rsplit(" ", 1)[1]
+        assert sent.output.splitlines()[-1].endswith(f"{message_id} delivered")
+        status = await o2sms("status", message_id, "--via", url, "--json")
+        assert status.exit_code == 0, status.output
+        assert json.loads(status.stdout)["status"] == "delivered"
+
+
+@pytest.mark.asyncio
+async def test_api_key_option_then_environment_then_sandbox_file(
+    service: Service, serve_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "wrong-key-0123456789"
+    args = ("send", "--via", service.running.url, "--to", SK_MOBILE, "--text", "Ahoj!")
+    (serve_folder / SANDBOX_KEY_FILE).write_text(wrong + "\n")
+    from_file = await o2sms(*args)
+    assert from_file.exit_code == 2  # the file's key was sent, and refused
+    assert one_error_line(from_file) == "error: the API key is not valid"
+    monkeypatch.setenv("O2SMS_API_KEY", API_KEY)
+    assert (await o2sms(*args)).exit_code == 0  # the environment wins over the file
+    monkeypatch.setenv("O2SMS_API_KEY", wrong)
+    assert (await o2sms(*args, "--api-key", API_KEY)).exit_code == 0  # the option wins
+
+
+@pytest.mark.asyncio
+async def test_no_api_key_anywhere_is_one_line_and_exit_2(serve_folder: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (
+        ("send", "--via", url, "--to", SK_MOBILE, "--text", "Ahoj!"),
+        ("status", "some-id", "--via", url),
+    ):
+        result = await o2sms(*args)
+        assert result.exit_code == 2, result.output
+        assert one_error_line(result) == (
+            "error: no API key: give --api-key, set O2SMS_API_KEY, or run this in the folder "
+            "where `o2sms serve` (sandbox mode) saved o2sms-sandbox.key"
+        )
+
+
+def test_sandbox_key_file_is_where_serve_saves_it() -> None:
+    assert SandboxSettings().key_file == Path(SANDBOX_KEY_FILE)
 
 
 @pytest.mark.asyncio

@@ -43,6 +43,8 @@ DROP_STREAM = 5_000
 DROP_AFTER = 600
 FAILOVER_STREAM = 1_000  #: messages while the primary gateway dies
 RECEIPT_ROUND = 200  #: messages per round of the early/duplicate-receipt suite
+EARLY_SHORT = 60  #: one-part messages whose receipts all come before their submit_sm_resp
+EARLY_LONG = 20  #: two-part messages, likewise for every part
 STORE_OUTAGE = 300  #: messages in flight while the store is locked
 STORE_LOCK_SECONDS = 6.0  #: how long the store stays unavailable
 WEBHOOK_STREAM = 300  #: messages with a callback while the receiver is down
@@ -289,11 +291,62 @@ async def test_receipts_early_elsewhere_after_restart_and_twice(
     # fault holds each session's output in order, so only receipts routed to another session
     # can overtake), so ``early`` is reported, not asserted; the ledger above still proves each
     # was applied once. The deterministic cases are in tests/store/test_receipts.py and
-    # tests/store/test_batches.py (receipt stored as pending, applied by mark_submitted).
+    # tests/store/test_batches.py (receipt stored as pending, applied by mark_submitted), and
+    # at service level in the receipts_first suite below (every receipt overtakes).
     assert twice > 0, "no receipt was delivered twice"
     assert after_restart > 0
     sessions = Counter(m.session_id for m in smsc.messages())
     assert len(sessions) > 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_every_receipt_overtakes_its_submit_sm_resp_and_is_applied_once(
+    smsc: Simulator, tmp_path: Path, backend: str
+) -> None:
+    """Deterministic: the receipts_first fault sends every part's receipt first, on the other
+    session, and its submit_sm_resp only after it (when the receipt is acknowledged, or 0.2 s
+    later: o2sms's client answers a receipt it cannot match yet once the submit_sm_resp of its
+    outstanding submits arrived). How many receipts then reach the store before the worker
+    recorded the submit (``pending``) still depends on scheduling and is only reported."""
+    async with fresh_schema("o2sms_early") as schema:
+        options: dict[str, Any] = (
+            {} if backend == "sqlite" else {"store_url": PG_URL, "store_schema": schema}
+        )
+        settings = fast_settings(tmp_path, gateway=gateway(smsc, sessions=2), **options)
+        short = numbers(15, EARLY_SHORT)
+        long = numbers(16, EARLY_LONG)
+        long_text = "Two parts, each with its own receipt before its submit_sm_resp. " * 3
+        parts = {**dict.fromkeys(short, 1), **dict.fromkeys(long, 2)}
+        smsc.faults.receipts_first = sum(parts.values())
+        async with running(settings) as service:
+            ids = await post_all(service.http, short, "receipt first")
+            ids += await post_all(service.http, long, long_text)
+            views = [await service.wait_status(i, {"delivered"}, timeout=30) for i in ids]
+            await wait_quiet([smsc])
+            early = sample(service, "o2sms_receipts_total", result="pending")
+            duplicates = sample(service, "o2sms_receipts_total", result="duplicate")
+    total = sum(parts.values())
+    print(
+        f"  {len(ids)} messages, {total} parts, every receipt before its submit_sm_resp;"
+        f" {early:.0f} stored before the submit was recorded"
+    )
+    assert smsc.counters["submit_sm_receipt_first"] == total  # every part's receipt came first
+    assert smsc.faults.receipts_first == 0
+    assert smsc.counters["receipts_sent"] == smsc.counters["receipts_acknowledged"] == total
+    assert duplicates == 0
+    assert smsc.counters["submit_sm"] == total  # exactly one submit_sm per part
+    at_smsc = Counter("+" + m.destination_addr for m in smsc.messages())
+    assert at_smsc == parts
+    sessions = {m.session_id for m in smsc.messages()}
+    assert len(sessions) == 2
+    for view in views:
+        assert len(view["parts"]) == parts[view["to"]]
+        receipts = [e["detail"] for e in view["timeline"] if e["kind"] == "receipt"]
+        assert sorted(r["part"] for r in receipts) == list(range(1, parts[view["to"]] + 1))
+        assert not any(r["ignored"] for r in receipts)
+        assert {r["id"] for r in receipts} == {p["smsc_id"] for p in view["parts"]}
+        assert all(p["status"] == "delivered" for p in view["parts"])
+        assert view["attempts"] == 1
 
 
 async def open_test_store(settings: Settings, **options: Any) -> MessageStore:

@@ -352,6 +352,21 @@ async def test_metrics_count_the_pipeline(sqlite_service: Service) -> None:
     assert "o2sms_receipt_latency_seconds_count 1.0" in metrics
 
 
+async def test_cancelling_twice_counts_one_cancellation(service: Service) -> None:
+    response = await service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "later", "schedule_in": 3600}
+    )
+    message_id = response.json()["messages"][0]["id"]
+    for _ in range(2):
+        cancelled = await service.http.post(f"/v1/messages/{message_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+    metrics = (await service.http.get("/metrics")).text
+    assert 'o2sms_messages_final_total{status="cancelled"} 1.0' in metrics, metrics
+    message = (await service.http.get(f"/v1/messages/{message_id}")).json()
+    assert [e["kind"] for e in message["timeline"]].count("cancelled") == 1
+
+
 async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
     schema = (await sqlite_service.http.get("/openapi.json")).json()
     assert "/v1/messages" in schema["paths"]

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from o2sms.simulator import Account, Simulator
-from o2sms.store import MessageStatus, open_store
+from o2sms.store import MessageStatus, NewMessage, open_store
 from tests.pg import PG_URL, fresh_schema
 from tests.service.conftest import API_KEY, open_service, settings_for
 
@@ -199,3 +199,30 @@ async def test_sigkill_with_messages_in_flight_loses_nothing(
         assert statuses == {"delivered": 200}
         sent = Counter((m.destination_addr, m.text) for m in smsc.messages())
         assert len(sent) == 200  # every message reached the SMSC; some perhaps twice
+
+
+async def test_a_message_whose_lease_expired_on_the_wire_is_resent_and_counted(
+    smsc: Simulator, store_options: dict[str, Any], tmp_path: Path
+) -> None:
+    # A worker that died holding the message: claimed, on the wire, never answered.
+    store = await open_store(store_options["store_url"], schema=store_options.get("store_schema"))
+    try:
+        stored = await store.enqueue(NewMessage(recipient="+421903555001", text="on the wire"))
+        [held] = await store.claim("dead-worker", lease_seconds=1.0)
+        assert held.id == stored.message.id
+    finally:
+        await store.close()
+    settings = settings_for(tmp_path, **store_options, gateway=gateway(smsc, 1), sender="O2 Test")
+    async with open_service(settings) as service:
+        resent = await service.wait_status(held.id, {"delivered"}, timeout=20)
+        response = await service.http.post(
+            "/v1/messages", json={"to": "+421903555002", "text": "x"}
+        )
+        fresh = await service.wait_status(response.json()["messages"][0]["id"], {"delivered"})
+        metrics = (await service.http.get("/metrics")).text
+    assert "\no2sms_resends_total 1.0\n" in metrics, metrics
+    assert (resent["attempts"], resent["resends"]) == (2, 1)
+    assert (fresh["attempts"], fresh["resends"]) == (1, 0)
+    expired = [e["detail"] for e in resent["timeline"] if e["kind"] == "lease_expired"]
+    assert [d["previous_owner"] for d in expired] == ["dead-worker"]
+    assert len(smsc.messages()) == 2

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from o2sms.simulator import Simulator
+from o2sms.simulator import Simulator, server
 from o2sms.simulator.faults import TokenBucket
-from o2sms.smpp import BindTransmitter, CommandStatus, EnquireLink, Pdu, SubmitSm
+from o2sms.smpp import BindTransmitter, CommandStatus, EnquireLink, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.codec import decode, encode
 from o2sms.smpp.framer import Framer
 from tests.simulator.conftest import ACCOUNTS, PASSWORD
@@ -227,3 +227,72 @@ async def test_latency_held_output_is_bounded_under_a_blast() -> None:
     assert answers == count
     assert limit < peak <= limit + one_read
     assert peak < count * 33 // 3
+
+
+def receipt_wanted() -> SubmitSm:
+    return SubmitSm(
+        source_addr="O2Shop",
+        source_addr_ton=5,
+        destination_addr="421900123456",
+        registered_delivery=1,
+        short_message=b"Hello",
+    )
+
+
+@pytest.mark.asyncio
+async def test_receipts_first_sends_the_receipt_elsewhere_and_answers_after_its_ack(
+    smsc: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "RECEIPT_FIRST_HOLD", 30.0)  # only the ack releases it here
+    assert smsc.port is not None
+    sender = await Esme.bound(smsc.port, "trx")
+    receiver = await Esme.bound(smsc.port, "rx")
+    receiver.auto_ack = False
+    smsc.faults.receipts_first = 1
+    answer = sender.send(receipt_wanted())
+    receipt = await receiver.next_delivery()  # on the other session, though sender can receive
+    await asyncio.sleep(0.1)
+    assert not answer.done()  # the submit_sm_resp waits for the receipt's deliver_sm_resp
+    receiver.conn.send(receipt.response(), 0.0)
+    receiver._flush()
+    resp = await asyncio.wait_for(answer, 3)
+    assert isinstance(resp, SubmitSmResp)
+    assert resp.command_status == 0
+    assert f"id:{resp.message_id} ".encode() in receipt.short_message
+    assert smsc.counters["submit_sm_receipt_first"] == 1
+    assert smsc.faults.receipts_first == 0
+    # The fault is used up: the next submit is answered at once, its receipt comes later
+    # (round robin: on the sender's session this time).
+    later = await sender.submit(registered_delivery=1)
+    assert later.command_status == 0
+    again = await sender.next_delivery()
+    assert f"id:{later.message_id} ".encode() in again.short_message
+    assert smsc.counters["submit_sm_receipt_first"] == 1
+
+
+@pytest.mark.asyncio
+async def test_receipts_first_holds_the_response_briefly_for_a_client_that_waits(
+    smsc: Simulator,
+) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")  # the only receiver: the receipt comes here
+    esme.auto_ack = False  # as a client that answers a receipt once it can match it
+    smsc.faults_for("acct").receipts_first = 1
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = esme.send(receipt_wanted())
+    receipt = await esme.next_delivery()
+    assert not answer.done()
+    resp = await asyncio.wait_for(answer, 3)
+    assert isinstance(resp, SubmitSmResp)
+    assert resp.command_status == 0
+    assert loop.time() - started >= server.RECEIPT_FIRST_HOLD
+    assert f"id:{resp.message_id} ".encode() in receipt.short_message
+    esme.conn.send(receipt.response(), 0.0)
+    esme._flush()
+    await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1, timeout=3)
+    # Without a receipt asked for, the fault does not apply (and is not used up).
+    smsc.faults_for("acct").receipts_first = 1
+    assert (await esme.submit(registered_delivery=0)).command_status == 0
+    assert smsc.faults_for("acct").receipts_first == 1
+    assert smsc.counters["submit_sm_receipt_first"] == 1

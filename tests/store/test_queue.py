@@ -173,19 +173,31 @@ async def test_an_expired_lease_is_claimed_again_and_counted_as_a_resend(
     store: MessageStore, clock: FakeClock
 ) -> None:
     message = (await store.enqueue(sms())).message
-    await store.claim("dead-worker", lease_seconds=60)
+    [first] = await store.claim("dead-worker", lease_seconds=60)
+    assert not first.resend
     clock.advance(59)
     assert await store.claim("w2") == []  # still leased
     clock.advance(1)
     [again] = await store.claim("w2")
     assert again.id == message.id
     assert (again.attempts, again.resends, again.lease_owner) == (2, 1, "w2")
+    assert again.resend  # this claim took it over from the expired lease
     got = await store.get(message.id)
     assert got is not None
+    assert not got.resend  # only claim sets it
     expired = [e for e in got.events if e.kind is EventKind.LEASE_EXPIRED]
     assert [e.detail["previous_owner"] for e in expired] == ["dead-worker"]
     with pytest.raises(LeaseLostError):
         await store.requeue(message.id, "dead-worker", error="too late")
+
+
+async def test_a_claim_after_a_retry_is_no_resend(store: MessageStore, clock: FakeClock) -> None:
+    message = (await store.enqueue(sms())).message
+    await store.claim("w1", lease_seconds=60)
+    clock.advance(70)  # long past the first lease: the requeue cleared it, so no takeover
+    await store.requeue(message.id, "w1", error="ESME_RTHROTTLED", delay=0)
+    [again] = await store.claim("w2")
+    assert (again.attempts, again.resends, again.resend) == (2, 0, False)
 
 
 async def test_a_message_whose_leases_keep_expiring_fails_after_max_attempts(

@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from o2sms.cli.service_api import FINAL_STATUSES, ServiceApi, ServiceError, schedule_fields
+from o2sms.cli.service_api import (
+    FINAL_STATUSES,
+    ServiceApi,
+    ServiceError,
+    api_key_or_sandbox,
+    schedule_fields,
+)
 from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.errors import O2smsError
 from o2sms.text import plan
@@ -164,7 +170,8 @@ def send_command(
         str | None,
         typer.Option(
             envvar="O2SMS_API_KEY",
-            help="The service's API key (prefer the environment variable).",
+            help="The service's API key (prefer the environment variable); without either, "
+            "the sandbox key in ./o2sms-sandbox.key.",
             rich_help_panel=_SERVICE,
             show_default=False,
         ),
@@ -211,16 +218,22 @@ def send_command(
     """Send an SMS, directly over SMPP or through a running o2sms service.
 
     With --via URL (or O2SMS_URL) the message goes through the service's HTTP API: it is stored
-    and queued there, and --wait follows its status. Without --via, o2sms talks SMPP straight to
-    --host/--port. SMPP options given on the command line win over an O2SMS_URL from the
-    environment; --via and SMPP options together on the command line are refused.
+    and queued there, and --wait follows its status. The API key is --api-key, else
+    O2SMS_API_KEY, else the sandbox's o2sms-sandbox.key in the current folder. Without --via,
+    o2sms talks SMPP straight to --host/--port. SMPP options given on the command line win over
+    an O2SMS_URL from the environment; --via and SMPP options together on the command line are
+    refused.
     --csv sends one SMS per row through the service, with a progress bar.
     """
     if _through_service(ctx, via):
         assert via is not None
+        try:
+            key = api_key_or_sandbox(api_key)
+        except ServiceError as exc:
+            raise typer.Exit(_fail(str(exc), exc.exit_code)) from None
         request = ServiceSend(
             url=via,
-            api_key=api_key,
+            api_key=key,
             to=to,
             text=text,
             sender=sender,

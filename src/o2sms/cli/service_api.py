@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
@@ -27,9 +28,11 @@ from o2sms.errors import O2smsError
 __all__ = [
     "DEFAULT_URL",
     "FINAL_STATUSES",
+    "SANDBOX_KEY_FILE",
     "Sent",
     "ServiceApi",
     "ServiceError",
+    "api_key_or_sandbox",
     "schedule_fields",
 ]
 
@@ -50,6 +53,10 @@ FINAL_STATUSES: Final = frozenset(
 )
 """Statuses after which a message does not change any more (``accepted`` may still be
 upgraded by a later receipt, so it is not among them)."""
+
+SANDBOX_KEY_FILE: Final = "o2sms-sandbox.key"
+"""Where ``o2sms serve`` in sandbox mode saves its API key, in the folder it runs in (the
+default of ``sandbox.key_file``)."""
 
 
 class ServiceError(O2smsError):
@@ -103,6 +110,32 @@ def schedule_fields(text: str) -> dict[str, Any]:
     if at.tzinfo is None:
         raise ValueError(f"--schedule {text!r}: give a time zone, e.g. {value}+02:00 or {value}Z")
     return {"schedule_at": at.isoformat()}
+
+
+def api_key_or_sandbox(api_key: str | None) -> str:
+    """The API key the commands send: ``api_key`` (``--api-key``, else ``O2SMS_API_KEY``, as
+    typer read them), else the sandbox key ``o2sms serve`` saved in ``o2sms-sandbox.key`` in
+    the current folder.
+
+    Raises ServiceError (exit 2) with one sentence when there is none.
+    """
+    if api_key:
+        return api_key
+    path = Path(SANDBOX_KEY_FILE)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ServiceError(f"cannot read the API key in {path}: {reason}", exit_code=2) from None
+    if key:
+        return key
+    raise ServiceError(
+        "no API key: give --api-key, set O2SMS_API_KEY, or run this in the folder where "
+        f"`o2sms serve` (sandbox mode) saved {SANDBOX_KEY_FILE}",
+        exit_code=2,
+    )
 
 
 def _error_sentence(response: httpx.Response) -> str:

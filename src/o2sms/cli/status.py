@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from o2sms.cli.service_api import DEFAULT_URL, FINAL_STATUSES, ServiceApi, ServiceError
+from o2sms.cli.service_api import (
+    DEFAULT_URL,
+    FINAL_STATUSES,
+    ServiceApi,
+    ServiceError,
+    api_key_or_sandbox,
+)
 
 __all__ = ["render_message", "status_command"]
 
@@ -135,7 +141,8 @@ def status_command(
         str | None,
         typer.Option(
             envvar="O2SMS_API_KEY",
-            help="The service's API key (prefer the environment variable).",
+            help="The service's API key (prefer the environment variable); without either, "
+            "the sandbox key in ./o2sms-sandbox.key.",
             show_default=False,
         ),
     ] = None,
@@ -145,11 +152,12 @@ def status_command(
 ) -> None:
     """Show a message's status, its parts (SMSC ids, part status, err) and its timeline.
 
-    Exit status: 0 when found; 1 when there is no such message or no service answers;
-    2 when the service refuses the request (a missing or wrong API key).
+    The API key is --api-key, else O2SMS_API_KEY, else the sandbox's o2sms-sandbox.key in the
+    current folder. Exit status: 0 when found; 1 when there is no such message or no service
+    answers; 2 when there is no API key or the service refuses the request (a wrong key).
     """
     try:
-        view = asyncio.run(_fetch(via, api_key, message_id))
+        view = asyncio.run(_fetch(via, api_key_or_sandbox(api_key), message_id))
     except ServiceError as exc:
         message = f"no message with id {message_id}" if exc.status == 404 else str(exc)
         Console(stderr=True).print(

@@ -385,12 +385,13 @@ def create_app(context: ApiContext) -> FastAPI:
     async def cancel_message(message_id: str, _owner: OwnerKey) -> MessageView:
         """Cancel a message that is still queued or scheduled."""
         try:
-            message = await _from_store(store.cancel(message_id), store_timeout)
+            message, cancelled = await _from_store(store.cancel_changed(message_id), store_timeout)
         except LookupError:
             raise ApiError(404, f"no message with id {message_id!r}") from None
         except NotCancellableError as exc:
             raise ApiError(409, str(exc)) from None
-        metrics.final.labels(MessageStatus.CANCELLED.value).inc()
+        if cancelled:  # cancelling a cancelled message again is no new final status
+            metrics.final.labels(MessageStatus.CANCELLED.value).inc()
         return MessageView.of(message)
 
     @app.get("/v1/inbound", response_model=list[InboundView], tags=["inbound"])

@@ -80,6 +80,11 @@ class Metrics:
             "messages put back in the queue after a retriable error",
             registry=r,
         )
+        self.resends = Counter(
+            "o2sms_resends",
+            "messages submitted again after a lease expired while they were on the wire",
+            registry=r,
+        )
         self.receipts = Counter(
             "o2sms_receipts", "delivery receipts stored, by result", ["result"], registry=r
         )

@@ -172,6 +172,8 @@ class SubmitWorker:
                 await asyncio.sleep(min(idle * 4, 5.0))
                 continue
             for message in batch:
+                if message.resend:  # its lease expired while it was on the wire: a resend
+                    self._metrics.resends.inc()
                 task = asyncio.create_task(self._submit(message))
                 self._in_flight[message.id] = task
                 task.add_done_callback(functools.partial(self._done, message.id))

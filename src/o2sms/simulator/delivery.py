@@ -13,6 +13,7 @@ import heapq
 import itertools
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Generic, Protocol, TypeVar
@@ -62,6 +63,9 @@ class Outbound:
     kind: str  #: "receipt" or "mo"
     message_id: str = ""  #: the receipted message_id, for receipts
     attempts: int = 0
+    #: called once when the deliver_sm is acknowledged or given up (the receipts_first fault
+    #: answers the submit_sm then), with the loop time
+    after: Callable[[float], None] | None = None
 
 
 class ReceiptFacts(Protocol):

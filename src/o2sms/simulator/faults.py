@@ -25,6 +25,10 @@ class Faults:
     drop_probability: float | None = None  #: chance per received PDU of an abrupt close
     withhold_responses: bool | None = None  #: never answer submit_sm (the request times out)
     receipt_delay: float | None = None  #: seconds added to every receipt's delay
+    #: the next N accepted submit_sm (counts down): the receipt goes out at once, on another
+    #: receiving session when one is bound, and the submit_sm_resp once it is answered (or
+    #: 0.2 s later, for a client that answers a receipt only after its submit_sm_resp)
+    receipts_first: int | None = None
 
     _active: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -70,6 +74,7 @@ _SWITCHES = (
     "drop_probability",
     "withhold_responses",
     "receipt_delay",
+    "receipts_first",
 )
 
 
@@ -158,6 +163,16 @@ class FaultView:
                 if faults.queue_full <= 0:
                     return False
                 faults.queue_full -= 1
+                return True
+        return False
+
+    def take_receipts_first(self) -> bool:
+        """True (and one less to go) while the receipts-first fault lasts."""
+        for faults in (self._account, self._global):
+            if faults.receipts_first is not None:
+                if faults.receipts_first <= 0:
+                    return False
+                faults.receipts_first -= 1
                 return True
         return False
 

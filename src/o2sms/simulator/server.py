@@ -84,6 +84,10 @@ _S = CommandStatus
 _TIMER_GRANULARITY: Final = 0.001  # receipts due within 1 ms go out in one batch
 _MAX_RETRIES: Final = 10  # deliver_sm answered with an error is retried this often
 _FINAL_DROP: Final = frozenset({_S.ESME_RX_P_APPN, _S.ESME_RX_R_APPN})
+#: seconds the receipts_first fault holds a submit_sm_resp at most while its receipt is not
+#: acknowledged (a client may rightly wait for the submit_sm_resp before it answers a receipt
+#: it cannot match yet, as o2sms's client does)
+RECEIPT_FIRST_HOLD: Final = 0.2
 _SC_INTERFACE_VERSION: Final = (Tlv(TlvTag.SC_INTERFACE_VERSION, INTERFACE_VERSION),)
 
 COUNTERS: Final = (
@@ -98,6 +102,7 @@ COUNTERS: Final = (
     "submit_sm_throttled",
     "submit_sm_queue_full",
     "submit_sm_withheld",
+    "submit_sm_receipt_first",
     "receipts_sent",
     "receipts_acknowledged",
     "receipts_resent",
@@ -157,6 +162,14 @@ class _Decision:
     err: int
     receipt: bool
     intermediate: bool = False  #: only report ``stat`` (esm_class 0x20); the message goes on
+
+
+def _settled(item: Outbound, now: float) -> None:
+    """A deliver_sm is done with (acknowledged or given up): run what waited for it, once."""
+    after = item.after
+    if after is not None:
+        item.after = None
+        after(now)
 
 
 class _AccountState:
@@ -621,8 +634,11 @@ class Simulator:
         else:
             self.store.add(message)
         counters["submit_sm_accepted"] += 1
+        response = SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id)
+        if view.any_active and self._receipt_first(session, message, wall, now, response):
+            return None  # answered once the receipt is
         self._decide(message, wall, now, view)
-        return SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id)
+        return response
 
     def _default_sender(self, session: SmppSession, pdu: SubmitSm) -> SubmitSm:
         """The submit_sm from the account's default sender, when it has one (else as is)."""
@@ -652,8 +668,10 @@ class Simulator:
             self.counters[
                 "receipts_acknowledged" if item.kind == "receipt" else "mo_acknowledged"
             ] += 1
+            _settled(item, now)
         elif status in _FINAL_DROP or item.attempts >= _MAX_RETRIES:
             self.counters["receipts_dropped"] += 1
+            _settled(item, now)
         else:
             item.attempts += 1
             self._schedule(now + self.config.receipt_retry_delay, item)
@@ -667,6 +685,7 @@ class Simulator:
             return
         if item.expires_at <= now:  # at-least-once until it expires, not for ever
             self.counters["receipts_dropped"] += 1
+            _settled(item, now)
             return
         item.attempts += 1
         self.counters["receipts_resent"] += 1
@@ -722,6 +741,57 @@ class Simulator:
         receipt = flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)
         subject = subject or ReceiptSubject.of(message)
         self._schedule(now + delay, _Decision(subject, stat, err, receipt))
+
+    def _receipt_first(
+        self,
+        session: SmppSession,
+        message: StoredMessage,
+        wall: datetime,
+        now: float,
+        response: SubmitSmResp,
+    ) -> bool:
+        """The receipts_first fault: decide the outcome now, send its receipt (on another
+        receiving session of the account when one has room), and answer the submit_sm when
+        that deliver_sm is acknowledged or given up, or RECEIPT_FIRST_HOLD seconds after it
+        was sent, whichever comes first. False when it does not apply: no receipt asked for,
+        a scheduled message, or no receiving session bound.
+        """
+        state = self._accounts.get(session.system_id)
+        if state is None or message.scheduled_for is not None or not state.receivers():
+            return False
+        rule = self._rule(message.destination_addr) if self._rules else None
+        stat, err = (ReceiptStat.DELIVRD, 0) if rule is None else (rule.stat, rule.err)
+        flags = message.registered_delivery & 0x03
+        if not (flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)):
+            return False
+        if not session.faults.take_receipts_first():
+            return False
+        message.state = stat.message_state
+        message.stat = stat.value
+        message.err = err
+        message.done_at = wall
+
+        def answer(at: float) -> None:
+            session.respond(response, at)  # a no-op once the submitter's connection is gone
+            session.flush()
+
+        item = Outbound(
+            build_receipt(message, stat, err, wall),
+            message.system_id,
+            now + self.config.receipt_expiry,
+            "receipt",
+            message.message_id,
+            after=answer,
+        )
+        touched: set[SmppSession] = set()
+        self._route(state, item, now, touched, prefer=self._next_receiver(state, avoid=session))
+        for other in touched:
+            if other is not session:  # the submitter's own output is written after this read
+                other.flush()
+        loop = self._loop or asyncio.get_running_loop()
+        loop.call_later(RECEIPT_FIRST_HOLD, lambda: _settled(item, self._now()))
+        self.counters["submit_sm_receipt_first"] += 1
+        return True
 
     def _schedule(self, due: float, item: _Decision | Outbound) -> None:
         self._timeline.push(due, item)
@@ -840,7 +910,7 @@ class Simulator:
                 return session
         pending = state.pending
         if len(pending) >= self.config.max_pending_receipts:
-            pending.popleft()
+            _settled(pending.popleft(), now)
             self.counters["receipts_dropped"] += 1
         pending.append(item)
         return None
@@ -853,12 +923,15 @@ class Simulator:
         self.counters["receipts_sent" if item.kind == "receipt" else "mo_sent"] += 1
 
     @staticmethod
-    def _next_receiver(state: _AccountState) -> SmppSession | None:
+    def _next_receiver(
+        state: _AccountState, avoid: SmppSession | None = None
+    ) -> SmppSession | None:
         """The account's next receiving session with room, round robin; None when all are full.
 
         The one place that picks a receiver, so receipts sent at once (:meth:`_route`) and
         receipts that waited (:meth:`_drain`) share the rotation: "sent equally over all of
-        your currently available sessions", as the gateway's description says.
+        your currently available sessions", as the gateway's description says. ``avoid`` is
+        passed over (the receipts_first fault wants a session other than the submitter's).
         """
         sessions = state.sessions
         count = len(sessions)
@@ -866,7 +939,7 @@ class Simulator:
         for i in range(count):
             index = (start + i) % count
             session = sessions[index]
-            if session.can_take:
+            if session.can_take and session is not avoid:
                 state.rr = index + 1
                 return session
         return None
@@ -877,7 +950,7 @@ class Simulator:
         touched: set[SmppSession] = set()
         while pending:
             if pending[0].expires_at <= now:
-                pending.popleft()
+                _settled(pending.popleft(), now)
                 self.counters["receipts_dropped"] += 1
                 continue
             session = self._next_receiver(state)

@@ -226,6 +226,8 @@ class Message:
     ``text`` is None after a retention purge. ``attempts`` counts claims (each may have sent
     the message); ``resends`` counts the claims that followed an expired lease, i.e. times the
     message may have gone out twice. ``lease_owner``/``lease_until`` name the worker holding it.
+    ``resend`` is set on the messages ``claim`` returns only: True when that claim took the
+    message over from an expired lease (the claim that counted one of ``resends``).
     """
 
     id: str
@@ -257,6 +259,7 @@ class Message:
     text_purged_at: datetime | None
     parts: tuple[Part, ...] = ()
     events: tuple[MessageEvent, ...] = ()
+    resend: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

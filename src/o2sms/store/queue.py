@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -218,8 +219,9 @@ class MessageQueue(WebhookOutbox):
 
         Oldest due first. Each claim counts one attempt. A message whose previous lease ran
         out unanswered (its worker died or hung, perhaps after sending it) is taken again, its
-        ``resends`` counted and a ``lease_expired`` entry written; once it has had
-        ``max_attempts`` claims it is failed instead (``error_name`` ``MAX_ATTEMPTS``).
+        ``resends`` counted, ``resend`` set on the returned message and a ``lease_expired``
+        entry written; once it has had ``max_attempts`` claims it is failed instead
+        (``error_name`` ``MAX_ATTEMPTS``).
         """
         if limit < 1:
             return []
@@ -277,7 +279,13 @@ class MessageQueue(WebhookOutbox):
                     if row.id in expired
                 ),
             )
-        return sorted((to_message(row) for row in claimed), key=lambda m: order[m.id])
+        return sorted(
+            (
+                replace(to_message(row), resend=True) if row.id in expired else to_message(row)
+                for row in claimed
+            ),
+            key=lambda m: order[m.id],
+        )
 
     async def _fail_exhausted(
         self,
@@ -436,11 +444,16 @@ class MessageQueue(WebhookOutbox):
         Raises MessageNotFoundError, or NotCancellableError once a worker has it or it has
         been submitted. Cancelling a cancelled message returns it unchanged.
         """
+        return (await self.cancel_changed(message_id))[0]
+
+    async def cancel_changed(self, message_id: str) -> tuple[Message, bool]:
+        """:meth:`cancel`, and whether this call cancelled the message (False when it was
+        cancelled already), so a caller counts each cancellation once."""
         now = self._now()
         async with self._begin() as connection:
             row = await self._locked_row(connection, message_id)
             if row.status == MessageStatus.CANCELLED:
-                return to_message(row)
+                return to_message(row), False
             leased = row.lease_until is not None and row.lease_until > now
             if row.status not in CLAIMABLE_STATUSES or leased:
                 raise NotCancellableError(message_id, row.status, leased=leased)
@@ -462,7 +475,7 @@ class MessageQueue(WebhookOutbox):
                 connection, now, [(message_id, EventKind.CANCELLED, {"from": row.status})]
             )
             await self._notify_status(connection, now, [(updated, row.status)])
-        return to_message(updated)
+        return to_message(updated), True
 
     async def queue_depth(self) -> int:
         """Messages waiting or in flight to the SMSC (``queued``/``scheduled``), for metrics."""
