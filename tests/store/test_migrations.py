@@ -16,7 +16,7 @@ from tests.store.conftest import Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
 
-HEAD = "0002"
+HEAD = "0003"
 
 TABLES = {
     "messages",

@@ -51,14 +51,10 @@ MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
 
 
-def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-    """Due, in a waiting status, and not under a live lease."""
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    """Due and not under a live lease (the claim adds a waiting status)."""
     c = messages.c
-    return sa.and_(
-        c.status.in_([s.value for s in CLAIMABLE_STATUSES]),
-        c.next_attempt_at <= now,
-        sa.or_(c.lease_until.is_(None), c.lease_until <= now),
-    )
+    return sa.and_(c.next_attempt_at <= now, sa.or_(c.lease_until.is_(None), c.lease_until <= now))
 
 
 class MessageQueue(WebhookOutbox):
@@ -229,17 +225,23 @@ class MessageQueue(WebhookOutbox):
         until = now + timedelta(seconds=lease_seconds)
         c = messages.c
         async with self._begin() as connection:
-            candidates = (
-                sa.select(c.id, c.lease_owner, c.attempts, c.status)
-                .where(_claimable(now))
-                .order_by(c.next_attempt_at, c.id)
-                .limit(limit)
-            )
-            if self._postgresql:
-                candidates = candidates.with_for_update(skip_locked=True)
-            rows = (await connection.execute(candidates)).all()
+            # One query per waiting status: each walks its index range in claim order and
+            # stops after ``limit`` rows, where one query over both statuses would sort every
+            # due message (work and memory growing with the backlog).
+            rows: list[Any] = []
+            for status in sorted(s.value for s in CLAIMABLE_STATUSES):
+                candidates = (
+                    sa.select(c.id, c.lease_owner, c.attempts, c.status, c.next_attempt_at)
+                    .where(c.status == status, _due(now))
+                    .order_by(c.next_attempt_at, c.id)
+                    .limit(limit)
+                )
+                if self._postgresql:
+                    candidates = candidates.with_for_update(skip_locked=True)
+                rows.extend((await connection.execute(candidates)).all())
             if not rows:
                 return []
+            rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))[:limit]
             order = {row.id: index for index, row in enumerate(rows)}
             expired = {row.id: row for row in rows if row.lease_owner is not None}
             exhausted = [r.id for r in expired.values() if r.attempts >= self.max_attempts]

@@ -121,7 +121,7 @@ messages = sa.Table(
     sa.Column("finished_at", UtcDateTime),
     sa.Column("text_purged_at", UtcDateTime),
     sa.UniqueConstraint("owner", "idempotency_key"),  # NULL keys never collide
-    sa.Index(None, "status", "next_attempt_at"),  # claim
+    sa.Index(None, "status", "next_attempt_at", "id"),  # claim, in claim order per status
     sa.Index(None, "created_at", "id"),  # list, newest first
     sa.Index(None, "reference"),
     sa.Index(None, "lease_owner"),
