@@ -131,6 +131,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per point; the median is shown")
     parser.add_argument("--baseline", action="store_true", help="also the no-library floor")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also this process's CPU time per message (min and median of the runs): steadier "
+        "than msg/s on a busy machine",
+    )
     args = parser.parse_args()
     if args.sink:
         pin_to_core(0)
@@ -152,8 +158,12 @@ def main() -> None:
             f"raw {args.loop}, pre-packed PDUs, window 64: {sorted(rates)[len(rates) // 2]:,.0f} msg/s;"
             f" window 1 round trip p50 {sorted(p50s)[len(p50s) // 2]:.3f} ms"
         )
-    print("| window | sessions | receipts | msg/s (median) | p50 ms | p99 ms | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    cpu_header, cpu_rule = (" CPU µs/msg (min / median) |", "---|") if args.cpu else ("", "")
+    print(
+        "| window | sessions | receipts | msg/s (median) | p50 ms | p99 ms | peak RSS MB |"
+        + cpu_header
+    )
+    print("|---|---|---|---|---|---|---|" + cpu_rule)
     for receipts in sorted({p[0] for p in points}):
         with sink_process(args.sink, args.port + receipts, receipts):
             for _, sessions, window in [p for p in points if p[0] == receipts]:
@@ -169,9 +179,12 @@ def main() -> None:
                     for _ in range(args.runs)
                 ]
                 mid = sorted(runs, key=lambda f: f.rate)[len(runs) // 2]
+                cpu = sorted(f.cpu_us for f in runs)
+                cpu_cell = f" {cpu[0]:.1f} / {cpu[len(cpu) // 2]:.1f} |" if args.cpu else ""
                 print(
                     f"| {window} | {sessions} | {'yes' if receipts else 'no'} | {mid.rate:,.0f} | "
-                    f"{mid.p50_ms:.2f} | {mid.p99_ms:.2f} | {max(f.peak_rss_mb for f in runs):.0f} |",
+                    f"{mid.p50_ms:.2f} | {mid.p99_ms:.2f} | {max(f.peak_rss_mb for f in runs):.0f} |"
+                    + cpu_cell,
                     flush=True,
                 )
 

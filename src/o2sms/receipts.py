@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from o2sms.errors import O2smsError
 from o2sms.smpp.constants import MessageState, TlvTag, is_receipt
@@ -78,7 +78,7 @@ class ReceiptStat(StrEnum):
     @property
     def is_final(self) -> bool:
         """False only for ENROUTE: every other stat ends the message's life at the SMSC."""
-        return self is not ReceiptStat.ENROUTE
+        return self is not _ENROUTE
 
     @classmethod
     def from_text(cls, s: str) -> ReceiptStat:
@@ -105,6 +105,8 @@ class ReceiptStat(StrEnum):
         raise ReceiptParseError(f"message_state {state} has no receipt stat (expected 1..8)")
 
 
+_ENROUTE: Final = ReceiptStat.ENROUTE  # reading members off the class is slow on Python 3.11
+
 _STAT_TO_STATE: dict[ReceiptStat, MessageState] = {
     ReceiptStat.DELIVRD: MessageState.DELIVERED,
     ReceiptStat.EXPIRED: MessageState.EXPIRED,
@@ -115,6 +117,11 @@ _STAT_TO_STATE: dict[ReceiptStat, MessageState] = {
     ReceiptStat.REJECTD: MessageState.REJECTED,
     ReceiptStat.ENROUTE: MessageState.ENROUTE,
 }
+
+_STAT_BY_STATE: dict[MessageState, ReceiptStat] = {
+    state: stat for stat, state in _STAT_TO_STATE.items()
+}
+_STATES: dict[int, MessageState] = {int(state): state for state in MessageState}
 
 _STAT_ALIASES: dict[str, ReceiptStat] = {
     **{stat.value: stat for stat in ReceiptStat},
@@ -153,6 +160,48 @@ class DeliveryReceipt:
     def is_final(self) -> bool:
         """True unless the receipt is an intermediate (ENROUTE) notification."""
         return self.stat.is_final
+
+
+_new = object.__new__
+# The slot descriptors, past the frozen dataclass's per-field object.__setattr__ calls (which
+# cost about twice as much): receipts are built once per deliver_sm.
+_set_id = vars(DeliveryReceipt)["id"].__set__
+_set_sub = vars(DeliveryReceipt)["sub"].__set__
+_set_dlvrd = vars(DeliveryReceipt)["dlvrd"].__set__
+_set_submit_date = vars(DeliveryReceipt)["submit_date"].__set__
+_set_done_date = vars(DeliveryReceipt)["done_date"].__set__
+_set_stat = vars(DeliveryReceipt)["stat"].__set__
+_set_err = vars(DeliveryReceipt)["err"].__set__
+_set_text = vars(DeliveryReceipt)["text"].__set__
+_set_message_state = vars(DeliveryReceipt)["message_state"].__set__
+_set_network_error_code = vars(DeliveryReceipt)["network_error_code"].__set__
+
+
+def _receipt(  # noqa: PLR0917 - every field in order, as DeliveryReceipt(...) takes them
+    receipt_id: str,
+    sub: int | None,
+    dlvrd: int | None,
+    submit_date: datetime | None,
+    done_date: datetime | None,
+    stat: ReceiptStat,
+    err: str,
+    text: str | None,
+    message_state: MessageState | None,
+    network_error_code: bytes | None,
+) -> DeliveryReceipt:
+    """``DeliveryReceipt(...)`` with every field given, filling its slots directly."""
+    receipt: DeliveryReceipt = _new(DeliveryReceipt)
+    _set_id(receipt, receipt_id)
+    _set_sub(receipt, sub)
+    _set_dlvrd(receipt, dlvrd)
+    _set_submit_date(receipt, submit_date)
+    _set_done_date(receipt, done_date)
+    _set_stat(receipt, stat)
+    _set_err(receipt, err)
+    _set_text(receipt, text)
+    _set_message_state(receipt, message_state)
+    _set_network_error_code(receipt, network_error_code)
+    return receipt
 
 
 class DeliverSmLike(Protocol):
@@ -241,25 +290,21 @@ def _decode_by_data_coding(data: str | bytes, data_coding: int) -> str:
     return _decode(data)
 
 
-# The layout nearly every SMSC writes, one space apart: matched in one step before the
-# general scan, which gives the same fields for such a text (tested).
+# The layout nearly every SMSC writes, one space apart: read in one step before the general
+# scan, with the same result for such a text (tests compare both on generated receipts). An
+# id the general scan would cut (a ':' in it, or whitespace or NUL it strips) goes to it.
 _STANDARD_RE = re.compile(
     r"id:(\S+) sub:(\d{1,3}) dlvrl?d:(\d{1,3}) submit date:(\d{10}|\d{12}) "
     r"done date:(\d{10}|\d{12}) stat:([A-Z]+) err:(\w+)(?: [Tt]ext:(.*))?",
     re.DOTALL | re.ASCII,
 )
-_STANDARD_KEYS = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
 
 
-def _scan(text: str) -> dict[str, str]:
-    """Key/value pairs of a receipt text: the standard layout at once, anything else scanned."""
-    match = _STANDARD_RE.fullmatch(text.rstrip("\x00\r\n"))
-    if match is None or ":" in match.group(1):
-        return _scan_keys(text)
-    fields = dict(zip(_STANDARD_KEYS, match.groups(), strict=False))
-    if match.group(8) is not None:
-        fields["text"] = match.group(8)
-    return fields
+def _standard_id(receipt_id: str) -> bool:
+    """True when the general scan reads this standard-layout id unchanged."""
+    if receipt_id.isalnum():  # the usual hex or decimal id: no ':', whitespace nor NUL
+        return True
+    return ":" not in receipt_id and receipt_id == receipt_id.strip().strip("\x00").strip()
 
 
 def _scan_keys(text: str) -> dict[str, str]:
@@ -312,17 +357,59 @@ def _build(
         raise ReceiptParseError(
             f"not a delivery receipt: no 'stat:' field (and no TLV state), id {receipt_id!r}"
         )
-    return DeliveryReceipt(
-        id=receipt_id,
-        sub=_small_int(fields.get("sub", "")),
-        dlvrd=_small_int(fields.get("dlvrd", "")),
-        submit_date=_parse_date(fields.get("submit date", "")),
-        done_date=_parse_date(fields.get("done date", "")),
-        stat=stat,
-        err=fields.get("err", ""),
-        text=fields.get("text"),
-        message_state=state,
-        network_error_code=network_error_code,
+    return _receipt(
+        receipt_id,
+        _small_int(fields.get("sub", "")),
+        _small_int(fields.get("dlvrd", "")),
+        _parse_date(fields.get("submit date", "")),
+        _parse_date(fields.get("done date", "")),
+        stat,
+        fields.get("err", ""),
+        fields.get("text"),
+        state,
+        network_error_code,
+    )
+
+
+def _read(
+    text: str,
+    message_id: str | None = None,
+    state: MessageState | None = None,
+    network_error_code: bytes | None = None,
+) -> DeliveryReceipt:
+    """The receipt in ``text``, TLV values (when given) taking precedence: the standard layout
+    read straight from its match, anything else through the general key scan (same result)."""
+    match = _STANDARD_RE.fullmatch(text.rstrip("\x00\r\n"))
+    if match is None:
+        return _build(
+            _scan_keys(text),
+            message_id=message_id,
+            state=state,
+            network_error_code=network_error_code,
+        )
+    receipt_id, sub, dlvrd, submit_date, done_date, stat_text, err, rest = match.groups()
+    if not _standard_id(receipt_id):
+        return _build(
+            _scan_keys(text),
+            message_id=message_id,
+            state=state,
+            network_error_code=network_error_code,
+        )
+    if state is not None:
+        stat = _STAT_BY_STATE[state]  # what ReceiptStat.from_message_state gives for 1..8
+    else:
+        stat = _STAT_ALIASES.get(stat_text) or _stat_from_value(stat_text)
+    return _receipt(
+        message_id if message_id else receipt_id,
+        int(sub),  # 1 to 3 ASCII digits: what _small_int gives
+        int(dlvrd),
+        _parse_date(submit_date),
+        _parse_date(done_date),
+        stat,
+        err,
+        rest,
+        state,
+        network_error_code,
     )
 
 
@@ -333,7 +420,7 @@ def parse(text: str | bytes) -> DeliveryReceipt:
     missing fields are fine, ``text:`` runs to the end, dates have 10 or 12 digits (a malformed
     date or count becomes None). ``id:`` and a known ``stat:`` are required. Bytes are Latin-1.
     """
-    return _build(_scan(_decode(text)))
+    return _read(_decode(text))
 
 
 def _tlv_text(value: int | str | bytes) -> str | None:
@@ -350,11 +437,15 @@ def _tlv_state(value: int | str | bytes) -> MessageState | None:
     if isinstance(value, bytes) and len(value) == 1:
         value = value[0]
     if isinstance(value, int):
-        try:
-            return MessageState(value)
-        except ValueError:
-            return None
+        return _STATES.get(value)  # MessageState(value), None when not 1..8
     return None
+
+
+# TLV tags as plain ints: reading enum members off their class is slow on Python 3.11.
+_RECEIPTED_MESSAGE_ID: Final = int(TlvTag.RECEIPTED_MESSAGE_ID)
+_MESSAGE_STATE: Final = int(TlvTag.MESSAGE_STATE)
+_NETWORK_ERROR_CODE: Final = int(TlvTag.NETWORK_ERROR_CODE)
+_MESSAGE_PAYLOAD: Final = int(TlvTag.MESSAGE_PAYLOAD)
 
 
 def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
@@ -376,23 +467,19 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
     network_error_code: bytes | None = None
     payload: str | bytes = pdu.short_message
     for tlv in pdu.tlvs:
-        if tlv.tag == TlvTag.RECEIPTED_MESSAGE_ID and message_id is None:
+        tag = tlv.tag
+        if tag == _RECEIPTED_MESSAGE_ID and message_id is None:
             message_id = _tlv_text(tlv.value)
-        elif tlv.tag == TlvTag.MESSAGE_STATE and state is None:
+        elif tag == _MESSAGE_STATE and state is None:
             state = _tlv_state(tlv.value)
-        elif tlv.tag == TlvTag.NETWORK_ERROR_CODE and isinstance(tlv.value, bytes):
+        elif tag == _NETWORK_ERROR_CODE and isinstance(tlv.value, bytes):
             network_error_code = tlv.value
         elif (
-            tlv.tag == TlvTag.MESSAGE_PAYLOAD
-            and not pdu.short_message
-            and isinstance(tlv.value, bytes | str)
+            tag == _MESSAGE_PAYLOAD and not pdu.short_message and isinstance(tlv.value, bytes | str)
         ):
             payload = tlv.value
-    return _build(
-        _scan(_decode_by_data_coding(payload, pdu.data_coding)),
-        message_id=message_id,
-        state=state,
-        network_error_code=network_error_code,
+    return _read(
+        _decode_by_data_coding(payload, pdu.data_coding), message_id, state, network_error_code
     )
 
 
@@ -493,13 +580,12 @@ def message_id_keys(message_id: str) -> frozenset[str]:
     as the fallback.
     """
     clean = _clean_id(message_id)
-    keys = {clean}
     if len(clean) <= MAX_MESSAGE_ID_LENGTH:
-        if _DIGITS_RE.fullmatch(clean):
-            keys.add(str(int(clean, 10)))
+        if clean.isdigit() and clean.isascii():  # decimal digits read as decimal and as hex
+            return frozenset((clean, str(int(clean, 10)), str(int(clean, 16))))
         if _HEX_RE.fullmatch(clean):
-            keys.add(str(int(clean, 16)))
-    return frozenset(keys)
+            return frozenset((clean, str(int(clean, 16))))
+    return frozenset((clean,))
 
 
 def message_ids_match(a: str, b: str) -> bool:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from o2sms.client import AddressError
 from o2sms.client.addresses import (
+    _international_mobile,
     _is_valid,
     _parse_international,
     destination,
@@ -123,3 +124,57 @@ def test_mobile_shortcut_agrees_near_real_mobile_numbers(
         italian_leading_zero=example.italian_leading_zero,
     )
     assert _is_valid(number) == phonenumbers.is_valid_number(number)
+
+
+def _by_objects(number: str) -> str | None:
+    """What international_number's phonenumbers-object path gives for a "+..." number, or None
+    when that path leaves it to phonenumbers' general parser."""
+    parsed = _parse_international(number)
+    if parsed is None or not _is_valid(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+ALL_REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+@given(
+    st.sampled_from(ALL_REGIONS),
+    st.integers(0, 10**6),
+    st.integers(0, 6),
+    st.sampled_from(["+{cc}{n}", "+{cc} {n}", "+0{cc}{n}", "+{cc}0{n}", "{cc}{n}", "+{cc}{n}9"]),
+)
+def test_string_mobile_path_agrees_with_the_object_path(
+    region: str, digits: int, width: int, layout: str
+) -> None:
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        return
+    national = str(example.national_number)
+    if width:
+        national = national[:-width] + f"{digits % 10**width:0{width}d}"
+    number = layout.format(cc=example.country_code, n=national)
+    fast = _international_mobile(number)
+    if fast is not None:  # None: international_number goes on to the object path
+        assert fast == _by_objects(number)
+        parsed = _parse_international(number)
+        assert parsed is not None
+        assert phonenumbers.is_valid_number(parsed)
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        ("+421903123456", "421903123456"),
+        ("+421 903 123 456", "421903123456"),
+        ("+420602123456", "420602123456"),
+        ("+421212345678", None),  # a Bratislava landline: phonenumbers' full check decides
+        ("+12025550123", None),  # +1 has several regions
+        ("+4210903123456", None),  # a national prefix after the country code
+        ("+421", None),
+        ("+421９03123456", None),  # not ASCII digits
+        ("0903123456", None),
+    ],
+)
+def test_string_mobile_path_golden(number: str, expected: str | None) -> None:
+    assert _international_mobile(number) == expected

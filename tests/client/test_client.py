@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -211,3 +212,39 @@ async def test_slow_responses_within_the_timeout_arrive_and_beyond_it_fail_retri
             await sms.send(NUMBER, "too slow")
         assert info.value.retriable
         assert "no response" in str(info.value)
+
+
+async def test_a_receipt_read_with_its_submit_sm_resp_is_matched_without_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The protocol resolves the responses of a read before the workers take its deliver_sm,
+    so every send() has recorded its id when its receipt (right behind the response) is read."""
+    waits = 0
+    correlate_soon = Client._correlate_soon
+
+    async def counted(self: Client, receipt: Any) -> Any:
+        nonlocal waits
+        waits += 1
+        return await correlate_soon(self, receipt)
+
+    monkeypatch.setattr(Client, "_correlate_soon", counted)
+    reports: list[DeliveryReport] = []
+    all_in = asyncio.Event()
+
+    async def handler(event: object) -> None:
+        assert isinstance(event, DeliveryReport)
+        reports.append(event)
+        if len(reports) == 40:
+            all_in.set()
+
+    async with (
+        FakeSmsc(Faults(receipts=True)) as smsc,
+        client(smsc, handler=handler, window=20) as sms,
+    ):
+        results = await asyncio.gather(
+            *(sms.send(NUMBER, f"message {n}", reference=str(n)) for n in range(40))
+        )
+        await asyncio.wait_for(all_in.wait(), 5.0)
+    assert waits == 0
+    sent = {result.message_ids[0]: result.reference for result in results}
+    assert {r.submitted_id: r.reference for r in reports} == sent

@@ -93,4 +93,5 @@ def test_migrations_ship_inside_the_package() -> None:
     assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("r*.py")) == [
         "r0001_initial.py",
         "r0002_webhooks.py",
+        "r0003_claim_order.py",
     ]

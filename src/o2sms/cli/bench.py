@@ -38,6 +38,7 @@ class SendFigures:
     p50_ms: float  #: send() to submit_sm_resp
     p99_ms: float
     peak_rss_mb: float
+    cpu_us: float = 0.0  #: this process's CPU time (user + system) per message, in µs
 
 
 async def measure_send(
@@ -89,16 +90,19 @@ async def measure_send(
                 latencies.append(clock() - start)
 
         started = clock()
+        cpu_started = time.process_time()
         await asyncio.gather(*(worker(numbers[i::workers]) for i in range(workers)))
         if receipts:
             await asyncio.wait_for(all_received.wait(), timeout=120)
         finished = clock()
+        cpu = time.process_time() - cpu_started
     latencies.sort()
     return SendFigures(
         rate=messages / (finished - started),
         p50_ms=statistics.median(latencies) * 1e3,
         p99_ms=latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        cpu_us=cpu / messages * 1e6,
     )
 
 

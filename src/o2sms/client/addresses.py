@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 import phonenumbers
 
@@ -24,6 +25,21 @@ class Address:
     ton: int
     npi: int
     addr: str
+
+
+_new = object.__new__
+_set_ton = vars(Address)["ton"].__set__  # the slot descriptors, past the frozen __setattr__
+_set_npi = vars(Address)["npi"].__set__
+_set_addr = vars(Address)["addr"].__set__
+
+
+def _address(ton: int, npi: int, addr: str) -> Address:
+    """``Address(ton, npi, addr)``, filling its slots directly (one per send)."""
+    address: Address = _new(Address)
+    _set_ton(address, ton)
+    _set_npi(address, npi)
+    _set_addr(address, addr)
+    return address
 
 
 def _parse_international(number: str) -> phonenumbers.PhoneNumber | None:
@@ -87,6 +103,43 @@ def _is_valid(number: phonenumbers.PhoneNumber) -> bool:
     return bool(phonenumbers.is_valid_number(number))
 
 
+def _international_mobile(number: str) -> str | None:
+    """What ``international_number`` gives for a "+<country code><digits>" mobile number of a
+    country code with one region, without phonenumbers objects; None for anything else.
+
+    The same steps as :func:`_parse_international`, :func:`_is_valid`'s mobile check and the
+    E.164 format, on strings: the national significant number of a number without a leading 0
+    is its digits as written, so the E.164 form is the country code and those digits.
+    """
+    if not number.startswith("+"):
+        return None
+    digits = number[1:].replace(" ", "")
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    regions_by_code = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    for length in (1, 2, 3):
+        country_code = int(digits[:length])
+        regions = regions_by_code.get(country_code)
+        if regions is not None:
+            break
+    else:
+        return None
+    national = digits[length:]
+    if not national or national[0] == "0" or len(regions) != 1:
+        return None
+    patterns = _mobile_patterns(regions[0])
+    if patterns is None:
+        return None
+    general, mobile, lengths = patterns
+    if (
+        (not lengths or len(national) in lengths)
+        and general.fullmatch(national)
+        and mobile.fullmatch(national)
+    ):
+        return f"{country_code}{national}"
+    return None
+
+
 @lru_cache(maxsize=65_536)
 def international_number(number: str, region: str = "SK") -> str:
     """``number`` in international format without '+', validated with phonenumbers.
@@ -94,6 +147,9 @@ def international_number(number: str, region: str = "SK") -> str:
     National numbers are read in ``region`` (``0903 123 456`` in SK is ``421903123456``).
     Raises AddressError for anything that is not a valid phone number.
     """
+    mobile = _international_mobile(number)  # most destinations, at a third of the cost
+    if mobile is not None:
+        return mobile
     parsed = _parse_international(number)
     if parsed is not None and _is_valid(parsed):
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
@@ -107,9 +163,13 @@ def international_number(number: str, region: str = "SK") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+_INTERNATIONAL: Final = Ton.INTERNATIONAL  # members off their class are slow on Python 3.11
+_ISDN: Final = Npi.ISDN
+
+
 def destination(number: str, region: str = "SK") -> Address:
     """A destination: always an international number, TON 1 NPI 1."""
-    return Address(Ton.INTERNATIONAL, Npi.ISDN, international_number(number.strip(), region))
+    return _address(_INTERNATIONAL, _ISDN, international_number(number.strip(), region))
 
 
 @lru_cache(maxsize=1024)

@@ -26,7 +26,12 @@ from o2sms.client.config import (
     TlsSettings,
 )
 from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError
-from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
+from o2sms.client.events import (
+    Event,
+    InboundSms,
+    UnreadableDeliverSm,
+    delivery_report,
+)
 from o2sms.client.pool import Pool
 from o2sms.smpp.constants import CommandStatus, is_receipt
 from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
@@ -58,6 +63,8 @@ MAX_RELATIVE_TIME: Final = timedelta(days=MAX_RELATIVE_DAYS + 1) - timedelta(sec
 
 EventHandler = Callable[[Event], Awaitable[None]]
 
+_ROK: Final = CommandStatus.ESME_ROK  # members off their class are slow on Python 3.11
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
@@ -88,7 +95,28 @@ class SendError(ClientError):
         self.command_status: int | None = status if isinstance(status, int) else None
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one entry per part
+_new = object.__new__
+_set_result_message_ids = vars(SendResult)["message_ids"].__set__  # past the frozen __setattr__
+_set_result_encoding = vars(SendResult)["encoding"].__set__
+_set_result_parts = vars(SendResult)["parts"].__set__
+_set_result_to = vars(SendResult)["to"].__set__
+_set_result_reference = vars(SendResult)["reference"].__set__
+
+
+def _send_result(
+    message_ids: tuple[str, ...], encoding: Encoding, parts: int, to: str, reference: str | None
+) -> SendResult:
+    """``SendResult(...)``, filling its slots directly (one per send)."""
+    result: SendResult = _new(SendResult)
+    _set_result_message_ids(result, message_ids)
+    _set_result_encoding(result, encoding)
+    _set_result_parts(result, parts)
+    _set_result_to(result, to)
+    _set_result_reference(result, reference)
+    return result
+
+
+@dataclass(slots=True, eq=False)  # hashed by identity: one entry per part; never changed
 class _Sent:
     submitted_id: str
     reference: str | None
@@ -269,6 +297,7 @@ class Client:
         self._pool = Pool(configs, on_inbound=self._on_inbound, rate_limit=rate_limit)
         self._connect_timeout = connect_timeout + response_timeout
         self._sender = sender
+        self._sender_address: addresses.Address | None = None  # _source(None), once valid
         self._region = region
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
@@ -375,7 +404,7 @@ class Client:
         last ``command_status`` when the SMSC gave one) is raised.
         """
         destination = addresses.destination(to, self._region)
-        source = self._source(sender)
+        source = self._source(sender) if sender is not None else self._default_source()
         parts = split(
             text, encoding=encoding, method=self._split_method, transliterate=transliterate
         )
@@ -417,7 +446,8 @@ class Client:
         deadline = None if math.isinf(patience) else asyncio.get_running_loop().time() + patience
         serial = self._send_serial
         self._send_serial = serial + 1
-        self._sending[serial] = None
+        sending = self._sending
+        sending[serial] = None
         try:
             if len(pdus) == 1:  # the common case, kept short
                 try:
@@ -425,17 +455,16 @@ class Client:
                 except ClientError as exc:
                     raise SendError(exc, [None]) from exc
                 assert isinstance(response, SubmitSmResp)
+                submitted = response.message_id
                 if report:
-                    self._remember(response.message_id, reference, destination.addr, 1, 1)
-                return SendResult(
-                    (response.message_id,), encoding_used, 1, destination.addr, reference
-                )
+                    self._remember(submitted, reference, destination.addr, 1, 1)
+                return _send_result((submitted,), encoding_used, 1, destination.addr, reference)
             outcomes = await asyncio.gather(
                 *(self._pool.submit(pdu, flash=flash, deadline=deadline) for pdu in pdus),
                 return_exceptions=True,
             )
         finally:
-            del self._sending[serial]
+            del sending[serial]
             if self._correlation_waiters:
                 self._recorded.set()
         message_ids: list[str | None] = [
@@ -452,13 +481,20 @@ class Client:
                 raise SendError(outcome, message_ids) from outcome
             if isinstance(outcome, BaseException):
                 raise outcome
-        return SendResult(
+        return _send_result(
             tuple(m for m in message_ids if m is not None),
             encoding_used,
             len(parts),
             destination.addr,
             reference,
         )
+
+    def _default_source(self) -> addresses.Address:
+        """``_source(None)``, kept once it is known to be valid (the same every call)."""
+        source = self._sender_address
+        if source is None:
+            source = self._sender_address = self._source(None)
+        return source
 
     def _source(self, sender: str | None) -> addresses.Address:
         value = sender if sender is not None else self._sender
@@ -559,15 +595,18 @@ class Client:
                 sent = self._correlate(receipt)
                 if sent is None and self._sending:
                     sent = await self._correlate_soon(receipt)
-                event = DeliveryReport(
-                    receipt,
-                    submitted_id=sent.submitted_id if sent else None,
-                    reference=sent.reference if sent else None,
-                    to=sent.to if sent else None,
-                    part=sent.part if sent else None,
-                    parts=sent.parts if sent else None,
-                    session=session,
-                )
+                if sent is None:
+                    event = delivery_report(receipt, None, None, None, None, None, session)
+                else:
+                    event = delivery_report(
+                        receipt,
+                        sent.submitted_id,
+                        sent.reference,
+                        sent.to,
+                        sent.part,
+                        sent.parts,
+                        session,
+                    )
         elif isinstance(pdu, DeliverSm):
             try:
                 message = self._reassembler.feed(pdu, asyncio.get_running_loop().time())
@@ -575,7 +614,7 @@ class Client:
                 event = UnreadableDeliverSm(pdu, str(exc), session)
             else:
                 if message is None:
-                    return CommandStatus.ESME_ROK  # a part; the message comes with the last one
+                    return _ROK  # a part; the message comes with the last one
                 event = InboundSms(
                     message.text,
                     message.source_addr,
@@ -590,11 +629,11 @@ class Client:
                     except BaseException:
                         self._keep_for_redelivery(message, pdu)
                         raise
-                    return CommandStatus.ESME_ROK
+                    return _ROK
         else:
             event = UnreadableDeliverSm(pdu, "data_sm is not handled by this client", session)
         await self._deliver(event)
-        return CommandStatus.ESME_ROK
+        return _ROK
 
     def _keep_for_redelivery(self, message: Reassembled, last: object) -> None:
         """Put back the parts of a message the application did not take, all but ``last``.

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from o2sms.client.errors import (
     ClientClosedError,
@@ -47,6 +47,12 @@ from o2sms.smpp.pdu import Pdu, Unbind
 from o2sms.smpp.state import SessionState
 
 log = logging.getLogger("o2sms.client")
+
+# Enum members of the per-PDU paths as module constants: on Python 3.11 reading one off its
+# class goes through EnumType.__getattr__'s slow hook.
+_GENERIC_NACK: Final = CommandId.GENERIC_NACK
+_INBOUND_COMMANDS: Final = (CommandId.DELIVER_SM, CommandId.DATA_SM)
+_CLOSED: Final = SessionState.CLOSED
 
 InboundHandler = Callable[[Pdu], Awaitable[int]]
 """Handles an inbound request (deliver_sm, data_sm) and returns the command_status to answer."""
@@ -138,7 +144,7 @@ class SmppProtocol(asyncio.Protocol):
             self._send_request(pdu, future)
             self._schedule_flush()
         response = await future
-        if response.command_id == CommandId.GENERIC_NACK:
+        if response.command_id == _GENERIC_NACK:
             raise SubmitError(response.command_status)
         return response
 
@@ -242,12 +248,21 @@ class SmppProtocol(asyncio.Protocol):
 
     def _dispatch(self, reason: str = "") -> None:
         connection = self.connection
+        # Inbound requests wait in ``inbound`` while the responses read after them are
+        # resolved, and are queued for the workers before any other event: the tasks waiting
+        # for those responses then run first, so a send() has recorded its message id before
+        # a worker reads the receipt that came right behind its submit_sm_resp.
+        inbound: list[Pdu] = []
         while (event := connection.next_event()) is not None:
             if type(event) is ResponseReceived:
                 self._resolve(event.request.sequence_number, event.response, None)
-            elif type(event) is RequestReceived:
-                self._accept_inbound(event.pdu)
-            elif type(event) is RequestExpired:
+                continue
+            if type(event) is RequestReceived:
+                inbound.append(event.pdu)
+                continue
+            if inbound:
+                self._accept_all(inbound)
+            if type(event) is RequestExpired:
                 seconds = connection.response_timeout
                 self._resolve(
                     event.request.sequence_number,
@@ -287,12 +302,17 @@ class SmppProtocol(asyncio.Protocol):
             elif type(event) is ConnectionClosed:
                 self._fail_all(event.reason or reason)
                 self.close()
+        if inbound:
+            self._accept_all(inbound)
+
+    def _accept_all(self, inbound: list[Pdu]) -> None:
+        """Take the inbound requests gathered by _dispatch, in order, and empty the list."""
+        for pdu in inbound:
+            self._accept_inbound(pdu)
+        inbound.clear()
 
     def _accept_inbound(self, pdu: Pdu) -> None:
-        if self._on_inbound is None or pdu.command_id not in (
-            CommandId.DELIVER_SM,
-            CommandId.DATA_SM,
-        ):
+        if self._on_inbound is None or pdu.command_id not in _INBOUND_COMMANDS:
             if pdu.response_class is not None:
                 self._answer(pdu, CommandStatus.ESME_RINVCMDID)
             return
@@ -328,7 +348,7 @@ class SmppProtocol(asyncio.Protocol):
                 busy.discard(task)
 
     def _answer(self, pdu: Pdu, status: int) -> None:
-        if self.closed.done() or self.connection.state is SessionState.CLOSED:
+        if self.closed.done() or self.connection.state is _CLOSED:
             return  # unanswered: the SMSC redelivers it on another session
         try:
             self.connection.send(pdu.response(command_status=status), self._loop.time())

@@ -31,6 +31,37 @@ class DeliveryReport:
         return self.submitted_id or self.receipt.id
 
 
+_new = object.__new__
+_set_receipt = vars(DeliveryReport)["receipt"].__set__  # past the frozen __setattr__
+_set_submitted_id = vars(DeliveryReport)["submitted_id"].__set__
+_set_reference = vars(DeliveryReport)["reference"].__set__
+_set_to = vars(DeliveryReport)["to"].__set__
+_set_part = vars(DeliveryReport)["part"].__set__
+_set_parts = vars(DeliveryReport)["parts"].__set__
+_set_session = vars(DeliveryReport)["session"].__set__
+
+
+def delivery_report(  # noqa: PLR0917 - every field in order, as DeliveryReport(...) takes them
+    receipt: DeliveryReceipt,
+    submitted_id: str | None,
+    reference: str | None,
+    to: str | None,
+    part: int | None,
+    parts: int | None,
+    session: str,
+) -> DeliveryReport:
+    """``DeliveryReport(...)`` with every field given, filling its slots directly."""
+    report: DeliveryReport = _new(DeliveryReport)
+    _set_receipt(report, receipt)
+    _set_submitted_id(report, submitted_id)
+    _set_reference(report, reference)
+    _set_to(report, to)
+    _set_part(report, part)
+    _set_parts(report, parts)
+    _set_session(report, session)
+    return report
+
+
 @dataclass(frozen=True, slots=True)
 class InboundSms:
     """An SMS sent to us (mobile originated), reassembled when it came in several parts."""

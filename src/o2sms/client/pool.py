@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 
 from o2sms.client.backoff import delay
@@ -93,22 +94,31 @@ class AdaptiveRate:
     this keeps the next bursts small instead of resending the whole window into the limit.
     """
 
+    TRIM_INTERVAL = 0.25
+    """Seconds between drops of the accepted times that are over a second old."""
+
     def __init__(self, floor: float = 5.0, ceiling: float = 100_000.0) -> None:
         self.floor = floor
         self.ceiling = ceiling
         self.limiter: RateLimiter | None = None
-        self._accepted: deque[float] = deque()
+        # Loop times of accepted submits, oldest first. Those over a second old are dropped
+        # every TRIM_INTERVAL (and before counting) rather than on every submit: the count is
+        # the same, with one append per submit while the SMSC never throttles.
+        self._accepted: list[float] = []
+        self._trim_at = -math.inf
         self._changed_at = 0.0
 
     def _trim(self, now: float) -> None:
+        """Drop the times before ``now - 1.0`` (loop times only grow, so they lead the list)."""
         accepted = self._accepted
-        while accepted and accepted[0] < now - 1.0:
-            accepted.popleft()
+        del accepted[: bisect_left(accepted, now - 1.0)]
+        self._trim_at = now + self.TRIM_INTERVAL
 
     def accepted(self, now: float) -> None:
         """One submit accepted at loop time ``now``; speed up after a quiet second."""
         self._accepted.append(now)
-        self._trim(now)
+        if now >= self._trim_at:
+            self._trim(now)
         limiter = self.limiter
         if limiter is not None and now - self._changed_at >= 1.0:
             self._changed_at = now
@@ -273,19 +283,29 @@ class Pool:
         while True:
             if self._closed:
                 raise ClientClosedError("the client is closed")
-            pause = self._resume_at - loop.time()
-            if pause > 0:
-                if deadline is not None and loop.time() + pause > deadline:
-                    raise SubmitError(self._throttle_status or CommandStatus.ESME_RTHROTTLED)
-                await asyncio.sleep(pause)
-                continue  # the pool may have closed, or paused longer, meanwhile
+            if self._resume_at:  # 0.0 until the first pause
+                pause = self._resume_at - loop.time()
+                if pause > 0:
+                    if deadline is not None and loop.time() + pause > deadline:
+                        raise SubmitError(self._throttle_status or CommandStatus.ESME_RTHROTTLED)
+                    await asyncio.sleep(pause)
+                    continue  # the pool may have closed, or paused longer, meanwhile
             if self._limiter is not None:
                 await self._limiter.acquire()
             paced = self._adaptive.limiter
             if paced is not None:
                 await paced.acquire()
-            session = self._choose(flash) or await self._pick(flash, deadline)
-            protocol = session.protocol
+            candidates = self._candidates.get(flash)
+            if candidates is not None and len(candidates) == 1:
+                # One session (the usual account): _choose's answer without asking is_bound twice.
+                session = candidates[0]
+                protocol = session.protocol
+                if protocol is None:
+                    session = await self._pick(flash, deadline)
+                    protocol = session.protocol
+            else:
+                session = self._choose(flash) or await self._pick(flash, deadline)
+                protocol = session.protocol
             pauses = self._pauses
             response: Pdu | None = None
             try:

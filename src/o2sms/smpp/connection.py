@@ -31,6 +31,15 @@ from o2sms.smpp.state import BIND_RESPONSES, BOUND_STATE, BindType, Role, Sessio
 
 MAX_SEQUENCE_NUMBER: Final = 0x7FFFFFFF
 
+# Enum members the per-PDU paths compare with, as module constants: on Python 3.11 reading
+# one off its class goes through EnumType.__getattr__'s slow hook (about 0.2 µs each).
+_OPEN: Final = SessionState.OPEN
+_UNBOUND: Final = SessionState.UNBOUND
+_CLOSED: Final = SessionState.CLOSED
+_UNBIND: Final = CommandId.UNBIND
+_ENQUIRE_LINK: Final = CommandId.ENQUIRE_LINK
+_GENERIC_NACK: Final = CommandId.GENERIC_NACK
+
 _CLASS_BY_ID: Final = {int(cls.command_id): cls for cls in PDU_CLASSES}
 _BINDS: Final = frozenset(int(bind_type.value) for bind_type in BindType)
 
@@ -92,6 +101,29 @@ class ConnectionClosed:
 
     reason: str
     unanswered: tuple[Pdu, ...] = ()
+
+
+_new = object.__new__
+# The slot descriptors, past the frozen __setattr__: the two events of every message are built
+# with half the work of their dataclass __init__.
+_set_request_pdu = vars(RequestReceived)["pdu"].__set__
+_set_response_request = vars(ResponseReceived)["request"].__set__
+_set_response_response = vars(ResponseReceived)["response"].__set__
+
+
+def _request_received(pdu: Pdu) -> RequestReceived:
+    """``RequestReceived(pdu)``, filling its slot directly."""
+    event: RequestReceived = _new(RequestReceived)
+    _set_request_pdu(event, pdu)
+    return event
+
+
+def _response_received(request: Pdu, response: Pdu) -> ResponseReceived:
+    """``ResponseReceived(request, response)``, filling its slots directly."""
+    event: ResponseReceived = _new(ResponseReceived)
+    _set_response_request(event, request)
+    _set_response_response(event, response)
+    return event
 
 
 Event = (
@@ -171,7 +203,7 @@ class Connection:
         window of outstanding requests is full, PduEncodeError for values off the spec; after
         any of these the connection is as it was.
         """
-        if self.state is SessionState.CLOSED:
+        if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
         command_id = pdu.command_id
         if command_id & RESPONSE_BIT:
@@ -179,11 +211,7 @@ class Connection:
             data = encode(pdu)
             self._to_answer.pop(pdu.sequence_number, None)
             bind_type = BIND_RESPONSES.get(command_id)
-            if (
-                bind_type is not None
-                and pdu.command_status == 0
-                and self.state is SessionState.OPEN
-            ):
+            if bind_type is not None and pdu.command_status == 0 and self.state is _OPEN:
                 self.bind_type = bind_type
                 self.state = BOUND_STATE[bind_type]
         else:
@@ -191,8 +219,8 @@ class Connection:
             data = encode(pdu)
             if pdu.response_class is not None:
                 self._in_flight[pdu.sequence_number] = (pdu, now + self.response_timeout)
-            if command_id == CommandId.UNBIND:
-                self.state = SessionState.UNBOUND
+            if command_id == _UNBIND:
+                self.state = _UNBOUND
         self._outgoing.append(data)
         self._last_sent = now
         return pdu
@@ -228,7 +256,7 @@ class Connection:
         return sequence_number
 
     def _check_response(self, pdu: Pdu) -> None:
-        if pdu.command_id == CommandId.GENERIC_NACK:
+        if pdu.command_id == _GENERIC_NACK:
             return
         request_id = self._to_answer.get(pdu.sequence_number)
         if request_id is None or request_id | RESPONSE_BIT != pdu.command_id:
@@ -254,7 +282,7 @@ class Connection:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Take bytes read from the transport; ``b""`` means the peer closed it."""
-        if self.state is SessionState.CLOSED:
+        if self.state is _CLOSED:
             return
         if not data:
             self._close("the peer closed the connection")
@@ -285,13 +313,11 @@ class Connection:
         if command_id & RESPONSE_BIT:
             self._handle_response(pdu)
             return
-        if command_id == CommandId.UNBIND and self.state is SessionState.UNBOUND:
+        if command_id == _UNBIND and self.state is _UNBOUND:
             # Both ends unbound at once: answer theirs; ours is answered too, or times out.
             self._answer(UnbindResp(sequence_number=pdu.sequence_number))
             return
-        if self.state is SessionState.UNBOUND or not may_send(
-            self.role.peer, command_id, self.state
-        ):
+        if self.state is _UNBOUND or not may_send(self.role.peer, command_id, self.state):
             status = (
                 CommandStatus.ESME_RALYBND
                 if command_id in _BINDS and self.state.is_bound
@@ -305,17 +331,17 @@ class Connection:
             )
             self._reject(error)
             return
-        if command_id == CommandId.ENQUIRE_LINK:
+        if command_id == _ENQUIRE_LINK:
             self._answer(EnquireLinkResp(sequence_number=pdu.sequence_number))
             return
-        if command_id == CommandId.UNBIND:
+        if command_id == _UNBIND:
             self._answer(UnbindResp(sequence_number=pdu.sequence_number))
-            self.state = SessionState.UNBOUND
+            self.state = _UNBOUND
             self._events.append(Unbound(by_peer=True))
             return
         if pdu.response_class is not None:
             self._to_answer[pdu.sequence_number] = command_id
-        self._events.append(RequestReceived(pdu))
+        self._events.append(_request_received(pdu))
 
     def _handle_response(self, pdu: Pdu) -> None:
         entry = self._in_flight.get(pdu.sequence_number)
@@ -326,17 +352,17 @@ class Connection:
         expected = request.response_class
         if expected is not None and pdu.command_id not in (
             expected.command_id,
-            CommandId.GENERIC_NACK,
+            _GENERIC_NACK,
         ):
             self._events.append(UnexpectedResponse(pdu))
             return
         del self._in_flight[pdu.sequence_number]
         request_id = request.command_id
-        if request_id in _BINDS and pdu.command_status == 0 and self.state is SessionState.OPEN:
+        if request_id in _BINDS and pdu.command_status == 0 and self.state is _OPEN:
             self.bind_type = BindType(request_id)
             self.state = BOUND_STATE[self.bind_type]
-        self._events.append(ResponseReceived(request, pdu))
-        if request_id == CommandId.UNBIND:
+        self._events.append(_response_received(request, pdu))
+        if request_id == _UNBIND:
             self._events.append(Unbound(by_peer=False))
 
     def _answer(self, pdu: Pdu) -> None:

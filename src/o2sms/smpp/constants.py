@@ -289,10 +289,17 @@ class EsmClass(IntEnum):
     REPLY_PATH = 0x80
 
 
+# Plain ints: reading enum members off their class is slow on Python 3.11 (EnumType's
+# __getattr__ hook), and is_receipt runs on every deliver_sm.
+_TYPE_MASK = int(EsmClass.TYPE_MASK)
+_RECEIPT_TYPES = frozenset(
+    {int(EsmClass.DELIVERY_RECEIPT), int(EsmClass.INTERMEDIATE_NOTIFICATION)}
+)
+
+
 def is_receipt(esm_class: int) -> bool:
     """True when esm_class marks a delivery receipt or intermediate notification (not plain MO)."""
-    kind = esm_class & EsmClass.TYPE_MASK
-    return kind in (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
+    return (esm_class & _TYPE_MASK) in _RECEIPT_TYPES
 
 
 class RegisteredDelivery(IntEnum):

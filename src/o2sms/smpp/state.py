@@ -28,10 +28,18 @@ class Role(Enum):
     ESME = "esme"  #: the application: binds, submits, receives deliver_sm
     SMSC = "smsc"  #: the message centre (our simulator)
 
+    # Members are singletons equal only to themselves, so hashing by identity keeps the
+    # contract; it runs in C, where Enum's hash of the name is a Python call on every
+    # may_send() of the send path.
+    __hash__ = object.__hash__
+
     @property
     def peer(self) -> Role:
         """The other end."""
-        return Role.SMSC if self is Role.ESME else Role.ESME
+        return _PEER[self]  # a dict: reading members off the class is slow on Python 3.11
+
+
+_PEER: Final = {Role.ESME: Role.SMSC, Role.SMSC: Role.ESME}
 
 
 class BindType(Enum):
@@ -61,6 +69,8 @@ class SessionState(Enum):
     BOUND_TRX = "bound_trx"
     UNBOUND = "unbound"
     CLOSED = "closed"
+
+    __hash__ = object.__hash__  # as Role's: identity, in C (is_bound and may_send hash states)
 
     @property
     def is_bound(self) -> bool:

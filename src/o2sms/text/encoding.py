@@ -44,7 +44,7 @@ class Encoding(StrEnum):
     @property
     def unit_width(self) -> int:
         """Octets per counting unit in the unpacked form: 2 for UCS-2, else 1."""
-        return 2 if self is Encoding.UCS2 else 1
+        return 2 if self is _UCS2 else 1
 
     @property
     def single_limit(self) -> int:
@@ -55,6 +55,12 @@ class Encoding(StrEnum):
         """Units per part of a concatenated SMS, with an 8-bit (default) or 16-bit reference."""
         return (_PART_LIMIT_16 if ref16 else _PART_LIMIT_8)[self]
 
+
+# Members as module constants for the per-message paths: on Python 3.11 reading one off its
+# class goes through EnumType.__getattr__'s slow hook.
+_GSM7: Final = Encoding.GSM7
+_UCS2: Final = Encoding.UCS2
+_DEFAULT_CODINGS: Final = (DataCoding.SMSC_DEFAULT, DataCoding.IA5)
 
 _ALIASES: Final[dict[str, Encoding]] = {
     "gsm7": Encoding.GSM7,
@@ -70,6 +76,11 @@ _ALIASES: Final[dict[str, Encoding]] = {
     "ucs-2": Encoding.UCS2,
     "utf-16be": Encoding.UCS2,
     "utf-16-be": Encoding.UCS2,
+}
+_DATA_CODING: Final = {
+    Encoding.GSM7: DataCoding.SMSC_DEFAULT,
+    Encoding.LATIN1: DataCoding.LATIN_1,
+    Encoding.UCS2: DataCoding.UCS2,
 }
 _SINGLE_LIMIT: Final = {Encoding.GSM7: 160, Encoding.LATIN1: 140, Encoding.UCS2: 70}
 _PART_LIMIT_8: Final = {Encoding.GSM7: 153, Encoding.LATIN1: 134, Encoding.UCS2: 67}
@@ -100,6 +111,8 @@ class SplitMethod(StrEnum):
 
 def as_encoding(value: Encoding | str) -> Encoding:
     """An :class:`Encoding` from itself or its name; an unknown name raises :class:`TextError`."""
+    if type(value) is Encoding:
+        return value
     try:
         return Encoding(value)
     except ValueError:
@@ -110,6 +123,8 @@ def as_encoding(value: Encoding | str) -> Encoding:
 
 def as_split_method(value: SplitMethod | str) -> SplitMethod:
     """A :class:`SplitMethod` from itself or its name; an unknown name raises :class:`TextError`."""
+    if type(value) is SplitMethod:
+        return value
     try:
         return SplitMethod(value)
     except ValueError:
@@ -151,7 +166,7 @@ def encode_auto(text: str, encoding: Encoding | str | None = None) -> tuple[Enco
     """Choose the encoding (unless given) and encode in one pass; GSM 7-bit stays unpacked."""
     if encoding is None:
         try:
-            return Encoding.GSM7, gsm0338.encode(text)
+            return _GSM7, gsm0338.encode(text)
         except UnencodableTextError:
             return Encoding.UCS2, ucs2.encode(text)
     enc = as_encoding(encoding)
@@ -162,11 +177,7 @@ def data_coding_for(encoding: Encoding | str, *, flash: bool = False) -> int:
     """The data_coding to send: 0, 3 or 8; with ``flash`` class 0 (GSM7 0x10, UCS-2 0x18)."""
     enc = as_encoding(encoding)
     if not flash:
-        return {
-            Encoding.GSM7: DataCoding.SMSC_DEFAULT,
-            Encoding.LATIN1: DataCoding.LATIN_1,
-            Encoding.UCS2: DataCoding.UCS2,
-        }[enc]
+        return _DATA_CODING[enc]
     if enc is Encoding.GSM7:
         return DataCoding.GSM7_FLASH
     if enc is Encoding.UCS2:
@@ -192,8 +203,8 @@ def encoding_for_data_coding(data_coding: int) -> Encoding:
     general group 0x10-0x1F, the message-waiting groups 0xC0-0xEF and the class group
     0xF0-0xFF follow their alphabet bits. 8-bit binary (2, 4, 0x14, 0xF4...) is not text.
     """
-    if data_coding in (DataCoding.SMSC_DEFAULT, DataCoding.IA5):
-        return Encoding.GSM7
+    if data_coding in _DEFAULT_CODINGS:  # the usual case first, on module constants
+        return _GSM7
     if data_coding == DataCoding.LATIN_1:
         return Encoding.LATIN1
     if data_coding == DataCoding.UCS2:
@@ -261,7 +272,7 @@ def fits_single(data: bytes, encoding: Encoding, *, packed: bool = False) -> boo
     Packed GSM 7-bit must fit 140 octets with its CR padding: a 160-septet text ending in CR
     needs a 141st octet (see :func:`gsm0338.pad_count`), so it is sent as two parts.
     """
-    if encoding is Encoding.GSM7 and packed:
+    if packed and encoding is _GSM7:
         return gsm0338.packed_size(data) <= _SINGLE_OCTETS
     return len(data) <= encoding.single_limit * encoding.unit_width
 

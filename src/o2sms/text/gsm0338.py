@@ -79,8 +79,31 @@ def is_encodable(text: str) -> bool:
     return text.translate(_ENCODE).isascii()
 
 
+def _build_ascii_table() -> bytes:
+    """ASCII octet -> its one septet, for ``bytes.translate``; 0xFF for the rest.
+
+    0xFF (not ASCII) marks the ASCII characters that are not one basic-table septet: the
+    extension characters (two septets) and those GSM lacks; texts with them take the
+    general path.
+    """
+    table = bytearray(b"\xff" * 256)
+    for code in range(0x80):
+        septets = _ENCODE[code]
+        if len(septets) == 1 and septets.isascii():
+            table[code] = ord(septets)
+    return bytes(table)
+
+
+_ASCII_SEPTETS: Final = _build_ascii_table()
+
+
 def encode(text: str) -> bytes:
     """Text -> unpacked septets (one per octet), extension characters as ESC + code."""
+    if text.isascii():
+        # The usual text: one octet translate, the same septets as the general path.
+        octets = text.encode("ascii").translate(_ASCII_SEPTETS)
+        if octets.isascii():
+            return octets
     septets = text.translate(_ENCODE)
     if not septets.isascii():
         bad = unencodable_characters(text)

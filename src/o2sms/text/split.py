@@ -45,6 +45,23 @@ class Part:
     tlvs: tuple[Tlv, ...] = ()
 
 
+_new = object.__new__
+_set_short_message = vars(Part)["short_message"].__set__  # past the frozen __setattr__
+_set_esm_class = vars(Part)["esm_class"].__set__
+_set_data_coding = vars(Part)["data_coding"].__set__
+_set_tlvs = vars(Part)["tlvs"].__set__
+
+
+def _single(short_message: bytes, data_coding: int) -> Part:
+    """``Part(short_message, 0, data_coding)``, filling its slots directly (one per send)."""
+    part: Part = _new(Part)
+    _set_short_message(part, short_message)
+    _set_esm_class(part, 0)
+    _set_data_coding(part, data_coding)
+    _set_tlvs(part, ())
+    return part
+
+
 _REFERENCES: Final = itertools.count()
 """Process-wide reference counter; taken modulo 256 or 65536, so it wraps."""
 
@@ -56,8 +73,10 @@ def next_reference(*, ref16: bool = False) -> int:
 
 def _check_reference(reference: int | None, method: SplitMethod) -> None:
     """Reject a caller's reference that does not fit the method's field."""
+    if reference is None:
+        return
     top = 0xFF if method is SplitMethod.UDH8 else 0xFFFF
-    if reference is not None and not 0 <= reference <= top:
+    if not 0 <= reference <= top:
         raise TextError(f"reference must be 0..{top} for {method.value}, not {reference}")
 
 
@@ -91,7 +110,7 @@ def split(
     if fits_single(data, enc, packed=pack):
         if pack:
             data = gsm0338.pack(data)
-        return [Part(data, 0, data_coding)]
+        return [_single(data, data_coding)]
     if flash:
         parts = len(segment_ends(data, enc, enc.part_limit(), max_parts=MAX_PARTS))
         raise MessageTooLongError(

@@ -1,0 +1,98 @@
+"""The order in which SmppProtocol hands out the events of one read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import pytest
+
+from o2sms.client.connection import SmppProtocol
+from o2sms.smpp.connection import (
+    Connection,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    UnexpectedResponse,
+)
+from o2sms.smpp.pdu import DeliverSm, Pdu, SubmitSm, SubmitSmResp
+from o2sms.smpp.state import Role
+
+pytestmark = pytest.mark.asyncio
+
+
+class ScriptedConnection(Connection):
+    """A Connection whose next events are given by the test."""
+
+    def __init__(self, events: list[Event]) -> None:
+        super().__init__(Role.ESME)
+        self.script: deque[Event] = deque(events)
+
+    def next_event(self) -> Event | None:
+        return self.script.popleft() if self.script else None
+
+
+def deliver(n: int) -> DeliverSm:
+    return DeliverSm(sequence_number=n, esm_class=4, short_message=b"id:%d stat:DELIVRD" % n)
+
+
+def response(n: int) -> ResponseReceived:
+    return ResponseReceived(
+        SubmitSm(sequence_number=n), SubmitSmResp(sequence_number=n, message_id=str(n))
+    )
+
+
+async def dispatched(events: list[Event]) -> list[tuple[str, Any]]:
+    """What _dispatch did with ``events``, in order: responses resolved, requests queued."""
+
+    async def handler(pdu: Pdu) -> int:
+        return 0
+
+    protocol = SmppProtocol(ScriptedConnection(events), on_inbound=handler)
+    done: list[tuple[str, Any]] = []
+
+    def resolve(sequence_number: int, response: Pdu | None, error: Exception | None) -> None:
+        done.append(("resolve", sequence_number))
+
+    def accept(pdu: Pdu) -> None:
+        done.append(("inbound", pdu.sequence_number))
+
+    protocol._resolve = resolve  # type: ignore[method-assign]
+    protocol._accept_inbound = accept  # type: ignore[method-assign]
+    protocol._dispatch()
+    await asyncio.sleep(0)
+    return done
+
+
+async def test_requests_are_queued_after_the_responses_read_with_them() -> None:
+    events: list[Event] = [
+        response(1),
+        RequestReceived(deliver(101)),
+        response(2),
+        RequestReceived(deliver(102)),
+        response(3),
+    ]
+    assert await dispatched(events) == [
+        ("resolve", 1),
+        ("resolve", 2),
+        ("resolve", 3),
+        ("inbound", 101),
+        ("inbound", 102),
+    ]
+
+
+async def test_any_other_event_takes_the_requests_before_it_first() -> None:
+    events: list[Event] = [
+        RequestReceived(deliver(101)),
+        response(1),
+        UnexpectedResponse(SubmitSmResp(sequence_number=77)),
+        response(2),
+        RequestReceived(deliver(102)),
+    ]
+    assert await dispatched(events) == [
+        ("resolve", 1),
+        ("inbound", 101),
+        ("resolve", 2),
+        ("inbound", 102),
+    ]
