@@ -29,8 +29,11 @@ def _client_objects() -> Counter[str]:
     counts: Counter[str] = Counter()
     for thing in gc.get_objects():
         kind = type(thing)
-        if kind.__module__.startswith(("o2sms.client", "o2sms.smpp")) or kind is asyncio.Task:
-            counts[f"{kind.__module__}.{kind.__qualname__}"] += 1
+        module = getattr(kind, "__module__", None)  # some C types answer a descriptor here
+        if not isinstance(module, str):
+            continue
+        if module.startswith(("o2sms.client", "o2sms.smpp")) or kind is asyncio.Task:
+            counts[f"{module}.{kind.__qualname__}"] += 1
     return counts
 
 
