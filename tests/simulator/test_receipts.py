@@ -159,16 +159,34 @@ async def test_unanswered_receipts_stop_being_resent_when_they_expire() -> None:
 
 
 @pytest.mark.asyncio
-async def test_pending_receipts_are_bounded() -> None:
+async def test_pending_receipts_hold_back_submits_instead_of_being_dropped() -> None:
     async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, max_pending_receipts=2) as smsc:
         assert smsc.port is not None
-        tx = await Esme.bound(smsc.port, "tx")
-        ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(4)]
-        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 2)
-        assert smsc.pending_receipts("acct") == 2
+        tx = await Esme.bound(smsc.port, "tx")  # nobody takes receipts yet
+        ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(2)]
+        await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 2)
+        refused = await tx.submit(registered_delivery=1)
+        assert refused.command_status == CommandStatus.ESME_RMSGQFUL
+        assert smsc.counters["receipts_dropped"] == 0
         rx = await Esme.bound(smsc.port, "rx")
         got = [(await rx.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) for _ in range(2)]
-        assert got == ids[2:]  # the oldest were dropped
+        assert got == ids  # every receipt kept, in order
+        await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 0)
+        assert (await tx.submit(registered_delivery=1)).command_status == 0  # room again
+
+
+@pytest.mark.asyncio
+async def test_receipts_already_scheduled_are_dropped_only_at_twice_the_bound() -> None:
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.3, max_pending_receipts=2) as smsc:
+        assert smsc.port is not None
+        tx = await Esme.bound(smsc.port, "tx")
+        # Accepted while nothing is pending yet: their receipts all fall due later.
+        ids = [(await tx.submit(registered_delivery=1)).message_id for _ in range(6)]
+        await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 2)
+        assert smsc.pending_receipts("acct") == 4
+        rx = await Esme.bound(smsc.port, "rx")
+        got = [(await rx.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) for _ in range(4)]
+        assert got == ids[2:]  # the oldest two went, as a last bound on memory
 
 
 @pytest.mark.asyncio

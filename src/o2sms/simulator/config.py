@@ -128,7 +128,8 @@ class SimulatorConfig:
     rules: tuple[OutcomeRule, ...] = ()
     receipt_expiry: float = 3600.0  #: a receipt waiting for a receiving session is dropped after
     receipt_retry_delay: float = 1.0  #: after deliver_sm_resp ESME_RX_T_APPN or another error
-    max_pending_receipts: int = 100_000  #: per account, waiting for a receiving session
+    #: per account, waiting for a receiving session: from here on submit_sm gets RMSGQFUL
+    max_pending_receipts: int = 100_000
     max_scheduled: int = 1_000_000  #: receipts not yet due; beyond it submit_sm gets RMSGQFUL
     store_size: int = 10_000  #: messages kept for inspection (the oldest are forgotten)
     data_codings: frozenset[int] = frozenset({0, 1, 3, 8})

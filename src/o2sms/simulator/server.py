@@ -596,7 +596,12 @@ class Simulator:
             counters["submit_sm_rejected"] += 1
             status = rejected.command_status
             return pdu.response(command_status=self._statuses.get(status, status))
-        if len(self._timeline) >= cfg.max_scheduled:
+        state = self._accounts.get(session.system_id)
+        if len(self._timeline) >= cfg.max_scheduled or (
+            state is not None and len(state.pending) >= cfg.max_pending_receipts
+        ):
+            # Backpressure, not loss: an ESME that takes its receipts more slowly than it
+            # submits is told to wait (and retries), instead of losing receipts later.
             counters["submit_sm_queue_full"] += 1
             return pdu.response(command_status=_S.ESME_RMSGQFUL)
         message_id = self._ids.next()
@@ -909,7 +914,9 @@ class Simulator:
                 self._send(session, item, now, touched)
                 return session
         pending = state.pending
-        if len(pending) >= self.config.max_pending_receipts:
+        # Submits are refused from max_pending_receipts on; receipts already scheduled then
+        # still queue, up to twice that, a last bound on memory (then the oldest is dropped).
+        if len(pending) >= 2 * self.config.max_pending_receipts:
             _settled(pending.popleft(), now)
             self.counters["receipts_dropped"] += 1
         pending.append(item)
