@@ -822,7 +822,9 @@ async def test_client_fails_a_send_whose_response_is_unreadable_retriably() -> N
         pytest.param(answer_unknown_sequence_numbers_first, id="unknown-sequence-numbers"),
     ],
 )
-async def test_client_ignores_responses_to_nothing(behaviour: Behaviour) -> None:
+async def test_client_ignores_responses_to_nothing(
+    behaviour: Behaviour, caplog: pytest.LogCaptureFixture
+) -> None:
     # 10,000 junk PDUs come before the answer: a loaded machine may need more than the
     # usual 0.5 s to read them, and the response timeout is not what is tested here.
     async with (
@@ -837,6 +839,9 @@ async def test_client_ignores_responses_to_nothing(behaviour: Behaviour) -> None
         assert hostile.connections == 1
         assert hostile.closed_by_client == 0
         assert healthy.bind_attempts == 0
+    warnings = [r for r in caplog.records if "late or unsolicited" in r.getMessage()]
+    # Reported, but a flood of 10,000 is not 10,000 log lines: one a second at most.
+    assert 1 <= len(warnings) <= 1 + WAIT
 
 
 async def no_submit_expected(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
@@ -54,6 +55,8 @@ _GENERIC_NACK: Final = CommandId.GENERIC_NACK
 _INBOUND_COMMANDS: Final = (CommandId.DELIVER_SM, CommandId.DATA_SM)
 _CLOSED: Final = SessionState.CLOSED
 
+_UNMATCHED_LOG_INTERVAL: Final = 1.0  #: seconds between warnings about unmatched responses
+
 InboundHandler = Callable[[Pdu], Awaitable[int]]
 """Handles an inbound request (deliver_sm, data_sm) and returns the command_status to answer."""
 
@@ -86,6 +89,8 @@ class SmppProtocol(asyncio.Protocol):
         self._busy: set[asyncio.Task[None]] = set()  # workers running the handler now
         self._inbound_stopped = False  # draining for close: take no more inbound work
         self._inbound_concurrency = inbound_concurrency
+        self._unmatched_unlogged = 0  # unmatched responses since the last warning about one
+        self._unmatched_logged_at = -math.inf
         self.closed: asyncio.Future[str] = self._loop.create_future()
 
     # --- asyncio.Protocol -----------------------------------------------------------
@@ -276,12 +281,7 @@ class SmppProtocol(asyncio.Protocol):
                     log.warning("%s: no enquire_link_resp, the link is dead; closing", self.name)
                     self.close()
             elif type(event) is UnexpectedResponse:
-                log.warning(
-                    "%s: dropped %s with unknown sequence_number %d (late or unsolicited)",
-                    self.name,
-                    event.pdu.command_id.name.lower(),
-                    event.pdu.sequence_number,
-                )
+                self._unmatched(event.pdu)
             elif type(event) is PduRejected:
                 log.warning("%s: rejected a PDU from the SMSC: %s", self.name, event.error)
                 if event.request is not None:
@@ -304,6 +304,24 @@ class SmppProtocol(asyncio.Protocol):
                 self.close()
         if inbound:
             self._accept_all(inbound)
+
+    def _unmatched(self, pdu: Pdu) -> None:
+        """Warn about a response nobody waits for, at most once a second with a count of the
+        rest: a peer flooding junk responses must not flood the log (or the CPU with it)."""
+        now = self._loop.time()
+        if now - self._unmatched_logged_at < _UNMATCHED_LOG_INTERVAL:
+            self._unmatched_unlogged += 1
+            return
+        more = self._unmatched_unlogged
+        log.warning(
+            "%s: dropped %s with unknown sequence_number %d (late or unsolicited)%s",
+            self.name,
+            pdu.command_id.name.lower(),
+            pdu.sequence_number,
+            f"; {more} more since the last warning" if more else "",
+        )
+        self._unmatched_logged_at = now
+        self._unmatched_unlogged = 0
 
     def _accept_all(self, inbound: list[Pdu]) -> None:
         """Take the inbound requests gathered by _dispatch, in order, and empty the list."""
