@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Final, Literal, Protocol
 
 from o2sms.errors import O2smsError
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import MessageState, TlvTag, is_receipt
 from o2sms.smpp.tlv import Tlv
 from o2sms.text import Encoding, UnsupportedDataCodingError, encoding_for_data_coding
@@ -131,6 +132,7 @@ _STAT_ALIASES: dict[str, ReceiptStat] = {
 }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     """One delivery receipt, from its text and, when present, its TLVs.
@@ -160,48 +162,6 @@ class DeliveryReceipt:
     def is_final(self) -> bool:
         """True unless the receipt is an intermediate (ENROUTE) notification."""
         return self.stat.is_final
-
-
-_new = object.__new__
-# The slot descriptors, past the frozen dataclass's per-field object.__setattr__ calls (which
-# cost about twice as much): receipts are built once per deliver_sm.
-_set_id = vars(DeliveryReceipt)["id"].__set__
-_set_sub = vars(DeliveryReceipt)["sub"].__set__
-_set_dlvrd = vars(DeliveryReceipt)["dlvrd"].__set__
-_set_submit_date = vars(DeliveryReceipt)["submit_date"].__set__
-_set_done_date = vars(DeliveryReceipt)["done_date"].__set__
-_set_stat = vars(DeliveryReceipt)["stat"].__set__
-_set_err = vars(DeliveryReceipt)["err"].__set__
-_set_text = vars(DeliveryReceipt)["text"].__set__
-_set_message_state = vars(DeliveryReceipt)["message_state"].__set__
-_set_network_error_code = vars(DeliveryReceipt)["network_error_code"].__set__
-
-
-def _receipt(  # noqa: PLR0917 - every field in order, as DeliveryReceipt(...) takes them
-    receipt_id: str,
-    sub: int | None,
-    dlvrd: int | None,
-    submit_date: datetime | None,
-    done_date: datetime | None,
-    stat: ReceiptStat,
-    err: str,
-    text: str | None,
-    message_state: MessageState | None,
-    network_error_code: bytes | None,
-) -> DeliveryReceipt:
-    """``DeliveryReceipt(...)`` with every field given, filling its slots directly."""
-    receipt: DeliveryReceipt = _new(DeliveryReceipt)
-    _set_id(receipt, receipt_id)
-    _set_sub(receipt, sub)
-    _set_dlvrd(receipt, dlvrd)
-    _set_submit_date(receipt, submit_date)
-    _set_done_date(receipt, done_date)
-    _set_stat(receipt, stat)
-    _set_err(receipt, err)
-    _set_text(receipt, text)
-    _set_message_state(receipt, message_state)
-    _set_network_error_code(receipt, network_error_code)
-    return receipt
 
 
 class DeliverSmLike(Protocol):
@@ -357,7 +317,7 @@ def _build(
         raise ReceiptParseError(
             f"not a delivery receipt: no 'stat:' field (and no TLV state), id {receipt_id!r}"
         )
-    return _receipt(
+    return DeliveryReceipt(
         receipt_id,
         _small_int(fields.get("sub", "")),
         _small_int(fields.get("dlvrd", "")),
@@ -399,7 +359,7 @@ def _read(
         stat = _STAT_BY_STATE[state]  # what ReceiptStat.from_message_state gives for 1..8
     else:
         stat = _STAT_ALIASES.get(stat_text) or _stat_from_value(stat_text)
-    return _receipt(
+    return DeliveryReceipt(
         message_id if message_id else receipt_id,
         int(sub),  # 1 to 3 ASCII digits: what _small_int gives
         int(dlvrd),

@@ -10,6 +10,7 @@ from typing import Final
 import phonenumbers
 
 from o2sms.client.errors import AddressError
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import Npi, Ton
 from o2sms.text import gsm0338
 
@@ -18,6 +19,7 @@ ALPHANUMERIC_MAX_SEPTETS = 11
 SHORT_CODE_MAX_DIGITS = 8
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Address:
     """An address as SMPP carries it: type of number, numbering plan, digits or text."""
@@ -25,21 +27,6 @@ class Address:
     ton: int
     npi: int
     addr: str
-
-
-_new = object.__new__
-_set_ton = vars(Address)["ton"].__set__  # the slot descriptors, past the frozen __setattr__
-_set_npi = vars(Address)["npi"].__set__
-_set_addr = vars(Address)["addr"].__set__
-
-
-def _address(ton: int, npi: int, addr: str) -> Address:
-    """``Address(ton, npi, addr)``, filling its slots directly (one per send)."""
-    address: Address = _new(Address)
-    _set_ton(address, ton)
-    _set_npi(address, npi)
-    _set_addr(address, addr)
-    return address
 
 
 def _parse_international(number: str) -> phonenumbers.PhoneNumber | None:
@@ -169,7 +156,7 @@ _ISDN: Final = Npi.ISDN
 
 def destination(number: str, region: str = "SK") -> Address:
     """A destination: always an international number, TON 1 NPI 1."""
-    return _address(_INTERNATIONAL, _ISDN, international_number(number.strip(), region))
+    return Address(_INTERNATIONAL, _ISDN, international_number(number.strip(), region))
 
 
 @lru_cache(maxsize=1024)

@@ -27,12 +27,13 @@ from o2sms.client.config import (
 )
 from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError
 from o2sms.client.events import (
+    DeliveryReport,
     Event,
     InboundSms,
     UnreadableDeliverSm,
-    delivery_report,
 )
 from o2sms.client.pool import Pool
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import CommandStatus, is_receipt
 from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.state import BindType
@@ -66,6 +67,7 @@ EventHandler = Callable[[Event], Awaitable[None]]
 _ROK: Final = CommandStatus.ESME_ROK  # members off their class are slow on Python 3.11
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What ``send`` did: one SMSC message_id per part, in order."""
@@ -93,27 +95,6 @@ class SendError(ClientError):
         self.retriable = cause.retriable
         status = getattr(cause, "command_status", None)
         self.command_status: int | None = status if isinstance(status, int) else None
-
-
-_new = object.__new__
-_set_result_message_ids = vars(SendResult)["message_ids"].__set__  # past the frozen __setattr__
-_set_result_encoding = vars(SendResult)["encoding"].__set__
-_set_result_parts = vars(SendResult)["parts"].__set__
-_set_result_to = vars(SendResult)["to"].__set__
-_set_result_reference = vars(SendResult)["reference"].__set__
-
-
-def _send_result(
-    message_ids: tuple[str, ...], encoding: Encoding, parts: int, to: str, reference: str | None
-) -> SendResult:
-    """``SendResult(...)``, filling its slots directly (one per send)."""
-    result: SendResult = _new(SendResult)
-    _set_result_message_ids(result, message_ids)
-    _set_result_encoding(result, encoding)
-    _set_result_parts(result, parts)
-    _set_result_to(result, to)
-    _set_result_reference(result, reference)
-    return result
 
 
 @dataclass(slots=True, eq=False)  # hashed by identity: one entry per part; never changed
@@ -458,7 +439,7 @@ class Client:
                 submitted = response.message_id
                 if report:
                     self._remember(submitted, reference, destination.addr, 1, 1)
-                return _send_result((submitted,), encoding_used, 1, destination.addr, reference)
+                return SendResult((submitted,), encoding_used, 1, destination.addr, reference)
             outcomes = await asyncio.gather(
                 *(self._pool.submit(pdu, flash=flash, deadline=deadline) for pdu in pdus),
                 return_exceptions=True,
@@ -481,7 +462,7 @@ class Client:
                 raise SendError(outcome, message_ids) from outcome
             if isinstance(outcome, BaseException):
                 raise outcome
-        return _send_result(
+        return SendResult(
             tuple(m for m in message_ids if m is not None),
             encoding_used,
             len(parts),
@@ -596,9 +577,9 @@ class Client:
                 if sent is None and self._sending:
                     sent = await self._correlate_soon(receipt)
                 if sent is None:
-                    event = delivery_report(receipt, None, None, None, None, None, session)
+                    event = DeliveryReport(receipt, None, None, None, None, None, session)
                 else:
-                    event = delivery_report(
+                    event = DeliveryReport(
                         receipt,
                         sent.submitted_id,
                         sent.reference,

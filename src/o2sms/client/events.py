@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from o2sms.fastinit import fast_init
 from o2sms.receipts import DeliveryReceipt
 from o2sms.smpp.pdu import Pdu
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
     """A delivery receipt, correlated to the message part it reports when this client sent it.
@@ -29,37 +31,6 @@ class DeliveryReport:
     def message_id(self) -> str:
         """The SMSC's id of the part this receipt reports."""
         return self.submitted_id or self.receipt.id
-
-
-_new = object.__new__
-_set_receipt = vars(DeliveryReport)["receipt"].__set__  # past the frozen __setattr__
-_set_submitted_id = vars(DeliveryReport)["submitted_id"].__set__
-_set_reference = vars(DeliveryReport)["reference"].__set__
-_set_to = vars(DeliveryReport)["to"].__set__
-_set_part = vars(DeliveryReport)["part"].__set__
-_set_parts = vars(DeliveryReport)["parts"].__set__
-_set_session = vars(DeliveryReport)["session"].__set__
-
-
-def delivery_report(  # noqa: PLR0917 - every field in order, as DeliveryReport(...) takes them
-    receipt: DeliveryReceipt,
-    submitted_id: str | None,
-    reference: str | None,
-    to: str | None,
-    part: int | None,
-    parts: int | None,
-    session: str,
-) -> DeliveryReport:
-    """``DeliveryReport(...)`` with every field given, filling its slots directly."""
-    report: DeliveryReport = _new(DeliveryReport)
-    _set_receipt(report, receipt)
-    _set_submitted_id(report, submitted_id)
-    _set_reference(report, reference)
-    _set_to(report, to)
-    _set_part(report, part)
-    _set_parts(report, parts)
-    _set_session(report, session)
-    return report
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from o2sms.fastinit import fast_init
 from o2sms.smpp.codec import encode, with_sequence_number
 from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus
 from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFullError
@@ -47,6 +48,7 @@ _BINDS: Final = frozenset(int(bind_type.value) for bind_type in BindType)
 # --- events ----------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
     """The peer sent a request the application must answer with ``conn.send(pdu.response())``."""
@@ -54,6 +56,7 @@ class RequestReceived:
     pdu: Pdu
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResponseReceived:
     """The answer to one of our requests (a generic_nack counts as one)."""
@@ -101,29 +104,6 @@ class ConnectionClosed:
 
     reason: str
     unanswered: tuple[Pdu, ...] = ()
-
-
-_new = object.__new__
-# The slot descriptors, past the frozen __setattr__: the two events of every message are built
-# with half the work of their dataclass __init__.
-_set_request_pdu = vars(RequestReceived)["pdu"].__set__
-_set_response_request = vars(ResponseReceived)["request"].__set__
-_set_response_response = vars(ResponseReceived)["response"].__set__
-
-
-def _request_received(pdu: Pdu) -> RequestReceived:
-    """``RequestReceived(pdu)``, filling its slot directly."""
-    event: RequestReceived = _new(RequestReceived)
-    _set_request_pdu(event, pdu)
-    return event
-
-
-def _response_received(request: Pdu, response: Pdu) -> ResponseReceived:
-    """``ResponseReceived(request, response)``, filling its slots directly."""
-    event: ResponseReceived = _new(ResponseReceived)
-    _set_response_request(event, request)
-    _set_response_response(event, response)
-    return event
 
 
 Event = (
@@ -341,7 +321,7 @@ class Connection:
             return
         if pdu.response_class is not None:
             self._to_answer[pdu.sequence_number] = command_id
-        self._events.append(_request_received(pdu))
+        self._events.append(RequestReceived(pdu))
 
     def _handle_response(self, pdu: Pdu) -> None:
         entry = self._in_flight.get(pdu.sequence_number)
@@ -361,7 +341,7 @@ class Connection:
         if request_id in _BINDS and pdu.command_status == 0 and self.state is _OPEN:
             self.bind_type = BindType(request_id)
             self.state = BOUND_STATE[self.bind_type]
-        self._events.append(_response_received(request, pdu))
+        self._events.append(ResponseReceived(request, pdu))
         if request_id == _UNBIND:
             self._events.append(Unbound(by_peer=False))
 

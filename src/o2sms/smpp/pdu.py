@@ -9,10 +9,10 @@ this file is the single description of every PDU layout (reference section 3). L
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, ClassVar
 
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import INTERFACE_VERSION, CommandId, CommandStatus
 from o2sms.smpp.tlv import Tlv, TlvValue
 from o2sms.smpp.wire import U8, COctet, Custom, SmOctets, time_field
@@ -472,29 +472,6 @@ PDU_CLASSES: tuple[type[Pdu], ...] = (
 """Every SMPP 3.4 PDU class, in command_id order."""
 
 
-def _install_fast_init(cls: type[Pdu]) -> None:
-    """Give ``cls`` an ``__init__`` with the dataclass's signature that fills slots directly.
-
-    A frozen dataclass's own ``__init__`` goes through ``object.__setattr__`` once per field,
-    which doubles the cost of building a PDU on every send; the behaviour is the same.
-    """
-    fields = dataclasses.fields(cls)
-    namespace: dict[str, Any] = {}
-    params = []
-    body = []
-    for f in fields:
-        namespace[f"_d_{f.name}"] = f.default
-        namespace[f"_s_{f.name}"] = getattr(cls, f.name).__set__
-        params.append(f"{f.name}=_d_{f.name}")
-        body.append(f"    _s_{f.name}(self, {f.name})")
-    source = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body) + "\n"
-    exec(compile(source, f"<o2sms.smpp.pdu {cls.__name__}.__init__>", "exec"), namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    setattr(cls, "__init__", init)  # noqa: B010 - replacing a method the type checker knows
-
-
 for _cls in PDU_CLASSES:
-    _install_fast_init(_cls)
+    fast_init(_cls, keyword_only=True)
 del _cls

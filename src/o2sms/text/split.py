@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Final
 
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import EsmClass, TlvTag
 from o2sms.smpp.tlv import Tlv
 from o2sms.text import gsm0338, udh
@@ -32,6 +33,7 @@ from o2sms.text.errors import MessageTooLongError, TextError
 from o2sms.text.translit import transliterate as _transliterate
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Part:
     """One submit_sm's worth of a message: put these four fields into the PDU as they are.
@@ -43,23 +45,6 @@ class Part:
     esm_class: int = 0
     data_coding: int = 0
     tlvs: tuple[Tlv, ...] = ()
-
-
-_new = object.__new__
-_set_short_message = vars(Part)["short_message"].__set__  # past the frozen __setattr__
-_set_esm_class = vars(Part)["esm_class"].__set__
-_set_data_coding = vars(Part)["data_coding"].__set__
-_set_tlvs = vars(Part)["tlvs"].__set__
-
-
-def _single(short_message: bytes, data_coding: int) -> Part:
-    """``Part(short_message, 0, data_coding)``, filling its slots directly (one per send)."""
-    part: Part = _new(Part)
-    _set_short_message(part, short_message)
-    _set_esm_class(part, 0)
-    _set_data_coding(part, data_coding)
-    _set_tlvs(part, ())
-    return part
 
 
 _REFERENCES: Final = itertools.count()
@@ -110,7 +95,7 @@ def split(
     if fits_single(data, enc, packed=pack):
         if pack:
             data = gsm0338.pack(data)
-        return [_single(data, data_coding)]
+        return [Part(data, 0, data_coding)]
     if flash:
         parts = len(segment_ends(data, enc, enc.part_limit(), max_parts=MAX_PARTS))
         raise MessageTooLongError(
