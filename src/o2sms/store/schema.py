@@ -15,6 +15,7 @@ and ``webhook_attempts`` (every delivery attempt of a webhook).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +75,51 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    # The processors below do what the two methods above and SQLite's DATETIME text format do,
+    # in one call each and with datetime's C methods: every row the store writes carries
+    # several timestamps, and the generic composition was a tenth of the service's CPU.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        """One function from an aware datetime to what the driver takes."""
+        if dialect.name == "postgresql":
+            return _to_aware_utc
+        return _to_sqlite_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        """One function from what the driver returns to an aware UTC datetime."""
+        if dialect.name == "postgresql":
+            return _from_postgresql
+        return _from_sqlite_text
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware times")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _to_aware_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _to_sqlite_text(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME text, ``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC."""
+    if value is None:
+        return None
+    return _aware(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _from_postgresql(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _big_id() -> sa.types.TypeEngine[int]:
