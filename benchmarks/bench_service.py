@@ -180,9 +180,18 @@ async def _pg_admin(sql: str) -> None:
 
 
 async def run_once(
-    store: str, messages: int, recipients: int, connections: int, workdir: Path
+    store: str,
+    messages: int,
+    recipients: int,
+    connections: int,
+    workdir: Path,
+    *,
+    trace: bool = False,
 ) -> Result:
-    """Start a service, push ``messages`` through it, stop it; return the figures."""
+    """Start a service, push ``messages`` through it, stop it; return the figures.
+
+    ``trace`` prints the service's RSS and the delivered count every five seconds.
+    """
     env = {
         **os.environ,
         "O2SMS_API_KEYS": API_KEY,
@@ -192,10 +201,12 @@ async def run_once(
         "O2SMS_MAX_RECIPIENTS": str(max(recipients, 1000)),
     }
     async with serve_child(env, store, workdir, "o2sms_bench") as child:
-        return await _drive(child, messages, recipients, connections)
+        return await _drive(child, messages, recipients, connections, trace=trace)
 
 
-async def _drive(child: Child, messages: int, recipients: int, connections: int) -> Result:
+async def _drive(
+    child: Child, messages: int, recipients: int, connections: int, *, trace: bool = False
+) -> Result:
     """Post ``messages`` to the running ``child`` and wait until all are delivered."""
     process, address, url, schema = child.process, child.address, child.url, child.schema
     engine = create_engine(url, schema=schema)
@@ -216,8 +227,16 @@ async def _drive(child: Child, messages: int, recipients: int, connections: int)
     done = asyncio.Event()
 
     async def sample() -> None:
+        tick = 0
         while not done.is_set():
             samples.append(_rss_mib(process.pid))
+            if trace and tick % 10 == 0:
+                delivered = await _count_delivered(engine)
+                print(
+                    f"  {tick / 2:6.0f} s  RSS {samples[-1]:6.1f} MiB  delivered {delivered:,}",
+                    flush=True,
+                )
+            tick += 1
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
@@ -244,13 +263,19 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1, help="recipients per request")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--trace", action="store_true", help="RSS and progress every 5 s")
     args = parser.parse_args()
     results = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="o2sms-bench-") as workdir:
             result = asyncio.run(
                 run_once(
-                    args.store, args.messages, args.recipients, args.connections, Path(workdir)
+                    args.store,
+                    args.messages,
+                    args.recipients,
+                    args.connections,
+                    Path(workdir),
+                    trace=args.trace,
                 )
             )
         results.append(result)

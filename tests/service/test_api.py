@@ -229,6 +229,34 @@ async def test_too_many_recipients(tmp_path: object) -> None:
         assert "at most 3 recipients" in response.json()["error"]
 
 
+async def test_a_small_sandbox_receipt_queue_slows_submits_and_loses_nothing(
+    tmp_path: object,
+) -> None:
+    """The sandbox bounds the receipts its simulator holds (they live in the service's
+    memory): beyond the bound submit_sm gets ESME_RMSGQFUL, the client waits, and every
+    message still ends delivered."""
+    from pathlib import Path
+
+    from tests.service.conftest import open_service, settings_for
+
+    assert isinstance(tmp_path, Path)
+    sandbox = {
+        "receipt_delay": 0,
+        "max_pending_receipts": 2,
+        "key_file": tmp_path / "sandbox.key",
+        "webhook_secret_file": tmp_path / "sandbox-webhook.key",
+    }
+    async with open_service(settings_for(tmp_path, sandbox=sandbox)) as service:
+        assert service.simulator.config.max_pending_receipts == 2
+        numbers = [f"+4219031{n:05d}" for n in range(60)]
+        response = await service.http.post("/v1/messages", json={"to": numbers, "text": "x"})
+        assert response.status_code == 202, response.text
+        for item in response.json()["messages"]:
+            message = await service.wait_status(item["id"], {"delivered"}, timeout=30.0)
+            assert [p["status"] for p in message["parts"]] == ["delivered"]
+        assert service.simulator.counters["submit_sm_accepted"] == 60
+
+
 async def test_api_key_is_required(sqlite_service: Service) -> None:
     url = sqlite_service.running.url
     async with httpx.AsyncClient(base_url=url) as anonymous:

@@ -127,6 +127,7 @@ class Connector:
                 accounts=(Account(SANDBOX_SYSTEM_ID, secrets.token_urlsafe(12)),),
                 port=settings.sandbox.smpp_port,
                 receipt_delay=settings.sandbox.receipt_delay,
+                max_pending_receipts=settings.sandbox.max_pending_receipts,
             )
             await self.simulator.start()
         if self.webhook_secret is not None:

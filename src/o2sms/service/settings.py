@@ -206,6 +206,12 @@ class SandboxSettings(_Section):
 
     smpp_port: int = Field(default=0, ge=0, le=65535, description="0: any free port")
     receipt_delay: float = Field(default=0.5, ge=0)
+    max_pending_receipts: int = Field(
+        default=10_000,
+        ge=1,
+        description="receipts the simulator holds for the service; beyond it submit_sm gets "
+        "ESME_RMSGQFUL (they live in this process, so this bounds its memory)",
+    )
     key_file: Path = Path("o2sms-sandbox.key")
     webhook_secret_file: Path = Path("o2sms-sandbox-webhook.key")
 
