@@ -45,6 +45,12 @@ class Result:
     end_to_end_seconds: float
     peak_rss_mib: float
     rss_samples: list[float]
+    cpu_seconds: float = 0.0  #: the service's CPU time (all its threads) during the run
+
+    @property
+    def cpu_per_message_us(self) -> float:
+        """The service's CPU time per message: steadier than rates on a shared machine."""
+        return self.cpu_seconds * 1e6 / self.messages
 
     @property
     def accept_rate(self) -> float:
@@ -55,6 +61,15 @@ class Result:
     def end_to_end_rate(self) -> float:
         """Messages delivered per second, from the first request to the last receipt."""
         return self.messages / self.end_to_end_seconds
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:
@@ -240,6 +255,7 @@ async def _drive(
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
+    cpu_before = _cpu_seconds(process.pid)
     started = time.perf_counter()
     share = [bodies[i::connections] for i in range(connections)]
     await asyncio.gather(*(_post_loop(*address, part, latencies) for part in share if part))
@@ -247,11 +263,12 @@ async def _drive(
     while await _count_delivered(engine) < requests * recipients:
         await asyncio.sleep(0.2)
     finished = time.perf_counter() - started
+    cpu = _cpu_seconds(process.pid) - cpu_before
     done.set()
     await sampler
     await engine.dispose()
     return Result(
-        requests * recipients, requests, accepted, finished, max(samples or [0.0]), samples
+        requests * recipients, requests, accepted, finished, max(samples or [0.0]), samples, cpu
     )
 
 
@@ -282,14 +299,16 @@ def main() -> None:
         print(
             f"run {run + 1}: {result.messages} messages in {result.requests} requests; "
             f"accepted {result.accept_rate:,.0f} msg/s; end to end {result.end_to_end_rate:,.0f} "
-            f"msg/s; peak RSS {result.peak_rss_mib:.0f} MiB "
+            f"msg/s; service CPU {result.cpu_per_message_us:,.0f} µs/msg; "
+            f"peak RSS {result.peak_rss_mib:.0f} MiB "
             f"(first/last sample {result.rss_samples[0]:.0f}/{result.rss_samples[-1]:.0f} MiB)",
             flush=True,
         )
     if len(results) > 1:
         print(
             f"median: accepted {statistics.median(r.accept_rate for r in results):,.0f} msg/s; "
-            f"end to end {statistics.median(r.end_to_end_rate for r in results):,.0f} msg/s"
+            f"end to end {statistics.median(r.end_to_end_rate for r in results):,.0f} msg/s; "
+            f"service CPU {statistics.median(r.cpu_per_message_us for r in results):,.0f} µs/msg"
         )
 
 
