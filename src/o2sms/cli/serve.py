@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Coroutine
@@ -38,6 +39,18 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
+def _tune_gc() -> None:
+    """Fewer garbage collections for a daemon that allocates many short-lived objects a message.
+
+    What was imported at start is frozen out of the collector's way, and the young generation
+    is collected every 20,000 allocations instead of 700; reference counting frees almost
+    everything anyway, the collector only finds cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def serve_command(
     config_file: ConfigOption = None,
     http_host: Annotated[str | None, typer.Option(help="HTTP address [127.0.0.1]")] = None,
@@ -59,6 +72,7 @@ def serve_command(
     # uvicorn shuts down cleanly on SIGINT/SIGTERM, then raises the signal again for us: let
     # SIGTERM end the process like Ctrl+C, with exit status 0, instead of killing it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _tune_gc()
     try:
         status = _run(
             serve(settings, announce=typer.echo)  # plain lines: the curl command must not wrap
