@@ -356,10 +356,18 @@ class MessageStore(MessageQueue):
         wanted = sorted({message_id for message_id, _ in batch})
         async with self._begin() as connection:
             await lock_keys(connection, all_keys)
-            query = sa.select(messages).where(messages.c.id.in_(wanted)).order_by(messages.c.id)
+            c = messages.c
+            # Only what deciding and recording needs: whole rows cost a conversion per column.
+            query = (
+                sa.select(c.id, c.status, c.lease_owner, c.parts, c.attempts, c.callback_url)
+                .where(c.id.in_(wanted))
+                .order_by(c.id)
+            )
             if self._postgresql:
                 query = query.with_for_update()
-            rows = {row.id: row for row in (await connection.execute(query)).all()}
+            rows: dict[str, Any] = {
+                row.id: row for row in (await connection.execute(query)).all()
+            }
             with_parts = set(
                 (
                     await connection.execute(
@@ -766,7 +774,10 @@ class MessageStore(MessageQueue):
     ) -> list[tuple[int, ReceiptOutcome]]:
         """Apply the simple receipts of a batch: store, update parts, derive statuses."""
         message_ids = sorted({part.message_id for _, part in fast})
-        query = sa.select(messages).where(messages.c.id.in_(message_ids)).order_by(messages.c.id)
+        c = messages.c
+        query = (
+            sa.select(c.id, c.status, c.callback_url).where(c.id.in_(message_ids)).order_by(c.id)
+        )
         if self._postgresql:
             query = query.with_for_update()  # order part updates per message, as _apply does
         before = {row.id: row for row in (await connection.execute(query)).all()}
