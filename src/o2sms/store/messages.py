@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -58,7 +58,10 @@ from o2sms.store.outbox import (
 from o2sms.store.queue import MessageQueue
 from o2sms.store.rows import (
     add_events,
+    driver_time,
+    execute_many,
     insert,
+    insert_sql,
     lock_keys,
     to_event,
     to_inbound,
@@ -81,6 +84,39 @@ from o2sms.store.schema import (
 __all__ = ["MessageStore", "open_store", "receipt_fingerprint"]
 
 _PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
+
+# The batch paths' per-row statements, run on the driver's terms (rows.execute_many).
+_INSERT_PART: Final = insert_sql(
+    message_parts, ("message_id", "part_no", "smsc_id", "status", "submitted_at")
+)
+_INSERT_PART_KEY: Final = insert_sql(
+    part_keys, ("key", "message_id", "part_no"), on_conflict_nothing=True
+)
+_MARK_SUBMITTED: Final = (
+    f"UPDATE {messages.name} SET status = ?, updated_at = ?, submitted_at = ?, parts = ?, "
+    "lease_owner = NULL, lease_until = NULL WHERE id = ?"
+)
+_INSERT_MATCHED_RECEIPT: Final = insert_sql(
+    receipts,
+    (
+        "fingerprint",
+        "receipt_id",
+        "stat",
+        "err",
+        "detail",
+        "received_at",
+        "message_id",
+        "part_no",
+        "matched_at",
+    ),
+)
+_APPLY_RECEIPT_TO_PART: Final = (
+    f"UPDATE {message_parts.name} SET status = ?, error_code = ?, receipt_at = ? "
+    "WHERE message_id = ? AND part_no = ?"
+)
+_SET_MESSAGE_STATUS: Final = (
+    f"UPDATE {messages.name} SET status = ?, updated_at = ?, finished_at = ? WHERE id = ?"
+)
 
 
 def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
@@ -365,9 +401,7 @@ class MessageStore(MessageQueue):
             )
             if self._postgresql:
                 query = query.with_for_update()
-            rows: dict[str, Any] = {
-                row.id: row for row in (await connection.execute(query)).all()
-            }
+            rows: dict[str, Any] = {row.id: row for row in (await connection.execute(query)).all()}
             with_parts = set(
                 (
                     await connection.execute(
@@ -439,42 +473,32 @@ class MessageStore(MessageQueue):
         now: datetime,
     ) -> None:
         """Record the simple submits of a batch: parts, keys, statuses, history, webhooks."""
-        await connection.execute(
-            message_parts.insert(),
+        stamp = driver_time(connection)(now)
+        submitted = MessageStatus.SUBMITTED.value
+        await execute_many(
+            connection,
+            _INSERT_PART,
             [
-                {
-                    "message_id": message_id,
-                    "part_no": part_no,
-                    "smsc_id": sid,
-                    "status": MessageStatus.SUBMITTED.value,
-                    "submitted_at": now,
-                }
+                (message_id, part_no, sid, submitted, stamp)
                 for message_id, _, items in fast
                 for part_no, sid, _ in items
             ],
         )
-        await connection.execute(
-            insert(connection, part_keys).on_conflict_do_nothing(),
+        await execute_many(
+            connection,
+            _INSERT_PART_KEY,
             [
-                {"key": key, "message_id": message_id, "part_no": part_no}
+                (key, message_id, part_no)
                 for message_id, _, items in fast
                 for part_no, _, keys in items
                 for key in keys
             ],
         )
-        await connection.execute(
-            sa.update(messages)
-            .where(messages.c.id == sa.bindparam("b_id"))
-            .values(
-                status=MessageStatus.SUBMITTED.value,
-                updated_at=now,
-                submitted_at=now,
-                parts=sa.bindparam("b_parts"),
-                lease_owner=None,
-                lease_until=None,
-            ),
+        await execute_many(
+            connection,
+            _MARK_SUBMITTED,
             [
-                {"b_id": message_id, "b_parts": max(rows[message_id].parts, len(ids))}
+                (submitted, stamp, stamp, max(rows[message_id].parts, len(ids)), message_id)
                 for message_id, ids, _ in fast
             ],
         )
@@ -781,20 +805,22 @@ class MessageStore(MessageQueue):
         if self._postgresql:
             query = query.with_for_update()  # order part updates per message, as _apply does
         before = {row.id: row for row in (await connection.execute(query)).all()}
-        await connection.execute(
-            receipts.insert(),
+        stamp = driver_time(connection)
+        await execute_many(
+            connection,
+            _INSERT_MATCHED_RECEIPT,
             [
-                {
-                    "fingerprint": fingerprints[index],
-                    "receipt_id": batch[index][0].id,
-                    "stat": batch[index][0].stat.value,
-                    "err": batch[index][0].err[:16],
-                    "detail": _receipt_detail(*batch[index]),
-                    "received_at": received,
-                    "message_id": part.message_id,
-                    "part_no": part.part_no,
-                    "matched_at": now,
-                }
+                (
+                    fingerprints[index],
+                    batch[index][0].id,
+                    batch[index][0].stat.value,
+                    batch[index][0].err[:16],
+                    json.dumps(_receipt_detail(*batch[index])),
+                    stamp(received),
+                    part.message_id,
+                    part.part_no,
+                    stamp(now),
+                )
                 for index, part in fast
             ],
         )
@@ -812,13 +838,7 @@ class MessageStore(MessageQueue):
             if applies:
                 assert new is not None
                 updates.append(
-                    {
-                        "b_message": part.message_id,
-                        "b_part": part.part_no,
-                        "b_status": new.value,
-                        "b_err": receipt.err[:16],
-                        "b_at": received,
-                    }
+                    (new.value, receipt.err[:16], stamp(received), part.message_id, part.part_no)
                 )
             elif new is not None:
                 ignored.add(index)
@@ -837,19 +857,7 @@ class MessageStore(MessageQueue):
                 )
             )
         p = message_parts.c
-        if updates:
-            await connection.execute(
-                sa.update(message_parts)
-                .where(
-                    p.message_id == sa.bindparam("b_message"), p.part_no == sa.bindparam("b_part")
-                )
-                .values(
-                    status=sa.bindparam("b_status"),
-                    error_code=sa.bindparam("b_err"),
-                    receipt_at=sa.bindparam("b_at"),
-                ),
-                updates,
-            )
+        await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
         await add_events(connection, now, history)
         part_states: dict[str, list[MessageStatus]] = {}
         for row in (
@@ -875,15 +883,10 @@ class MessageStore(MessageQueue):
                 }
             )
         if changes:
-            await connection.execute(
-                sa.update(messages)
-                .where(messages.c.id == sa.bindparam("b_id"))
-                .values(
-                    status=sa.bindparam("b_status"),
-                    updated_at=now,
-                    finished_at=sa.bindparam("b_finished"),
-                ),
-                changes,
+            await execute_many(
+                connection,
+                _SET_MESSAGE_STATUS,
+                [(c["b_status"], stamp(now), stamp(c["b_finished"]), c["b_id"]) for c in changes],
             )
             await add_events(
                 connection,

@@ -42,8 +42,22 @@ from o2sms.store.outbox import (
     WebhookOutbox,
     utc_now,
 )
-from o2sms.store.rows import add_events, backoff_delay, insert, to_message
-from o2sms.store.schema import messages
+from o2sms.store.rows import (
+    add_events,
+    backoff_delay,
+    driver_time,
+    execute_many,
+    insert,
+    insert_sql,
+    to_message,
+)
+from o2sms.store.schema import UtcDateTime, messages
+
+_COLUMNS: Final = tuple(column.name for column in messages.columns)  #: all, as ``_values`` gives
+_INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
+_TIME_COLUMNS: Final = frozenset(
+    c.name for c in messages.columns if isinstance(c.type, UtcDateTime)
+)
 
 __all__ = ["Clock", "MessageQueue", "backoff_delay", "utc_now"]
 
@@ -122,7 +136,18 @@ class MessageQueue(WebhookOutbox):
         async with self._begin() as connection:
             plain = [i for i, v in enumerate(values) if v["idempotency_key"] is None]
             if plain:
-                await connection.execute(messages.insert(), [values[i] for i in plain])
+                stamp = driver_time(connection)
+                await execute_many(
+                    connection,
+                    _INSERT_MESSAGE,
+                    [
+                        tuple(
+                            stamp(values[i][name]) if name in _TIME_COLUMNS else values[i][name]
+                            for name in _COLUMNS
+                        )
+                        for i in plain
+                    ],
+                )
                 for i in plain:
                     results[i] = EnqueueResult(to_message(values[i]), created=True)
             for i, v in enumerate(values):

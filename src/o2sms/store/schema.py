@@ -27,6 +27,7 @@ __all__ = [
     "ID_LENGTH",
     "KEY_LENGTH",
     "UtcDateTime",
+    "aware_utc",
     "inbound",
     "message_events",
     "message_parts",
@@ -35,6 +36,7 @@ __all__ = [
     "part_keys",
     "receipt_keys",
     "receipts",
+    "sqlite_text",
     "webhook_attempts",
     "webhooks",
 ]
@@ -83,8 +85,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         """One function from an aware datetime to what the driver takes."""
         if dialect.name == "postgresql":
-            return _to_aware_utc
-        return _to_sqlite_text
+            return aware_utc
+        return sqlite_text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
         """One function from what the driver returns to an aware UTC datetime."""
@@ -99,12 +101,14 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def _to_aware_utc(value: datetime | None) -> datetime | None:
+def aware_utc(value: datetime | None) -> datetime | None:
+    """How PostgreSQL takes a :class:`UtcDateTime` (for statements that bypass the type)."""
     return None if value is None else _aware(value)
 
 
-def _to_sqlite_text(value: datetime | None) -> str | None:
-    """SQLAlchemy's SQLite DATETIME text, ``YYYY-MM-DD HH:MM:SS.ffffff``, in UTC."""
+def sqlite_text(value: datetime | None) -> str | None:
+    """How SQLite stores a :class:`UtcDateTime`: SQLAlchemy's DATETIME text in UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (for statements that bypass the type)."""
     if value is None:
         return None
     return _aware(value).replace(tzinfo=None).isoformat(" ", "microseconds")
