@@ -60,9 +60,11 @@ from o2sms.store.rows import (
     add_events,
     driver_time,
     execute_many,
+    fetch_in,
     insert,
     insert_sql,
     lock_keys,
+    read_time,
     to_event,
     to_inbound,
     to_message,
@@ -113,6 +115,17 @@ _INSERT_MATCHED_RECEIPT: Final = insert_sql(
 _APPLY_RECEIPT_TO_PART: Final = (
     f"UPDATE {message_parts.name} SET status = ?, error_code = ?, receipt_at = ? "
     "WHERE message_id = ? AND part_no = ?"
+)
+_KNOWN_FINGERPRINTS: Final = f"SELECT fingerprint FROM {receipts.name} WHERE fingerprint IN_LIST"
+_PARTS_BY_SMSC_ID: Final = (
+    f"SELECT message_id, part_no, smsc_id, status, submitted_at FROM {message_parts.name} "
+    "WHERE smsc_id IN_LIST"
+)
+_MESSAGES_TO_UPDATE: Final = (
+    f"SELECT id, status, callback_url FROM {messages.name} WHERE id IN_LIST ORDER BY id"
+)
+_PART_STATES: Final = (
+    f"SELECT message_id, status FROM {message_parts.name} WHERE message_id IN_LIST"
 )
 _SET_MESSAGE_STATUS: Final = (
     f"UPDATE {messages.name} SET status = ?, updated_at = ?, finished_at = ? WHERE id = ?"
@@ -741,33 +754,28 @@ class MessageStore(MessageQueue):
         exacts = [[i for i in (sub, r.id) if i] for r, sub in batch]
         async with self._begin() as connection:
             await lock_keys(connection, (k for r, sub in batch for k in _receipt_keys(r, sub)))
-            known = set(
-                (
-                    await connection.execute(
-                        sa.select(receipts.c.fingerprint).where(
-                            receipts.c.fingerprint.in_(sorted(set(fingerprints)))
-                        )
-                    )
-                ).scalars()
-            )
-            p = message_parts.c
-            candidates: dict[str, Any] = {}
-            for row in (
-                await connection.execute(
-                    sa.select(p.message_id, p.part_no, p.smsc_id, p.status, p.submitted_at).where(
-                        p.smsc_id.in_(sorted({i for e in exacts for i in e}))
-                    )
+            known = {
+                row.fingerprint
+                for row in await fetch_in(
+                    connection, _KNOWN_FINGERPRINTS, sorted(set(fingerprints))
                 )
-            ).all():
+            }
+            when = read_time(connection)
+            # smsc_id -> (part, its submitted_at): the most recently submitted part wins
+            candidates: dict[str, tuple[sa.Row[Any], datetime]] = {}
+            for row in await fetch_in(
+                connection, _PARTS_BY_SMSC_ID, sorted({i for e in exacts for i in e})
+            ):
+                submitted = _sortable(when(row.submitted_at))
                 best = candidates.get(row.smsc_id)
-                if best is None or _later(row.submitted_at, best.submitted_at):
-                    candidates[row.smsc_id] = row
+                if best is None or submitted > best[1]:
+                    candidates[row.smsc_id] = (row, submitted)
             fast: list[tuple[int, sa.Row[Any]]] = []
             slow: list[int] = []
             used: set[tuple[str, int]] = set()
             for index, fingerprint in enumerate(fingerprints):
                 found = [candidates[i] for i in exacts[index] if i in candidates]
-                part = max(found, key=lambda r: _sortable(r.submitted_at)) if found else None
+                part = max(found, key=lambda pair: pair[1])[0] if found else None
                 if part is None or fingerprint in known or (part.message_id, part.part_no) in used:
                     slow.append(index)
                     continue
@@ -798,14 +806,13 @@ class MessageStore(MessageQueue):
     ) -> list[tuple[int, ReceiptOutcome]]:
         """Apply the simple receipts of a batch: store, update parts, derive statuses."""
         message_ids = sorted({part.message_id for _, part in fast})
-        c = messages.c
-        query = (
-            sa.select(c.id, c.status, c.callback_url).where(c.id.in_(message_ids)).order_by(c.id)
-        )
-        if self._postgresql:
-            query = query.with_for_update()  # order part updates per message, as _apply does
-        before = {row.id: row for row in (await connection.execute(query)).all()}
+        # FOR UPDATE on PostgreSQL: part updates per message in turn, as _apply does
+        before = {
+            row.id: row
+            for row in await fetch_in(connection, _MESSAGES_TO_UPDATE, message_ids, lock=True)
+        }
         stamp = driver_time(connection)
+        received_value, now_value = stamp(received), stamp(now)
         await execute_many(
             connection,
             _INSERT_MATCHED_RECEIPT,
@@ -816,10 +823,10 @@ class MessageStore(MessageQueue):
                     batch[index][0].stat.value,
                     batch[index][0].err[:16],
                     json.dumps(_receipt_detail(*batch[index])),
-                    stamp(received),
+                    received_value,
                     part.message_id,
                     part.part_no,
-                    stamp(now),
+                    now_value,
                 )
                 for index, part in fast
             ],
@@ -838,7 +845,7 @@ class MessageStore(MessageQueue):
             if applies:
                 assert new is not None
                 updates.append(
-                    (new.value, receipt.err[:16], stamp(received), part.message_id, part.part_no)
+                    (new.value, receipt.err[:16], received_value, part.message_id, part.part_no)
                 )
             elif new is not None:
                 ignored.add(index)
@@ -856,15 +863,10 @@ class MessageStore(MessageQueue):
                     },
                 )
             )
-        p = message_parts.c
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
         await add_events(connection, now, history)
         part_states: dict[str, list[MessageStatus]] = {}
-        for row in (
-            await connection.execute(
-                sa.select(p.message_id, p.status).where(p.message_id.in_(message_ids))
-            )
-        ).all():
+        for row in await fetch_in(connection, _PART_STATES, message_ids):
             part_states.setdefault(row.message_id, []).append(MessageStatus(row.status))
         statuses: dict[str, MessageStatus] = {}
         changes = []
@@ -886,7 +888,15 @@ class MessageStore(MessageQueue):
             await execute_many(
                 connection,
                 _SET_MESSAGE_STATUS,
-                [(c["b_status"], stamp(now), stamp(c["b_finished"]), c["b_id"]) for c in changes],
+                [
+                    (
+                        c["b_status"],
+                        now_value,
+                        None if c["b_finished"] is None else now_value,
+                        c["b_id"],
+                    )
+                    for c in changes
+                ],
             )
             await add_events(
                 connection,

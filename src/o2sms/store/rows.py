@@ -30,16 +30,24 @@ from o2sms.store.models import (
     WebhookEvent,
     WebhookStatus,
 )
-from o2sms.store.schema import aware_utc, message_events, sqlite_text
+from o2sms.store.schema import (
+    aware_utc,
+    from_postgresql,
+    from_sqlite_text,
+    message_events,
+    sqlite_text,
+)
 
 __all__ = [
     "add_events",
     "backoff_delay",
     "driver_time",
     "execute_many",
+    "fetch_in",
     "insert",
     "insert_sql",
     "lock_keys",
+    "read_time",
     "to_event",
     "to_inbound",
     "to_message",
@@ -78,6 +86,32 @@ async def execute_many(
     if connection.dialect.name == "postgresql":
         sql = _numbered(sql)
     await connection.exec_driver_sql(sql, list(rows))
+
+
+async def fetch_in(
+    connection: AsyncConnection, sql: str, values: Sequence[Any], *, lock: bool = False
+) -> list[sa.Row[Any]]:
+    """Rows of ``sql``, whose one ``IN_LIST`` stands for "is one of ``values``".
+
+    SQLite gets ``IN (?, ?, ...)``, PostgreSQL one array parameter (``= ANY($1)``), so the
+    statement text does not change with the number of values there. ``lock`` appends
+    ``FOR UPDATE`` on PostgreSQL. Time columns come back as the driver gives them
+    (see :func:`read_time`).
+    """
+    if not values:
+        return []
+    if connection.dialect.name == "postgresql":
+        sql = _numbered(sql.replace("IN_LIST", "= ANY(?)")) + (" FOR UPDATE" if lock else "")
+        parameters: tuple[Any, ...] = (list(values),)
+    else:
+        sql = sql.replace("IN_LIST", f"IN ({', '.join('?' * len(values))})")
+        parameters = tuple(values)
+    return list((await connection.exec_driver_sql(sql, parameters)).all())
+
+
+def read_time(connection: AsyncConnection) -> Callable[[Any], datetime | None]:
+    """The inverse of :func:`driver_time`, for rows of :func:`fetch_in`."""
+    return from_postgresql if connection.dialect.name == "postgresql" else from_sqlite_text
 
 
 def driver_time(connection: AsyncConnection) -> Callable[[datetime | None], Any]:

@@ -28,6 +28,8 @@ __all__ = [
     "KEY_LENGTH",
     "UtcDateTime",
     "aware_utc",
+    "from_postgresql",
+    "from_sqlite_text",
     "inbound",
     "message_events",
     "message_parts",
@@ -91,8 +93,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
         """One function from what the driver returns to an aware UTC datetime."""
         if dialect.name == "postgresql":
-            return _from_postgresql
-        return _from_sqlite_text
+            return from_postgresql
+        return from_sqlite_text
 
 
 def _aware(value: datetime) -> datetime:
@@ -114,11 +116,13 @@ def sqlite_text(value: datetime | None) -> str | None:
     return _aware(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _from_sqlite_text(value: str | None) -> datetime | None:
+def from_sqlite_text(value: str | None) -> datetime | None:
+    """The inverse of :func:`sqlite_text`."""
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def _from_postgresql(value: datetime | None) -> datetime | None:
+def from_postgresql(value: datetime | None) -> datetime | None:
+    """An aware UTC datetime from what asyncpg returns."""
     if value is None:
         return None
     if value.tzinfo is None:
