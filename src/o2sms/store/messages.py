@@ -116,6 +116,17 @@ _APPLY_RECEIPT_TO_PART: Final = (
     f"UPDATE {message_parts.name} SET status = ?, error_code = ?, receipt_at = ? "
     "WHERE message_id = ? AND part_no = ?"
 )
+_MESSAGES_TO_SUBMIT: Final = (
+    f"SELECT id, status, lease_owner, parts, attempts, callback_url FROM {messages.name} "
+    "WHERE id IN_LIST ORDER BY id"
+)
+_WITH_PARTS: Final = (
+    f"SELECT DISTINCT message_id FROM {message_parts.name} WHERE message_id IN_LIST"
+)
+_WAITING_KEYS: Final = f"SELECT key FROM {receipt_keys.name} WHERE key IN_LIST"
+_WAITING_RECEIPTS: Final = (
+    f"SELECT receipt_id FROM {receipts.name} WHERE message_id IS NULL AND receipt_id IN_LIST"
+)
 _KNOWN_FINGERPRINTS: Final = f"SELECT fingerprint FROM {receipts.name} WHERE fingerprint IN_LIST"
 _PARTS_BY_SMSC_ID: Final = (
     f"SELECT message_id, part_no, smsc_id, status, submitted_at FROM {message_parts.name} "
@@ -405,41 +416,16 @@ class MessageStore(MessageQueue):
         wanted = sorted({message_id for message_id, _ in batch})
         async with self._begin() as connection:
             await lock_keys(connection, all_keys)
-            c = messages.c
-            # Only what deciding and recording needs: whole rows cost a conversion per column.
-            query = (
-                sa.select(c.id, c.status, c.lease_owner, c.parts, c.attempts, c.callback_url)
-                .where(c.id.in_(wanted))
-                .order_by(c.id)
-            )
-            if self._postgresql:
-                query = query.with_for_update()
-            rows: dict[str, Any] = {row.id: row for row in (await connection.execute(query)).all()}
-            with_parts = set(
-                (
-                    await connection.execute(
-                        sa.select(message_parts.c.message_id)
-                        .where(message_parts.c.message_id.in_(wanted))
-                        .distinct()
-                    )
-                ).scalars()
-            )
-            waiting_keys = set(
-                (
-                    await connection.execute(
-                        sa.select(receipt_keys.c.key).where(receipt_keys.c.key.in_(all_keys))
-                    )
-                ).scalars()
-            )
-            waiting_ids = set(
-                (
-                    await connection.execute(
-                        sa.select(receipts.c.receipt_id).where(
-                            receipts.c.message_id.is_(None), receipts.c.receipt_id.in_(all_ids)
-                        )
-                    )
-                ).scalars()
-            )
+            # Only what deciding and recording needs, read with driver statements.
+            rows: dict[str, Any] = {
+                row.id: row
+                for row in await fetch_in(connection, _MESSAGES_TO_SUBMIT, wanted, lock=True)
+            }
+            with_parts = {row.message_id for row in await fetch_in(connection, _WITH_PARTS, wanted)}
+            waiting_keys = {row.key for row in await fetch_in(connection, _WAITING_KEYS, all_keys)}
+            waiting_ids = {
+                row.receipt_id for row in await fetch_in(connection, _WAITING_RECEIPTS, all_ids)
+            }
             fast: list[int] = []
             slow: list[int] = []
             seen: set[str] = set()
