@@ -16,6 +16,7 @@ under a lock, so several processes starting at once neither race nor repeat them
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +28,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from o2sms.store import sqlite_inline
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -102,6 +105,9 @@ def create_engine(
             sa_url,
             echo=echo,
             hide_parameters=True,
+            # Statements run on the event loop's thread; only what may wait hops to the
+            # driver's thread (see sqlite_inline). The URL's path is all it takes.
+            async_creator=functools.partial(sqlite_inline.connect, str(sa_url.database)),
             # Every transaction ends in COMMIT or ROLLBACK already; the pool's own rollback
             # on check-in would cost one more round trip to the driver's thread each time.
             pool_reset_on_return=None,

@@ -1,0 +1,87 @@
+"""The SQLite driver runs plain statements on the event loop's thread, and whatever may wait
+for another connection (BEGIN, COMMIT, ...) on its own thread, so the loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from o2sms.store import create_engine
+from o2sms.store.sqlite_inline import InlineConnection, _inline
+
+
+def test_what_runs_inline() -> None:
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    cursor = connection.cursor()
+    assert _inline(cursor.execute, ("SELECT 1",))
+    assert _inline(cursor.executemany, ("INSERT INTO t VALUES (?)", [(1,)]))
+    assert _inline(cursor.fetchall, ())
+    assert _inline(cursor.close, ())
+    assert _inline(connection.cursor, ())
+    for may_wait in ("BEGIN IMMEDIATE", "  begin", "COMMIT", "ROLLBACK", "PRAGMA busy_timeout = 1"):
+        assert not _inline(cursor.execute, (may_wait,)), may_wait
+    assert not _inline(connection.commit, ())
+    assert not _inline(connection.rollback, ())
+    assert not _inline(connection.close, ())
+    connection.close()
+
+
+@pytest.mark.asyncio
+async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
+    engine = create_engine(tmp_path / "inline.db")
+    try:
+        async with engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert isinstance(driver, InlineConnection)
+            assert driver._connection is not None
+            driver._connection.create_function("thread_id", 0, threading.get_ident)
+            thread = (await connection.execute(sa.text("SELECT thread_id()"))).scalar_one()
+        assert thread == threading.get_ident()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_a_writer_waiting_for_the_lock_does_not_block_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    first, second = create_engine(path), create_engine(path)
+    try:
+        async with first.begin() as connection:
+            await connection.execute(sa.text("CREATE TABLE t (n INTEGER)"))
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        holder = await first.connect()
+        await holder.begin()  # BEGIN IMMEDIATE: holds the write lock
+        await holder.execute(sa.text("INSERT INTO t VALUES (1)"))
+
+        async def write() -> None:
+            async with second.begin() as connection:  # waits for the lock, on its thread
+                await connection.execute(sa.text("INSERT INTO t VALUES (2)"))
+
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert ticks >= 10  # the loop kept running while the second writer waited
+        await holder.commit()
+        await holder.close()
+        await asyncio.wait_for(waiting, 10)
+        ticking.cancel()
+        async with first.connect() as connection:
+            rows = (await connection.execute(sa.text("SELECT n FROM t ORDER BY n"))).scalars()
+            assert list(rows) == [1, 2]
+    finally:
+        await first.dispose()
+        await second.dispose()
