@@ -49,6 +49,7 @@ from o2sms.store.rows import (
     execute_many,
     insert,
     insert_sql,
+    numbered,
     to_message,
 )
 from o2sms.store.schema import UtcDateTime, messages
@@ -68,9 +69,7 @@ _CANDIDATES_SQLITE: Final = (
     "WHERE status = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
     "ORDER BY next_attempt_at, id LIMIT ?"
 )
-_CANDIDATES_POSTGRESQL: Final = (
-    _CANDIDATES_SQLITE.replace("?", "${}").format(1, 2, 3, 4) + " FOR UPDATE SKIP LOCKED"
-)
+_CANDIDATES_POSTGRESQL: Final = numbered(_CANDIDATES_SQLITE) + " FOR UPDATE SKIP LOCKED"
 
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""

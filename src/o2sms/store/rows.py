@@ -47,6 +47,7 @@ __all__ = [
     "insert",
     "insert_sql",
     "lock_keys",
+    "numbered",
     "read_time",
     "to_event",
     "to_inbound",
@@ -68,7 +69,7 @@ _KEY_LOCK_SPACE: Final = 0x6F32726B  # "o2rk": advisory lock namespace of correl
 
 
 @functools.lru_cache(maxsize=64)
-def _numbered(sql: str) -> str:
+def numbered(sql: str) -> str:
     """``?`` placeholders as asyncpg's ``$1, $2, ...``."""
     pieces = sql.split("?")
     return "".join(
@@ -84,7 +85,7 @@ async def execute_many(
     if not rows:
         return
     if connection.dialect.name == "postgresql":
-        sql = _numbered(sql)
+        sql = numbered(sql)
     await connection.exec_driver_sql(sql, list(rows))
 
 
@@ -101,7 +102,7 @@ async def fetch_in(
     if not values:
         return []
     if connection.dialect.name == "postgresql":
-        sql = _numbered(sql.replace("IN_LIST", "= ANY(?)")) + (" FOR UPDATE" if lock else "")
+        sql = numbered(sql.replace("IN_LIST", "= ANY(?)")) + (" FOR UPDATE" if lock else "")
         parameters: tuple[Any, ...] = (list(values),)
     else:
         sql = sql.replace("IN_LIST", f"IN ({', '.join('?' * len(values))})")
@@ -292,7 +293,7 @@ async def add_events(
         connection,
         _INSERT_EVENT,
         [
-            (message_id, stamp, kind.value, json.dumps(detail))
+            (message_id, stamp, kind.value, json.dumps(dict(detail)))
             for message_id, kind, detail in entries
         ],
     )
