@@ -19,6 +19,8 @@ from o2sms.store import (
 )
 from o2sms.store.engine import MIGRATIONS_DIR
 from o2sms.store.models import part_status_for
+from o2sms.store.rows import insert_sql, numbered
+from o2sms.store.schema import from_sqlite_text, part_keys, sqlite_text
 
 S = MessageStatus
 
@@ -95,3 +97,26 @@ def test_migrations_ship_inside_the_package() -> None:
         "r0002_webhooks.py",
         "r0003_claim_order.py",
     ]
+
+
+def test_driver_statements_number_placeholders_and_check_columns() -> None:
+    assert numbered("UPDATE t SET a = ?, b = ? WHERE id = ?") == (
+        "UPDATE t SET a = $1, b = $2 WHERE id = $3"
+    )
+    assert numbered("SELECT 1") == "SELECT 1"
+    assert insert_sql(part_keys, ("key", "message_id", "part_no"), on_conflict_nothing=True) == (
+        "INSERT INTO part_keys (key, message_id, part_no) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+    )
+    with pytest.raises(KeyError):
+        insert_sql(part_keys, ("key", "no_such_column"))
+
+
+def test_sqlite_times_are_stored_as_sqlalchemys_datetime_text() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    at = datetime(2026, 11, 26, 9, 0, 1, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert sqlite_text(at) == "2026-11-26 07:00:01.000005"
+    assert from_sqlite_text("2026-11-26 07:00:01.000005") == at.astimezone(UTC)
+    assert from_sqlite_text("2026-11-26 07:00:01") == datetime(2026, 11, 26, 7, 0, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_text(datetime(2026, 11, 26))
