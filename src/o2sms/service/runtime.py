@@ -290,9 +290,10 @@ class Connector:
             await asyncio.sleep(5.0)
 
     async def _analyze(self) -> None:
-        """Keep the database's query plans fitting the tables' sizes: often while the store is
-        young (it may start empty and grow fast), then every ten minutes."""
-        interval = 15.0
+        """Keep the database's query plans fitting the tables' sizes: after 1, 2, 4, ... seconds
+        while the store is young (a store that starts empty and fills at thousands of rows a
+        second is planned as empty until then: sequential scans), then every ten minutes."""
+        interval = 1.0
         while True:
             await asyncio.sleep(interval)
             try:
