@@ -47,6 +47,7 @@ from o2sms.store.rows import (
     backoff_delay,
     driver_time,
     execute_many,
+    fetch,
     insert,
     insert_sql,
     numbered,
@@ -261,9 +262,7 @@ class MessageQueue(WebhookOutbox):
             sql = _CANDIDATES_POSTGRESQL if self._postgresql else _CANDIDATES_SQLITE
             stamp = driver_time(connection)(now)
             for status in sorted(s.value for s in CLAIMABLE_STATUSES):
-                rows.extend(
-                    (await connection.exec_driver_sql(sql, (status, stamp, stamp, limit))).all()
-                )
+                rows.extend(await fetch(connection, sql, (status, stamp, stamp, limit)))
             if not rows:
                 return []
             rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))[:limit]
