@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.service.conftest import API_KEY, Service
+from o2sms.client.session import Session as ClientSession
+from tests.service.conftest import API_KEY, Service, open_service, settings_for
 from tests.service.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.asyncio
@@ -439,3 +441,21 @@ async def test_refused_callback_urls_get_422(sqlite_service: Service, url: str) 
     )
     assert response.status_code == 422
     assert response.json()["error"].startswith("callback_url:")
+
+
+async def test_inbound_concurrency_reaches_every_session_and_receipts_still_land(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path, gateway={"inbound_concurrency": 3})
+    async with open_service(settings) as started:
+        client = started.running.connector.client
+        assert client is not None
+        sessions = [s for s in client.sessions if isinstance(s, ClientSession)]
+        assert len(sessions) == 4
+        assert {s.config.inbound_concurrency for s in sessions} == {3}
+        response = await started.http.post(
+            "/v1/messages", json={"to": [SK_MOBILE] * 20, "text": "window"}
+        )
+        assert response.status_code == 202, response.text
+        for accepted in response.json()["messages"]:
+            await started.wait_status(accepted["id"], {"delivered"})

@@ -181,6 +181,7 @@ class Connector:
                 sessions=gateway.sessions or 4,
                 flash_session=True,  # like an account with flash enabled: one NSMS bind
                 window=gateway.window,
+                inbound_concurrency=gateway.inbound_concurrency,
                 sender=self.settings.sender or SANDBOX_SENDER,
                 region=self.settings.region,
                 handler=recorder,
@@ -195,6 +196,7 @@ class Connector:
             bind=gateway.bind_modes(),
             flash_session=gateway.flash_session,
             window=gateway.window,
+            inbound_concurrency=gateway.inbound_concurrency,
             system_type=gateway.system_type,
             keepalive=gateway.keepalive,
             response_timeout=gateway.response_timeout,

@@ -95,6 +95,12 @@ class GatewaySettings(_Section):
     )
     flash_session: bool = False
     window: int = Field(default=10, ge=1, le=1000)
+    inbound_concurrency: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="deliver_sm per session being stored at once (answered once committed)",
+    )
     rate_limit: float | None = Field(default=None, gt=0, description="messages per second")
     keepalive: float = Field(default=25.0, gt=0)
     response_timeout: float = Field(default=15.0, gt=0)
