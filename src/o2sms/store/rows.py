@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
@@ -105,17 +105,25 @@ async def _on_asyncpg(
     driver = getattr(adapted, "_connection", None)
     if start is None or not isinstance(driver, asyncpg.Connection):
         return None
-    if getattr(adapted, "_transaction", False) is None:
-        await start()  # what the adapter does before its own first statement (BEGIN)
     try:
+        if getattr(adapted, "_transaction", False) is None:
+            await start()  # what the adapter does before its own first statement (BEGIN)
         return await run(driver)
     except Exception as error:
         try:
             adapted._handle_exception(error)  # raises it in its DB-API form
         except Exception as dbapi_error:
             dialect = connection.dialect
+            gone = dialect.is_disconnect(cast(Any, dbapi_error), adapted, None)
+            if gone:  # as SQLAlchemy does: the pool must not hand this connection out again
+                await connection.invalidate(dbapi_error)
             raise sa.exc.DBAPIError.instance(
-                sql, None, dbapi_error, dialect.loaded_dbapi.Error, dialect=dialect
+                sql,
+                None,
+                dbapi_error,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
+                dialect=dialect,
             ) from error
         raise
 
