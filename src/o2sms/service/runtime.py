@@ -25,7 +25,7 @@ from o2sms.service.http import ApiContext, create_app
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import ConfigError, Settings
 from o2sms.service.webhooks import AttemptOutcome, WebhookSender, check_callback_url
-from o2sms.service.workers import EventRecorder, SubmitWorker
+from o2sms.service.workers import EventRecorder, SubmitRecords, SubmitWorker
 from o2sms.simulator import Account, Simulator
 from o2sms.store import MessageStore, create_engine, migrate
 
@@ -141,11 +141,13 @@ class Connector:
                 on_attempt=self._webhook_attempt,
             )
             await self.webhooks.start()
+        records = SubmitRecords()
         recorder = EventRecorder(
             store,
             metrics=self.metrics,
             submitted_at=self._submitted_at,
             on_change=self._changed,
+            records=records,
         )
         self.client = self._client(recorder)
         self.worker = SubmitWorker(
@@ -156,6 +158,7 @@ class Connector:
             metrics=self.metrics,
             submitted_at=self._submitted_at,
             on_change=self._changed,
+            records=records,
         )
         self.metrics.watch(
             sessions=self._session_states,

@@ -96,7 +96,7 @@ class GatewaySettings(_Section):
     flash_session: bool = False
     window: int = Field(default=10, ge=1, le=1000)
     inbound_concurrency: int = Field(
-        default=8,
+        default=64,
         ge=1,
         le=1000,
         description="deliver_sm per session being stored at once (answered once committed)",

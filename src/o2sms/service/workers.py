@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from o2sms.client.api import SendError, SendResult
 from o2sms.client.errors import AddressError, ClientClosedError, ClientError, SubmitError
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.errors import O2smsError
-from o2sms.receipts import DeliveryReceipt
+from o2sms.receipts import DeliveryReceipt, message_id_keys
 from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
@@ -36,12 +36,52 @@ from o2sms.store.models import (
     ReceiptResult,
 )
 
-__all__ = ["EventRecorder", "Sender", "SubmitWorker"]
+__all__ = ["EventRecorder", "Sender", "SubmitRecords", "SubmitWorker"]
 
 log = logging.getLogger("o2sms.service")
 
 _STORE_RETRIES = 5  #: tries to record an outcome before leaving it to the lease
 _LATENCY_MEMORY = 200_000  #: submit times kept for the receipt-latency histogram
+_RECORD_WAIT = 5.0  #: seconds a receipt waits for the record of its own submit, at most
+
+
+class SubmitRecords:
+    """SMSC message_ids whose submit this process is recording right now.
+
+    A receipt can arrive before the record of its submit_sm_resp is committed (a fast SMSC, a
+    busy store). The store then keeps it as unmatched and matches it when the submit is
+    recorded, message by message: correct, but several times dearer than the batch path,
+    and under load it feeds itself (slower records, more receipts overtaking them). A receipt
+    for an id being recorded here waits for that record (bounded) and takes the batch path.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, asyncio.Future[None]] = {}
+
+    @contextlib.contextmanager
+    def recording(self, smsc_ids: Sequence[str | None]) -> Iterator[None]:
+        """Mark ``smsc_ids`` as being recorded for the duration of the block."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = {key for sid in smsc_ids if sid for key in message_id_keys(sid)}
+        pending = self._pending
+        for key in keys:
+            pending[key] = future
+        try:
+            yield
+        finally:
+            for key in keys:
+                if pending.get(key) is future:
+                    del pending[key]
+            future.set_result(None)
+
+    async def wait_for(self, ids: Sequence[str | None], timeout: float = _RECORD_WAIT) -> None:
+        """Return once no submit of ``ids`` is being recorded (or after ``timeout``)."""
+        pending = self._pending
+        if not pending:
+            return
+        waiting = {pending[key] for i in ids if i for key in message_id_keys(i) if key in pending}
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
 
 
 class Sender(Protocol):
@@ -96,9 +136,11 @@ class SubmitWorker:
         metrics: Metrics,
         submitted_at: OrderedDict[str, float] | None = None,
         on_change: Callable[[], None] = lambda: None,
+        records: SubmitRecords | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
+        self._records = records if records is not None else SubmitRecords()
         self._on_change = on_change
         self._submits: GroupCommit[tuple[str, Sequence[str]], None] = GroupCommit(
             self._record_submits, turn=store.write_turn
@@ -232,10 +274,11 @@ class SubmitWorker:
         else:
             self._metrics.submit_latency.observe(loop.time() - started)
             try:
-                await _persist(
-                    f"submit of {message.id}",
-                    lambda: self._submits.submit((message.id, result.message_ids)),
-                )
+                with self._records.recording(result.message_ids):
+                    await _persist(
+                        f"submit of {message.id}",
+                        lambda: self._submits.submit((message.id, result.message_ids)),
+                    )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
                 return
@@ -326,9 +369,11 @@ class EventRecorder:
         metrics: Metrics,
         submitted_at: OrderedDict[str, float] | None = None,
         on_change: Callable[[], None] | None = None,
+        records: SubmitRecords | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
+        self._records = records if records is not None else SubmitRecords()
         self._submitted_at = submitted_at if submitted_at is not None else OrderedDict()
         self._on_change = on_change
         self._receipts: GroupCommit[tuple[DeliveryReceipt, str | None], ReceiptOutcome] = (
@@ -357,6 +402,7 @@ class EventRecorder:
             self._metrics.receipts.labels("unreadable").inc()
 
     async def _receipt(self, event: DeliveryReport) -> None:
+        await self._records.wait_for((event.receipt.id, event.submitted_id))
         outcome = await self._receipts.submit((event.receipt, event.submitted_id))
         self._metrics.receipts.labels(outcome.result.value).inc()
         status = outcome.message_status
