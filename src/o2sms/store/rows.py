@@ -103,10 +103,12 @@ async def _on_asyncpg(
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection
     start = getattr(adapted, "_start_transaction", None)
     driver = getattr(adapted, "_connection", None)
-    if start is None or not isinstance(driver, asyncpg.Connection):
+    if start is None or not hasattr(adapted, "_transaction"):
+        return None
+    if not isinstance(driver, asyncpg.Connection):
         return None
     try:
-        if getattr(adapted, "_transaction", False) is None:
+        if adapted._transaction is None:
             await start()  # what the adapter does before its own first statement (BEGIN)
         return await run(driver)
     except Exception as error:
