@@ -165,10 +165,6 @@ def _sortable(at: datetime | None) -> datetime:
     return at if at is not None else datetime.min.replace(tzinfo=UTC)
 
 
-def _later(a: datetime | None, b: datetime | None) -> bool:
-    return _sortable(a) > _sortable(b)
-
-
 def _receipt_keys(receipt: DeliveryReceipt, submitted_id: str | None) -> frozenset[str]:
     """The correlation keys of a receipt (and of the id the client matched it to)."""
     keys = message_id_keys(receipt.id)
@@ -855,33 +851,26 @@ class MessageStore(MessageQueue):
         for row in await fetch_in(connection, _PART_STATES, message_ids):
             part_states.setdefault(row.message_id, []).append(MessageStatus(row.status))
         statuses: dict[str, MessageStatus] = {}
-        changes = []
+        changes: dict[str, MessageStatus] = {}  # message id -> its new status
         for message_id in message_ids:
             current = MessageStatus(before[message_id].status)
             new = derive_status(part_states.get(message_id, []))
             if current.is_final or current in CLAIMABLE_STATUSES or new == current:
                 statuses[message_id] = current
                 continue
-            statuses[message_id] = new
-            changes.append(
-                {
-                    "b_id": message_id,
-                    "b_status": new.value,
-                    "b_finished": None if new is MessageStatus.SUBMITTED else now,
-                }
-            )
+            statuses[message_id] = changes[message_id] = new
         if changes:
             await execute_many(
                 connection,
                 _SET_MESSAGE_STATUS,
                 [
                     (
-                        c["b_status"],
+                        new.value,
                         now_value,
-                        None if c["b_finished"] is None else now_value,
-                        c["b_id"],
+                        None if new is MessageStatus.SUBMITTED else now_value,  # finished_at
+                        message_id,
                     )
-                    for c in changes
+                    for message_id, new in changes.items()
                 ],
             )
             await add_events(
@@ -889,16 +878,14 @@ class MessageStore(MessageQueue):
                 now,
                 (
                     (
-                        c["b_id"],
+                        message_id,
                         EventKind.STATUS,
-                        {"from": before[c["b_id"]].status, "to": c["b_status"]},
+                        {"from": before[message_id].status, "to": new.value},
                     )
-                    for c in changes
+                    for message_id, new in changes.items()
                 ),
             )
-            notify = [
-                c["b_id"] for c in changes if before[c["b_id"]].callback_url or self.webhook_url
-            ]
+            notify = [m for m in changes if before[m].callback_url or self.webhook_url]
             if notify:
                 updated = (
                     await connection.execute(sa.select(messages).where(messages.c.id.in_(notify)))
@@ -906,7 +893,6 @@ class MessageStore(MessageQueue):
                 await self._notify_status(
                     connection, now, [(u, before[u.id].status) for u in updated]
                 )
-        changed = {c["b_id"] for c in changes}
         last = {part.message_id: index for index, part in fast}
         return [
             (
@@ -916,7 +902,7 @@ class MessageStore(MessageQueue):
                     message_id=part.message_id,
                     part_no=part.part_no,
                     message_status=statuses[part.message_id],
-                    status_changed=part.message_id in changed and last[part.message_id] == index,
+                    status_changed=part.message_id in changes and last[part.message_id] == index,
                 ),
             )
             for index, part in fast
