@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -56,23 +56,11 @@ class SubmitRecords:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._pending: dict[str, _Recording] = {}
 
-    @contextlib.contextmanager
-    def recording(self, smsc_ids: Sequence[str | None]) -> Iterator[None]:
-        """Mark ``smsc_ids`` as being recorded for the duration of the block."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        keys = {key for sid in smsc_ids if sid for key in message_id_keys(sid)}
-        pending = self._pending
-        for key in keys:
-            pending[key] = future
-        try:
-            yield
-        finally:
-            for key in keys:
-                if pending.get(key) is future:
-                    del pending[key]
-            future.set_result(None)
+    def recording(self, smsc_ids: Sequence[str | None]) -> _Recording:
+        """A context manager marking ``smsc_ids`` as being recorded for the block's duration."""
+        return _Recording(self._pending, smsc_ids)
 
     async def wait_for(self, ids: Sequence[str | None], timeout: float = _RECORD_WAIT) -> None:
         """Return once no submit of ``ids`` is being recorded (or after ``timeout``)."""
@@ -80,8 +68,44 @@ class SubmitRecords:
         if not pending:
             return
         waiting = {pending[key] for i in ids if i for key in message_id_keys(i) if key in pending}
-        if waiting:
-            await asyncio.wait(waiting, timeout=timeout)
+        if not waiting:
+            return
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                for record in waiting:
+                    if record.active:
+                        waiter = loop.create_future()
+                        record.waiters.append(waiter)
+                        await waiter
+
+
+class _Recording:
+    """One record in progress: its keys, and the receipts waiting for it (most have none)."""
+
+    __slots__ = ("_keys", "_pending", "active", "waiters")
+
+    def __init__(self, pending: dict[str, _Recording], smsc_ids: Sequence[str | None]) -> None:
+        self._pending = pending
+        self._keys = [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
+        self.active = False
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def __enter__(self) -> None:
+        pending = self._pending
+        for key in self._keys:
+            pending[key] = self
+        self.active = True
+
+    def __exit__(self, *_: object) -> None:
+        self.active = False
+        pending = self._pending
+        for key in self._keys:
+            if pending.get(key) is self:
+                del pending[key]
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Sender(Protocol):
