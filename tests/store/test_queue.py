@@ -151,6 +151,36 @@ async def test_claim_leases_due_messages_oldest_first(
     assert await store.queue_depth() == 5
 
 
+async def test_a_claimed_message_carries_every_stored_field(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    new = NewMessage(
+        recipient="+421900123456",
+        text="Ahoj",
+        sender="O2",
+        encoding="gsm",
+        parts=2,
+        flash=True,
+        schedule_at=clock() - timedelta(seconds=5),
+        validity=timedelta(hours=2),
+        reference="order-7",
+        idempotency_key="key-1",
+        owner="tenant",
+        callback_url="https://example.test/hook",
+    )
+    message = (await store.enqueue(new)).message
+    clock.advance(1)
+    [claimed] = await store.claim("w1", lease_seconds=30)
+    got = await store.get(message.id)
+    assert got is not None
+    assert claimed == replace(got, events=())  # the claim's own read agrees with get's
+    assert (claimed.lease_owner, claimed.attempts) == ("w1", 1)
+    assert claimed.lease_until == clock() + timedelta(seconds=30)
+    assert claimed.updated_at == clock()
+    assert claimed.schedule_at == new.schedule_at
+    assert claimed.created_at.tzinfo is not None
+
+
 @pytest.mark.parametrize("batch", [1, 7])
 async def test_two_concurrent_claimers_never_get_the_same_message(
     store: MessageStore, open_at: OpenStore, batch: int

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -43,14 +42,18 @@ from o2sms.store.outbox import (
     utc_now,
 )
 from o2sms.store.rows import (
+    MESSAGE_COLUMNS,
     add_events,
     backoff_delay,
     driver_time,
     execute_many,
     fetch,
+    fetch_in,
     insert,
     insert_sql,
+    message_from_driver,
     numbered,
+    read_time,
     to_message,
 )
 from o2sms.store.schema import UtcDateTime, messages
@@ -71,6 +74,11 @@ _CANDIDATES_SQLITE: Final = (
     "ORDER BY next_attempt_at, id LIMIT ?"
 )
 _CANDIDATES_POSTGRESQL: Final = numbered(_CANDIDATES_SQLITE) + " FOR UPDATE SKIP LOCKED"
+_CLAIM: Final = (
+    f"UPDATE {messages.name} SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
+    "resends = resends + CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END, updated_at = ? "
+    f"WHERE id IN_LIST RETURNING {', '.join(MESSAGE_COLUMNS)}"
+)
 
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
@@ -253,14 +261,13 @@ class MessageQueue(WebhookOutbox):
             return []
         now = self._now()
         until = now + timedelta(seconds=lease_seconds)
-        c = messages.c
         async with self._begin() as connection:
             # One query per waiting status: each walks its index range in claim order and
             # stops after ``limit`` rows, where one query over both statuses would sort every
             # due message (work and memory growing with the backlog).
             rows: list[Any] = []
             sql = _CANDIDATES_POSTGRESQL if self._postgresql else _CANDIDATES_SQLITE
-            stamp = driver_time(connection)(now)
+            stamp, stamp_until = (driver_time(connection)(t) for t in (now, until))
             for status in sorted(s.value for s in CLAIMABLE_STATUSES):
                 rows.extend(await fetch(connection, sql, (status, stamp, stamp, limit)))
             if not rows:
@@ -274,44 +281,31 @@ class MessageQueue(WebhookOutbox):
             wanted = [row.id for row in rows if row.id not in set(exhausted)]
             if not wanted:
                 return []
-            claimed = (
-                await connection.execute(
-                    sa.update(messages)
-                    .where(c.id.in_(wanted))
-                    .values(
-                        lease_owner=worker_id,
-                        lease_until=until,
-                        attempts=c.attempts + 1,
-                        resends=c.resends + sa.case((c.lease_owner.is_not(None), 1), else_=0),
-                        updated_at=now,
-                    )
-                    .returning(*c)
+            read = read_time(connection)
+            claimed = [
+                message_from_driver(row, read, resend=row[0] in expired)
+                for row in await fetch_in(
+                    connection, _CLAIM, wanted, leading=(worker_id, stamp_until, stamp)
                 )
-            ).all()
+            ]
             await add_events(
                 connection,
                 now,
                 (
                     (
-                        row.id,
+                        message.id,
                         EventKind.LEASE_EXPIRED,
                         {
-                            "previous_owner": expired[row.id].lease_owner,
+                            "previous_owner": expired[message.id].lease_owner,
                             "worker": worker_id,
-                            "attempt": row.attempts,
+                            "attempt": message.attempts,
                         },
                     )
-                    for row in claimed
-                    if row.id in expired
+                    for message in claimed
+                    if message.resend
                 ),
             )
-        return sorted(
-            (
-                replace(to_message(row), resend=True) if row.id in expired else to_message(row)
-                for row in claimed
-            ),
-            key=lambda m: order[m.id],
-        )
+        return sorted(claimed, key=lambda m: order[m.id])
 
     async def _fail_exhausted(
         self,

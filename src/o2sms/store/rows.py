@@ -36,10 +36,12 @@ from o2sms.store.schema import (
     from_postgresql,
     from_sqlite_text,
     message_events,
+    messages,
     sqlite_text,
 )
 
 __all__ = [
+    "MESSAGE_COLUMNS",
     "add_events",
     "backoff_delay",
     "driver_time",
@@ -49,6 +51,7 @@ __all__ = [
     "insert",
     "insert_sql",
     "lock_keys",
+    "message_from_driver",
     "numbered",
     "read_time",
     "to_event",
@@ -162,23 +165,28 @@ async def _true(call: Awaitable[Any]) -> bool:
 
 
 async def fetch_in(
-    connection: AsyncConnection, sql: str, values: Sequence[Any], *, lock: bool = False
+    connection: AsyncConnection,
+    sql: str,
+    values: Sequence[Any],
+    *,
+    lock: bool = False,
+    leading: Sequence[Any] = (),
 ) -> list[Any]:
     """Rows of ``sql``, whose one ``IN_LIST`` stands for "is one of ``values``".
 
     SQLite gets ``IN (?, ?, ...)``, PostgreSQL one array parameter (``= ANY($1)``), so the
-    statement text does not change with the number of values there. ``lock`` appends
-    ``FOR UPDATE`` on PostgreSQL. Time columns come back as the driver gives them
-    (see :func:`read_time`).
+    statement text does not change with the number of values there. ``leading`` are the
+    values of the ``?`` placeholders before ``IN_LIST``. ``lock`` appends ``FOR UPDATE`` on
+    PostgreSQL. Time columns come back as the driver gives them (see :func:`read_time`).
     """
     if not values:
         return []
     if connection.dialect.name == "postgresql":
         sql = numbered(sql.replace("IN_LIST", "= ANY(?)")) + (" FOR UPDATE" if lock else "")
-        parameters: tuple[Any, ...] = (list(values),)
+        parameters: tuple[Any, ...] = (*leading, list(values))
     else:
         sql = sql.replace("IN_LIST", f"IN ({', '.join('?' * len(values))})")
-        parameters = tuple(values)
+        parameters = (*leading, *values)
     return await fetch(connection, sql, parameters)
 
 
@@ -220,6 +228,105 @@ _INSERT_EVENT: Final = insert_sql(message_events, ("message_id", "at", "kind", "
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait after the ``attempt``-th failed try: ``base * 2**(attempt-1)``, capped."""
     return min(cap, base * 2.0 ** max(0, min(attempt - 1, 62)))
+
+
+MESSAGE_COLUMNS: Final = (
+    "id",
+    "owner",
+    "idempotency_key",
+    "recipient",
+    "sender",
+    "text",
+    "encoding",
+    "parts",
+    "flash",
+    "schedule_at",
+    "validity_seconds",
+    "reference",
+    "callback_url",
+    "status",
+    "attempts",
+    "resends",
+    "error_code",
+    "error_name",
+    "error_detail",
+    "next_attempt_at",
+    "lease_owner",
+    "lease_until",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "finished_at",
+    "text_purged_at",
+)
+"""The ``messages`` columns in the order :func:`message_from_driver` reads them."""
+assert set(MESSAGE_COLUMNS) == set(messages.c.keys()), "MESSAGE_COLUMNS must name every column"
+
+
+def message_from_driver(
+    row: Sequence[Any], read: Callable[[Any], datetime | None], *, resend: bool = False
+) -> Message:
+    """A :class:`Message` from a driver row of :data:`MESSAGE_COLUMNS`, times read by ``read``
+    (:func:`read_time`): what :func:`to_message` does, without SQLAlchemy's row and types."""
+    (
+        id_,
+        owner,
+        idempotency_key,
+        recipient,
+        sender,
+        text,
+        encoding,
+        parts,
+        flash,
+        schedule_at,
+        validity,
+        reference,
+        callback_url,
+        status,
+        attempts,
+        resends,
+        error_code,
+        error_name,
+        error_detail,
+        next_attempt_at,
+        lease_owner,
+        lease_until,
+        created_at,
+        updated_at,
+        submitted_at,
+        finished_at,
+        text_purged_at,
+    ) = row
+    return Message(
+        id=id_,
+        recipient=recipient,
+        sender=sender,
+        text=text,
+        encoding=encoding,
+        parts_count=parts,
+        flash=bool(flash),
+        schedule_at=read(schedule_at),
+        validity=None if validity is None else timedelta(seconds=validity),
+        reference=reference,
+        idempotency_key=idempotency_key,
+        owner=owner,
+        callback_url=callback_url,
+        status=MessageStatus(status),
+        attempts=attempts,
+        resends=resends,
+        error_code=error_code,
+        error_name=error_name,
+        error_detail=error_detail,
+        next_attempt_at=cast(datetime, read(next_attempt_at)),
+        lease_owner=lease_owner,
+        lease_until=read(lease_until),
+        created_at=cast(datetime, read(created_at)),
+        updated_at=cast(datetime, read(updated_at)),
+        submitted_at=read(submitted_at),
+        finished_at=read(finished_at),
+        text_purged_at=read(text_purged_at),
+        resend=resend,
+    )
 
 
 def to_message(
