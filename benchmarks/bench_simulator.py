@@ -63,6 +63,13 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Generator(asyncio.Protocol):
     """Pipelined submit_sm with a fixed window; answers deliver_sm; counts both."""
 
@@ -162,13 +169,16 @@ async def generate(port: int, total: int, window: int, pid: int) -> None:
     if status:
         raise SystemExit(f"bind refused: 0x{status:08X}")
     started = time.perf_counter()
+    cpu_started = cpu_seconds(pid)
     await generator.done
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_started
     transport.close()
     print(f"messages            {total:,} (window {window}, registered_delivery=1)")
     print(f"elapsed             {elapsed:.2f} s")
     print(f"submit_sm/s         {total / elapsed:,.0f} (each with its submit_sm_resp and receipt)")
     print(f"errors              {generator.errors}")
+    print(f"simulator CPU       {cpu:.2f} s ({cpu / total * 1e6:.1f} µs per message)")
     print(f"simulator peak RSS  {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
     print(
         "simulator RSS       "

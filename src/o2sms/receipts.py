@@ -107,6 +107,8 @@ class ReceiptStat(StrEnum):
 
 
 _ENROUTE: Final = ReceiptStat.ENROUTE  # reading members off the class is slow on Python 3.11
+_DELIVRD: Final = ReceiptStat.DELIVRD
+_STAT_VALUES: Final = {stat: stat.value for stat in ReceiptStat}  # .value is a slow property
 
 _STAT_TO_STATE: dict[ReceiptStat, MessageState] = {
     ReceiptStat.DELIVRD: MessageState.DELIVERED,
@@ -443,11 +445,37 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
     )
 
 
+_MINUTES_KEPT: Final = 1024
+# minute number (date ordinal * 1440 + hh * 60 + mm) of a plain datetime -> its "YYMMDDhhmm";
+# only years 2000..2099 get in, so a hit needs no range check
+_minute_texts: dict[int, str] = {}
+_SECOND_TEXTS: Final = tuple(f"{second:02d}" for second in range(60))
+
+
 def _format_date(name: str, dt: datetime, seconds: bool) -> str:
-    """``YYMMDDhhmm[ss]`` of a datetime's wall-clock fields (any tzinfo is not written)."""
+    """``YYMMDDhhmm[ss]`` of a datetime's wall-clock fields (any tzinfo is not written).
+
+    The text of each minute is kept: receipts sent together share their minutes, and one
+    strftime costs more than the rest of :func:`format`.
+    """
+    if type(dt) is not datetime:  # a date or a subclass: strftime as it defines it
+        _check_year(name, dt)
+        return dt.strftime("%y%m%d%H%M%S" if seconds else "%y%m%d%H%M")
+    minute = dt.toordinal() * 1440 + dt.hour * 60 + dt.minute
+    text = _minute_texts.get(minute)
+    if text is None:
+        _check_year(name, dt)
+        text = dt.strftime("%y%m%d%H%M")
+        if len(_minute_texts) >= _MINUTES_KEPT:
+            _minute_texts.clear()
+        _minute_texts[minute] = text
+    return text + _SECOND_TEXTS[dt.second] if seconds else text
+
+
+def _check_year(name: str, dt: datetime) -> None:
+    """Raise ValueError unless the year is one ``YY`` can write (2000..2099)."""
     if not 2000 <= dt.year <= 2099:
         raise ValueError(f"{name} year {dt.year} cannot be written: YY covers 2000..2099 only")
-    return dt.strftime("%y%m%d%H%M%S" if seconds else "%y%m%d%H%M")
 
 
 def format(  # the requested public name; shadows the builtin in this module only
@@ -473,10 +501,11 @@ def format(  # the requested public name; shadows the builtin in this module onl
     Arguments that could not be read back (an id with whitespace or NUL, negative counts) raise
     ValueError.
     """
-    if not id or any(ch.isspace() or ch == "\0" for ch in id):
+    # isalnum() is a quick pass: no alphanumeric character is whitespace, ':' or NUL
+    if not id or (not id.isalnum() and any(ch.isspace() or ch == "\0" for ch in id)):
         raise ValueError(f"receipt id must be non-empty without whitespace or NUL, got {id!r}")
     if dlvrd is None:
-        dlvrd = 1 if stat is ReceiptStat.DELIVRD else 0
+        dlvrd = 1 if stat is _DELIVRD else 0
     if sub < 0 or dlvrd < 0:
         raise ValueError(f"sub ({sub}) and dlvrd ({dlvrd}) must not be negative")
     if isinstance(err, int):
@@ -485,11 +514,14 @@ def format(  # the requested public name; shadows the builtin in this module onl
         err_text = f"{err:03d}"
     else:
         err_text = err
-    if not err_text or any(ch.isspace() or ch in ":\0" for ch in err_text):
+    if not err_text or (
+        not err_text.isalnum() and any(ch.isspace() or ch in ":\0" for ch in err_text)
+    ):
         raise ValueError(f"err must be non-empty without whitespace, ':' or NUL, got {err!r}")
-    stat = ReceiptStat(stat)
+    if type(stat) is not ReceiptStat:
+        stat = ReceiptStat(stat)
     if stat_text is None:
-        stat_text = stat.value
+        stat_text = _STAT_VALUES[stat]
     elif ":" in stat_text or ReceiptStat.from_text(stat_text) is not stat:
         raise ValueError(f"stat_text {stat_text!r} does not read back as {stat.value}")
     return (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -625,3 +625,94 @@ def test_format_with_the_gateways_spelling_reads_back() -> None:
         receipts.format(
             "7", submit_date=when, done_date=when, stat=ReceiptStat.UNKNOWN, stat_text="DELIVRD"
         )
+
+
+# --- receipt dates: the per-minute cache of _format_date ------------------------------------------
+
+
+def _strftime_date(dt: datetime, seconds: bool) -> str:
+    """What _format_date wrote before it kept minutes: the year check, then strftime."""
+    if not 2000 <= dt.year <= 2099:
+        raise ValueError(f"d year {dt.year} cannot be written: YY covers 2000..2099 only")
+    return dt.strftime("%y%m%d%H%M%S" if seconds else "%y%m%d%H%M")
+
+
+def _written(dt: datetime, seconds: bool) -> str:
+    try:
+        return receipts._format_date("d", dt, seconds)
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+def _expected(dt: datetime, seconds: bool) -> str:
+    try:
+        return _strftime_date(dt, seconds)
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+EARLIEST, LATEST = datetime(1990, 1, 1), datetime(2110, 12, 31)  # around 2000..2099
+any_datetimes = st.datetimes(EARLIEST, LATEST) | st.datetimes(
+    EARLIEST,
+    LATEST,
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone.min]),
+)
+
+
+@given(dt=any_datetimes, seconds=st.booleans())
+def test_receipt_dates_match_strftime(dt: datetime, seconds: bool) -> None:
+    """Cached or not, naive or aware, in range or not: the text (or error) strftime gave."""
+    expected = _expected(dt, seconds)
+    assert _written(dt, seconds) == expected
+    assert _written(dt, seconds) == expected  # the second time from the cache
+    assert _written(dt, not seconds) == _expected(dt, not seconds)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2024, 3, 15, 14, 29, 58),  # minute
+        datetime(2024, 3, 15, 14, 59, 58),  # hour
+        datetime(2024, 2, 28, 23, 59, 58),  # leap day
+        datetime(2024, 12, 31, 23, 59, 58),  # year
+        datetime(2099, 12, 31, 23, 59, 58),  # the last writable minute
+        datetime(1999, 12, 31, 23, 59, 58, tzinfo=UTC),  # the first one
+    ],
+)
+def test_receipt_dates_roll_over(start: datetime) -> None:
+    """Second by second over a boundary, both ways and interleaved, each date is its own."""
+    moments = [start + timedelta(seconds=n, microseconds=n * 250_000) for n in range(6)]
+    for dt in [*moments, *reversed(moments), *moments[::2], *moments[1::2]]:
+        for seconds in (False, True):
+            assert _written(dt, seconds) == _expected(dt, seconds)
+
+
+def test_receipt_date_cache_stays_bounded() -> None:
+    start = datetime(2030, 1, 1)
+    for n in range(receipts._MINUTES_KEPT + 10):
+        dt = start + timedelta(minutes=n)
+        assert receipts._format_date("d", dt, False) == dt.strftime("%y%m%d%H%M")
+    assert 0 < len(receipts._minute_texts) <= receipts._MINUTES_KEPT
+
+
+def test_receipt_dates_of_other_date_types_use_their_strftime() -> None:
+    class Shifted(datetime):
+        def strftime(self, fmt: str) -> str:
+            return "shifted"
+
+    day = date(2024, 3, 15)
+    assert receipts._format_date("d", day, False) == "2403150000"  # type: ignore[arg-type]
+    assert receipts._format_date("d", Shifted(2024, 3, 15, 14, 30), True) == "shifted"
+    with pytest.raises(ValueError, match="d year 1999"):
+        receipts._format_date("d", date(1999, 3, 15), False)  # type: ignore[arg-type]
+
+
+def test_format_dates_across_a_minute() -> None:
+    submitted = datetime(2024, 3, 15, 14, 30, 59, 999_999)
+    done = submitted + timedelta(microseconds=1)
+    text = receipts.format("ab12", submit_date=submitted, done_date=done, stat=ReceiptStat.DELIVRD)
+    assert "submit date:2403151430 done date:2403151431 " in text
+    text = receipts.format(
+        "ab12", submit_date=done, done_date=submitted, stat=ReceiptStat.DELIVRD, seconds=True
+    )
+    assert "submit date:240315143100 done date:240315143059 " in text

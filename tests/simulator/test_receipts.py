@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
 from o2sms.simulator.delivery import ReceiptSubject, build_receipt
-from o2sms.smpp import CancelSm, CommandStatus, DeliverSm, TlvTag
+from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
+from o2sms.smpp import CancelSm, CommandStatus, DeliverSm, Tlv, TlvTag, encode
 from o2sms.smpp.times import absolute_time
 from tests.simulator.conftest import ACCOUNTS, PASSWORD
 from tests.simulator.esme import Esme
@@ -390,6 +392,42 @@ def test_receipt_subject_keeps_only_what_the_receipt_needs() -> None:
     assert build_receipt(subject, ReceiptStat.DELIVRD, 0, done) == build_receipt(
         message, ReceiptStat.DELIVRD, 0, done
     )
+
+
+@pytest.mark.parametrize("stat", list(ReceiptStat))
+@pytest.mark.parametrize("err", [0, 1, 0x1_0005])
+def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
+    """The receipt is the deliver_sm its fields say, octet for octet (TLVs are shared)."""
+    now = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
+    subject = ReceiptSubject(
+        "0123456789abcdef", "acct", "O2Shop", "421900123456", now, "Café at 5?", None
+    )
+    done = now + timedelta(minutes=1)
+    text = (
+        f"id:0123456789abcdef sub:001 dlvrd:{int(stat is ReceiptStat.DELIVRD):03d}"
+        f" submit date:2611260915 done date:2611260916 stat:{RECEIPT_STAT_TEXT.get(stat, stat)}"
+        f" err:{err:03d} text:Caf? at 5?"
+    )
+    tlvs = [
+        Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "0123456789abcdef"),
+        Tlv(TlvTag.MESSAGE_STATE, int(stat.message_state)),
+    ]
+    if err:
+        tlvs.append(Tlv(TlvTag.NETWORK_ERROR_CODE, bytes((3,)) + (err & 0xFFFF).to_bytes(2)))
+    expected = DeliverSm(
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr="421900123456",
+        destination_addr="O2Shop",
+        esm_class=0x04,
+        short_message=text.encode(),
+        tlvs=tuple(tlvs),
+    )
+    receipt = build_receipt(subject, stat, err, done)
+    assert receipt == expected
+    assert encode(receipt) == encode(expected)
+    again = build_receipt(subject, stat, err, done, esm_class=0x20)
+    assert encode(again) == encode(replace(expected, esm_class=0x20))
 
 
 @pytest.mark.asyncio

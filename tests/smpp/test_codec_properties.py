@@ -194,6 +194,36 @@ def test_encode_refuses_values_off_the_spec(pdu: Pdu) -> None:
         encode(pdu)
 
 
+@pytest.mark.parametrize(
+    ("tlv", "message"),
+    [
+        (Tlv(TlvTag.MESSAGE_STATE, 300), "TLV message_state value 300 does not fit 1 octet(s)"),
+        (Tlv(TlvTag.MESSAGE_STATE, b"\x02"), "TLV message_state takes an int, not bytes"),
+        (
+            Tlv(TlvTag.RECEIPTED_MESSAGE_ID, b"id"),
+            "TLV receipted_message_id takes a str, not bytes",
+        ),
+        (
+            Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "Škoda"),
+            "TLV receipted_message_id must be ASCII/Latin-1 text: 'Škoda'",
+        ),
+        (
+            Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "x" * 65),
+            "TLV receipted_message_id takes at most 64 characters",
+        ),
+        (
+            Tlv(TlvTag.NETWORK_ERROR_CODE, b"\x03\x00"),
+            "TLV network_error_code takes 3..3 octets, got 2",
+        ),
+        (Tlv(0x1400, "not bytes"), "TLV 0x1400 takes bytes, not str"),
+    ],
+)
+def test_tlv_encode_errors_name_the_tag(tlv: Tlv, message: str) -> None:
+    with pytest.raises(PduEncodeError) as caught:
+        encode(DeliverSm(tlvs=(tlv,)))
+    assert str(caught.value) == message
+
+
 def test_long_password_is_sent_as_given() -> None:
     wire = encode(BindTransceiver(system_id="acct", password="a-very-long-password"))
     assert b"a-very-long-password\0" in wire

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Final, Generic, Protocol, TypeVar
 
 from o2sms import receipts
+from o2sms.fastinit import fast_init
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator.config import MessageIdFormat
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
@@ -31,6 +32,17 @@ T = TypeVar("T")
 
 GSM_NETWORK_TYPE: Final = 3
 """network_error_code's first octet for GSM (SMPP 3.4 5.3.2.31)."""
+
+# Enum members read once: reading them off their class is slow on Python 3.11.
+_HEX: Final = MessageIdFormat.HEX
+_DECIMAL: Final = MessageIdFormat.DECIMAL
+_DELIVERY_RECEIPT: Final = EsmClass.DELIVERY_RECEIPT
+_RECEIPTED_MESSAGE_ID: Final = TlvTag.RECEIPTED_MESSAGE_ID
+_NETWORK_ERROR_CODE: Final = TlvTag.NETWORK_ERROR_CODE
+#: a receipt's message_state TLV, the same (immutable) one for every receipt of a stat
+_STATE_TLVS: Final = {
+    stat: Tlv(TlvTag.MESSAGE_STATE, int(stat.message_state)) for stat in ReceiptStat
+}
 
 
 class MessageIds:
@@ -46,9 +58,9 @@ class MessageIds:
     def next(self) -> str:
         """A new id: 16 hex digits, up to 20 decimal digits, or a UUID."""
         n = self._base | next(self._counter)
-        if self.format is MessageIdFormat.HEX:
+        if self.format is _HEX:
             return f"{n:016x}"
-        if self.format is MessageIdFormat.DECIMAL:
+        if self.format is _DECIMAL:
             return str(n)
         return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
 
@@ -83,6 +95,7 @@ class ReceiptFacts(Protocol):
     def text(self) -> str: ...
 
 
+@fast_init  # one per accepted message
 @dataclass(frozen=True, slots=True)
 class ReceiptSubject:
     """The few facts of a message its receipts need, kept while its outcome is pending.
@@ -143,14 +156,12 @@ def build_receipt(
         text=_ascii(message.text[: receipts.TEXT_LIMIT]),
         stat_text=RECEIPT_STAT_TEXT.get(stat),
     )
-    tlvs = [
-        Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message.message_id),
-        Tlv(TlvTag.MESSAGE_STATE, int(stat.message_state)),
-    ]
+    tlvs: tuple[Tlv, ...] = (
+        Tlv(_RECEIPTED_MESSAGE_ID, message.message_id),
+        _STATE_TLVS[stat],
+    )
     if err:
-        tlvs.append(
-            Tlv(TlvTag.NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2))
-        )
+        tlvs += (Tlv(_NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2)),)
     return DeliverSm(
         source_addr_ton=1,
         source_addr_npi=1,
@@ -158,9 +169,9 @@ def build_receipt(
         dest_addr_ton=0,
         dest_addr_npi=0,
         destination_addr=message.source_addr,
-        esm_class=EsmClass.DELIVERY_RECEIPT if esm_class is None else esm_class,
+        esm_class=_DELIVERY_RECEIPT if esm_class is None else esm_class,
         short_message=text.encode("ascii"),
-        tlvs=tuple(tlvs),
+        tlvs=tlvs,
     )
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from o2sms.fastinit import fast_init
 from o2sms.receipts import ReceiptStat
 from o2sms.smpp.constants import CommandStatus, EsmClass, Npi, TlvTag, Ton
 from o2sms.smpp.pdu import SubmitSm
@@ -87,6 +88,15 @@ _PART_OCTETS: Final = {Encoding.GSM7: 153, Encoding.LATIN1: 134, Encoding.UCS2: 
 _SINGLE_OCTETS: Final = {Encoding.GSM7: 160, Encoding.LATIN1: 140, Encoding.UCS2: 140}
 _SAR_TAGS: Final = (TlvTag.SAR_MSG_REF_NUM, TlvTag.SAR_TOTAL_SEGMENTS, TlvTag.SAR_SEGMENT_SEQNUM)
 _NUMERIC_TONS: Final = frozenset({Ton.INTERNATIONAL, Ton.NATIONAL, Ton.SUBSCRIBER_NUMBER})
+# Enum members checked on every submit_sm, read once: reading them off their class is slow
+# on Python 3.11.
+_ALPHANUMERIC: Final = Ton.ALPHANUMERIC
+_TYPE_MASK: Final = EsmClass.TYPE_MASK
+_UDHI: Final = EsmClass.UDHI
+_RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
+_MESSAGE_PAYLOAD: Final = TlvTag.MESSAGE_PAYLOAD
+_RINVSCHED: Final = _S.ESME_RINVSCHED
+_RINVEXPIRY: Final = _S.ESME_RINVEXPIRY
 
 
 class Rejected(Exception):  # noqa: N818 - a verdict, not an error of o2sms
@@ -98,6 +108,7 @@ class Rejected(Exception):  # noqa: N818 - a verdict, not an error of o2sms
         self.reason = reason
 
 
+@fast_init  # one per accepted submit_sm
 @dataclass(frozen=True, slots=True)
 class Submission:
     """What a valid submit_sm carries, decoded: the facts inspection shows."""
@@ -118,14 +129,14 @@ def _bad_digits(addr: str) -> bool:
 def check_addresses(pdu: SubmitSm) -> None:
     """Raise Rejected unless source and destination look like real addresses."""
     dest = pdu.destination_addr
-    if pdu.dest_addr_ton == Ton.ALPHANUMERIC:
+    if pdu.dest_addr_ton == _ALPHANUMERIC:
         raise Rejected(_S.ESME_RINVDSTTON, "destination_addr cannot be alphanumeric")
     if not dest or _bad_digits(dest):
         raise Rejected(_S.ESME_RINVDSTADR, f"destination_addr {dest!r} is not a phone number")
     src = pdu.source_addr
     if not src:
         raise Rejected(_S.ESME_RINVSRCADR, "source_addr is empty")
-    if pdu.source_addr_ton == Ton.ALPHANUMERIC:
+    if pdu.source_addr_ton == _ALPHANUMERIC:
         if len(src) > MAX_ALPHANUMERIC_SOURCE:
             raise Rejected(
                 _S.ESME_RINVSRCADR,
@@ -184,8 +195,8 @@ def check_submit(
         raise Rejected(_S.ESME_RINVREGDLVFLG, f"registered_delivery {pdu.registered_delivery}")
     if pdu.priority_flag > 3:
         raise Rejected(_S.ESME_RINVPRTFLG, f"priority_flag {pdu.priority_flag}")
-    esm_type = pdu.esm_class & EsmClass.TYPE_MASK
-    if esm_type in (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION):
+    esm_type = pdu.esm_class & _TYPE_MASK
+    if esm_type in _RECEIPT_TYPES:
         raise Rejected(_S.ESME_RINVESMCLASS, "submit_sm cannot carry a delivery receipt")
     if pdu.data_coding not in data_codings:
         raise Rejected(_S.ESME_RINVDCS, f"data_coding 0x{pdu.data_coding:02X} is not supported")
@@ -193,7 +204,7 @@ def check_submit(
         encoding = encoding_for_data_coding(pdu.data_coding)
     except TextError as exc:
         raise Rejected(_S.ESME_RINVDCS, str(exc)) from None
-    payload = pdu.get_tlv(TlvTag.MESSAGE_PAYLOAD) if pdu.tlvs else None
+    payload = pdu.get_tlv(_MESSAGE_PAYLOAD) if pdu.tlvs else None
     user_data = pdu.short_message
     scheme = "single"
     if payload is not None:
@@ -209,7 +220,7 @@ def check_submit(
         user_data = payload
         scheme = "payload"
     concat: Concat | None = None
-    if pdu.esm_class & EsmClass.UDHI:
+    if pdu.esm_class & _UDHI:
         try:
             header, body = udh.split_user_data(user_data)
         except TextError as exc:
@@ -237,8 +248,8 @@ def check_submit(
         text = decode(body, pdu.data_coding)
     except TextError as exc:
         raise Rejected(_S.ESME_RINVMSGLEN, f"text cannot be decoded: {exc}") from None
-    schedule = _when(pdu.schedule_delivery_time, now, _S.ESME_RINVSCHED, "schedule_delivery_time")
-    validity = _when(pdu.validity_period, now, _S.ESME_RINVEXPIRY, "validity_period")
+    schedule = _when(pdu.schedule_delivery_time, now, _RINVSCHED, "schedule_delivery_time")
+    validity = _when(pdu.validity_period, now, _RINVEXPIRY, "validity_period")
     if validity is not None:
         if validity <= now:
             raise Rejected(_S.ESME_RINVEXPIRY, "validity_period is already past")

@@ -89,6 +89,10 @@ _FINAL_DROP: Final = frozenset({_S.ESME_RX_P_APPN, _S.ESME_RX_R_APPN})
 #: it cannot match yet, as o2sms's client does)
 RECEIPT_FIRST_HOLD: Final = 0.2
 _SC_INTERFACE_VERSION: Final = (Tlv(TlvTag.SC_INTERFACE_VERSION, INTERFACE_VERSION),)
+# Read once: reading enum members off their class (and .value) is slow on Python 3.11.
+_DELIVRD: Final = ReceiptStat.DELIVRD
+#: stat -> (the stored message's state, its stat text), set on every final outcome
+_OUTCOMES: Final = {stat: (stat.message_state, stat.value) for stat in ReceiptStat}
 
 COUNTERS: Final = (
     "connections",
@@ -562,7 +566,7 @@ class Simulator:
         """A receiving bind is complete: send what waited for one."""
         state = self._accounts.get(session.system_id)
         if state is not None:
-            self._drain(state, now)
+            self._drain(state, now, skip=session)  # written after its bind_resp, at the end of its read
 
     def on_submit(self, session: SmppSession, pdu: SubmitSm, now: float) -> Pdu | None:
         """Answer a submit_sm: faults first, then validation, then accept and schedule."""
@@ -681,7 +685,7 @@ class Simulator:
             item.attempts += 1
             self._schedule(now + self.config.receipt_retry_delay, item)
         if state is not None and state.pending:
-            self._drain(state, now)
+            self._drain(state, now, skip=session)
 
     def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None:
         """A deliver_sm got no answer (timeout or connection lost): send it again."""
@@ -727,7 +731,7 @@ class Simulator:
         subject: ReceiptSubject | None = None
         rule = self._rule(message.destination_addr) if self._rules else None
         if rule is None:
-            stat, err, delay = ReceiptStat.DELIVRD, 0, self.config.receipt_delay
+            stat, err, delay = _DELIVRD, 0, self.config.receipt_delay
         else:
             stat, err = rule.stat, rule.err
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
@@ -737,13 +741,14 @@ class Simulator:
                     self._schedule(now, _Decision(subject, notification, 0, True, True))
         if view.any_active:
             delay += view.receipt_delay()
-        delay += seconds_until(message.scheduled_for, wall)
+        if message.scheduled_for is not None:
+            delay += seconds_until(message.scheduled_for, wall)
         if message.expires_at is not None:
             left = seconds_until(message.expires_at, wall)
             if left < delay:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
         flags = message.registered_delivery & 0x03
-        receipt = flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)
+        receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
         subject = subject or ReceiptSubject.of(message)
         self._schedule(now + delay, _Decision(subject, stat, err, receipt))
 
@@ -867,8 +872,7 @@ class Simulator:
         scheduled = subject.scheduled_for
         done = wall if scheduled is None or scheduled <= wall else scheduled
         if message is not None:
-            message.state = decision.stat.message_state
-            message.stat = decision.stat.value
+            message.state, message.stat = _OUTCOMES[decision.stat]
             message.err = decision.err
             message.done_at = done
         if decision.receipt:
@@ -951,8 +955,12 @@ class Simulator:
                 return session
         return None
 
-    def _drain(self, state: _AccountState, now: float) -> None:
-        """Send waiting deliver_sm while some receiving session has room."""
+    def _drain(self, state: _AccountState, now: float, skip: SmppSession | None = None) -> None:
+        """Send waiting deliver_sm while some receiving session has room.
+
+        The sessions sent to are flushed, except ``skip``: the session whose read is being
+        handled, which writes everything it queued in one go once the read is done.
+        """
         pending = state.pending
         touched: set[SmppSession] = set()
         while pending:
@@ -965,7 +973,8 @@ class Simulator:
                 break
             self._send(session, pending.popleft(), now, touched)
         for session in touched:
-            session.flush()
+            if session is not skip:
+                session.flush()
 
     # --- query_sm / cancel_sm (optional) ---------------------------------------------------------
 

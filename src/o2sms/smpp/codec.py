@@ -90,8 +90,14 @@ def _bad_sm_length(length: int, remaining: int) -> PduError:
     )
 
 
+_MESSAGE_PAYLOAD: Final = int(TlvTag.MESSAGE_PAYLOAD)  # reading it off TlvTag is slow on 3.11
+
+
 def _has_payload(tlvs: tuple[Tlv, ...]) -> bool:
-    return any(tlv.tag == TlvTag.MESSAGE_PAYLOAD for tlv in tlvs)
+    for tlv in tlvs:  # noqa: SIM110 - about three times as fast as any() over a generator
+        if tlv.tag == _MESSAGE_PAYLOAD:
+            return True
+    return False
 
 
 def _encode_error_both() -> None:

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import CommandStatus, TlvTag
 from o2sms.smpp.errors import PduEncodeError, PduError
 
 TlvValue = int | str | bytes
 
 
+@fast_init  # built per receipt and per concatenated part
 @dataclass(frozen=True, slots=True)
 class Tlv:
     """One optional parameter: its tag and its value (int, str or bytes by the tag's type)."""
@@ -185,33 +187,42 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
     return tuple(tlvs)
 
 
+_OCTETS_TYPES: Final = (bytes, bytearray)  # a tuple: ``bytes | bytearray`` is built per call
+
+
+def _label(tag: int) -> str:
+    """A tag's name for error messages (only built when there is an error to report)."""
+    return _TAG_NAMES[tag].name.lower() if tag in _TAG_NAMES else f"0x{tag:04X}"
+
+
 def _encode_value(tag: int, value: TlvValue) -> bytes:
     spec = TLV_SPECS.get(tag)
-    label = _TAG_NAMES[tag].name.lower() if tag in _TAG_NAMES else f"0x{tag:04X}"
     if spec is None or type(spec) is OctetsSpec:
-        if not isinstance(value, bytes | bytearray):
-            raise PduEncodeError(f"TLV {label} takes bytes, not {type(value).__name__}")
+        if not isinstance(value, _OCTETS_TYPES):
+            raise PduEncodeError(f"TLV {_label(tag)} takes bytes, not {type(value).__name__}")
         if spec is not None and not spec.min_size <= len(value) <= spec.max_size:
             raise PduEncodeError(
-                f"TLV {label} takes {spec.min_size}..{spec.max_size} octets, got {len(value)}"
+                f"TLV {_label(tag)} takes {spec.min_size}..{spec.max_size} octets, got {len(value)}"
             )
         return bytes(value)
     if type(spec) is IntSpec:
         if not isinstance(value, int):
-            raise PduEncodeError(f"TLV {label} takes an int, not {type(value).__name__}")
+            raise PduEncodeError(f"TLV {_label(tag)} takes an int, not {type(value).__name__}")
         for size in spec.sizes:
             if 0 <= value < 1 << (8 * size):
                 return value.to_bytes(size, "big")
-        raise PduEncodeError(f"TLV {label} value {value} does not fit {spec.sizes[-1]} octet(s)")
+        raise PduEncodeError(
+            f"TLV {_label(tag)} value {value} does not fit {spec.sizes[-1]} octet(s)"
+        )
     assert isinstance(spec, CStringSpec)
     if not isinstance(value, str):
-        raise PduEncodeError(f"TLV {label} takes a str, not {type(value).__name__}")
+        raise PduEncodeError(f"TLV {_label(tag)} takes a str, not {type(value).__name__}")
     try:
         raw = value.encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise PduEncodeError(f"TLV {label} must be ASCII/Latin-1 text: {value!r}") from exc
+        raise PduEncodeError(f"TLV {_label(tag)} must be ASCII/Latin-1 text: {value!r}") from exc
     if len(raw) >= spec.max_size or b"\0" in raw:
-        raise PduEncodeError(f"TLV {label} takes at most {spec.max_size - 1} characters")
+        raise PduEncodeError(f"TLV {_label(tag)} takes at most {spec.max_size - 1} characters")
     return raw + b"\0"
 
 
