@@ -566,7 +566,7 @@ class Simulator:
         """A receiving bind is complete: send what waited for one."""
         state = self._accounts.get(session.system_id)
         if state is not None:
-            self._drain(state, now, skip=session)  # written after its bind_resp, at the end of its read
+            self._drain(state, now, skip=session)  # flushed after its bind_resp, by its read
 
     def on_submit(self, session: SmppSession, pdu: SubmitSm, now: float) -> Pdu | None:
         """Answer a submit_sm: faults first, then validation, then accept and schedule."""
