@@ -571,6 +571,15 @@ def message_id_keys(message_id: str) -> frozenset[str]:
     collide across readings (``10`` as hex is ``16``): match exact ids first, use these keys
     as the fallback.
     """
+    if len(message_id) <= _CACHED_ID_LENGTH:
+        return _cached_keys(message_id)
+    return _keys(message_id)
+
+
+_CACHED_ID_LENGTH: Final = 2 * MAX_MESSAGE_ID_LENGTH  # longer ones (junk) would bloat the cache
+
+
+def _keys(message_id: str) -> frozenset[str]:
     clean = _clean_id(message_id)
     if len(clean) <= MAX_MESSAGE_ID_LENGTH:
         if clean.isdigit() and clean.isascii():  # decimal digits read as decimal and as hex
@@ -578,6 +587,11 @@ def message_id_keys(message_id: str) -> frozenset[str]:
         if _HEX_RE.fullmatch(clean):
             return frozenset((clean, str(int(clean, 16))))
     return frozenset((clean,))
+
+
+# The same id is keyed several times on its way (its submit's record, its receipt's wait,
+# lock and match), a few microseconds each time.
+_cached_keys: Final = lru_cache(maxsize=8192)(_keys)
 
 
 def message_ids_match(a: str, b: str) -> bool:

@@ -716,3 +716,14 @@ def test_format_dates_across_a_minute() -> None:
         "ab12", submit_date=done, done_date=submitted, stat=ReceiptStat.DELIVRD, seconds=True
     )
     assert "submit date:240315143100 done date:240315143059 " in text
+
+
+def test_message_id_keys_of_long_ids_are_not_cached_and_still_right() -> None:
+    long_id = "a" * 200  # over any SMSC's id length: one exact key, kept out of the cache
+    assert receipts.message_id_keys(long_id) == frozenset((long_id,))
+    assert receipts.message_id_keys(" 04000000086ECD50 ") == frozenset(
+        ("04000000086ecd50", "288230376293190992")
+    )
+    assert receipts.message_id_keys(" 04000000086ECD50 ") is receipts.message_id_keys(
+        " 04000000086ECD50 "
+    )  # the second reading comes from the cache

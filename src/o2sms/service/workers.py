@@ -71,13 +71,22 @@ class SubmitRecords:
         if not waiting:
             return
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                for record in waiting:
-                    if record.active:
-                        waiter = loop.create_future()
-                        record.waiters.append(waiter)
-                        await waiter
+        deadline = loop.time() + timeout
+        for record in waiting:
+            if record.active:
+                waiter = loop.create_future()
+                record.waiters.append(waiter)
+                # a timer handle, not asyncio.timeout: most receipts of a busy pipeline wait
+                timer = loop.call_at(deadline, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Recording:
@@ -104,8 +113,7 @@ class _Recording:
             if pending.get(key) is self:
                 del pending[key]
         for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            _wake(waiter)
 
 
 class Sender(Protocol):
