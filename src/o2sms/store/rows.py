@@ -264,10 +264,16 @@ assert set(MESSAGE_COLUMNS) == set(messages.c.keys()), "MESSAGE_COLUMNS must nam
 
 
 def message_from_driver(
-    row: Sequence[Any], read: Callable[[Any], datetime | None], *, resend: bool = False
+    row: Sequence[Any],
+    read: Callable[[Any], datetime | None],
+    *,
+    resend: bool = False,
+    parts: Sequence[Part] = (),
+    events: Sequence[MessageEvent] = (),
 ) -> Message:
-    """A :class:`Message` from a driver row of :data:`MESSAGE_COLUMNS`, times read by ``read``
-    (:func:`read_time`): what :func:`to_message` does, without SQLAlchemy's row and types."""
+    """A :class:`Message` from a row of :data:`MESSAGE_COLUMNS` in that order, times read by
+    ``read`` (:func:`read_time` for a driver statement's row, which skips SQLAlchemy's row and
+    column types; :func:`to_message` for the rest)."""
     (
         id_,
         owner,
@@ -276,7 +282,7 @@ def message_from_driver(
         sender,
         text,
         encoding,
-        parts,
+        parts_count,
         flash,
         schedule_at,
         validity,
@@ -303,7 +309,7 @@ def message_from_driver(
         sender=sender,
         text=text,
         encoding=encoding,
-        parts_count=parts,
+        parts_count=parts_count,
         flash=bool(flash),
         schedule_at=read(schedule_at),
         validity=None if validity is None else timedelta(seconds=validity),
@@ -325,6 +331,8 @@ def message_from_driver(
         submitted_at=read(submitted_at),
         finished_at=read(finished_at),
         text_purged_at=read(text_purged_at),
+        parts=tuple(parts),
+        events=tuple(events),
         resend=resend,
     )
 
@@ -334,40 +342,17 @@ def to_message(
     parts: Sequence[Part] = (),
     events: Sequence[MessageEvent] = (),
 ) -> Message:
-    """A :class:`Message` from a ``messages`` row (or a mapping with the same keys)."""
-    m: Mapping[str, Any] = dict(row._mapping) if isinstance(row, sa.Row) else row
-    validity = m["validity_seconds"]
-    return Message(
-        id=m["id"],
-        recipient=m["recipient"],
-        sender=m["sender"],
-        text=m["text"],
-        encoding=m["encoding"],
-        parts_count=m["parts"],
-        flash=bool(m["flash"]),
-        schedule_at=m["schedule_at"],
-        validity=None if validity is None else timedelta(seconds=validity),
-        reference=m["reference"],
-        idempotency_key=m["idempotency_key"],
-        owner=m["owner"],
-        callback_url=m["callback_url"],
-        status=MessageStatus(m["status"]),
-        attempts=m["attempts"],
-        resends=m["resends"],
-        error_code=m["error_code"],
-        error_name=m["error_name"],
-        error_detail=m["error_detail"],
-        next_attempt_at=m["next_attempt_at"],
-        lease_owner=m["lease_owner"],
-        lease_until=m["lease_until"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        submitted_at=m["submitted_at"],
-        finished_at=m["finished_at"],
-        text_purged_at=m["text_purged_at"],
-        parts=tuple(parts),
-        events=tuple(events),
+    """A :class:`Message` from a ``messages`` row read through SQLAlchemy (times already
+    converted), or a mapping with the same keys."""
+    m = row._mapping if isinstance(row, sa.Row) else row
+    return message_from_driver(
+        [m[name] for name in MESSAGE_COLUMNS], _converted, parts=parts, events=events
     )
+
+
+def _converted(value: Any) -> datetime | None:
+    """The time reader for rows whose times SQLAlchemy's column types already converted."""
+    return cast(datetime | None, value)
 
 
 def to_part(row: sa.Row[Any]) -> Part:
