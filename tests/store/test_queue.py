@@ -29,22 +29,27 @@ def sms(n: int = 0, **fields: object) -> NewMessage:
     return NewMessage(**values)  # type: ignore[arg-type]
 
 
+def detailed(**fields: object) -> NewMessage:
+    """A message with the optional fields set; ``fields`` set more or override them."""
+    values: dict[str, object] = {
+        "recipient": "+421900123456",
+        "text": "Ahoj",
+        "sender": "O2",
+        "encoding": "gsm",
+        "parts": 1,
+        "flash": True,
+        "validity": timedelta(hours=2),
+        "reference": "order-7",
+        "callback_url": "https://example.test/hook",
+    }
+    values.update(fields)
+    return NewMessage(**values)  # type: ignore[arg-type]
+
+
 async def test_enqueue_stores_every_field_and_get_reads_it_back(
     store: MessageStore, clock: FakeClock
 ) -> None:
-    result = await store.enqueue(
-        NewMessage(
-            recipient="+421900123456",
-            text="Ahoj",
-            sender="O2",
-            encoding="gsm",
-            parts=1,
-            flash=True,
-            validity=timedelta(hours=2),
-            reference="order-7",
-            callback_url="https://example.test/hook",
-        )
-    )
+    result = await store.enqueue(detailed())
     assert result.created
     got = await store.get(result.message.id)
     assert got is not None
@@ -154,19 +159,11 @@ async def test_claim_leases_due_messages_oldest_first(
 async def test_a_claimed_message_carries_every_stored_field(
     store: MessageStore, clock: FakeClock
 ) -> None:
-    new = NewMessage(
-        recipient="+421900123456",
-        text="Ahoj",
-        sender="O2",
-        encoding="gsm",
+    new = detailed(
         parts=2,
-        flash=True,
         schedule_at=clock() - timedelta(seconds=5),
-        validity=timedelta(hours=2),
-        reference="order-7",
         idempotency_key="key-1",
         owner="tenant",
-        callback_url="https://example.test/hook",
     )
     message = (await store.enqueue(new)).message
     clock.advance(1)
