@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from o2sms.fastinit import fast_init
 from o2sms.receipts import ReceiptStat
 
 __all__ = [
@@ -219,6 +220,7 @@ class MessageEvent:
     detail: dict[str, Any]
 
 
+@fast_init  # one per message claimed, enqueued or read
 @dataclass(frozen=True, slots=True)
 class Message:
     """A stored message. ``parts`` and ``events`` are filled by ``get`` only.
@@ -262,6 +264,7 @@ class Message:
     resend: bool = field(default=False, compare=False)
 
 
+@fast_init  # one per message enqueued
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
     """What ``enqueue`` did: ``created`` is False when the idempotency key already existed."""
@@ -313,6 +316,7 @@ class ReceiptResult(StrEnum):
     IGNORED = "ignored"  #: matched a part already in a final state: recorded, state kept
 
 
+@fast_init  # one per receipt applied
 @dataclass(frozen=True, slots=True)
 class ReceiptOutcome:
     """The result of ``apply_receipt``; ``status_changed`` tells the service to notify."""
