@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import DataCoding
 from o2sms.text import gsm0338, ucs2
 from o2sms.text.errors import (
@@ -355,6 +356,7 @@ def too_long(units: int, limit: int, max_parts: int, encoding: Encoding) -> Mess
     )
 
 
+@fast_init  # one per message accepted and one per message sent
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What sending a text will take: encoding, parts, units used and left (the length calculator).
