@@ -290,6 +290,25 @@ async def test_bad_tlv_length_gets_infobip_code(smsc: Simulator) -> None:
     assert (await esme.submit()).command_status == 0  # the session goes on
 
 
+async def test_a_bad_tlv_read_with_a_deliver_sm_resp_still_gets_infobip_code() -> None:
+    """One read holds a deliver_sm_resp, which sends a waiting receipt, and a malformed submit_sm:
+    the Connection's own answer to the latter is written patched like any other (the receipt's
+    send once flushed it mid-read, before the patch was due)."""
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, window=1) as smsc:
+        esme = await Esme.bound(_port(smsc), "trx")
+        esme.auto_ack = False
+        for _ in range(2):
+            await esme.submit(registered_delivery=1)
+        await esme.next_delivery()  # the first receipt; the second waits for the window
+        await smsc.wait_until(lambda: smsc.pending_receipts("acct") == 1)
+        esme.conn.send(esme.unanswered.pop().response(), 0.0)
+        answer = esme.conn.data_to_send()
+        resp = await esme.raw_request(answer + _submit_with_short_tlv(77), 77)
+        assert isinstance(resp, SubmitSmResp)
+        assert resp.command_status == INFOBIP_INVALID_TLV_LENGTH
+        await esme.next_delivery()  # the receipt that waited went out in the same write
+
+
 async def test_plain_smpp_statuses_when_infobip_is_off() -> None:
     async with Simulator(accounts=ACCOUNTS, infobip_statuses=False) as smsc:
         esme = await Esme.bound(_port(smsc), "trx")
