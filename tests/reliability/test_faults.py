@@ -418,6 +418,9 @@ async def test_store_unavailable_for_a_while(
         try:
             async with running(settings, store) as service:
                 smsc.faults.receipt_delay = 1.0  # receipts fall due during the outage
+                # Slow answers keep submits on the wire when the lock comes; the lock outlasts
+                # their lease, so the claimer sees them again when the store is back.
+                smsc.faults.latency = 0.4
                 ids += await post_all(service.http, numbers(8, STORE_OUTAGE), "before outage")
                 taken = asyncio.Event()
                 if backend == "sqlite":
@@ -474,6 +477,7 @@ async def test_store_unavailable_for_a_while(
     print(f"  receipts acknowledged while the store was locked: {acked_in_outage}")
     assert acked_in_outage == 0, "a receipt was acknowledged without a commit"
     assert ledger.final == {"delivered": len(ids)}
+    assert ledger.duplicates == 0, "a submit still in flight was claimed and sent again"
 
 
 # --- 5. the webhook receiver down or slow -------------------------------------------------------

@@ -246,6 +246,11 @@ class SubmitWorker:
                 await asyncio.sleep(min(idle * 4, 5.0))
                 continue
             for message in batch:
+                if message.id in self._in_flight:
+                    # Still ours: the store was away longer than the lease and the heartbeat
+                    # could not extend it. The running task sends or records it; sending it
+                    # again here would be a second SMS.
+                    continue
                 if message.resend:  # its lease expired while it was on the wire: a resend
                     self._metrics.resends.inc()
                 task = asyncio.create_task(self._submit(message))
