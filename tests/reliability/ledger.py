@@ -197,11 +197,19 @@ async def build_ledger(
             continue
         if not smsc_ids <= {c.message_id for c in sent}:
             ledger.problems.append(f"{message.id}: recorded SMSC ids {smsc_ids} are not its copies")
-        per_part = Counter(int(e.detail.get("part", 0)) for e in applied)
+        # One receipt per part decides it; a resent copy's receipt is kept but marked ignored.
+        per_part = Counter(
+            int(e.detail.get("part", 0)) for e in applied if not e.detail.get("ignored")
+        )
         if sorted(per_part) != list(range(1, message.parts_count + 1)) or any(
             n != 1 for n in per_part.values()
         ):
             ledger.problems.append(f"{message.id}: final receipts per part {dict(per_part)}")
+        ignored = len(applied) - sum(per_part.values())
+        if ignored > (len(sent) - 1) * message.parts_count:
+            ledger.problems.append(
+                f"{message.id}: {ignored} receipts ignored for {len(sent) - 1} extra copies"
+            )
         if len(sent) > 1:
             ledger.duplicates += len(sent) - 1
             ledger.duplicate_messages += 1
