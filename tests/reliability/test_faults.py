@@ -471,13 +471,16 @@ async def test_store_unavailable_for_a_while(
                 await wait_final(store, len(ids), timeout=60)
                 await wait_quiet([smsc])
                 ledger = await build_ledger(f"store unavailable ({backend})", store, ids, [smsc])
+                stored = [await store.get(i) for i in ids]
+                taken_again = [m.id for m in stored if m is not None and m.resends]
         finally:
             await store.close()
     ledger.check()
     print(f"  receipts acknowledged while the store was locked: {acked_in_outage}")
     assert acked_in_outage == 0, "a receipt was acknowledged without a commit"
     assert ledger.final == {"delivered": len(ids)}
-    assert ledger.duplicates == 0, "a submit still in flight was claimed and sent again"
+    assert ledger.duplicates == 0, "a submit still in flight was sent again"
+    assert taken_again == [], "a claim took back a message its worker was still sending"
 
 
 # --- 5. the webhook receiver down or slow -------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,8 +18,9 @@ from o2sms.store import (
     MessageStore,
     NewMessage,
     NotCancellableError,
+    create_engine,
 )
-from tests.store.conftest import FakeClock, OpenStore
+from tests.store.conftest import FakeClock, Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -239,6 +242,80 @@ async def test_a_message_whose_leases_keep_expiring_fails_after_max_attempts(
     assert got is not None
     assert (got.status, got.error_name, got.attempts) == (MessageStatus.FAILED, "MAX_ATTEMPTS", 5)
     assert got.resends == store.max_attempts - 1
+
+
+async def test_a_claim_leaves_alone_what_its_worker_still_holds(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    held, other = [(await store.enqueue(sms(n))).message for n in range(2)]
+    await store.claim("w1", lease_seconds=10)
+    clock.advance(10)  # both leases ran out (say the store was away) while w1 was sending
+    [again] = await store.claim("w1", holding={held.id})
+    assert (again.id, again.resend) == (other.id, True)
+    got = await store.get(held.id)
+    assert got is not None
+    assert (got.attempts, got.resends, got.lease_owner) == (1, 0, "w1")  # not counted
+    assert not [e for e in got.events if e.kind is EventKind.LEASE_EXPIRED]
+    # ``holding`` speaks for its own worker only: another one takes the message over.
+    [taken] = await store.claim("w2", holding={held.id})
+    assert (taken.id, taken.resends, taken.lease_owner) == (held.id, 1, "w2")
+
+
+async def test_a_held_message_at_its_last_attempt_is_not_failed(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(sms())).message
+    for _ in range(store.max_attempts):
+        assert await store.claim("w1", lease_seconds=10)
+        clock.advance(10)
+    assert await store.claim("w1", holding={message.id}) == []
+    got = await store.get(message.id)
+    assert got is not None
+    assert (got.status, got.attempts) == (MessageStatus.QUEUED, store.max_attempts)
+    await store.mark_submitted(message.id, ["F00001"], worker_id="w1")
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.SUBMITTED
+
+
+async def test_a_lease_runs_from_when_the_claim_got_its_rows(
+    store: MessageStore, clock: FakeClock, location: Location
+) -> None:
+    """A claim that waits for a lock leases from the end of the wait, not from its start."""
+    await store.enqueue(sms())
+    taken = threading.Event()
+
+    def hold_sqlite() -> None:
+        connection = sqlite3.connect(location.url, isolation_level=None, timeout=30)
+        try:
+            connection.execute("BEGIN EXCLUSIVE")
+            taken.set()
+            threading.Event().wait(0.3)
+            clock.advance(100)  # the wait "lasted" 100 s
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    async def hold_postgresql() -> None:
+        engine = create_engine(location.url, schema=location.schema, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+                taken.set()
+                await asyncio.sleep(0.3)
+                clock.advance(100)
+        finally:
+            await engine.dispose()
+
+    if location.backend == "sqlite":
+        holder = asyncio.create_task(asyncio.to_thread(hold_sqlite))
+    else:
+        holder = asyncio.create_task(hold_postgresql())
+    while not taken.is_set():
+        await asyncio.sleep(0.01)
+    [claimed] = await store.claim("w1", lease_seconds=30)
+    await holder
+    assert claimed.lease_until == clock() + timedelta(seconds=30)
 
 
 async def test_a_requeued_message_waits_for_its_backoff(

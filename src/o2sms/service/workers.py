@@ -240,17 +240,16 @@ class SubmitWorker:
                     self.worker_id,
                     limit=min(free, settings.batch),
                     lease_seconds=settings.lease_seconds,
+                    # A lease may run out while the store is away (no heartbeat gets through);
+                    # the running task still sends or records that message, so never take it
+                    # again here: that would be a second SMS.
+                    holding=self._in_flight.keys(),
                 )
             except Exception as exc:
                 log.warning("cannot claim messages (store unavailable?): %s", exc)
                 await asyncio.sleep(min(idle * 4, 5.0))
                 continue
             for message in batch:
-                if message.id in self._in_flight:
-                    # Still ours: the store was away longer than the lease and the heartbeat
-                    # could not extend it. The running task sends or records it; sending it
-                    # again here would be a second SMS.
-                    continue
                 if message.resend:  # its lease expired while it was on the wire: a resend
                     self._metrics.resends.inc()
                 task = asyncio.create_task(self._submit(message))

@@ -16,7 +16,7 @@ processes share the queue without waiting on each other; on SQLite every write t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -247,7 +247,12 @@ class MessageQueue(WebhookOutbox):
     # -- claim and lease ----------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, *, limit: int = 100, lease_seconds: float = 60.0
+        self,
+        worker_id: str,
+        *,
+        limit: int = 100,
+        lease_seconds: float = 60.0,
+        holding: Container[str] = frozenset(),
     ) -> list[Message]:
         """Lease up to ``limit`` due messages to ``worker_id`` for ``lease_seconds``.
 
@@ -255,24 +260,31 @@ class MessageQueue(WebhookOutbox):
         out unanswered (its worker died or hung, perhaps after sending it) is taken again, its
         ``resends`` counted, ``resend`` set on the returned message and a ``lease_expired``
         entry written; once it has had ``max_attempts`` claims it is failed instead
-        (``error_name`` ``MAX_ATTEMPTS``).
+        (``error_name`` ``MAX_ATTEMPTS``). ``holding`` names messages ``worker_id`` is still
+        sending: their leases may have run out (the store was away longer than a lease), but
+        they are not taken, counted or failed here.
         """
         if limit < 1:
             return []
-        now = self._now()
-        until = now + timedelta(seconds=lease_seconds)
         async with self._begin() as connection:
+            now = self._now()
             # One query per waiting status: each walks its index range in claim order and
             # stops after ``limit`` rows, where one query over both statuses would sort every
             # due message (work and memory growing with the backlog).
             rows: list[Any] = []
             sql = _CANDIDATES_POSTGRESQL if self._postgresql else _CANDIDATES_SQLITE
-            stamp, stamp_until = (driver_time(connection)(t) for t in (now, until))
+            stamp = driver_time(connection)(now)
             for status in sorted(s.value for s in CLAIMABLE_STATUSES):
                 rows.extend(await fetch(connection, sql, (status, stamp, stamp, limit)))
+            rows = [r for r in rows if r.lease_owner != worker_id or r.id not in holding]
             if not rows:
                 return []
             rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))[:limit]
+            # The lease runs from now, not from before any wait for locks above.
+            now = self._now()
+            stamp, stamp_until = (
+                driver_time(connection)(t) for t in (now, now + timedelta(seconds=lease_seconds))
+            )
             order = {row.id: index for index, row in enumerate(rows)}
             expired = {row.id: row for row in rows if row.lease_owner is not None}
             exhausted = [r.id for r in expired.values() if r.attempts >= self.max_attempts]
@@ -358,8 +370,8 @@ class MessageQueue(WebhookOutbox):
         """Push out the leases ``worker_id`` still holds (a heartbeat); returns how many."""
         if not message_ids:
             return 0
-        now = self._now()
         async with self._begin() as connection:
+            now = self._now()  # after waiting for the write lock, not before
             result = await connection.execute(
                 sa.update(messages)
                 .where(
