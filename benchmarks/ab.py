@@ -1,7 +1,7 @@
 """Interleaved A/B of two commits under one benchmark: the fair comparison on a noisy machine.
 
 Checks each commit out as a detached git worktree (``.`` means this checkout as it is, with
-uncommitted changes), then runs the benchmark by turns, A B A B ..., each run with that
+uncommitted changes), then runs the benchmark by turns, A B B A A B ..., each run with that
 commit's ``src`` first on ``PYTHONPATH`` and this checkout's virtualenv. The benchmark script
 is this checkout's for both sides, so the instrument stays the same. Prints the figures each
 run gives, their medians and B / A.
@@ -115,7 +115,9 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     with checked_out(args.a) as tree_a, checked_out(args.b) as tree_b:
         for pair in range(1, args.pairs + 1):
-            for side, tree in (("A", tree_a), ("B", tree_b)):
+            turns = (("A", tree_a), ("B", tree_b))
+            # Alternate who goes first, so warm caches and clock boosts favour neither side.
+            for side, tree in turns if pair % 2 else turns[::-1]:
                 values = run_once(tree, command, figures)
                 results[side].append(values)
                 shown = ", ".join(f"{name} {value:,.0f}" for name, value in values.items())
