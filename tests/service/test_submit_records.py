@@ -52,3 +52,23 @@ async def test_the_wait_is_bounded_and_a_failed_record_releases_it() -> None:
     with pytest.raises(RuntimeError), records.recording(["B2"]):
         raise RuntimeError("the store refused the record")
     await asyncio.wait_for(records.wait_for(["B2"]), 0.5)
+
+
+async def test_a_receipt_already_waiting_is_woken_when_the_record_fails() -> None:
+    records = SubmitRecords()
+    release = asyncio.Event()
+
+    async def record() -> None:
+        with records.recording(["C3"]):
+            await release.wait()
+            raise RuntimeError("the store refused the record")
+
+    recorder = asyncio.create_task(record())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(records.wait_for(["C3"], timeout=30))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    release.set()
+    await asyncio.wait_for(waiter, 1.0)  # woken by the failure, not by its 30 s bound
+    with pytest.raises(RuntimeError):
+        await recorder
