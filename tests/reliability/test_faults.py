@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -23,7 +22,8 @@ from o2sms.service import http as service_http
 from o2sms.service.runtime import start_service
 from o2sms.service.settings import Settings
 from o2sms.simulator import Account, Simulator
-from o2sms.store import MessageStore, create_engine, open_store
+from o2sms.store import MessageStore, open_store
+from tests.locks import hold_pg_table_lock, hold_sqlite_write_lock
 from tests.pg import PG_URL, fresh_schema
 from tests.reliability.ledger import build_ledger, wait_final, wait_quiet
 from tests.service.conftest import API_KEY, Service, settings_for
@@ -368,35 +368,14 @@ async def open_test_store(settings: Settings, **options: Any) -> MessageStore:
 def sqlite_locked(path: Path, seconds: float) -> Iterator[threading.Event]:
     """Hold SQLite's write lock from another connection for ``seconds`` (in a thread)."""
     taken = threading.Event()
-
-    def hold() -> None:
-        connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-        try:
-            connection.execute("BEGIN EXCLUSIVE")
-            taken.set()
-            threading.Event().wait(seconds)
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold, name="sqlite-locker")
+    thread = threading.Thread(
+        target=hold_sqlite_write_lock, args=(path, seconds, taken), name="sqlite-locker"
+    )
     thread.start()
     try:
         yield taken
     finally:
         thread.join()
-
-
-async def pg_locked(schema: str, seconds: float, taken: asyncio.Event) -> None:
-    """Hold ACCESS EXCLUSIVE on the messages table (reads and writes wait) for ``seconds``."""
-    engine = create_engine(PG_URL, schema=schema, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-            taken.set()
-            await asyncio.sleep(seconds)
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -432,7 +411,9 @@ async def test_store_unavailable_for_a_while(
                     lock_task = None
                 else:
                     locker = contextlib.ExitStack()
-                    lock_task = asyncio.create_task(pg_locked(schema, STORE_LOCK_SECONDS, taken))
+                    lock_task = asyncio.create_task(
+                        hold_pg_table_lock(schema, STORE_LOCK_SECONDS, taken)
+                    )
                     await asyncio.wait_for(taken.wait(), 10)
                 await asyncio.sleep(0.3)
                 acked_at_lock = smsc.counters["receipts_acknowledged"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -18,8 +17,8 @@ from o2sms.store import (
     MessageStore,
     NewMessage,
     NotCancellableError,
-    create_engine,
 )
+from tests.locks import hold_pg_table_lock, hold_sqlite_write_lock
 from tests.store.conftest import FakeClock, Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
@@ -285,32 +284,20 @@ async def test_a_lease_runs_from_when_the_claim_got_its_rows(
     await store.enqueue(sms())
     taken = threading.Event()
 
-    def hold_sqlite() -> None:
-        connection = sqlite3.connect(location.url, isolation_level=None, timeout=30)
-        try:
-            connection.execute("BEGIN EXCLUSIVE")
-            taken.set()
-            threading.Event().wait(0.3)
-            clock.advance(100)  # the wait "lasted" 100 s
-            connection.execute("COMMIT")
-        finally:
-            connection.close()
-
-    async def hold_postgresql() -> None:
-        engine = create_engine(location.url, schema=location.schema, pool_size=1)
-        try:
-            async with engine.begin() as connection:
-                await connection.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-                taken.set()
-                await asyncio.sleep(0.3)
-                clock.advance(100)
-        finally:
-            await engine.dispose()
+    def the_wait_lasted_100_s() -> None:
+        clock.advance(100)
 
     if location.backend == "sqlite":
-        holder = asyncio.create_task(asyncio.to_thread(hold_sqlite))
+        holder = asyncio.create_task(
+            asyncio.to_thread(
+                hold_sqlite_write_lock, location.url, 0.3, taken, the_wait_lasted_100_s
+            )
+        )
     else:
-        holder = asyncio.create_task(hold_postgresql())
+        assert location.schema is not None
+        holder = asyncio.create_task(
+            hold_pg_table_lock(location.schema, 0.3, taken, the_wait_lasted_100_s)
+        )
     while not taken.is_set():
         await asyncio.sleep(0.01)
     [claimed] = await store.claim("w1", lease_seconds=30)
