@@ -46,11 +46,20 @@ class Result:
     peak_rss_mib: float
     rss_samples: list[float]
     cpu_seconds: float = 0.0  #: the service's CPU time (all its threads) during the run
+    #: the local PostgreSQL server's CPU time (all its processes) during the run, if measured
+    store_cpu_seconds: float | None = None
 
     @property
     def cpu_per_message_us(self) -> float:
         """The service's CPU time per message: steadier than rates on a shared machine."""
         return self.cpu_seconds * 1e6 / self.messages
+
+    @property
+    def store_cpu_per_message_us(self) -> float | None:
+        """The PostgreSQL server's CPU time per message: the other half of the machine's work."""
+        if self.store_cpu_seconds is None:
+            return None
+        return self.store_cpu_seconds * 1e6 / self.messages
 
     @property
     def accept_rate(self) -> float:
@@ -66,10 +75,43 @@ class Result:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (all threads)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = _stat_fields(pid)
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def _postgres_cpu_seconds() -> float | None:
+    """CPU time of every ``postgres`` process on this machine, exited backends included.
+
+    Live processes count their own user + system time; backends that exited count through the
+    postmaster's (the ``postgres`` process whose parent is not one) reaped-children time. None
+    when no PostgreSQL server runs here to read.
+    """
+
+    def comm(pid: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return ""
+
+    ticks, found = 0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or comm(entry.name) != "postgres":
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+        except OSError:
+            continue
+        found = True
+        ticks += int(fields[11]) + int(fields[12])
+        if comm(fields[1]) != "postgres":
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def _rss_mib(pid: int) -> float:
@@ -256,6 +298,7 @@ async def _drive(
 
     sampler = asyncio.create_task(sample())
     cpu_before = _cpu_seconds(process.pid)
+    store_cpu_before = _postgres_cpu_seconds() if schema is not None else None
     started = time.perf_counter()
     share = [bodies[i::connections] for i in range(connections)]
     await asyncio.gather(*(_post_loop(*address, part, latencies) for part in share if part))
@@ -264,11 +307,24 @@ async def _drive(
         await asyncio.sleep(0.2)
     finished = time.perf_counter() - started
     cpu = _cpu_seconds(process.pid) - cpu_before
+    store_cpu_after = _postgres_cpu_seconds() if store_cpu_before is not None else None
+    store_cpu = (
+        store_cpu_after - store_cpu_before
+        if store_cpu_before is not None and store_cpu_after is not None
+        else None
+    )
     done.set()
     await sampler
     await engine.dispose()
     return Result(
-        requests * recipients, requests, accepted, finished, max(samples or [0.0]), samples, cpu
+        requests * recipients,
+        requests,
+        accepted,
+        finished,
+        max(samples or [0.0]),
+        samples,
+        cpu,
+        store_cpu,
     )
 
 
@@ -300,7 +356,12 @@ def main() -> None:
             f"run {run + 1}: {result.messages} messages in {result.requests} requests; "
             f"accepted {result.accept_rate:,.0f} msg/s; end to end {result.end_to_end_rate:,.0f} "
             f"msg/s; service CPU {result.cpu_per_message_us:,.0f} µs/msg; "
-            f"peak RSS {result.peak_rss_mib:.0f} MiB "
+            + (
+                f"PostgreSQL CPU {result.store_cpu_per_message_us:,.0f} µs/msg; "
+                if result.store_cpu_per_message_us is not None
+                else ""
+            )
+            + f"peak RSS {result.peak_rss_mib:.0f} MiB "
             f"(first/last sample {result.rss_samples[0]:.0f}/{result.rss_samples[-1]:.0f} MiB)",
             flush=True,
         )
@@ -309,6 +370,15 @@ def main() -> None:
             f"median: accepted {statistics.median(r.accept_rate for r in results):,.0f} msg/s; "
             f"end to end {statistics.median(r.end_to_end_rate for r in results):,.0f} msg/s; "
             f"service CPU {statistics.median(r.cpu_per_message_us for r in results):,.0f} µs/msg"
+            + (
+                f"; PostgreSQL CPU {statistics.median(store):,.0f} µs/msg"
+                if (
+                    store := [
+                        r.store_cpu_per_message_us for r in results if r.store_cpu_per_message_us
+                    ]
+                )
+                else ""
+            )
         )
 
 
