@@ -144,6 +144,12 @@ metadata = sa.MetaData(
     }
 )
 
+
+def _only_where(condition: str) -> dict[str, Any]:
+    """Options that make an index partial on both dialects: it keeps only rows matching."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 messages = sa.Table(
     "messages",
     metadata,
@@ -177,9 +183,10 @@ messages = sa.Table(
     sa.UniqueConstraint("owner", "idempotency_key"),  # NULL keys never collide
     sa.Index(None, "status", "next_attempt_at", "id"),  # claim, in claim order per status
     sa.Index(None, "created_at", "id"),  # list, newest first
-    sa.Index(None, "reference"),
-    sa.Index(None, "lease_owner"),
-    sa.Index(None, "finished_at"),  # retention
+    # Partial: lookups only ask for rows where the column is set (revision 0004).
+    sa.Index(None, "reference", **_only_where("reference IS NOT NULL")),
+    sa.Index(None, "lease_owner", **_only_where("lease_owner IS NOT NULL")),
+    sa.Index(None, "finished_at", **_only_where("finished_at IS NOT NULL")),  # retention
 )
 
 message_parts = sa.Table(
@@ -243,7 +250,7 @@ receipts = sa.Table(
     sa.Column("message_id", sa.String(ID_LENGTH)),  # None: not matched (yet)
     sa.Column("part_no", sa.Integer),
     sa.Column("matched_at", UtcDateTime),
-    sa.Index(None, "receipt_id"),
+    sa.Index(None, "receipt_id", **_only_where("message_id IS NULL")),  # waiting receipts
     sa.Index(None, "message_id"),
     sa.Index(None, "received_at"),
 )
