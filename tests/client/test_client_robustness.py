@@ -95,6 +95,32 @@ async def test_a_burst_of_throttled_answers_pauses_the_pool_once(
     assert len(pauses) == 1
 
 
+async def test_a_pause_also_holds_the_requests_queued_behind_the_window() -> None:
+    # Regression: requests already waiting for the window went out as it freed, during the
+    # pause, so a deep queue hit a refusing SMSC at full speed whatever the pool decided.
+    full: list[int] = [CommandStatus.ESME_RMSGQFUL]
+    async with FakeSmsc(Faults(submit_statuses=full)) as smsc, client(smsc, window=1) as sms:
+        results = await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(20)))
+    assert len({r.message_ids[0] for r in results}) == 20
+    assert smsc.received == 21  # the refused one, then each once
+    refused_at = smsc.submit_log[0][0]
+    # The pause lasts THROTTLE_BACKOFF.initial (0.2 s) give or take its jitter. Within it only
+    # what the freed window sent before the pool heard the answer may go: one request.
+    during = [t for t, _ in smsc.submit_log[1:] if t - refused_at < 0.1]
+    assert len(during) <= 1, during
+
+
+async def test_throttled_answers_pace_the_resume_even_when_queue_full_began_the_pause() -> None:
+    # Regression: only the answer that decided a pause could start the pacing, so throttled
+    # answers of the same burst after a queue-full pause left the resume unpaced, all at once.
+    statuses: list[int] = [CommandStatus.ESME_RMSGQFUL, CommandStatus.ESME_RTHROTTLED]
+    async with FakeSmsc(Faults(submit_statuses=statuses)) as smsc, client(smsc, window=2) as sms:
+        await asyncio.gather(sms.send(NUMBER, "refused: queue full"), sms.send(NUMBER, "throttled"))
+        paced = sms._pool._adaptive.limiter
+    assert smsc.received == 4
+    assert paced is not None
+
+
 async def test_permanent_throttling_fails_retriably_after_the_retry_timeout() -> None:
     faults = Faults(throttle_first=1_000_000)
     async with FakeSmsc(faults) as smsc, client(smsc) as sms:

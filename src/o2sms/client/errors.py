@@ -11,7 +11,9 @@ the caller must decide between resending and reporting a final failure::
     ├── BindConfigError                       the configured bind breaks SMPP's field limits
     ├── ConnectionLost (also ConnectionError) the link died with the request outstanding   retriable
     │   └── NotSentError                      the link closed or unbound before the request
-    │                                         went out: it never reached the SMSC      retriable
+    │       │                                 went out: it never reached the SMSC      retriable
+    │       └── WithdrawnError                the pool took it back unsent to wait out a
+    │                                         throttling pause (resent by the pool itself)
     ├── ResponseTimeout (also TimeoutError)   no response within the response timeout  retriable
     ├── UnreadableResponse                    the response could not be decoded: the SMSC
     │                                         may or may not have acted on it          retriable
@@ -88,6 +90,14 @@ class NotSentError(ConnectionLost):
     The SMSC cannot have it, so sending it again cannot duplicate it. The pool resends such
     requests on another bound session (or after the reconnect) by itself; this error reaches
     the caller only when that did not happen within ``send()``'s ``retry_timeout``.
+    """
+
+
+class WithdrawnError(NotSentError):
+    """Taken back, unsent, from a session's queue when the pool paused for throttling.
+
+    The pool sends it again after the pause, through its pacing, so a pause holds what was
+    queued behind the window as well as what was not yet admitted.
     """
 
 

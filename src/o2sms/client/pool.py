@@ -18,6 +18,7 @@ from o2sms.client.errors import (
     ClientError,
     NotSentError,
     SubmitError,
+    WithdrawnError,
 )
 from o2sms.client.session import Session, SessionStatus
 from o2sms.smpp.constants import CommandStatus
@@ -312,6 +313,8 @@ class Pool:
                 response = await (
                     protocol.request(pdu) if protocol is not None else session.request(pdu)
                 )
+            except WithdrawnError:
+                continue  # held back by a pause: wait it out and go through the pacing again
             except NotSentError:
                 if deadline is not None and loop.time() >= deadline:
                     raise
@@ -335,6 +338,14 @@ class Pool:
             if status in BACKOFF_STATUSES:
                 self._throttle_status = status
                 now = loop.time()
+                if (
+                    status == CommandStatus.ESME_RTHROTTLED
+                    and paced is None
+                    and pauses != self._pauses
+                ):
+                    # Of a burst that went out unpaced, and its pause was decided by another
+                    # answer (queue full, say): pace what resumes, or it all goes out at once.
+                    self._adaptive.throttled(now)
                 if pauses == self._pauses:
                     # Sent after the last pause began: the SMSC is still throttling, so pause
                     # again, longer. Answers to requests sent before it are of the same burst.
@@ -342,6 +353,7 @@ class Pool:
                     self._throttled += 1
                     self._pauses += 1
                     self._resume_at = max(self._resume_at, now + wait)
+                    self._withdraw_queued()
                     if status == CommandStatus.ESME_RTHROTTLED:
                         self._adaptive.throttled(now)
                     log.warning(
@@ -365,6 +377,13 @@ class Pool:
                 await asyncio.sleep(RESEND_PAUSE)
                 continue
             raise SubmitError(status, infobip=session.config.infobip)
+
+    def _withdraw_queued(self) -> None:
+        """Take back the requests queued behind full windows: they wait out the pause too."""
+        for session in self.sessions:
+            protocol = session.protocol
+            if protocol is not None:
+                protocol.fail_queued(WithdrawnError(f"{session.name}: held back by a pause"))
 
     async def close(self) -> None:
         """Take no new submits, then close every session gracefully (see Session.close)."""
