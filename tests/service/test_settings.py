@@ -62,7 +62,7 @@ def test_toml_file(config_file: Path) -> None:
     assert settings.gateway.bind_modes() == ["transmitter"] * 3 + ["receiver"]
     assert settings.gateway.password.get_secret_value() == "a-password-longer-than-8"
     assert settings.worker.concurrency == 50
-    assert settings.worker.batch == 100  # a default inside a section given in part
+    assert settings.worker.batch == 250  # a default inside a section given in part
 
 
 def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

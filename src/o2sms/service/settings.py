@@ -152,8 +152,8 @@ class GatewaySettings(_Section):
 class WorkerSettings(_Section):
     """How this process takes messages from the shared queue and submits them."""
 
-    concurrency: int = Field(default=200, ge=1, le=10_000, description="messages in flight")
-    batch: int = Field(default=100, ge=1, le=1000, description="messages claimed at a time")
+    concurrency: int = Field(default=500, ge=1, le=10_000, description="messages in flight")
+    batch: int = Field(default=250, ge=1, le=1000, description="messages claimed at a time")
     lease_seconds: float = Field(default=60.0, ge=5)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     max_attempts: int = Field(default=10, ge=1)
