@@ -374,7 +374,9 @@ def main() -> None:
                 f"; PostgreSQL CPU {statistics.median(store):,.0f} µs/msg"
                 if (
                     store := [
-                        r.store_cpu_per_message_us for r in results if r.store_cpu_per_message_us
+                        r.store_cpu_per_message_us
+                        for r in results
+                        if r.store_cpu_per_message_us is not None
                     ]
                 )
                 else ""

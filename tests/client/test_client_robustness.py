@@ -110,6 +110,21 @@ async def test_a_pause_also_holds_the_requests_queued_behind_the_window() -> Non
     assert len(during) <= 1, during
 
 
+async def test_a_pause_also_holds_the_requests_waiting_for_the_rate_limit() -> None:
+    # Regression: a request that passed the pause check and then waited for a token of the
+    # configured rate limit went out when it got one, pause or not.
+    full: list[int] = [CommandStatus.ESME_RMSGQFUL]
+    async with (
+        FakeSmsc(Faults(submit_statuses=full)) as smsc,
+        client(smsc, window=1, rate_limit=100.0) as sms,
+    ):
+        results = await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(20)))
+    assert len({r.message_ids[0] for r in results}) == 20
+    refused_at = smsc.submit_log[0][0]
+    during = [t for t, _ in smsc.submit_log[1:] if t - refused_at < 0.1]
+    assert len(during) <= 1, during
+
+
 async def test_throttled_answers_pace_the_resume_even_when_queue_full_began_the_pause() -> None:
     # Regression: only the answer that decided a pause could start the pacing, so throttled
     # answers of the same burst after a queue-full pause left the resume unpaced, all at once.

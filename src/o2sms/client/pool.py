@@ -174,6 +174,7 @@ class Pool:
         self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
         self._pauses = 0  # pauses decided so far: a request sent before the last is of its burst
         self._throttle_status = 0  # command_status of the last throttled answer
+        self._paced_pause = 0  # the pause whose throttled answers last set the adaptive pace
         self._resume_at = 0.0
         self._closed = False
         self._next = 0
@@ -307,6 +308,8 @@ class Pool:
             else:
                 session = self._choose(flash) or await self._pick(flash, deadline)
                 protocol = session.protocol
+            if self._resume_at > loop.time():
+                continue  # paused while this one waited for the rate limit or a session
             pauses = self._pauses
             response: Pdu | None = None
             try:
@@ -341,10 +344,12 @@ class Pool:
                 if (
                     status == CommandStatus.ESME_RTHROTTLED
                     and paced is None
-                    and pauses != self._pauses
+                    and self._pauses not in (pauses, self._paced_pause)
                 ):
                     # Of a burst that went out unpaced, and its pause was decided by another
                     # answer (queue full, say): pace what resumes, or it all goes out at once.
+                    # Once per pause: later answers of the burst must not keep re-tuning it.
+                    self._paced_pause = self._pauses
                     self._adaptive.throttled(now)
                 if pauses == self._pauses:
                     # Sent after the last pause began: the SMSC is still throttling, so pause
@@ -355,6 +360,7 @@ class Pool:
                     self._resume_at = max(self._resume_at, now + wait)
                     self._withdraw_queued()
                     if status == CommandStatus.ESME_RTHROTTLED:
+                        self._paced_pause = self._pauses
                         self._adaptive.throttled(now)
                     log.warning(
                         "%s: %s; pausing submits for %.2f s",
