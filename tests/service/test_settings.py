@@ -157,3 +157,23 @@ def test_config_check_command(config_file: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "check", "--config", str(no_keys)])
     assert result.exit_code == 2
     assert "needs at least one API key" in result.output
+    assert "configuration is valid" not in result.output  # not both verdicts
+
+    other_database = tmp_path / "mysql.toml"
+    other_database.write_text('store_url = "mysql://user:a-db-password@db/o2"\n')
+    result = runner.invoke(app, ["config", "check", "--config", str(other_database)])
+    assert result.exit_code == 2
+    assert "store_url (O2SMS_STORE_URL): unsupported store URL" in result.output
+    assert "a-db-password" not in result.output
+
+
+def test_a_configuration_error_is_one_unwrapped_line_per_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('store_url = "mysql://user@a-rather-long-database-host.example.com/o2sms"\n')
+    result = CliRunner().invoke(
+        app, ["config", "check", "--config", str(bad)], env={"COLUMNS": "40"}
+    )
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "error: invalid configuration"
+    assert len(lines) == 2  # the problem on one line however narrow the terminal
+    assert lines[1].startswith("store_url (O2SMS_STORE_URL): unsupported store URL")

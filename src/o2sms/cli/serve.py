@@ -26,7 +26,8 @@ def _load(config_file: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(config_file, **overrides)
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] invalid configuration\n{exc}", markup=True)
+        # Plain lines, never wrapped: each problem stays on one line when piped or logged.
+        typer.echo(f"error: invalid configuration\n{exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -88,7 +89,14 @@ def serve_command(
 def config_check_command(config_file: ConfigOption = None) -> None:
     """Validate a configuration and show what the service would use (secrets hidden)."""
     settings = _load(config_file)
-    console = Console()
+    if not settings.sandbox_mode and not settings.api_keys:
+        typer.echo(
+            "error: invalid configuration\n"
+            "api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key",
+            err=True,
+        )
+        raise typer.Exit(2)
+    console = Console(soft_wrap=True)
     mode = "sandbox (built-in simulator)" if settings.sandbox_mode else "gateway"
     console.print(f"configuration is valid: {mode} mode", markup=False, highlight=False)
     if not settings.sandbox_mode:
@@ -99,12 +107,5 @@ def config_check_command(config_file: ConfigOption = None) -> None:
             markup=False,
             highlight=False,
         )
-        if not settings.api_keys:
-            console.print(
-                "error: api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key",
-                markup=False,
-                highlight=False,
-            )
-            raise typer.Exit(2)
     console.print(f"store: {settings.store_url_redacted}", markup=False, highlight=False)
     console.print(f"http: {settings.http_host}:{settings.http_port}", markup=False, highlight=False)

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from o2sms.client import Client
 from o2sms.client.errors import ClientError
 from o2sms.client.session import Session
+from o2sms.errors import O2smsError
 from o2sms.service.http import ApiContext, create_app
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import ConfigError, Settings
@@ -66,6 +68,10 @@ def sandbox_secret(path: Path, prefix: str = "sbx_") -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+class StoreUnavailableError(O2smsError):
+    """The store could not be reached or migrated at start (the message says which and why)."""
 
 
 class Connector:
@@ -115,6 +121,23 @@ class Connector:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    async def check_store(self) -> None:
+        """Reach the store and bring its schema up to date, before anything else starts.
+
+        Raises StoreUnavailableError, whose message says in one line which store and why,
+        instead of a driver's traceback from deep inside the HTTP server's start-up.
+        """
+        if not self._own_store:
+            return
+        try:
+            await migrate(self.store.engine)
+        except (OSError, SQLAlchemyError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise StoreUnavailableError(
+                f"cannot open the store {self.settings.store_url_redacted}: "
+                f"{reason[0] if reason else type(exc).__name__}"
+            ) from exc
 
     async def start(self) -> None:
         """Open the store (migrating it), start the SMSC link and the workers."""
@@ -453,11 +476,24 @@ async def serve(
         port = sockets[0].getsockname()[1] if sockets else settings.http_port
         announce(_banner(settings, connector, settings.http_host, port))
 
+    try:
+        await connector.check_store()
+    except StoreUnavailableError as exc:
+        announce(f"error: {exc}")
+        await connector.store.close()
+        return 1
     watcher = asyncio.create_task(announce_when_started())
     try:
         await server.serve()
+    except SystemExit:  # uvicorn's way of saying it could not start (e.g. the port is taken)
+        pass
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+    if not server.started and connector.fatal is None:
+        announce(
+            f"error: the HTTP API could not start on {settings.http_host}:{settings.http_port}"
+            " (the log says why)"
+        )
     return 1 if connector.fatal is not None or not server.started else 0

@@ -37,6 +37,7 @@ from o2sms.client import addresses
 from o2sms.client.errors import AddressError
 from o2sms.errors import O2smsError
 from o2sms.service.webhooks import CallbackUrlError, UrlPolicy, check_callback_url
+from o2sms.store import store_url as parse_store_url
 
 __all__ = [
     "ConfigError",
@@ -57,6 +58,14 @@ BindMode = Literal["transmitter", "receiver", "transceiver"]
 
 class ConfigError(O2smsError, ValueError):
     """The configuration is invalid; the message lists every problem, one per line."""
+
+
+def _redacted(url: str) -> str:
+    """A store URL with any password replaced by ``***``, for printing."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
 
 
 def _split_commas(value: Any) -> Any:
@@ -265,6 +274,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"API key number {number} is shorter than 16 characters")
         return keys
 
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, url: str) -> str:
+        try:
+            parse_store_url(url)
+        except (ValueError, ArgumentError) as exc:
+            # The message may quote the URL: never its password.
+            raise ValueError(str(exc).replace(url, _redacted(url))) from None
+        return url
+
     @field_validator("region")
     @classmethod
     def _region(cls, region: str) -> str:
@@ -294,10 +313,7 @@ class Settings(BaseSettings):
     @property
     def store_url_redacted(self) -> str:
         """``store_url`` with any password replaced by ``***``, for printing."""
-        try:
-            return make_url(self.store_url).render_as_string(hide_password=True)
-        except ArgumentError:
-            return self.store_url.split("@")[-1] if "@" in self.store_url else self.store_url
+        return _redacted(self.store_url)
 
     @property
     def sandbox_mode(self) -> bool:

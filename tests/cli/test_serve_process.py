@@ -1,0 +1,115 @@
+"""``o2sms serve`` as a user runs it: a real process, its banner, its one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.asyncio
+
+
+def _environment(**settings: str) -> dict[str, str]:
+    """This environment without any O2SMS_* setting of the caller's, plus ``settings``."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("O2SMS_")}
+    return kept | {"O2SMS_HTTP_PORT": "0", "NO_COLOR": "1"} | settings
+
+
+async def _serve(folder: Path, **settings: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "o2sms",
+        "serve",
+        cwd=folder,
+        env=_environment(**settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    """Exit status and everything the process printed (stdout then stderr)."""
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_sandbox_banner_is_a_working_curl_command_and_sigterm_exits_0(
+    tmp_path: Path,
+) -> None:
+    process = await _serve(tmp_path)
+    assert process.stdout is not None
+    banner: list[str] = []
+    async with asyncio.timeout(60):
+        while not banner or "/v1/messages/<id>" not in banner[-1]:
+            line = await process.stdout.readline()
+            assert line, "serve exited before printing its banner"
+            banner.append(line.decode().rstrip("\n"))
+    text = "\n".join(banner)
+    key = (tmp_path / "o2sms-sandbox.key").read_text().strip()
+    assert f"API key: {key} (saved in o2sms-sandbox.key)" in text
+    found = re.search(
+        r"curl -s (http://127\.0\.0\.1:\d+)/v1/messages -H 'Authorization: Bearer (\S+)'", text
+    )
+    assert found is not None, text
+    base, shown_key = found.groups()
+    assert shown_key == key
+    body = re.search(r"-d '(\{.*\})'", text)
+    assert body is not None, text
+    # What the banner tells a newcomer to run, sent as curl would send it.
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
+        sent = await http.post(
+            "/v1/messages",
+            content=body.group(1),
+            headers={"Content-Type": "application/json"},
+        )
+        assert sent.status_code == 202, sent.text
+        message_id = sent.json()["messages"][0]["id"]
+        status = ""
+        async with asyncio.timeout(30):
+            while status != "delivered":
+                status = (await http.get(f"/v1/messages/{message_id}")).json()["status"]
+                await asyncio.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    code, output = await _finish(process)
+    assert code == 0, output
+    assert "Traceback" not in output
+
+
+async def test_an_unreachable_store_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    url = f"postgresql://o2sms:a-db-password@127.0.0.1:{_free_port()}/test"
+    code, output = await _finish(await _serve(tmp_path, O2SMS_STORE_URL=url))
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert errors[0].startswith("error: cannot open the store postgresql://o2sms:***@127.0.0.1:")
+    assert "Traceback" not in output
+    assert "a-db-password" not in output
+
+
+async def test_a_taken_http_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = await _finish(await _serve(tmp_path, O2SMS_HTTP_PORT=str(port)))
+    assert code == 1, output
+    assert f"error: the HTTP API could not start on 127.0.0.1:{port}" in output
+    assert "address already in use" in output  # uvicorn's own line says why
+    assert "Traceback" not in output
