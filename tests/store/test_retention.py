@@ -93,6 +93,40 @@ async def test_retention_deletes_old_finished_messages_and_their_rows(
     assert await store.list_receipts() == []
 
 
+async def submitted(store: MessageStore, n: int) -> str:
+    message = (await store.enqueue(NewMessage(f"+4219100000{n:02d}", f"no report {n}"))).message
+    await store.claim("w")
+    await store.mark_submitted(message.id, [f"nr-{n}"], worker_id="w")
+    return message.id
+
+
+async def test_retention_also_settles_messages_no_receipt_came_for(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    # A route without reports, or a lost receipt, leaves a message submitted for ever: the
+    # store would grow without bound if retention waited for a final status.
+    old = await submitted(store, 1)
+    clock.advance(86_400 + 1)
+    recent = await submitted(store, 2)
+    in_flight = (await store.enqueue(NewMessage("+421910000099", "leased"))).message
+    await store.claim("w")
+    texts = await store.purge(text_after=timedelta(days=1))
+    assert texts.texts == 1
+    got_old, got_recent = await store.get(old), await store.get(recent)
+    assert got_old is not None
+    assert got_recent is not None
+    assert got_old.text is None
+    assert got_old.status is MessageStatus.SUBMITTED  # retention reports nothing it does not know
+    assert got_recent.text == "no report 2"
+    deleted = await store.purge(delete_after=timedelta(days=1))
+    assert deleted.messages == 1
+    assert await store.get(old) is None
+    assert await store.get(recent) is not None
+    assert await store.get(in_flight.id) is not None
+    assert await count(store, message_parts) == 1
+    assert await count(store, part_keys) == 1
+
+
 async def test_a_failing_enqueue_batch_saves_nothing(store: MessageStore) -> None:
     batch = [NewMessage("+421900000001", "a", id="dup"), NewMessage("+421900000002", "b", id="dup")]
     with pytest.raises(IntegrityError):

@@ -1176,34 +1176,43 @@ class MessageStore(MessageQueue):
     ) -> PurgeResult:
         """Retention, in one transaction.
 
-        ``text_after``: blank the text of messages finished (delivered, or any reported or
-        final state) longer ago than that; the row, parts and history stay.
-        ``delete_after``: delete finished messages (with parts, keys, history, matched
-        receipts and webhooks), inbound SMS (with their webhooks), unmatched receipts and
-        delivered or failed webhooks older than that. Queued and in-flight messages are never
-        touched.
+        ``text_after``: blank the text of messages settled longer ago than that; the row,
+        parts and history stay. A message is settled once finished (delivered, or any
+        reported or final state), or once submitted when no receipt ever came (a route
+        without reports, a receipt lost): after the period, none will.
+        ``delete_after``: delete messages settled longer ago than that (with parts, keys,
+        history, matched receipts and webhooks), inbound SMS (with their webhooks), unmatched
+        receipts and delivered or failed webhooks older than that. Queued and scheduled
+        messages, and those being sent, are never touched.
         """
         now = self._now()
         result = PurgeResult()
         c = messages.c
+
+        def settled_before(cutoff: datetime) -> sa.ColumnElement[bool]:
+            return sa.or_(
+                sa.and_(c.finished_at.is_not(None), c.finished_at <= cutoff),
+                sa.and_(
+                    c.status == MessageStatus.SUBMITTED.value,
+                    c.finished_at.is_(None),
+                    c.submitted_at <= cutoff,
+                ),
+            )
+
         async with self._begin() as connection:
             texts = 0
             if text_after is not None:
                 texts = (
                     await connection.execute(
                         sa.update(messages)
-                        .where(
-                            c.finished_at.is_not(None),
-                            c.finished_at <= now - text_after,
-                            c.text.is_not(None),
-                        )
+                        .where(settled_before(now - text_after), c.text.is_not(None))
                         .values(text=None, text_purged_at=now)
                     )
                 ).rowcount
             result = PurgeResult(texts=texts)
             if delete_after is not None:
                 cutoff = now - delete_after
-                doomed = sa.select(c.id).where(c.finished_at.is_not(None), c.finished_at <= cutoff)
+                doomed = sa.select(c.id).where(settled_before(cutoff))
                 old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
                 w = webhooks.c
                 old_webhooks = sa.select(w.id).where(
@@ -1241,11 +1250,7 @@ class MessageStore(MessageQueue):
                     )
                 ).rowcount
                 messages_deleted = (
-                    await connection.execute(
-                        sa.delete(messages).where(
-                            c.finished_at.is_not(None), c.finished_at <= cutoff
-                        )
-                    )
+                    await connection.execute(sa.delete(messages).where(settled_before(cutoff)))
                 ).rowcount
                 inbound_deleted = (
                     await connection.execute(
