@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from o2sms.client.session import Session as ClientSession
+from o2sms.simulator import Account, Simulator
 from tests.service.conftest import API_KEY, Service, open_service, settings_for
 from tests.service.webhook_receiver import Receiver
 
@@ -124,7 +125,8 @@ async def test_concurrent_requests_with_one_idempotency_key_store_one_message(
         ({"to": SK_MOBILE, "text": ""}, "text", "at least 1 character"),
         ({"to": SK_MOBILE, "text": "x", "from": "A sender far too long"}, "from", "at most 20"),
         ({"to": SK_MOBILE, "text": "x", "from": "Eleven chars"}, "from", "longer than 11"),
-        ({"to": SK_MOBILE, "text": "x" * 161, "flash": True}, "text", "flash message must fit"),
+        ({"to": SK_MOBILE, "text": "x" * 161, "flash": True}, "text", "fit one SMS (160 gsm7"),
+        ({"to": SK_MOBILE, "text": "ž" * 71, "flash": True}, "text", "fit one SMS (70 ucs2"),
         ({"to": SK_MOBILE, "text": "x" * 4000}, "text", "too long"),
         (
             {"to": SK_MOBILE, "text": "x", "schedule_at": "2020-01-01T00:00:00Z"},
@@ -459,3 +461,23 @@ async def test_inbound_concurrency_reaches_every_session_and_receipts_still_land
         assert response.status_code == 202, response.text
         for accepted in response.json()["messages"]:
             await started.wait_status(accepted["id"], {"delivered"})
+
+
+async def test_flash_is_refused_at_once_without_a_flash_session(tmp_path: Path) -> None:
+    # It used to be accepted (202) and then fail in the worker: no session could send it.
+    account = Account("flashless", "secret12")
+    async with Simulator(accounts=(account,), receipt_delay=0.05) as smsc:
+        gateway = {
+            "hosts": [f"127.0.0.1:{smsc.port}"],
+            "system_id": account.system_id,
+            "password": account.password,
+        }
+        async with open_service(settings_for(tmp_path, gateway=gateway)) as service:
+            refused = await service.http.post(
+                "/v1/messages", json={"to": SK_MOBILE, "text": "now", "flash": True}
+            )
+            plain = await service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "now"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "flash"
+    assert "flash_session" in refused.json()["errors"][0]["message"]
+    assert plain.status_code == 202

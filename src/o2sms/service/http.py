@@ -315,6 +315,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 owner=owner,
                 idempotency_key=idempotency_key,
                 check_url=context.check_url,
+                flash_available=settings.sandbox_mode or settings.gateway.flash_session,
             )
         except RequestProblemError as exc:
             raise ApiError(

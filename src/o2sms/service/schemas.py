@@ -237,8 +237,11 @@ def prepare(
     idempotency_key: str | None,
     check_url: Callable[[str], str] | None = None,
     now: datetime | None = None,
+    flash_available: bool = True,
 ) -> tuple[list[NewMessage], str, int]:
     """The messages to store for ``request``, with the encoding and parts count of the text.
+
+    ``flash_available`` False refuses flash messages: no session of this connector sends them.
 
     Raises RequestProblemError for the first thing wrong. Recipients are normalised to international
     numbers; a list sends one message per distinct recipient (duplicates are dropped).
@@ -281,11 +284,17 @@ def prepare(
         raise RequestProblemError("text", f"is too long: {exc}") from None
     except TextError as exc:
         raise RequestProblemError("text", str(exc)) from None
+    if request.flash and not flash_available:
+        raise RequestProblemError(
+            "flash",
+            "this connector has no flash session to send flash messages on "
+            "(set gateway.flash_session = true, O2SMS_GATEWAY__FLASH_SESSION)",
+        )
     if request.flash and measured.parts > 1:
         raise RequestProblemError(
             "text",
-            f"a flash message must fit one SMS ({measured.part_limit} {measured.encoding.value} "
-            f"characters); this one needs {measured.parts} parts",
+            f"a flash message must fit one SMS ({measured.encoding.single_limit} "
+            f"{measured.encoding.value} characters); this one needs {measured.parts} parts",
         )
 
     schedule_at = _schedule(request, now)
