@@ -116,6 +116,25 @@ async def test_concurrent_requests_with_one_idempotency_key_store_one_message(
     assert len({r.json()["messages"][0]["id"] for r in responses}) == 1
 
 
+async def test_an_idempotent_replay_after_retention_erased_the_text_is_no_conflict(
+    sqlite_service: Service,
+) -> None:
+    headers = {"Idempotency-Key": "order-43"}
+    request = {"to": SK_MOBILE, "text": "Your order shipped"}
+    first = await sqlite_service.http.post("/v1/messages", json=request, headers=headers)
+    message_id = first.json()["messages"][0]["id"]
+    await sqlite_service.wait_status(message_id, {"delivered"})
+    store = sqlite_service.running.connector.store
+    assert (await store.purge(text_after=timedelta(0))).texts == 1
+    again = await sqlite_service.http.post("/v1/messages", json=request, headers=headers)
+    assert again.status_code == 202, again.text  # was a 409: None != the text
+    assert again.json()["messages"][0]["id"] == message_id
+    other = await sqlite_service.http.post(
+        "/v1/messages", json={**request, "to": "+421903654321"}, headers=headers
+    )
+    assert other.status_code == 409
+
+
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
@@ -149,6 +168,8 @@ async def test_concurrent_requests_with_one_idempotency_key_store_one_message(
             "not both",
         ),
         ({"to": SK_MOBILE, "text": "x", "validity": 10}, "validity", "between 60 seconds"),
+        ({"to": SK_MOBILE, "text": "x", "schedule_in": "2h"}, "schedule_in", "PT2H"),
+        ({"to": SK_MOBILE, "text": "x", "validity": [1]}, "validity", "not a duration"),
         ({"to": SK_MOBILE, "text": "x", "encoding": "ebcdic"}, "encoding", "gsm7"),
         ({"to": SK_MOBILE, "text": "x", "colour": "red"}, "colour", "not a field"),
         ({"to": SK_MOBILE, "text": 5}, "text", "valid string"),
