@@ -241,6 +241,7 @@ async def test_a_message_whose_leases_keep_expiring_fails_after_max_attempts(
     assert got is not None
     assert (got.status, got.error_name, got.attempts) == (MessageStatus.FAILED, "MAX_ATTEMPTS", 5)
     assert got.resends == store.max_attempts - 1
+    assert store.exhausted == 1  # what the service's final-status metric counts
 
 
 async def test_a_claim_leaves_alone_what_its_worker_still_holds(

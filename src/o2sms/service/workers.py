@@ -235,6 +235,7 @@ class SubmitWorker:
                 await self._slot_free.wait()
                 continue
             self._wake.clear()
+            exhausted = self._store.exhausted
             try:
                 batch = await self._store.claim(
                     self.worker_id,
@@ -249,6 +250,11 @@ class SubmitWorker:
                 log.warning("cannot claim messages (store unavailable?): %s", exc)
                 await asyncio.sleep(min(idle * 4, 5.0))
                 continue
+            if self._store.exhausted > exhausted:  # failed by the claim: out of attempts
+                self._metrics.final.labels(MessageStatus.FAILED.value).inc(
+                    self._store.exhausted - exhausted
+                )
+                self._on_change()
             for message in batch:
                 if message.resend:  # its lease expired while it was on the wire: a resend
                     self._metrics.resends.inc()

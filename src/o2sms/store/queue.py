@@ -117,6 +117,8 @@ class MessageQueue(WebhookOutbox):
             webhook_retry_cap=webhook_retry_cap,
         )
         self.max_attempts = max_attempts
+        #: messages this object's claims failed for running out of attempts (for metrics)
+        self.exhausted = 0
         self.retry_base = retry_base
         self.retry_cap = retry_cap
 
@@ -262,10 +264,18 @@ class MessageQueue(WebhookOutbox):
         entry written; once it has had ``max_attempts`` claims it is failed instead
         (``error_name`` ``MAX_ATTEMPTS``). ``holding`` names messages ``worker_id`` is still
         sending: their leases may have run out (the store was away longer than a lease), but
-        they are not taken, counted or failed here.
+        they are not taken, counted or failed here. :attr:`exhausted` counts the failed ones.
         """
+        claimed, exhausted = await self._claim(worker_id, limit, lease_seconds, holding)
+        self.exhausted += exhausted  # after the commit: a rolled-back failure is no failure
+        return claimed
+
+    async def _claim(
+        self, worker_id: str, limit: int, lease_seconds: float, holding: Container[str]
+    ) -> tuple[list[Message], int]:
+        """:meth:`claim`'s transaction: the claimed messages and how many it failed."""
         if limit < 1:
-            return []
+            return [], 0
         async with self._begin() as connection:
             now = self._now()
             # One query per waiting status: each walks its index range in claim order and
@@ -278,7 +288,7 @@ class MessageQueue(WebhookOutbox):
                 rows.extend(await fetch(connection, sql, (status, stamp, stamp, limit)))
             rows = [r for r in rows if r.lease_owner != worker_id or r.id not in holding]
             if not rows:
-                return []
+                return [], 0
             rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))[:limit]
             # The lease runs from now, not from before any wait for locks above.
             now = self._now()
@@ -292,7 +302,7 @@ class MessageQueue(WebhookOutbox):
                 await self._fail_exhausted(connection, exhausted, expired, now)
             wanted = [row.id for row in rows if row.id not in set(exhausted)]
             if not wanted:
-                return []
+                return [], len(exhausted)
             read = read_time(connection)
             claimed = [
                 message_from_driver(row, read, resend=row[0] in expired)
@@ -317,7 +327,7 @@ class MessageQueue(WebhookOutbox):
                     if message.resend
                 ),
             )
-        return sorted(claimed, key=lambda m: order[m.id])
+        return sorted(claimed, key=lambda m: order[m.id]), len(exhausted)
 
     async def _fail_exhausted(
         self,
