@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,10 @@ import httpx
 import pytest
 
 from o2sms.client.session import Session as ClientSession
+from o2sms.service.runtime import Connector, RunningService, build_server
 from o2sms.simulator import Account, Simulator
+from o2sms.simulator.session import SmppSession
+from o2sms.smpp import CommandStatus, Pdu, SubmitSm
 from tests.service.conftest import API_KEY, Service, open_service, settings_for
 from tests.service.webhook_receiver import Receiver
 
@@ -502,3 +506,85 @@ async def test_flash_is_refused_at_once_without_a_flash_session(tmp_path: Path) 
     assert refused.json()["errors"][0]["field"] == "flash"
     assert "flash_session" in refused.json()["errors"][0]["message"]
     assert plain.status_code == 202
+
+
+class _RefusingSmsc(Simulator):
+    """An SMSC that refuses one destination with a final error, as a gateway would."""
+
+    def on_submit(self, session: SmppSession, pdu: SubmitSm, now: float) -> Pdu | None:
+        if pdu.destination_addr == "421903120000":
+            self.counters["submit_sm"] += 1
+            return pdu.response(command_status=CommandStatus.ESME_RINVDSTADR)
+        return super().on_submit(session, pdu, now)
+
+
+async def test_a_final_submit_error_fails_the_message_once_with_its_meaning(
+    tmp_path: Path,
+) -> None:
+    account = Account("refused", "secret12")
+    async with _RefusingSmsc(accounts=(account,), receipt_delay=0.05) as smsc:
+        gateway = {
+            "hosts": [f"127.0.0.1:{smsc.port}"],
+            "system_id": account.system_id,
+            "password": account.password,
+        }
+        async with open_service(settings_for(tmp_path, gateway=gateway)) as service:
+            sent = await service.http.post(
+                "/v1/messages", json={"to": "+421903120000", "text": "nobody home"}
+            )
+            assert sent.status_code == 202, sent.text
+            failed = await service.wait_status(sent.json()["messages"][0]["id"], {"failed"})
+            metrics = (await service.http.get("/metrics")).text
+    assert failed["error"]["code"] == CommandStatus.ESME_RINVDSTADR
+    assert failed["error"]["name"] == "ESME_RINVDSTADR"
+    assert "destination" in failed["error"]["detail"].lower()
+    assert failed["attempts"] == 1  # final: not retried
+    assert smsc.counters["submit_sm"] == 1
+    assert 'o2sms_submit_failures_total{reason="ESME_RINVDSTADR"} 1.0' in metrics
+    assert 'o2sms_messages_final_total{status="failed"} 1.0' in metrics
+
+
+async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on: no SMSC there
+        probe.bind(("127.0.0.1", 0))
+        nowhere = probe.getsockname()[1]
+    gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
+    connector = Connector(settings_for(tmp_path, gateway=gateway))
+    running = RunningService(connector, build_server(connector))
+    running.task = asyncio.create_task(running.server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not running.server.started:
+                await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as http:
+            unbound = await http.get("/readyz")
+            healthy = await http.get("/healthz")
+            # The API still takes messages: they wait in the queue for the gateway.
+            queued = await http.post("/v1/messages", json={"to": SK_MOBILE, "text": "later"})
+            store = connector.store
+            original = store.queue_depth
+
+            async def unreachable() -> int:
+                raise ConnectionRefusedError("the database is down")
+
+            store.queue_depth = unreachable  # type: ignore[method-assign]
+            try:
+                both = await http.get("/readyz")
+            finally:
+                store.queue_depth = original  # type: ignore[method-assign]
+    finally:
+        await running.stop()
+    assert healthy.status_code == 200
+    assert unbound.status_code == 503
+    assert unbound.json() == {
+        "status": "unavailable",
+        "sessions_bound": 0,
+        "problems": ["no SMPP session is bound"],
+    }
+    assert queued.status_code == 202
+    assert both.status_code == 503
+    assert both.json()["problems"] == ["the store is unreachable", "no SMPP session is bound"]
