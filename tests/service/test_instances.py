@@ -147,6 +147,73 @@ async def _start_serve(env: dict[str, str], cwd: Path) -> tuple[asyncio.subproce
     return process, found.group(1)
 
 
+def _submitted(metrics: str) -> float:
+    found = re.search(r"^o2sms_messages_submitted_total (\S+)$", metrics, re.MULTILINE)
+    assert found is not None, metrics
+    return float(found.group(1))
+
+
+async def test_two_serve_processes_share_one_postgresql_queue(
+    smsc: Simulator, tmp_path: Path
+) -> None:
+    # The same as above with two real `o2sms serve` processes, as they run in production.
+    async with fresh_schema("o2sms_procs") as schema:
+        env = {
+            "O2SMS_STORE_URL": PG_URL,
+            "O2SMS_STORE_SCHEMA": schema,
+            "O2SMS_API_KEYS": API_KEY,
+            "O2SMS_HTTP_PORT": "0",
+            "O2SMS_GATEWAY__HOSTS": f"127.0.0.1:{smsc.port}",
+            "O2SMS_GATEWAY__SYSTEM_ID": ACCOUNT.system_id,
+            "O2SMS_GATEWAY__PASSWORD": ACCOUNT.password,
+            "O2SMS_GATEWAY__SESSIONS": "2",  # each its share of the account's 4
+            "O2SMS_WORKER__POLL_INTERVAL": "0.02",
+            "O2SMS_WORKER__BATCH": "10",
+            "O2SMS_WORKER__CONCURRENCY": "20",
+            "O2SMS_LOG_LEVEL": "warning",
+            "O2SMS_SENDER": "O2 Test",
+        }
+        processes = []
+        try:
+            for name in ("a", "b"):
+                (tmp_path / name).mkdir()
+                processes.append(
+                    await _start_serve(env | {"O2SMS_INSTANCE": name}, tmp_path / name)
+                )
+            numbers = [f"+4219033{n:05d}" for n in range(100)]
+            submitted = []
+            for round_ in range(4):
+                _, url = processes[round_ % 2]  # both take requests
+                async with httpx.AsyncClient(
+                    base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
+                ) as http:
+                    response = await http.post(
+                        "/v1/messages", json={"to": numbers, "text": f"round {round_}"}
+                    )
+                    assert response.status_code == 202
+            statuses = await wait_all_final(
+                {"store_url": PG_URL, "store_schema": schema}, 400, timeout=60
+            )
+            for _, url in processes:
+                async with httpx.AsyncClient(
+                    base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
+                ) as http:
+                    submitted.append(_submitted((await http.get("/metrics")).text))
+        finally:
+            for process, _ in processes:
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                for process, _ in processes:
+                    await process.wait()
+        assert statuses == {"delivered": 400}
+        assert [process.returncode for process, _ in processes] == [0, 0]
+        sent = Counter((m.destination_addr, m.text) for m in smsc.messages())
+        assert len(sent) == 400
+        assert max(sent.values()) == 1, "a message was sent twice in normal operation"
+        assert all(n > 0 for n in submitted), submitted  # both processes did their share
+        assert sum(submitted) == 400
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_sigkill_with_messages_in_flight_loses_nothing(
     smsc: Simulator, tmp_path: Path, backend: str
