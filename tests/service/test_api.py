@@ -588,3 +588,18 @@ async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
     assert queued.status_code == 202
     assert both.status_code == 503
     assert both.json()["problems"] == ["the store is unreachable", "no SMPP session is bound"]
+
+
+async def test_a_flash_message_goes_out_flash_on_the_nsms_session(sqlite_service: Service) -> None:
+    sent = await sqlite_service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "Flash!", "flash": True}
+    )
+    plain = await sqlite_service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "Plain"})
+    assert sent.status_code == plain.status_code == 202, sent.text
+    for response in (sent, plain):
+        await sqlite_service.wait_status(response.json()["messages"][0]["id"], {"delivered"})
+    received = {m.text: m for m in sqlite_service.simulator.messages()}
+    assert received["Flash!"].flash
+    assert received["Flash!"].system_type == "NSMS"
+    assert not received["Plain"].flash
+    assert received["Plain"].system_type != "NSMS"
