@@ -40,7 +40,7 @@ ACCOUNT: Final = Account("acct", "long-password-is-fine")  # what README and cli
 #: ```python blocks per file; a test below runs each one
 EXPECTED_BLOCKS: Final = {
     "README.md": 2,
-    "docs/client.md": 1,
+    "docs/client.md": 2,
     "docs/receipts.md": 2,
     "docs/simulator.md": 1,
     "docs/smpp.md": 1,
@@ -62,6 +62,7 @@ SPECIAL_BLOCKS: Final = {
     ("README.md", 0): "test_readme_webhook_receiver",
     ("README.md", 1): "test_readme_client",
     ("docs/client.md", 0): "test_client_md_example",
+    ("docs/client.md", 1): "test_client_md_sync_example",
     ("docs/receipts.md", 1): "test_receipts_md_doctest",
     ("docs/store.md", 0): "test_store_md_example",
     ("docs/webhooks.md", 0): "test_webhooks_md_verifier",
@@ -307,6 +308,21 @@ async def test_client_md_example() -> None:
         "421903123456 STOP",
         "order-42 1 DELIVRD",
     ]
+
+
+@pytest.mark.asyncio
+async def test_client_md_sync_example() -> None:
+    source = block("docs/client.md", 1, "SyncClient(")
+    printed = Printed()
+    async with smsc() as simulator:
+        source = substitute(source, {'"smpp1.smstools.sk"': f'"127.0.0.1", port={simulator.port}'})
+        names = namespace("sync_example", printed)
+        # SyncClient blocks: run it in a thread while the simulator answers on this loop.
+        async with asyncio.timeout(30):
+            await asyncio.to_thread(exec_block, source, "docs/client.md[1]", names)
+    [message] = simulator.messages()
+    assert message.source_addr == "O2 Shop"
+    assert printed.lines == [f"{message.message_id} DELIVRD"]
 
 
 # --- docs/store.md --------------------------------------------------------------------------
