@@ -168,6 +168,12 @@ def smsc() -> Simulator:
     return Simulator(accounts=(ACCOUNT,), receipt_delay=0.01)
 
 
+def local_gateway(simulator: Simulator, *, secondary: bool = True) -> dict[str, str]:
+    """The examples' gateway host names (``secondary``: both), swapped for ``simulator``."""
+    hosts = {'"smpp1.smstools.sk"': f'"127.0.0.1", port={simulator.port}'}
+    return hosts | {'"smpp2.smstools.sk"': '"127.0.0.1"'} if secondary else hosts
+
+
 # --- the check that every block is run ------------------------------------------------------
 
 
@@ -250,13 +256,7 @@ async def test_readme_client() -> None:
     source = block("README.md", 1, "sms.events()")
     printed = Printed()
     async with smsc() as simulator:
-        source = substitute(
-            source,
-            {
-                '"smpp1.smstools.sk"': f'"127.0.0.1", port={simulator.port}',
-                '"smpp2.smstools.sk"': '"127.0.0.1"',
-            },
-        )
+        source = substitute(source, local_gateway(simulator))
         code = compile(source, "README.md[1]", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         await run_until(
             eval(code, namespace("readme_client", printed)),
@@ -283,11 +283,8 @@ async def test_client_md_example() -> None:
     async with smsc() as simulator:
         source = substitute(
             source,
-            {
-                '"smpp1.smstools.sk"': f'"127.0.0.1", port={simulator.port}',
-                '"smpp2.smstools.sk"': '"127.0.0.1"',
-                "timedelta(hours=2)": "timedelta(seconds=1)",  # its receipt while we wait
-            },
+            # timedelta: its receipt comes while we wait
+            local_gateway(simulator) | {"timedelta(hours=2)": "timedelta(seconds=1)"},
         )
         names = namespace("client_example", printed)  # not __main__: asyncio.run not called
         exec_block(source, "docs/client.md[0]", names)
@@ -315,7 +312,7 @@ async def test_client_md_sync_example() -> None:
     source = block("docs/client.md", 1, "SyncClient(")
     printed = Printed()
     async with smsc() as simulator:
-        source = substitute(source, {'"smpp1.smstools.sk"': f'"127.0.0.1", port={simulator.port}'})
+        source = substitute(source, local_gateway(simulator, secondary=False))
         names = namespace("sync_example", printed)
         # SyncClient blocks: run it in a thread while the simulator answers on this loop.
         async with asyncio.timeout(30):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -488,20 +489,29 @@ async def test_inbound_concurrency_reaches_every_session_and_receipts_still_land
             await started.wait_status(accepted["id"], {"delivered"})
 
 
-async def test_flash_is_refused_at_once_without_a_flash_session(tmp_path: Path) -> None:
-    # It used to be accepted (202) and then fail in the worker: no session could send it.
-    account = Account("flashless", "secret12")
-    async with Simulator(accounts=(account,), receipt_delay=0.05) as smsc:
+@asynccontextmanager
+async def gateway_service(
+    tmp_path: Path, smsc_class: type[Simulator] = Simulator
+) -> AsyncIterator[tuple[Service, Simulator]]:
+    """A connector in gateway mode (no flash session) bound to an SMSC of ``smsc_class``."""
+    account = Account("gateway", "secret12")
+    async with smsc_class(accounts=(account,), receipt_delay=0.05) as smsc:
         gateway = {
             "hosts": [f"127.0.0.1:{smsc.port}"],
             "system_id": account.system_id,
             "password": account.password,
         }
         async with open_service(settings_for(tmp_path, gateway=gateway)) as service:
-            refused = await service.http.post(
-                "/v1/messages", json={"to": SK_MOBILE, "text": "now", "flash": True}
-            )
-            plain = await service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "now"})
+            yield service, smsc
+
+
+async def test_flash_is_refused_at_once_without_a_flash_session(tmp_path: Path) -> None:
+    # It used to be accepted (202) and then fail in the worker: no session could send it.
+    async with gateway_service(tmp_path) as (service, _):
+        refused = await service.http.post(
+            "/v1/messages", json={"to": SK_MOBILE, "text": "now", "flash": True}
+        )
+        plain = await service.http.post("/v1/messages", json={"to": SK_MOBILE, "text": "now"})
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "flash"
     assert "flash_session" in refused.json()["errors"][0]["message"]
@@ -521,20 +531,13 @@ class _RefusingSmsc(Simulator):
 async def test_a_final_submit_error_fails_the_message_once_with_its_meaning(
     tmp_path: Path,
 ) -> None:
-    account = Account("refused", "secret12")
-    async with _RefusingSmsc(accounts=(account,), receipt_delay=0.05) as smsc:
-        gateway = {
-            "hosts": [f"127.0.0.1:{smsc.port}"],
-            "system_id": account.system_id,
-            "password": account.password,
-        }
-        async with open_service(settings_for(tmp_path, gateway=gateway)) as service:
-            sent = await service.http.post(
-                "/v1/messages", json={"to": "+421903120000", "text": "nobody home"}
-            )
-            assert sent.status_code == 202, sent.text
-            failed = await service.wait_status(sent.json()["messages"][0]["id"], {"failed"})
-            metrics = (await service.http.get("/metrics")).text
+    async with gateway_service(tmp_path, _RefusingSmsc) as (service, smsc):
+        sent = await service.http.post(
+            "/v1/messages", json={"to": "+421903120000", "text": "nobody home"}
+        )
+        assert sent.status_code == 202, sent.text
+        failed = await service.wait_status(sent.json()["messages"][0]["id"], {"failed"})
+        metrics = (await service.http.get("/metrics")).text
     assert failed["error"]["code"] == CommandStatus.ESME_RINVDSTADR
     assert failed["error"]["name"] == "ESME_RINVDSTADR"
     assert "destination" in failed["error"]["detail"].lower()
