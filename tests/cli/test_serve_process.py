@@ -54,6 +54,20 @@ async def test_sandbox_banner_is_a_working_curl_command_and_sigterm_exits_0(
     tmp_path: Path,
 ) -> None:
     process = await _serve(tmp_path)
+    try:
+        await _banner_works(process, tmp_path)
+        process.send_signal(signal.SIGTERM)
+        code, output = await _finish(process)
+    finally:
+        if process.returncode is None:  # a failed check must not leave a service running
+            process.kill()
+            await process.wait()
+    assert code == 0, output
+    assert "Traceback" not in output
+
+
+async def _banner_works(process: asyncio.subprocess.Process, tmp_path: Path) -> None:
+    """Read the banner; do what its curl commands say; the message must be delivered."""
     assert process.stdout is not None
     banner: list[str] = []
     async with asyncio.timeout(60):
@@ -86,10 +100,6 @@ async def test_sandbox_banner_is_a_working_curl_command_and_sigterm_exits_0(
             while status != "delivered":
                 status = (await http.get(f"/v1/messages/{message_id}")).json()["status"]
                 await asyncio.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
-    code, output = await _finish(process)
-    assert code == 0, output
-    assert "Traceback" not in output
 
 
 async def test_an_unreachable_store_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -113,3 +123,16 @@ async def test_a_taken_http_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert f"error: the HTTP API could not start on 127.0.0.1:{port}" in output
     assert "address already in use" in output  # uvicorn's own line says why
     assert "Traceback" not in output
+
+
+async def test_a_connector_that_cannot_start_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:  # the sandbox SMSC's port, this time
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = await _finish(await _serve(tmp_path, O2SMS_SANDBOX__SMPP_PORT=str(port)))
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert errors[0].startswith("error: the connector could not start:")
+    assert "HTTP API" not in errors[0]

@@ -202,9 +202,15 @@ async def test_two_serve_processes_share_one_postgresql_queue(
         finally:
             for process, _ in processes:
                 process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(20):
-                for process, _ in processes:
-                    await process.wait()
+            try:
+                async with asyncio.timeout(20):
+                    for process, _ in processes:
+                        await process.wait()
+            finally:
+                for process, _ in processes:  # never leave one running
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
         assert statuses == {"delivered": 400}
         assert [process.returncode for process, _ in processes] == [0, 0]
         sent = Counter((m.destination_addr, m.text) for m in smsc.messages())

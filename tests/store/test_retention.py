@@ -106,10 +106,10 @@ async def test_retention_also_settles_messages_no_receipt_came_for(
     # A route without reports, or a lost receipt, leaves a message submitted for ever: the
     # store would grow without bound if retention waited for a final status.
     old = await submitted(store, 1)
-    clock.advance(86_400 + 1)
-    recent = await submitted(store, 2)
     in_flight = (await store.enqueue(NewMessage("+421910000099", "leased"))).message
-    await store.claim("w")
+    clock.advance(86_400 + 1)
+    await store.claim("w", lease_seconds=3 * 86_400)  # old, leased, not submitted: not settled
+    recent = await submitted(store, 2)
     texts = await store.purge(text_after=timedelta(days=1))
     assert texts.texts == 1
     got_old, got_recent = await store.get(old), await store.get(recent)

@@ -76,7 +76,9 @@ def serve_command(
     _tune_gc()
     try:
         status = _run(
-            serve(settings, announce=typer.echo)  # plain lines: the curl command must not wrap
+            serve(  # plain lines: the curl command must not wrap
+                settings, announce=typer.echo, complain=lambda line: typer.echo(line, err=True)
+            )
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

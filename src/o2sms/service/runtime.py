@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
 
 from o2sms.client import Client
 from o2sms.client.errors import ClientError
@@ -83,6 +82,9 @@ class Connector:
         self.metrics = Metrics()
         self.worker_id = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
         self._own_store = store is None
+        self._migrated = False  #: check_store brought the schema up to date
+        #: why start() failed (uvicorn only logs it), for ``serve`` to say in one line
+        self.start_error: BaseException | None = None
         self.store: MessageStore = store or MessageStore(
             create_engine(settings.store_url, schema=settings.store_schema),
             max_attempts=settings.worker.max_attempts,
@@ -128,23 +130,23 @@ class Connector:
         Raises StoreUnavailableError, whose message says in one line which store and why,
         instead of a driver's traceback from deep inside the HTTP server's start-up.
         """
-        if not self._own_store:
+        if not self._own_store or self._migrated:
             return
         try:
             await migrate(self.store.engine)
-        except (OSError, SQLAlchemyError) as exc:
+        except Exception as exc:  # drivers raise OSError, SQLAlchemyError, TypeError (options)
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             raise StoreUnavailableError(
                 f"cannot open the store {self.settings.store_url_redacted}: "
                 f"{reason[0] if reason else type(exc).__name__}"
             ) from exc
+        self._migrated = True
 
     async def start(self) -> None:
         """Open the store (migrating it), start the SMSC link and the workers."""
         settings = self.settings
         store = self.store
-        if self._own_store:
-            await migrate(store.engine)
+        await self.check_store()
         if settings.sandbox_mode:
             self.simulator = Simulator(
                 accounts=(Account(SANDBOX_SYSTEM_ID, secrets.token_urlsafe(12)),),
@@ -351,7 +353,14 @@ class Connector:
                 self.worker.wake()
 
         async def startup() -> None:
-            await self.start()
+            try:
+                await self.start()
+            except Exception as exc:
+                # uvicorn runs no shutdown after a failed startup: close what did start.
+                self.start_error = exc
+                with contextlib.suppress(Exception):
+                    await self.stop()
+                raise
 
         return ApiContext(
             settings=self.settings,
@@ -458,13 +467,19 @@ async def serve(
     settings: Settings,
     *,
     announce: Callable[[str], None] = print,
+    complain: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the connector and its HTTP API until interrupted; return the exit status."""
+    """Run the connector and its HTTP API until interrupted; return the exit status.
+
+    ``announce`` shows the start-up banner, ``complain`` (default: ``announce``) the one-line
+    errors that end the process.
+    """
+    complain = complain or announce
     connector = Connector(settings)
     server = build_server(connector)
 
     def fatal(exc: BaseException) -> None:
-        announce(f"error: {exc}")
+        complain(f"error: {exc}")
         server.should_exit = True
 
     connector.on_fatal = fatal
@@ -479,21 +494,29 @@ async def serve(
     try:
         await connector.check_store()
     except StoreUnavailableError as exc:
-        announce(f"error: {exc}")
+        complain(f"error: {exc}")
         await connector.store.close()
         return 1
+    except BaseException:
+        await connector.store.close()
+        raise
     watcher = asyncio.create_task(announce_when_started())
     try:
         await server.serve()
-    except SystemExit:  # uvicorn's way of saying it could not start (e.g. the port is taken)
-        pass
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn's way of saying it did not start: the port, or the connector's start.
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     if not server.started and connector.fatal is None:
-        announce(
-            f"error: the HTTP API could not start on {settings.http_host}:{settings.http_port}"
-            " (the log says why)"
-        )
+        if connector.start_error is not None:
+            complain(f"error: the connector could not start: {connector.start_error}")
+        else:
+            complain(
+                f"error: the HTTP API could not start on {settings.http_host}:"
+                f"{settings.http_port} (the log says why)"
+            )
     return 1 if connector.fatal is not None or not server.started else 0

@@ -277,11 +277,14 @@ class Settings(BaseSettings):
     @field_validator("store_url")
     @classmethod
     def _store_url(cls, url: str) -> str:
+        # Messages built here, from the URL without its password: the parser's quote it whole.
         try:
             parse_store_url(url)
-        except (ValueError, ArgumentError) as exc:
-            # The message may quote the URL: never its password.
-            raise ValueError(str(exc).replace(url, _redacted(url))) from None
+        except ArgumentError:
+            raise ValueError(f"{_redacted(url)!r} is not a database URL") from None
+        except ValueError as exc:
+            reason = str(exc).rpartition(": ")[2]
+            raise ValueError(f"unsupported store URL {_redacted(url)!r}: {reason}") from None
         return url
 
     @field_validator("region")
