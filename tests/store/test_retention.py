@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 from typing import Any, NoReturn
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -12,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 import o2sms.store.messages
 import o2sms.store.queue
 from o2sms.receipts import DeliveryReceipt, ReceiptStat
-from o2sms.store import MessageStatus, MessageStore, NewInbound, NewMessage
+from o2sms.store import MessageStatus, MessageStore, NewInbound, NewMessage, open_store
 from o2sms.store.schema import message_events, message_parts, messages, part_keys
+from tests.pg import PG_URL, fresh_schema
 from tests.store.conftest import FakeClock
 
 pytestmark = pytest.mark.asyncio
@@ -125,6 +129,48 @@ async def test_retention_also_settles_messages_no_receipt_came_for(
     assert await store.get(in_flight.id) is not None
     assert await count(store, message_parts) == 1
     assert await count(store, part_keys) == 1
+
+
+async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(
+    clock: FakeClock,
+) -> None:
+    # Each purge statement re-reads which messages are settled: unlocked, a late receipt could
+    # move one out of the set after its history was deleted, leaving the message without it.
+    async with fresh_schema("o2sms_purge") as schema:
+        store = await open_store(PG_URL, schema=schema, clock=clock)
+        try:
+            doomed = await submitted(store, 1)
+            clock.advance(2 * 86_400)
+            seen: list[str] = []
+
+            async def try_to_lock() -> str:
+                other = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
+                try:
+                    await other.execute(
+                        "SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT", doomed
+                    )
+                except asyncpg.LockNotAvailableError:
+                    return "locked"
+                finally:
+                    await other.close()
+                return "free"
+
+            def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("DELETE FROM message_events") and not seen:
+                    # A receipt's transaction, in the middle of the purge (its own loop).
+                    thread = threading.Thread(
+                        target=lambda: seen.append(asyncio.run(try_to_lock()))
+                    )
+                    thread.start()
+                    thread.join()
+
+            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
+            result = await store.purge(delete_after=timedelta(days=1))
+            assert seen == ["locked"]
+            assert result.messages == 1
+            assert await store.get(doomed) is None
+        finally:
+            await store.close()
 
 
 async def test_a_failing_enqueue_batch_saves_nothing(store: MessageStore) -> None:

@@ -1213,6 +1213,12 @@ class MessageStore(MessageQueue):
             if delete_after is not None:
                 cutoff = now - delete_after
                 doomed = sa.select(c.id).where(settled_before(cutoff))
+                if connection.dialect.name == "postgresql":
+                    # Each statement below re-reads which messages are doomed. Locked, none of
+                    # them can leave the set meanwhile (a receipt for one waits, then finds it
+                    # gone and is kept unmatched); none can join it (times only grow).
+                    locked = doomed.with_for_update().subquery()
+                    await connection.execute(sa.select(sa.func.count()).select_from(locked))
                 old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
                 w = webhooks.c
                 old_webhooks = sa.select(w.id).where(
