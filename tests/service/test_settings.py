@@ -145,26 +145,26 @@ def test_config_check_command(config_file: Path, tmp_path: Path) -> None:
     assert "smpp2.smstools.sk:9000" in good.output
     assert "a-password-longer-than-8" not in good.output
 
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[gateway]\nport = 'x'\n")
-    result = runner.invoke(app, ["config", "check", "--config", str(bad)])
-    assert result.exit_code == 2
-    assert "gateway.port (O2SMS_GATEWAY__PORT)" in result.output
-    assert "Traceback" not in result.output
+    def refused(name: str, toml: str) -> str:
+        """What config check prints for ``toml``, which it must refuse (exit 2, no traceback)."""
+        path = tmp_path / name
+        path.write_text(toml)
+        result = runner.invoke(app, ["config", "check", "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        return result.output
 
-    no_keys = tmp_path / "nokeys.toml"
-    no_keys.write_text(GATEWAY_TOML.replace('api_keys = ["a-long-enough-api-key-1"]', ""))
-    result = runner.invoke(app, ["config", "check", "--config", str(no_keys)])
-    assert result.exit_code == 2
-    assert "needs at least one API key" in result.output
-    assert "configuration is valid" not in result.output  # not both verdicts
+    assert "gateway.port (O2SMS_GATEWAY__PORT)" in refused("bad.toml", "[gateway]\nport = 'x'\n")
 
-    other_database = tmp_path / "mysql.toml"
-    other_database.write_text('store_url = "mysql://user:a-db-password@db/o2"\n')
-    result = runner.invoke(app, ["config", "check", "--config", str(other_database)])
-    assert result.exit_code == 2
-    assert "store_url (O2SMS_STORE_URL): unsupported store URL" in result.output
-    assert "a-db-password" not in result.output
+    no_keys = refused(
+        "nokeys.toml", GATEWAY_TOML.replace('api_keys = ["a-long-enough-api-key-1"]', "")
+    )
+    assert "needs at least one API key" in no_keys
+    assert "configuration is valid" not in no_keys  # not both verdicts
+
+    other_database = refused("mysql.toml", 'store_url = "mysql://user:a-db-password@db/o2"\n')
+    assert "store_url (O2SMS_STORE_URL): unsupported store URL" in other_database
+    assert "a-db-password" not in other_database
 
 
 def test_a_configuration_error_is_one_unwrapped_line_per_problem(tmp_path: Path) -> None:

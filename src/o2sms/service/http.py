@@ -317,7 +317,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 owner=owner,
                 idempotency_key=idempotency_key,
                 check_url=context.check_url,
-                flash_available=settings.sandbox_mode or settings.gateway.flash_session,
+                flash_available=settings.sends_flash,
             )
         except RequestProblemError as exc:
             raise ApiError(

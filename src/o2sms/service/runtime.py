@@ -207,7 +207,7 @@ class Connector:
                 account.system_id,
                 account.password,
                 sessions=gateway.sessions or 4,
-                flash_session=True,  # like an account with flash enabled: one NSMS bind
+                flash_session=self.settings.sends_flash,  # sandbox: one NSMS bind, always
                 window=gateway.window,
                 inbound_concurrency=gateway.inbound_concurrency,
                 sender=self.settings.sender or SANDBOX_SENDER,

@@ -323,6 +323,11 @@ class Settings(BaseSettings):
         """True when no gateway is configured: the service runs the simulator in-process."""
         return not self.gateway.configured
 
+    @property
+    def sends_flash(self) -> bool:
+        """True when a session sends flash messages: the sandbox always binds one (NSMS)."""
+        return self.sandbox_mode or self.gateway.flash_session
+
     @classmethod
     def settings_customise_sources(
         cls,
