@@ -18,6 +18,7 @@ from o2sms.store import (
     NewMessage,
     NotCancellableError,
 )
+from o2sms.store.schema import message_events
 from tests.locks import hold_pg_table_lock, hold_sqlite_write_lock
 from tests.store.conftest import FakeClock, Location, OpenStore
 
@@ -63,6 +64,36 @@ async def test_enqueue_stores_every_field_and_get_reads_it_back(
     assert got.created_at.tzinfo is not None
     assert [e.kind for e in got.events] == [EventKind.QUEUED]
     assert await store.get("no-such-id") is None
+
+
+async def test_the_queued_entry_is_derived_from_the_row_and_never_doubled(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    now = clock()
+    later = now + timedelta(minutes=10)
+    plain = (await store.enqueue(sms(1))).message
+    scheduled = (await store.enqueue(sms(2, schedule_at=later))).message
+    past = (await store.enqueue(sms(3, schedule_at=now - timedelta(minutes=1)))).message
+    details = {}
+    for message in (plain, scheduled, past):
+        got = await store.get(message.id)
+        assert got is not None
+        first = got.events[0]
+        assert (first.kind, first.at, first.id) == (EventKind.QUEUED, now, 0)
+        details[message.id] = first.detail
+    assert details[plain.id] == {"status": "queued", "schedule_at": None}
+    assert details[scheduled.id] == {"status": "scheduled", "schedule_at": later.isoformat()}
+    assert details[past.id]["status"] == "queued"
+    # A store written by an earlier version holds the entry as a row: shown once, as stored.
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            message_events.insert().values(
+                message_id=plain.id, at=now, kind="queued", detail={"status": "queued", "v": 1}
+            )
+        )
+    got = await store.get(plain.id)
+    assert got is not None
+    assert [(e.kind, e.detail.get("v")) for e in got.events] == [(EventKind.QUEUED, 1)]
 
 
 async def test_a_future_schedule_makes_the_message_scheduled_until_due(

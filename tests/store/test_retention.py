@@ -187,9 +187,15 @@ def _boom(*_args: Any, **_kwargs: Any) -> NoReturn:
 async def test_an_error_after_the_message_rows_rolls_the_enqueue_back(
     store: MessageStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(o2sms.store.queue, "add_events", _boom)
+    # The plain messages' rows are written first, then the one with a key: make that fail.
+    monkeypatch.setattr(o2sms.store.queue, "insert", _boom)
+    batch = [
+        NewMessage("+421900000001", "a"),
+        NewMessage("+4219", "b"),
+        NewMessage("+421900000002", "c", idempotency_key="k1"),
+    ]
     with pytest.raises(RuntimeError, match="crash"):
-        await store.enqueue_many([NewMessage("+421900000001", "a"), NewMessage("+4219", "b")])
+        await store.enqueue_many(batch)
     assert await count(store, messages) == 0
 
 

@@ -64,6 +64,7 @@ from o2sms.store.rows import (
     insert,
     insert_sql,
     lock_keys,
+    queued_event,
     read_time,
     to_event,
     to_inbound,
@@ -251,7 +252,10 @@ class MessageStore(MessageQueue):
                     .order_by(message_events.c.id)
                 )
             ).all()
-        return to_message(row, [to_part(p) for p in parts], [to_event(e) for e in events])
+        history = [to_event(e) for e in events]
+        if not any(e.kind is EventKind.QUEUED for e in history):
+            history.insert(0, queued_event(row))
+        return to_message(row, [to_part(p) for p in parts], history)
 
     async def list_messages(
         self,

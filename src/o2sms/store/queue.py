@@ -60,9 +60,9 @@ from o2sms.store.schema import UtcDateTime, messages
 
 _COLUMNS: Final = tuple(column.name for column in messages.columns)  #: all, as ``_values`` gives
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
-_TIME_COLUMNS: Final = frozenset(
-    c.name for c in messages.columns if isinstance(c.type, UtcDateTime)
-)
+_TIME_INDEXES: Final = tuple(
+    i for i, c in enumerate(messages.columns) if isinstance(c.type, UtcDateTime)
+)  #: positions in ``_COLUMNS`` of the times the driver takes in its own form
 
 __all__ = ["Clock", "MessageQueue", "backoff_delay", "utc_now"]
 
@@ -152,17 +152,16 @@ class MessageQueue(WebhookOutbox):
             plain = [i for i, v in enumerate(values) if v["idempotency_key"] is None]
             if plain:
                 stamp = driver_time(connection)
-                await execute_many(
-                    connection,
-                    _INSERT_MESSAGE,
-                    [
-                        tuple(
-                            stamp(values[i][name]) if name in _TIME_COLUMNS else values[i][name]
-                            for name in _COLUMNS
-                        )
-                        for i in plain
-                    ],
-                )
+                stamped_now = stamp(now)  # most times of a new row are ``now`` or None
+                rows = []
+                for i in plain:
+                    row = [values[i][name] for name in _COLUMNS]
+                    for t in _TIME_INDEXES:
+                        value = row[t]
+                        if value is not None:
+                            row[t] = stamped_now if value is now else stamp(value)
+                    rows.append(tuple(row))
+                await execute_many(connection, _INSERT_MESSAGE, rows)
                 for i in plain:
                     results[i] = EnqueueResult(to_message(values[i]), created=True)
             for i, v in enumerate(values):
@@ -186,24 +185,6 @@ class MessageQueue(WebhookOutbox):
                     )
                 ).one()
                 results[i] = EnqueueResult(to_message(existing), created=False)
-            await add_events(
-                connection,
-                now,
-                (
-                    (
-                        r.message.id,
-                        EventKind.QUEUED,
-                        {
-                            "status": r.message.status.value,
-                            "schedule_at": None
-                            if r.message.schedule_at is None
-                            else r.message.schedule_at.isoformat(),
-                        },
-                    )
-                    for r in results
-                    if r is not None and r.created
-                ),
-            )
         return [r for r in results if r is not None]
 
     def _values(self, message: NewMessage, now: datetime) -> dict[str, Any]:

@@ -53,6 +53,7 @@ __all__ = [
     "lock_keys",
     "message_from_driver",
     "numbered",
+    "queued_event",
     "read_time",
     "to_event",
     "to_inbound",
@@ -377,6 +378,28 @@ def to_event(row: sa.Row[Any]) -> MessageEvent:
         at=m["at"],
         kind=EventKind(m["kind"]),
         detail=dict(m["detail"]),
+    )
+
+
+def queued_event(row: sa.Row[Any]) -> MessageEvent:
+    """The ``queued`` history entry of a ``messages`` row, derived from its columns.
+
+    Not stored: it says no more than those two columns do, and every message would pay a row
+    for it on the busiest path. Its ``id`` is 0, before every stored entry. (Stores written by
+    earlier versions hold it as a row; :meth:`MessageStore.get` then shows that one.)
+    """
+    m = row._mapping
+    created, schedule_at = m["created_at"], m["schedule_at"]
+    scheduled = schedule_at is not None and schedule_at > created
+    return MessageEvent(
+        id=0,
+        message_id=m["id"],
+        at=created,
+        kind=EventKind.QUEUED,
+        detail={
+            "status": (MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED).value,
+            "schedule_at": None if schedule_at is None else schedule_at.isoformat(),
+        },
     )
 
 
