@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg  # type: ignore[import-untyped]
@@ -131,6 +131,57 @@ async def test_retention_also_settles_messages_no_receipt_came_for(
     assert await count(store, part_keys) == 1
 
 
+async def test_a_purge_works_in_transactions_of_at_most_batch_rows(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    # A first run on a large old store must not hold SQLite's write lock for the whole purge.
+    for n in range(5):
+        await delivered(store, n)
+    for n in range(3):
+        await submitted(store, n)
+        await store.record_inbound(NewInbound(f"+42190000{n:04d}", "4444", f"in {n}"))
+        await store.apply_receipt(delivrd(f"nobody-{n}"))  # kept unmatched
+    clock.advance(2 * 86_400)
+    keep = await delivered(store, 9)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    def began(_conn: Any) -> None:
+        statements.append("BEGIN")
+
+    engine = store.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    sa.event.listen(engine, "begin", began)
+    try:
+        texts = await store.purge(text_after=timedelta(days=1), batch=3)
+        assert texts.texts == 8
+        # 3 + 3 + 2 messages, each batch its own transaction
+        assert statements.count("UPDATE messages SET") == 3
+        assert statements.count("BEGIN") == 3
+        statements.clear()
+        result = await store.purge(delete_after=timedelta(days=1), batch=3)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+        sa.event.remove(engine, "begin", began)
+    assert (result.messages, result.inbound) == (8, 3)
+    assert result.receipts == 5 + 3  # the delivered messages' receipts, then the unmatched
+    assert statements.count("DELETE FROM messages") == 3  # 3 + 3 + 2
+    assert statements.count("DELETE FROM inbound") == 1
+    # messages 3 + 3 + 2; old webhooks 0; inbound 3, then 0; unmatched receipts 3, then 0
+    assert statements.count("BEGIN") == 3 + 1 + 2 + 2
+    assert await count(store, messages) == 1
+    got = await store.get(keep)
+    assert got is not None
+    assert got.text is not None
+    assert len(got.parts) == 1
+    assert await count(store, message_parts) == 1
+    assert await count(store, part_keys) == 1
+    with pytest.raises(ValueError, match="batch"):
+        await store.purge(text_after=timedelta(days=1), batch=0)
+
+
 async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(
     clock: FakeClock,
 ) -> None:
@@ -220,3 +271,25 @@ async def test_an_error_in_mark_submitted_leaves_the_message_as_it_was(
     assert (await store.apply_receipt(delivrd("A1"))).message_id is None
     after = await store.mark_submitted(message.id, ["A1", "A2"], worker_id="w")
     assert after.status is MessageStatus.SUBMITTED
+
+
+async def test_retention_finds_old_messages_through_indexes_on_sqlite(tmp_path: Any) -> None:
+    # Run hourly over a store holding months of messages: neither arm of "settled" may read
+    # every finished or every submitted row.
+    store = await open_store(tmp_path / "plan.db")
+    try:
+        query = sa.select(messages.c.id).where(MessageStore._settled_before(datetime.now(UTC)))
+        async with store.engine.connect() as connection:
+            compiled = query.compile(connection.sync_connection)
+            params = tuple(compiled.construct_params().values())
+            plan = " | ".join(
+                row[3]
+                for row in await connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + str(compiled), params
+                )
+            )
+    finally:
+        await store.close()
+    assert "USING INDEX ix_messages_finished_at (finished_at>? AND finished_at<?)" in plan, plan
+    assert "ix_messages_status_next_attempt_at_id (status=? AND next_attempt_at<?)" in plan, plan
+    assert "SCAN messages" not in plan, plan

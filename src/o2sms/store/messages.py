@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -84,7 +85,10 @@ from o2sms.store.schema import (
     webhooks,
 )
 
-__all__ = ["MessageStore", "open_store", "receipt_fingerprint"]
+__all__ = ["PURGE_BATCH", "MessageStore", "open_store", "receipt_fingerprint"]
+
+PURGE_BATCH: Final = 1000
+"""Rows a retention transaction takes at most (see :meth:`MessageStore.purge`)."""
 
 _PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
 
@@ -1177,8 +1181,9 @@ class MessageStore(MessageQueue):
         *,
         text_after: timedelta | None = None,
         delete_after: timedelta | None = None,
+        batch: int = PURGE_BATCH,
     ) -> PurgeResult:
-        """Retention, in one transaction.
+        """Retention, ``batch`` rows a transaction.
 
         ``text_after``: blank the text of messages settled longer ago than that; the row,
         parts and history stay. A message is settled once finished (delivered, or any
@@ -1188,93 +1193,189 @@ class MessageStore(MessageQueue):
         history, matched receipts and webhooks), inbound SMS (with their webhooks), unmatched
         receipts and delivered or failed webhooks older than that. Queued and scheduled
         messages, and those being sent, are never touched.
+
+        Each transaction takes at most ``batch`` messages (or inbound SMS, receipts, webhooks)
+        with everything that hangs on them, so a large backlog (the first run on an old store)
+        never holds SQLite's write lock for long; a message is deleted whole or not at all.
         """
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
         now = self._now()
         result = PurgeResult()
-        c = messages.c
-
-        def settled_before(cutoff: datetime) -> sa.ColumnElement[bool]:
-            return sa.or_(
-                sa.and_(c.finished_at.is_not(None), c.finished_at <= cutoff),
-                sa.and_(
-                    c.status == MessageStatus.SUBMITTED.value,
-                    c.finished_at.is_(None),
-                    c.submitted_at <= cutoff,
-                ),
+        if text_after is not None:
+            result = replace(result, texts=await self._purge_texts(now - text_after, now, batch))
+        if delete_after is not None:
+            cutoff = now - delete_after
+            deleted = await self._delete_messages(cutoff, batch)
+            result = replace(
+                result,
+                messages=deleted.messages,
+                webhooks=deleted.webhooks,
+                receipts=deleted.receipts,
             )
+            inbound_deleted, webhooks_deleted = await self._delete_inbound(cutoff, batch)
+            result = replace(
+                result,
+                inbound=inbound_deleted,
+                webhooks=result.webhooks + webhooks_deleted,
+                receipts=result.receipts + await self._delete_unmatched(cutoff, batch),
+            )
+        return result
 
-        async with self._begin() as connection:
-            texts = 0
-            if text_after is not None:
-                texts = (
+    @staticmethod
+    def _settled_before(cutoff: datetime) -> sa.ColumnElement[bool]:
+        """Messages settled (see :meth:`purge`) at or before ``cutoff``."""
+        c = messages.c
+        return sa.or_(
+            sa.and_(c.finished_at.is_not(None), c.finished_at <= cutoff),
+            sa.and_(
+                c.status == MessageStatus.SUBMITTED.value,
+                c.finished_at.is_(None),
+                c.submitted_at <= cutoff,
+                # Implied (nothing is submitted before it is due); it lets the claim index
+                # (status, next_attempt_at) read just the old rows instead of every submitted one.
+                c.next_attempt_at <= cutoff,
+            ),
+        )
+
+    async def _purge_texts(self, cutoff: datetime, now: datetime, batch: int) -> int:
+        c = messages.c
+        total = 0
+        while True:
+            async with self._begin() as connection:
+                ids = list(
+                    (
+                        await connection.execute(
+                            sa.select(c.id)
+                            .where(self._settled_before(cutoff), c.text.is_not(None))
+                            .limit(batch)
+                        )
+                    ).scalars()
+                )
+                if ids:
                     await connection.execute(
                         sa.update(messages)
-                        .where(settled_before(now - text_after), c.text.is_not(None))
+                        .where(c.id.in_(ids))
                         .values(text=None, text_purged_at=now)
                     )
-                ).rowcount
-            result = PurgeResult(texts=texts)
-            if delete_after is not None:
-                cutoff = now - delete_after
-                doomed = sa.select(c.id).where(settled_before(cutoff))
+            total += len(ids)
+            if len(ids) < batch:
+                return total
+
+    async def _delete_messages(self, cutoff: datetime, batch: int) -> PurgeResult:
+        """Delete settled messages with their parts, keys, history, receipts and webhooks."""
+        c = messages.c
+        deleted = PurgeResult()
+        while True:
+            async with self._begin() as connection:
+                doomed = sa.select(c.id).where(self._settled_before(cutoff)).limit(batch)
                 if connection.dialect.name == "postgresql":
-                    # Each statement below re-reads which messages are doomed. Locked, none of
-                    # them can leave the set meanwhile (a receipt for one waits, then finds it
-                    # gone and is kept unmatched); none can join it (times only grow).
-                    locked = doomed.with_for_update().subquery()
-                    await connection.execute(sa.select(sa.func.count()).select_from(locked))
-                old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
-                w = webhooks.c
-                old_webhooks = sa.select(w.id).where(
-                    sa.or_(
-                        w.message_id.in_(doomed),
-                        w.inbound_id.in_(old_inbound),
-                        sa.and_(
-                            w.status != WebhookStatus.PENDING.value,
-                            w.created_at <= cutoff,
-                        ),
-                    )
-                )
-                await connection.execute(
-                    sa.delete(webhook_attempts).where(
-                        webhook_attempts.c.webhook_id.in_(old_webhooks)
-                    )
-                )
-                webhooks_deleted = (
-                    await connection.execute(sa.delete(webhooks).where(w.id.in_(old_webhooks)))
-                ).rowcount
-                for table in (message_events, part_keys, message_parts):
-                    await connection.execute(sa.delete(table).where(table.c.message_id.in_(doomed)))
-                old_receipts = sa.select(receipts.c.id).where(
-                    sa.or_(
-                        receipts.c.message_id.in_(doomed),
-                        sa.and_(receipts.c.message_id.is_(None), receipts.c.received_at <= cutoff),
-                    )
-                )
-                await connection.execute(
-                    sa.delete(receipt_keys).where(receipt_keys.c.receipt_pk.in_(old_receipts))
-                )
-                receipts_deleted = (
+                    # Locked, none of them can change meanwhile: a receipt for one waits, then
+                    # finds it gone and is kept unmatched. (SQLite's write lock does the same.)
+                    doomed = doomed.with_for_update()
+                ids = list((await connection.execute(doomed)).scalars())
+                if ids:
+                    w = webhooks.c
+                    their_webhooks = sa.select(w.id).where(w.message_id.in_(ids))
                     await connection.execute(
-                        sa.delete(receipts).where(receipts.c.id.in_(old_receipts))
+                        sa.delete(webhook_attempts).where(
+                            webhook_attempts.c.webhook_id.in_(their_webhooks)
+                        )
                     )
-                ).rowcount
-                messages_deleted = (
-                    await connection.execute(sa.delete(messages).where(settled_before(cutoff)))
-                ).rowcount
-                inbound_deleted = (
+                    webhooks_deleted = (
+                        await connection.execute(sa.delete(webhooks).where(w.message_id.in_(ids)))
+                    ).rowcount
+                    for table in (message_events, part_keys, message_parts):
+                        await connection.execute(
+                            sa.delete(table).where(table.c.message_id.in_(ids))
+                        )
                     await connection.execute(
-                        sa.delete(inbound).where(inbound.c.received_at <= cutoff)
+                        sa.delete(receipt_keys).where(
+                            receipt_keys.c.receipt_pk.in_(
+                                sa.select(receipts.c.id).where(receipts.c.message_id.in_(ids))
+                            )
+                        )
                     )
-                ).rowcount
-                result = PurgeResult(
-                    texts=texts,
-                    messages=messages_deleted,
-                    inbound=inbound_deleted,
-                    receipts=receipts_deleted,
-                    webhooks=webhooks_deleted,
+                    receipts_deleted = (
+                        await connection.execute(
+                            sa.delete(receipts).where(receipts.c.message_id.in_(ids))
+                        )
+                    ).rowcount
+                    await connection.execute(sa.delete(messages).where(c.id.in_(ids)))
+                    deleted = PurgeResult(
+                        messages=deleted.messages + len(ids),
+                        webhooks=deleted.webhooks + webhooks_deleted,
+                        receipts=deleted.receipts + receipts_deleted,
+                    )
+            if len(ids) < batch:
+                return deleted
+
+    async def _delete_inbound(self, cutoff: datetime, batch: int) -> tuple[int, int]:
+        """Delete old inbound SMS and old finished webhooks; (inbound, webhooks) deleted."""
+        w = webhooks.c
+        old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
+        old_webhooks = sa.select(w.id).where(
+            sa.or_(
+                w.inbound_id.in_(old_inbound),
+                sa.and_(w.status != WebhookStatus.PENDING.value, w.created_at <= cutoff),
+            )
+        )
+        webhooks_deleted = 0
+        while True:
+            async with self._begin() as connection:
+                ids = list((await connection.execute(old_webhooks.limit(batch))).scalars())
+                if ids:
+                    await connection.execute(
+                        sa.delete(webhook_attempts).where(webhook_attempts.c.webhook_id.in_(ids))
+                    )
+                    await connection.execute(sa.delete(webhooks).where(w.id.in_(ids)))
+            webhooks_deleted += len(ids)
+            if len(ids) < batch:
+                break
+        inbound_deleted = 0
+        while True:
+            async with self._begin() as connection:
+                ids = list((await connection.execute(old_inbound.limit(batch))).scalars())
+                if ids:
+                    # A webhook written since the loop above still holds on to its SMS.
+                    await connection.execute(
+                        sa.delete(webhook_attempts).where(
+                            webhook_attempts.c.webhook_id.in_(
+                                sa.select(w.id).where(w.inbound_id.in_(ids))
+                            )
+                        )
+                    )
+                    webhooks_deleted += (
+                        await connection.execute(sa.delete(webhooks).where(w.inbound_id.in_(ids)))
+                    ).rowcount
+                    await connection.execute(sa.delete(inbound).where(inbound.c.id.in_(ids)))
+            inbound_deleted += len(ids)
+            if len(ids) < batch:
+                return inbound_deleted, webhooks_deleted
+
+    async def _delete_unmatched(self, cutoff: datetime, batch: int) -> int:
+        """Delete receipts that never found their message, older than ``cutoff``."""
+        r = receipts.c
+        total = 0
+        while True:
+            async with self._begin() as connection:
+                ids = list(
+                    (
+                        await connection.execute(
+                            sa.select(r.id)
+                            .where(r.message_id.is_(None), r.received_at <= cutoff)
+                            .limit(batch)
+                        )
+                    ).scalars()
                 )
-        return result
+                if ids:
+                    await connection.execute(
+                        sa.delete(receipt_keys).where(receipt_keys.c.receipt_pk.in_(ids))
+                    )
+                    await connection.execute(sa.delete(receipts).where(r.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < batch:
+                return total
 
 
 async def open_store(
