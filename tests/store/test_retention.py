@@ -282,12 +282,8 @@ async def test_retention_finds_old_messages_through_indexes_on_sqlite(tmp_path: 
         async with store.engine.connect() as connection:
             compiled = query.compile(connection.sync_connection)
             params = tuple(compiled.construct_params().values())
-            plan = " | ".join(
-                row[3]
-                for row in await connection.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + str(compiled), params
-                )
-            )
+            rows = await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
+            plan = " | ".join(str(detail) for *_, detail in rows)
     finally:
         await store.close()
     assert "USING INDEX ix_messages_finished_at (finished_at>? AND finished_at<?)" in plan, plan
