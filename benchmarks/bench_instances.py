@@ -59,7 +59,13 @@ async def _wait_listening(port: int, timeout: float = 30.0) -> None:
 
 async def run_once(instances: int, store: str, messages: int, connections: int) -> str:
     """One run; the line of figures."""
-    workdir = Path(tempfile.mkdtemp(prefix="o2sms-instances-"))
+    with tempfile.TemporaryDirectory(prefix="o2sms-instances-") as workdir:
+        return await _run_in(Path(workdir), instances, store, messages, connections)
+
+
+async def _run_in(
+    workdir: Path, instances: int, store: str, messages: int, connections: int
+) -> str:
     smpp_port = _free_port()
     simulator = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -99,7 +105,8 @@ async def run_once(instances: int, store: str, messages: int, connections: int) 
                 "O2SMS_GATEWAY__HOSTS": f"127.0.0.1:{smpp_port}",
                 "O2SMS_GATEWAY__SYSTEM_ID": ACCOUNT[0],
                 "O2SMS_GATEWAY__PASSWORD": ACCOUNT[1],
-                "O2SMS_GATEWAY__SESSIONS": str(max(1, 4 // instances)),
+                # the account's four sessions, shared out (the first instances take the rest)
+                "O2SMS_GATEWAY__SESSIONS": str(4 // instances + (number < 4 % instances)),
                 "O2SMS_STORE_URL": url,
                 "O2SMS_INSTANCE": f"bench-{number}",
                 **({"O2SMS_STORE_SCHEMA": schema} if schema else {}),
@@ -159,7 +166,7 @@ async def run_once(instances: int, store: str, messages: int, connections: int) 
 def main() -> None:
     """Parse options and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--instances", type=int, choices=range(1, 5), default=2)
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--connections", type=int, default=32)

@@ -89,6 +89,8 @@ __all__ = ["PURGE_BATCH", "MessageStore", "open_store", "receipt_fingerprint"]
 
 PURGE_BATCH: Final = 1000
 """Rows a retention transaction takes at most (see :meth:`MessageStore.purge`)."""
+_PURGE_READ_AHEAD: Final = 100
+"""Batches of text purge candidates read in one scan."""
 
 _PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
 
@@ -1232,34 +1234,43 @@ class MessageStore(MessageQueue):
                 c.status == MessageStatus.SUBMITTED.value,
                 c.finished_at.is_(None),
                 c.submitted_at <= cutoff,
-                # Implied (nothing is submitted before it is due); it lets the claim index
-                # (status, next_attempt_at) read just the old rows instead of every submitted one.
+                # Nearly always implied (a message is submitted once due); it lets the claim
+                # index (status, next_attempt_at) read just the old rows, not every submitted
+                # one. The exception, a submit recorded late after another worker scheduled a
+                # retry, is found by a later run, at most a retry's delay later.
                 c.next_attempt_at <= cutoff,
             ),
         )
 
     async def _purge_texts(self, cutoff: datetime, now: datetime, batch: int) -> int:
+        """Blank texts, ``batch`` messages a transaction.
+
+        The candidates are read ahead, up to :data:`_PURGE_READ_AHEAD` batches at a time, in a
+        read transaction: the scan also walks the settled rows whose text is already gone (no
+        index tells them apart), so it must not run once per batch, nor hold the write lock.
+        Each update checks again that the message is still settled with its text.
+        """
         c = messages.c
+        due = sa.and_(self._settled_before(cutoff), c.text.is_not(None))
+        read_ahead = batch * _PURGE_READ_AHEAD
         total = 0
         while True:
-            async with self._begin() as connection:
+            async with self._reader.begin() as connection:
                 ids = list(
-                    (
-                        await connection.execute(
-                            sa.select(c.id)
-                            .where(self._settled_before(cutoff), c.text.is_not(None))
-                            .limit(batch)
-                        )
-                    ).scalars()
+                    (await connection.execute(sa.select(c.id).where(due).limit(read_ahead)))
+                    .scalars()
+                    .all()
                 )
-                if ids:
-                    await connection.execute(
-                        sa.update(messages)
-                        .where(c.id.in_(ids))
-                        .values(text=None, text_purged_at=now)
-                    )
-            total += len(ids)
-            if len(ids) < batch:
+            for start in range(0, len(ids), batch):
+                async with self._begin() as connection:
+                    total += (
+                        await connection.execute(
+                            sa.update(messages)
+                            .where(c.id.in_(ids[start : start + batch]), due)
+                            .values(text=None, text_purged_at=now)
+                        )
+                    ).rowcount
+            if len(ids) < read_ahead:
                 return total
 
     async def _delete_messages(self, cutoff: datetime, batch: int) -> PurgeResult:
@@ -1328,8 +1339,9 @@ class MessageStore(MessageQueue):
                     await connection.execute(
                         sa.delete(webhook_attempts).where(webhook_attempts.c.webhook_id.in_(ids))
                     )
-                    await connection.execute(sa.delete(webhooks).where(w.id.in_(ids)))
-            webhooks_deleted += len(ids)
+                    webhooks_deleted += (
+                        await connection.execute(sa.delete(webhooks).where(w.id.in_(ids)))
+                    ).rowcount
             if len(ids) < batch:
                 break
         inbound_deleted = 0
@@ -1348,8 +1360,9 @@ class MessageStore(MessageQueue):
                     webhooks_deleted += (
                         await connection.execute(sa.delete(webhooks).where(w.inbound_id.in_(ids)))
                     ).rowcount
-                    await connection.execute(sa.delete(inbound).where(inbound.c.id.in_(ids)))
-            inbound_deleted += len(ids)
+                    inbound_deleted += (
+                        await connection.execute(sa.delete(inbound).where(inbound.c.id.in_(ids)))
+                    ).rowcount
             if len(ids) < batch:
                 return inbound_deleted, webhooks_deleted
 
@@ -1372,8 +1385,12 @@ class MessageStore(MessageQueue):
                     await connection.execute(
                         sa.delete(receipt_keys).where(receipt_keys.c.receipt_pk.in_(ids))
                     )
-                    await connection.execute(sa.delete(receipts).where(r.id.in_(ids)))
-            total += len(ids)
+                    total += (
+                        await connection.execute(
+                            # matched since it was read (PostgreSQL, another instance): kept
+                            sa.delete(receipts).where(r.id.in_(ids), r.message_id.is_(None))
+                        )
+                    ).rowcount
             if len(ids) < batch:
                 return total
 
