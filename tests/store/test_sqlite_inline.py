@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from o2sms.store import create_engine
-from o2sms.store.sqlite_inline import InlineConnection, _inline
+from o2sms.store.sqlite_inline import OFF_LOOP, InlineConnection, _inline
 
 
 def test_what_runs_inline() -> None:
@@ -25,6 +25,8 @@ def test_what_runs_inline() -> None:
     assert _inline(connection.cursor, ())
     for may_wait in ("BEGIN IMMEDIATE", "  begin", "COMMIT", "ROLLBACK", "PRAGMA busy_timeout = 1"):
         assert not _inline(cursor.execute, (may_wait,)), may_wait
+    assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} count(*) FROM t",))
+    assert _inline(cursor.execute, (f"SELECT 1 FROM t WHERE note = '{OFF_LOOP}'",))  # not a prefix
     assert not _inline(connection.commit, ())
     assert not _inline(connection.rollback, ())
     assert not _inline(connection.close, ())
@@ -43,6 +45,23 @@ async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
             driver._connection.create_function("thread_id", 0, threading.get_ident)
             thread = (await connection.execute(sa.text("SELECT thread_id()"))).scalar_one()
         assert thread == threading.get_ident()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_a_statement_marked_off_loop_runs_on_the_drivers_thread(tmp_path: Path) -> None:
+    engine = create_engine(tmp_path / "off-loop.db")
+    try:
+        async with engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert isinstance(driver, InlineConnection)
+            assert driver._connection is not None
+            driver._connection.create_function("thread_id", 0, threading.get_ident)
+            query = sa.select(sa.func.thread_id()).prefix_with(OFF_LOOP)
+            thread = (await connection.execute(query)).scalar_one()
+        assert thread == driver._thread.ident != threading.get_ident()
     finally:
         await engine.dispose()
 

@@ -84,6 +84,7 @@ from o2sms.store.schema import (
     webhook_attempts,
     webhooks,
 )
+from o2sms.store.sqlite_inline import OFF_LOOP
 
 __all__ = ["PURGE_BATCH", "MessageStore", "open_store", "receipt_fingerprint"]
 
@@ -1256,11 +1257,9 @@ class MessageStore(MessageQueue):
         total = 0
         while True:
             async with self._reader.begin() as connection:
-                ids = list(
-                    (await connection.execute(sa.select(c.id).where(due).limit(read_ahead)))
-                    .scalars()
-                    .all()
-                )
+                # Off the event loop's thread on SQLite: it may walk millions of rows.
+                candidates = sa.select(c.id).where(due).limit(read_ahead).prefix_with(OFF_LOOP)
+                ids = list((await connection.execute(candidates)).scalars().all())
             for start in range(0, len(ids), batch):
                 async with self._begin() as connection:
                     total += (

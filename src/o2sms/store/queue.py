@@ -57,6 +57,7 @@ from o2sms.store.rows import (
     to_message,
 )
 from o2sms.store.schema import UtcDateTime, messages
+from o2sms.store.sqlite_inline import OFF_LOOP
 
 _COLUMNS: Final = tuple(column.name for column in messages.columns)  #: all, as ``_values`` gives
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
@@ -504,8 +505,8 @@ class MessageQueue(WebhookOutbox):
         """Messages waiting or in flight to the SMSC (``queued``/``scheduled``), for metrics."""
         async with self._reader.connect() as connection:
             count = await connection.scalar(
-                sa.select(sa.func.count()).where(
-                    messages.c.status.in_([s.value for s in CLAIMABLE_STATUSES])
-                )
+                sa.select(sa.func.count())
+                .where(messages.c.status.in_([s.value for s in CLAIMABLE_STATUSES]))
+                .prefix_with(OFF_LOOP)  # reads the whole backlog
             )
         return int(count or 0)
