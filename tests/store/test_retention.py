@@ -114,21 +114,40 @@ async def test_retention_also_settles_messages_no_receipt_came_for(
     clock.advance(86_400 + 1)
     await store.claim("w", lease_seconds=3 * 86_400)  # old, leased, not submitted: not settled
     recent = await submitted(store, 2)
+    # Sent once, then back in the queue for a retry (a submit recorded after a lease ran out
+    # and another worker requeued it): a submit time but waiting, so not settled.
+    retried = await submitted(store, 3)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            sa.update(messages)
+            .where(messages.c.id == retried)
+            .values(status=MessageStatus.QUEUED.value, next_attempt_at=clock() - timedelta(days=3))
+        )
+    clock.advance(86_400 + 1)
+    recent_2 = await submitted(store, 4)
     texts = await store.purge(text_after=timedelta(days=1))
-    assert texts.texts == 1
+    assert texts.texts == 2  # old and recent, submitted more than a day ago
+    got_retried = await store.get(retried)
+    assert got_retried is not None
+    assert got_retried.text == "no report 3"
     got_old, got_recent = await store.get(old), await store.get(recent)
     assert got_old is not None
     assert got_recent is not None
     assert got_old.text is None
     assert got_old.status is MessageStatus.SUBMITTED  # retention reports nothing it does not know
-    assert got_recent.text == "no report 2"
+    assert got_recent.text is None
+    recent_got = await store.get(recent_2)
+    assert recent_got is not None
+    assert recent_got.text == "no report 4"
     deleted = await store.purge(delete_after=timedelta(days=1))
-    assert deleted.messages == 1
+    assert deleted.messages == 2
     assert await store.get(old) is None
-    assert await store.get(recent) is not None
+    assert await store.get(recent) is None
+    assert await store.get(retried) is not None
+    assert await store.get(recent_2) is not None
     assert await store.get(in_flight.id) is not None
-    assert await count(store, message_parts) == 1
-    assert await count(store, part_keys) == 1
+    assert await count(store, message_parts) == 2  # retried and recent_2
+    assert await count(store, part_keys) == 2
 
 
 async def test_a_purge_works_in_transactions_of_at_most_batch_rows(
