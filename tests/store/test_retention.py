@@ -176,9 +176,9 @@ async def test_a_purge_works_in_transactions_of_at_most_batch_rows(
     try:
         texts = await store.purge(text_after=timedelta(days=1), batch=3)
         assert texts.texts == 8
-        # 3 + 3 + 2 messages, each batch its own transaction, after one read of them all
+        # 5 delivered (3 + 2) and 3 with no receipt, a transaction a batch, one read a kind
         assert statements.count("UPDATE messages SET") == 3
-        assert statements.count("<transaction>") == 1 + 3
+        assert statements.count("<transaction>") == 2 + 3
         statements.clear()
         result = await store.purge(delete_after=timedelta(days=1), batch=3)
     finally:
@@ -199,6 +199,46 @@ async def test_a_purge_works_in_transactions_of_at_most_batch_rows(
     assert await count(store, part_keys) == 1
     with pytest.raises(ValueError, match="batch"):
         await store.purge(text_after=timedelta(days=1), batch=0)
+
+
+async def test_a_text_purge_reads_on_from_where_it_stopped(
+    store: MessageStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk meets the rows already blanked too: each read must go on from the last one,
+    # not start over (which made a first run on an old store quadratic).
+    monkeypatch.setattr(o2sms.store.messages, "_PURGE_READ_AHEAD", 1)
+    blanked = [await delivered(store, n) for n in range(4)]
+    await store.purge(text_after=timedelta(seconds=0))
+    # Same finish times for several messages: the order within them is by id.
+    fresh = [await delivered(store, n) for n in range(10, 15)]
+    unreported = [await submitted(store, n) for n in range(3)]
+    clock.advance(10)
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SELECT /* off-loop */"):
+            reads.append(statement)
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        result = await store.purge(text_after=timedelta(seconds=5), batch=2)
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    assert result.texts == len(fresh) + len(unreported)
+    for message_id in blanked + fresh + unreported:
+        got = await store.get(message_id)
+        assert got is not None
+        assert got.text is None, message_id
+    # pages of 2: finished 2 + 2 + 1, unreported 2 + 1; every page after a kind's first goes
+    # on from the last row read
+    assert len(reads) == 3 + 2
+    assert [("finished_at >=" in r, "next_attempt_at >=" in r) for r in reads] == [
+        (False, False),
+        (True, False),
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
 
 
 async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ def test_what_runs_inline() -> None:
         assert not _inline(cursor.execute, (may_wait,)), may_wait
     assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} count(*) FROM t",))
     assert _inline(cursor.execute, (f"SELECT 1 FROM t WHERE note = '{OFF_LOOP}'",))  # not a prefix
+    marked: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+    assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} 1",), marked)
+    assert not _inline(cursor.fetchall, (), marked)  # the rest of that scan
+    assert _inline(cursor.execute, ("SELECT 1",), marked)
+    assert _inline(cursor.fetchall, (), marked)
     assert not _inline(connection.commit, ())
     assert not _inline(connection.rollback, ())
     assert not _inline(connection.close, ())
@@ -61,7 +67,18 @@ async def test_a_statement_marked_off_loop_runs_on_the_drivers_thread(tmp_path: 
             driver._connection.create_function("thread_id", 0, threading.get_ident)
             query = sa.select(sa.func.thread_id()).prefix_with(OFF_LOOP)
             thread = (await connection.execute(query)).scalar_one()
+            # Rows after the first are computed while they are fetched: there too.
+            many = sa.select(sa.func.thread_id()).select_from(
+                sa.text(
+                    "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                    "WHERE i < 50) SELECT i FROM n)"
+                )
+            )
+            threads = set((await connection.execute(many.prefix_with(OFF_LOOP))).scalars())
+            inline = set((await connection.execute(many)).scalars())
         assert thread == driver._thread.ident != threading.get_ident()
+        assert threads == {driver._thread.ident}
+        assert inline == {threading.get_ident()}
     finally:
         await engine.dispose()
 

@@ -90,7 +90,7 @@ __all__ = ["PURGE_BATCH", "MessageStore", "open_store", "receipt_fingerprint"]
 
 PURGE_BATCH: Final = 1000
 """Rows a retention transaction takes at most (see :meth:`MessageStore.purge`)."""
-_PURGE_READ_AHEAD: Final = 100
+_PURGE_READ_AHEAD: Final = 10
 """Batches of text purge candidates read in one scan."""
 
 _PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
@@ -1226,51 +1226,67 @@ class MessageStore(MessageQueue):
         return result
 
     @staticmethod
-    def _settled_before(cutoff: datetime) -> sa.ColumnElement[bool]:
-        """Messages settled (see :meth:`purge`) at or before ``cutoff``."""
+    def _settled_arms(cutoff: datetime) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """The two kinds of message settled (see :meth:`purge`) at or before ``cutoff``:
+        finished, and submitted with no receipt. Each is found through an index."""
         c = messages.c
-        return sa.or_(
-            sa.and_(c.finished_at.is_not(None), c.finished_at <= cutoff),
-            sa.and_(
-                c.status == MessageStatus.SUBMITTED.value,
-                c.finished_at.is_(None),
-                c.submitted_at <= cutoff,
-                # Nearly always implied (a message is submitted once due); it lets the claim
-                # index (status, next_attempt_at) read just the old rows, not every submitted
-                # one. The exception, a submit recorded late after another worker scheduled a
-                # retry, is found by a later run, at most a retry's delay later.
-                c.next_attempt_at <= cutoff,
-            ),
+        finished = sa.and_(c.finished_at.is_not(None), c.finished_at <= cutoff)
+        unreported = sa.and_(
+            c.status == MessageStatus.SUBMITTED.value,
+            c.finished_at.is_(None),
+            c.submitted_at <= cutoff,
+            # Nearly always implied (a message is submitted once due); it lets the claim index
+            # (status, next_attempt_at) read just the old rows, not every submitted one. The
+            # exception, a submit recorded late after another worker scheduled a retry, is
+            # found by a later run, at most a retry's delay later.
+            c.next_attempt_at <= cutoff,
         )
+        return finished, unreported
+
+    @classmethod
+    def _settled_before(cls, cutoff: datetime) -> sa.ColumnElement[bool]:
+        """Messages settled (see :meth:`purge`) at or before ``cutoff``."""
+        return sa.or_(*cls._settled_arms(cutoff))
 
     async def _purge_texts(self, cutoff: datetime, now: datetime, batch: int) -> int:
         """Blank texts, ``batch`` messages a transaction.
 
-        The candidates are read ahead, up to :data:`_PURGE_READ_AHEAD` batches at a time, in a
-        read transaction: the scan also walks the settled rows whose text is already gone (no
-        index tells them apart), so it must not run once per batch, nor hold the write lock.
-        Each update checks again that the message is still settled with its text.
+        Each kind of settled message is walked once, in index order (``finished_at``;
+        ``next_attempt_at`` for the unreported), :data:`_PURGE_READ_AHEAD` batches read at a
+        time in a read transaction, each read going on from where the last stopped: the walk
+        also meets the settled rows whose text is already gone (no index tells them apart),
+        and must meet each only once. Each update checks again that the message is still
+        settled with its text.
         """
         c = messages.c
-        due = sa.and_(self._settled_before(cutoff), c.text.is_not(None))
         read_ahead = batch * _PURGE_READ_AHEAD
         total = 0
-        while True:
-            async with self._reader.begin() as connection:
-                # Off the event loop's thread on SQLite: it may walk millions of rows.
-                candidates = sa.select(c.id).where(due).limit(read_ahead).prefix_with(OFF_LOOP)
-                ids = list((await connection.execute(candidates)).scalars().all())
-            for start in range(0, len(ids), batch):
-                async with self._begin() as connection:
-                    total += (
-                        await connection.execute(
-                            sa.update(messages)
-                            .where(c.id.in_(ids[start : start + batch]), due)
-                            .values(text=None, text_purged_at=now)
-                        )
-                    ).rowcount
-            if len(ids) < read_ahead:
-                return total
+        finished, unreported = self._settled_arms(cutoff)
+        for key, settled in ((c.finished_at, finished), (c.next_attempt_at, unreported)):
+            due = sa.and_(settled, c.text.is_not(None))
+            query = sa.select(key, c.id).where(due).order_by(key, c.id).limit(read_ahead)
+            after: tuple[datetime, str] | None = None
+            while True:
+                page = query
+                if after is not None:
+                    page = page.where(key >= after[0], sa.or_(key > after[0], c.id > after[1]))
+                async with self._reader.begin() as connection:
+                    # Off the event loop's thread on SQLite: it may walk millions of rows.
+                    rows = (await connection.execute(page.prefix_with(OFF_LOOP))).all()
+                ids = [row.id for row in rows]
+                for start in range(0, len(ids), batch):
+                    async with self._begin() as connection:
+                        total += (
+                            await connection.execute(
+                                sa.update(messages)
+                                .where(c.id.in_(ids[start : start + batch]), due)
+                                .values(text=None, text_purged_at=now)
+                            )
+                        ).rowcount
+                if len(rows) < read_ahead:
+                    break
+                after = (rows[-1][0], rows[-1][1])
+        return total
 
     async def _delete_messages(self, cutoff: datetime, batch: int) -> PurgeResult:
         """Delete settled messages with their parts, keys, history, receipts and webhooks."""

@@ -6,12 +6,14 @@ file, inside a transaction that already holds SQLite's write lock (``BEGIN IMMED
 a WAL read snapshot, a statement takes microseconds and never waits for another connection, so
 the hops cost more than the work. Here those calls run inline; what may wait still goes to the
 thread: ``BEGIN`` (waits up to ``busy_timeout`` for another process's writer), ``COMMIT`` (the
-fsync), ``ROLLBACK``, ``PRAGMA``, opening and closing; and a statement that may read much of a
-large table (retention's scan, the queue depth count), which starts with :data:`OFF_LOOP`:
-inline, it would stall every connection and session the loop serves while it runs (about
-0.2 s per million rows scanned). Measured with
+fsync), ``ROLLBACK``, ``PRAGMA``, opening and closing. Measured with
 ``benchmarks/bench_service.py --store sqlite --recipients 1``: about 15 % more messages a
 second end to end, 10 % less CPU per message.
+
+A statement that may read much of a large table (retention's scan, the queue-depth count)
+starts with :data:`OFF_LOOP` and goes to the thread, with the fetches of its rows: inline, it
+would stall every connection and session the loop serves while it runs (about 0.2 s per
+million rows scanned; ``benchmarks/bench_retention.py``).
 
 It relies on aiosqlite's ``Connection._execute``, ``_connection`` and ``_thread`` (pinned in
 pyproject.toml); the store's tests run every statement through it.
@@ -20,6 +22,7 @@ pyproject.toml); the store's tests run every statement through it.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -44,14 +47,31 @@ _MAY_WAIT: Final = (
 _STATEMENTS: Final = frozenset({"execute", "executemany", "executescript"})
 
 
-def _inline(function: Callable[..., Any], args: tuple[Any, ...]) -> bool:
-    """True for a call that cannot wait for another connection (see the module's docstring)."""
+def _inline(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    off_loop: weakref.WeakSet[sqlite3.Cursor] | None = None,
+) -> bool:
+    """True for a call that cannot wait for another connection (see the module's docstring).
+
+    ``off_loop`` holds the cursors whose statement is marked :data:`OFF_LOOP`: their fetches
+    step through the rest of the scan, so they go to the thread too (a marked statement adds
+    its cursor; any other statement on it removes it).
+    """
     owner = getattr(function, "__self__", None)
     if isinstance(owner, sqlite3.Cursor):
         if function.__name__ in _STATEMENTS:
             sql = args[0] if args and isinstance(args[0], str) else ""
-            return not (sql.lstrip()[:9].upper().startswith(_MAY_WAIT) or OFF_LOOP in sql[:24])
-        return True  # fetchone/fetchmany/fetchall/close: rows already computed
+            if OFF_LOOP in sql[:24]:
+                if off_loop is not None:
+                    off_loop.add(owner)
+                return False
+            if off_loop:  # usually empty: the check costs nothing then
+                off_loop.discard(owner)
+            return not sql.lstrip()[:9].upper().startswith(_MAY_WAIT)
+        # fetchone/fetchmany/fetchall/close: SQLite computes each row as it is fetched, which
+        # takes no lock and is quick, except after a marked statement.
+        return not (off_loop and owner in off_loop)
     return isinstance(owner, sqlite3.Connection) and function.__name__ == "cursor"
 
 
@@ -61,9 +81,10 @@ class InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._thread.daemon = True  # as SQLAlchemy does for the connections it opens itself
+        self._off_loop: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self._connection is not None and _inline(fn, args):
+        if self._connection is not None and _inline(fn, args, self._off_loop):
             return fn(*args, **kwargs)
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
