@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import weakref
 from pathlib import Path
 
 import pytest
@@ -28,11 +27,14 @@ def test_what_runs_inline() -> None:
         assert not _inline(cursor.execute, (may_wait,)), may_wait
     assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} count(*) FROM t",))
     assert _inline(cursor.execute, (f"SELECT 1 FROM t WHERE note = '{OFF_LOOP}'",))  # not a prefix
-    marked: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+    marked: set[sqlite3.Cursor] = set()
     assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} 1",), marked)
     assert not _inline(cursor.fetchall, (), marked)  # the rest of that scan
     assert _inline(cursor.execute, ("SELECT 1",), marked)
     assert _inline(cursor.fetchall, (), marked)
+    assert not _inline(cursor.execute, (f"SELECT {OFF_LOOP} 1",), marked)
+    assert not _inline(cursor.close, (), marked)
+    assert not marked  # closed: forgotten
     assert not _inline(connection.commit, ())
     assert not _inline(connection.rollback, ())
     assert not _inline(connection.close, ())

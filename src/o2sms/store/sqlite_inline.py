@@ -22,7 +22,6 @@ pyproject.toml); the store's tests run every statement through it.
 from __future__ import annotations
 
 import sqlite3
-import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -50,13 +49,13 @@ _STATEMENTS: Final = frozenset({"execute", "executemany", "executescript"})
 def _inline(
     function: Callable[..., Any],
     args: tuple[Any, ...],
-    off_loop: weakref.WeakSet[sqlite3.Cursor] | None = None,
+    off_loop: set[sqlite3.Cursor] | None = None,
 ) -> bool:
     """True for a call that cannot wait for another connection (see the module's docstring).
 
     ``off_loop`` holds the cursors whose statement is marked :data:`OFF_LOOP`: their fetches
-    step through the rest of the scan, so they go to the thread too (a marked statement adds
-    its cursor; any other statement on it removes it).
+    step through the rest of the scan, so they go to the thread too. A marked statement adds
+    its cursor; another statement on it, or closing it, takes it out again.
     """
     owner = getattr(function, "__self__", None)
     if isinstance(owner, sqlite3.Cursor):
@@ -66,12 +65,16 @@ def _inline(
                 if off_loop is not None:
                     off_loop.add(owner)
                 return False
-            if off_loop:  # usually empty: the check costs nothing then
+            if off_loop:
                 off_loop.discard(owner)
             return not sql.lstrip()[:9].upper().startswith(_MAY_WAIT)
         # fetchone/fetchmany/fetchall/close: SQLite computes each row as it is fetched, which
         # takes no lock and is quick, except after a marked statement.
-        return not (off_loop and owner in off_loop)
+        if off_loop and owner in off_loop:
+            if function.__name__ == "close":
+                off_loop.discard(owner)
+            return False
+        return True
     return isinstance(owner, sqlite3.Connection) and function.__name__ == "cursor"
 
 
@@ -81,7 +84,7 @@ class InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._thread.daemon = True  # as SQLAlchemy does for the connections it opens itself
-        self._off_loop: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+        self._off_loop: set[sqlite3.Cursor] = set()  #: see _inline
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._connection is not None and _inline(fn, args, self._off_loop):
