@@ -42,7 +42,9 @@ def test_what_runs_inline() -> None:
 
 
 @pytest.mark.asyncio
-async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
+async def test_statements_run_on_the_loops_thread_and_marked_ones_on_the_drivers(
+    tmp_path: Path,
+) -> None:
     engine = create_engine(tmp_path / "inline.db")
     try:
         async with engine.begin() as connection:
@@ -51,36 +53,18 @@ async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
             assert isinstance(driver, InlineConnection)
             assert driver._connection is not None
             driver._connection.create_function("thread_id", 0, threading.get_ident)
-            thread = (await connection.execute(sa.text("SELECT thread_id()"))).scalar_one()
-        assert thread == threading.get_ident()
-    finally:
-        await engine.dispose()
-
-
-@pytest.mark.asyncio
-async def test_a_statement_marked_off_loop_runs_on_the_drivers_thread(tmp_path: Path) -> None:
-    engine = create_engine(tmp_path / "off-loop.db")
-    try:
-        async with engine.begin() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert isinstance(driver, InlineConnection)
-            assert driver._connection is not None
-            driver._connection.create_function("thread_id", 0, threading.get_ident)
-            query = sa.select(sa.func.thread_id()).prefix_with(OFF_LOOP)
-            thread = (await connection.execute(query)).scalar_one()
-            # Rows after the first are computed while they are fetched: there too.
+            # 50 rows: those after the first are computed while they are fetched
             many = sa.select(sa.func.thread_id()).select_from(
                 sa.text(
                     "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
                     "WHERE i < 50) SELECT i FROM n)"
                 )
             )
-            threads = set((await connection.execute(many.prefix_with(OFF_LOOP))).scalars())
             inline = set((await connection.execute(many)).scalars())
-        assert thread == driver._thread.ident != threading.get_ident()
-        assert threads == {driver._thread.ident}
+            marked = set((await connection.execute(many.prefix_with(OFF_LOOP))).scalars())
         assert inline == {threading.get_ident()}
+        assert marked == {driver._thread.ident}
+        assert driver._thread.ident != threading.get_ident()
     finally:
         await engine.dispose()
 
