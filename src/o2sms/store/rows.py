@@ -382,7 +382,8 @@ def to_event(row: sa.Row[Any]) -> MessageEvent:
 
 
 def queued_event(row: sa.Row[Any]) -> MessageEvent:
-    """The ``queued`` history entry of a ``messages`` row, derived from its columns.
+    """The ``queued`` history entry of a ``messages`` row, from its ``created_at`` and
+    ``schedule_at``.
 
     Not stored: it says no more than those two columns do, and every message would pay a row
     for it on the busiest path. Its ``id`` is 0, before every stored entry. (Stores written by
