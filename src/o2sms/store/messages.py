@@ -21,7 +21,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -1204,26 +1203,19 @@ class MessageStore(MessageQueue):
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         now = self._now()
-        result = PurgeResult()
-        if text_after is not None:
-            result = replace(result, texts=await self._purge_texts(now - text_after, now, batch))
-        if delete_after is not None:
-            cutoff = now - delete_after
-            deleted = await self._delete_messages(cutoff, batch)
-            result = replace(
-                result,
-                messages=deleted.messages,
-                webhooks=deleted.webhooks,
-                receipts=deleted.receipts,
-            )
-            inbound_deleted, webhooks_deleted = await self._delete_inbound(cutoff, batch)
-            result = replace(
-                result,
-                inbound=inbound_deleted,
-                webhooks=result.webhooks + webhooks_deleted,
-                receipts=result.receipts + await self._delete_unmatched(cutoff, batch),
-            )
-        return result
+        texts = 0 if text_after is None else await self._purge_texts(now - text_after, now, batch)
+        if delete_after is None:
+            return PurgeResult(texts=texts)
+        cutoff = now - delete_after
+        deleted = await self._delete_messages(cutoff, batch)
+        inbound_deleted, webhooks_deleted = await self._delete_inbound(cutoff, batch)
+        return PurgeResult(
+            texts=texts,
+            messages=deleted.messages,
+            inbound=inbound_deleted,
+            receipts=deleted.receipts + await self._delete_unmatched(cutoff, batch),
+            webhooks=deleted.webhooks + webhooks_deleted,
+        )
 
     @staticmethod
     def _settled_arms(cutoff: datetime) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
