@@ -246,6 +246,64 @@ async def test_invalid_json_and_huge_bodies(sqlite_service: Service) -> None:
     assert streamed.status_code == 413
 
 
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "words"),
+    [
+        (b'{"to": "+421903123456", "text": "\xff"}', "application/json", 422, "not valid JSON"),
+        (b'["+421903123456"]', "application/json", 422, "body: must be a JSON object"),
+        (b"null", "application/json; charset=utf-8", 422, "body: must be a JSON object"),
+        (b"", "application/json", 422, "body: is required"),
+        (b'{"to": "+421903123456", "text": "x"}', "text/plain", 415, "Content-Type"),
+        (b"to=%2B421903123456&text=x", "application/x-www-form-urlencoded", 415, "JSON"),
+        (b'{"to": "+421903123456", "text": "x"}', None, 415, "JSON"),
+    ],
+)
+async def test_bodies_that_are_not_a_json_object(
+    sqlite_service: Service, raw: bytes, content_type: str | None, status: int, words: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await sqlite_service.http.post("/v1/messages", content=raw, headers=headers)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+    listed = await sqlite_service.http.get("/v1/messages")
+    assert listed.json()["items"] == []
+
+
+async def test_a_json_subtype_is_json(sqlite_service: Service) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages",
+        content=b'{"to": "+421903123456", "text": "x"}',
+        headers={"Content-Type": "application/vnd.o2sms+json"},
+    )
+    assert response.status_code == 202, response.text
+
+
+async def test_the_api_key_is_checked_before_the_body(sqlite_service: Service) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages",
+        content=b'{"to": ',
+        headers={"Content-Type": "application/json", "Authorization": "Bearer wrong"},
+    )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_idempotency_key_too_long_is_422(sqlite_service: Service) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages",
+        json={"to": SK_MOBILE, "text": "x"},
+        headers={"Idempotency-Key": "k" * 201},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "idempotency-key: is longer than 200 characters"
+    accepted = await sqlite_service.http.post(
+        "/v1/messages",
+        json={"to": SK_MOBILE, "text": "x"},
+        headers={"Idempotency-Key": "k" * 200},
+    )
+    assert accepted.status_code == 202
+
+
 async def test_too_many_recipients(tmp_path: object) -> None:
     from pathlib import Path
 
@@ -428,6 +486,14 @@ async def test_cancelling_twice_counts_one_cancellation(service: Service) -> Non
 async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
     schema = (await sqlite_service.http.get("/openapi.json")).json()
     assert "/v1/messages" in schema["paths"]
+    send = schema["paths"]["/v1/messages"]["post"]
+    body = send["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"to", "text"}
+    assert "from" in body["properties"]
+    assert [p["name"] for p in send["parameters"]] == ["Idempotency-Key"]
+    assert send["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Accepted"
+    }
     assert "/v1/messages/{message_id}/cancel" in schema["paths"]
 
 
