@@ -253,6 +253,8 @@ async def test_invalid_json_and_huge_bodies(sqlite_service: Service) -> None:
         (b'["+421903123456"]', "application/json", 422, "body: must be a JSON object"),
         (b"null", "application/json; charset=utf-8", 422, "body: must be a JSON object"),
         (b"", "application/json", 422, "body: is required"),
+        (b"[" * 100_000, "application/json", 422, "body: is nested too deeply"),
+        (b'{"to": 1' + b"0" * 5000 + b', "text": "x"}', "application/json", 422, "not valid"),
         (b'{"to": "+421903123456", "text": "x"}', "text/plain", 415, "Content-Type"),
         (b"to=%2B421903123456&text=x", "application/x-www-form-urlencoded", 415, "JSON"),
         (b'{"to": "+421903123456", "text": "x"}', None, 415, "JSON"),

@@ -279,8 +279,10 @@ def _send_request(raw: bytes, content_type: str | None) -> MessageRequest:
         raise _problem("body", "is required")
     try:
         data = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise _problem("body", f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _problem("body", "is nested too deeply to be a message") from None
     try:
         return MessageRequest.model_validate(data)
     except ValidationError as exc:
