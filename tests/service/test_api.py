@@ -489,13 +489,15 @@ async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
     schema = (await sqlite_service.http.get("/openapi.json")).json()
     assert "/v1/messages" in schema["paths"]
     send = schema["paths"]["/v1/messages"]["post"]
-    body = send["requestBody"]["content"]["application/json"]["schema"]
+    reference = send["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = schema["components"]["schemas"][reference.rpartition("/")[2]]
     assert set(body["required"]) == {"to", "text"}
     assert "from" in body["properties"]
     assert [p["name"] for p in send["parameters"]] == ["Idempotency-Key"]
     assert send["responses"]["202"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Accepted"
     }
+    assert {"401", "415", "422"} <= set(send["responses"])
     assert "/v1/messages/{message_id}/cancel" in schema["paths"]
 
 
