@@ -265,8 +265,6 @@ def _explain(problems: Sequence[Any]) -> ApiError:
         kind = item.get("type", "")
         if kind == "string_unicode":
             message = "is not valid Unicode (a lone UTF-16 surrogate?)"
-        elif kind == "json_invalid":
-            message = "is not valid JSON"
         elif kind == "missing":
             message = "is required"
         elif kind == "extra_forbidden":
