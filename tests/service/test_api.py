@@ -146,6 +146,10 @@ async def test_an_idempotent_replay_after_retention_erased_the_text_is_no_confli
         ({"to": "12", "text": "x"}, "to", "not a"),
         ({"to": ["+421903123456", "hello"], "text": "x"}, "to[1]", "not a phone number"),
         ({"to": [], "text": "x"}, "to", "at least one recipient"),
+        # wrong JSON types: one sentence, not pydantic's union branches ("to.list[str][1]")
+        ({"to": 421903123456, "text": "x"}, "to", 'string, such as "+421903123456", or a list'),
+        ({"to": None, "text": "x"}, "to", "must be a phone number as a string"),
+        ({"to": [SK_MOBILE, 421903123456], "text": "x"}, "to[1]", "is not a string"),
         ({"to": SK_MOBILE, "text": ""}, "text", "at least 1 character"),
         ({"to": SK_MOBILE, "text": "x", "from": "A sender far too long"}, "from", "at most 20"),
         ({"to": SK_MOBILE, "text": "x", "from": "Eleven chars"}, "from", "longer than 11"),
@@ -190,6 +194,7 @@ async def test_bad_requests_get_422_naming_the_field(
     error = response.json()
     assert error["error"].startswith(f"{field}:"), error
     assert words in error["error"], error
+    assert [e["field"] for e in error["errors"]] == [field], error
     listed = await sqlite_service.http.get("/v1/messages")
     assert listed.json()["items"] == []  # nothing half-stored
 

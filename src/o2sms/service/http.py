@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import CONTENT_TYPE, Metrics
 from o2sms.service.schemas import (
+    NOT_A_STRING,
     Accepted,
     AcceptedMessage,
     InboundView,
@@ -271,6 +272,9 @@ def _explain(problems: Sequence[Any]) -> ApiError:
             message = "is not a field of this request"
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
             message = "must be a JSON object"
+        elif kind == NOT_A_STRING:
+            where = f"{where}[{item['ctx']['index']}]"
+            message = str(item.get("msg"))
         elif kind in ("time_delta_parsing", "time_delta_type"):
             message = "is not a duration: give seconds (7200) or ISO 8601 (PT2H, P1DT12H)"
         else:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from o2sms.client import addresses
 from o2sms.client.errors import AddressError
@@ -21,6 +22,7 @@ from o2sms.text.errors import MessageTooLongError, TextError
 
 __all__ = [
     "MAX_VALIDITY",
+    "NOT_A_STRING",
     "Accepted",
     "AcceptedMessage",
     "InboundView",
@@ -34,6 +36,10 @@ MAX_VALIDITY = timedelta(days=7)
 """The longest validity accepted; SMSCs cap it (commonly 48 h to 7 days) anyway."""
 
 MAX_SCHEDULE = timedelta(days=365)
+
+NOT_A_STRING = "recipient_not_a_string"
+"""The validation error type of a recipient in a ``to`` list that is not a JSON string;
+its context's ``index`` says which one."""
 
 GATEWAY_MAX_PARTS = 25
 """The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
@@ -66,6 +72,24 @@ class MessageRequest(BaseModel):
     callback_url: str | None = Field(default=None, max_length=2000)
     encoding: Literal["auto", "gsm7", "latin1", "ucs2"] = "auto"
     transliterate: bool = Field(default=False, description="č -> c etc. to stay in GSM 7-bit")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _recipient_types(cls, value: object) -> object:
+        # Checked before the union: pydantic would name its branches ("to.list[str][1]").
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise PydanticCustomError(
+                        NOT_A_STRING,
+                        'is not a string: write phone numbers as strings, such as "+421903123456"',
+                        {"index": index},
+                    )
+        elif not isinstance(value, str):
+            raise ValueError(
+                'must be a phone number as a string, such as "+421903123456", or a list of them'
+            )
+        return value
 
     @field_validator("to")
     @classmethod
