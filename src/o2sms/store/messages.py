@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +62,7 @@ from o2sms.store.rows import (
     fetch_in,
     insert,
     insert_sql,
+    json_text,
     lock_keys,
     queued_event,
     read_time,
@@ -165,7 +165,7 @@ def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
         None if receipt.submit_date is None else receipt.submit_date.isoformat(),
         None if receipt.done_date is None else receipt.done_date.isoformat(),
     ]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    return hashlib.sha256(json_text(fields).encode()).hexdigest()
 
 
 def _sortable(at: datetime | None) -> datetime:
@@ -814,7 +814,7 @@ class MessageStore(MessageQueue):
                     batch[index][0].id,
                     batch[index][0].stat.value,
                     batch[index][0].err[:16],
-                    json.dumps(_receipt_detail(*batch[index])),
+                    json_text(_receipt_detail(*batch[index])),
                     received_value,
                     part.message_id,
                     part.part_no,

@@ -50,6 +50,7 @@ __all__ = [
     "fetch_in",
     "insert",
     "insert_sql",
+    "json_text",
     "lock_keys",
     "message_from_driver",
     "numbered",
@@ -474,6 +475,41 @@ def to_webhook_attempt(row: sa.Row[Any]) -> WebhookAttempt:
     )
 
 
+def _json_text_function() -> Callable[[Any], str]:
+    """``json.dumps`` with its default options, minus the C encoder it builds on every call.
+
+    That set-up is most of the cost of dumping the small dicts the store writes several times
+    per message. Where the C accelerator is missing, plain ``json.dumps``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    defaults = json.JSONEncoder()
+    # markers=None: no circular-reference check; the store's values are trees it just built.
+    encode = make(
+        None,
+        defaults.default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        defaults.key_separator,
+        defaults.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def json_text(value: Any) -> str:
+        if isinstance(value, str):  # the C encoder takes containers and scalars but not str
+            return json.dumps(value)
+        return "".join(encode(value, 0))
+
+    return json_text
+
+
+json_text: Final = _json_text_function()
+"""``json.dumps(value)``, byte for byte, faster on small values (history, receipt details)."""
+
+
 def insert(connection: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """The backend's INSERT construct, which knows ``ON CONFLICT DO NOTHING``."""
     if connection.dialect.name == "postgresql":
@@ -492,7 +528,7 @@ async def add_events(
         connection,
         _INSERT_EVENT,
         [
-            (message_id, stamp, kind.value, json.dumps(dict(detail)))
+            (message_id, stamp, kind.value, json_text(dict(detail)))
             for message_id, kind, detail in entries
         ],
     )

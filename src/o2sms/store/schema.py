@@ -118,7 +118,15 @@ def sqlite_text(value: datetime | None) -> str | None:
 
 def from_sqlite_text(value: str | None) -> datetime | None:
     """The inverse of :func:`sqlite_text`."""
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value is None:
+        return None
+    try:
+        # One C call for the zone too: several times cheaper than ``.replace(tzinfo=UTC)``,
+        # and a claim reads four of these per message.
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text with an offset of its own (written by hand?): the slow way
+        parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def from_postgresql(value: datetime | None) -> datetime | None:
