@@ -123,6 +123,7 @@ def test_sqlite_times_are_stored_as_sqlalchemys_datetime_text() -> None:
     assert from_sqlite_text("2026-11-26 07:00:01.000005") == at.astimezone(UTC)
     assert from_sqlite_text("2026-11-26 07:00:01") == datetime(2026, 11, 26, 7, 0, 1, tzinfo=UTC)
     assert from_sqlite_text("2026-11-26 07:00:01").tzinfo is UTC  # type: ignore[union-attr]
+    assert from_sqlite_text("2026-11-26") == datetime(2026, 11, 26, tzinfo=UTC)  # a date alone
     # text with an offset of its own (not written by us) is converted, not relabelled
     assert from_sqlite_text("2026-11-26 09:00:01+02:00") == datetime(
         2026, 11, 26, 7, 0, 1, tzinfo=UTC
@@ -141,8 +142,11 @@ _JSON_SCALARS = (
     | st.text()
 )
 _JSON_VALUES = st.recursive(
-    _JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    _JSON_SCALARS | st.sampled_from(list(MessageStatus)),  # StrEnum members, as the store has
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text() | st.integers() | st.floats(), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -507,7 +507,10 @@ def _json_text_function() -> Callable[[Any], str]:
 
 
 json_text: Final = _json_text_function()
-"""``json.dumps(value)``, byte for byte, faster on small values (history, receipt details)."""
+"""``json.dumps(value)``, byte for byte, faster on small values (history, receipt details).
+
+Unlike ``json.dumps`` it does not look for circular references (one would end in
+RecursionError rather than ValueError)."""
 
 
 def insert(connection: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -123,10 +123,13 @@ def from_sqlite_text(value: str | None) -> datetime | None:
     try:
         # One C call for the zone too: several times cheaper than ``.replace(tzinfo=UTC)``,
         # and a claim reads four of these per message.
-        return datetime.fromisoformat(value + "+00:00")
+        parsed = datetime.fromisoformat(value + "+00:00")
+        if parsed.tzinfo is not None:  # a date alone ignores the suffix
+            return parsed
     except ValueError:  # text with an offset of its own (written by hand?): the slow way
-        parsed = datetime.fromisoformat(value)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        pass
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def from_postgresql(value: datetime | None) -> datetime | None:
