@@ -66,6 +66,34 @@ async def test_enqueue_stores_every_field_and_get_reads_it_back(
     assert await store.get("no-such-id") is None
 
 
+async def test_what_enqueue_many_returns_is_what_get_reads_back(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    # the returned messages are built from the rows as written, not read back: every field,
+    # each kind of row (plain, scheduled, idempotent, a caller's own id) must agree with get()
+    later = clock() + timedelta(hours=1)
+    batch = [
+        detailed(),
+        detailed(schedule_at=later, parts=3, owner="tenant"),
+        detailed(idempotency_key="k-1", owner="tenant", validity=None, sender=None),
+        detailed(id="my-own-id", flash=False, callback_url=None, validity=timedelta(seconds=90.5)),
+    ]
+    results = await store.enqueue_many(batch)
+    assert [r.created for r in results] == [True] * 4
+    for new, result in zip(batch, results, strict=True):
+        got = await store.get(result.message.id)
+        assert got is not None
+        assert replace(got, events=()) == result.message
+        fields = ["recipient", "sender", "text", "encoding", "flash", "reference", "callback_url"]
+        fields += ["idempotency_key", "owner", "schedule_at"]
+        assert [getattr(got, f) for f in fields] == [getattr(new, f) for f in fields]
+        assert got.parts_count == new.parts
+    assert results[1].message.status is MessageStatus.SCHEDULED
+    assert results[1].message.next_attempt_at == later
+    assert results[3].message.id == "my-own-id"
+    assert results[3].message.validity == timedelta(seconds=91)  # whole seconds, rounded up
+
+
 async def test_the_queued_entry_is_derived_from_the_row_and_never_doubled(
     store: MessageStore, clock: FakeClock
 ) -> None:

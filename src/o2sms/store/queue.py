@@ -54,12 +54,15 @@ from o2sms.store.rows import (
     message_from_driver,
     numbered,
     read_time,
+    time_as_is,
     to_message,
 )
 from o2sms.store.schema import UtcDateTime, messages
 from o2sms.store.sqlite_inline import OFF_LOOP
 
-_COLUMNS: Final = tuple(column.name for column in messages.columns)  #: all, as ``_values`` gives
+_COLUMNS: Final = MESSAGE_COLUMNS  #: all, in the order ``_row`` gives them
+assert tuple(column.name for column in messages.columns) == _COLUMNS, "_row follows the table"
+_IDEMPOTENCY_KEY: Final = _COLUMNS.index("idempotency_key")
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
 _TIME_INDEXES: Final = tuple(
     i for i, c in enumerate(messages.columns) if isinstance(c.type, UtcDateTime)
@@ -147,86 +150,91 @@ class MessageQueue(WebhookOutbox):
     async def enqueue_many(self, batch: Sequence[NewMessage]) -> list[EnqueueResult]:
         """Store several messages in one transaction (all or none), results in input order."""
         now = self._now()
-        values = [self._values(message, now) for message in batch]
-        results: list[EnqueueResult | None] = [None] * len(values)
+        rows = [self._row(message, now) for message in batch]
+        results: list[EnqueueResult | None] = [None] * len(rows)
         async with self._begin() as connection:
-            plain = [i for i, v in enumerate(values) if v["idempotency_key"] is None]
+            plain = [i for i, row in enumerate(rows) if row[_IDEMPOTENCY_KEY] is None]
             if plain:
                 stamp = driver_time(connection)
                 stamped_now = stamp(now)  # most times of a new row are ``now`` or None
-                rows = []
+                stamped = []
                 for i in plain:
-                    row = [values[i][name] for name in _COLUMNS]
+                    row = rows[i].copy()
                     for t in _TIME_INDEXES:
                         value = row[t]
                         if value is not None:
                             row[t] = stamped_now if value is now else stamp(value)
-                    rows.append(tuple(row))
-                await execute_many(connection, _INSERT_MESSAGE, rows)
+                    stamped.append(tuple(row))
+                await execute_many(connection, _INSERT_MESSAGE, stamped)
                 for i in plain:
-                    results[i] = EnqueueResult(to_message(values[i]), created=True)
-            for i, v in enumerate(values):
-                if v["idempotency_key"] is None:
+                    # the row as written, times still datetimes: no read back, no conversion
+                    results[i] = EnqueueResult(
+                        message_from_driver(rows[i], time_as_is), created=True
+                    )
+            for i, row in enumerate(rows):
+                if row[_IDEMPOTENCY_KEY] is None:
                     continue
+                values = dict(zip(_COLUMNS, row, strict=True))
                 statement = (
                     insert(connection, messages)
-                    .values(**v)
+                    .values(**values)
                     .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
                     .returning(messages.c.id)
                 )
                 if (await connection.execute(statement)).first() is not None:
-                    results[i] = EnqueueResult(to_message(v), created=True)
+                    results[i] = EnqueueResult(message_from_driver(row, time_as_is), created=True)
                     continue
                 existing = (
                     await connection.execute(
                         sa.select(messages).where(
-                            messages.c.owner == v["owner"],
-                            messages.c.idempotency_key == v["idempotency_key"],
+                            messages.c.owner == values["owner"],
+                            messages.c.idempotency_key == values["idempotency_key"],
                         )
                     )
                 ).one()
                 results[i] = EnqueueResult(to_message(existing), created=False)
         return [r for r in results if r is not None]
 
-    def _values(self, message: NewMessage, now: datetime) -> dict[str, Any]:
-        """The ``messages`` row of a new message (validated)."""
+    def _row(self, message: NewMessage, now: datetime) -> list[Any]:
+        """The ``messages`` row of a new message (validated), in :data:`_COLUMNS` order."""
         if not message.recipient:
             raise ValueError("a message needs a recipient")
         if message.parts < 1:
             raise ValueError(f"parts must be at least 1, got {message.parts}")
-        if message.schedule_at is not None and message.schedule_at.tzinfo is None:
+        schedule_at = message.schedule_at
+        if schedule_at is not None and schedule_at.tzinfo is None:
             raise ValueError("schedule_at must be timezone-aware")
-        scheduled = message.schedule_at is not None and message.schedule_at > now
+        scheduled = schedule_at is not None and schedule_at > now
         validity = message.validity
-        return {
-            "id": message.id or new_message_id(),
-            "owner": message.owner,
-            "idempotency_key": message.idempotency_key,
-            "recipient": message.recipient,
-            "sender": message.sender,
-            "text": message.text,
-            "encoding": message.encoding,
-            "parts": message.parts,
-            "flash": message.flash,
-            "schedule_at": message.schedule_at,
-            "validity_seconds": None if validity is None else math.ceil(validity.total_seconds()),
-            "reference": message.reference,
-            "callback_url": message.callback_url,
-            "status": (MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED).value,
-            "attempts": 0,
-            "resends": 0,
-            "error_code": None,
-            "error_name": None,
-            "error_detail": None,
-            "next_attempt_at": message.schedule_at if scheduled else now,
-            "lease_owner": None,
-            "lease_until": None,
-            "created_at": now,
-            "updated_at": now,
-            "submitted_at": None,
-            "finished_at": None,
-            "text_purged_at": None,
-        }
+        return [
+            message.id or new_message_id(),  # id
+            message.owner,
+            message.idempotency_key,
+            message.recipient,
+            message.sender,
+            message.text,
+            message.encoding,
+            message.parts,
+            message.flash,
+            schedule_at,
+            None if validity is None else math.ceil(validity.total_seconds()),  # validity_seconds
+            message.reference,
+            message.callback_url,
+            (MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED).value,  # status
+            0,  # attempts
+            0,  # resends
+            None,  # error_code
+            None,  # error_name
+            None,  # error_detail
+            schedule_at if scheduled else now,  # next_attempt_at
+            None,  # lease_owner
+            None,  # lease_until
+            now,  # created_at
+            now,  # updated_at
+            None,  # submitted_at
+            None,  # finished_at
+            None,  # text_purged_at
+        ]
 
     # -- claim and lease ----------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ __all__ = [
     "numbered",
     "queued_event",
     "read_time",
+    "time_as_is",
     "to_event",
     "to_inbound",
     "to_message",
@@ -348,12 +349,13 @@ def to_message(
     converted), or a mapping with the same keys."""
     m = row._mapping if isinstance(row, sa.Row) else row
     return message_from_driver(
-        [m[name] for name in MESSAGE_COLUMNS], _converted, parts=parts, events=events
+        [m[name] for name in MESSAGE_COLUMNS], time_as_is, parts=parts, events=events
     )
 
 
-def _converted(value: Any) -> datetime | None:
-    """The time reader for rows whose times SQLAlchemy's column types already converted."""
+def time_as_is(value: Any) -> datetime | None:
+    """The time reader for rows whose times are datetimes already (read through SQLAlchemy's
+    column types, or a row just built)."""
     return cast(datetime | None, value)
 
 
