@@ -251,6 +251,39 @@ async def test_invalid_json_and_huge_bodies(sqlite_service: Service) -> None:
     assert streamed.status_code == 413
 
 
+async def test_a_bug_in_the_send_endpoint_is_a_500_and_the_service_goes_on(
+    sqlite_service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # POST /v1/messages is served past Starlette's middleware: it must still answer a bug
+    # with a 500 (not a dropped connection) and leave it to the server to log
+    def broken(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("a bug in prepare")
+
+    monkeypatch.setattr("o2sms.service.http.prepare", broken)
+    answer = await sqlite_service.http.post(
+        "/v1/messages", json={"to": "+421903123456", "text": "x"}
+    )
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    assert "a bug in prepare" in caplog.text  # uvicorn's "Exception in ASGI application"
+    monkeypatch.undo()
+    again = await sqlite_service.http.post(
+        "/v1/messages", json={"to": "+421903123456", "text": "x"}
+    )
+    assert again.status_code == 202, again.text
+
+
+async def test_the_send_endpoint_keeps_its_routing_neighbours(sqlite_service: Service) -> None:
+    # only POST to exactly /v1/messages takes the short way; the rest is FastAPI's as before
+    assert (await sqlite_service.http.get("/v1/messages")).status_code == 200
+    assert (await sqlite_service.http.put("/v1/messages", json={})).status_code == 405
+    unauthorised = await sqlite_service.http.post(
+        "/v1/messages", json={}, headers={"Authorization": ""}
+    )
+    assert unauthorised.status_code == 401
+    assert unauthorised.headers["www-authenticate"] == "Bearer"
+    assert unauthorised.headers["content-type"] == "application/json"
+
+
 @pytest.mark.parametrize(
     ("raw", "content_type", "status", "words"),
     [
