@@ -1,7 +1,8 @@
 """The HTTP API alone: ``POST /v1/messages`` straight into the ASGI app, on a real SQLite store.
 
-No sockets, no uvicorn, no SMPP: what FastAPI, the request's validation and the group-committed
-enqueue cost per request, ``--concurrency`` requests at a time. It prints wall and CPU time
+No sockets, no uvicorn, no SMPP: what the endpoint (served past FastAPI's middleware and router
+since the eleventh sitting), the request's validation and the group-committed enqueue cost per
+request, ``--concurrency`` requests at a time. It prints wall and CPU time
 per request (this process, aiosqlite's thread included).
 
     .venv/bin/python benchmarks/bench_api.py --requests 5000 --runs 3

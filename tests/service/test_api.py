@@ -11,12 +11,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o2sms.client.session import Session as ClientSession
+from o2sms.service.http import ApiContext, create_app
+from o2sms.service.metrics import Metrics
 from o2sms.service.runtime import Connector, RunningService, build_server
+from o2sms.service.settings import Settings
 from o2sms.simulator import Account, Simulator
 from o2sms.simulator.session import SmppSession
 from o2sms.smpp import CommandStatus, Pdu, SubmitSm
+from o2sms.store import open_store
 from tests.service.conftest import API_KEY, Service, open_service, settings_for
 from tests.service.webhook_receiver import Receiver
 
@@ -270,6 +277,48 @@ async def test_a_bug_in_the_send_endpoint_is_a_500_and_the_service_goes_on(
         "/v1/messages", json={"to": "+421903123456", "text": "x"}
     )
     assert again.status_code == 202, again.text
+
+
+async def test_the_send_endpoint_is_served_past_the_framework_unless_middleware_is_added(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    store = await open_store(url)
+    settings = Settings(store_url=url, api_keys=[SecretStr(API_KEY)])
+    seen: list[str] = []
+
+    class Recorder:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(scope.get("path", scope["type"]))
+            await self.app(scope, receive, send)
+
+    def new_app() -> FastAPI:
+        context = ApiContext(settings=settings, store=store, metrics=Metrics(), api_keys=[API_KEY])
+        return create_app(context)
+
+    async def post(app: FastAPI) -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            answer = await http.post(
+                "/v1/messages",
+                json={"to": "+421903123456", "text": "x"},
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
+            return answer.status_code
+
+    try:
+        short = new_app()
+        assert await post(short) == 202
+        assert short.middleware_stack is None  # Starlette builds it for its first request
+        with_middleware = new_app()
+        with_middleware.add_middleware(Recorder)
+        assert await post(with_middleware) == 202
+        assert seen == ["/v1/messages"]  # the new middleware saw the send
+    finally:
+        await store.engine.dispose()
 
 
 async def test_the_send_endpoint_keeps_its_routing_neighbours(sqlite_service: Service) -> None:

@@ -368,6 +368,11 @@ class _Api(FastAPI):
 
     fast_send: ASGIApp | None = None
 
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """FastAPI's, and the send endpoint back on the normal way: it must pass the new one."""
+        self.fast_send = None
+        super().add_middleware(middleware_class, *args, **kwargs)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Take the send endpoint's requests here, hand everything else to FastAPI."""
         if (
@@ -392,8 +397,11 @@ def _served(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
         except ApiError as exc:
             response = _error_response(exc)
         except Exception:
-            # What Starlette's ServerErrorMiddleware does: answer 500, let the server log it.
-            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            # What Starlette's ServerErrorMiddleware does: answer 500, let the server log it
+            # (uvicorn then closes the connection, so say so).
+            await PlainTextResponse(
+                "Internal Server Error", status_code=500, headers={"Connection": "close"}
+            )(scope, receive, send)
             raise
         await response(scope, receive, send)
 
@@ -620,5 +628,5 @@ def create_app(context: ApiContext) -> FastAPI:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.fast_send = BodyLimit(_served(send_messages), limit=settings.max_body_bytes)
+    app.fast_send = BodyLimit(_served(send_messages), limit=settings.max_body_bytes)  # last
     return app
