@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o2sms.client.session import Session as ClientSession
-from o2sms.service.http import ApiContext, create_app
+from o2sms.service.http import ApiContext, _body, create_app
 from o2sms.service.metrics import Metrics
 from o2sms.service.runtime import Connector, RunningService, build_server
 from o2sms.service.settings import Settings
@@ -319,6 +319,31 @@ async def test_the_send_endpoint_is_served_past_the_framework_unless_middleware_
         assert seen == ["/v1/messages"]  # the new middleware saw the send
     finally:
         await store.engine.dispose()
+
+
+async def test_a_body_sent_in_chunks_is_read_whole(sqlite_service: Service) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b'{"to": "+4219031', b'23456", "text": ', b'"in three pieces"}'):
+            yield piece
+
+    answer = await sqlite_service.http.post(
+        "/v1/messages", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 202, answer.text
+    message_id = answer.json()["messages"][0]["id"]
+    stored = (await sqlite_service.http.get(f"/v1/messages/{message_id}")).json()
+    assert stored["text"] == "in three pieces"
+
+
+async def test_the_body_is_read_from_the_stream_without_the_body_limit_in_front() -> None:
+    sent = [b'{"to": ', b'"x"}']
+
+    async def receive() -> dict[str, object]:
+        piece = sent.pop(0)
+        return {"type": "http.request", "body": piece, "more_body": bool(sent)}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    assert await _body(request) == b'{"to": "x"}'
 
 
 async def test_the_send_endpoint_keeps_its_routing_neighbours(sqlite_service: Service) -> None:

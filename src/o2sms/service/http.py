@@ -172,6 +172,10 @@ def _error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
+BODY_KEY = "o2sms.body"
+"""The ASGI scope key under which :class:`BodyLimit` leaves the whole request body."""
+
+
 class BodyLimit:
     """Answers 413 to a request body over ``limit`` bytes, before it is all read."""
 
@@ -206,16 +210,24 @@ class BodyLimit:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        scope[BODY_KEY] = body  # for the app to take as it is (see :func:`_body`)
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body: as :class:`BodyLimit` buffered it, else read from the stream."""
+    buffered = request.scope.get(BODY_KEY)
+    return buffered if isinstance(buffered, bytes) else await request.body()
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -434,6 +446,7 @@ def create_app(context: ApiContext) -> FastAPI:
     store = context.store
     metrics = context.metrics
     store_timeout = STORE_TIMEOUT if context.store_timeout is None else context.store_timeout
+    flash_available = settings.sends_flash  # settings do not change while the app runs
 
     async def enqueue_requests(requests: list[list[NewMessage]]) -> list[list[EnqueueResult]]:
         results = await store.enqueue_many([m for request in requests for m in request])
@@ -484,7 +497,7 @@ def create_app(context: ApiContext) -> FastAPI:
         idempotency_key = headers.get("idempotency-key")
         if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_LENGTH:
             raise _problem("idempotency-key", f"is longer than {IDEMPOTENCY_KEY_LENGTH} characters")
-        body = _send_request(await request.body(), headers.get("content-type"))
+        body = _send_request(await _body(request), headers.get("content-type"))
         try:
             new, encoding, parts = prepare(
                 body,
@@ -494,7 +507,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 owner=owner,
                 idempotency_key=idempotency_key,
                 check_url=context.check_url,
-                flash_available=settings.sends_flash,
+                flash_available=flash_available,
             )
         except RequestProblemError as exc:
             raise _problem(exc.field, exc.message) from None
