@@ -501,8 +501,6 @@ def _json_text_function() -> Callable[[Any], str]:
     )
 
     def json_text(value: Any) -> str:
-        if isinstance(value, str):  # the C encoder takes containers and scalars but not str
-            return json.dumps(value)
         return "".join(encode(value, 0))
 
     return json_text
