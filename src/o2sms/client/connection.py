@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 from o2sms.client.errors import (
+    BACKOFF_STATUSES,
     ClientClosedError,
     ClientError,
     ConnectionLost,
@@ -81,6 +82,8 @@ class SmppProtocol(asyncio.Protocol):
         # data_received as responses free slots: the waiting task is woken once, by its response.
         self._queued: deque[tuple[Pdu, asyncio.Future[Pdu]]] = deque()
         self._writing_paused = False
+        # A slot freed by a "slow down" answer is refilled a loop turn later: see _resolve.
+        self._refill_deferred = False
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._on_inbound = on_inbound
@@ -240,16 +243,29 @@ class SmppProtocol(asyncio.Protocol):
 
     def _resolve(self, sequence_number: int, response: Pdu | None, error: Exception | None) -> None:
         future = self._futures.pop(sequence_number, None)
+        backoff = response is not None and response.command_status in BACKOFF_STATUSES
+        if self._queued and not backoff and not self._refill_deferred:
+            self._send_queued()
+            self._schedule_flush()
+        if future is not None and not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert response is not None
+                future.set_result(response)
+        if backoff and self._queued and not self._refill_deferred:
+            # The SMSC asks us to slow down. Refilling the freed slot now would send a queued
+            # request before the pool has read this answer; the refill waits one loop turn,
+            # after the waiting task (woken above) has decided a pause and taken the queue back.
+            self._refill_deferred = True
+            self._loop.call_soon(self._refill)
+
+    def _refill(self) -> None:
+        """Send what still waits for the window once a "slow down" answer has been read."""
+        self._refill_deferred = False
         if self._queued:
             self._send_queued()
             self._schedule_flush()
-        if future is None or future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            assert response is not None
-            future.set_result(response)
 
     def _dispatch(self, reason: str = "") -> None:
         connection = self.connection
