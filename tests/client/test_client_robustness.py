@@ -98,9 +98,9 @@ async def test_a_burst_of_throttled_answers_pauses_the_pool_once(
 @pytest.mark.parametrize("answer", ["submit_sm_resp", "generic_nack"])
 async def test_a_pause_also_holds_the_requests_queued_behind_the_window(answer: str) -> None:
     # Regression: requests already waiting for the window went out as it freed, during the
-    # pause, so a deep queue hit a refusing SMSC at full speed whatever the pool decided. Then
-    # (until the twelfth sitting) the slot the refusing answer freed still sent one of them
-    # before the pool had read that answer.
+    # pause, so a deep queue hit a refusing SMSC at full speed whatever the pool decided. Later
+    # regression: the slot the refusing answer freed still sent one of them before the pool
+    # had read that answer.
     full: list[int] = [CommandStatus.ESME_RMSGQFUL]
     faults = (
         Faults(submit_statuses=full) if answer == "submit_sm_resp" else Faults(nack_statuses=full)

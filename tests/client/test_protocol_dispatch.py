@@ -16,6 +16,7 @@ from o2sms.smpp.connection import (
     ResponseReceived,
     UnexpectedResponse,
 )
+from o2sms.smpp.constants import CommandStatus
 from o2sms.smpp.pdu import DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.state import Role
 
@@ -96,3 +97,47 @@ async def test_any_other_event_takes_the_requests_before_it_first() -> None:
         ("resolve", 2),
         ("inbound", 102),
     ]
+
+
+def answer(n: int, status: int) -> ResponseReceived:
+    return ResponseReceived(
+        SubmitSm(sequence_number=n), SubmitSmResp(sequence_number=n, command_status=status)
+    )
+
+
+@pytest.mark.parametrize("first_reader", ["gone", "waiting"])
+async def test_the_window_is_refilled_only_after_every_slow_down_answer_of_a_read_was_read(
+    first_reader: str,
+) -> None:
+    # The pool decides a pause when it reads a throttled or queue-full answer, and takes back
+    # what waits for the window. A refill that ran before the reader of any such answer of
+    # the read (here the second, whose first reader gave up or decided nothing) would send
+    # queued requests into that pause. A plain answer read after them must not refill either.
+    throttled, queue_full = CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL
+    protocol = SmppProtocol(
+        ScriptedConnection([answer(1, throttled), answer(2, queue_full), answer(3, 0)])
+    )
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    futures = {n: loop.create_future() for n in (1, 2, 3)}
+    if first_reader == "gone":
+        futures[1].cancel()
+
+    async def reader(n: int) -> None:
+        await futures[n]
+        order.append(f"read {n}")
+
+    readers = [asyncio.create_task(reader(n)) for n in (2, 3)]
+    if first_reader == "waiting":
+        readers.append(asyncio.create_task(reader(1)))
+    await asyncio.sleep(0)  # every reader waits for its answer
+    protocol._futures.update(futures)
+    protocol._queued.append((SubmitSm(sequence_number=9), loop.create_future()))
+    protocol._send_queued = lambda: order.append("refill")  # type: ignore[method-assign]
+    protocol._dispatch()
+    await asyncio.gather(*readers, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert order.count("refill") == 1
+    slow_down_readers = ["read 2"] if first_reader == "gone" else ["read 1", "read 2"]
+    for read in slow_down_readers:
+        assert order.index(read) < order.index("refill"), order

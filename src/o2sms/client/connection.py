@@ -83,7 +83,7 @@ class SmppProtocol(asyncio.Protocol):
         self._queued: deque[tuple[Pdu, asyncio.Future[Pdu]]] = deque()
         self._writing_paused = False
         # A slot freed by a "slow down" answer is refilled a loop turn later: see _resolve.
-        self._refill_deferred = False
+        self._deferred_refill: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._on_inbound = on_inbound
@@ -126,7 +126,8 @@ class SmppProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._send_queued()
+        if self._deferred_refill is None:  # else that refill sends, once the pool has read
+            self._send_queued()
         self._flush()
 
     # --- requests -------------------------------------------------------------------
@@ -244,7 +245,7 @@ class SmppProtocol(asyncio.Protocol):
     def _resolve(self, sequence_number: int, response: Pdu | None, error: Exception | None) -> None:
         future = self._futures.pop(sequence_number, None)
         backoff = response is not None and response.command_status in BACKOFF_STATUSES
-        if self._queued and not backoff and not self._refill_deferred:
+        if self._queued and not backoff and self._deferred_refill is None:
             self._send_queued()
             self._schedule_flush()
         if future is not None and not future.done():
@@ -253,16 +254,18 @@ class SmppProtocol(asyncio.Protocol):
             else:
                 assert response is not None
                 future.set_result(response)
-        if backoff and self._queued and not self._refill_deferred:
-            # The SMSC asks us to slow down. Refilling the freed slot now would send a queued
-            # request before the pool has read this answer; the refill waits one loop turn,
-            # after the waiting task (woken above) has decided a pause and taken the queue back.
-            self._refill_deferred = True
-            self._loop.call_soon(self._refill)
+        if backoff and self._queued:
+            # The SMSC asks us to slow down. Refilling the freed slots now would send queued
+            # requests before the pool has read this answer; the refill waits for a later loop
+            # turn, after the waiting task (woken above) has decided a pause and taken the queue
+            # back. Moved behind each such answer of the same read, so it follows them all.
+            if self._deferred_refill is not None:
+                self._deferred_refill.cancel()
+            self._deferred_refill = self._loop.call_soon(self._refill)
 
     def _refill(self) -> None:
-        """Send what still waits for the window once a "slow down" answer has been read."""
-        self._refill_deferred = False
+        """Send what still waits for the window once the "slow down" answers have been read."""
+        self._deferred_refill = None
         if self._queued:
             self._send_queued()
             self._schedule_flush()
