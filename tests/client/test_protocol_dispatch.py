@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from o2sms.client.connection import SmppProtocol
+from o2sms.client.connection import RefillGate, SmppProtocol
 from o2sms.smpp.connection import (
     Connection,
     Event,
@@ -141,3 +141,34 @@ async def test_the_window_is_refilled_only_after_every_slow_down_answer_of_a_rea
     slow_down_readers = ["read 2"] if first_reader == "gone" else ["read 1", "read 2"]
     for read in slow_down_readers:
         assert order.index(read) < order.index("refill"), order
+
+
+async def test_a_slow_down_answer_on_one_session_holds_the_refills_of_the_others() -> None:
+    # A pool's sessions share one RefillGate: a plain answer read on another session in the same
+    # loop turn, before the pool has read the throttled one, must not send into the pause.
+    gate = RefillGate()
+    throttled_session = SmppProtocol(
+        ScriptedConnection([answer(1, CommandStatus.ESME_RTHROTTLED)]), refill_gate=gate
+    )
+    other_session = SmppProtocol(ScriptedConnection([answer(2, 0)]), refill_gate=gate)
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    futures = {n: loop.create_future() for n in (1, 2)}
+
+    async def reader(n: int) -> None:
+        await futures[n]
+        order.append(f"read {n}")
+
+    readers = [asyncio.create_task(reader(n)) for n in (1, 2)]
+    await asyncio.sleep(0)
+    throttled_session._futures[1] = futures[1]
+    other_session._futures[2] = futures[2]
+    other_session._queued.append((SubmitSm(sequence_number=9), loop.create_future()))
+    other_session._send_queued = lambda: order.append("refill")  # type: ignore[method-assign]
+    throttled_session._dispatch()
+    other_session._dispatch()  # the same loop turn
+    assert order == []
+    await asyncio.gather(*readers)
+    await asyncio.sleep(0)
+    assert order.count("refill") == 1
+    assert order.index("read 1") < order.index("refill"), order

@@ -62,6 +62,41 @@ InboundHandler = Callable[[Pdu], Awaitable[int]]
 """Handles an inbound request (deliver_sm, data_sm) and returns the command_status to answer."""
 
 
+class RefillGate:
+    """Holds window refills for a loop turn after a "slow down" answer (ESME_RTHROTTLED,
+    ESME_RMSGQFUL), for every session that shares it: a pool's sessions share one.
+
+    The pool decides a pause when the task waiting for such an answer reads it, and then takes
+    back what waits for the windows. A slot freed in the meantime, on that session or another,
+    would send a queued request into the pause; those refills run after the readers instead.
+    """
+
+    def __init__(self) -> None:
+        self._handle: asyncio.Handle | None = None
+        self._waiting: dict[SmppProtocol, None] = {}  # an ordered set
+
+    @property
+    def held(self) -> bool:
+        """True from a slow-down answer until the loop turn after its reader ran."""
+        return self._handle is not None
+
+    def hold(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A slow-down answer was just handed to its reader: open after that reader has run."""
+        if self._handle is not None:
+            self._handle.cancel()  # open after this answer's reader too
+        self._handle = loop.call_soon(self._open)
+
+    def wait(self, protocol: SmppProtocol) -> None:
+        """Refill ``protocol``'s window when the gate opens."""
+        self._waiting[protocol] = None
+
+    def _open(self) -> None:
+        self._handle = None
+        waiting, self._waiting = self._waiting, {}
+        for protocol in waiting:
+            protocol.refill()
+
+
 class SmppProtocol(asyncio.Protocol):
     """asyncio protocol for one SMPP connection (ESME side)."""
 
@@ -72,6 +107,7 @@ class SmppProtocol(asyncio.Protocol):
         on_inbound: InboundHandler | None = None,
         inbound_concurrency: int = 8,
         name: str = "smpp",
+        refill_gate: RefillGate | None = None,
     ) -> None:
         self.connection = connection
         self.name = name
@@ -82,8 +118,8 @@ class SmppProtocol(asyncio.Protocol):
         # data_received as responses free slots: the waiting task is woken once, by its response.
         self._queued: deque[tuple[Pdu, asyncio.Future[Pdu]]] = deque()
         self._writing_paused = False
-        # A slot freed by a "slow down" answer is refilled a loop turn later: see _resolve.
-        self._deferred_refill: asyncio.Handle | None = None
+        # Slots freed just after a "slow down" answer are refilled a loop turn later.
+        self._gate = refill_gate if refill_gate is not None else RefillGate()
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._on_inbound = on_inbound
@@ -126,7 +162,9 @@ class SmppProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self._deferred_refill is None:  # else that refill sends, once the pool has read
+        if self._gate.held:
+            self._gate.wait(self)
+        else:
             self._send_queued()
         self._flush()
 
@@ -245,7 +283,8 @@ class SmppProtocol(asyncio.Protocol):
     def _resolve(self, sequence_number: int, response: Pdu | None, error: Exception | None) -> None:
         future = self._futures.pop(sequence_number, None)
         backoff = response is not None and response.command_status in BACKOFF_STATUSES
-        if self._queued and not backoff and self._deferred_refill is None:
+        gate = self._gate
+        if self._queued and not backoff and not gate.held:
             self._send_queued()
             self._schedule_flush()
         if future is not None and not future.done():
@@ -254,18 +293,13 @@ class SmppProtocol(asyncio.Protocol):
             else:
                 assert response is not None
                 future.set_result(response)
-        if backoff and self._queued:
-            # The SMSC asks us to slow down. Refilling the freed slots now would send queued
-            # requests before the pool has read this answer; the refill waits for a later loop
-            # turn, after the waiting task (woken above) has decided a pause and taken the queue
-            # back. Moved behind each such answer of the same read, so it follows them all.
-            if self._deferred_refill is not None:
-                self._deferred_refill.cancel()
-            self._deferred_refill = self._loop.call_soon(self._refill)
+        if backoff:
+            gate.hold(self._loop)  # after the waiting task, woken above, has read the answer
+        if self._queued and gate.held:
+            gate.wait(self)
 
-    def _refill(self) -> None:
-        """Send what still waits for the window once the "slow down" answers have been read."""
-        self._deferred_refill = None
+    def refill(self) -> None:
+        """Send what waits for room in the window, as far as there is room (see RefillGate)."""
         if self._queued:
             self._send_queued()
             self._schedule_flush()

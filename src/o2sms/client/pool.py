@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from o2sms.client.backoff import delay
 from o2sms.client.config import Backoff, SessionConfig
-from o2sms.client.connection import InboundHandler
+from o2sms.client.connection import InboundHandler, RefillGate
 from o2sms.client.errors import (
     BACKOFF_STATUSES,
     ClientClosedError,
@@ -155,6 +155,7 @@ class Pool:
         rng: random.Random | None = None,
     ) -> None:
         self._changed = asyncio.Event()
+        gate = RefillGate()  # a throttled answer on one session holds every session's refills
         self.sessions = [
             Session(
                 config,
@@ -164,6 +165,7 @@ class Pool:
                 else None,
                 on_status=self._on_status,
                 rng=rng,
+                refill_gate=gate,
             )
             for index, config in enumerate(configs)
         ]

@@ -11,7 +11,7 @@ from typing import Final
 
 from o2sms.client.backoff import delay, rotation
 from o2sms.client.config import Endpoint, SessionConfig
-from o2sms.client.connection import InboundHandler, SmppProtocol
+from o2sms.client.connection import InboundHandler, RefillGate, SmppProtocol
 from o2sms.client.errors import (
     SESSION_LIMIT_STATUSES,
     BindConfigError,
@@ -73,6 +73,7 @@ class Session:
         on_inbound: InboundHandler | None = None,
         on_status: Callable[[Session], None] | None = None,
         rng: random.Random | None = None,
+        refill_gate: RefillGate | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -84,6 +85,7 @@ class Session:
         self._on_status = on_status
         self._rng = rng or random.Random()
         self._protocol: SmppProtocol | None = None
+        self._refill_gate = refill_gate
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -248,6 +250,7 @@ class Session:
                 on_inbound=self._on_inbound,
                 inbound_concurrency=config.inbound_concurrency,
                 name=self.name,
+                refill_gate=self._refill_gate,
             ),
             tls=config.tls,
             timeout=config.connect_timeout,
