@@ -389,3 +389,20 @@ async def test_schedule_or_validity_beyond_99_days_is_refused_clearly() -> None:
         assert smsc.submits == []
         await sms.send(NUMBER, "x", validity=timedelta(days=99, hours=23))
     assert smsc.submits[0].validity_period == "000099230000000R"
+
+
+async def test_every_session_of_a_pool_shares_one_refill_gate_across_reconnects() -> None:
+    # The gate holds refills on the pool's other sessions too; it only can if they share it.
+    async with (
+        FakeSmsc(Faults(unbind_after_submits=1)) as smsc,
+        client(smsc, sessions=2) as sms,
+    ):
+        await wait_until(lambda: smsc.sessions == 2)
+        first = [s.protocol for s in sms._pool.sessions]
+        await asyncio.gather(*(sms.send(NUMBER, f"m{i}") for i in range(4)))
+        await wait_until(lambda: all(s.is_bound for s in sms._pool.sessions))
+        now = [s.protocol for s in sms._pool.sessions]
+        gates = {id(p._gate) for p in first + now if p is not None}
+    assert smsc.unbinds >= 1  # a session reconnected: its new protocol has the same gate
+    assert any(p not in first for p in now)
+    assert len(gates) == 1

@@ -172,3 +172,25 @@ async def test_a_slow_down_answer_on_one_session_holds_the_refills_of_the_others
     await asyncio.sleep(0)
     assert order.count("refill") == 1
     assert order.index("read 1") < order.index("refill"), order
+
+
+async def test_a_failing_refill_leaves_the_other_sessions_refilled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = RefillGate()
+    broken = SmppProtocol(ScriptedConnection([]), refill_gate=gate, name="broken")
+    fine = SmppProtocol(ScriptedConnection([]), refill_gate=gate, name="fine")
+    order: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("a bug")
+
+    broken.refill = fail  # type: ignore[method-assign]
+    fine.refill = lambda: order.append("fine")  # type: ignore[method-assign]
+    gate.hold(asyncio.get_running_loop())
+    gate.wait(broken)
+    gate.wait(fine)
+    await asyncio.sleep(0)
+    assert order == ["fine"]
+    assert not gate.held
+    assert "broken: cannot refill the window" in caplog.text

@@ -63,8 +63,8 @@ InboundHandler = Callable[[Pdu], Awaitable[int]]
 
 
 class RefillGate:
-    """Holds window refills for a loop turn after a "slow down" answer (ESME_RTHROTTLED,
-    ESME_RMSGQFUL), for every session that shares it: a pool's sessions share one.
+    """Holds window refills from a "slow down" answer (ESME_RTHROTTLED, ESME_RMSGQFUL) until the
+    task waiting for it has run, for every session that shares it: a pool's sessions share one.
 
     The pool decides a pause when the task waiting for such an answer reads it, and then takes
     back what waits for the windows. A slot freed in the meantime, on that session or another,
@@ -72,18 +72,16 @@ class RefillGate:
     """
 
     def __init__(self) -> None:
+        #: True from a slow-down answer until its reader has run (read on every response)
+        self.held = False
         self._handle: asyncio.Handle | None = None
         self._waiting: dict[SmppProtocol, None] = {}  # an ordered set
 
-    @property
-    def held(self) -> bool:
-        """True from a slow-down answer until the loop turn after its reader ran."""
-        return self._handle is not None
-
     def hold(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A slow-down answer was just handed to its reader: open after that reader has run."""
+        """A slow-down answer was just handed to its reader: open right after that reader."""
         if self._handle is not None:
             self._handle.cancel()  # open after this answer's reader too
+        self.held = True
         self._handle = loop.call_soon(self._open)
 
     def wait(self, protocol: SmppProtocol) -> None:
@@ -91,10 +89,14 @@ class RefillGate:
         self._waiting[protocol] = None
 
     def _open(self) -> None:
+        self.held = False
         self._handle = None
         waiting, self._waiting = self._waiting, {}
         for protocol in waiting:
-            protocol.refill()
+            try:
+                protocol.refill()
+            except Exception:  # a bug in one session must not leave the others' queues stuck
+                log.exception("%s: cannot refill the window", protocol.name)
 
 
 class SmppProtocol(asyncio.Protocol):
@@ -118,7 +120,7 @@ class SmppProtocol(asyncio.Protocol):
         # data_received as responses free slots: the waiting task is woken once, by its response.
         self._queued: deque[tuple[Pdu, asyncio.Future[Pdu]]] = deque()
         self._writing_paused = False
-        # Slots freed just after a "slow down" answer are refilled a loop turn later.
+        # Slots freed just after a "slow down" answer wait until the pool has read it.
         self._gate = refill_gate if refill_gate is not None else RefillGate()
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
