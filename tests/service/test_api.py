@@ -402,6 +402,65 @@ async def test_the_api_key_is_checked_before_the_body(sqlite_service: Service) -
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (["+421903123456", "+421903123457"], "+421903123456"),
+        ("+421903123456", ["+421903123456", "+421903123457"]),
+        (["+421903123456", "+421903123457"], ["+421903123456", "+421903123458", "+421903123457"]),
+    ],
+)
+async def test_an_idempotency_key_reused_for_other_recipients_is_409_and_sends_nothing(
+    service: Service, before: str | list[str], after: str | list[str]
+) -> None:
+    headers = {"Idempotency-Key": "campaign-9"}
+    first = await service.http.post(
+        "/v1/messages", json={"to": before, "text": "Sale!"}, headers=headers
+    )
+    assert first.status_code == 202, first.text
+    again = await service.http.post(
+        "/v1/messages", json={"to": after, "text": "Sale!"}, headers=headers
+    )
+    assert again.status_code == 409, again.text
+    assert again.json()["error"] == "this Idempotency-Key was used before for a different request"
+    for accepted in first.json()["messages"]:
+        await service.wait_status(accepted["id"], {"delivered"})
+    await asyncio.sleep(0.2)  # a message the 409 had stored anyway would be sent by now
+    listed = (await service.http.get("/v1/messages")).json()["items"]
+    assert len(listed) == len(first.json()["messages"])
+    assert len(service.simulator.messages()) == len(first.json()["messages"])
+
+
+async def test_a_request_to_several_recipients_is_replayed_whole(sqlite_service: Service) -> None:
+    headers = {"Idempotency-Key": "campaign-10"}
+    request = {"to": ["+421903123456", "+421903123457"], "text": "Sale!"}
+    first = await sqlite_service.http.post("/v1/messages", json=request, headers=headers)
+    again = await sqlite_service.http.post("/v1/messages", json=request, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["messages"] == first.json()["messages"]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("", "is empty (an unset variable?); send a key or no header"),
+        ("order-7#2", "must not end in '#' and digits (the keys of a request's messages do)"),
+    ],
+)
+async def test_an_idempotency_key_that_cannot_keep_its_promise_is_422(
+    sqlite_service: Service, key: str, problem: str
+) -> None:
+    response = await sqlite_service.http.post(
+        "/v1/messages",
+        json={"to": SK_MOBILE, "text": "x"},
+        headers={"Idempotency-Key": key},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == f"idempotency-key: {problem}"
+    assert (await sqlite_service.http.get("/v1/messages")).json()["items"] == []
+
+
 async def test_an_idempotency_key_too_long_is_422(sqlite_service: Service) -> None:
     response = await sqlite_service.http.post(
         "/v1/messages",

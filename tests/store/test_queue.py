@@ -11,6 +11,7 @@ import pytest
 
 from o2sms.store import (
     EventKind,
+    IdempotencyConflictError,
     LeaseLostError,
     MessageNotFoundError,
     MessageStatus,
@@ -167,15 +168,72 @@ async def test_list_filters_and_paginates_newest_first(
 
 async def test_the_same_idempotency_key_returns_the_first_message(store: MessageStore) -> None:
     first = await store.enqueue(sms(1, idempotency_key="k1", owner="key-a"))
-    again = await store.enqueue(sms(2, idempotency_key="k1", owner="key-a"))
+    again = await store.enqueue(sms(1, idempotency_key="k1", owner="key-a", sender="Other"))
     other_owner = await store.enqueue(sms(3, idempotency_key="k1", owner="key-b"))
     assert first.created
     assert not again.created
     assert other_owner.created
     assert again.message.id == first.message.id
-    assert again.message.text == "message 1"  # the stored one, not the new body
+    assert again.message.sender is None  # the stored one, not the new body
     assert other_owner.message.id != first.message.id
     assert len((await store.list_messages()).items) == 2
+
+
+async def test_an_idempotency_key_used_for_another_recipient_or_text_is_a_conflict(
+    store: MessageStore,
+) -> None:
+    await store.enqueue(sms(1, idempotency_key="k1"))
+    with pytest.raises(IdempotencyConflictError):
+        await store.enqueue(sms(2, idempotency_key="k1"))  # another recipient and text
+    with pytest.raises(IdempotencyConflictError):
+        await store.enqueue(sms(1, idempotency_key="k1", text="changed"))
+    assert len((await store.list_messages()).items) == 1
+
+
+def request_of(numbers: list[int], key: str, text: str = "hi") -> list[NewMessage]:
+    """The messages of one request with ``key`` to the numbered recipients."""
+    return [sms(n, text=text, idempotency_key=key) for n in numbers]
+
+
+async def test_a_keyed_request_is_replayed_whole_and_stored_under_one_key_per_message(
+    store: MessageStore,
+) -> None:
+    [first] = await store.enqueue_requests([request_of([1, 2, 3], "order-7")])
+    assert [r.created for r in first] == [True, True, True]
+    assert [r.message.idempotency_key for r in first] == ["order-7#0", "order-7#1", "order-7#2"]
+    [again] = await store.enqueue_requests([request_of([1, 2, 3], "order-7")])
+    assert [r.created for r in again] == [False, False, False]
+    assert [r.message.id for r in again] == [r.message.id for r in first]
+    assert len((await store.list_messages()).items) == 3
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ([1, 2], [1]),  # a recipient dropped
+        ([1], [1, 2]),  # a recipient added to a one-message request
+        ([1, 2], [1, 3, 2]),  # one added in the middle: "#2" would be new
+        ([1, 2, 3], [1, 2]),  # the last one dropped: "#0" and "#1" alone would match
+        ([1, 2], [2, 1]),  # the same recipients in another order
+    ],
+)
+async def test_a_keyed_request_with_other_recipients_is_a_conflict_and_writes_nothing(
+    store: MessageStore, before: list[int], after: list[int]
+) -> None:
+    await store.enqueue_requests([request_of(before, "k")])
+    plain = sms(9)  # committed in the same transaction as the conflicting request, or not at all
+    with pytest.raises(IdempotencyConflictError):
+        await store.enqueue_requests([[plain], request_of(after, "k")])
+    stored = (await store.list_messages()).items
+    assert len(stored) == len(before)
+    assert plain.recipient not in {m.recipient for m in stored}
+
+
+async def test_the_messages_of_a_request_share_one_key_and_owner(store: MessageStore) -> None:
+    with pytest.raises(ValueError, match="share"):
+        await store.enqueue_requests([[sms(1, idempotency_key="a"), sms(2, idempotency_key="b")]])
+    with pytest.raises(ValueError, match="at least one"):
+        await store.enqueue_requests([[]])
 
 
 async def test_concurrent_enqueues_with_one_key_make_one_row(
@@ -183,7 +241,7 @@ async def test_concurrent_enqueues_with_one_key_make_one_row(
 ) -> None:
     other = await open_at()  # a second process: its own pool of connections
     results = await asyncio.gather(
-        *((store if i % 2 else other).enqueue(sms(i, idempotency_key="same")) for i in range(20))
+        *((store if i % 2 else other).enqueue(sms(1, idempotency_key="same")) for i in range(20))
     )
     assert len({r.message.id for r in results}) == 1
     assert sum(r.created for r in results) == 1
@@ -194,7 +252,7 @@ async def test_enqueue_many_keeps_order_and_dedupes_within_the_batch(
     store: MessageStore,
 ) -> None:
     results = await store.enqueue_many(
-        [sms(1), sms(2, idempotency_key="x"), sms(3), sms(4, idempotency_key="x")]
+        [sms(1), sms(2, idempotency_key="x"), sms(3), sms(2, idempotency_key="x")]
     )
     assert [r.created for r in results] == [True, True, True, False]
     assert results[3].message.id == results[1].message.id

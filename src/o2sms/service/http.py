@@ -49,8 +49,15 @@ from o2sms.service.schemas import (
     prepare,
 )
 from o2sms.service.settings import Settings, api_key_id
-from o2sms.store import EnqueueResult, MessageStore, NewMessage, NotCancellableError
+from o2sms.store import (
+    EnqueueResult,
+    IdempotencyConflictError,
+    MessageStore,
+    NewMessage,
+    NotCancellableError,
+)
 from o2sms.store.models import MessageStatus
+from o2sms.store.queue import STORED_KEY_SUFFIX
 
 __all__ = ["RETRY_AFTER", "STORE_TIMEOUT", "ApiContext", "create_app"]
 
@@ -86,8 +93,11 @@ _SEND_OPENAPI: dict[str, Any] = {
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "description": "the same key returns the same message(s), never a second SMS",
-            "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_LENGTH},
+            "description": (
+                "the same key returns the same message(s), never a second SMS; not empty, "
+                "no control characters, not ending in '#' and digits"
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LENGTH},
         }
     ],
     "requestBody": {
@@ -101,7 +111,10 @@ _SEND_OPENAPI: dict[str, Any] = {
             "description": "no API key, or not one of this service's",
             **_error_example("the API key is not valid"),
         },
-        "409": {"description": "the Idempotency-Key was used for another message"},
+        "409": {
+            "description": "the Idempotency-Key was used for a request with other recipients "
+            "or text; nothing was stored"
+        },
         "413": {"description": "the body is larger than max_body_bytes"},
         "415": {"description": "the body is not declared JSON (Content-Type)"},
         "422": {
@@ -228,6 +241,21 @@ async def _body(request: Request) -> bytes:
     """The request's body: as :class:`BodyLimit` buffered it, else read from the stream."""
     buffered = request.scope.get(BODY_KEY)
     return buffered if isinstance(buffered, bytes) else await request.body()
+
+
+def _check_idempotency_key(key: str) -> None:
+    """Refuse (422) an ``Idempotency-Key`` that could not keep its promise."""
+    problem = None
+    if not key:
+        problem = "is empty (an unset variable?); send a key or no header"
+    elif len(key) > IDEMPOTENCY_KEY_LENGTH:
+        problem = f"is longer than {IDEMPOTENCY_KEY_LENGTH} characters"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        problem = "must not contain control characters"
+    elif STORED_KEY_SUFFIX.search(key):
+        problem = "must not end in '#' and digits (the keys of a request's messages do)"
+    if problem is not None:
+        raise _problem("idempotency-key", problem)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -449,12 +477,7 @@ def create_app(context: ApiContext) -> FastAPI:
     flash_available = settings.sends_flash  # settings do not change while the app runs
 
     async def enqueue_requests(requests: list[list[NewMessage]]) -> list[list[EnqueueResult]]:
-        results = await store.enqueue_many([m for request in requests for m in request])
-        split, start = [], 0
-        for request in requests:
-            split.append(results[start : start + len(request)])
-            start += len(request)
-        return split
+        return await store.enqueue_requests(requests)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's document, plus the schemas the send endpoint refers to by name."""
@@ -495,8 +518,8 @@ def create_app(context: ApiContext) -> FastAPI:
         owner = _key_owner(request)
         headers = request.headers
         idempotency_key = headers.get("idempotency-key")
-        if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_LENGTH:
-            raise _problem("idempotency-key", f"is longer than {IDEMPOTENCY_KEY_LENGTH} characters")
+        if idempotency_key is not None:
+            _check_idempotency_key(idempotency_key)
         body = _send_request(await _body(request), headers.get("content-type"))
         try:
             new, encoding, parts = prepare(
@@ -511,15 +534,13 @@ def create_app(context: ApiContext) -> FastAPI:
             )
         except RequestProblemError as exc:
             raise _problem(exc.field, exc.message) from None
-        results = await _from_store(enqueue.submit(new), store_timeout)
+        try:
+            results = await _from_store(enqueue.submit(new), store_timeout)
+        except IdempotencyConflictError:
+            raise ApiError(
+                409, "this Idempotency-Key was used before for a different request"
+            ) from None
         replayed = [r for r in results if not r.created]
-        for wanted, result in zip(new, results, strict=True):
-            if not result.created and (
-                result.message.recipient != wanted.recipient
-                # A text retention erased cannot be compared: the key and recipient decide.
-                or (result.message.text is not None and result.message.text != wanted.text)
-            ):
-                raise ApiError(409, "this Idempotency-Key was used before for a different message")
         created = len(results) - len(replayed)
         if created:
             metrics.accepted.inc(created)

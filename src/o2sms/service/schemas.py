@@ -337,7 +337,6 @@ def prepare(
     if request.reference is not None:
         _no_controls(request.reference, "reference")
 
-    key = idempotency_key
     messages = [
         NewMessage(
             recipient=number,
@@ -349,11 +348,11 @@ def prepare(
             schedule_at=schedule_at,
             validity=request.validity,
             reference=request.reference,
-            idempotency_key=None if key is None else (key if len(numbers) == 1 else f"{key}#{i}"),
+            idempotency_key=idempotency_key,  # the request's: the store keys each message
             owner=owner,
             callback_url=callback,
         )
-        for i, number in enumerate(numbers)
+        for number in numbers
     ]
     return messages, measured.encoding.value, measured.parts
 

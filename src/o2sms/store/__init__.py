@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from o2sms.store.engine import create_engine, current_revision, migrate, store_url
 from o2sms.store.errors import (
+    IdempotencyConflictError,
     LeaseLostError,
     MessageNotFoundError,
     NotCancellableError,
@@ -62,6 +63,7 @@ __all__ = [
     "PART_SEVERITY",
     "EnqueueResult",
     "EventKind",
+    "IdempotencyConflictError",
     "InboundMessage",
     "LeaseLostError",
     "Message",

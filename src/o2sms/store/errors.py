@@ -5,6 +5,7 @@
     StoreError
     ├── MessageNotFoundError (also LookupError)  no message with that id
     ├── NotCancellableError                     the message is no longer waiting in the queue
+    ├── IdempotencyConflictError                an idempotency key used for another request
     └── LeaseLostError                          the worker's lease is gone (expired, re-claimed)
 """
 
@@ -12,7 +13,13 @@ from __future__ import annotations
 
 from o2sms.errors import O2smsError
 
-__all__ = ["LeaseLostError", "MessageNotFoundError", "NotCancellableError", "StoreError"]
+__all__ = [
+    "IdempotencyConflictError",
+    "LeaseLostError",
+    "MessageNotFoundError",
+    "NotCancellableError",
+    "StoreError",
+]
 
 
 class StoreError(O2smsError):
@@ -36,6 +43,18 @@ class NotCancellableError(StoreError):
         self.message_id = message_id
         self.status = status
         self.leased = leased
+
+
+class IdempotencyConflictError(StoreError):
+    """An idempotency key was used before for a request with other recipients or text.
+
+    Raised inside the enqueue transaction, so nothing of the request (or of its batch) is
+    written: a retry that changed its body must never send a second SMS.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__("the idempotency key was used before for a different request")
+        self.key = key
 
 
 class LeaseLostError(StoreError):

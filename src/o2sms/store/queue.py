@@ -16,6 +16,7 @@ processes share the queue without waiting on each other; on SQLite every write t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -23,7 +24,12 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from o2sms.store.errors import LeaseLostError, MessageNotFoundError, NotCancellableError
+from o2sms.store.errors import (
+    IdempotencyConflictError,
+    LeaseLostError,
+    MessageNotFoundError,
+    NotCancellableError,
+)
 from o2sms.store.models import (
     CLAIMABLE_STATUSES,
     EnqueueResult,
@@ -51,6 +57,7 @@ from o2sms.store.rows import (
     fetch_in,
     insert,
     insert_sql,
+    lock_keys,
     message_from_driver,
     numbered,
     read_time,
@@ -63,12 +70,21 @@ from o2sms.store.sqlite_inline import OFF_LOOP
 _COLUMNS: Final = MESSAGE_COLUMNS  #: all, in the order ``_row`` gives them
 assert tuple(column.name for column in messages.columns) == _COLUMNS, "_row follows the table"
 _IDEMPOTENCY_KEY: Final = _COLUMNS.index("idempotency_key")
+_RECIPIENT: Final = _COLUMNS.index("recipient")
+_TEXT: Final = _COLUMNS.index("text")
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
 _TIME_INDEXES: Final = tuple(
     i for i, c in enumerate(messages.columns) if isinstance(c.type, UtcDateTime)
 )  #: positions in ``_COLUMNS`` of the times the driver takes in its own form
 
-__all__ = ["Clock", "MessageQueue", "backoff_delay", "utc_now"]
+__all__ = [
+    "STORED_KEY_SUFFIX",
+    "Clock",
+    "MessageQueue",
+    "backoff_delay",
+    "stored_keys",
+    "utc_now",
+]
 
 # Claim candidates of one waiting status: due, not under a live lease, in claim order (a
 # driver statement: the claim runs several times a second under load).
@@ -83,6 +99,16 @@ _CLAIM: Final = (
     "resends = resends + CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END, updated_at = ? "
     f"WHERE id IN_LIST RETURNING {', '.join(MESSAGE_COLUMNS)}"
 )
+
+STORED_KEY_SUFFIX: Final = re.compile(r"#[0-9]+\Z")
+"""How the stored keys of a request's messages end (:func:`stored_keys`); a key given for a
+request must not end so, or it could name another request's message."""
+
+
+def stored_keys(key: str, count: int) -> list[str]:
+    """The idempotency keys stored on the ``count`` messages of a request with ``key``."""
+    return [key] if count == 1 else [f"{key}#{i}" for i in range(count)]
+
 
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
@@ -143,57 +169,116 @@ class MessageQueue(WebhookOutbox):
 
         With an ``idempotency_key`` already used under the same ``owner`` the existing message
         comes back (``created=False``) and nothing is written: never a second row, even when
-        requests race (the unique constraint decides, not a read-then-write).
+        requests race. A key used for another recipient or text raises
+        :class:`IdempotencyConflictError`.
         """
         return (await self.enqueue_many([message]))[0]
 
     async def enqueue_many(self, batch: Sequence[NewMessage]) -> list[EnqueueResult]:
-        """Store several messages in one transaction (all or none), results in input order."""
+        """Store several messages in one transaction (all or none), results in input order.
+
+        Each message is a request of its own for its idempotency key (see
+        :meth:`enqueue_requests`).
+        """
+        return [result for (result,) in await self.enqueue_requests([[m] for m in batch])]
+
+    async def enqueue_requests(
+        self, requests: Sequence[Sequence[NewMessage]]
+    ) -> list[list[EnqueueResult]]:
+        """Store the messages of several requests in one transaction (all or none).
+
+        The messages of a request share its ``idempotency_key`` and ``owner``; the key is
+        stored as given on a request of one message and as ``key#0``, ``key#1``... on the
+        messages of a longer one (:func:`stored_keys`). A key used before under the owner
+        replays the whole request when it asked for the same recipients, in order, and the same
+        text: the stored messages come back with ``created=False`` and nothing is written.
+        Anything else raises :class:`IdempotencyConflictError` and writes nothing, so a retry
+        whose body changed (a recipient added or dropped) never sends a second SMS.
+        """
         now = self._now()
-        rows = [self._row(message, now) for message in batch]
-        results: list[EnqueueResult | None] = [None] * len(rows)
+        prepared: list[tuple[str | None, str, list[list[Any]]]] = []
+        for request in requests:
+            if not request:
+                raise ValueError("a request needs at least one message")
+            key, owner = request[0].idempotency_key, request[0].owner
+            if any(m.idempotency_key != key or m.owner != owner for m in request):
+                raise ValueError("the messages of a request share its idempotency key and owner")
+            rows = [self._row(message, now) for message in request]
+            if key is not None:
+                for row, stored in zip(rows, stored_keys(key, len(rows)), strict=True):
+                    row[_IDEMPOTENCY_KEY] = stored
+            prepared.append((key, owner, rows))
+        results: list[list[EnqueueResult]] = []
         async with self._begin() as connection:
-            plain = [i for i, row in enumerate(rows) if row[_IDEMPOTENCY_KEY] is None]
+            plain = [row for key, _, rows in prepared if key is None for row in rows]
             if plain:
                 stamp = driver_time(connection)
                 stamped_now = stamp(now)  # most times of a new row are ``now`` or None
                 stamped = []
-                for i in plain:
-                    row = rows[i].copy()
+                for row in plain:
+                    copy = row.copy()
                     for t in _TIME_INDEXES:
-                        value = row[t]
+                        value = copy[t]
                         if value is not None:
-                            row[t] = stamped_now if value is now else stamp(value)
-                    stamped.append(tuple(row))
+                            copy[t] = stamped_now if value is now else stamp(value)
+                    stamped.append(tuple(copy))
                 await execute_many(connection, _INSERT_MESSAGE, stamped)
-                for i in plain:
-                    # the row as written, times still datetimes: no read back, no conversion
-                    results[i] = EnqueueResult(
-                        message_from_driver(rows[i], time_as_is), created=True
+            for key, owner, rows in prepared:
+                if key is None:
+                    # the rows as written, times still datetimes: no read back, no conversion
+                    results.append(
+                        [
+                            EnqueueResult(message_from_driver(row, time_as_is), created=True)
+                            for row in rows
+                        ]
                     )
-            for i, row in enumerate(rows):
-                if row[_IDEMPOTENCY_KEY] is None:
-                    continue
-                values = dict(zip(_COLUMNS, row, strict=True))
-                statement = (
-                    insert(connection, messages)
-                    .values(**values)
-                    .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
-                    .returning(messages.c.id)
+                else:
+                    results.append(await self._enqueue_keyed(connection, key, owner, rows))
+        return results
+
+    async def _enqueue_keyed(
+        self, connection: AsyncConnection, key: str, owner: str, rows: list[list[Any]]
+    ) -> list[EnqueueResult]:
+        """One request with an idempotency key: its replay, its rows written, or a conflict."""
+        # Same-key requests of several processes take turns (SQLite's writers always do).
+        await lock_keys(connection, [f"idempotency {owner} {key}"])
+        # The request's own keys plus those a request of another length would have used.
+        family = [key, *(f"{key}#{i}" for i in range(len(rows) + 1))]
+        found = {
+            row.idempotency_key: row
+            for row in (
+                await connection.execute(
+                    sa.select(messages).where(
+                        messages.c.owner == owner, messages.c.idempotency_key.in_(family)
+                    )
                 )
-                if (await connection.execute(statement)).first() is not None:
-                    results[i] = EnqueueResult(message_from_driver(row, time_as_is), created=True)
-                    continue
-                existing = (
-                    await connection.execute(
-                        sa.select(messages).where(
-                            messages.c.owner == values["owner"],
-                            messages.c.idempotency_key == values["idempotency_key"],
-                        )
-                    )
-                ).one()
-                results[i] = EnqueueResult(to_message(existing), created=False)
-        return [r for r in results if r is not None]
+            ).all()
+        }
+        if found:
+            if found.keys() != {row[_IDEMPOTENCY_KEY] for row in rows}:
+                raise IdempotencyConflictError(key)
+            replayed = []
+            for row in rows:
+                existing = found[row[_IDEMPOTENCY_KEY]]
+                if existing.recipient != row[_RECIPIENT] or (
+                    # A text retention erased cannot be compared: key and recipient decide.
+                    existing.text is not None and existing.text != row[_TEXT]
+                ):
+                    raise IdempotencyConflictError(key)
+                replayed.append(EnqueueResult(to_message(existing), created=False))
+            return replayed
+        created = []
+        for row in rows:
+            statement = (
+                insert(connection, messages)
+                .values(**dict(zip(_COLUMNS, row, strict=True)))
+                .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
+                .returning(messages.c.id)
+            )
+            if (await connection.execute(statement)).first() is None:
+                raise IdempotencyConflictError(key)  # a key stored before the format was kept
+            created.append(EnqueueResult(message_from_driver(row, time_as_is), created=True))
+        return created
 
     def _row(self, message: NewMessage, now: datetime) -> list[Any]:
         """The ``messages`` row of a new message (validated), in :data:`_COLUMNS` order."""
