@@ -14,10 +14,12 @@ from o2sms.client import (
     AddressError,
     BindError,
     Client,
+    ClientClosedError,
     ConnectError,
     DeliveryReport,
     SendError,
 )
+from o2sms.simulator import Account, Simulator
 from o2sms.smpp import CommandStatus
 from o2sms.text import MessageTooLongError
 from tests.client.fake_smsc import FakeSmsc, Faults, client
@@ -107,6 +109,32 @@ async def test_unreachable_host_raises_connect_error() -> None:
             "127.0.0.1", port, "a", "b", sessions=1, connect_timeout=0.5, response_timeout=0.2
         ):
             pass
+
+
+async def test_a_client_whose_start_failed_can_be_started_again() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sms = Client(
+        "127.0.0.1",
+        port,
+        "acct",
+        "secret12",
+        sessions=2,
+        connect_timeout=0.5,
+        response_timeout=0.5,
+        sender="O2 Shop",
+    )
+    with pytest.raises(ConnectError):
+        await sms.start()  # nothing listens yet: the gateway is down while the service starts
+    async with Simulator(accounts=(Account("acct", "secret12"),), port=port):
+        await sms.start()
+        try:
+            assert (await sms.send(NUMBER, "after the gateway came up")).message_ids
+        finally:
+            await sms.close()
+    with pytest.raises(ClientClosedError):
+        await sms.start()  # closed is for good
 
 
 async def test_failover_to_the_secondary_host() -> None:

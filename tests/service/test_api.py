@@ -788,6 +788,49 @@ async def test_a_final_submit_error_fails_the_message_once_with_its_meaning(
     assert 'o2sms_messages_final_total{status="failed"} 1.0' in metrics
 
 
+async def test_a_gateway_down_while_the_service_starts_is_waited_for(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # the gateway's port: nothing listens there yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = {
+        "hosts": [f"127.0.0.1:{port}"],
+        "system_id": "acct",
+        "password": "secret12",
+        "connect_timeout": 0.3,
+        "response_timeout": 0.3,
+    }
+    connector = Connector(settings_for(tmp_path, gateway=gateway, sender="O2 Shop"))
+    running = RunningService(connector, build_server(connector))
+    running.task = asyncio.create_task(running.server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not running.server.started:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(1.5)  # at least one start has failed by now
+        assert connector.fatal is None
+        assert not running.task.done()
+        async with Simulator(
+            accounts=(Account("acct", "secret12"),), port=port, receipt_delay=0.05
+        ) as smsc:
+            async with asyncio.timeout(15):
+                await connector.wait_connected()
+            async with httpx.AsyncClient(
+                base_url=running.url, headers={"Authorization": f"Bearer {API_KEY}"}
+            ) as http:
+                queued = await http.post("/v1/messages", json={"to": SK_MOBILE, "text": "later"})
+                assert queued.status_code == 202
+                message_id = queued.json()["messages"][0]["id"]
+                async with asyncio.timeout(15):
+                    while (await http.get(f"/v1/messages/{message_id}")).json()[
+                        "status"
+                    ] != "delivered":
+                        await asyncio.sleep(0.05)
+            assert smsc.counters["submit_sm"] == 1
+    finally:
+        await running.stop()
+    assert connector.fatal is None
+
+
 async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
     tmp_path: Path,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections import OrderedDict
@@ -275,7 +276,10 @@ class Client:
         configs = [config(kind, system_type) for kind in kinds]
         if flash_session:
             configs.append(config(BindType.TRANSMITTER, FLASH_SYSTEM_TYPE))
-        self._pool = Pool(configs, on_inbound=self._on_inbound, rate_limit=rate_limit)
+        self._new_pool = functools.partial(
+            Pool, configs, on_inbound=self._on_inbound, rate_limit=rate_limit
+        )
+        self._pool = self._new_pool()
         self._connect_timeout = connect_timeout + response_timeout
         self._sender = sender
         self._sender_address: addresses.Address | None = None  # _source(None), once valid
@@ -324,20 +328,33 @@ class Client:
         return list(self._pool.sessions)
 
     async def start(self) -> None:
-        """Connect and bind; return once a session can send, or raise why none can."""
+        """Connect and bind; return once a session can send, or raise why none can.
+
+        After a failed start the client may be started again (a gateway down while a service
+        starts is retried, not fatal); after :meth:`close` it may not.
+        """
+        if self._closed:
+            raise ClientClosedError("the client is closed")
         self._pool.start()
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._pool.wait_ready()
         except TimeoutError:
             errors = [s.error for s in self._pool.sessions if s.error is not None]
-            await self._pool.close()
+            await self._fresh_pool()
             if errors:
                 raise errors[0] from None
             raise ClientError("no session bound within the connect timeout") from None
         except BaseException:
-            await self._pool.close()
+            await self._fresh_pool()
             raise
+
+    async def _fresh_pool(self) -> None:
+        """Close the pool of a failed start and put an unstarted one in its place."""
+        try:
+            await self._pool.close()
+        finally:
+            self._pool = self._new_pool()
 
     async def close(self) -> None:
         """Close gracefully: no new sends, in-flight work finishes (bounded), then unbind.
