@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -459,6 +461,69 @@ async def test_an_idempotency_key_that_cannot_keep_its_promise_is_422(
     assert response.status_code == 422, response.text
     assert response.json()["error"] == f"idempotency-key: {problem}"
     assert (await sqlite_service.http.get("/v1/messages")).json()["items"] == []
+
+
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+async def test_values_a_store_cannot_hold_are_4xx_not_500(service: Service) -> None:
+    http = service.http
+    cases: list[tuple[str, str, dict[str, Any] | None, int, str | None]] = [
+        (
+            "POST",
+            "/v1/messages",
+            {"to": SK_MOBILE, "text": "x", "schedule_at": "0001-01-01T00:00:00+01:00"},
+            422,
+            "schedule_at: 0001-01-01T00:00:00+00:00 is in the past",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            {"to": SK_MOBILE, "text": "x", "schedule_at": "9999-12-31T23:59:59-01:00"},
+            422,
+            "schedule_at: must be at most 365 days ahead",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            {"to": SK_MOBILE, "text": "a\u0000b"},
+            422,
+            "text: contains a NUL character (U+0000)",
+        ),
+        (
+            "GET",
+            "/v1/messages?since=0001-01-01T00:00:00%2B01:00",
+            None,
+            422,
+            "since: is out of range",
+        ),
+        (
+            "GET",
+            "/v1/messages?until=9999-12-31T23:59:59-01:00",
+            None,
+            422,
+            "until: is out of range",
+        ),
+        ("GET", f"/v1/messages?cursor={_cursor('0001-01-01T00:00:00+01:00|x')}", None, 422, None),
+        (
+            "GET",
+            "/v1/messages?cursor=" + _cursor("2026-01-01T00:00:00+00:00|\x00"),
+            None,
+            422,
+            None,
+        ),
+        ("GET", "/v1/messages?reference=%00", None, 422, None),
+        ("GET", "/v1/messages/%00", None, 404, None),
+        ("POST", "/v1/messages/%00/cancel", None, 404, None),
+        ("GET", "/v1/inbound?before_id=99999999999999999999999", None, 422, None),
+    ]
+    for method, url, body, status, error in cases:
+        response = await http.request(method, url, json=body)
+        assert response.status_code == status, (url, body, response.text)
+        if error is not None:
+            assert response.json()["error"] == error
+    assert (await http.get("/v1/messages")).json()["items"] == []
 
 
 async def test_an_idempotency_key_too_long_is_422(sqlite_service: Service) -> None:

@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -256,6 +256,18 @@ def _check_idempotency_key(key: str) -> None:
         problem = "must not end in '#' and digits (the keys of a request's messages do)"
     if problem is not None:
         raise _problem("idempotency-key", problem)
+
+
+def _utc_query(value: datetime | None, name: str) -> datetime | None:
+    """A time query parameter in UTC; 422 without a zone or beyond what a store can hold."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ApiError(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(422, f"{name}: is out of range") from None
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -568,7 +580,9 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     async def get_message(message_id: str, _owner: OwnerKey) -> MessageView:
         """A message with its parts and timeline."""
-        message = await _from_store(store.get(message_id), store_timeout)
+        message = None
+        if "\x00" not in message_id:  # no id has one, and PostgreSQL cannot even compare it
+            message = await _from_store(store.get(message_id), store_timeout)
         if message is None:
             raise ApiError(404, f"no message with id {message_id!r}")
         return MessageView.of(message, detail=True)
@@ -584,9 +598,9 @@ def create_app(context: ApiContext) -> FastAPI:
         cursor: str | None = None,
     ) -> MessagePage:
         """Messages newest first, filtered by status, reference and creation time."""
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise ApiError(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+        since, until = _utc_query(since, "since"), _utc_query(until, "until")
+        if reference is not None and "\x00" in reference:  # no message has one (prepare)
+            raise ApiError(422, "reference: must not contain control characters")
         try:
             page = await _from_store(
                 store.list_messages(
@@ -609,6 +623,8 @@ def create_app(context: ApiContext) -> FastAPI:
     async def cancel_message(message_id: str, _owner: OwnerKey) -> MessageView:
         """Cancel a message that is still queued or scheduled."""
         try:
+            if "\x00" in message_id:  # as in get_message
+                raise LookupError(message_id)
             message, cancelled = await _from_store(store.cancel_changed(message_id), store_timeout)
         except LookupError:
             raise ApiError(404, f"no message with id {message_id!r}") from None
@@ -622,7 +638,7 @@ def create_app(context: ApiContext) -> FastAPI:
     async def list_inbound(
         _owner: OwnerKey,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        before_id: int | None = None,
+        before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> list[InboundView]:
         """Inbound SMS, newest first; pass the last id as ``before_id`` for the next page."""
         inbound = await _from_store(

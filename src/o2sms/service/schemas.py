@@ -297,6 +297,8 @@ def prepare(
 
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in request.text):
         raise RequestProblemError("text", "contains a lone UTF-16 surrogate (broken Unicode)")
+    if "\x00" in request.text:  # no handset shows it, and PostgreSQL text cannot hold it
+        raise RequestProblemError("text", "contains a NUL character (U+0000)")
     try:
         measured = plan(
             request.text,
@@ -367,7 +369,12 @@ def _schedule(request: MessageRequest, now: datetime) -> datetime | None:
             raise RequestProblemError("schedule_in", "must be at most 365 days")
         return now + request.schedule_in
     if request.schedule_at is not None:
-        at = request.schedule_at.astimezone(UTC)
+        try:
+            at = request.schedule_at.astimezone(UTC)
+        except OverflowError:  # within a day of year 1 or of year 9999
+            if request.schedule_at.year > 1:
+                raise RequestProblemError("schedule_at", "must be at most 365 days ahead") from None
+            at = datetime.min.replace(tzinfo=UTC)
         if at < now - timedelta(seconds=5):
             raise RequestProblemError("schedule_at", f"{at.isoformat()} is in the past")
         if at > now + MAX_SCHEDULE:

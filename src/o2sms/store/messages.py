@@ -204,9 +204,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, message_id = raw.split("|", 1)
         created_at = datetime.fromisoformat(at)
-    except (ValueError, UnicodeDecodeError):
+        if created_at.tzinfo is not None:
+            created_at = created_at.astimezone(UTC)  # one a database can hold, or OverflowError
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise ValueError(f"invalid page cursor {cursor!r}") from None
-    if created_at.tzinfo is None:
+    if created_at.tzinfo is None or "\x00" in message_id:  # PostgreSQL text holds no NUL
         raise ValueError(f"invalid page cursor {cursor!r}")
     return created_at, message_id
 
