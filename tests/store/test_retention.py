@@ -55,6 +55,18 @@ async def test_inbound_sms_are_recorded_and_listed_newest_first(
     assert second.session == "s1"
 
 
+async def test_an_inbound_sms_with_a_nul_character_is_recorded_with_a_replacement(
+    store: MessageStore,
+) -> None:
+    # UCS-2 0x0000 or Latin-1 0x00 decode to U+0000, which PostgreSQL text cannot hold: left
+    # as it is, the SMS would be refused, redelivered and refused again for ever.
+    recorded = await store.record_inbound(
+        NewInbound("+421900000001", "4444", "a\x00b", data_coding=8)
+    )
+    assert recorded.text == "a\ufffdb"
+    assert [m.text for m in await store.list_inbound()] == ["a\ufffdb"]
+
+
 async def test_retention_blanks_the_text_of_finished_messages_only(
     store: MessageStore, clock: FakeClock
 ) -> None:

@@ -1128,14 +1128,15 @@ class MessageStore(MessageQueue):
         """Store a mobile-originated SMS (before its deliver_sm_resp is sent).
 
         With a global ``webhook_url`` its ``inbound.sms`` webhook is written in the same
-        transaction.
+        transaction. A NUL character in the text (UCS-2 0x0000, Latin-1 0x00) is stored as
+        U+FFFD: PostgreSQL text cannot hold it, and a refused SMS would come back for ever.
         """
         now = self._now()
         received = received_at or now
         values = {
             "source": sms.source,
             "destination": sms.destination,
-            "text": sms.text,
+            "text": sms.text.replace("\x00", "\ufffd"),
             "data_coding": sms.data_coding,
             "parts": sms.parts,
             "session": sms.session,
