@@ -40,7 +40,9 @@ __all__ = ["EventRecorder", "Sender", "SubmitRecords", "SubmitWorker"]
 
 log = logging.getLogger("o2sms.service")
 
-_STORE_RETRIES = 5  #: tries to record an outcome before leaving it to the lease
+_STORE_RETRIES = 5  #: tries to record a failure or retry before leaving it to the lease
+_FIRST_DELAY = 0.05  #: seconds before the second try of a store call; each next waits 4 times more
+_MAX_DELAY = 5.0  #: ... but at most this long (a submit's record is tried until it lands)
 _LATENCY_MEMORY = 200_000  #: submit times kept for the receipt-latency histogram
 _RECORD_WAIT = 5.0  #: seconds a receipt waits for the record of its own submit, at most
 
@@ -132,21 +134,30 @@ class Sender(Protocol):
     ) -> SendResult: ...
 
 
-async def _persist(what: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a store call, retrying a few times: the SMS went out, its record must not be lost."""
-    delay = 0.05
-    for attempt in range(1, _STORE_RETRIES + 1):
+async def _persist(
+    what: str, call: Callable[[], Awaitable[Any]], *, tries: int | None = _STORE_RETRIES
+) -> Any:
+    """Run a store call, retrying with backoff (``tries=None``: until it succeeds).
+
+    An outcome not recorded is left to the lease, which sends the message again: fine for a
+    message that did not go out, not for one that did, whose record is therefore retried
+    for as long as the store is away (the claim leaves a message its worker holds alone).
+    """
+    delay = _FIRST_DELAY
+    attempt = 1
+    while True:
         try:
             return await call()
         except LeaseLostError:
             raise
         except Exception as exc:
-            if attempt == _STORE_RETRIES:
+            if tries is not None and attempt >= tries:
                 raise
-            log.warning("store error recording %s (try %d): %s", what, attempt, exc)
+            if attempt <= _STORE_RETRIES or attempt % 10 == 0:
+                log.warning("store error recording %s (try %d): %s", what, attempt, exc)
             await asyncio.sleep(delay)
-            delay *= 4
-    raise AssertionError("unreachable")
+            delay = min(delay * 4, _MAX_DELAY)
+            attempt += 1
 
 
 class SubmitWorker:
@@ -215,15 +226,25 @@ class SubmitWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         pending = list(self._in_flight.values())
+        unsure: list[str] = []
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
+            # Still running: perhaps on the wire, or sent and not recorded. Their leases stay,
+            # so the claim that takes them after the lease counts them as resends.
+            unsure = [mid for mid, task in self._in_flight.items() if task in still]
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         with contextlib.suppress(Exception):
-            released = await self._store.release(self.worker_id)
+            released = await self._store.release(self.worker_id, keep=unsure)
             if released:
                 log.info("gave back %d claimed messages to the queue", released)
+        if unsure:
+            log.warning(
+                "%d messages were still being submitted or recorded at shutdown; they keep "
+                "their leases and are sent again (counted as resends) once those run out",
+                len(unsure),
+            )
 
     async def _claim_loop(self) -> None:
         settings = self._settings
@@ -320,6 +341,7 @@ class SubmitWorker:
                     await _persist(
                         f"submit of {message.id}",
                         lambda: self._submits.submit((message.id, result.message_ids)),
+                        tries=None,  # it went out: sending it again would be a second SMS
                     )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
@@ -346,9 +368,10 @@ class SubmitWorker:
             reason = status_name(cause.command_status)
         self._metrics.failed.labels(reason).inc()
         if isinstance(cause, ClientClosedError) and self._stopping:
-            with contextlib.suppress(Exception):
-                await self._store.release(self.worker_id, [message.id])
-            return
+            if not any(smsc_ids):  # never on the wire: back to the queue, attempt uncounted
+                with contextlib.suppress(Exception):
+                    await self._store.release(self.worker_id, [message.id])
+            return  # some parts went out: the lease runs out and a resend is counted
         if cause.retriable or isinstance(cause, ClientClosedError):
             await self._retry(message, str(cause))
             return

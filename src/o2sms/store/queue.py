@@ -520,10 +520,18 @@ class MessageQueue(WebhookOutbox):
             await self._notify_status(connection, now, [(updated, row.status)])
         return to_message(updated)
 
-    async def release(self, worker_id: str, message_ids: Sequence[str] | None = None) -> int:
+    async def release(
+        self,
+        worker_id: str,
+        message_ids: Sequence[str] | None = None,
+        *,
+        keep: Sequence[str] = (),
+    ) -> int:
         """Give back leases without sending (a clean shutdown): due at once, attempt uncounted.
 
-        Releases ``message_ids`` or, when None, every lease ``worker_id`` holds.
+        Releases ``message_ids`` or, when None, every lease ``worker_id`` holds, except those
+        of ``keep`` (messages that may have gone out: their leases run out, and the claim then
+        counts a resend).
         """
         now = self._now()
         c = messages.c
@@ -532,6 +540,8 @@ class MessageQueue(WebhookOutbox):
         )
         if message_ids is not None:
             condition = sa.and_(condition, c.id.in_(message_ids))
+        if keep:
+            condition = sa.and_(condition, c.id.not_in(keep))
         async with self._begin() as connection:
             released = (
                 await connection.execute(

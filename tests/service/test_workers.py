@@ -1,0 +1,132 @@
+"""The submit worker when the store fails or the service stops mid-send: no SMS twice unseen.
+
+A real SQLite store on a fake clock (leases run out without waiting) and a sender that
+counts what it was asked to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from o2sms.client.api import SendResult
+from o2sms.service import workers
+from o2sms.service.metrics import Metrics
+from o2sms.service.settings import WorkerSettings
+from o2sms.service.workers import SubmitWorker
+from o2sms.store import MessageStatus, MessageStore, NewMessage, open_store
+from o2sms.text import Encoding
+from tests.store.conftest import FakeClock
+
+pytestmark = pytest.mark.asyncio
+
+
+class CountingSender:
+    """Answers every send with a new SMSC message_id, and remembers each send."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []  #: the ``reference`` (message id) of each send
+
+    async def send(
+        self, to: str, text: str, *, reference: str | None = None, **_: Any
+    ) -> SendResult:
+        assert reference is not None
+        self.sent.append(reference)
+        return SendResult((f"ID{len(self.sent)}",), Encoding.GSM7, 1, to, reference)
+
+
+@pytest_asyncio.fixture
+async def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MessageStore]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'o2sms.db'}", clock=clock)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def worker_on(store: MessageStore, sender: CountingSender) -> SubmitWorker:
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    return SubmitWorker(store, sender, worker_id="w1", settings=settings, metrics=Metrics())
+
+
+async def wait_status(store: MessageStore, message_id: str, status: MessageStatus) -> None:
+    async with asyncio.timeout(10):
+        while (message := await store.get(message_id)) is None or message.status is not status:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_sent_message_whose_record_fails_for_long_is_recorded_not_sent_again(
+    store: MessageStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_FIRST_DELAY", 0.001)
+    monkeypatch.setattr(workers, "_MAX_DELAY", 0.01)
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    record = store.mark_submitted_many
+    failures = 0
+
+    async def store_away(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        nonlocal failures
+        if failures < 12:  # more tries than a failure's record gets
+            failures += 1
+            clock.advance(61)  # the store stays away longer than a lease
+            raise OSError("the database is down")
+        await record(batch, **options)
+
+    monkeypatch.setattr(store, "mark_submitted_many", store_away)
+    sender = CountingSender()
+    worker = worker_on(store, sender)
+    worker.start()
+    try:
+        await wait_status(store, message.id, MessageStatus.SUBMITTED)
+        await asyncio.sleep(0.1)  # a second claim of the message would have come by now
+    finally:
+        await worker.stop()
+    assert sender.sent == [message.id]
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.resends == 0
+    assert [part.smsc_id for part in stored.parts] == ["ID1"]
+
+
+async def test_a_message_still_being_recorded_at_shutdown_keeps_its_lease(
+    store: MessageStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsent = (await store.enqueue(NewMessage("+421900000002", "later"))).message
+    clock.advance(1)
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    # Claimed by this worker but never handed to a task (as when a claim commits as it stops).
+    assert [m.id for m in await store.claim("w1", limit=1)] == [unsent.id]
+    slow = asyncio.Event()
+
+    async def slow_store(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        slow.set()
+        await asyncio.sleep(1.0)  # longer than the stop waits; holds the writer's turn
+
+    monkeypatch.setattr(store, "mark_submitted_many", slow_store)
+    sender = CountingSender()
+    worker = worker_on(store, sender)
+    worker.start()
+    async with asyncio.timeout(5):
+        await slow.wait()  # sent; its record hangs
+    await worker.stop(timeout=0.1)
+    assert sender.sent == [message.id]
+    kept = await store.get(message.id)
+    given_back = await store.get(unsent.id)
+    assert kept is not None
+    assert given_back is not None
+    assert kept.lease_owner == "w1"  # not given back: it went out
+    assert given_back.lease_owner is None  # given back: it never went out
+    clock.advance(61)
+    claimed = {m.id: m for m in await store.claim("w2", limit=10, lease_seconds=60)}
+    assert claimed[message.id].resend  # its second send is counted, not silent
+    assert not claimed[unsent.id].resend
