@@ -130,6 +130,35 @@ async def test_service_down_is_one_line_and_exit_1() -> None:
     assert "cannot connect" in one_error_line(status)
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["status", "X", "--via", "http://[::1", "--api-key", API_KEY],
+            "error: 'http://[::1' is not a valid service URL (Invalid port: ':1')",
+        ),
+        (
+            ["status", "X", "--via", "http://127.0.0.1:1", "--api-key", "klíč-0123456789abcdef"],
+            "error: the API key must be printable ASCII (letters, digits, punctuation)",
+        ),
+        (
+            [
+                *("send", "--via", "http://127.0.0.1:1", "--api-key", API_KEY),
+                *("--to", SK_MOBILE, "--text", "hi", "--idempotency-key", "objednávka-7"),
+            ],
+            "error: the idempotency key must be printable ASCII (letters, digits, punctuation)",
+        ),
+    ],
+)
+async def test_a_url_or_header_http_cannot_carry_is_one_line_and_exit_2(
+    args: list[str], error: str
+) -> None:
+    result = await o2sms(*args)
+    assert result.exit_code == 2
+    assert one_error_line(result) == error
+
+
 @pytest.fixture
 def serve_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The folder ``o2sms serve`` runs in, as the current folder; no O2SMS_API_KEY set."""

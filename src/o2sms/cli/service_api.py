@@ -149,6 +149,15 @@ def _error_sentence(response: httpx.Response) -> str:
     return f"the service answered {response.status_code} {response.reason_phrase}".strip()
 
 
+def _header_value(value: str, what: str) -> str:
+    """``value`` if HTTP can carry it in a header (printable ASCII), else ServiceError."""
+    if not value.isascii() or not value.isprintable():
+        raise ServiceError(
+            f"{what} must be printable ASCII (letters, digits, punctuation)", exit_code=2
+        )
+    return value
+
+
 class ServiceApi:
     """An async client of one service (``base_url``), authorised with ``api_key`` if given.
 
@@ -167,13 +176,21 @@ class ServiceApi:
         self.base_url = base_url.rstrip("/")
         headers = {"User-Agent": "o2sms-cli"}
         if api_key:
+            _header_value(api_key, "the API key")
             headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        try:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                ),
+            )
+        except httpx.InvalidURL as exc:
+            raise ServiceError(
+                f"{base_url!r} is not a valid service URL ({exc})", exit_code=2
+            ) from None
 
     async def __aenter__(self) -> Self:
         return self
@@ -201,6 +218,10 @@ class ServiceApi:
         """One request; transport failures and error answers become ServiceError."""
         try:
             response = await self._http.request(method, path, json=json, headers=headers)
+        except httpx.InvalidURL as exc:
+            raise ServiceError(
+                f"cannot build the request for {path!r}: {exc}", exit_code=2
+            ) from None
         except httpx.ConnectError:
             raise ServiceError(
                 f"cannot connect to the o2sms service at {self.base_url} "
@@ -224,7 +245,9 @@ class ServiceApi:
 
     async def send(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> Sent:
         """``POST /v1/messages`` with ``body`` (MessageRequest JSON); the 202 answer."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = None
+        if idempotency_key:
+            headers = {"Idempotency-Key": _header_value(idempotency_key, "the idempotency key")}
         response = await self._request("POST", "/v1/messages", json=body, headers=headers)
         answer = response.json()
         messages = answer["messages"]
