@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from o2sms.client.api import SendResult
+from o2sms.client.api import SendError, SendResult
+from o2sms.client.errors import ConnectionLost
 from o2sms.service import workers
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.service.workers import SubmitWorker
-from o2sms.store import MessageStatus, MessageStore, NewMessage, open_store
+from o2sms.store import EventKind, MessageStatus, MessageStore, NewMessage, open_store
 from o2sms.text import Encoding
 from tests.store.conftest import FakeClock
 
@@ -130,3 +131,40 @@ async def test_a_message_still_being_recorded_at_shutdown_keeps_its_lease(
     claimed = {m.id: m for m in await store.claim("w2", limit=10, lease_seconds=60)}
     assert claimed[message.id].resend  # its second send is counted, not silent
     assert not claimed[unsent.id].resend
+
+
+class LinkCutMidMessage(CountingSender):
+    """The first send loses the link after its first part went out; later sends succeed."""
+
+    async def send(
+        self, to: str, text: str, *, reference: str | None = None, **_: Any
+    ) -> SendResult:
+        if not self.sent:
+            self.sent.append(str(reference))
+            raise SendError(ConnectionLost("the link went down"), ["PART1-A", None])
+        return await super().send(to, text, reference=reference)
+
+
+async def test_a_retry_after_some_parts_went_out_is_counted_as_a_resend(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    sender = LinkCutMidMessage()
+    metrics = Metrics()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    worker = SubmitWorker(store, sender, worker_id="w1", settings=settings, metrics=metrics)
+    worker.start()
+    try:
+        async with asyncio.timeout(10):
+            while (
+                (stored := await store.get(message.id)) is None
+                or stored.attempts < 1
+                or (stored.status is not MessageStatus.QUEUED)
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert stored.resends == 1  # its next send repeats part 1: a possible duplicate
+    [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
+    assert retry.detail["sent_parts"] == {"1": "PART1-A"}
+    assert "o2sms_resends_total 1.0" in metrics.render().decode()

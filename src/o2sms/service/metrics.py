@@ -82,7 +82,8 @@ class Metrics:
         )
         self.resends = Counter(
             "o2sms_resends",
-            "messages submitted again after a lease expired while they were on the wire",
+            "messages submitted again that may have gone out before (a lease expired while "
+            "they were on the wire, or a retry after some of their parts went out)",
             registry=r,
         )
         self.receipts = Counter(

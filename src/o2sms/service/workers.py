@@ -373,17 +373,20 @@ class SubmitWorker:
                     await self._store.release(self.worker_id, [message.id])
             return  # some parts went out: the lease runs out and a resend is counted
         if cause.retriable or isinstance(cause, ClientClosedError):
-            await self._retry(message, str(cause))
+            await self._retry(message, str(cause), smsc_ids)
             return
         code = cause.command_status if isinstance(cause, SubmitError) else None
         name = "INVALID_ADDRESS" if isinstance(cause, AddressError) else None
         await self._final(message, name, str(cause), code, smsc_ids)
 
-    async def _retry(self, message: Message, error: str) -> None:
+    async def _retry(
+        self, message: Message, error: str, smsc_ids: Sequence[str | None] = ()
+    ) -> None:
+        """Back to the queue; parts already sent (``smsc_ids``) make the retry a resend."""
         try:
             updated = await _persist(
                 f"retry of {message.id}",
-                lambda: self._store.requeue(message.id, self.worker_id, error=error),
+                lambda: self._store.requeue(message.id, self.worker_id, error=error, sent=smsc_ids),
             )
         except LeaseLostError:
             return
@@ -395,6 +398,8 @@ class SubmitWorker:
             self._on_change()
         else:
             self._metrics.retried.inc()
+            if any(smsc_ids):
+                self._metrics.resends.inc()
 
     async def _final(
         self,

@@ -469,14 +469,24 @@ class MessageQueue(WebhookOutbox):
         return result.rowcount
 
     async def requeue(
-        self, message_id: str, worker_id: str, *, error: str, delay: float | None = None
+        self,
+        message_id: str,
+        worker_id: str,
+        *,
+        error: str,
+        delay: float | None = None,
+        sent: Sequence[str | None] = (),
     ) -> Message:
         """Put a claimed message back after a retriable error (throttled, queue full, link lost).
 
         It becomes due again after ``delay`` seconds, by default the backoff for its attempt
         count; after ``max_attempts`` it is failed instead, with ``error`` as the reason.
+        ``sent`` has the SMSC message_id of each part that went out before the error (None
+        for the others): the retry sends those parts again, so it counts as a resend and the
+        ids go in the history (their receipts are kept as unmatched).
         Raises LeaseLostError when ``worker_id`` no longer holds the lease.
         """
+        went_out = {str(number): i for number, i in enumerate(sent, start=1) if i is not None}
         now = self._now()
         async with self._begin() as connection:
             row = await self._locked_row(connection, message_id)
@@ -508,6 +518,9 @@ class MessageQueue(WebhookOutbox):
                     EventKind.RETRY,
                     {"error": error, "delay": wait, "attempt": row.attempts},
                 )
+                if went_out:
+                    values["resends"] = row.resends + 1
+                    event[1]["sent_parts"] = went_out
             updated = (
                 await connection.execute(
                     sa.update(messages)
