@@ -168,3 +168,30 @@ async def test_a_retry_after_some_parts_went_out_is_counted_as_a_resend(
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
     assert retry.detail["sent_parts"] == {"1": "PART1-A"}
     assert "o2sms_resends_total 1.0" in metrics.render().decode()
+
+
+async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_FIRST_DELAY", 0.001)
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    calls = 0
+
+    async def broken(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug, not an outage: it would fail the same way for ever")
+
+    monkeypatch.setattr(store, "mark_submitted_many", broken)
+    worker = worker_on(store, CountingSender())
+    worker.start()
+    try:
+        async with asyncio.timeout(10):
+            while calls < workers._STORE_RETRIES or worker.in_flight:
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert calls == workers._STORE_RETRIES  # then left to the lease, not retried for ever
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.status is MessageStatus.QUEUED

@@ -30,8 +30,6 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,6 +54,7 @@ from o2sms.store import (
     NewMessage,
     NotCancellableError,
 )
+from o2sms.store.errors import unavailable
 from o2sms.store.models import MessageStatus
 from o2sms.store.queue import STORED_KEY_SUFFIX
 
@@ -270,28 +269,13 @@ def _utc_query(value: datetime | None, name: str) -> datetime | None:
         raise ApiError(422, f"{name}: is out of range") from None
 
 
-def _unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` says the store cannot be reached now (not that a statement is wrong)."""
-    return isinstance(
-        exc,
-        (
-            OperationalError,  # SQLite locked past its busy timeout, PostgreSQL gone
-            InterfaceError,  # the connection broke under the driver
-            DisconnectionError,
-            PoolTimeoutError,  # no pooled connection came free
-            TimeoutError,  # STORE_TIMEOUT ran out
-            OSError,  # connection refused while (re)connecting
-        ),
-    )
-
-
 async def _from_store(call: Awaitable[T], timeout: float) -> T:
     """Await a store call; 503 with Retry-After when the store is unavailable or too slow."""
     try:
         async with asyncio.timeout(timeout):
             return await call
     except Exception as exc:
-        if not _unavailable(exc):
+        if not unavailable(exc):
             raise
         kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
         log.warning("the store is unavailable (%s); answering 503", kind)

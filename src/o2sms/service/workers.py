@@ -27,7 +27,7 @@ from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.smpp.constants import status_name
 from o2sms.store import MessageStore
-from o2sms.store.errors import LeaseLostError
+from o2sms.store.errors import LeaseLostError, unavailable
 from o2sms.store.models import (
     Message,
     MessageStatus,
@@ -137,11 +137,12 @@ class Sender(Protocol):
 async def _persist(
     what: str, call: Callable[[], Awaitable[Any]], *, tries: int | None = _STORE_RETRIES
 ) -> Any:
-    """Run a store call, retrying with backoff (``tries=None``: until it succeeds).
+    """Run a store call, retrying with backoff (``tries=None``: while the store is away).
 
     An outcome not recorded is left to the lease, which sends the message again: fine for a
     message that did not go out, not for one that did, whose record is therefore retried
-    for as long as the store is away (the claim leaves a message its worker holds alone).
+    for as long as the store is unreachable (the claim leaves a message its worker holds
+    alone). An error that would only come again (a bug) still gives up after a few tries.
     """
     delay = _FIRST_DELAY
     attempt = 1
@@ -151,7 +152,8 @@ async def _persist(
         except LeaseLostError:
             raise
         except Exception as exc:
-            if tries is not None and attempt >= tries:
+            limit = _STORE_RETRIES if tries is None else tries
+            if attempt >= limit and (tries is not None or not unavailable(exc)):
                 raise
             if attempt <= _STORE_RETRIES or attempt % 10 == 0:
                 log.warning("store error recording %s (try %d): %s", what, attempt, exc)

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from o2sms.errors import O2smsError
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "MessageNotFoundError",
     "NotCancellableError",
     "StoreError",
+    "unavailable",
 ]
 
 
@@ -68,3 +72,21 @@ class LeaseLostError(StoreError):
         self.message_id = message_id
         self.worker_id = worker_id
         self.holder = holder
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the store cannot be reached now (not that a statement is wrong).
+
+    Such an error passes when the database is back; any other would come again on a retry.
+    """
+    return isinstance(
+        exc,
+        (
+            OperationalError,  # SQLite locked past its busy timeout, PostgreSQL gone
+            InterfaceError,  # the connection broke under the driver
+            DisconnectionError,
+            PoolTimeoutError,  # no pooled connection came free
+            TimeoutError,  # a caller's time limit ran out
+            OSError,  # connection refused while (re)connecting
+        ),
+    )
