@@ -199,9 +199,11 @@ async def test_a_keyed_request_is_replayed_whole_and_stored_under_one_key_per_me
     store: MessageStore,
 ) -> None:
     [first] = await store.enqueue_requests([request_of([1, 2, 3], "order-7")])
+    assert not isinstance(first, IdempotencyConflictError)
     assert [r.created for r in first] == [True, True, True]
-    assert [r.message.idempotency_key for r in first] == ["order-7#0", "order-7#1", "order-7#2"]
+    assert [r.message.idempotency_key for r in first] == [f"order-7\x1f{i}" for i in range(3)]
     [again] = await store.enqueue_requests([request_of([1, 2, 3], "order-7")])
+    assert not isinstance(again, IdempotencyConflictError)
     assert [r.created for r in again] == [False, False, False]
     assert [r.message.id for r in again] == [r.message.id for r in first]
     assert len((await store.list_messages()).items) == 3
@@ -221,12 +223,68 @@ async def test_a_keyed_request_with_other_recipients_is_a_conflict_and_writes_no
     store: MessageStore, before: list[int], after: list[int]
 ) -> None:
     await store.enqueue_requests([request_of(before, "k")])
-    plain = sms(9)  # committed in the same transaction as the conflicting request, or not at all
-    with pytest.raises(IdempotencyConflictError):
-        await store.enqueue_requests([[plain], request_of(after, "k")])
+    plain = sms(9)  # in the same transaction as the refused request: stored all the same
+    [stored_plain, refused] = await store.enqueue_requests([[plain], request_of(after, "k")])
+    assert isinstance(refused, IdempotencyConflictError)
+    assert not isinstance(stored_plain, IdempotencyConflictError)
     stored = (await store.list_messages()).items
-    assert len(stored) == len(before)
-    assert plain.recipient not in {m.recipient for m in stored}
+    assert len(stored) == len(before) + 1
+    assert plain.recipient in {m.recipient for m in stored}
+    with pytest.raises(IdempotencyConflictError):  # enqueue_many: all or none
+        await store.enqueue_many([sms(8), sms(7, text="other", idempotency_key="k")])
+    assert len((await store.list_messages()).items) == len(before) + 1
+
+
+async def test_a_key_twice_in_one_batch_stores_once_and_replays_once(store: MessageStore) -> None:
+    first, again = await store.enqueue_requests([request_of([1, 2], "k"), request_of([1, 2], "k")])
+    assert not isinstance(first, IdempotencyConflictError)
+    assert not isinstance(again, IdempotencyConflictError)
+    assert [r.created for r in first] == [True, True]
+    assert [r.created for r in again] == [False, False]
+    assert [r.message.id for r in again] == [r.message.id for r in first]
+    assert len((await store.list_messages()).items) == 2
+
+
+async def test_keys_stored_with_a_hash_before_the_separator_changed_still_replay(
+    store: MessageStore,
+) -> None:
+    # How a request to two recipients with key "old" was stored before the upgrade.
+    legacy = await store.enqueue_many(
+        [sms(1, text="hi", idempotency_key="old#0"), sms(2, text="hi", idempotency_key="old#1")]
+    )
+    [again] = await store.enqueue_requests([request_of([1, 2], "old")])
+    assert not isinstance(again, IdempotencyConflictError)
+    assert [r.created for r in again] == [False, False]
+    assert [r.message.id for r in again] == [r.message.id for r in legacy]
+    [refused] = await store.enqueue_requests([request_of([1], "old")])
+    assert isinstance(refused, IdempotencyConflictError)
+
+
+async def test_batches_of_the_same_keys_in_two_processes_neither_deadlock_nor_duplicate(
+    store: MessageStore, open_at: OpenStore
+) -> None:
+    other = await open_at()  # a second process: its own pool of connections
+    numbers = list(range(6))
+    rounds = await asyncio.gather(
+        *(
+            (store if turn % 2 else other).enqueue_requests(
+                [request_of([n], f"key-{n}") for n in (numbers if turn % 2 else numbers[::-1])]
+            )
+            for turn in range(6)
+        )
+    )
+    ids = {
+        result.message.idempotency_key: result.message.id
+        for batch in rounds
+        for request in batch
+        for result in request  # type: ignore[union-attr]
+    }
+    for batch in rounds:
+        assert not any(isinstance(request, IdempotencyConflictError) for request in batch)
+        for request in batch:
+            for result in request:  # type: ignore[union-attr]
+                assert ids[result.message.idempotency_key] == result.message.id
+    assert len((await store.list_messages()).items) == len(numbers)
 
 
 async def test_the_messages_of_a_request_share_one_key_and_owner(store: MessageStore) -> None:

@@ -56,7 +56,6 @@ from o2sms.store import (
 )
 from o2sms.store.errors import unavailable
 from o2sms.store.models import MessageStatus
-from o2sms.store.queue import STORED_KEY_SUFFIX
 
 __all__ = ["RETRY_AFTER", "STORE_TIMEOUT", "ApiContext", "create_app"]
 
@@ -94,7 +93,7 @@ _SEND_OPENAPI: dict[str, Any] = {
             "required": False,
             "description": (
                 "the same key returns the same message(s), never a second SMS; not empty, "
-                "no control characters, not ending in '#' and digits"
+                "no control characters"
             ),
             "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LENGTH},
         }
@@ -249,10 +248,8 @@ def _check_idempotency_key(key: str) -> None:
         problem = "is empty (an unset variable?); send a key or no header"
     elif len(key) > IDEMPOTENCY_KEY_LENGTH:
         problem = f"is longer than {IDEMPOTENCY_KEY_LENGTH} characters"
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in key):  # the store's separator is one
         problem = "must not contain control characters"
-    elif STORED_KEY_SUFFIX.search(key):
-        problem = "must not end in '#' and digits (the keys of a request's messages do)"
     if problem is not None:
         raise _problem("idempotency-key", problem)
 
@@ -472,7 +469,9 @@ def create_app(context: ApiContext) -> FastAPI:
     store_timeout = STORE_TIMEOUT if context.store_timeout is None else context.store_timeout
     flash_available = settings.sends_flash  # settings do not change while the app runs
 
-    async def enqueue_requests(requests: list[list[NewMessage]]) -> list[list[EnqueueResult]]:
+    async def enqueue_requests(
+        requests: list[list[NewMessage]],
+    ) -> list[list[EnqueueResult] | IdempotencyConflictError]:
         return await store.enqueue_requests(requests)
 
     def openapi() -> dict[str, Any]:
@@ -530,12 +529,9 @@ def create_app(context: ApiContext) -> FastAPI:
             )
         except RequestProblemError as exc:
             raise _problem(exc.field, exc.message) from None
-        try:
-            results = await _from_store(enqueue.submit(new), store_timeout)
-        except IdempotencyConflictError:
-            raise ApiError(
-                409, "this Idempotency-Key was used before for a different request"
-            ) from None
+        results = await _from_store(enqueue.submit(new), store_timeout)
+        if isinstance(results, IdempotencyConflictError):  # nothing of this request was stored
+            raise ApiError(409, "this Idempotency-Key was used before for a different request")
         replayed = [r for r in results if not r.created]
         created = len(results) - len(replayed)
         if created:

@@ -16,7 +16,6 @@ processes share the queue without waiting on each other; on SQLite every write t
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -78,7 +77,7 @@ _TIME_INDEXES: Final = tuple(
 )  #: positions in ``_COLUMNS`` of the times the driver takes in its own form
 
 __all__ = [
-    "STORED_KEY_SUFFIX",
+    "KEY_SEPARATOR",
     "Clock",
     "MessageQueue",
     "backoff_delay",
@@ -100,14 +99,29 @@ _CLAIM: Final = (
     f"WHERE id IN_LIST RETURNING {', '.join(MESSAGE_COLUMNS)}"
 )
 
-STORED_KEY_SUFFIX: Final = re.compile(r"#[0-9]+\Z")
-"""How the stored keys of a request's messages end (:func:`stored_keys`); a key given for a
-request must not end so, or it could name another request's message."""
+KEY_SEPARATOR: Final = "\x1f"
+"""Joins a request's idempotency key and a message's index in the stored key of each message
+of a request to several recipients: a control character, which no HTTP header carries, so no
+key a client gives can equal one of these. (Before, ``#`` joined them: see :func:`_family`.)"""
 
 
 def stored_keys(key: str, count: int) -> list[str]:
     """The idempotency keys stored on the ``count`` messages of a request with ``key``."""
-    return [key] if count == 1 else [f"{key}#{i}" for i in range(count)]
+    return [key] if count == 1 else [f"{key}{KEY_SEPARATOR}{i}" for i in range(count)]
+
+
+def _family(key: str, count: int) -> dict[str, int | None]:
+    """Stored keys that belong to ``key``, each with its message's index (None: a lone one).
+
+    The request's own keys and those a request one longer would have; so any other request
+    with this key is found by its first or its extra message. Keys stored with ``#`` before
+    ``KEY_SEPARATOR`` replaced it still count (a retry across the upgrade is replayed).
+    """
+    family: dict[str, int | None] = {key: None}
+    for i in range(count + 1):
+        family[f"{key}{KEY_SEPARATOR}{i}"] = i
+        family[f"{key}#{i}"] = i
+    return family
 
 
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
@@ -178,23 +192,31 @@ class MessageQueue(WebhookOutbox):
         """Store several messages in one transaction (all or none), results in input order.
 
         Each message is a request of its own for its idempotency key (see
-        :meth:`enqueue_requests`).
+        :meth:`enqueue_requests`); one refused for its key raises
+        :class:`IdempotencyConflictError` and nothing is written.
         """
-        return [result for (result,) in await self.enqueue_requests([[m] for m in batch])]
+        results = await self._enqueue([[m] for m in batch], all_or_none=True)
+        return [r[0] for r in results if not isinstance(r, IdempotencyConflictError)]
 
     async def enqueue_requests(
         self, requests: Sequence[Sequence[NewMessage]]
-    ) -> list[list[EnqueueResult]]:
-        """Store the messages of several requests in one transaction (all or none).
+    ) -> list[list[EnqueueResult] | IdempotencyConflictError]:
+        """Store the messages of several requests in one transaction.
 
         The messages of a request share its ``idempotency_key`` and ``owner``; the key is
-        stored as given on a request of one message and as ``key#0``, ``key#1``... on the
-        messages of a longer one (:func:`stored_keys`). A key used before under the owner
-        replays the whole request when it asked for the same recipients, in order, and the same
-        text: the stored messages come back with ``created=False`` and nothing is written.
-        Anything else raises :class:`IdempotencyConflictError` and writes nothing, so a retry
-        whose body changed (a recipient added or dropped) never sends a second SMS.
+        stored as given on a request of one message and once per message of a longer one
+        (:func:`stored_keys`). A key used before under the owner replays the whole request
+        when it asked for the same recipients, in order, and the same text: the stored
+        messages come back with ``created=False`` and nothing is written. Anything else is
+        refused: that request's place in the answer holds an :class:`IdempotencyConflictError`
+        and nothing of it is written, so a retry whose body changed (a recipient added or
+        dropped) never sends a second SMS; the other requests are stored.
         """
+        return await self._enqueue(requests, all_or_none=False)
+
+    async def _enqueue(
+        self, requests: Sequence[Sequence[NewMessage]], *, all_or_none: bool
+    ) -> list[list[EnqueueResult] | IdempotencyConflictError]:
         now = self._now()
         prepared: list[tuple[str | None, str, list[list[Any]]]] = []
         for request in requests:
@@ -208,7 +230,7 @@ class MessageQueue(WebhookOutbox):
                 for row, stored in zip(rows, stored_keys(key, len(rows)), strict=True):
                     row[_IDEMPOTENCY_KEY] = stored
             prepared.append((key, owner, rows))
-        results: list[list[EnqueueResult]] = []
+        results: list[list[EnqueueResult] | IdempotencyConflictError] = []
         async with self._begin() as connection:
             plain = [row for key, _, rows in prepared if key is None for row in rows]
             if plain:
@@ -223,6 +245,8 @@ class MessageQueue(WebhookOutbox):
                             copy[t] = stamped_now if value is now else stamp(value)
                     stamped.append(tuple(copy))
                 await execute_many(connection, _INSERT_MESSAGE, stamped)
+            keyed = [(key, owner, rows) for key, owner, rows in prepared if key is not None]
+            found = await self._keyed_rows(connection, keyed) if keyed else {}
             for key, owner, rows in prepared:
                 if key is None:
                     # the rows as written, times still datetimes: no read back, no conversion
@@ -232,52 +256,87 @@ class MessageQueue(WebhookOutbox):
                             for row in rows
                         ]
                     )
-                else:
-                    results.append(await self._enqueue_keyed(connection, key, owner, rows))
+                    continue
+                outcome = await self._enqueue_keyed(connection, key, owner, rows, found)
+                if isinstance(outcome, IdempotencyConflictError) and all_or_none:
+                    raise outcome
+                results.append(outcome)
         return results
 
+    async def _keyed_rows(
+        self, connection: AsyncConnection, keyed: Sequence[tuple[str, str, list[list[Any]]]]
+    ) -> dict[tuple[str, str], Message]:
+        """The stored messages of the keyed requests' families, by (owner, stored key).
+
+        First locks every key (PostgreSQL, in one sorted statement: same-key requests of
+        several processes take turns and never deadlock; SQLite's writers take turns anyway).
+        """
+        await lock_keys(connection, (f"idempotency {owner} {key}" for key, owner, _ in keyed))
+        owners = sorted({owner for _, owner, _ in keyed})
+        names = sorted({name for key, _, rows in keyed for name in _family(key, len(rows))})
+        statement = sa.select(messages).where(
+            messages.c.owner.in_(owners), messages.c.idempotency_key.in_(names)
+        )
+        return {
+            (row.owner, row.idempotency_key): to_message(row)
+            for row in (await connection.execute(statement)).all()
+        }
+
     async def _enqueue_keyed(
-        self, connection: AsyncConnection, key: str, owner: str, rows: list[list[Any]]
-    ) -> list[EnqueueResult]:
-        """One request with an idempotency key: its replay, its rows written, or a conflict."""
-        # Same-key requests of several processes take turns (SQLite's writers always do).
-        await lock_keys(connection, [f"idempotency {owner} {key}"])
-        # The request's own keys plus those a request of another length would have used.
-        family = [key, *(f"{key}#{i}" for i in range(len(rows) + 1))]
+        self,
+        connection: AsyncConnection,
+        key: str,
+        owner: str,
+        rows: list[list[Any]],
+        stored: dict[tuple[str, str], Message],
+    ) -> list[EnqueueResult] | IdempotencyConflictError:
+        """One request with an idempotency key: its replay, its rows written, or a conflict.
+
+        ``stored`` is :meth:`_keyed_rows`'s answer; the messages written here are added to it,
+        so a second request with the key in the same batch is a replay of this one.
+        """
+        family = _family(key, len(rows))
         found = {
-            row.idempotency_key: row
-            for row in (
-                await connection.execute(
-                    sa.select(messages).where(
-                        messages.c.owner == owner, messages.c.idempotency_key.in_(family)
-                    )
-                )
-            ).all()
+            family[name]: message
+            for name in family
+            if (message := stored.get((owner, name))) is not None
         }
         if found:
-            if found.keys() != {row[_IDEMPOTENCY_KEY] for row in rows}:
-                raise IdempotencyConflictError(key)
+            wanted = {None} if len(rows) == 1 else set(range(len(rows)))
+            if found.keys() != wanted:
+                return IdempotencyConflictError(key)
             replayed = []
-            for row in rows:
-                existing = found[row[_IDEMPOTENCY_KEY]]
+            for index, row in enumerate(rows):
+                existing = found[None if len(rows) == 1 else index]
                 if existing.recipient != row[_RECIPIENT] or (
                     # A text retention erased cannot be compared: key and recipient decide.
                     existing.text is not None and existing.text != row[_TEXT]
                 ):
-                    raise IdempotencyConflictError(key)
-                replayed.append(EnqueueResult(to_message(existing), created=False))
+                    return IdempotencyConflictError(key)
+                replayed.append(EnqueueResult(existing, created=False))
             return replayed
-        created = []
+        created: list[EnqueueResult] = []
         for row in rows:
+            values = dict(zip(_COLUMNS, row, strict=True))
             statement = (
                 insert(connection, messages)
-                .values(**dict(zip(_COLUMNS, row, strict=True)))
+                .values(**values)
                 .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
                 .returning(messages.c.id)
             )
             if (await connection.execute(statement)).first() is None:
-                raise IdempotencyConflictError(key)  # a key stored before the format was kept
+                # Taken meanwhile without the lock (an instance older than the lock, during an
+                # upgrade): take back what this request wrote, write nothing of it.
+                if created:
+                    await connection.execute(
+                        sa.delete(messages).where(
+                            messages.c.id.in_([r.message.id for r in created])
+                        )
+                    )
+                return IdempotencyConflictError(key)
             created.append(EnqueueResult(message_from_driver(row, time_as_is), created=True))
+        for result in created:
+            stored[(owner, str(result.message.idempotency_key))] = result.message
         return created
 
     def _row(self, message: NewMessage, now: datetime) -> list[Any]:
