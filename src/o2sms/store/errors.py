@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from typing import Final
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from o2sms.errors import O2smsError
@@ -74,19 +76,31 @@ class LeaseLostError(StoreError):
         self.holder = holder
 
 
-def unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` says the store cannot be reached now (not that a statement is wrong).
+_PG_OUTAGE_CLASSES: Final = ("08", "53", "57")
+"""SQLSTATE classes of a server that is away: connection exception, insufficient resources
+(too many clients), operator intervention (shutting down, starting up)."""
+_PG_TRY_AGAIN: Final = frozenset({"40001", "40P01"})  #: serialization failure, deadlock
+_SQLITE_OUTAGE: Final = frozenset({5, 6, 10, 13, 14, 15})
+"""Primary SQLite result codes of a store that is away or busy: BUSY, LOCKED, IOERR, FULL,
+CANTOPEN, PROTOCOL."""
 
-    Such an error passes when the database is back; any other would come again on a retry.
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the store cannot do the work now but may soon: the server is
+    away, busy, out of connections or chose this transaction as a deadlock's victim.
+
+    Such an error passes; any other (a statement the database refuses) would come again.
     """
-    return isinstance(
-        exc,
-        (
-            OperationalError,  # SQLite locked past its busy timeout, PostgreSQL gone
-            InterfaceError,  # the connection broke under the driver
-            DisconnectionError,
-            PoolTimeoutError,  # no pooled connection came free
-            TimeoutError,  # a caller's time limit ran out
-            OSError,  # connection refused while (re)connecting
-        ),
-    )
+    if isinstance(exc, (DisconnectionError, PoolTimeoutError, TimeoutError, OSError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)  # asyncpg, through SQLAlchemy's adapter
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _PG_OUTAGE_CLASSES or sqlstate in _PG_TRY_AGAIN
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_OUTAGE
+    return isinstance(exc, (OperationalError, InterfaceError))  # nothing finer to go by
