@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from o2sms.client.api import SendError, SendResult
-from o2sms.client.errors import ConnectionLost
+from o2sms.client.errors import ClientClosedError, ConnectionLost
 from o2sms.service import workers
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
@@ -195,3 +195,35 @@ async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
     stored = await store.get(message.id)
     assert stored is not None
     assert stored.status is MessageStatus.QUEUED
+
+
+async def test_a_message_half_sent_when_the_client_closes_on_stop_is_a_counted_resend(
+    store: MessageStore,
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    sending = asyncio.Event()
+    closing = asyncio.Event()
+
+    class ClosedMidMessage(CountingSender):
+        async def send(
+            self, to: str, text: str, *, reference: str | None = None, **_: Any
+        ) -> SendResult:
+            self.sent.append(str(reference))
+            sending.set()
+            await closing.wait()  # the service stops: the client closes with part 2 unsent
+            raise SendError(ClientClosedError("the client is closed"), ["PART1-A", None])
+
+    worker = worker_on(store, ClosedMidMessage())
+    worker.start()
+    async with asyncio.timeout(5):
+        await sending.wait()
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.05)
+    closing.set()
+    await stopping
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.status is MessageStatus.QUEUED
+    assert stored.resends == 1  # its next send repeats part 1: counted, not silent
+    [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
+    assert retry.detail["sent_parts"] == {"1": "PART1-A"}

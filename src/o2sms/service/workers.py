@@ -369,11 +369,10 @@ class SubmitWorker:
         if isinstance(cause, SubmitError):
             reason = status_name(cause.command_status)
         self._metrics.failed.labels(reason).inc()
-        if isinstance(cause, ClientClosedError) and self._stopping:
-            if not any(smsc_ids):  # never on the wire: back to the queue, attempt uncounted
-                with contextlib.suppress(Exception):
-                    await self._store.release(self.worker_id, [message.id])
-            return  # some parts went out: the lease runs out and a resend is counted
+        if isinstance(cause, ClientClosedError) and self._stopping and not any(smsc_ids):
+            with contextlib.suppress(Exception):  # never on the wire: back, attempt uncounted
+                await self._store.release(self.worker_id, [message.id])
+            return
         if cause.retriable or isinstance(cause, ClientClosedError):
             await self._retry(message, str(cause), smsc_ids)
             return
