@@ -245,19 +245,45 @@ async def test_a_key_twice_in_one_batch_stores_once_and_replays_once(store: Mess
     assert len((await store.list_messages()).items) == 2
 
 
-async def test_keys_stored_with_a_hash_before_the_separator_changed_still_replay(
+async def test_keys_of_a_clients_own_that_end_in_hash_digits_are_keys_like_any_other(
     store: MessageStore,
 ) -> None:
-    # How a request to two recipients with key "old" was stored before the upgrade.
-    legacy = await store.enqueue_many(
-        [sms(1, text="hi", idempotency_key="old#0"), sms(2, text="hi", idempotency_key="old#1")]
+    await store.enqueue_many(
+        [sms(1, text="hi", idempotency_key="k#0"), sms(2, text="hi", idempotency_key="k#1")]
     )
-    [again] = await store.enqueue_requests([request_of([1, 2], "old")])
+    [request] = await store.enqueue_requests([request_of([1, 2], "k")])
+    assert not isinstance(request, IdempotencyConflictError)
+    assert [r.created for r in request] == [True, True]  # another key: sent, not replayed
+    assert len((await store.list_messages()).items) == 4
+
+
+async def test_a_keyed_request_beyond_one_statements_parameters_is_stored_and_replayed(
+    store: MessageStore,
+) -> None:
+    numbers = list(range(17_000))  # its family names more keys than PostgreSQL's 32,767 binds
+    [first] = await store.enqueue_requests([request_of(numbers, "huge")])
+    assert not isinstance(first, IdempotencyConflictError)
+    assert all(r.created for r in first)
+    [again] = await store.enqueue_requests([request_of(numbers, "huge")])
     assert not isinstance(again, IdempotencyConflictError)
-    assert [r.created for r in again] == [False, False]
-    assert [r.message.id for r in again] == [r.message.id for r in legacy]
-    [refused] = await store.enqueue_requests([request_of([1], "old")])
+    assert not any(r.created for r in again)
+    assert [r.message.id for r in again] == [r.message.id for r in first]
+
+
+async def test_a_key_taken_without_the_lock_meanwhile_leaves_nothing_of_the_request(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What an instance of an older version, which takes no lock, could write between this
+    # request's read of the key's family and its insert.
+    taken = await store.enqueue(sms(2, text="hi", idempotency_key="k\x1f1"))
+
+    async def read_before_it_was_taken(*_: object) -> dict[tuple[str, str], object]:
+        return {}
+
+    monkeypatch.setattr(store, "_keyed_rows", read_before_it_was_taken)
+    [refused] = await store.enqueue_requests([request_of([1, 2], "k")])
     assert isinstance(refused, IdempotencyConflictError)
+    assert [m.id for m in (await store.list_messages()).items] == [taken.message.id]
 
 
 async def test_batches_of_the_same_keys_in_two_processes_neither_deadlock_nor_duplicate(

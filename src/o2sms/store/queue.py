@@ -70,6 +70,9 @@ _COLUMNS: Final = MESSAGE_COLUMNS  #: all, in the order ``_row`` gives them
 assert tuple(column.name for column in messages.columns) == _COLUMNS, "_row follows the table"
 _IDEMPOTENCY_KEY: Final = _COLUMNS.index("idempotency_key")
 _RECIPIENT: Final = _COLUMNS.index("recipient")
+_BY_IDEMPOTENCY_KEY: Final = (
+    f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM {messages.name} WHERE idempotency_key IN_LIST"
+)
 _TEXT: Final = _COLUMNS.index("text")
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
 _TIME_INDEXES: Final = tuple(
@@ -102,7 +105,11 @@ _CLAIM: Final = (
 KEY_SEPARATOR: Final = "\x1f"
 """Joins a request's idempotency key and a message's index in the stored key of each message
 of a request to several recipients: a control character, which no HTTP header carries, so no
-key a client gives can equal one of these. (Before, ``#`` joined them: see :func:`_family`.)"""
+key a client gives can equal one of these."""
+
+_KEY_NAMES_PER_STATEMENT: Final = 5000
+"""Family keys read in one statement: far below SQLite's 32,766 parameters (PostgreSQL takes
+them as one array)."""
 
 
 def stored_keys(key: str, count: int) -> list[str]:
@@ -114,13 +121,11 @@ def _family(key: str, count: int) -> dict[str, int | None]:
     """Stored keys that belong to ``key``, each with its message's index (None: a lone one).
 
     The request's own keys and those a request one longer would have; so any other request
-    with this key is found by its first or its extra message. Keys stored with ``#`` before
-    ``KEY_SEPARATOR`` replaced it still count (a retry across the upgrade is replayed).
+    with this key is found by its first or its extra message.
     """
     family: dict[str, int | None] = {key: None}
     for i in range(count + 1):
         family[f"{key}{KEY_SEPARATOR}{i}"] = i
-        family[f"{key}#{i}"] = i
     return family
 
 
@@ -272,15 +277,16 @@ class MessageQueue(WebhookOutbox):
         several processes take turns and never deadlock; SQLite's writers take turns anyway).
         """
         await lock_keys(connection, (f"idempotency {owner} {key}" for key, owner, _ in keyed))
-        owners = sorted({owner for _, owner, _ in keyed})
+        owners = {owner for _, owner, _ in keyed}
         names = sorted({name for key, _, rows in keyed for name in _family(key, len(rows))})
-        statement = sa.select(messages).where(
-            messages.c.owner.in_(owners), messages.c.idempotency_key.in_(names)
-        )
-        return {
-            (row.owner, row.idempotency_key): to_message(row)
-            for row in (await connection.execute(statement)).all()
-        }
+        read = read_time(connection)
+        found: dict[tuple[str, str], Message] = {}
+        for start in range(0, len(names), _KEY_NAMES_PER_STATEMENT):
+            chunk = names[start : start + _KEY_NAMES_PER_STATEMENT]
+            for row in await fetch_in(connection, _BY_IDEMPOTENCY_KEY, chunk):
+                if row.owner in owners:
+                    found[(row.owner, row.idempotency_key)] = message_from_driver(row, read)
+        return found
 
     async def _enqueue_keyed(
         self,
@@ -315,26 +321,27 @@ class MessageQueue(WebhookOutbox):
                     return IdempotencyConflictError(key)
                 replayed.append(EnqueueResult(existing, created=False))
             return replayed
-        created: list[EnqueueResult] = []
-        for row in rows:
-            values = dict(zip(_COLUMNS, row, strict=True))
-            statement = (
-                insert(connection, messages)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
-                .returning(messages.c.id)
+        statement = (
+            insert(connection, messages)
+            .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"])
+            .returning(messages.c.id)
+        )
+        written = (
+            await connection.execute(
+                statement, [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
             )
-            if (await connection.execute(statement)).first() is None:
-                # Taken meanwhile without the lock (an instance older than the lock, during an
-                # upgrade): take back what this request wrote, write nothing of it.
-                if created:
-                    await connection.execute(
-                        sa.delete(messages).where(
-                            messages.c.id.in_([r.message.id for r in created])
-                        )
-                    )
-                return IdempotencyConflictError(key)
-            created.append(EnqueueResult(message_from_driver(row, time_as_is), created=True))
+        ).all()
+        if len(written) < len(rows):
+            # A key taken meanwhile by a writer that did not take the lock (an instance of an
+            # older version): take back what this request wrote, keep nothing of it.
+            if written:
+                await connection.execute(
+                    sa.delete(messages).where(messages.c.id.in_([r.id for r in written]))
+                )
+            return IdempotencyConflictError(key)
+        created = [
+            EnqueueResult(message_from_driver(row, time_as_is), created=True) for row in rows
+        ]
         for result in created:
             stored[(owner, str(result.message.idempotency_key))] = result.message
         return created

@@ -71,7 +71,7 @@ T = TypeVar("T")
 _KEY_LOCK_SPACE: Final = 0x6F32726B  # "o2rk": advisory lock namespace of correlation keys
 _LOCK_KEYS: Final = (
     "SELECT pg_advisory_xact_lock($1, hashtext(k)) "
-    "FROM (SELECT k FROM unnest(CAST($2 AS text[])) AS t(k) ORDER BY k) AS s"
+    "FROM (SELECT k FROM unnest(CAST($2 AS text[])) AS t(k) ORDER BY hashtext(k), k) AS s"
 )
 
 
@@ -542,8 +542,8 @@ async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
 
     A receipt and the submit it belongs to may be recorded at the same moment by two
     processes; without this each would miss the other's uncommitted row and the receipt would
-    stay unmatched. Transaction-scoped advisory locks, taken in sorted order (no deadlock).
-    SQLite needs nothing: its write transactions already run one at a time.
+    stay unmatched. Transaction-scoped advisory locks, taken in one order (by the hash that is
+    locked, then by key: no deadlock). SQLite needs nothing: its write transactions already run one at a time.
     """
     if connection.dialect.name != "postgresql":
         return
