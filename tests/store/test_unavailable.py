@@ -85,3 +85,22 @@ async def test_postgresql_server_gone_under_a_driver_statement_is_an_outage() ->
     finally:
         await store.close()
     assert unavailable(terminated), repr(terminated)
+
+
+async def test_the_postgresql_drivers_own_complaint_is_no_outage() -> None:
+    engine = create_async_engine(PG_URL)
+    statement = sa.text("SELECT 1 WHERE 1 IN :values").bindparams(
+        sa.bindparam("values", expanding=True)
+    )
+    try:
+        async with engine.connect() as connection:
+            try:
+                await connection.execute(statement, {"values": list(range(40_000))})
+            except Exception as exc:
+                too_many: BaseException = exc
+            else:
+                raise AssertionError("40,000 parameters were taken")
+    finally:
+        await engine.dispose()
+    assert "cannot exceed" in str(too_many)
+    assert not unavailable(too_many)  # the same statement would fail the same way for ever

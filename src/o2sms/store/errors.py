@@ -79,7 +79,9 @@ class LeaseLostError(StoreError):
 _PG_OUTAGE_CLASSES: Final = ("08", "53", "57")
 """SQLSTATE classes of a server that is away: connection exception, insufficient resources
 (too many clients), operator intervention (shutting down, starting up)."""
-_PG_TRY_AGAIN: Final = frozenset({"40001", "40P01"})  #: serialization failure, deadlock
+_PG_TRY_AGAIN: Final = frozenset({"40001", "40P01", "55P03"})
+"""Serialization failure, deadlock, lock not available (lock_timeout): tried again, it works."""
+_PG_GONE_FOR_GOOD: Final = frozenset({"57P04"})  #: the database was dropped
 _SQLITE_OUTAGE: Final = frozenset({5, 6, 10, 13, 14, 15})
 """Primary SQLite result codes of a store that is away or busy: BUSY, LOCKED, IOERR, FULL,
 CANTOPEN, PROTOCOL."""
@@ -97,8 +99,11 @@ def unavailable(exc: BaseException) -> bool:
         return False
     if exc.connection_invalidated or isinstance(exc.orig, OSError):
         return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)  # asyncpg, through SQLAlchemy's adapter
-    if isinstance(sqlstate, str) and sqlstate:
+    if hasattr(exc.orig, "sqlstate"):  # asyncpg, through SQLAlchemy's adapter: SQLSTATE only
+        # None: the driver's own complaint (too many arguments, a statement still running)
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if not isinstance(sqlstate, str) or sqlstate in _PG_GONE_FOR_GOOD:
+            return False
         return sqlstate[:2] in _PG_OUTAGE_CLASSES or sqlstate in _PG_TRY_AGAIN
     code = getattr(exc.orig, "sqlite_errorcode", None)
     if isinstance(code, int):
