@@ -359,9 +359,10 @@ class Client:
     async def close(self) -> None:
         """Close gracefully: no new sends, in-flight work finishes (bounded), then unbind.
 
-        ``send`` calls from now on, and parts still queued for a session's window (never sent),
-        fail with ClientClosedError; handlers already running get ``close_timeout`` to finish
-        and their deliver_sm is answered; events handed to ``events()`` and not yet confirmed
+        ``send`` calls from now on, and parts still queued for a session's window or waiting
+        for the rate limit or a throttling pause (never sent), fail with ClientClosedError;
+        handlers already running get ``close_timeout`` to finish and their deliver_sm is
+        answered; events handed to ``events()`` and not yet confirmed
         are not acknowledged (the SMSC delivers them again); then every session unbinds.
         """
         self._closed = True

@@ -59,10 +59,27 @@ def assign(window_free: Sequence[int], start: int) -> int | None:
     return best
 
 
-class RateLimiter:
-    """Token bucket shared by every session: at most ``rate`` submits a second, bursts of ``burst``."""
+async def _sleep_unless_closed(closed: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``; raise ClientClosedError at once when ``closed`` is or becomes set."""
+    if not closed.is_set():
+        try:
+            async with asyncio.timeout(seconds):
+                await closed.wait()
+        except TimeoutError:
+            return
+    raise ClientClosedError("the client is closed")
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+
+class RateLimiter:
+    """Token bucket shared by every session: at most ``rate`` submits a second, bursts of ``burst``.
+
+    ``closed``, once set, ends every wait with ClientClosedError: a pool that closes does not
+    keep sending what waited for its turn.
+    """
+
+    def __init__(
+        self, rate: float, burst: float | None = None, *, closed: asyncio.Event | None = None
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
@@ -70,9 +87,10 @@ class RateLimiter:
         self._tokens = self.burst
         self._updated: float | None = None
         self._lock = asyncio.Lock()
+        self._closed = closed if closed is not None else asyncio.Event()
 
     async def acquire(self) -> None:
-        """Wait until one submit may go."""
+        """Wait until one submit may go (ClientClosedError once ``closed`` is set)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             while True:
@@ -83,7 +101,7 @@ class RateLimiter:
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                await _sleep_unless_closed(self._closed, (1 - self._tokens) / self.rate)
 
 
 class AdaptiveRate:
@@ -98,10 +116,17 @@ class AdaptiveRate:
     TRIM_INTERVAL = 0.25
     """Seconds between drops of the accepted times that are over a second old."""
 
-    def __init__(self, floor: float = 5.0, ceiling: float = 100_000.0) -> None:
+    def __init__(
+        self,
+        floor: float = 5.0,
+        ceiling: float = 100_000.0,
+        *,
+        closed: asyncio.Event | None = None,
+    ) -> None:
         self.floor = floor
         self.ceiling = ceiling
         self.limiter: RateLimiter | None = None
+        self._closed = closed  #: handed to the limiters it makes (see RateLimiter)
         # Loop times of accepted submits, oldest first. Those over a second old are dropped
         # every TRIM_INTERVAL (and before counting) rather than on every submit: the count is
         # the same, with one append per submit while the SMSC never throttles.
@@ -133,7 +158,7 @@ class AdaptiveRate:
         self._trim(now)
         rate = max(self.floor, 0.9 * len(self._accepted))
         if self.limiter is None:
-            self.limiter = RateLimiter(rate, burst=1.0)
+            self.limiter = RateLimiter(rate, burst=1.0, closed=self._closed)
         else:
             self.limiter.rate = min(self.limiter.rate, rate)
             self.limiter.burst = max(1.0, self.limiter.rate / 10)
@@ -170,8 +195,9 @@ class Pool:
             for index, config in enumerate(configs)
         ]
         self._flash_system_type = flash_system_type
-        self._limiter = RateLimiter(rate_limit) if rate_limit else None
-        self._adaptive = AdaptiveRate()
+        self._closing = asyncio.Event()  #: set by close(): waits for the pacing end at once
+        self._limiter = RateLimiter(rate_limit, closed=self._closing) if rate_limit else None
+        self._adaptive = AdaptiveRate(closed=self._closing)
         self._throttle_backoff = throttle_backoff
         self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
         self._pauses = 0  # pauses decided so far: a request sent before the last is of its burst
@@ -292,8 +318,8 @@ class Pool:
                 if pause > 0:
                     if deadline is not None and loop.time() + pause > deadline:
                         raise SubmitError(self._throttle_status or CommandStatus.ESME_RTHROTTLED)
-                    await asyncio.sleep(pause)
-                    continue  # the pool may have closed, or paused longer, meanwhile
+                    await _sleep_unless_closed(self._closing, pause)
+                    continue  # paused longer meanwhile, perhaps
             if self._limiter is not None:
                 await self._limiter.acquire()
             paced = self._adaptive.limiter
@@ -312,6 +338,8 @@ class Pool:
                 protocol = session.protocol
             if self._resume_at > loop.time():
                 continue  # paused while this one waited for the rate limit or a session
+            if self._closed:  # closed while it waited for the rate limit or a session
+                raise ClientClosedError("the client is closed")
             pauses = self._pauses
             response: Pdu | None = None
             try:
@@ -396,5 +424,6 @@ class Pool:
     async def close(self) -> None:
         """Take no new submits, then close every session gracefully (see Session.close)."""
         self._closed = True
+        self._closing.set()  # submits waiting for the pacing or a pause fail now
         self._changed.set()  # wake submits waiting for a session: they fail now
         await asyncio.gather(*(session.close() for session in self.sessions))
