@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from o2sms.client.session import Session as ClientSession
 from o2sms.service.http import ApiContext, _body, create_app
 from o2sms.service.metrics import Metrics
-from o2sms.service.runtime import Connector, RunningService, build_server
+from o2sms.service.runtime import Connector, RunningService, _banner, build_server
 from o2sms.service.settings import Settings
 from o2sms.simulator import Account, Simulator
 from o2sms.simulator.session import SmppSession
@@ -938,6 +938,18 @@ async def test_a_stop_hands_back_at_once_what_the_rate_limit_held_and_sends_no_m
     waiting = [m for m in messages if m.status.value == "queued"]
     assert len(waiting) >= 20 - sent
     assert all(m.lease_owner is None and m.resends == 0 for m in waiting)
+
+
+async def test_the_sandbox_banner_shows_its_own_key_never_a_configured_one(tmp_path: Path) -> None:
+    configured = Connector(settings_for(tmp_path))  # api_keys from the settings
+    banner = _banner(configured.settings, configured, "127.0.0.1", 8000)
+    assert API_KEY not in banner
+    assert "not shown" in banner
+    assert "$O2SMS_API_KEY" in banner
+    generated = Connector(settings_for(tmp_path, api_keys=[]))
+    assert generated.sandbox_key is not None
+    banner = _banner(generated.settings, generated, "127.0.0.1", 8000)
+    assert f"API key: {generated.sandbox_key} (saved in" in banner
 
 
 async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(

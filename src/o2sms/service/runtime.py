@@ -104,8 +104,11 @@ class Connector:
         self._connected = asyncio.Event()
         self.fatal: BaseException | None = None  #: why the service cannot work (bad credentials)
         self.on_fatal: Callable[[BaseException], None] | None = None
+        #: the sandbox's own key, shown in the banner; a configured key is never printed
+        self.sandbox_key: str | None = None
         if settings.sandbox_mode and not self.api_keys:
-            self.api_keys = [sandbox_secret(settings.sandbox.key_file)]
+            self.sandbox_key = sandbox_secret(settings.sandbox.key_file)
+            self.api_keys = [self.sandbox_key]
         secret = settings.webhooks.secret
         self.webhook_secret: str | None = secret.get_secret_value() if secret else None
         if settings.sandbox_mode and self.webhook_secret is None:
@@ -386,16 +389,23 @@ def _banner(settings: Settings, connector: Connector, host: str, port: int) -> s
     base = f"http://{host}:{port}"
     lines = [f"o2sms listening on {base} (API docs: {base}/docs)"]
     if settings.sandbox_mode:
-        key = connector.api_keys[0]
+        key = connector.sandbox_key
         lines += [
             "sandbox mode: no gateway configured, so the built-in O2 simulator answers in-process",
             f"store: {settings.store_url_redacted}",
-            f"API key: {key} (saved in {settings.sandbox.key_file})",
+        ]
+        if key is None:  # a configured key: the operator has it, and logs must not
+            auth = '-H "Authorization: Bearer $O2SMS_API_KEY"'
+            lines.append("API key: one of the configured api_keys (not shown)")
+        else:
+            auth = f"-H 'Authorization: Bearer {key}'"
+            lines.append(f"API key: {key} (saved in {settings.sandbox.key_file})")
+        lines += [
             "try:",
-            f"  curl -s {base}/v1/messages -H 'Authorization: Bearer {key}' \\",
+            f"  curl -s {base}/v1/messages {auth} \\",
             "       -H 'Content-Type: application/json' \\",
             """       -d '{"to": "+421903123456", "from": "O2 Demo", "text": "Ahoj!"}'""",
-            f"  curl -s {base}/v1/messages/<id> -H 'Authorization: Bearer {key}'",
+            f"  curl -s {base}/v1/messages/<id> {auth}",
         ]
     return "\n".join(lines)
 
