@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from o2sms.cli.main import app
+from o2sms.service.runtime import sandbox_secret
 from o2sms.service.settings import ConfigError, load_settings
 
 GATEWAY_TOML = """
@@ -118,6 +119,9 @@ def test_secrets_never_print(config_file: Path) -> None:
         ("api_keys = ['short']\n", {}, "shorter than 16"),
         ("store_schema = 'x'\n", {}, "PostgreSQL option"),
         ("this is not toml", {}, "not valid TOML"),
+        ("[gateway]\nsystem_id = 'acct'\n", {}, "system_id or password is set but hosts is empty"),
+        ("", {"O2SMS_GATEWAY__PASSWORD": "secret12"}, "but hosts is empty"),
+        ("", {"O2SMS_GATEWAY": "notjson"}, 'error parsing value for field "gateway"'),
     ],
 )
 def test_errors_say_what_and_where(
@@ -177,3 +181,28 @@ def test_a_configuration_error_is_one_unwrapped_line_per_problem(tmp_path: Path)
     assert lines[0] == "error: invalid configuration"
     assert len(lines) == 2  # the problem on one line however narrow the terminal
     assert lines[1].startswith("store_url (O2SMS_STORE_URL): unsupported store URL")
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'sender = "\xff"\n')
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(path)
+
+
+def test_an_empty_variable_is_no_setting(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unset shell variable exported empty must not erase the file's gateway (which would
+    # quietly turn a production configuration into sandbox mode).
+    monkeypatch.setenv("O2SMS_GATEWAY__HOSTS", "")
+    settings = load_settings(config_file)
+    assert not settings.sandbox_mode
+    assert settings.gateway.hosts
+
+
+def test_a_sandbox_key_file_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot save the sandbox's key there"):
+        sandbox_secret(tmp_path / "no-such-folder" / "key")
+    with pytest.raises(ConfigError, match="cannot read the sandbox's key from it"):
+        sandbox_secret(tmp_path)  # a folder

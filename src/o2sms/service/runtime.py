@@ -55,17 +55,25 @@ def protect_logs() -> None:
 
 def sandbox_secret(path: Path, prefix: str = "sbx_") -> str:
     """A sandbox secret (API key, webhook key): read from ``path``, or generated and saved
-    there (mode 0600), so it stays the same from one start to the next."""
+    there (mode 0600), so it stays the same from one start to the next.
+
+    Raises ConfigError, in one line, when the file can be neither read nor written.
+    """
     try:
         key = path.read_text().strip()
         if len(key) >= 16:
             return key
     except FileNotFoundError:
         pass
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the sandbox's key from it: {exc}") from None
     key = prefix + secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot save the sandbox's key there: {exc.strerror}") from None
     return key
 
 

@@ -28,6 +28,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
@@ -130,6 +131,13 @@ class GatewaySettings(_Section):
     def _complete(self) -> GatewaySettings:
         if self.hosts and not self.system_id:
             raise ValueError("a gateway needs system_id (and password)")
+        if not self.hosts and (self.system_id or self.password.get_secret_value()):
+            # Without this, credentials whose hosts went missing (an empty variable, a typo)
+            # would quietly run the sandbox: nothing sent, everything "delivered".
+            raise ValueError(
+                "system_id or password is set but hosts is empty: give the gateway's hosts "
+                "(O2SMS_GATEWAY__HOSTS), or no credentials for sandbox mode"
+            )
         if len(self.bind) > 1 and self.sessions is not None and len(self.bind) != self.sessions:
             raise ValueError(
                 f"bind lists {len(self.bind)} modes for {self.sessions} sessions: "
@@ -237,6 +245,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="O2SMS_",
         env_nested_delimiter="__",
+        env_ignore_empty=True,  # an empty variable is no setting (an unset one, often)
         extra="forbid",
         frozen=True,
         validate_default=True,
@@ -377,11 +386,18 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
                 tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text, as TOML must be: {exc.reason}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     token = _CONFIG_FILE.set(path)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
+    except SettingsError as exc:  # e.g. O2SMS_GATEWAY='...' that is not JSON
+        cause = exc.__cause__
+        raise ConfigError(f"{exc}{f': {cause}' if cause else ''}") from None
     finally:
         _CONFIG_FILE.reset(token)
 
