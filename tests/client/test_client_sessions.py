@@ -8,6 +8,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -22,6 +23,7 @@ from o2sms.client import (
     SyncClient,
     assign,
 )
+from o2sms.client.transport import open_connection
 from o2sms.smpp import CommandStatus, DeliverSm
 from o2sms.text import split
 from tests.client.fake_smsc import FakeSmsc, Faults, client
@@ -66,6 +68,21 @@ async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLC
         # Only an explicit, loudly named option turns verification off.
         async with client(smsc, tls=True, tls_insecure_skip_verify=True) as sms:
             assert (await sms.send(NUMBER, "unverified")).message_ids
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate\n"])
+async def test_a_ca_file_that_cannot_be_loaded_fails_the_start_clearly(
+    server_tls: ssl.SSLContext, tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    async with FakeSmsc(ssl_context=server_tls) as smsc:
+        sms = client(smsc, tls=True, tls_ca_file=str(path))
+        async with asyncio.timeout(5):  # a clear error, not a silent hang
+            with pytest.raises(BindConfigError, match="TLS CA file"):
+                await sms.start()
+        await sms.close()
 
 
 async def test_transmitters_send_and_the_receiver_gets_the_receipts() -> None:
@@ -314,3 +331,29 @@ async def test_flash_session_never_replaces_the_receiver() -> None:
         kinds = [s.config.bind.name for s in sms._pool.sessions]
         assert kinds == ["TRANSMITTER", "RECEIVER", "TRANSMITTER"]
         assert sms._pool.sessions[-1].config.system_type == "NSMS"
+
+
+async def test_an_unexpected_error_while_connecting_is_reported_not_a_silent_hang(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def broken_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug below the session")
+        return await open_connection(*args, **kwargs)
+
+    monkeypatch.setattr("o2sms.client.session.open_connection", broken_once)
+    async with FakeSmsc() as smsc:
+        sms = client(smsc)
+        async with asyncio.timeout(5):
+            with pytest.raises(ConnectError, match="a bug below the session"):
+                await sms.start()
+            await sms.start()  # the session was not left dead: a new start works
+        try:
+            assert (await sms.send(NUMBER, "after the retry")).message_ids
+        finally:
+            await sms.close()
+    assert "unexpected error connecting" in caplog.text

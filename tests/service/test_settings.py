@@ -122,6 +122,7 @@ def test_secrets_never_print(config_file: Path) -> None:
         ("[gateway]\nsystem_id = 'acct'\n", {}, "system_id or password is set but hosts is empty"),
         ("", {"O2SMS_GATEWAY__PASSWORD": "secret12"}, "but hosts is empty"),
         ("", {"O2SMS_GATEWAY": "notjson"}, 'error parsing value for field "gateway"'),
+        ("[gateway]\ntls_ca_file = '/nonexistent/ca.pem'\n", {}, "cannot load"),
     ],
 )
 def test_errors_say_what_and_where(

@@ -202,6 +202,10 @@ class Session:
                 self.error = exc
                 backoff = self.config.reconnect
                 log.warning("%s: %s", self.name, exc)
+            except Exception as exc:  # a bug: say so and retry, never end the session silently
+                log.exception("%s: unexpected error connecting to %s", self.name, endpoint.host)
+                self.error = ConnectError(f"unexpected error: {type(exc).__name__}: {exc}")
+                backoff = self.config.reconnect
             else:
                 failures = self.failed_rounds = 0
                 self.error = None

@@ -1,7 +1,8 @@
 """The only socket and TLS code of the client: open a connection to one endpoint.
 
-Foreign exceptions (OSError, ssl.SSLError, timeouts) are mapped to :class:`ConnectError` here,
-so nothing above this module sees them.
+Foreign exceptions (OSError, ssl.SSLError, timeouts) are mapped to :class:`ConnectError` here
+(:class:`BindConfigError` for a CA file that cannot be loaded), so nothing above this module
+sees them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from o2sms.client.config import Endpoint, TlsSettings
-from o2sms.client.errors import ConnectError
+from o2sms.client.errors import BindConfigError, ConnectError
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -43,7 +44,10 @@ async def open_connection(
 ) -> tuple[asyncio.Transport, P]:
     """Connect to ``endpoint`` (TLS when it says so) and return the transport and protocol."""
     loop = asyncio.get_running_loop()
-    context = tls_context(tls) if endpoint.tls else None
+    try:
+        context = tls_context(tls) if endpoint.tls else None
+    except (OSError, ssl.SSLError) as exc:  # a CA file missing or not PEM: no retry helps
+        raise BindConfigError(f"the TLS CA file {tls.ca_file!r} cannot be used: {exc}") from None
     where = f"{endpoint.host}:{endpoint.port}{' (TLS)' if endpoint.tls else ''}"
     try:
         async with asyncio.timeout(timeout):

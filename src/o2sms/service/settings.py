@@ -8,6 +8,7 @@ underscore in the environment: ``[gateway] password`` is ``O2SMS_GATEWAY__PASSWO
 from __future__ import annotations
 
 import hashlib
+import ssl
 import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
@@ -126,6 +127,16 @@ class GatewaySettings(_Section):
             if not name or (port and not (port.isdigit() and 0 < int(port) < 65536)):
                 raise ValueError(f"{host!r} is not host or host:port")
         return hosts
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                ssl.create_default_context(cafile=str(path))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot load {str(path)!r} as PEM certificates: {exc}") from None
+        return path
 
     @model_validator(mode="after")
     def _complete(self) -> GatewaySettings:
