@@ -21,6 +21,7 @@ from o2sms.smpp import (
     TlvTag,
     Unbind,
 )
+from o2sms.smpp.codec import encode
 from o2sms.smpp.connection import (
     Connection,
     ConnectionClosed,
@@ -53,6 +54,8 @@ class Faults:
     nack_statuses: list[int] = field(default_factory=list)
     #: answer the first submit only after this many seconds (the others at once)
     hold_first: float = 0.0
+    #: answer an unbind with a generic_nack (ESME_RINVCMDID) instead of unbind_resp
+    nack_unbind: bool = False
 
 
 @dataclass
@@ -119,6 +122,13 @@ class FakeSmsc:
         try:
             while data := await reader.read(65536):
                 if self.faults.silent:
+                    continue
+                if self.faults.nack_unbind and data[4:8] == b"\x00\x00\x00\x06":  # unbind
+                    nack = GenericNack(
+                        sequence_number=int.from_bytes(data[12:16], "big"),
+                        command_status=CommandStatus.ESME_RINVCMDID,
+                    )
+                    writer.write(encode(nack))
                     continue
                 conn.receive_data(data, loop.time())
                 while (event := conn.next_event()) is not None:

@@ -276,3 +276,15 @@ async def test_a_receipt_read_with_its_submit_sm_resp_is_matched_without_waiting
     assert waits == 0
     sent = {result.message_ids[0]: result.reference for result in results}
     assert {r.submitted_id: r.reference for r in reports} == sent
+
+
+async def test_an_unbind_answered_with_a_generic_nack_still_closes_everything() -> None:
+    async with FakeSmsc(Faults(nack_unbind=True)) as smsc:
+        sms = client(smsc, sessions=2)
+        await sms.start()
+        assert (await sms.send(NUMBER, "before the close")).message_ids
+        async with asyncio.timeout(5):
+            await sms.close()  # it used to raise the nack and leave the sessions running
+        assert all(session.status.name == "CLOSED" for session in sms._pool.sessions)
+        await asyncio.sleep(0.1)
+        assert all(writer.is_closing() or writer.transport.is_closing() for writer in smsc._writers)

@@ -24,7 +24,6 @@ from typing import Any, Final, cast
 
 from o2sms.client.errors import (
     BACKOFF_STATUSES,
-    ClientClosedError,
     ClientError,
     ConnectionLost,
     EventNotConfirmedError,
@@ -251,13 +250,15 @@ class SmppProtocol(asyncio.Protocol):
         With the window still full (requests unanswered after the drain) the unbind could only
         queue behind them: the connection is closed without it.
         """
-        if self.connection.state.is_bound and self.connection.window_free > 0:
-            try:
+        try:
+            if self.connection.state.is_bound and self.connection.window_free > 0:
                 async with asyncio.timeout(timeout):
                     await self.request(Unbind())
-            except (TimeoutError, ConnectionLost, ResponseTimeout, ClientClosedError):
-                pass
-        self.close()
+        except (TimeoutError, ClientError) as exc:  # a generic_nack, an unreadable answer...
+            if not isinstance(exc, (TimeoutError, ConnectionLost, ResponseTimeout)):
+                log.warning("%s: the unbind was answered %s; closing anyway", self.name, exc)
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Close the transport now; outstanding requests fail with ConnectionLost."""

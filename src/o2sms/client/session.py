@@ -154,17 +154,21 @@ class Session:
         """
         self._closing.set()
         protocol = self._protocol
-        if protocol is not None:
-            protocol.fail_queued(
-                ClientClosedError(f"{self.name} closed before the request was sent")
-            )
-            await protocol.drain(self.config.close_timeout)
-            await protocol.unbind(self.config.unbind_timeout)
-            await protocol.wait_closed()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._set_status(SessionStatus.CLOSED)
+        try:
+            if protocol is not None:
+                protocol.fail_queued(
+                    ClientClosedError(f"{self.name} closed before the request was sent")
+                )
+                await protocol.drain(self.config.close_timeout)
+                await protocol.unbind(self.config.unbind_timeout)
+                await protocol.wait_closed()
+        finally:  # whatever went wrong above, the session ends and says so
+            if protocol is not None:
+                protocol.close()
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._set_status(SessionStatus.CLOSED)
 
     def _set_status(self, status: SessionStatus) -> None:
         self.status = status
