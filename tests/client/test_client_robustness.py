@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -309,6 +310,65 @@ async def test_sync_events_timeout_acknowledges_the_handled_event_and_loses_none
         await asyncio.sleep(0.05)
     assert texts == ["one", "two"]
     assert [status for _, status in smsc.answers] == [0, 0]
+
+
+async def test_sync_events_never_acknowledges_an_event_whose_handling_failed() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[str]:
+            seen: list[str] = []
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                try:
+                    for event in sms.events(timeout=2.0):
+                        assert isinstance(event, InboundSms)
+                        seen.append(event.text)
+                        raise RuntimeError("the application failed to store it")
+                except RuntimeError:
+                    pass
+                # The application carries on reading: the failed one must come back, not be
+                # acknowledged as handled.
+                for event in sms.events(timeout=1.0):
+                    assert isinstance(event, InboundSms)
+                    seen.append(event.text)
+                    if len(seen) == 2:
+                        break
+            return seen
+
+        async def deliver() -> None:
+            await wait_until(lambda: smsc.sessions == 1)
+            smsc.deliver(inbound(b"one"))
+
+        seen, _ = await asyncio.gather(asyncio.to_thread(run), deliver())
+    assert seen[0] == "one"
+    assert smsc.answers[0][1] != 0  # the failed handling answered with an error, not ESME_ROK
+
+
+async def test_sync_close_from_another_thread_ends_a_waiting_events_loop_and_unbinds() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> tuple[BaseException | None, bool]:
+            outcome: list[BaseException] = []
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+
+                def read() -> None:
+                    try:
+                        for _ in sms.events():  # waits: no event ever comes
+                            pass
+                    except BaseException as exc:  # what a Ctrl-C leaves behind, in effect
+                        outcome.append(exc)
+
+                reader = threading.Thread(target=read)
+                reader.start()
+                time.sleep(0.3)
+            reader.join(5)
+            client_threads = any(t.name == "o2sms-client" for t in threading.enumerate())
+            return (outcome[0] if outcome else None), client_threads
+
+        (outcome, loop_alive) = await asyncio.to_thread(run)
+        await asyncio.sleep(0.1)
+    assert smsc.unbinds == 1  # closed properly, not abandoned
+    assert not loop_alive
+    assert outcome is not None
 
 
 # --- 7: events() waiting room is bounded; events of a dead connection are not handed out -----

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from types import TracebackType
@@ -27,10 +28,24 @@ class SyncClient:
         self._thread: threading.Thread | None = None
         self._client: Client | None = None
         self._events: AsyncIterator[Event] | None = None
+        self._waiting: concurrent.futures.Future[Event] | None = None  #: see _next_event
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         assert self._loop is not None, "use SyncClient in a with block"
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def _next_event(self, events: AsyncIterator[Event], timeout: float | None) -> Event:
+        """``_next`` on the loop; the wait stays known to :meth:`close` until it returns.
+
+        A wait left behind (Ctrl-C in ``events()``, or ``close()`` from another thread) would
+        otherwise keep the async iterator running, and closing it would fail.
+        """
+        assert self._loop is not None, "use SyncClient in a with block"
+        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), self._loop)
+        self._waiting = future
+        event = future.result()
+        self._waiting = None
+        return event
 
     def __enter__(self) -> SyncClient:
         loop = asyncio.new_event_loop()
@@ -59,16 +74,28 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        """Unbind, close and stop the background loop."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            if self._events is not None:
-                self._run(self._close_events())
-            self._run(client.close())
-        self._stop()
+        """Unbind, close and stop the background loop (each step even if one before failed)."""
+        try:
+            if self._client is not None:
+                client, self._client = self._client, None
+                try:
+                    waiting, self._waiting = self._waiting, None
+                    if waiting is not None:
+                        waiting.cancel()  # a wait for an event left behind: end it first
+                    if self._events is not None:
+                        self._run(self._close_events())
+                finally:
+                    self._run(client.close())
+        finally:
+            self._stop()
 
     async def _close_events(self) -> None:
+        """End the events iterator; an event handed out and not yet done is not acknowledged."""
         events, self._events = self._events, None
+        for _ in range(500):  # a cancelled wait may still be unwinding inside the iterator
+            if not getattr(events, "ag_running", False):
+                break
+            await asyncio.sleep(0.01)
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -89,6 +116,10 @@ class SyncClient:
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Delivery reports and inbound SMS; each is acknowledged when the next is asked for.
 
+        A new call ends the one before: an event that one handed out last and was never
+        asked past (a ``break``, an exception in the loop) is not acknowledged, and the SMSC
+        delivers it again.
+
         Stops after ``timeout`` seconds without an event (None waits for ever). The timeout
         runs in the event loop, after the event handed out before has been acknowledged: the
         wait for the next one is the only thing it can end, so the event just handled is
@@ -96,12 +127,14 @@ class SyncClient:
         unseen (it stays for the next call).
         """
         assert self._client is not None, "use SyncClient in a with block"
-        if self._events is None:
-            self._events = self._client.events()
-        events = self._events
+        if self._events is not None:
+            # An earlier events() left holding an event (a break, or its loop body raised):
+            # that event was not handled, so it is not acknowledged; the SMSC sends it again.
+            self._run(self._close_events())
+        self._events = events = self._client.events()
         while True:
             try:
-                event = self._run(_next(events, timeout))
+                event = self._next_event(events, timeout)
             except TimeoutError:
                 self._events = None  # the async iterator ended; the next call starts a new one
                 return
