@@ -108,7 +108,11 @@ def test_secrets_never_print(config_file: Path) -> None:
             "worker.concurrency (O2SMS_WORKER__CONCURRENCY)",
         ),
         ("[gateway]\nhosts = ['x']\n", {}, "a gateway needs system_id"),
-        ("[gateway]\nhosts = ['x:99999']\nsystem_id = 'a'\n", {}, "is not host or host:port"),
+        (
+            "[gateway]\nhosts = ['x:99999']\nsystem_id = 'a'\n",
+            {},
+            "is not host, host:port or [IPv6 address]:port",
+        ),
         ("[gateway]\nbind = ['receiver', 'sender']\n", {}, "gateway.bind"),
         (
             "[gateway]\nbind = ['receiver', 'transmitter']\nsessions = 3\n",
@@ -207,3 +211,24 @@ def test_a_sandbox_key_file_that_cannot_be_used_is_one_line(tmp_path: Path) -> N
         sandbox_secret(tmp_path / "no-such-folder" / "key")
     with pytest.raises(ConfigError, match="cannot read the sandbox's key from it"):
         sandbox_secret(tmp_path)  # a folder
+
+
+def test_ipv6_hosts_with_and_without_a_port() -> None:
+    settings = load_settings(
+        gateway={
+            "hosts": ["[::1]:2775", "::1", "[2001:db8::1]", "smpp1.example:9000"],
+            "system_id": "acct",
+        }
+    )
+    assert settings.gateway.endpoints() == [
+        ("::1", 2775),
+        ("::1", 8888),
+        ("2001:db8::1", 8888),
+        ("smpp1.example", 9000),
+    ]
+
+
+@pytest.mark.parametrize("host", ["2001:db8::1:2775:zz", "[::1]x", "[::1", ":2775"])
+def test_a_host_that_cannot_be_read_is_refused(host: str) -> None:
+    with pytest.raises(ConfigError, match="IPv6 address"):
+        load_settings(gateway={"hosts": [host], "system_id": "acct"})

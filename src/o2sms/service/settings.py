@@ -8,6 +8,7 @@ underscore in the environment: ``[gateway] password`` is ``O2SMS_GATEWAY__PASSWO
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import ssl
 import tomllib
 from contextvars import ContextVar
@@ -81,6 +82,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _split_host(host: str) -> tuple[str, str]:
+    """``host:port`` as (host, port); ``[v6]:port`` and a bare IPv6 address as RFC 3986 has
+    them ("" for a port not given, "" for a host that cannot be read)."""
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return "", ""
+        return name, rest[1:]
+    if host.count(":") > 1:  # a bare IPv6 address, which cannot carry a port
+        try:
+            return str(ipaddress.IPv6Address(host)), ""
+        except ValueError:
+            return "", ""
+    name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+    return name, port
+
+
 class GatewaySettings(_Section):
     """The SMSC to connect to. No ``hosts`` at all means sandbox mode (the built-in simulator)."""
 
@@ -123,9 +141,9 @@ class GatewaySettings(_Section):
     @classmethod
     def _hosts(cls, hosts: list[str]) -> list[str]:
         for host in hosts:
-            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            name, port = _split_host(host)
             if not name or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-                raise ValueError(f"{host!r} is not host or host:port")
+                raise ValueError(f"{host!r} is not host, host:port or [IPv6 address]:port")
         return hosts
 
     @field_validator("tls_ca_file")
@@ -166,7 +184,7 @@ class GatewaySettings(_Section):
         default = self.port or (8887 if self.tls else 8888)
         pairs = []
         for host in self.hosts:
-            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            name, port = _split_host(host)
             pairs.append((name, int(port) if port else default))
         return pairs
 
