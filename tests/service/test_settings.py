@@ -232,3 +232,9 @@ def test_ipv6_hosts_with_and_without_a_port() -> None:
 def test_a_host_that_cannot_be_read_is_refused(host: str) -> None:
     with pytest.raises(ConfigError, match="IPv6 address"):
         load_settings(gateway={"hosts": [host], "system_id": "acct"})
+
+
+def test_the_database_password_is_not_in_the_settings_repr() -> None:
+    settings = load_settings(store_url="postgresql://o2sms:DB-SECRET-PW@127.0.0.1/test")
+    assert "DB-SECRET-PW" not in repr(settings)
+    assert "DB-SECRET-PW" not in settings.store_url_redacted

@@ -281,7 +281,11 @@ class Settings(BaseSettings):
     )
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    store_url: str = Field(default="sqlite:///o2sms.db", description="sqlite or postgresql URL")
+    store_url: str = Field(
+        default="sqlite:///o2sms.db",
+        description="sqlite or postgresql URL",
+        repr=False,  # it may hold the database's password; store_url_redacted is printable
+    )
     store_schema: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="PostgreSQL schema"
     )
