@@ -195,6 +195,7 @@ async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
     stored = await store.get(message.id)
     assert stored is not None
     assert stored.status is MessageStatus.QUEUED
+    assert stored.lease_owner == "w1"  # it went out: the stop did not hand it back as unsent
 
 
 async def test_a_message_half_sent_when_the_client_closes_on_stop_is_a_counted_resend(

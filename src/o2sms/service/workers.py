@@ -197,6 +197,9 @@ class SubmitWorker:
         self._refill = max(1, min(settings.batch, settings.concurrency // 2))
         self._metrics = metrics
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: messages that went out (wholly or in part) but whose outcome could not be stored:
+        #: left to their leases, never handed back by stop() as if unsent
+        self._sent_unrecorded: set[str] = set()
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -238,7 +241,8 @@ class SubmitWorker:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         with contextlib.suppress(Exception):
-            released = await self._store.release(self.worker_id, keep=unsure)
+            keep = [*unsure, *self._sent_unrecorded]
+            released = await self._store.release(self.worker_id, keep=keep)
             if released:
                 log.info("gave back %d claimed messages to the queue", released)
         if unsure:
@@ -281,6 +285,7 @@ class SubmitWorker:
             for message in batch:
                 if message.resend:  # its lease expired while it was on the wire: a resend
                     self._metrics.resends.inc()
+                self._sent_unrecorded.discard(message.id)
                 task = asyncio.create_task(self._submit(message))
                 self._in_flight[message.id] = task
                 task.add_done_callback(functools.partial(self._done, message.id))
@@ -347,6 +352,7 @@ class SubmitWorker:
                     )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
+                self._sent_unrecorded.add(message.id)  # its lease must run out, see stop()
                 return
             self._metrics.submitted.inc()
             self._remember(message.id, loop.time())
@@ -393,6 +399,8 @@ class SubmitWorker:
             return
         except Exception:
             log.exception("could not requeue %s; its lease will expire", message.id)
+            if any(smsc_ids):
+                self._sent_unrecorded.add(message.id)  # parts went out: see stop()
             return
         if updated.status is MessageStatus.FAILED:
             self._metrics.final.labels(MessageStatus.FAILED.value).inc()
