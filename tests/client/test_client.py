@@ -288,3 +288,21 @@ async def test_an_unbind_answered_with_a_generic_nack_still_closes_everything() 
         assert all(session.status.name == "CLOSED" for session in sms._pool.sessions)
         await asyncio.sleep(0.1)
         assert all(writer.is_closing() or writer.transport.is_closing() for writer in smsc._writers)
+
+
+async def test_close_ends_the_sends_waiting_for_the_rate_limit_at_once() -> None:
+    async with FakeSmsc() as smsc:
+        sms = client(smsc, rate_limit=1.0)  # one submit a second: the rest wait their turn
+        await sms.start()
+        sends = [asyncio.create_task(sms.send(NUMBER, f"message {n}")) for n in range(5)]
+        async with asyncio.timeout(5):
+            while not smsc.submits:
+                await asyncio.sleep(0.01)
+        started = asyncio.get_running_loop().time()
+        await sms.close()
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        assert asyncio.get_running_loop().time() - started < 1.0  # not one a second to the end
+    refused = [o for o in outcomes if isinstance(o, SendError)]
+    assert refused
+    assert all(isinstance(o.cause, ClientClosedError) for o in refused)
+    assert len(smsc.submits) == len(outcomes) - len(refused)  # what failed never went out

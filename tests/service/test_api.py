@@ -907,39 +907,6 @@ async def test_a_gateway_down_while_the_service_starts_is_waited_for(tmp_path: P
     assert connector.fatal is None
 
 
-async def test_a_stop_hands_back_at_once_what_the_rate_limit_held_and_sends_no_more(
-    tmp_path: Path,
-) -> None:
-    async with Simulator(accounts=(Account("acct", "secret12"),), receipt_delay=0.05) as smsc:
-        gateway = {
-            "hosts": [f"127.0.0.1:{smsc.port}"],
-            "system_id": "acct",
-            "password": "secret12",
-            "rate_limit": 2,  # messages a second: most of the batch waits for the limiter
-        }
-        settings = settings_for(tmp_path, gateway=gateway, sender="O2 Shop")
-        async with open_service(settings) as service:
-            numbers = [f"+42190312{n:04d}" for n in range(20)]
-            accepted = await service.http.post("/v1/messages", json={"to": numbers, "text": "sale"})
-            assert accepted.status_code == 202
-            async with asyncio.timeout(10):
-                while smsc.counters["submit_sm"] < 2:
-                    await asyncio.sleep(0.02)
-            store = service.running.connector.store
-            started = asyncio.get_running_loop().time()
-            await service.running.stop()
-            stopped_in = asyncio.get_running_loop().time() - started
-            sent = smsc.counters["submit_sm"]
-            await asyncio.sleep(1.0)  # a submit still going out after the stop would show now
-            assert smsc.counters["submit_sm"] == sent
-            messages = (await store.list_messages(limit=100)).items
-    assert stopped_in < 5.0
-    assert sent <= 6
-    waiting = [m for m in messages if m.status.value == "queued"]
-    assert len(waiting) >= 20 - sent
-    assert all(m.lease_owner is None and m.resends == 0 for m in waiting)
-
-
 async def test_the_sandbox_banner_shows_its_own_key_never_a_configured_one(tmp_path: Path) -> None:
     configured = Connector(settings_for(tmp_path))  # api_keys from the settings
     banner = _banner(configured.settings, configured, "127.0.0.1", 8000)

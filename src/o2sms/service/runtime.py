@@ -278,18 +278,13 @@ class Connector:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        stopping = None
         if self.worker is not None:
-            stopping = asyncio.create_task(self.worker.stop())
-            await asyncio.sleep(0)  # it stops claiming before the client closes
+            # First, so that the parts of a long message already under way can all go out;
+            # closing the client at once would cut such a message in two.
+            await self.worker.stop()
         if self.client is not None:
-            # At once, beside the worker's stop: submits still waiting for the rate limit or
-            # a window slot fail (never sent, so handed back uncounted); those on the wire
-            # get their responses and are recorded; then the sessions unbind.
             with contextlib.suppress(Exception):
                 await self.client.close()
-        if stopping is not None:
-            await stopping
         if self.webhooks is not None:
             await self.webhooks.stop()
         if self.simulator is not None:
