@@ -6,6 +6,7 @@ Each test names the defect it pins down; all run on loopback against the fake SM
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -369,6 +370,36 @@ async def test_sync_close_from_another_thread_ends_a_waiting_events_loop_and_unb
     assert smsc.unbinds == 1  # closed properly, not abandoned
     assert not loop_alive
     assert outcome is not None
+
+
+async def test_sync_events_called_again_after_an_abandoned_wait_gets_the_next_event() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[str]:
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+
+                def wait_and_give_up() -> None:
+                    with contextlib.suppress(BaseException):  # its wait is cancelled
+                        next(sms.events(), None)
+
+                abandoned = threading.Thread(target=wait_and_give_up)
+                abandoned.start()  # waits for an event, then is given up (as after Ctrl-C)
+                time.sleep(0.2)
+                texts = []
+                for event in sms.events(timeout=2.0):  # must not fail, nor lose "one"
+                    assert isinstance(event, InboundSms)
+                    texts.append(event.text)
+                    break
+                abandoned.join(5)
+            return texts
+
+        async def deliver() -> None:
+            await wait_until(lambda: smsc.sessions == 1)
+            await asyncio.sleep(0.6)
+            smsc.deliver(inbound(b"one"))
+
+        texts, _ = await asyncio.gather(asyncio.to_thread(run), deliver())
+    assert texts == ["one"]
 
 
 # --- 7: events() waiting room is bounded; events of a dead connection are not handed out -----

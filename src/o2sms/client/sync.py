@@ -127,6 +127,9 @@ class SyncClient:
         unseen (it stays for the next call).
         """
         assert self._client is not None, "use SyncClient in a with block"
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.cancel()  # a wait left behind by Ctrl-C: it must not take the next event
         if self._events is not None:
             # An earlier events() left holding an event (a break, or its loop body raised):
             # that event was not handled, so it is not acknowledged; the SMSC sends it again.
