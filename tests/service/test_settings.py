@@ -228,7 +228,9 @@ def test_ipv6_hosts_with_and_without_a_port() -> None:
     ]
 
 
-@pytest.mark.parametrize("host", ["2001:db8::1:2775:zz", "[::1]x", "[::1", ":2775"])
+@pytest.mark.parametrize(
+    "host", ["2001:db8::1:2775:zz", "[::1]x", "[::1", ":2775", "[example.com]:2775", "[::1]:"]
+)
 def test_a_host_that_cannot_be_read_is_refused(host: str) -> None:
     with pytest.raises(ConfigError, match="IPv6 address"):
         load_settings(gateway={"hosts": [host], "system_id": "acct"})
@@ -238,3 +240,13 @@ def test_the_database_password_is_not_in_the_settings_repr() -> None:
     settings = load_settings(store_url="postgresql://o2sms:DB-SECRET-PW@127.0.0.1/test")
     assert "DB-SECRET-PW" not in repr(settings)
     assert "DB-SECRET-PW" not in settings.store_url_redacted
+
+
+def test_a_lone_comma_empties_a_list_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "o2sms.toml"
+    path.write_text("[webhooks]\nallow = ['hooks.example.com']\n")
+    assert load_settings(path).webhooks.allow == ["hooks.example.com"]
+    monkeypatch.setenv("O2SMS_WEBHOOKS__ALLOW", ",")
+    assert load_settings(path).webhooks.allow == []

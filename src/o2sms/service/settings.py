@@ -87,9 +87,12 @@ def _split_host(host: str) -> tuple[str, str]:
     them ("" for a port not given, "" for a host that cannot be read)."""
     if host.startswith("["):
         name, bracket, rest = host[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
+        if not bracket or (rest and (not rest.startswith(":") or rest == ":")):
             return "", ""
-        return name, rest[1:]
+        try:
+            return str(ipaddress.IPv6Address(name)), rest[1:]
+        except ValueError:
+            return "", ""
     if host.count(":") > 1:  # a bare IPv6 address, which cannot carry a port
         try:
             return str(ipaddress.IPv6Address(host)), ""

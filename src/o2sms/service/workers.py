@@ -44,6 +44,7 @@ _STORE_RETRIES = 5  #: tries to record a failure or retry before leaving it to t
 _FIRST_DELAY = 0.05  #: seconds before the second try of a store call; each next waits 4 times more
 _MAX_DELAY = 5.0  #: ... but at most this long (a submit's record is tried until it lands)
 _LATENCY_MEMORY = 200_000  #: submit times kept for the receipt-latency histogram
+_KEPT_LEASES = 10_000  #: sent-but-unrecorded ids remembered for the stop (see _keep_leased)
 _RECORD_WAIT = 5.0  #: seconds a receipt waits for the record of its own submit, at most
 
 
@@ -199,7 +200,7 @@ class SubmitWorker:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         #: messages that went out (wholly or in part) but whose outcome could not be stored:
         #: left to their leases, never handed back by stop() as if unsent
-        self._sent_unrecorded: set[str] = set()
+        self._sent_unrecorded: OrderedDict[str, None] = OrderedDict()
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -285,7 +286,7 @@ class SubmitWorker:
             for message in batch:
                 if message.resend:  # its lease expired while it was on the wire: a resend
                     self._metrics.resends.inc()
-                self._sent_unrecorded.discard(message.id)
+                self._sent_unrecorded.pop(message.id, None)
                 task = asyncio.create_task(self._submit(message))
                 self._in_flight[message.id] = task
                 task.add_done_callback(functools.partial(self._done, message.id))
@@ -295,6 +296,13 @@ class SubmitWorker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(idle):
                         await self._wake.wait()
+
+    def _keep_leased(self, message_id: str) -> None:
+        """``message_id`` went out but its outcome is not stored: its lease must run out."""
+        kept = self._sent_unrecorded
+        kept[message_id] = None
+        if len(kept) > _KEPT_LEASES:  # bounded; the oldest leases have long run out
+            kept.popitem(last=False)
 
     def _done(self, message_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(message_id, None)
@@ -352,7 +360,7 @@ class SubmitWorker:
                     )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
-                self._sent_unrecorded.add(message.id)  # its lease must run out, see stop()
+                self._keep_leased(message.id)
                 return
             self._metrics.submitted.inc()
             self._remember(message.id, loop.time())
@@ -400,7 +408,7 @@ class SubmitWorker:
         except Exception:
             log.exception("could not requeue %s; its lease will expire", message.id)
             if any(smsc_ids):
-                self._sent_unrecorded.add(message.id)  # parts went out: see stop()
+                self._keep_leased(message.id)  # parts went out
             return
         if updated.status is MessageStatus.FAILED:
             self._metrics.final.labels(MessageStatus.FAILED.value).inc()
