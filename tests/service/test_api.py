@@ -864,6 +864,17 @@ async def test_a_final_submit_error_fails_the_message_once_with_its_meaning(
     assert 'o2sms_messages_final_total{status="failed"} 1.0' in metrics
 
 
+async def serving(connector: Connector) -> RunningService:
+    """``connector`` with its HTTP API, started in the background; returns once it listens
+    (not waiting for a bound session, as ``start_service`` does)."""
+    running = RunningService(connector, build_server(connector))
+    running.task = asyncio.create_task(running.server.serve())
+    async with asyncio.timeout(10):
+        while not running.server.started:
+            await asyncio.sleep(0.01)
+    return running
+
+
 async def test_a_gateway_down_while_the_service_starts_is_waited_for(tmp_path: Path) -> None:
     with socket.socket() as probe:  # the gateway's port: nothing listens there yet
         probe.bind(("127.0.0.1", 0))
@@ -876,14 +887,11 @@ async def test_a_gateway_down_while_the_service_starts_is_waited_for(tmp_path: P
         "response_timeout": 0.3,
     }
     connector = Connector(settings_for(tmp_path, gateway=gateway, sender="O2 Shop"))
-    running = RunningService(connector, build_server(connector))
-    running.task = asyncio.create_task(running.server.serve())
+    running = await serving(connector)
     try:
-        async with asyncio.timeout(10):
-            while not running.server.started:
-                await asyncio.sleep(0.01)
         await asyncio.sleep(1.5)  # at least one start has failed by now
         assert connector.fatal is None
+        assert running.task is not None
         assert not running.task.done()
         async with Simulator(
             accounts=(Account("acct", "secret12"),), port=port, receipt_delay=0.05
@@ -927,12 +935,8 @@ async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
         nowhere = probe.getsockname()[1]
     gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
     connector = Connector(settings_for(tmp_path, gateway=gateway))
-    running = RunningService(connector, build_server(connector))
-    running.task = asyncio.create_task(running.server.serve())
+    running = await serving(connector)
     try:
-        async with asyncio.timeout(10):
-            while not running.server.started:
-                await asyncio.sleep(0.01)
         async with httpx.AsyncClient(
             base_url=running.url, headers={"Authorization": f"Bearer {API_KEY}"}
         ) as http:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,16 @@ PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 async def _error_of(connection: AsyncConnection, sql: str) -> BaseException:
+    return await _raised(connection.execute(sa.text(sql)))
+
+
+async def _raised(call: Awaitable[object]) -> BaseException:
+    """What awaiting ``call`` raised (an AssertionError when it did not)."""
     try:
-        await connection.execute(sa.text(sql))
+        await call
     except Exception as exc:
         return exc
-    raise AssertionError(f"{sql!r} did not fail")
+    raise AssertionError("the call did not fail")
 
 
 async def test_sqlite_busy_is_an_outage_and_a_missing_table_is_not(tmp_path: Path) -> None:
@@ -76,12 +82,7 @@ async def test_postgresql_server_gone_under_a_driver_statement_is_an_outage() ->
             await victim.commit()
             await admin.execute(sa.text(f"SELECT pg_terminate_backend({pid[0].pid})"))
             await asyncio.sleep(0.2)
-            try:
-                await fetch(victim, "SELECT 1 AS one", ())
-            except Exception as exc:
-                terminated: BaseException = exc
-            else:
-                raise AssertionError("the statement on a terminated connection did not fail")
+            terminated = await _raised(fetch(victim, "SELECT 1 AS one", ()))
     finally:
         await store.close()
     assert unavailable(terminated), repr(terminated)
@@ -94,12 +95,7 @@ async def test_the_postgresql_drivers_own_complaint_is_no_outage() -> None:
     )
     try:
         async with engine.connect() as connection:
-            try:
-                await connection.execute(statement, {"values": list(range(40_000))})
-            except Exception as exc:
-                too_many: BaseException = exc
-            else:
-                raise AssertionError("40,000 parameters were taken")
+            too_many = await _raised(connection.execute(statement, {"values": list(range(40_000))}))
     finally:
         await engine.dispose()
     assert "cannot exceed" in str(too_many)
