@@ -70,8 +70,9 @@ _COLUMNS: Final = MESSAGE_COLUMNS  #: all, in the order ``_row`` gives them
 assert tuple(column.name for column in messages.columns) == _COLUMNS, "_row follows the table"
 _IDEMPOTENCY_KEY: Final = _COLUMNS.index("idempotency_key")
 _RECIPIENT: Final = _COLUMNS.index("recipient")
-_BY_IDEMPOTENCY_KEY: Final = (
-    f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM {messages.name} WHERE idempotency_key IN_LIST"
+_BY_IDEMPOTENCY_KEY: Final = (  # the unique index on (owner, idempotency_key) answers it
+    f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM {messages.name} "
+    "WHERE owner = ? AND idempotency_key IN_LIST"
 )
 _TEXT: Final = _COLUMNS.index("text")
 _INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
@@ -277,15 +278,17 @@ class MessageQueue(WebhookOutbox):
         several processes take turns and never deadlock; SQLite's writers take turns anyway).
         """
         await lock_keys(connection, (f"idempotency {owner} {key}" for key, owner, _ in keyed))
-        owners = {owner for _, owner, _ in keyed}
-        names = sorted({name for key, _, rows in keyed for name in _family(key, len(rows))})
+        by_owner: dict[str, set[str]] = {}
+        for key, owner, rows in keyed:
+            by_owner.setdefault(owner, set()).update(_family(key, len(rows)))
         read = read_time(connection)
         found: dict[tuple[str, str], Message] = {}
-        for start in range(0, len(names), _KEY_NAMES_PER_STATEMENT):
-            chunk = names[start : start + _KEY_NAMES_PER_STATEMENT]
-            for row in await fetch_in(connection, _BY_IDEMPOTENCY_KEY, chunk):
-                if row.owner in owners:
-                    found[(row.owner, row.idempotency_key)] = message_from_driver(row, read)
+        for owner, family in sorted(by_owner.items()):
+            names = sorted(family)
+            for start in range(0, len(names), _KEY_NAMES_PER_STATEMENT):
+                chunk = names[start : start + _KEY_NAMES_PER_STATEMENT]
+                for row in await fetch_in(connection, _BY_IDEMPOTENCY_KEY, chunk, leading=(owner,)):
+                    found[(owner, row.idempotency_key)] = message_from_driver(row, read)
         return found
 
     async def _enqueue_keyed(
