@@ -362,8 +362,8 @@ class Client:
         ``send`` calls from now on, and parts still queued for a session's window or waiting
         for the rate limit or a throttling pause (never sent), fail with ClientClosedError;
         handlers already running get ``close_timeout`` to finish and their deliver_sm is
-        answered; events handed to ``events()`` and not yet confirmed
-        are not acknowledged (the SMSC delivers them again); then every session unbinds.
+        answered; events handed to ``events()`` and not yet confirmed are not acknowledged
+        (the SMSC delivers them again); then every session unbinds.
         """
         self._closed = True
         for done in list(self._unconfirmed):

@@ -47,6 +47,13 @@ class SyncClient:
         self._waiting = None
         return event
 
+    def _abandon_wait(self) -> None:
+        """End a wait for an event left behind (Ctrl-C, another thread): it must not take the
+        next event, and the iterator it runs in must stop before it can be closed."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.cancel()
+
     def __enter__(self) -> SyncClient:
         loop = asyncio.new_event_loop()
         self._loop = loop
@@ -79,9 +86,7 @@ class SyncClient:
             if self._client is not None:
                 client, self._client = self._client, None
                 try:
-                    waiting, self._waiting = self._waiting, None
-                    if waiting is not None:
-                        waiting.cancel()  # a wait for an event left behind: end it first
+                    self._abandon_wait()
                     if self._events is not None:
                         self._run(self._close_events())
                 finally:
@@ -127,9 +132,7 @@ class SyncClient:
         unseen (it stays for the next call).
         """
         assert self._client is not None, "use SyncClient in a with block"
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.cancel()  # a wait left behind by Ctrl-C: it must not take the next event
+        self._abandon_wait()
         if self._events is not None:
             # An earlier events() left holding an event (a break, or its loop body raised):
             # that event was not handled, so it is not acknowledged; the SMSC sends it again.

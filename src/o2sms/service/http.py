@@ -44,6 +44,7 @@ from o2sms.service.schemas import (
     MessageRequest,
     MessageView,
     RequestProblemError,
+    has_controls,
     prepare,
 )
 from o2sms.service.settings import Settings, api_key_id
@@ -248,7 +249,7 @@ def _check_idempotency_key(key: str) -> None:
         problem = "is empty (an unset variable?); send a key or no header"
     elif len(key) > IDEMPOTENCY_KEY_LENGTH:
         problem = f"is longer than {IDEMPOTENCY_KEY_LENGTH} characters"
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in key):  # the store's separator is one
+    elif has_controls(key):  # the store's per-message key separator is one
         problem = "must not contain control characters"
     if problem is not None:
         raise _problem("idempotency-key", problem)
@@ -469,11 +470,6 @@ def create_app(context: ApiContext) -> FastAPI:
     store_timeout = STORE_TIMEOUT if context.store_timeout is None else context.store_timeout
     flash_available = settings.sends_flash  # settings do not change while the app runs
 
-    async def enqueue_requests(
-        requests: list[list[NewMessage]],
-    ) -> list[list[EnqueueResult] | IdempotencyConflictError]:
-        return await store.enqueue_requests(requests)
-
     def openapi() -> dict[str, Any]:
         """FastAPI's document, plus the schemas the send endpoint refers to by name."""
         if app.openapi_schema is None:
@@ -483,8 +479,8 @@ def create_app(context: ApiContext) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    enqueue = GroupCommit(
-        enqueue_requests, weight=len, max_weight=2000, turn=context.store.write_turn
+    enqueue: GroupCommit[list[NewMessage], list[EnqueueResult] | IdempotencyConflictError] = (
+        GroupCommit(store.enqueue_requests, weight=len, max_weight=2000, turn=store.write_turn)
     )
 
     @app.exception_handler(ApiError)

@@ -29,6 +29,7 @@ __all__ = [
     "MessageRequest",
     "MessageView",
     "RequestProblemError",
+    "has_controls",
     "prepare",
 ]
 
@@ -246,8 +247,13 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
+def has_controls(value: str) -> bool:
+    """True when ``value`` holds a C0 control character or DEL."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
 def _no_controls(value: str, field: str) -> None:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if has_controls(value):
         raise RequestProblemError(field, "must not contain control characters")
 
 

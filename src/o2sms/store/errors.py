@@ -54,8 +54,8 @@ class NotCancellableError(StoreError):
 class IdempotencyConflictError(StoreError):
     """An idempotency key was used before for a request with other recipients or text.
 
-    Raised inside the enqueue transaction, so nothing of the request (or of its batch) is
-    written: a retry that changed its body must never send a second SMS.
+    Nothing of that request is written: ``enqueue_requests`` puts this error in the request's
+    place and stores the others; ``enqueue``/``enqueue_many`` raise it and write nothing.
     """
 
     def __init__(self, key: str) -> None:
