@@ -306,3 +306,32 @@ async def test_close_ends_the_sends_waiting_for_the_rate_limit_at_once() -> None
     assert refused
     assert all(isinstance(o.cause, ClientClosedError) for o in refused)
     assert len(smsc.submits) == len(outcomes) - len(refused)  # what failed never went out
+
+
+async def test_withdraw_unsent_fails_the_waiting_sends_and_lets_a_started_long_message_finish() -> (
+    None
+):
+    async with FakeSmsc() as smsc:
+        sms = client(smsc, rate_limit=2.0)  # two submits a second: the rest wait their turn
+        await sms.start()
+        long = asyncio.create_task(sms.send(NUMBER, "x" * 400))  # three parts
+        async with asyncio.timeout(5):
+            while not smsc.submits:  # its first part went out; two wait for the rate limit
+                await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(sms.send(NUMBER, f"message {n}")) for n in range(4)]
+        await asyncio.sleep(0.05)  # all of them in line behind the long message's parts
+        started = asyncio.get_running_loop().time()
+        sms.withdraw_unsent()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        withdrawn_after = asyncio.get_running_loop().time() - started
+        later = await asyncio.gather(sms.send(NUMBER, "after"), return_exceptions=True)
+        result = await long  # not cut in two: its other parts follow at the usual pace
+        await sms.close()
+    assert withdrawn_after < 1.0  # at once, not one by one at two a second (3 s)
+    for outcome in [*outcomes, *later]:
+        assert isinstance(outcome, SendError)
+        assert isinstance(outcome.cause, ClientClosedError)
+        assert list(outcome.message_ids) == [None]
+    assert result.parts == 3
+    assert len(result.message_ids) == 3
+    assert len(smsc.submits) == 3  # the long message's parts, and nothing else

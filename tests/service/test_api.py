@@ -982,3 +982,55 @@ async def test_a_flash_message_goes_out_flash_on_the_nsms_session(sqlite_service
     assert received["Flash!"].system_type == "NSMS"
     assert not received["Plain"].flash
     assert received["Plain"].system_type != "NSMS"
+
+
+async def test_a_stop_gives_back_at_once_the_messages_only_waiting_for_the_rate_limit(
+    tmp_path: Path,
+) -> None:
+    async with Simulator(accounts=(Account("acct", "secret12"),), receipt_delay=0.05) as smsc:
+        gateway = {
+            "hosts": [f"127.0.0.1:{smsc.port}"],
+            "system_id": "acct",
+            "password": "secret12",
+            "rate_limit": 2,  # two submit_sm a second: longer than the stop's 10 s grace
+        }
+        settings = settings_for(tmp_path, gateway=gateway, sender="O2 Shop")
+        connector = Connector(settings)
+        running = await serving(connector)
+        stopped = False
+        try:
+            async with asyncio.timeout(15):
+                await connector.wait_connected()
+            async with httpx.AsyncClient(
+                base_url=running.url, headers={"Authorization": f"Bearer {API_KEY}"}
+            ) as http:
+                recipients = [f"+42190312{n:04d}" for n in range(30)]
+                accepted = await http.post(
+                    "/v1/messages", json={"to": recipients, "text": "in turn"}
+                )
+                assert accepted.status_code == 202
+            async with asyncio.timeout(10):
+                while not smsc.counters["submit_sm"]:
+                    await asyncio.sleep(0.01)
+            began = asyncio.get_running_loop().time()
+            await running.stop()
+            stopped = True
+            took = asyncio.get_running_loop().time() - began
+        finally:
+            if not stopped:
+                await running.stop()
+        sent = smsc.counters["submit_sm"]
+    assert took < 5.0  # not the 10 s grace that submits on the wire get
+    async with await open_store(settings.store_url) as store:
+        listed = (await store.list_messages(limit=50)).items
+        stored = [await store.get(m.id) for m in listed]
+        unsent = [m for m in stored if m is not None and not any(p.smsc_id for p in m.parts)]
+        assert len(unsent) == 30 - sent
+        assert unsent
+        for message in unsent:  # back in the queue, due at once, the attempt uncounted
+            assert message.lease_owner is None
+            assert message.attempts == 0
+            assert message.resends == 0
+        claimed = await store.claim("next", limit=50)
+    assert {m.id for m in claimed} == {m.id for m in unsent}
+    assert not any(m.resend for m in claimed)

@@ -40,6 +40,9 @@ class CountingSender:
         self.sent.append(reference)
         return SendResult((f"ID{len(self.sent)}",), Encoding.GSM7, 1, to, reference)
 
+    def withdraw_unsent(self) -> None:
+        """Nothing waits here: every send answers at once."""
+
 
 @pytest_asyncio.fixture
 async def clock() -> FakeClock:

@@ -33,7 +33,7 @@ from o2sms.client.events import (
     InboundSms,
     UnreadableDeliverSm,
 )
-from o2sms.client.pool import Pool
+from o2sms.client.pool import Pool, Submission
 from o2sms.fastinit import fast_init
 from o2sms.smpp.constants import CommandStatus, is_receipt
 from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
@@ -373,6 +373,15 @@ class Client:
                 )
         await self._pool.close()
 
+    def withdraw_unsent(self) -> None:
+        """Fail the sends that have nothing out, now and from now on, for a graceful stop.
+
+        A send none of whose parts has gone out (waiting for the rate limit, a throttling pause
+        or a session) raises SendError with ClientClosedError; one with a part out goes on, so
+        the rest of a long message still follows. :meth:`close` afterwards finishes the stop.
+        """
+        self._pool.withdraw_unsent()
+
     # --- sending ----------------------------------------------------------------------
 
     async def send(
@@ -458,8 +467,12 @@ class Client:
                 if report:
                     self._remember(submitted, reference, destination.addr, 1, 1)
                 return SendResult((submitted,), encoding_used, 1, destination.addr, reference)
+            submission = Submission()  # one for all parts: a stop cuts no message in two
             outcomes = await asyncio.gather(
-                *(self._pool.submit(pdu, flash=flash, deadline=deadline) for pdu in pdus),
+                *(
+                    self._pool.submit(pdu, flash=flash, deadline=deadline, submission=submission)
+                    for pdu in pdus
+                ),
                 return_exceptions=True,
             )
         finally:

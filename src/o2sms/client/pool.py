@@ -70,6 +70,44 @@ async def _sleep_unless_closed(closed: asyncio.Event, seconds: float) -> None:
     raise ClientClosedError("the client is closed")
 
 
+async def _take_unless_closed(lock: asyncio.Lock, closed: asyncio.Event) -> None:
+    """Acquire ``lock``; raise ClientClosedError instead once ``closed`` is or becomes set."""
+    if closed.is_set():
+        raise ClientClosedError("the client is closed")
+    if not lock.locked():
+        await lock.acquire()
+        return
+    taking = asyncio.ensure_future(lock.acquire())
+    stopping = asyncio.ensure_future(closed.wait())
+    try:
+        await asyncio.wait((taking, stopping), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled: hold no lock
+        stopping.cancel()
+        if taking.done() and not taking.cancelled():
+            lock.release()
+        else:
+            taking.cancel()
+        raise
+    stopping.cancel()
+    if taking.done():
+        return  # the lock is ours (``closed`` too, perhaps: the caller's next wait tells)
+    taking.cancel()  # a cancelled waiter passes the lock on; it never holds it
+    raise ClientClosedError("the client is closed")
+
+
+class Submission:
+    """One send's parts as the pool sees them: how many may have reached the SMSC.
+
+    A graceful stop (:meth:`Pool.withdraw_unsent`) fails the sends that have none out and lets
+    the others go on, so a long message is never cut in two.
+    """
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = 0  #: parts handed to a session and not refused: perhaps accepted
+
+
 class RateLimiter:
     """Token bucket shared by every session: at most ``rate`` submits a second, bursts of ``burst``.
 
@@ -89,9 +127,14 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._closed = closed if closed is not None else asyncio.Event()
 
-    async def acquire(self) -> None:
-        """Wait until one submit may go (ClientClosedError once ``closed`` is set)."""
-        async with self._lock:
+    async def acquire(self, closed: asyncio.Event | None = None) -> None:
+        """Wait until one submit may go (ClientClosedError once ``closed`` is set).
+
+        ``closed``: the event that ends this wait instead of the limiter's own.
+        """
+        ends = closed if closed is not None else self._closed
+        await _take_unless_closed(self._lock, ends)  # waiting in line ends on ``closed`` too
+        try:
             loop = asyncio.get_running_loop()
             while True:
                 now = loop.time()
@@ -101,7 +144,9 @@ class RateLimiter:
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await _sleep_unless_closed(self._closed, (1 - self._tokens) / self.rate)
+                await _sleep_unless_closed(ends, (1 - self._tokens) / self.rate)
+        finally:
+            self._lock.release()
 
 
 class AdaptiveRate:
@@ -195,9 +240,11 @@ class Pool:
             for index, config in enumerate(configs)
         ]
         self._flash_system_type = flash_system_type
-        self._closing = asyncio.Event()  #: set by close(): waits for the pacing end at once
-        self._limiter = RateLimiter(rate_limit, closed=self._closing) if rate_limit else None
-        self._adaptive = AdaptiveRate(closed=self._closing)
+        self._closing = asyncio.Event()  #: set by close(): every wait for the pacing ends
+        #: set by close() or withdraw_unsent(): the waits of sends with no part out end
+        self._withdrawing = asyncio.Event()
+        self._limiter = RateLimiter(rate_limit, closed=self._withdrawing) if rate_limit else None
+        self._adaptive = AdaptiveRate(closed=self._withdrawing)
         self._throttle_backoff = throttle_backoff
         self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
         self._pauses = 0  # pauses decided so far: a request sent before the last is of its burst
@@ -249,23 +296,27 @@ class Pool:
             return bound[self._next]
         return None
 
-    async def _pick(self, flash: bool, deadline: float | None = None) -> Session:
+    async def _pick(
+        self, flash: bool, deadline: float | None = None, submission: Submission | None = None
+    ) -> Session:
         """A bound session, waiting for one (until ``deadline``, loop time, when given)."""
         if deadline is None:
-            return await self._wait_for_session(flash)
+            return await self._wait_for_session(flash, submission)
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._wait_for_session(flash)
+                return await self._wait_for_session(flash, submission)
         except TimeoutError:
             errors = [s.error for s in self._senders(flash) if s.error is not None]
             if errors and errors[0].retriable:
                 raise errors[0] from None
             raise NotSentError("no session could send it within the retry timeout") from None
 
-    async def _wait_for_session(self, flash: bool) -> Session:
+    async def _wait_for_session(self, flash: bool, submission: Submission | None) -> Session:
         while True:
             if self._closed:
                 raise ClientClosedError("the client is closed")
+            if submission is not None and self._withdrawn(submission):
+                raise ClientClosedError("the client takes no new sends")
             session = self._choose(flash)
             if session is not None:
                 return session
@@ -293,7 +344,27 @@ class Pool:
             self._changed.clear()
             await self._changed.wait()
 
-    async def submit(self, pdu: Pdu, *, flash: bool = False, deadline: float | None = None) -> Pdu:
+    def _withdrawn(self, submission: Submission) -> bool:
+        """True once ``submission`` is to fail: a stop began and none of its parts is out."""
+        return self._withdrawing.is_set() and not submission.out
+
+    def withdraw_unsent(self) -> None:
+        """Fail (ClientClosedError) the submits, waiting or to come, of sends with no part out.
+
+        Sends with a part out go on at the usual pace: the rest of a long message follows its
+        first part. For a graceful stop; :meth:`close` does this and more.
+        """
+        self._withdrawing.set()
+        self._changed.set()  # wake submits waiting for a session
+
+    async def submit(
+        self,
+        pdu: Pdu,
+        *,
+        flash: bool = False,
+        deadline: float | None = None,
+        submission: Submission | None = None,
+    ) -> Pdu:
         """Send ``pdu`` on a suitable session; retry it on throttling, after a pool-wide pause.
 
         A request that never went out (its session closed or was unbound by the SMSC while it
@@ -305,36 +376,50 @@ class Pool:
         NotSentError.
 
         A generic_nack counts as an answer with its command_status (throttling included).
+        ``submission`` groups the parts of one send (see :meth:`withdraw_unsent`).
 
         Returns the successful response; raises SubmitError for other error statuses and
         ConnectionLost / ResponseTimeout when the link failed with the request outstanding.
         """
         loop = asyncio.get_running_loop()
+        if submission is None:
+            submission = Submission()
         while True:
             if self._closed:
                 raise ClientClosedError("the client is closed")
-            if self._resume_at:  # 0.0 until the first pause
-                pause = self._resume_at - loop.time()
-                if pause > 0:
-                    if deadline is not None and loop.time() + pause > deadline:
-                        raise SubmitError(self._throttle_status or CommandStatus.ESME_RTHROTTLED)
-                    await _sleep_unless_closed(self._closing, pause)
-                    continue  # paused longer meanwhile, perhaps
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            if self._withdrawn(submission):
+                raise ClientClosedError("the client takes no new sends")
+            # A stop ends the waits of a send with nothing out; one with a part out goes on.
+            ends = self._closing if submission.out else self._withdrawing
             paced = self._adaptive.limiter
-            if paced is not None:
-                await paced.acquire()
+            try:
+                if self._resume_at:  # 0.0 until the first pause
+                    pause = self._resume_at - loop.time()
+                    if pause > 0:
+                        if deadline is not None and loop.time() + pause > deadline:
+                            raise SubmitError(
+                                self._throttle_status or CommandStatus.ESME_RTHROTTLED
+                            )
+                        await _sleep_unless_closed(ends, pause)
+                        continue  # paused longer meanwhile, perhaps
+                if self._limiter is not None:
+                    await self._limiter.acquire(ends)
+                if paced is not None:
+                    await paced.acquire(ends)
+            except ClientClosedError:
+                if self._closed or not submission.out:
+                    raise
+                continue  # another part went out while this one waited: it goes too
             candidates = self._candidates.get(flash)
             if candidates is not None and len(candidates) == 1:
                 # One session (the usual account): _choose's answer without asking is_bound twice.
                 session = candidates[0]
                 protocol = session.protocol
                 if protocol is None:
-                    session = await self._pick(flash, deadline)
+                    session = await self._pick(flash, deadline, submission)
                     protocol = session.protocol
             else:
-                session = self._choose(flash) or await self._pick(flash, deadline)
+                session = self._choose(flash) or await self._pick(flash, deadline, submission)
                 protocol = session.protocol
             if self._resume_at > loop.time():
                 continue  # paused while this one waited for the rate limit or a session
@@ -342,13 +427,16 @@ class Pool:
                 raise ClientClosedError("the client is closed")
             pauses = self._pauses
             response: Pdu | None = None
+            submission.out += 1  # until the SMSC refuses it
             try:
                 response = await (
                     protocol.request(pdu) if protocol is not None else session.request(pdu)
                 )
             except WithdrawnError:
+                submission.out -= 1
                 continue  # held back by a pause: wait it out and go through the pacing again
             except NotSentError:
+                submission.out -= 1
                 if deadline is not None and loop.time() >= deadline:
                     raise
                 if protocol is not None and protocol.is_open and protocol.connection.state.is_bound:
@@ -357,11 +445,14 @@ class Pool:
             except SubmitError as exc:
                 # A generic_nack. One saying ESME_RTHROTTLED or ESME_RMSGQFUL asks the account
                 # to slow down just as a submit_sm_resp with that status does: handled below.
+                submission.out -= 1
                 if exc.command_status not in BACKOFF_STATUSES:
                     raise
                 status = exc.command_status
             else:
                 status = response.command_status
+                if status:
+                    submission.out -= 1
             if status == 0:
                 assert response is not None
                 if pauses == self._pauses:
@@ -425,5 +516,6 @@ class Pool:
         """Take no new submits, then close every session gracefully (see Session.close)."""
         self._closed = True
         self._closing.set()  # submits waiting for the pacing or a pause fail now
+        self._withdrawing.set()
         self._changed.set()  # wake submits waiting for a session: they fail now
         await asyncio.gather(*(session.close() for session in self.sessions))

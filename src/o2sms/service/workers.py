@@ -134,6 +134,9 @@ class Sender(Protocol):
         reference: str | None = ...,
     ) -> SendResult: ...
 
+    def withdraw_unsent(self) -> None:
+        """Fail the sends with nothing out yet (a stop began); those with a part out go on."""
+
 
 async def _persist(
     what: str, call: Callable[[], Awaitable[Any]], *, tries: int | None = _STORE_RETRIES
@@ -231,6 +234,9 @@ class SubmitWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Sends only waiting for their turn (rate limit, a pause) fail now and go back to the
+        # queue uncounted; the parts of a long message under way still all go out.
+        self._sender.withdraw_unsent()
         pending = list(self._in_flight.values())
         unsure: list[str] = []
         if pending:
