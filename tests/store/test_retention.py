@@ -15,7 +15,14 @@ from sqlalchemy.exc import IntegrityError
 import o2sms.store.messages
 import o2sms.store.queue
 from o2sms.receipts import DeliveryReceipt, ReceiptStat
-from o2sms.store import MessageStatus, MessageStore, NewInbound, NewMessage, open_store
+from o2sms.store import (
+    MessageStatus,
+    MessageStore,
+    NewInbound,
+    NewMessage,
+    WebhookStatus,
+    open_store,
+)
 from o2sms.store.schema import message_events, message_parts, messages, part_keys
 from tests.pg import PG_URL, fresh_schema
 from tests.store.conftest import FakeClock
@@ -360,3 +367,35 @@ async def test_retention_finds_old_messages_through_indexes_on_sqlite(tmp_path: 
     assert "USING INDEX ix_messages_finished_at (finished_at>? AND finished_at<?)" in plan, plan
     assert "ix_messages_status_next_attempt_at_id (status=? AND next_attempt_at<?)" in plan, plan
     assert "SCAN messages" not in plan, plan
+
+
+async def test_retention_keeps_what_a_pending_webhook_reports_until_it_is_settled(
+    open_at: Any, clock: FakeClock
+) -> None:
+    # Retention shorter than the webhooks' retry time, receiver down: deleting the message,
+    # the inbound SMS and their pending webhooks would lose the notices for good.
+    store: MessageStore = await open_at(
+        webhook_url="https://hooks.example.test/o2sms", webhook_retry_for=86_400
+    )
+    message = await delivered(store, 1)
+    sms = await store.record_inbound(NewInbound("+421900000001", "4444", "STOP", parts=1))
+    settled = await delivered(store, 2)
+    for webhook in await store.list_webhooks(message_id=settled):
+        await store.webhook_delivered(webhook.id, "nobody", status_code=204)
+    waiting = await store.list_webhooks(status=WebhookStatus.PENDING)
+    assert {(w.message_id, w.inbound_id) for w in waiting} == {(message, None), (None, sms.id)}
+    clock.advance(13 * 3600)
+    result = await store.purge(delete_after=timedelta(hours=12))
+    assert result.messages == 1  # the one whose webhooks were all delivered
+    assert result.inbound == 0
+    assert await store.get(settled) is None
+    assert await store.get(message) is not None
+    assert [m.id for m in await store.list_inbound()] == [sms.id]
+    pending = await store.list_webhooks(status=WebhookStatus.PENDING)
+    assert [w.id for w in pending] == [w.id for w in waiting]
+    for webhook in pending:  # the receiver comes back, or the retries run out
+        await store.webhook_failed(webhook.id, "nobody", error="down", give_up=True)
+    result = await store.purge(delete_after=timedelta(hours=12))
+    assert (result.messages, result.inbound, result.webhooks) == (1, 1, len(waiting))
+    assert await store.get(message) is None
+    assert await store.list_inbound() == []

@@ -194,6 +194,16 @@ def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[
     }
 
 
+def _pending_webhook(link: sa.Column[Any], row_id: sa.Column[Any], now: datetime) -> sa.Exists:
+    """A webhook whose ``link`` column names the row ``row_id`` and that is still being retried
+    (retention keeps that row). Past its ``give_up_at`` it no longer holds the row: with no
+    sender running, it would never settle."""
+    w = webhooks.c
+    return sa.exists().where(
+        link == row_id, w.status == WebhookStatus.PENDING.value, w.give_up_at > now
+    )
+
+
 def _encode_cursor(created_at: datetime, message_id: str) -> str:
     raw = f"{created_at.isoformat()}|{message_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -1197,7 +1207,9 @@ class MessageStore(MessageQueue):
         ``delete_after``: delete messages settled longer ago than that (with parts, keys,
         history, matched receipts and webhooks), inbound SMS (with their webhooks), unmatched
         receipts and delivered or failed webhooks older than that. Queued and scheduled
-        messages, and those being sent, are never touched.
+        messages, and those being sent, are never touched; nor is a message or inbound SMS
+        whose webhook is still being retried (pending, before its ``give_up_at``): a later run
+        deletes it, so a retention shorter than the webhooks' retry time loses no webhook.
 
         Each transaction takes at most ``batch`` messages (or inbound SMS, receipts, webhooks)
         with everything that hangs on them, so a large backlog (the first run on an old store)
@@ -1210,8 +1222,8 @@ class MessageStore(MessageQueue):
         if delete_after is None:
             return PurgeResult(texts=texts)
         cutoff = now - delete_after
-        deleted = await self._delete_messages(cutoff, batch)
-        inbound_deleted, webhooks_deleted = await self._delete_inbound(cutoff, batch)
+        deleted = await self._delete_messages(cutoff, now, batch)
+        inbound_deleted, webhooks_deleted = await self._delete_inbound(cutoff, now, batch)
         return PurgeResult(
             texts=texts,
             messages=deleted.messages,
@@ -1283,13 +1295,20 @@ class MessageStore(MessageQueue):
                 after = (rows[-1][0], rows[-1][1])
         return total
 
-    async def _delete_messages(self, cutoff: datetime, batch: int) -> PurgeResult:
+    async def _delete_messages(self, cutoff: datetime, now: datetime, batch: int) -> PurgeResult:
         """Delete settled messages with their parts, keys, history, receipts and webhooks."""
         c = messages.c
         deleted = PurgeResult()
         while True:
             async with self._begin() as connection:
-                doomed = sa.select(c.id).where(self._settled_before(cutoff)).limit(batch)
+                doomed = (
+                    sa.select(c.id)
+                    .where(
+                        self._settled_before(cutoff),
+                        ~_pending_webhook(webhooks.c.message_id, c.id, now),
+                    )
+                    .limit(batch)
+                )
                 if connection.dialect.name == "postgresql":
                     # Locked, none of them can change meanwhile: a receipt for one waits, then
                     # finds it gone and is kept unmatched. (SQLite's write lock does the same.)
@@ -1331,10 +1350,12 @@ class MessageStore(MessageQueue):
             if len(ids) < batch:
                 return deleted
 
-    async def _delete_inbound(self, cutoff: datetime, batch: int) -> tuple[int, int]:
+    async def _delete_inbound(self, cutoff: datetime, now: datetime, batch: int) -> tuple[int, int]:
         """Delete old inbound SMS and old finished webhooks; (inbound, webhooks) deleted."""
         w = webhooks.c
-        old_inbound = sa.select(inbound.c.id).where(inbound.c.received_at <= cutoff)
+        old_inbound = sa.select(inbound.c.id).where(
+            inbound.c.received_at <= cutoff, ~_pending_webhook(w.inbound_id, inbound.c.id, now)
+        )
         old_webhooks = sa.select(w.id).where(
             sa.or_(
                 w.inbound_id.in_(old_inbound),
