@@ -396,3 +396,32 @@ async def test_purge_removes_webhooks_with_their_messages_and_inbound(
     assert len(await hooked.list_webhooks(message_id=recent.id)) == 1
     assert await count(hooked, webhooks) == 1
     assert await count(hooked, webhook_attempts) == 0
+
+
+async def test_webhooks_waiting_behind_a_failing_one_are_parked_then_due_when_it_settles(
+    hooked: MessageStore, clock: FakeClock
+) -> None:
+    # A dead receiver: each message's "submitted" webhook is retrying, its "delivered" one
+    # waits behind it. Left due, every claim would read that whole backlog again.
+    for n in range(5):
+        await submitted(hooked, f"S{n}")
+        await hooked.apply_receipt(receipt(f"S{n}"))
+    heads = await hooked.claim_webhooks("s", limit=20)
+    assert statuses(heads) == ["submitted"] * 5
+    for hook in heads:
+        await hooked.webhook_failed(hook.id, "s", error="HTTP 503", status_code=503)
+    assert await hooked.claim_webhooks("s", limit=20) == []
+    waiting = [
+        h for h in await hooked.list_webhooks(status=WebhookStatus.PENDING) if h.attempts == 0
+    ]
+    assert statuses(waiting) == ["delivered"] * 5
+    assert all(h.next_attempt_at > clock() for h in waiting)  # parked: no claim reads them
+    clock.advance(1)  # the first retry of the heads is due; the receiver is back
+    again = await hooked.claim_webhooks("s", limit=20)
+    assert [h.id for h in again] == [h.id for h in heads]
+    await hooked.webhook_delivered(again[0].id, "s", status_code=200)
+    await hooked.webhook_failed(again[1].id, "s", error="refused", give_up=True)
+    # Due at once, not when the park runs out: the next of each settled message goes now.
+    follow = await hooked.claim_webhooks("s", limit=20)
+    assert statuses(follow) == ["delivered"] * 2
+    assert {h.message_id for h in follow} == {again[0].message_id, again[1].message_id}

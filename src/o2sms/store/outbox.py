@@ -12,7 +12,10 @@ exponential backoff (``webhook_retry_base`` doubling up to ``webhook_retry_cap``
 ``webhook_retry_for`` seconds after the change, then the webhook is ``failed``. Webhooks of one
 message go out one at a time, in the order of the changes: a later status is not claimed
 while an earlier one is still pending, so a receiver never sees ``delivered`` before
-``submitted`` (unless the earlier one was given up).
+``submitted`` (unless the earlier one was given up). Such a later webhook is *parked* (made due
+only later) by the claim that finds it blocked, and made due again when the earlier one is
+delivered or failed: a dead receiver's backlog of blocked webhooks is not read again by every
+claim.
 
 Delivery is **at least once**: a sender that dies after the receiver answered but before it
 recorded the answer sends again after the lease. Receivers drop repeats by ``event_id``.
@@ -124,14 +127,38 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def _not_behind_an_earlier_one() -> sa.ColumnElement[bool]:
-    """No earlier webhook of the same message is still pending: one message, one at a time."""
+def _behind_an_earlier_one() -> sa.Exists:
+    """An earlier webhook of the same message is still pending: one message, one at a time."""
     w = webhooks.c
     earlier = webhooks.alias("earlier")
-    return ~sa.exists().where(
+    return sa.exists().where(
         earlier.c.message_id == w.message_id,
         earlier.c.status == WebhookStatus.PENDING.value,
         earlier.c.id < w.id,
+    )
+
+
+async def _unpark_after(
+    connection: AsyncConnection, now: datetime, message_ids: Iterable[str | None]
+) -> None:
+    """A webhook of each of ``message_ids`` settled: the later ones of the message are due now.
+
+    Only webhooks never attempted: those were parked behind it (see ``claim_webhooks``); the
+    next one in line is claimed first, the others are parked again behind it.
+    """
+    ids = sorted({m for m in message_ids if m is not None})
+    if not ids:
+        return
+    w = webhooks.c
+    await connection.execute(
+        sa.update(webhooks)
+        .where(
+            w.message_id.in_(ids),
+            w.status == WebhookStatus.PENDING.value,
+            w.attempts == 0,
+            w.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
     )
 
 
@@ -300,14 +327,26 @@ class WebhookOutbox:
             return []
         now = self._now()
         w = webhooks.c
-        due = sa.and_(_due(now), _not_behind_an_earlier_one())
         async with self._reader.connect() as connection:  # idle: no write lock on SQLite
-            if await connection.scalar(sa.select(w.id).where(due).limit(1)) is None:
+            if await connection.scalar(sa.select(w.id).where(_due(now)).limit(1)) is None:
                 return []
         async with self._begin() as connection:
+            # Park what waits for an earlier webhook of its message (made due again when
+            # that one settles; the park's end is only a safety net), so that neither this
+            # claim nor the next reads the backlog of a dead receiver again.
+            blocked = sa.select(w.id).where(
+                _due(now), w.message_id.is_not(None), _behind_an_earlier_one()
+            )
+            if self._postgresql:  # rows another claim is parking are left to it: no deadlock
+                blocked = blocked.with_for_update(skip_locked=True)
+            await connection.execute(
+                sa.update(webhooks)
+                .where(w.id.in_(blocked))
+                .values(next_attempt_at=now + timedelta(seconds=self.webhook_retry_cap))
+            )
             candidates = (
                 sa.select(w.id, w.lease_owner, w.give_up_at)
-                .where(due)
+                .where(_due(now), ~_behind_an_earlier_one())
                 .order_by(w.next_attempt_at, w.id)
                 .limit(limit)
             )
@@ -316,7 +355,7 @@ class WebhookOutbox:
             rows = (await connection.execute(candidates)).all()
             abandoned = [r.id for r in rows if r.lease_owner is not None and r.give_up_at <= now]
             if abandoned:
-                await connection.execute(
+                settled = await connection.execute(
                     sa.update(webhooks)
                     .where(w.id.in_(abandoned))
                     .values(
@@ -325,7 +364,9 @@ class WebhookOutbox:
                         lease_until=None,
                         last_error=_LEASE_LOST,
                     )
+                    .returning(w.message_id)
                 )
+                await _unpark_after(connection, now, settled.scalars())
             wanted = [r.id for r in rows if r.id not in set(abandoned)]
             if not wanted:
                 return []
@@ -408,6 +449,7 @@ class WebhookOutbox:
                     .returning(*webhooks.c)
                 )
             ).one()
+            await _unpark_after(connection, now, [updated.message_id])
         return to_webhook(updated)
 
     async def webhook_failed(
@@ -462,6 +504,8 @@ class WebhookOutbox:
                     .returning(*webhooks.c)
                 )
             ).one()
+            if updated.status != WebhookStatus.PENDING:
+                await _unpark_after(connection, now, [updated.message_id])
         return to_webhook(updated)
 
     async def release_webhooks(
