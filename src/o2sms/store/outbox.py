@@ -12,8 +12,8 @@ exponential backoff (``webhook_retry_base`` doubling up to ``webhook_retry_cap``
 ``webhook_retry_for`` seconds after the change, then the webhook is ``failed``. Webhooks of one
 message go out one at a time, in the order of the changes: a later status is not claimed
 while an earlier one is still pending, so a receiver never sees ``delivered`` before
-``submitted`` (unless the earlier one was given up). Such a later webhook is *parked* (made due
-only later) by the claim that finds it blocked, and made due again when the earlier one is
+``submitted`` (unless the earlier one was given up). Such a later webhook is *parked* (due only at its
+``give_up_at``) by the claim that finds it blocked, and made due again when the earlier one is
 delivered or failed: a dead receiver's backlog of blocked webhooks is not read again by every
 claim.
 
@@ -331,18 +331,17 @@ class WebhookOutbox:
             if await connection.scalar(sa.select(w.id).where(_due(now)).limit(1)) is None:
                 return []
         async with self._begin() as connection:
-            # Park what waits for an earlier webhook of its message (made due again when
-            # that one settles; the park's end is only a safety net), so that neither this
-            # claim nor the next reads the backlog of a dead receiver again.
+            # Park what waits for an earlier webhook of its message, so that neither this
+            # claim nor the next reads the backlog of a dead receiver again. It is made due
+            # when that one settles, which is before its own give_up_at (written later, it
+            # gives up later): that is only a safety net, and spread as the webhooks were.
             blocked = sa.select(w.id).where(
-                _due(now), w.message_id.is_not(None), _behind_an_earlier_one()
+                _due(now), w.message_id.is_not(None), w.give_up_at > now, _behind_an_earlier_one()
             )
             if self._postgresql:  # rows another claim is parking are left to it: no deadlock
                 blocked = blocked.with_for_update(skip_locked=True)
             await connection.execute(
-                sa.update(webhooks)
-                .where(w.id.in_(blocked))
-                .values(next_attempt_at=now + timedelta(seconds=self.webhook_retry_cap))
+                sa.update(webhooks).where(w.id.in_(blocked)).values(next_attempt_at=w.give_up_at)
             )
             candidates = (
                 sa.select(w.id, w.lease_owner, w.give_up_at)
