@@ -21,6 +21,7 @@ from fuzz.targets import OracleError
 from o2sms.smpp.constants import EsmClass, TlvTag
 from o2sms.smpp.tlv import Tlv, TlvValue
 from o2sms.text import RawPart, Reassembled, Reassembler, TextError, udh
+from o2sms.text.reassembly import GROUP_OVERHEAD, _held_size
 
 _CODINGS = (0, 1, 3, 8, 0xF0, 0xF4, 0x18, 4)
 _SAR = (TlvTag.SAR_MSG_REF_NUM, TlvTag.SAR_TOTAL_SEGMENTS, TlvTag.SAR_SEGMENT_SEQNUM)
@@ -70,7 +71,8 @@ def _check_bounds(r: Reassembler) -> None:
     for key, group in groups.items():
         if not 0 < len(group.pieces) < group.total:
             raise OracleError(f"group {key!r} holds {len(group.pieces)} of {group.total} parts")
-        if group.size != sum(len(p.body) for p in group.pieces.values()):
+        charged = GROUP_OVERHEAD + sum(_held_size(p.part, p.body) for p in group.pieces.values())
+        if group.size != charged:
             raise OracleError(f"group {key!r} size {group.size} is not the sum of its parts")
     if (r.next_deadline() is None) != (len(r) == 0):
         raise OracleError(f"next_deadline {r.next_deadline()} with {len(r)} groups held")
@@ -86,7 +88,7 @@ def test_one_input(data: bytes) -> None:
     r = Reassembler(
         timeout=float(fdp.ConsumeIntInRange(1, 100)),
         max_pending=fdp.ConsumeIntInRange(1, 6),
-        max_pending_bytes=fdp.ConsumeIntInRange(1, 600),
+        max_pending_bytes=fdp.ConsumeIntInRange(1, 8_000),  # a part costs 512 + its data
         packed=fdp.ConsumeBool(),
         errors="replace" if fdp.ConsumeBool() else "strict",
     )

@@ -20,6 +20,7 @@ from o2sms.text import (
     UndecodableTextError,
     UnsupportedDataCodingError,
 )
+from o2sms.text.reassembly import GROUP_OVERHEAD, PART_OVERHEAD
 from o2sms.text.udh import InformationElement
 
 SRC, DST = "421905123456", "7777"
@@ -186,13 +187,16 @@ def test_bounded_number_of_groups_evicts_the_oldest() -> None:
 
 
 def test_bounded_bytes() -> None:
-    reassembler = Reassembler(max_pending_bytes=100)
+    # One group of one part: the overheads, its short_message (UDH + 40) and the body copy (40).
+    one = GROUP_OVERHEAD + PART_OVERHEAD + 46 + 40
+    limit = 2 * one + 10
+    reassembler = Reassembler(max_pending_bytes=limit)
     for ref in range(3):
         reassembler.feed(udh8(ref, 3, 1, b"x" * 40), now=0.0)
-    assert reassembler.pending_bytes <= 100
+    assert reassembler.pending_bytes == 2 * one
     assert len(reassembler) == 2
-    assert reassembler.feed(udh8(7, 2, 1, b"x" * 101), now=0.0) is None
-    assert reassembler.pending_bytes <= 100
+    assert reassembler.feed(udh8(7, 2, 1, b"x" * limit), now=0.0) is None
+    assert reassembler.pending_bytes <= limit
 
 
 def test_binary_data_coding_is_refused_and_not_stored() -> None:
@@ -260,9 +264,9 @@ def test_hostile_udh_raises_only_udh_error(data: bytes, data_coding: int, packed
 
 @given(st.lists(st.binary(max_size=40), max_size=30))
 def test_hostile_stream_stays_bounded(payloads: list[bytes]) -> None:
-    reassembler = Reassembler(errors="replace", max_pending=5, max_pending_bytes=200)
+    reassembler = Reassembler(errors="replace", max_pending=5, max_pending_bytes=4000)
     for n, payload in enumerate(payloads):
         with contextlib.suppress(TextError):
             reassembler.feed(DeliverSm(SRC, DST, payload, 0x40, 0), now=float(n))
         assert len(reassembler) <= 5
-        assert reassembler.pending_bytes <= 200
+        assert reassembler.pending_bytes <= 4000

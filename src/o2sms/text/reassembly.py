@@ -2,8 +2,11 @@
 
 Parts are grouped by (source_addr, destination_addr, scheme, reference); they may come in any
 order and more than once. The clock is passed in (``now``), so tests never sleep. Memory is
-bounded: at most ``max_pending`` groups and ``max_pending_bytes`` of buffered user data, the
-oldest group being dropped first, and groups expire ``timeout`` seconds after their first part.
+bounded: at most ``max_pending`` groups and ``max_pending_bytes`` octets held, the oldest group
+being dropped first, and groups expire ``timeout`` seconds after their first part. The octets
+held are what each stored part keeps, not just its text: the whole PDU is kept (it comes back
+in :attr:`Reassembled.parts`), so a part is charged its short_message, its TLV values and fixed
+overheads for the objects around them (see :data:`PART_OVERHEAD`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from o2sms.smpp.constants import EsmClass, TlvTag
 from o2sms.smpp.tlv import Tlv
@@ -20,6 +23,15 @@ from o2sms.text.encoding import Encoding, decode, encoding_for_data_coding
 from o2sms.text.errors import TextError, UdhError
 from o2sms.text.gsm0338 import Errors
 from o2sms.text.udh import Concat, InformationElement
+
+PART_OVERHEAD: Final = 512
+"""Octets charged per stored part besides its data: roughly what a decoded DeliverSm (its
+address and time strings), the stored piece and its dict slot take in CPython (about 450)."""
+TLV_OVERHEAD: Final = 96
+"""Octets charged per TLV of a stored part besides its value: the Tlv object, its tag and its
+tuple slot (about 85), so a PDU packed with empty TLVs is charged what it holds too."""
+GROUP_OVERHEAD: Final = 512
+"""Octets charged per pending group: its key, record and dict of parts (about 400)."""
 
 
 class InboundPart(Protocol):
@@ -108,7 +120,7 @@ class _Group:
     created: float
     total: int
     pieces: dict[int, _Piece] = field(default_factory=dict)
-    size: int = 0
+    size: int = 0  #: octets charged: GROUP_OVERHEAD plus each piece's _held_size
 
 
 def _tlv_int(tlv: Tlv) -> int:
@@ -145,6 +157,25 @@ def _sar(tlvs: Sequence[Tlv]) -> Concat | None:
     if not 1 <= seq <= total:
         raise UdhError(f"sar_segment_seqnum {seq} outside 1..{total}")
     return Concat(reference, total, seq, ref16=True)
+
+
+def _held_size(part: InboundPart, body: bytes) -> int:
+    """Octets charged for storing ``part`` with ``body``: its PDU's data plus fixed overheads.
+
+    Counting the text alone would let a peer hold a large PDU (a big vendor TLV, an empty body)
+    for free, so the short_message, every TLV value and a copied body all count.
+    """
+    size = PART_OVERHEAD + len(part.short_message)
+    shared = body is part.short_message
+    for tlv in part.tlvs:
+        value = tlv.value
+        if isinstance(value, int):
+            size += TLV_OVERHEAD
+        else:
+            size += TLV_OVERHEAD + len(value)
+            if value is body:
+                shared = True  # the message_payload itself
+    return size if shared else size + len(body)  # the body after a UDH is a copy
 
 
 def _user_data(part: InboundPart) -> bytes:
@@ -197,7 +228,7 @@ class Reassembler:
 
     @property
     def pending_bytes(self) -> int:
-        """Octets of user data held in incomplete messages."""
+        """Octets charged for incomplete messages: their PDUs' data and overheads (see module)."""
         return self._size
 
     def next_deadline(self) -> float | None:
@@ -271,13 +302,15 @@ class Reassembler:
         if group is None:
             while len(self._groups) >= self.max_pending:
                 self._evict_oldest()
-            group = _Group(now, concat.total)
+            group = _Group(now, concat.total, size=GROUP_OVERHEAD)
             self._groups[key] = group
+            self._size += GROUP_OVERHEAD
         if concat.seq in group.pieces:
             return None  # duplicate: the first copy wins
         group.pieces[concat.seq] = piece
-        group.size += len(body)
-        self._size += len(body)
+        size = _held_size(part, body)
+        group.size += size
+        self._size += size
         while self._size > self.max_pending_bytes:
             oldest = next(iter(self._groups))
             self._evict_oldest()
