@@ -324,12 +324,32 @@ async def test_an_abandoned_lease_past_the_give_up_time_fails_the_webhook(
     hooked: MessageStore, clock: FakeClock
 ) -> None:
     await hooked.record_inbound(NewInbound("+421900000001", "4444", "a"))
-    await hooked.claim_webhooks("dead", lease_seconds=200)
-    clock.advance(201)
+    [first] = await hooked.claim_webhooks("s")
+    await hooked.webhook_failed(first.id, "s", error="HTTP 500", status_code=500)
+    clock.advance(99)  # the last retry falls due at give_up_at (100 s)
+    assert [h.id for h in await hooked.claim_webhooks("dead", lease_seconds=200)] == [first.id]
+    clock.advance(201)  # that sender died during the final attempt
     assert await hooked.claim_webhooks("s") == []
     [hook] = await hooked.list_webhooks()
     assert hook.status is WebhookStatus.FAILED
     assert "lease expired" in (hook.last_error or "")
+
+
+async def test_a_webhook_never_attempted_gets_its_attempt_though_its_lease_outlived_give_up(
+    hooked: MessageStore, clock: FakeClock
+) -> None:
+    # retry_for (100 s) shorter than the lease (200 s): a sender that died after its claim
+    # must not make the webhook fail without a single request.
+    await hooked.record_inbound(NewInbound("+421900000001", "4444", "a"))
+    [claimed] = await hooked.claim_webhooks("dead", lease_seconds=200)
+    clock.advance(201)
+    [again] = await hooked.claim_webhooks("s")
+    assert again.id == claimed.id
+    assert again.attempts == 2
+    failed = await hooked.webhook_failed(again.id, "s", error="HTTP 500", status_code=500)
+    assert failed is not None
+    assert failed.status is WebhookStatus.FAILED  # that was its last chance
+    assert await count(hooked, webhook_attempts) == 1  # the one request, recorded
 
 
 async def test_a_late_outcome_from_a_sender_that_lost_its_lease(

@@ -320,7 +320,9 @@ class WebhookOutbox:
 
         Oldest due first; each claim counts an attempt. A webhook behind an earlier pending one
         of the same message waits for it. One whose lease ran out with no outcome recorded (its
-        sender died) is taken again, unless it is past ``give_up_at``: then it is failed.
+        sender died) is taken again, unless it is past ``give_up_at`` and an earlier attempt
+        was recorded: then it is failed. With no attempt recorded at all it still gets one
+        (a ``retry_for`` shorter than the lease would otherwise fail it unsent).
         Keep ``lease_seconds`` above the sender's whole-attempt timeout.
         """
         if limit < 1:
@@ -352,7 +354,17 @@ class WebhookOutbox:
             if self._postgresql:
                 candidates = candidates.with_for_update(skip_locked=True)
             rows = (await connection.execute(candidates)).all()
-            abandoned = [r.id for r in rows if r.lease_owner is not None and r.give_up_at <= now]
+            late = [r.id for r in rows if r.lease_owner is not None and r.give_up_at <= now]
+            abandoned = []
+            if late:
+                a = webhook_attempts.c
+                abandoned = list(
+                    (
+                        await connection.execute(
+                            sa.select(a.webhook_id).where(a.webhook_id.in_(late)).distinct()
+                        )
+                    ).scalars()
+                )
             if abandoned:
                 settled = await connection.execute(
                     sa.update(webhooks)
