@@ -3,8 +3,8 @@
 The store writes each webhook to its outbox in the transaction of the change it reports
 (:mod:`o2sms.store.outbox`); :class:`WebhookSender` claims due ones, POSTs them and records
 every attempt. It runs beside the SMPP workers and shares nothing with them but the store, so
-a slow or dead receiver only ever occupies one of the sender's own slots, for at most
-``timeout`` seconds per attempt.
+a slow or dead receiver only ever occupies the sender's own slots (oldest webhook first,
+whatever the receiver), each for at most ``timeout`` seconds per attempt.
 
 * :func:`sign` / :func:`verify`: HMAC-SHA256 over ``f"{timestamp}.".encode() + body``, sent as
   ``X-O2SMS-Signature: sha256=<hex>`` with ``X-O2SMS-Timestamp`` (Unix seconds). Receivers
