@@ -385,15 +385,17 @@ async def test_simulator_unknown_command_ids_get_rinvcmdid_and_the_session_goes_
 
 
 async def test_simulator_truncated_pdus(smsc: Simulator, bystander: Bystander) -> None:
-    # A well-delimited frame whose body ends early: its own response with ESME_RINVCMDLEN
-    # (the stream is still in sync, so the session goes on).
+    # A well-delimited frame whose body ends early: its command_length is too short for the
+    # PDU, so generic_nack ESME_RINVCMDLEN (SMPP 3.4 section 4.3.1); the stream is still in
+    # sync, so the session goes on.
     peer = await bound_peer(smsc)
     try:
         for keep in (0, 3, 20):
             peer.write(truncated(submit_sm(sequence_number=30 + keep), keep))
             answer = await peer.read_pdu()
-            assert isinstance(answer, SubmitSmResp)
-            assert (answer.sequence_number, answer.command_status) == (30 + keep, S.ESME_RINVCMDLEN)
+            assert answer == GenericNack(
+                sequence_number=30 + keep, command_status=S.ESME_RINVCMDLEN
+            )
         assert (await peer.request(submit_sm())).command_status == 0
     finally:
         await peer.close()

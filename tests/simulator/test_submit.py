@@ -273,8 +273,9 @@ async def test_malformed_pdus_nacked_and_other_sessions_unaffected(smsc: Simulat
     assert (resp.command_id, resp.command_status) == (0x80000000, S.ESME_RINVCMDID)
     truncated = struct.pack(">IIII", 17, 0x00000004, 0, 51) + b"a"  # C-string without NUL
     resp = await esme.raw_request(truncated, 51)
-    # well framed, body cut short: the PDU's own response (submit_sm_resp), not generic_nack
-    assert (resp.command_id, resp.command_status) == (0x80000004, S.ESME_RINVCMDLEN)
+    # well framed, body cut short: command_length too short for the PDU, so generic_nack
+    # (SMPP 3.4 section 4.3.1), and the session goes on: the stream is still in sync
+    assert (resp.command_id, resp.command_status) == (0x80000000, S.ESME_RINVCMDLEN)
     assert (await esme.request(EnquireLink())).command_status == 0
     # an untrustworthy command_length: generic_nack ESME_RINVCMDLEN and the connection closes
     resp = await esme.raw_request(struct.pack(">IIII", 8, 0x15, 0, 0), 0)

@@ -15,10 +15,14 @@ from o2sms.smpp import (
     PduEncodeError,
     PduError,
     QuerySmResp,
+    SmeAddress,
+    SubmitMulti,
+    SubmitMultiResp,
     SubmitSm,
     SubmitSmResp,
     Tlv,
     TlvTag,
+    UnsuccessSme,
     decode,
     encode,
 )
@@ -192,6 +196,37 @@ def test_known_tlv_with_wrong_length() -> None:
 def test_encode_refuses_values_off_the_spec(pdu: Pdu) -> None:
     with pytest.raises(PduEncodeError):
         encode(pdu)
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        SubmitMulti(dest_addresses=(SmeAddress(256, 1, "1"),)),
+        SubmitMulti(dest_addresses=(SmeAddress(1, -1, "1"),)),
+        SubmitMultiResp(unsuccess_smes=(UnsuccessSme(1, 300, "1", 0),)),
+        SubmitMultiResp(unsuccess_smes=(UnsuccessSme(-1, 1, "1", 0),)),
+    ],
+)
+def test_ton_npi_out_of_range_in_submit_multi_is_an_encode_error(pdu: Pdu) -> None:
+    with pytest.raises(
+        PduEncodeError,
+        match=r"dest_addr_ton -?\d+ and dest_addr_npi -?\d+ must be integers 0\.\.255",
+    ):
+        encode(pdu)
+
+
+def test_ton_npi_255_in_submit_multi_encodes() -> None:
+    multi = SubmitMulti(sequence_number=1, dest_addresses=(SmeAddress(255, 255, "1"),))
+    # service_type NUL, source_addr_ton, _npi, source_addr NUL, number_of_dests 1, dest_flag 1,
+    # dest_addr_ton 0xFF, dest_addr_npi 0xFF, "1" NUL, esm_class .. sm_length all zero
+    assert encode(multi) == bytes.fromhex(
+        "00000024 00000021 00000000 00000001 00 0000 00 01 01ffff3100 000000 00 00 00000000 00"
+    )
+    resp = SubmitMultiResp(sequence_number=1, unsuccess_smes=(UnsuccessSme(255, 255, "1", 0x58),))
+    # message_id NUL, no_unsuccess 1, dest_addr_ton 0xFF, _npi 0xFF, "1" NUL, error_status_code
+    assert encode(resp) == bytes.fromhex(
+        "0000001a 80000021 00000000 00000001 00 01 ffff3100 00000058"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from o2sms.smpp import (
     PDU_CLASSES,
+    AlertNotification,
     BindReceiver,
     BindTransceiver,
     BindTransceiverResp,
@@ -20,7 +22,9 @@ from o2sms.smpp import (
     DeliverSm,
     EnquireLink,
     EnquireLinkResp,
+    FramingError,
     GenericNack,
+    Outbind,
     Pdu,
     SmeAddress,
     SubmitMulti,
@@ -420,3 +424,122 @@ def test_explicit_sequence_numbers_must_be_in_range() -> None:
         with pytest.raises(LocalProtocolError):
             esme.send(SubmitSm(sequence_number=bad), 0.0)
     assert esme.send(SubmitSm(sequence_number=0x7FFFFFFF), 0.0).sequence_number == 0x7FFFFFFF
+
+
+# --- bad input in bulk, framing after good frames, odd responses, numbering, cut requests ---
+
+# An unknown command_id (0x00000111), sequence_number 5, and the answer SMPP 3.4 section 3 asks
+# for: generic_nack (0x80000000) with ESME_RINVCMDID (3), echoing the sequence_number.
+_UNKNOWN_REQUEST = bytes.fromhex("00000010 00000111 00000000 00000005")
+_NACK_RINVCMDID_5 = bytes.fromhex("00000010 80000000 00000003 00000005")
+
+
+def test_many_bad_frames_in_one_read_are_each_answered_and_hold_no_traceback() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(_UNKNOWN_REQUEST * 16_384, 0.0)  # 256 KiB, one socket read
+    assert smsc.data_to_send() == _NACK_RINVCMDID_5 * 16_384
+    got = events(smsc)
+    assert len(got) == 16_384
+    for event in got:
+        assert isinstance(event, PduRejected)
+        assert event.answer == GenericNack(
+            sequence_number=5, command_status=CommandStatus.ESME_RINVCMDID
+        )
+        # A stored traceback would keep the decoder's frames, and the framer's copy of the read.
+        assert event.error.__traceback__ is None
+    assert smsc.state is SessionState.OPEN
+
+
+def test_memory_held_for_bad_frames_grows_linearly() -> None:
+    frames = 2048
+    smsc = Connection(Role.SMSC)
+    tracemalloc.start()
+    try:
+        smsc.receive_data(_UNKNOWN_REQUEST * frames, 0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # One event, error and answer per frame take well under 2 KiB; a copy of the 32 KiB read
+    # per frame would take 32 KiB each.
+    assert peak < 2048 * frames
+    assert len(events(smsc)) == frames
+
+
+def test_response_before_a_hostile_length_is_delivered_before_the_close() -> None:
+    esme, _ = bound_pair()
+    request = esme.send(SubmitSm(destination_addr="1", short_message=b"x"), 0.0)
+    assert request.sequence_number == 2
+    esme.data_to_send()
+    # submit_sm_resp (0x80000004), sequence_number 2, message_id "MSG1": 16 + 5 octets; then
+    # the four octets of a command_length of 5, under the 16-octet minimum.
+    good = bytes.fromhex("00000015 80000004 00000000 00000002 4d53473100")
+    esme.receive_data(good + bytes.fromhex("00000005"), 1.0)
+    answered, rejected, closed = events(esme)
+    assert answered == ResponseReceived(request, SubmitSmResp(sequence_number=2, message_id="MSG1"))
+    assert isinstance(rejected, PduRejected)
+    assert isinstance(rejected.error, FramingError)
+    assert isinstance(closed, ConnectionClosed)
+    assert closed.unanswered == ()  # the submit was answered: no retry, no second SMS
+    # generic_nack, ESME_RINVCMDLEN (2), sequence_number 0 (none could be read)
+    assert esme.data_to_send() == bytes.fromhex("00000010 80000000 00000002 00000000")
+    assert esme.state is SessionState.CLOSED
+
+
+def test_response_with_unknown_command_id_is_dropped_and_leaves_the_request_in_flight() -> None:
+    esme, _ = bound_pair()
+    request = esme.send(SubmitSm(destination_addr="1"), 0.0)
+    esme.data_to_send()
+    # Response bit set, command_id 0x80000111 unknown, sequence_number of our submit_sm (2).
+    esme.receive_data(bytes.fromhex("00000010 80000111 00000000 00000002"), 1.0)
+    (rejected,) = events(esme)
+    assert isinstance(rejected, PduRejected)
+    assert rejected.request is None
+    assert rejected.answer is None  # a response is never answered
+    assert esme.data_to_send() == b""
+    assert esme.outstanding_requests() == (request,)
+    esme.receive_data(bytes.fromhex("00000015 80000004 00000000 00000002 4d53473100"), 2.0)
+    assert events(esme) == [
+        ResponseReceived(request, SubmitSmResp(sequence_number=2, message_id="MSG1"))
+    ]
+
+
+def test_outbind_and_alert_notification_are_numbered_but_never_outstanding() -> None:
+    smsc = Connection(Role.SMSC, enquire_link_interval=None)
+    outbind = smsc.send(Outbind(system_id="smsc"), 0.0)
+    assert outbind.sequence_number == 1
+    # outbind 0x0000000B: system_id "smsc" NUL, password "" NUL; 16 + 6 octets
+    assert smsc.data_to_send() == bytes.fromhex("00000016 0000000b 00000000 00000001 736d736300 00")
+    smsc.receive_data(encode(BindReceiver(sequence_number=1, system_id="acct")), 0.0)
+    (bind,) = events(smsc)
+    assert isinstance(bind, RequestReceived)
+    smsc.send(bind.pdu.response(system_id="smsc"), 0.0)
+    smsc.data_to_send()
+    alert = smsc.send(AlertNotification(source_addr="1", esme_addr="2"), 0.0)
+    assert alert.sequence_number == 2
+    # alert_notification 0x00000102: source_addr_ton, _npi, source_addr "1" NUL,
+    # esme_addr_ton, _npi, esme_addr "2" NUL; 16 + 8 octets
+    assert smsc.data_to_send() == bytes.fromhex(
+        "00000018 00000102 00000000 00000002 0000 3100 0000 3200"
+    )
+    assert smsc.outstanding == 0
+    assert smsc.window_free == smsc.window
+    assert smsc.send(DeliverSm(), 0.0).sequence_number == 3
+    with pytest.raises(LocalProtocolError):
+        smsc.send(AlertNotification(sequence_number=0x80000000), 0.0)
+
+
+def test_request_cut_short_gets_generic_nack_with_rinvcmdlen() -> None:
+    _, smsc = bound_pair(BindTransmitter(system_id="acct", password="pw"))
+    # submit_sm (0x00000004), sequence_number 9, command_length 29: service_type "" NUL,
+    # source_addr_ton, _npi, source_addr "12345" NUL, dest_addr_ton, _npi, and then
+    # destination_addr "42" with no NUL before the end: the length is too short for the body.
+    cut = bytes.fromhex("0000001d 00000004 00000000 00000009 00 0000 313233343500 0000 3432")
+    smsc.receive_data(cut, 0.0)
+    (rejected,) = events(smsc)
+    assert isinstance(rejected, PduRejected)
+    assert rejected.answer == GenericNack(
+        sequence_number=9, command_status=CommandStatus.ESME_RINVCMDLEN
+    )
+    # generic_nack (0x80000000), ESME_RINVCMDLEN (2), the request's sequence_number 9
+    assert smsc.data_to_send() == bytes.fromhex("00000010 80000000 00000002 00000009")
+    assert smsc.state is SessionState.BOUND_TX

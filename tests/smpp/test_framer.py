@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -66,11 +67,30 @@ def test_hostile_length_refused_before_the_body(length: int) -> None:
 
 
 def test_hostile_length_after_a_good_frame() -> None:
+    # The good frame before the bad length is handed out first (it may be the response to a
+    # request in flight); the FramingError comes when reading reaches the bad length.
     framer = Framer(max_command_length=1024)
-    with pytest.raises(FramingError):
-        framer.feed(encode(EnquireLink(sequence_number=1)) + (2048).to_bytes(4, "big"))
-    with pytest.raises(FramingError):
+    good = bytes.fromhex("00000010 00000015 00000000 00000001")  # enquire_link, sequence 1
+    framer.feed(good + (2048).to_bytes(4, "big") + b"\x00" * 100)
+    assert framer.buffered == 16  # nothing from the bad length on is kept
+    assert framer.next_frame() == good
+    with pytest.raises(FramingError) as info:
         framer.next_frame()
+    assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN
+    assert framer.buffered == 0
+    for again in (framer.next_frame, lambda: framer.feed(good), lambda: list(framer)):
+        with pytest.raises(FramingError) as later:  # the stream stays broken
+            again()
+        assert later.value is info.value
+
+
+def test_hostile_length_after_a_frame_already_read_is_refused_when_fed() -> None:
+    framer = Framer(max_command_length=1024)
+    framer.feed(encode(EnquireLink(sequence_number=1)))
+    assert list(framer) == [EnquireLink(sequence_number=1)]
+    with pytest.raises(FramingError):
+        framer.feed((2048).to_bytes(4, "big"))  # nothing is left before it to hand out
+    assert framer.buffered == 0
 
 
 def test_configurable_maximum() -> None:
@@ -92,6 +112,29 @@ def test_bad_frame_is_consumed_and_iteration_resumes() -> None:
     assert list(framer) == [EnquireLink(sequence_number=6)]
 
 
+def test_bad_frames_in_one_read_share_one_copy_of_it() -> None:
+    # Each PduError's traceback holds the iteration that raised it, and with it the octets it
+    # sliced frames from: 2048 bad frames must not mean 2048 copies of the 32 KiB read.
+    frames = 2048
+    framer = Framer()
+    framer.feed(bytes.fromhex("00000010 00000111 00000000 00000005") * frames)
+    errors: list[PduError] = []
+    tracemalloc.start()
+    try:
+        while True:
+            try:
+                if next(iter(framer), None) is None:
+                    break
+            except PduError as exc:
+                errors.append(exc)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [e.sequence_number for e in errors] == [5] * frames
+    assert framer.buffered == 0
+    assert peak < 4096 * frames  # about 1.4 KiB each (error, traceback, frame); a copy is 32 KiB
+
+
 def test_feeding_during_iteration_loses_nothing() -> None:
     pdus = [EnquireLink(sequence_number=i) for i in range(1, 7)]
     framer = Framer()
@@ -105,13 +148,23 @@ def test_feeding_during_iteration_loses_nothing() -> None:
     assert out == pdus
 
 
-def test_hostile_length_behind_a_good_frame_is_refused_when_fed() -> None:
+def _read_until_broken(framer: Framer) -> list[Pdu]:
+    out: list[Pdu] = []
+    with pytest.raises(FramingError) as info:
+        out.extend(framer)
+    assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN
+    assert framer.buffered == 0
+    return out
+
+
+def test_hostile_length_behind_good_frames_is_refused_after_them() -> None:
     framer = Framer(max_command_length=1024)
     good = encode(EnquireLink(sequence_number=1))
-    with pytest.raises(FramingError):
-        framer.feed(good + (1_000_000).to_bytes(4, "big"))
+    framer.feed(good + (1_000_000).to_bytes(4, "big"))  # the same read: frames first
+    assert _read_until_broken(framer) == [EnquireLink(sequence_number=1)]
     # Split across feeds too: the header of the third frame arrives in two pieces.
     framer = Framer(max_command_length=1024)
     framer.feed(good + good + b"\x00\x0f")
-    with pytest.raises(FramingError):
-        framer.feed(b"\x42\x40")
+    framer.feed(b"\x42\x40")
+    assert framer.buffered == 32
+    assert _read_until_broken(framer) == [EnquireLink(sequence_number=1)] * 2

@@ -144,6 +144,16 @@ def _need(data: bytes, pos: int, count: int, field: str) -> None:
         raise _truncated(field)
 
 
+def _ton_npi(ton: int, npi: int) -> bytes:
+    """dest_addr_ton and dest_addr_npi, one octet each (an out-of-range value is PduEncodeError)."""
+    try:
+        return bytes((ton, npi))
+    except (TypeError, ValueError):
+        raise PduEncodeError(
+            f"dest_addr_ton {ton!r} and dest_addr_npi {npi!r} must be integers 0..255"
+        ) from None
+
+
 def encode_dest_addresses(dests: tuple[SmeAddress | DistributionList, ...]) -> bytes:
     """number_of_dests then each dest_address of submit_multi."""
     if not 1 <= len(dests) <= 254:
@@ -151,7 +161,7 @@ def encode_dest_addresses(dests: tuple[SmeAddress | DistributionList, ...]) -> b
     out = [bytes((len(dests),))]
     for dest in dests:
         if isinstance(dest, SmeAddress):
-            out.append(bytes((1, dest.dest_addr_ton, dest.dest_addr_npi)))
+            out.append(b"\x01" + _ton_npi(dest.dest_addr_ton, dest.dest_addr_npi))
             out.append(_cstr(dest.destination_addr, 21, "destination_addr"))
         else:
             out.append(b"\x02")
@@ -199,7 +209,7 @@ def encode_unsuccess_smes(smes: tuple[UnsuccessSme, ...]) -> bytes:
         raise PduEncodeError(f"submit_multi_resp takes at most 254 unsuccess_smes, got {len(smes)}")
     out = [bytes((len(smes),))]
     for sme in smes:
-        out.append(bytes((sme.dest_addr_ton, sme.dest_addr_npi)))
+        out.append(_ton_npi(sme.dest_addr_ton, sme.dest_addr_npi))
         out.append(_cstr(sme.destination_addr, 21, "destination_addr"))
         out.append(_UNSUCCESS_TAIL.pack(sme.error_status_code))
     return b"".join(out)
@@ -461,7 +471,8 @@ def encode(pdu: Pdu) -> bytes:
         return encoder(pdu)
     except PduEncodeError:
         raise
-    except (struct.error, AttributeError, TypeError, UnicodeEncodeError, OverflowError) as exc:
+    except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
+        # ValueError covers UnicodeEncodeError and any value check a helper leaves to Python.
         raise PduEncodeError(f"cannot encode {type(pdu).__name__}: {exc}") from exc
 
 

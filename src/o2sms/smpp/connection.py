@@ -40,6 +40,7 @@ _CLOSED: Final = SessionState.CLOSED
 _UNBIND: Final = CommandId.UNBIND
 _ENQUIRE_LINK: Final = CommandId.ENQUIRE_LINK
 _GENERIC_NACK: Final = CommandId.GENERIC_NACK
+_RINVCMDLEN: Final = CommandStatus.ESME_RINVCMDLEN
 
 _CLASS_BY_ID: Final = {int(cls.command_id): cls for cls in PDU_CLASSES}
 _BINDS: Final = frozenset(int(bind_type.value) for bind_type in BindType)
@@ -213,9 +214,10 @@ class Connection:
                 f"{command_id.name.lower()} may not be sent by the {self.role.value} "
                 f"in state {self.state.value}"
             )
-        if pdu.response_class is None:
-            return pdu
-        if len(self._in_flight) >= self.window:
+        # outbind and alert_notification get no response: numbered like any request (never 0,
+        # reference section 9), but they take no room in the window and are never outstanding.
+        answered = pdu.response_class is not None
+        if answered and len(self._in_flight) >= self.window:
             raise WindowFullError(
                 f"{len(self._in_flight)} requests outstanding, window {self.window}"
             )
@@ -224,7 +226,7 @@ class Connection:
             return with_sequence_number(pdu, self._take_sequence_number())
         if not 1 <= sequence_number <= MAX_SEQUENCE_NUMBER:
             raise LocalProtocolError(f"sequence_number {sequence_number} is outside 1..0x7FFFFFFF")
-        if sequence_number in self._in_flight:
+        if answered and sequence_number in self._in_flight:
             raise LocalProtocolError(f"sequence_number {sequence_number} is already outstanding")
         return pdu
 
@@ -349,31 +351,35 @@ class Connection:
         self._outgoing.append(encode(pdu))
 
     def _reject(self, error: PduError) -> None:
-        """Answer a bad PDU: its own response with the error status, else generic_nack."""
+        """Answer a bad PDU as SMPP 3.4 section 3 says, and report it.
+
+        A request of a known command_id gets its own response with the error status, except a
+        bad command_length (ESME_RINVCMDLEN: the frame is cut short), which gets generic_nack
+        like an unknown command_id or an unframeable stream. A response is never answered: a
+        bad one fails its request instead, and one whose command_id is unknown answers no
+        request we sent, so it is dropped and the requests in flight are left alone.
+        """
+        # The event outlives the read: a traceback would keep every frame of the decoder alive,
+        # and with them the framer's copy of the whole read.
+        error.with_traceback(None)
         command_id = error.command_id
         sequence_number = error.sequence_number or 0
         cls = _CLASS_BY_ID.get(command_id) if command_id is not None else None
         request: Pdu | None = None
-        answer: Pdu | None
-        if cls is not None and command_id is not None and not command_id & RESPONSE_BIT:
-            response_class = cls.response_class
-            answer = (
-                response_class(sequence_number=sequence_number, command_status=error.command_status)
-                if response_class is not None
-                else GenericNack(
-                    sequence_number=sequence_number, command_status=error.command_status
-                )
-            )
-        elif command_id == CommandId.GENERIC_NACK:
-            answer = None  # never answer a generic_nack
-            entry = self._in_flight.pop(sequence_number, None)
-            request = entry[0] if entry else None
-        elif command_id is not None and command_id & RESPONSE_BIT:
-            answer = None  # a response is never answered; its request fails instead
-            entry = self._in_flight.pop(sequence_number, None)
-            request = entry[0] if entry else None
-        else:
+        answer: Pdu | None = None
+        if command_id is not None and command_id & RESPONSE_BIT:
+            if cls is not None:  # generic_nack included: it is never answered
+                entry = self._in_flight.pop(sequence_number, None)
+                request = entry[0] if entry else None
+        elif cls is None or command_id is None:
             answer = GenericNack(
+                sequence_number=sequence_number, command_status=error.command_status
+            )
+        else:
+            response_class = cls.response_class
+            if response_class is None or error.command_status == _RINVCMDLEN:
+                response_class = GenericNack
+            answer = response_class(
                 sequence_number=sequence_number, command_status=error.command_status
             )
         if answer is not None:

@@ -1,9 +1,10 @@
 """Errors of the SMPP protocol core; each carries what a peer should be answered with.
 
 ``PduError`` is recoverable: the frame was consumed, answer the request with its own ``*_resp``
-(or a ``generic_nack`` when the command_id is unknown) carrying :attr:`PduError.command_status`,
-and go on. ``FramingError`` is not: the byte stream is out of step, so send ``generic_nack``
-with ESME_RINVCMDLEN and close the connection.
+carrying :attr:`PduError.command_status` (a ``generic_nack`` when the command_id is unknown or
+the status is ESME_RINVCMDLEN, SMPP 3.4 section 4.3.1), and go on. ``FramingError`` is not:
+the byte stream is out of step, so send ``generic_nack`` with ESME_RINVCMDLEN and close the
+connection.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, NoReturn
 
 from o2sms.smpp.codec import HEADER, HEADER_SIZE, decode_body
 from o2sms.smpp.constants import CommandStatus
@@ -21,13 +21,25 @@ class Framer:
     """Incremental framer: :meth:`feed` chunks of any size, then iterate to take whole PDUs out.
 
     Iterating yields decoded PDUs. A frame that does not decode raises :class:`PduError` from
-    the iteration *after* it was consumed, so the caller answers it and iterates again. A
-    command_length below 16 or above ``max_command_length`` raises :class:`FramingError` as soon
-    as its four octets arrive, before any of the body is buffered; the framer then stays broken
-    (every later call raises the same error) because the stream has lost its frame boundaries.
+    the iteration *after* it was consumed, so the caller answers it and iterates again.
+
+    A command_length below 16 or above ``max_command_length`` is refused as soon as its four
+    octets arrive: nothing after it is buffered, and the stream is broken there because it has
+    lost its frame boundaries. The whole frames before the bad length are still handed out
+    (one of them may be the response to a request in flight); :class:`FramingError` is raised
+    once they are taken, by :meth:`feed` when none is left, else by the iteration (or
+    :meth:`next_frame`) that reaches the bad length. From then on every call raises it again.
     """
 
-    __slots__ = ("_buffer", "_checked", "_error", "_feeds", "_start", "max_command_length")
+    __slots__ = (
+        "_buffer",
+        "_checked",
+        "_error",
+        "_feeds",
+        "_snapshot",
+        "_start",
+        "max_command_length",
+    )
 
     def __init__(self, max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH) -> None:
         if max_command_length < HEADER_SIZE:
@@ -37,6 +49,10 @@ class Framer:
         self._start = 0  # octets of _buffer already handed out
         self._checked = 0  # offset of the first frame whose length is not checked yet
         self._feeds = 0  # bumped by feed(), which moves the buffer under a running iteration
+        # bytes(_buffer) for iteration, kept until the next feed() so that iterating again
+        # after an undecodable frame costs no new copy (many bad frames in one read stay linear)
+        self._snapshot: bytes | None = None
+        # set when a hostile length arrived; _buffer then ends where that length starts
         self._error: FramingError | None = None
 
     @property
@@ -45,20 +61,25 @@ class Framer:
         return len(self._buffer) - self._start
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Append received octets; raises FramingError at once if any length in them is hostile.
+        """Append received octets, checking every frame header as soon as its four octets arrive.
 
-        Every frame header is checked as soon as its four octets arrive, so the buffer never
-        holds more than the complete frames fed plus one frame of at most the maximum.
+        A hostile length breaks the stream: the octets from it on are dropped, so the buffer
+        never holds more than the complete frames fed plus one frame of at most the maximum.
+        Raises FramingError when the stream is broken and no whole frame before the break is
+        left to take out (otherwise iteration raises it after handing those frames out).
         """
-        if self._error is not None:
-            raise self._error
         buffer = self._buffer
+        if self._error is not None:
+            if self._start >= len(buffer):
+                self._fail()
+            return  # octets after a lost frame boundary mean nothing
         if self._start:
             del buffer[: self._start]
             self._checked -= self._start
             self._start = 0
         buffer += data
         self._feeds += 1
+        self._snapshot = None
         checked = self._checked
         end = len(buffer) - 4
         unpack = _LENGTH.unpack_from
@@ -66,31 +87,41 @@ class Framer:
         while checked <= end:
             length: int = unpack(buffer, checked)[0]
             if length < HEADER_SIZE or length > limit:
-                self._check_length(length)
+                self._break(checked, length)
+                return
             checked += length
         self._checked = checked
 
-    def _check_length(self, length: int) -> None:
-        if HEADER_SIZE <= length <= self.max_command_length:
-            return
+    def _break(self, offset: int, length: int) -> None:
+        """The command_length at ``offset`` is hostile: keep only the whole frames before it."""
         self._error = FramingError(
             f"command_length {length} is outside 16..{self.max_command_length}",
             command_status=CommandStatus.ESME_RINVCMDLEN,
         )
+        del self._buffer[offset:]
+        self._checked = offset
+        if self._start >= offset:
+            self._fail()
+
+    def _fail(self) -> NoReturn:
+        """Raise the stored FramingError, holding nothing more."""
         self._buffer.clear()
         self._start = 0
         self._checked = 0
-        raise self._error
+        self._snapshot = None
+        error = self._error
+        assert error is not None
+        # A fresh traceback each time: re-raising one object would chain every raise's frames.
+        raise error.with_traceback(None)
 
     def _complete_frame_length(self) -> int:
         """Length of the whole frame at the read position, or 0 while it is incomplete."""
-        if self._error is not None:
-            raise self._error
         available = len(self._buffer) - self._start
         if available < 4:
+            if self._error is not None:
+                self._fail()  # every whole frame before the bad length is taken out
             return 0
-        length: int = _LENGTH.unpack_from(self._buffer, self._start)[0]
-        self._check_length(length)
+        length: int = _LENGTH.unpack_from(self._buffer, self._start)[0]  # checked by feed()
         return length if available >= length else 0
 
     def next_frame(self) -> bytes | None:
@@ -112,7 +143,9 @@ class Framer:
         if not self._complete_frame_length():
             return
         # Slice frames out of one immutable snapshot: one copy per frame instead of two.
-        data = bytes(self._buffer)
+        data = self._snapshot
+        if data is None:
+            data = self._snapshot = bytes(self._buffer)
         end = len(data)
         start = self._start
         feeds = self._feeds
@@ -121,9 +154,13 @@ class Framer:
         while end - start >= 4 and feeds == self._feeds:
             length: int = unpack_length(data, start)[0]  # checked by feed()
             if end - start < length:
-                return
+                break
             _, command_id, command_status, sequence_number = unpack_header(data, start)
             frame = data[start : start + length]
             start += length
             self._start = start  # consumed before decoding: a bad frame is not seen twice
             yield decode_body(frame, command_id, command_status, sequence_number)
+        if feeds == self._feeds:
+            self._snapshot = None
+            if start == end and self._error is not None:
+                self._fail()  # the iteration reached the bad length
