@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from o2sms.receipts import ReceiptStat
+from o2sms.simulator.checks import checked, scalar_types
 from o2sms.simulator.faults import Faults, faults_from
 
 DEFAULT_SESSION_LIMIT = 4
@@ -164,23 +165,27 @@ def parse_account(spec: str) -> Account:
 
 def _account(data: Mapping[str, Any]) -> Account:
     types = data.get("system_types")
+    system_id = str(data["system_id"])
+    where = f"accounts[{system_id!r}]"
     return Account(
-        system_id=str(data["system_id"]),
+        system_id=system_id,
         password=str(data["password"]),
-        session_limit=None if data.get("session_limit") is None else int(data["session_limit"]),
+        session_limit=checked(f"{where}.session_limit", data.get("session_limit"), int, True),
         system_types=None if types is None else frozenset(str(t) for t in types),
         default_sender=None if data.get("default_sender") is None else str(data["default_sender"]),
-        faults=None if data.get("faults") is None else faults_from(data["faults"]),
+        faults=None
+        if data.get("faults") is None
+        else faults_from(data["faults"], f"{where}.faults"),
     )
 
 
 def _rule(data: Mapping[str, Any]) -> OutcomeRule:
-    delay = data.get("delay")
+    where = f"rules[{data.get('prefix', '')!r}]"
     return OutcomeRule(
         prefix=str(data.get("prefix", "")),
         stat=ReceiptStat.from_text(str(data.get("stat", "DELIVRD"))),
-        err=int(data.get("err", 0)),
-        delay=None if delay is None else float(delay),
+        err=checked(f"{where}.err", data.get("err", 0), int),
+        delay=checked(f"{where}.delay", data.get("delay"), float, True),
         intermediate=tuple(ReceiptStat.from_text(str(s)) for s in data.get("intermediate", ())),
     )
 
@@ -188,7 +193,11 @@ def _rule(data: Mapping[str, Any]) -> OutcomeRule:
 def config_from_mapping(
     data: Mapping[str, Any], base: SimulatorConfig | None = None
 ) -> SimulatorConfig:
-    """A config from plain data (a parsed TOML/JSON file); unknown keys raise ValueError."""
+    """A config from plain data (a parsed TOML/JSON file).
+
+    Unknown keys, and values that are not of the setting's type (``receipt_delay = "0.5"``),
+    raise ValueError naming the key: caught when the file is loaded, not in every session.
+    """
     known = {f.name for f in fields(SimulatorConfig)}
     unknown = set(data) - known
     if unknown:
@@ -200,14 +209,18 @@ def config_from_mapping(
         elif key == "rules":
             options[key] = tuple(_rule(r) for r in value)
         elif key == "data_codings":
-            options[key] = frozenset(int(v) for v in value)
+            options[key] = frozenset(checked(key, v, int) for v in value)
         elif key == "message_id_format":
             options[key] = MessageIdFormat(value)
         elif key == "faults":
             options[key] = faults_from(value)
         else:
-            options[key] = value
+            options[key] = checked(key, value, *_SETTING_TYPES[key])
     return replace(base or SimulatorConfig(), **options)
+
+
+#: setting -> (scalar type, None allowed); every field but the tables handled above
+_SETTING_TYPES: Final = scalar_types(SimulatorConfig)
 
 
 def load_config(path: str | Path, base: SimulatorConfig | None = None) -> SimulatorConfig:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from o2sms.simulator.checks import checked, scalar_types
+
 
 @dataclass(slots=True)
 class Faults:
@@ -78,27 +80,37 @@ _SWITCHES = (
 )
 
 
-def faults_from(data: Mapping[str, Any]) -> Faults:
-    """Faults from plain data (a config file's ``[faults]`` table); unknown names raise ValueError."""
+def faults_from(data: Mapping[str, Any], name: str = "faults") -> Faults:
+    """Faults from plain data (a config file's ``[faults]`` table ``name``); unknown names or
+    values of the wrong type raise ValueError.
+    """
     unknown = set(data) - set(_SWITCHES)
     if unknown:
         raise ValueError(f"unknown fault switch(es): {', '.join(sorted(unknown))}")
-    return Faults(**dict(data))
+    kinds = _FAULT_TYPES
+    return Faults(
+        **{key: checked(f"{name}.{key}", value, *kinds[key]) for key, value in data.items()}
+    )
 
 
 class TokenBucket:
-    """A rate limit of ``rate`` events per second with a burst of one second's worth."""
+    """A rate limit of ``rate`` events per second with a burst of one second's worth.
 
-    __slots__ = ("_last", "_tokens", "rate")
+    The bucket holds at least one token: below 1/s one second's worth is less than a whole
+    token, and a bucket that can never fill up to one would refuse every event.
+    """
+
+    __slots__ = ("_capacity", "_last", "_tokens", "rate")
 
     def __init__(self, rate: float, now: float) -> None:
         self.rate = rate
-        self._tokens = rate
+        self._capacity = max(rate, 1.0)
+        self._tokens = self._capacity
         self._last = now
 
     def take(self, now: float) -> bool:
         """Spend one token if there is one; False means "over the rate"."""
-        tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+        tokens = min(self._capacity, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if tokens >= 1.0:
             self._tokens = tokens - 1.0
@@ -189,5 +201,7 @@ class FaultView:
             self._bucket_rate = rate
         return not self._bucket.take(now)
 
+
+_FAULT_TYPES: dict[str, tuple[type, bool]] = scalar_types(Faults)
 
 __all__ = ["FaultView", "Faults", "TokenBucket", "faults_from"]

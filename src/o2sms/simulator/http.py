@@ -77,15 +77,17 @@ async def _serve_one(
         async with asyncio.timeout(10):
             request_line = await reader.readline()
             parts = request_line.decode("latin-1").split()
-            length = 0
+            length: int | None = 0  # None: a Content-Length that is not a number
             while True:
                 line = await reader.readline()
                 if line in (b"\r\n", b"\n", b""):
                     break
                 name, _, value = line.decode("latin-1").partition(":")
                 if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            if len(parts) < 2 or not 0 <= length <= MAX_BODY:
+                    value = value.strip()
+                    ok = value.isascii() and value.isdigit() and len(value) <= 9
+                    length = int(value) if ok else None
+            if len(parts) < 2 or length is None or length > MAX_BODY:
                 status, answer = 400, {"error": "bad request"}
             else:
                 body = await reader.readexactly(length) if length else b""

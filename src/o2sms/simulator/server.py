@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import logging
 import random
 import ssl
 import tempfile
@@ -55,6 +56,7 @@ from o2sms.simulator.o2_profile import (
 )
 from o2sms.simulator.session import SmppSession, nack
 from o2sms.simulator.store import LongMessage, MessageStore, StoredMessage
+from o2sms.smpp.codec import encode
 from o2sms.smpp.connection import Connection
 from o2sms.smpp.constants import (
     INTERFACE_VERSION,
@@ -64,6 +66,7 @@ from o2sms.smpp.constants import (
     RegisteredDelivery,
     TlvTag,
 )
+from o2sms.smpp.errors import PduEncodeError
 from o2sms.smpp.pdu import (
     BindTransmitter,
     CancelSm,
@@ -80,10 +83,12 @@ from o2sms.smpp.times import absolute_time
 from o2sms.smpp.tlv import Tlv
 from o2sms.text import split
 
+log = logging.getLogger("o2sms.simulator")
 _S = CommandStatus
 _TIMER_GRANULARITY: Final = 0.001  # receipts due within 1 ms go out in one batch
 _MAX_RETRIES: Final = 10  # deliver_sm answered with an error is retried this often
 _FINAL_DROP: Final = frozenset({_S.ESME_RX_P_APPN, _S.ESME_RX_R_APPN})
+_MAX_ADDR: Final = 20  # source_addr/destination_addr: C-Octet String of at most 21 octets
 #: seconds the receipts_first fault holds a submit_sm_resp at most while its receipt is not
 #: acknowledged (a client may rightly wait for the submit_sm_resp before it answers a receipt
 #: it cannot match yet, as o2sms's client does)
@@ -356,7 +361,7 @@ class Simulator:
                 now=now,
             )
 
-        session = SmppSession(
+        return SmppSession(
             self,
             session_id,
             make,
@@ -366,10 +371,6 @@ class Simulator:
             inactivity_timeout=cfg.inactivity_timeout,
             max_held=cfg.max_held_output,
         )
-        self._sessions[session_id] = session
-        self._connections.add(session)
-        self.counters["connections"] += 1
-        return session
 
     # --- runtime settings -----------------------------------------------------------------
 
@@ -436,8 +437,9 @@ class Simulator:
         ]
 
     def pending_receipts(self, system_id: str) -> int:
-        """deliver_sm of an account waiting for a receiving session."""
-        return len(self._account(system_id).pending)
+        """deliver_sm of an account waiting for a receiving session (expired ones dropped)."""
+        state = self._account(system_id)
+        return self._expire(state, self._now())
 
     @property
     def scheduled(self) -> int:
@@ -446,6 +448,7 @@ class Simulator:
 
     def snapshot(self, limit: int | None = None) -> dict[str, Any]:
         """Everything inspection shows, as plain data (the JSON endpoint's answer)."""
+        now = self._now()
         messages = self.store.messages()
         if limit is not None:
             messages = messages[-limit:] if limit > 0 else []
@@ -454,7 +457,7 @@ class Simulator:
             "long_messages": [m.to_json() for m in self.store.long_messages()],
             "sessions": [s.to_json() for s in self.sessions()],
             "counters": dict(self.counters),
-            "pending_receipts": {sid: len(a.pending) for sid, a in self._accounts.items()},
+            "pending_receipts": {sid: self._expire(a, now) for sid, a in self._accounts.items()},
             "scheduled": len(self._timeline),
         }
 
@@ -481,16 +484,19 @@ class Simulator:
 
         A long text is split with an 8-bit concatenation UDH; every part goes to the same
         receiving session when it can take them. Queued while no receiving session is bound.
+        Addresses are checked first (ValueError, nothing queued): a deliver_sm that cannot be
+        encoded would otherwise only fail once a receiver binds.
         """
         state = self._account(system_id)
+        for name, addr in (("source_addr", source_addr), ("destination_addr", destination_addr)):
+            if not (len(addr) <= _MAX_ADDR and addr.isascii() and "\0" not in addr):
+                raise ValueError(
+                    f"{name} must be at most {_MAX_ADDR} ASCII characters without NUL, got {addr!r}"
+                )
         now = self._now()
         parts = split(text, encoding=encoding)
-        self.counters["mo_injected"] += 1
-        expires = now + self.config.receipt_expiry
-        touched: set[SmppSession] = set()
-        prefer: SmppSession | None = None
-        for part in parts:
-            pdu = DeliverSm(
+        pdus = [
+            DeliverSm(
                 source_addr_ton=1,
                 source_addr_npi=1,
                 source_addr=source_addr,
@@ -502,6 +508,15 @@ class Simulator:
                 short_message=part.short_message,
                 tlvs=part.tlvs,
             )
+            for part in parts
+        ]
+        for pdu in pdus:
+            encode(pdu)  # PduEncodeError (a ValueError) for anything else off the spec
+        self.counters["mo_injected"] += 1
+        expires = now + self.config.receipt_expiry
+        touched: set[SmppSession] = set()
+        prefer: SmppSession | None = None
+        for pdu in pdus:
             item = Outbound(pdu, system_id, expires, "mo")
             prefer = self._route(state, item, now, touched, prefer)
         for session in touched:
@@ -509,6 +524,17 @@ class Simulator:
         return len(parts)
 
     # --- the Host interface (called by sessions) ------------------------------------------------
+
+    def on_connected(self, session: SmppSession) -> None:
+        """A connection is established (TLS: its handshake done): register the session.
+
+        Not done when the socket is accepted: a TLS handshake that never completes (a port
+        scan, a plain TCP health check) never calls connection_made nor connection_lost, so
+        a session registered then would stay in :meth:`sessions` for ever.
+        """
+        self._sessions[session.session_id] = session
+        self._connections.add(session)
+        self.counters["connections"] += 1
 
     def count(self, name: str) -> None:
         """Increment a counter."""
@@ -602,7 +628,9 @@ class Simulator:
             return pdu.response(command_status=self._statuses.get(status, status))
         state = self._accounts.get(session.system_id)
         if len(self._timeline) >= cfg.max_scheduled or (
-            state is not None and len(state.pending) >= cfg.max_pending_receipts
+            state is not None
+            and len(state.pending) >= cfg.max_pending_receipts
+            and self._expire(state, now) >= cfg.max_pending_receipts
         ):
             # Backpressure, not loss: an ESME that takes its receipts more slowly than it
             # submits is told to wait (and retries), instead of losing receipts later.
@@ -912,12 +940,14 @@ class Simulator:
         if prefer is not None and prefer.can_take:
             self._send(prefer, item, now, touched)
             return prefer
-        if not state.pending:  # else it queues behind them, in order
+        pending = state.pending
+        if pending and pending[0].expires_at <= now:
+            self._expire(state, now)
+        if not pending:  # else it queues behind them, in order
             session = self._next_receiver(state)
             if session is not None:
                 self._send(session, item, now, touched)
                 return session
-        pending = state.pending
         # Submits are refused from max_pending_receipts on; receipts already scheduled then
         # still queue, up to twice that, a last bound on memory (then the oldest is dropped).
         if len(pending) >= 2 * self.config.max_pending_receipts:
@@ -929,7 +959,18 @@ class Simulator:
     def _send(
         self, session: SmppSession, item: Outbound, now: float, touched: set[SmppSession]
     ) -> None:
-        session.send_outbound(item, now)
+        """Send one deliver_sm; one that cannot be encoded is logged and dropped.
+
+        Never raised: this runs inside a session's read (a bind, a deliver_sm_resp), and an
+        exception there would lose that session's answers and kill its connection.
+        """
+        try:
+            session.send_outbound(item, now)
+        except PduEncodeError as exc:
+            log.error("dropping a %s deliver_sm of %s: %s", item.kind, item.system_id, exc)
+            self.counters["receipts_dropped"] += 1
+            _settled(item, now)
+            return
         touched.add(session)
         self.counters["receipts_sent" if item.kind == "receipt" else "mo_sent"] += 1
 
@@ -954,6 +995,21 @@ class Simulator:
                 state.rr = index + 1
                 return session
         return None
+
+    def _expire(self, state: _AccountState, now: float) -> int:
+        """Drop the expired deliver_sm at the front of the account's queue; how many remain.
+
+        Only the front is looked at: items are queued oldest first, so the queue is in
+        expiry order except for a resent one (it keeps its first expiry), which goes as soon
+        as those before it have: at most ``receipt_expiry`` late. Called where a full queue
+        matters (the submit_sm queue-full check, inspection) and when one is queued, so
+        receipts nobody binds for do not hold the queue full for ever; O(1) amortised.
+        """
+        pending = state.pending
+        while pending and pending[0].expires_at <= now:
+            _settled(pending.popleft(), now)
+            self.counters["receipts_dropped"] += 1
+        return len(pending)
 
     def _drain(self, state: _AccountState, now: float, skip: SmppSession | None = None) -> None:
         """Send waiting deliver_sm while some receiving session has room.

@@ -157,6 +157,7 @@ class Host(Protocol):
     ) -> None: ...
     def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None: ...
     def on_closed(self, session: SmppSession, now: float) -> None: ...
+    def on_connected(self, session: SmppSession) -> None: ...
     def count(self, name: str) -> None: ...
     def random(self) -> float: ...
 
@@ -212,13 +213,15 @@ class SmppSession(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
         self._closing = False
+        #: when our own unbind (shutdown) is due an answer; past it the connection is aborted
+        self._unbind_deadline: float | None = None
         self._closed = False
         self.closed_event = asyncio.Event()
 
     # --- asyncio callbacks ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Set TCP_NODELAY, remember the peer, start the session-init timer."""
+        """Register with the host, set TCP_NODELAY, remember the peer, start the timers."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -228,6 +231,7 @@ class SmppSession(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
         now = self._loop.time()
+        self.host.on_connected(self)
         self._arm(self._with_inactivity(self.conn.tick(now)))
 
     def data_received(self, data: bytes) -> None:
@@ -413,6 +417,8 @@ class SmppSession(asyncio.Protocol):
                 self.conn.send(Unbind(), now)
             except LocalProtocolError:
                 self._closing = True
+            else:
+                self._unbind_deadline = now + self.conn.response_timeout
             self.flush()
             self._arm(now + self.conn.response_timeout)
         else:
@@ -458,6 +464,8 @@ class SmppSession(asyncio.Protocol):
                     if answer is not None:
                         self.respond(answer, now)
                 elif isinstance(pdu, _BINDS):
+                    if self._closing:
+                        continue  # after a refused bind: the rest of its read goes unheard
                     answer = host.on_bind(self, pdu, now)  # type: ignore[arg-type]
                     self.respond(answer, now, then_close=answer.command_status != 0)
                 else:
@@ -477,6 +485,8 @@ class SmppSession(asyncio.Protocol):
                     self._patch = True
             elif type(event) is Unbound:
                 self._closing = True
+                if not event.by_peer:
+                    self._unbind_deadline = None  # our unbind was answered
                 host.on_closed(self, now)
             elif type(event) is ConnectionClosed:
                 self._closing = True
@@ -524,8 +534,11 @@ class SmppSession(asyncio.Protocol):
         ):
             self.conn.close(f"no PDU received for {timeout:g} s")
         self._process(now)
-        if self._closing and self.conn.state is SessionState.UNBOUND:
-            self.abort()  # our unbind got no unbind_resp in time
+        deadline = self._unbind_deadline
+        if deadline is not None and now >= deadline and self.conn.state is SessionState.UNBOUND:
+            # Our unbind got no unbind_resp in time. Not after the peer's unbind: that
+            # session is UNBOUND too, and its unbind_resp may still be held (latency fault).
+            self.abort()
             return
         self._arm(self._with_inactivity(due))
 
