@@ -19,6 +19,7 @@ from o2sms.client import (
     DeliveryReport,
     SendError,
 )
+from o2sms.client.pool import RateLimiter
 from o2sms.simulator import Account, Simulator
 from o2sms.smpp import CommandStatus
 from o2sms.text import MessageTooLongError
@@ -335,3 +336,51 @@ async def test_withdraw_unsent_fails_the_waiting_sends_and_lets_a_started_long_m
     assert result.parts == 3
     assert len(result.message_ids) == 3
     assert len(smsc.submits) == 3  # the long message's parts, and nothing else
+
+
+async def test_a_long_message_whose_parts_were_all_refused_is_withdrawn_whole() -> None:
+    # Part 1 is throttled (so nothing of the message is out) while part 2 waits for the rate
+    # limit; a stop then must not let part 2 go alone: the phone would get it twice.
+    async with FakeSmsc(Faults(throttle_first=1)) as smsc:
+        sms = client(smsc, rate_limit=1.0)
+        await sms.start()
+        long = asyncio.create_task(sms.send(NUMBER, "x" * 200))  # two parts
+        async with asyncio.timeout(5):
+            while not smsc.received:
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # part 1 answered ESME_RTHROTTLED, part 2 in line
+        sms.withdraw_unsent()
+        [outcome] = await asyncio.gather(long, return_exceptions=True)
+        await sms.close()
+    assert isinstance(outcome, SendError)
+    assert isinstance(outcome.cause, ClientClosedError)
+    assert list(outcome.message_ids) == [None, None]
+    assert smsc.submits == []  # no part was accepted
+
+
+async def test_a_send_joining_the_rate_limit_line_as_it_moves_is_withdrawn_at_once() -> None:
+    loop = asyncio.get_running_loop()
+    closing, withdrawing = asyncio.Event(), asyncio.Event()
+    limiter = RateLimiter(1.0, burst=1.0, closed=withdrawing)
+    await limiter.acquire()  # the only token: whoever comes next waits a second each
+    lock = limiter._lock
+    await lock.acquire()  # a paced send holds the line
+    parts = [asyncio.create_task(limiter.acquire(closing)) for _ in range(3)]  # go on after it
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+    async def new_send() -> float:
+        started = loop.time()
+        with pytest.raises(ClientClosedError):
+            await limiter.acquire()
+        return loop.time() - started
+
+    joiner = asyncio.create_task(new_send())  # starts as the holder releases: lock free, line full
+    lock.release()
+    await asyncio.sleep(0.05)
+    withdrawing.set()
+    took = await joiner
+    for task in parts:
+        task.cancel()
+    await asyncio.gather(*parts, return_exceptions=True)
+    assert took < 1.0  # at once, not after the three paced parts ahead of it (3 s)

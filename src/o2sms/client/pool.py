@@ -74,7 +74,9 @@ async def _take_unless_closed(lock: asyncio.Lock, closed: asyncio.Event) -> None
     """Acquire ``lock``; raise ClientClosedError instead once ``closed`` is or becomes set."""
     if closed.is_set():
         raise ClientClosedError("the client is closed")
-    if not lock.locked():
+    # acquire() returns at once only when the lock is free and nobody waits in line (right
+    # after a release the waiters are still queued, and acquire() would queue behind them).
+    if not lock.locked() and not getattr(lock, "_waiters", None):
         await lock.acquire()
         return
     taking = asyncio.ensure_future(lock.acquire())
@@ -425,6 +427,8 @@ class Pool:
                 continue  # paused while this one waited for the rate limit or a session
             if self._closed:  # closed while it waited for the rate limit or a session
                 raise ClientClosedError("the client is closed")
+            if self._withdrawn(submission):  # its other parts were refused while it waited
+                raise ClientClosedError("the client takes no new sends")
             pauses = self._pauses
             response: Pdu | None = None
             submission.out += 1  # until the SMSC refuses it
