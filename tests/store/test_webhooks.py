@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import o2sms.store.messages
 from o2sms.receipts import DeliveryReceipt, ReceiptStat
@@ -445,3 +446,39 @@ async def test_webhooks_waiting_behind_a_failing_one_are_parked_then_due_when_it
     follow = await hooked.claim_webhooks("s", limit=20)
     assert statuses(follow) == ["delivered"] * 2
     assert {h.message_id for h in follow} == {again[0].message_id, again[1].message_id}
+
+
+async def test_a_webhook_parked_while_its_predecessor_is_delivered_elsewhere_is_not_left_parked(
+    open_at: OpenStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two senders (two stores): one claims and parks "delivered" behind "submitted" while the
+    # other records that "submitted" was delivered. On PostgreSQL that recording, unlocked,
+    # committed first and un-parked nothing, leaving "delivered" parked until its give_up_at.
+    options: dict[str, Any] = {"webhook_url": GLOBAL, "webhook_retry_for": 100.0}
+    claimer = await open_at(**options)
+    recorder = await open_at(**options)
+    await submitted(claimer, "S1")
+    [head] = await recorder.claim_webhooks("s2", limit=10)
+    await claimer.apply_receipt(receipt("S1"))  # "delivered": due, behind the head
+    execute = AsyncConnection.execute
+    parked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def pausing(self: AsyncConnection, statement: Any, *args: Any, **kw: Any) -> Any:
+        result = await execute(self, statement, *args, **kw)
+        park = getattr(statement, "is_update", False) and not parked.is_set()
+        if park and asyncio.current_task() is claiming:  # the claim's first update: the park
+            parked.set()
+            await go_on.wait()
+        return result
+
+    monkeypatch.setattr(AsyncConnection, "execute", pausing)
+    claiming = asyncio.create_task(claimer.claim_webhooks("s1", limit=10))
+    async with asyncio.timeout(10):
+        await parked.wait()
+        recording = asyncio.create_task(recorder.webhook_delivered(head.id, "s2", status_code=200))
+        await asyncio.sleep(0.2)  # the recording runs into the claim's locks (or commits first)
+        go_on.set()
+        assert await claiming == []
+        await recording
+    monkeypatch.setattr(AsyncConnection, "execute", execute)
+    assert statuses(await claimer.claim_webhooks("s1", limit=10)) == ["delivered"]

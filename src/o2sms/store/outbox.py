@@ -337,11 +337,25 @@ class WebhookOutbox:
             # claim nor the next reads the backlog of a dead receiver again. It is made due
             # when that one settles, which is before its own give_up_at (written later, it
             # gives up later): that is only a safety net, and spread as the webhooks were.
-            blocked = sa.select(w.id).where(
-                _due(now), w.message_id.is_not(None), w.give_up_at > now, _behind_an_earlier_one()
+            earlier = webhooks.alias("earlier")
+            blocked = (
+                sa.select(w.id)
+                .join(
+                    earlier,
+                    sa.and_(
+                        earlier.c.message_id == w.message_id,
+                        earlier.c.status == WebhookStatus.PENDING.value,
+                        earlier.c.id < w.id,
+                    ),
+                )
+                .where(_due(now), w.message_id.is_not(None), w.give_up_at > now)
             )
-            if self._postgresql:  # rows another claim is parking are left to it: no deadlock
-                blocked = blocked.with_for_update(skip_locked=True)
+            if self._postgresql:
+                # The earlier webhook is locked too: its outcome, recorded meanwhile by another
+                # transaction, would otherwise un-park nothing (this park not yet committed)
+                # and leave the later one parked until its give_up_at. Skipping what is
+                # locked, the claim never waits, so it cannot deadlock with that recording.
+                blocked = blocked.with_for_update(skip_locked=True, of=[webhooks, earlier])
             await connection.execute(
                 sa.update(webhooks).where(w.id.in_(blocked)).values(next_attempt_at=w.give_up_at)
             )
