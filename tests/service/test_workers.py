@@ -15,11 +15,19 @@ import pytest
 import pytest_asyncio
 
 from o2sms.client.api import SendError, SendResult
-from o2sms.client.errors import ClientClosedError, ConnectionLost
+from o2sms.client.errors import (
+    ClientClosedError,
+    ClientError,
+    ConnectionLost,
+    NotSentError,
+    ResponseTimeout,
+    SubmitError,
+)
 from o2sms.service import workers
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.service.workers import SubmitWorker
+from o2sms.smpp.constants import CommandStatus
 from o2sms.store import EventKind, MessageStatus, MessageStore, NewMessage, open_store
 from o2sms.text import Encoding
 from tests.store.conftest import FakeClock
@@ -231,3 +239,47 @@ async def test_a_message_half_sent_when_the_client_closes_on_stop_is_a_counted_r
     assert stored.resends == 1  # its next send repeats part 1: counted, not silent
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
     assert retry.detail["sent_parts"] == {"1": "PART1-A"}
+
+
+@pytest.mark.parametrize(
+    ("cause", "counted"),
+    [
+        (ConnectionLost("the link went down with the submit_sm outstanding"), True),
+        (ResponseTimeout("no submit_sm_resp within 10 s"), True),
+        (NotSentError("it never went out"), False),
+        (SubmitError(CommandStatus.ESME_RTHROTTLED), False),
+    ],
+)
+async def test_a_retry_after_a_submit_left_unanswered_is_a_counted_resend(
+    store: MessageStore, cause: ClientError, counted: bool
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+
+    class FailsOnce(CountingSender):
+        async def send(
+            self, to: str, text: str, *, reference: str | None = None, **_: Any
+        ) -> SendResult:
+            if not self.sent:
+                self.sent.append(str(reference))
+                raise SendError(cause, [None])
+            return await super().send(to, text, reference=reference)
+
+    metrics = Metrics()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    worker = SubmitWorker(store, FailsOnce(), worker_id="w1", settings=settings, metrics=metrics)
+    worker.start()
+    try:
+        async with asyncio.timeout(10):
+            while (
+                (stored := await store.get(message.id)) is None
+                or stored.attempts < 1
+                or (stored.status is not MessageStatus.QUEUED)
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    # The SMSC may have taken a submit whose answer never came: its retry may be a duplicate.
+    assert stored.resends == (1 if counted else 0)
+    [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
+    assert retry.detail.get("unanswered", False) is counted
+    assert (f"o2sms_resends_total {1.0 if counted else 0.0}") in metrics.render().decode()

@@ -18,7 +18,16 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from o2sms.client.api import SendError, SendResult
-from o2sms.client.errors import AddressError, ClientClosedError, ClientError, SubmitError
+from o2sms.client.errors import (
+    AddressError,
+    ClientClosedError,
+    ClientError,
+    ConnectionLost,
+    NotSentError,
+    ResponseTimeout,
+    SubmitError,
+    UnreadableResponse,
+)
 from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.errors import O2smsError
 from o2sms.receipts import DeliveryReceipt, message_id_keys
@@ -136,6 +145,13 @@ class Sender(Protocol):
 
     def withdraw_unsent(self) -> None:
         """Fail the sends with nothing out yet (a stop began); those with a part out go on."""
+
+
+def _unanswered(cause: ClientError) -> bool:
+    """True when a part was on the wire and its answer never came (or could not be read):
+    the SMSC may have taken it, so sending it again may be a second SMS."""
+    unknown = (ConnectionLost, ResponseTimeout, UnreadableResponse)
+    return isinstance(cause, unknown) and not isinstance(cause, NotSentError)
 
 
 async def _persist(
@@ -394,20 +410,28 @@ class SubmitWorker:
                 await self._store.release(self.worker_id, [message.id])
             return
         if cause.retriable or isinstance(cause, ClientClosedError):
-            await self._retry(message, str(cause), smsc_ids)
+            await self._retry(message, str(cause), smsc_ids, unanswered=_unanswered(cause))
             return
         code = cause.command_status if isinstance(cause, SubmitError) else None
         name = "INVALID_ADDRESS" if isinstance(cause, AddressError) else None
         await self._final(message, name, str(cause), code, smsc_ids)
 
     async def _retry(
-        self, message: Message, error: str, smsc_ids: Sequence[str | None] = ()
+        self,
+        message: Message,
+        error: str,
+        smsc_ids: Sequence[str | None] = (),
+        *,
+        unanswered: bool = False,
     ) -> None:
-        """Back to the queue; parts already sent (``smsc_ids``) make the retry a resend."""
+        """Back to the queue; parts already sent (``smsc_ids``), or a part the SMSC may have
+        taken without our hearing it (``unanswered``), make the retry a resend."""
         try:
             updated = await _persist(
                 f"retry of {message.id}",
-                lambda: self._store.requeue(message.id, self.worker_id, error=error, sent=smsc_ids),
+                lambda: self._store.requeue(
+                    message.id, self.worker_id, error=error, sent=smsc_ids, unanswered=unanswered
+                ),
             )
         except LeaseLostError:
             return
@@ -421,7 +445,7 @@ class SubmitWorker:
             self._on_change()
         else:
             self._metrics.retried.inc()
-            if any(smsc_ids):
+            if any(smsc_ids) or unanswered:
                 self._metrics.resends.inc()
 
     async def _final(

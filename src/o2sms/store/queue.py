@@ -545,6 +545,7 @@ class MessageQueue(WebhookOutbox):
         error: str,
         delay: float | None = None,
         sent: Sequence[str | None] = (),
+        unanswered: bool = False,
     ) -> Message:
         """Put a claimed message back after a retriable error (throttled, queue full, link lost).
 
@@ -552,7 +553,9 @@ class MessageQueue(WebhookOutbox):
         count; after ``max_attempts`` it is failed instead, with ``error`` as the reason.
         ``sent`` has the SMSC message_id of each part that went out before the error (None
         for the others): the retry sends those parts again, so it counts as a resend and the
-        ids go in the history (their receipts are kept as unmatched).
+        ids go in the history (their receipts are kept as unmatched). ``unanswered``: a part
+        was on the wire when the link failed, its answer never came (the SMSC may have taken
+        it), so the retry counts as a resend too, marked ``unanswered`` in the history.
         Raises LeaseLostError when ``worker_id`` no longer holds the lease.
         """
         went_out = {str(number): i for number, i in enumerate(sent, start=1) if i is not None}
@@ -587,9 +590,12 @@ class MessageQueue(WebhookOutbox):
                     EventKind.RETRY,
                     {"error": error, "delay": wait, "attempt": row.attempts},
                 )
-                if went_out:
+                if went_out or unanswered:
                     values["resends"] = row.resends + 1
+                if went_out:
                     event[1]["sent_parts"] = went_out
+                if unanswered:
+                    event[1]["unanswered"] = True
             updated = (
                 await connection.execute(
                     sa.update(messages)
