@@ -17,6 +17,7 @@ from o2sms.client import (
     ClientClosedError,
     ConnectError,
     DeliveryReport,
+    Resume,
     SendError,
 )
 from o2sms.client.pool import RateLimiter
@@ -50,6 +51,39 @@ async def test_long_message_goes_in_parts_in_order() -> None:
     assert len(result.message_ids) == 3
     udh_seq = sorted(s.short_message[5] for s in smsc.submits)
     assert udh_seq == [1, 2, 3]
+
+
+async def test_a_resumed_long_message_sends_only_its_missing_parts_under_its_reference() -> None:
+    # Part 1 refused (ESME_RSYSERR), parts 2 and 3 accepted: the error says where it stopped.
+    faults = Faults(submit_statuses=[CommandStatus.ESME_RSYSERR])
+    async with FakeSmsc(faults) as smsc, client(smsc) as sms:
+        with pytest.raises(SendError) as caught:
+            await sms.send(NUMBER, "x" * 400)  # three parts
+        first = caught.value
+        # UDH of each part: UDHL 5, IEI 0 (8-bit concatenation), IEDL 3, ref, total, seq
+        udhs = sorted(submit.short_message[:6] for submit in smsc.submits)
+        reference = udhs[0][3]
+        assert udhs == [bytes((5, 0, 3, reference, 3, seq)) for seq in (2, 3)]
+        assert first.concat_reference == reference
+        assert first.message_ids[0] is None
+        assert all(first.message_ids[1:])
+        resume = Resume(first.concat_reference, first.message_ids)
+        result = await sms.send(NUMBER, "x" * 400, resume=resume)
+    assert len(smsc.submits) == 3  # part 1 again, alone
+    assert smsc.submits[-1].short_message[:6] == bytes((5, 0, 3, reference, 3, 1))
+    assert result.parts == 3
+    assert result.message_ids[1:] == first.message_ids[1:]
+    assert result.message_ids[0] not in first.message_ids
+
+
+async def test_a_resume_that_no_longer_fits_the_text_sends_every_part_anew() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        resume = Resume(0x42, ("EARLIER-1", None))  # two parts then; the text needs three
+        result = await sms.send(NUMBER, "x" * 400, resume=resume)
+    assert result.parts == 3
+    assert "EARLIER-1" not in result.message_ids
+    assert sorted(s.short_message[5] for s in smsc.submits) == [1, 2, 3]
+    assert len({s.short_message[:5] for s in smsc.submits}) == 1  # one new message, one ref
 
 
 async def test_out_of_order_responses_match_their_requests() -> None:

@@ -18,6 +18,7 @@ from o2sms.text import (
     SplitMethod,
     TextError,
     UnencodableTextError,
+    concat_reference,
     next_reference,
     split,
 )
@@ -365,3 +366,19 @@ def test_packed_parts_fit_140_octets(text: str, method: SplitMethod) -> None:
             # The SMSC adds a 6-octet UDH: the packed text must leave room for it.
             assert len(part.short_message) <= 134
         assert header in (0, 6, 7)
+
+
+@pytest.mark.parametrize(
+    ("method", "reference"),
+    [(SplitMethod.UDH8, 0xAB), (SplitMethod.UDH16, 0x1234), (SplitMethod.SAR, 300)],
+)
+def test_the_concat_reference_is_read_back_from_every_part(
+    method: SplitMethod, reference: int
+) -> None:
+    parts = split("x" * 400, method=method, reference=reference)
+    assert len(parts) == 3
+    assert [concat_reference(part) for part in parts] == [reference] * 3
+
+
+def test_a_single_part_has_no_concat_reference() -> None:
+    assert concat_reference(split("hello")[0]) is None

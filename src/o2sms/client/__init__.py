@@ -1,6 +1,6 @@
 """asyncio SMPP client: sessions, the pool, and the send/events API (with a blocking facade)."""
 
-from o2sms.client.api import Client, SendError, SendResult
+from o2sms.client.api import Client, Resume, SendError, SendResult
 from o2sms.client.config import Backoff, Endpoint, SessionConfig, TlsSettings
 from o2sms.client.errors import (
     AddressError,
@@ -40,6 +40,7 @@ __all__ = [
     "Pool",
     "RateLimiter",
     "ResponseTimeout",
+    "Resume",
     "SendError",
     "SendResult",
     "Session",

@@ -46,6 +46,7 @@ from o2sms.text import (
     Reassembler,
     SplitMethod,
     TextError,
+    concat_reference,
     encoding_for_data_coding,
     split,
 )
@@ -85,17 +86,39 @@ class SendError(ClientError):
 
     ``retriable`` and ``command_status`` (None when no SMSC status is involved) come from
     ``cause``: a part still throttled (ESME_RTHROTTLED, ESME_RMSGQFUL) when ``send``'s
-    ``retry_timeout`` ran out is retriable and carries that status.
+    ``retry_timeout`` ran out is retriable and carries that status. ``concat_reference`` is the
+    concatenation reference the parts of a long message carried (None for one part): with
+    ``message_ids`` it makes the :class:`Resume` that sends only the missing parts later.
     """
 
-    def __init__(self, cause: ClientError, message_ids: Sequence[str | None]) -> None:
+    def __init__(
+        self,
+        cause: ClientError,
+        message_ids: Sequence[str | None],
+        concat_reference: int | None = None,
+    ) -> None:
         sent = sum(1 for m in message_ids if m is not None)
         super().__init__(f"{cause} ({sent} of {len(message_ids)} parts submitted)")
         self.cause = cause
         self.message_ids = tuple(message_ids)
+        self.concat_reference = concat_reference
         self.retriable = cause.retriable
         status = getattr(cause, "command_status", None)
         self.command_status: int | None = status if isinstance(status, int) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where an interrupted long message stopped, so that ``send`` sends only its other parts.
+
+    ``concat_reference`` is the reference its parts carried and ``message_ids`` the SMSC
+    message_id of each part, None for those still to send (both from :class:`SendError`).
+    Sent again under the same reference, the parts join those that went out on the phone,
+    instead of making a second, overlapping message.
+    """
+
+    concat_reference: int
+    message_ids: tuple[str | None, ...]
 
 
 @dataclass(slots=True, eq=False)  # hashed by identity: one entry per part; never changed
@@ -398,6 +421,7 @@ class Client:
         transliterate: bool = False,
         reference: str | None = None,
         retry_timeout: float | None = None,
+        resume: Resume | None = None,
     ) -> SendResult:
         """Send one SMS (split into parts when long) and return the SMSC's message_ids.
 
@@ -410,12 +434,26 @@ class Client:
         retried for ``retry_timeout`` seconds (None: the client's ``retry_timeout``, 60 s by
         default; ``math.inf``: for ever); then ``SendError`` with ``retriable=True`` (and the
         last ``command_status`` when the SMSC gave one) is raised.
+
+        ``resume`` (from the SendError of an earlier try of the same text) sends only the parts
+        that did not go out, under the earlier concatenation reference; the result has every
+        part's message_id. When the text no longer splits into that many parts (another
+        encoding or split method since), every part is sent, under a new reference.
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender) if sender is not None else self._default_source()
         parts = split(
-            text, encoding=encoding, method=self._split_method, transliterate=transliterate
+            text,
+            encoding=encoding,
+            method=self._split_method,
+            transliterate=transliterate,
+            reference=resume.concat_reference if resume is not None else None,
         )
+        if resume is not None and len(resume.message_ids) != len(parts):
+            resume = None  # the earlier parts cannot be completed: a whole new message
+            parts = split(
+                text, encoding=encoding, method=self._split_method, transliterate=transliterate
+            )
         if flash and len(parts) > 1:
             raise MessageTooLongError(
                 f"a flash message must fit one SMS; this one needs {len(parts)} parts",
@@ -468,10 +506,14 @@ class Client:
                     self._remember(submitted, reference, destination.addr, 1, 1)
                 return SendResult((submitted,), encoding_used, 1, destination.addr, reference)
             submission = Submission()  # one for all parts: a stop cuts no message in two
+            done = resume.message_ids if resume is not None else (None,) * len(pdus)
+            if any(done):
+                submission.out = 1  # parts went out before: a stop lets the rest follow
             outcomes = await asyncio.gather(
                 *(
                     self._pool.submit(pdu, flash=flash, deadline=deadline, submission=submission)
-                    for pdu in pdus
+                    for pdu, sent in zip(pdus, done, strict=True)
+                    if sent is None
                 ),
                 return_exceptions=True,
             )
@@ -479,18 +521,27 @@ class Client:
             del sending[serial]
             if self._correlation_waiters:
                 self._recorded.set()
-        message_ids: list[str | None] = [
-            o.message_id if isinstance(o, SubmitSmResp) else None for o in outcomes
-        ]
+        answers = iter(outcomes)
+        fresh: list[str | None] = []  # this call's message_id per part (None: sent before)
+        message_ids: list[str | None] = []
+        for sent in done:
+            if sent is None:
+                outcome = next(answers)
+                new = outcome.message_id if isinstance(outcome, SubmitSmResp) else None
+                fresh.append(new)
+                message_ids.append(new)
+            else:
+                fresh.append(None)
+                message_ids.append(sent)
         if report:
-            for number, message_id in enumerate(message_ids, start=1):
+            for number, message_id in enumerate(fresh, start=1):
                 if message_id is not None:
                     self._remember(message_id, reference, destination.addr, number, len(parts))
             if self._correlation_waiters:
                 self._recorded.set()
         for outcome in outcomes:
             if isinstance(outcome, ClientError):
-                raise SendError(outcome, message_ids) from outcome
+                raise SendError(outcome, message_ids, concat_reference(parts[0])) from outcome
             if isinstance(outcome, BaseException):
                 raise outcome
         return SendResult(

@@ -33,7 +33,7 @@ from o2sms.text.errors import (
     UnsupportedDataCodingError,
 )
 from o2sms.text.reassembly import GroupKey, InboundPart, RawPart, Reassembled, Reassembler
-from o2sms.text.split import Part, next_reference, split
+from o2sms.text.split import Part, concat_reference, next_reference, split
 
 __all__ = [
     "MAX_PARTS",
@@ -53,6 +53,7 @@ __all__ = [
     "UnencodableTextError",
     "UnsupportedDataCodingError",
     "choose_encoding",
+    "concat_reference",
     "data_coding_for",
     "decode",
     "encode",

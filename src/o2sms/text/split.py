@@ -56,6 +56,21 @@ def next_reference(*, ref16: bool = False) -> int:
     return next(_REFERENCES) % (0x10000 if ref16 else 0x100)
 
 
+def concat_reference(part: Part) -> int | None:
+    """The concatenation reference a part of a long message carries (UDH or SAR), else None.
+
+    Read back from what :func:`split` built, so a sender can resend the missing parts of a
+    message later under the same reference (``split(..., reference=...)``).
+    """
+    for tlv in part.tlvs:
+        if tlv.tag == TlvTag.SAR_MSG_REF_NUM and isinstance(tlv.value, int):
+            return tlv.value
+    if part.esm_class & EsmClass.UDHI and part.short_message:
+        concat = udh.parse(part.short_message).concat
+        return concat.reference if concat is not None else None
+    return None
+
+
 def _check_reference(reference: int | None, method: SplitMethod) -> None:
     """Reject a caller's reference that does not fit the method's field."""
     if reference is None:
