@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from o2sms.client.api import SendError, SendResult
+from o2sms.client.api import Resume, SendError, SendResult
 from o2sms.client.errors import (
     ClientClosedError,
     ClientError,
@@ -283,3 +283,48 @@ async def test_a_retry_after_a_submit_left_unanswered_is_a_counted_resend(
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
     assert retry.detail.get("unanswered", False) is counted
     assert (f"o2sms_resends_total {1.0 if counted else 0.0}") in metrics.render().decode()
+
+
+async def test_a_long_message_cut_short_is_resumed_with_only_its_missing_part(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    resumes: list[Resume | None] = []
+
+    class CutThenResumed(CountingSender):
+        async def send(
+            self,
+            to: str,
+            text: str,
+            *,
+            reference: str | None = None,
+            resume: Resume | None = None,
+            **_: Any,
+        ) -> SendResult:
+            resumes.append(resume)
+            self.sent.append(str(reference))
+            if len(self.sent) == 1:  # part 2 never left: the link went down first
+                raise SendError(NotSentError("the link went down"), ["PART1-A", None], 0x42)
+            assert resume is not None
+            return SendResult(("PART1-A", "PART2-B"), Encoding.GSM7, 2, to, reference)
+
+    metrics = Metrics()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    worker = SubmitWorker(
+        store, CutThenResumed(), worker_id="w1", settings=settings, metrics=metrics
+    )
+    worker.start()
+    try:
+        async with asyncio.timeout(10):
+            while len(resumes) < 2:
+                clock.advance(1)  # past the retry's backoff
+                await asyncio.sleep(0.01)
+            await wait_status(store, message.id, MessageStatus.SUBMITTED)
+    finally:
+        await worker.stop()
+    assert resumes == [None, Resume(0x42, ("PART1-A", None))]
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert [part.smsc_id for part in stored.parts] == ["PART1-A", "PART2-B"]
+    assert stored.resends == 0  # part 1 went out once
+    assert "o2sms_resends_total 0.0" in metrics.render().decode()

@@ -16,7 +16,7 @@ from tests.store.conftest import Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
 
-HEAD = "0004"
+HEAD = "0005"
 
 TABLES = {
     "messages",

@@ -18,6 +18,7 @@ from o2sms.store import (
     MessageStore,
     NewMessage,
     NotCancellableError,
+    PartialSend,
 )
 from o2sms.store.schema import message_events
 from tests.locks import hold_pg_table_lock, hold_sqlite_write_lock
@@ -537,6 +538,28 @@ async def test_a_requeued_message_waits_for_its_backoff(
         ("ESME_RMSGQFUL", 4.0),
         ("x", 0),
     ]
+
+
+async def test_a_long_message_requeued_with_its_reference_keeps_what_went_out(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 400, parts=3))).message
+    await store.claim("w1")
+    requeued = await store.requeue(
+        message.id, "w1", error="link lost", sent=["A-1", None, "A-3"], concat_reference=0x42
+    )
+    assert requeued.resends == 0  # the retry sends only part 2: nothing goes out twice
+    assert requeued.partial_send == PartialSend(0x42, ("A-1", None, "A-3"))
+    clock.advance(2)
+    [claimed] = await store.claim("w1")
+    assert claimed.partial_send == PartialSend(0x42, ("A-1", None, "A-3"))
+    await store.requeue(message.id, "w1", error="link lost", sent=["A-1", None, None])
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.resends == 1  # without a reference the parts that went out go again
+    assert stored.partial_send is None
+    retries = [e.detail for e in stored.events if e.kind is EventKind.RETRY]
+    assert [r["sent_parts"] for r in retries] == [{"1": "A-1", "3": "A-3"}, {"1": "A-1"}]
 
 
 async def test_requeue_after_the_last_attempt_fails_the_message(store: MessageStore) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from o2sms.client.api import SendError, SendResult
+from o2sms.client.api import Resume, SendError, SendResult
 from o2sms.client.errors import (
     AddressError,
     ClientClosedError,
@@ -141,6 +141,7 @@ class Sender(Protocol):
         validity: timedelta | None = ...,
         encoding: str | None = ...,
         reference: str | None = ...,
+        resume: Resume | None = ...,
     ) -> SendResult: ...
 
     def withdraw_unsent(self) -> None:
@@ -351,6 +352,7 @@ class SubmitWorker:
         try:
             if message.text is None:
                 raise ValueError("the message's text was purged before it was sent")
+            partial = message.partial_send
             result = await self._sender.send(
                 message.recipient,
                 message.text,
@@ -359,9 +361,12 @@ class SubmitWorker:
                 validity=message.validity,
                 encoding=message.encoding,
                 reference=message.id,
+                resume=None
+                if partial is None
+                else Resume(partial.concat_reference, partial.message_ids),
             )
         except SendError as exc:
-            await self._failed(message, exc.cause, exc.message_ids)
+            await self._failed(message, exc.cause, exc.message_ids, exc.concat_reference)
         except ClientError as exc:
             await self._failed(message, exc, ())
         except (O2smsError, ValueError) as exc:
@@ -399,7 +404,11 @@ class SubmitWorker:
             memory.popitem(last=False)
 
     async def _failed(
-        self, message: Message, cause: ClientError, smsc_ids: Sequence[str | None]
+        self,
+        message: Message,
+        cause: ClientError,
+        smsc_ids: Sequence[str | None],
+        concat_reference: int | None = None,
     ) -> None:
         reason = type(cause).__name__
         if isinstance(cause, SubmitError):
@@ -410,7 +419,13 @@ class SubmitWorker:
                 await self._store.release(self.worker_id, [message.id])
             return
         if cause.retriable or isinstance(cause, ClientClosedError):
-            await self._retry(message, str(cause), smsc_ids, unanswered=_unanswered(cause))
+            await self._retry(
+                message,
+                str(cause),
+                smsc_ids,
+                unanswered=_unanswered(cause),
+                concat_reference=concat_reference,
+            )
             return
         code = cause.command_status if isinstance(cause, SubmitError) else None
         name = "INVALID_ADDRESS" if isinstance(cause, AddressError) else None
@@ -423,14 +438,22 @@ class SubmitWorker:
         smsc_ids: Sequence[str | None] = (),
         *,
         unanswered: bool = False,
+        concat_reference: int | None = None,
     ) -> None:
-        """Back to the queue; parts already sent (``smsc_ids``), or a part the SMSC may have
-        taken without our hearing it (``unanswered``), make the retry a resend."""
+        """Back to the queue. Parts already sent (``smsc_ids``) are kept with their
+        ``concat_reference`` so the retry sends only the others (without it they are sent
+        again: a resend); a part the SMSC may have taken unheard (``unanswered``) makes the
+        retry a resend too."""
         try:
             updated = await _persist(
                 f"retry of {message.id}",
                 lambda: self._store.requeue(
-                    message.id, self.worker_id, error=error, sent=smsc_ids, unanswered=unanswered
+                    message.id,
+                    self.worker_id,
+                    error=error,
+                    sent=smsc_ids,
+                    unanswered=unanswered,
+                    concat_reference=concat_reference,
                 ),
             )
         except LeaseLostError:
@@ -445,7 +468,7 @@ class SubmitWorker:
             self._on_change()
         else:
             self._metrics.retried.inc()
-            if any(smsc_ids) or unanswered:
+            if (any(smsc_ids) and concat_reference is None) or unanswered:
                 self._metrics.resends.inc()
 
     async def _final(

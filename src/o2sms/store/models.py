@@ -32,6 +32,7 @@ __all__ = [
     "NewMessage",
     "Page",
     "Part",
+    "PartialSend",
     "PurgeResult",
     "ReceiptOutcome",
     "ReceiptResult",
@@ -220,6 +221,18 @@ class MessageEvent:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class PartialSend:
+    """A long message interrupted after some parts went out: what its retry needs to send
+    only the others, under the same concatenation reference (see ``o2sms.client.Resume``).
+
+    ``message_ids`` has the SMSC message_id of each part sent, None for those still to send.
+    """
+
+    concat_reference: int
+    message_ids: tuple[str | None, ...]
+
+
 @fast_init  # one per message claimed, enqueued or read
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -259,6 +272,8 @@ class Message:
     submitted_at: datetime | None
     finished_at: datetime | None
     text_purged_at: datetime | None
+    #: the parts that went out before the last retry, to send only the others
+    partial_send: PartialSend | None = None
     parts: tuple[Part, ...] = ()
     events: tuple[MessageEvent, ...] = ()
     resend: bool = field(default=False, compare=False)

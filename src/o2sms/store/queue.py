@@ -59,6 +59,7 @@ from o2sms.store.rows import (
     lock_keys,
     message_from_driver,
     numbered,
+    partial_send_json,
     read_time,
     time_as_is,
     to_message,
@@ -388,6 +389,7 @@ class MessageQueue(WebhookOutbox):
             None,  # submitted_at
             None,  # finished_at
             None,  # text_purged_at
+            None,  # resume
         ]
 
     # -- claim and lease ----------------------------------------------------------------------
@@ -546,14 +548,17 @@ class MessageQueue(WebhookOutbox):
         delay: float | None = None,
         sent: Sequence[str | None] = (),
         unanswered: bool = False,
+        concat_reference: int | None = None,
     ) -> Message:
         """Put a claimed message back after a retriable error (throttled, queue full, link lost).
 
         It becomes due again after ``delay`` seconds, by default the backoff for its attempt
         count; after ``max_attempts`` it is failed instead, with ``error`` as the reason.
         ``sent`` has the SMSC message_id of each part that went out before the error (None
-        for the others): the retry sends those parts again, so it counts as a resend and the
-        ids go in the history (their receipts are kept as unmatched). ``unanswered``: a part
+        for the others); the ids go in the history. With the ``concat_reference`` those parts
+        carried, the message keeps both (:attr:`Message.partial_send`) and its retry sends only
+        the other parts under that reference; without, the retry sends those parts again, so
+        it counts as a resend (their receipts are kept as unmatched). ``unanswered``: a part
         was on the wire when the link failed, its answer never came (the SMSC may have taken
         it), so the retry counts as a resend too, marked ``unanswered`` in the history.
         Raises LeaseLostError when ``worker_id`` no longer holds the lease.
@@ -590,10 +595,16 @@ class MessageQueue(WebhookOutbox):
                     EventKind.RETRY,
                     {"error": error, "delay": wait, "attempt": row.attempts},
                 )
-                if went_out or unanswered:
+                resumable = bool(went_out) and concat_reference is not None
+                if (went_out and not resumable) or unanswered:
                     values["resends"] = row.resends + 1
                 if went_out:
                     event[1]["sent_parts"] = went_out
+                if resumable:
+                    assert concat_reference is not None
+                    values["resume"] = partial_send_json(concat_reference, sent)
+                elif went_out:
+                    values["resume"] = None  # all its parts go again: nothing to resume
                 if unanswered:
                     event[1]["unanswered"] = True
             updated = (

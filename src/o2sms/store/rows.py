@@ -25,6 +25,7 @@ from o2sms.store.models import (
     MessageEvent,
     MessageStatus,
     Part,
+    PartialSend,
     StoredReceipt,
     Webhook,
     WebhookAttempt,
@@ -54,6 +55,8 @@ __all__ = [
     "lock_keys",
     "message_from_driver",
     "numbered",
+    "partial_send",
+    "partial_send_json",
     "queued_event",
     "read_time",
     "time_as_is",
@@ -261,6 +264,7 @@ MESSAGE_COLUMNS: Final = (
     "submitted_at",
     "finished_at",
     "text_purged_at",
+    "resume",
 )
 """The ``messages`` columns in the order :func:`message_from_driver` reads them."""
 assert set(MESSAGE_COLUMNS) == set(messages.c.keys()), "MESSAGE_COLUMNS must name every column"
@@ -305,6 +309,7 @@ def message_from_driver(
         submitted_at,
         finished_at,
         text_purged_at,
+        resume,
     ) = row
     return Message(
         id=id_,
@@ -334,10 +339,22 @@ def message_from_driver(
         submitted_at=read(submitted_at),
         finished_at=read(finished_at),
         text_purged_at=read(text_purged_at),
+        partial_send=None if resume is None else partial_send(resume),
         parts=tuple(parts),
         events=tuple(events),
         resend=resend,
     )
+
+
+def partial_send(stored: str) -> PartialSend:
+    """The ``resume`` column's JSON as a :class:`PartialSend`."""
+    data = json.loads(stored)
+    return PartialSend(int(data["concat_reference"]), tuple(data["message_ids"]))
+
+
+def partial_send_json(concat_reference: int, message_ids: Sequence[str | None]) -> str:
+    """What the ``resume`` column keeps: the reference and each part's id (None: not sent)."""
+    return json.dumps({"concat_reference": concat_reference, "message_ids": list(message_ids)})
 
 
 def to_message(

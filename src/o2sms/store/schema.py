@@ -191,6 +191,8 @@ messages = sa.Table(
     sa.Column("submitted_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
     sa.Column("text_purged_at", UtcDateTime),
+    # JSON of models.PartialSend: the parts that went out before a retry (revision 0005)
+    sa.Column("resume", sa.Text),
     sa.UniqueConstraint("owner", "idempotency_key"),  # NULL keys never collide
     sa.Index(None, "status", "next_attempt_at", "id"),  # claim, in claim order per status
     sa.Index(None, "created_at", "id"),  # list, newest first
