@@ -86,6 +86,33 @@ async def test_a_resume_that_no_longer_fits_the_text_sends_every_part_anew() -> 
     assert len({s.short_message[:5] for s in smsc.submits}) == 1  # one new message, one ref
 
 
+async def test_a_resumed_send_is_withdrawn_by_a_stop_like_any_other() -> None:
+    # Its earlier parts are the caller's to keep (ids and reference): the rest may wait.
+    async with FakeSmsc(Faults(throttle_first=1_000_000)) as smsc, client(smsc) as sms:
+        resumed = asyncio.create_task(
+            sms.send(NUMBER, "x" * 400, resume=Resume(0x42, ("EARLIER-1", None, None)))
+        )
+        async with asyncio.timeout(5):
+            while not smsc.received:  # throttled: it waits in the pool's pause
+                await asyncio.sleep(0.005)
+        started = asyncio.get_running_loop().time()
+        sms.withdraw_unsent()
+        [outcome] = await asyncio.gather(resumed, return_exceptions=True)
+        took = asyncio.get_running_loop().time() - started
+    assert took < 1.0  # at once, not at the end of the 60 s retry_timeout
+    assert isinstance(outcome, SendError)
+    assert isinstance(outcome.cause, ClientClosedError)
+    assert outcome.message_ids == ("EARLIER-1", None, None)
+    assert outcome.concat_reference == 0x42
+
+
+async def test_a_resume_whose_reference_the_split_method_cannot_carry_sends_anew() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:  # UDH8: references 0..255
+        result = await sms.send(NUMBER, "x" * 400, resume=Resume(300, ("EARLIER-1", None, None)))
+    assert "EARLIER-1" not in result.message_ids
+    assert sorted(s.short_message[5] for s in smsc.submits) == [1, 2, 3]
+
+
 async def test_out_of_order_responses_match_their_requests() -> None:
     async with FakeSmsc(Faults(reverse_responses=5)) as smsc, client(smsc, window=5) as sms:
         results = await asyncio.gather(*(sms.send(NUMBER, f"message {i}") for i in range(5)))

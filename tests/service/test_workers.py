@@ -28,7 +28,7 @@ from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.service.workers import SubmitWorker
 from o2sms.smpp.constants import CommandStatus
-from o2sms.store import EventKind, MessageStatus, MessageStore, NewMessage, open_store
+from o2sms.store import EventKind, MessageStatus, MessageStore, NewMessage, PartialSend, open_store
 from o2sms.text import Encoding
 from tests.store.conftest import FakeClock
 
@@ -328,3 +328,41 @@ async def test_a_long_message_cut_short_is_resumed_with_only_its_missing_part(
     assert [part.smsc_id for part in stored.parts] == ["PART1-A", "PART2-B"]
     assert stored.resends == 0  # part 1 went out once
     assert "o2sms_resends_total 0.0" in metrics.render().decode()
+
+
+async def test_a_resumed_message_withdrawn_at_stop_goes_back_uncounted_with_its_parts(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    await store.claim("w0")
+    await store.requeue(
+        message.id, "w0", error="link lost", sent=["PART1-A", None], concat_reference=0x42
+    )
+    await store.release("w0")
+    sending = asyncio.Event()
+    closing = asyncio.Event()
+
+    class WithdrawnAtStop(CountingSender):
+        async def send(
+            self, to: str, text: str, *, reference: str | None = None, **_: Any
+        ) -> SendResult:
+            self.sent.append(str(reference))
+            sending.set()
+            await closing.wait()  # part 2 waits for the rate limit; the stop withdraws it
+            raise SendError(ClientClosedError("withdrawn"), ["PART1-A", None], 0x42)
+
+    clock.advance(10)  # past the retry's backoff
+    worker = worker_on(store, WithdrawnAtStop())
+    worker.start()
+    async with asyncio.timeout(10):
+        await sending.wait()
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.05)
+    closing.set()
+    await stopping
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.lease_owner is None  # given back at once: nothing of this try went out
+    assert stored.attempts == 1  # this try's attempt uncounted
+    assert stored.resends == 0
+    assert stored.partial_send == PartialSend(0x42, ("PART1-A", None))

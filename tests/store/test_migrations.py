@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from o2sms.store import NewMessage, create_engine, current_revision, migrate
+from o2sms.store.engine import _alembic_config
 from o2sms.store.schema import metadata
 from tests.store.conftest import Location, OpenStore
 
@@ -111,3 +113,29 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
             assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_downgrading_the_resume_column_keeps_every_part_and_event(
+    open_at: OpenStore, location: Location
+) -> None:
+    store = await open_at()
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 400, parts=3))).message
+    await store.claim("w")
+    await store.mark_submitted(message.id, ["A-1", "A-2", "A-3"], worker_id="w")
+    await store.close()
+    engine = create_engine(location.url, schema=location.schema)
+
+    def downgrade(connection: Connection) -> None:
+        command.downgrade(_alembic_config(connection), "0004")
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(downgrade)
+        assert await current_revision(engine) == "0004"
+    finally:
+        await engine.dispose()
+    reopened = await open_at()  # migrates back up to the head
+    got = await reopened.get(message.id)
+    assert got is not None
+    assert [part.smsc_id for part in got.parts] == ["A-1", "A-2", "A-3"]
+    assert len(got.events) >= 2  # queued, submitted

@@ -437,18 +437,24 @@ class Client:
 
         ``resume`` (from the SendError of an earlier try of the same text) sends only the parts
         that did not go out, under the earlier concatenation reference; the result has every
-        part's message_id. When the text no longer splits into that many parts (another
-        encoding or split method since), every part is sent, under a new reference.
+        part's message_id. It must come from a client with the same split method. When the text
+        no longer splits into that many parts, or the reference does not fit the split method,
+        every part is sent, under a new reference.
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender) if sender is not None else self._default_source()
-        parts = split(
-            text,
-            encoding=encoding,
-            method=self._split_method,
-            transliterate=transliterate,
-            reference=resume.concat_reference if resume is not None else None,
-        )
+        try:
+            parts = split(
+                text,
+                encoding=encoding,
+                method=self._split_method,
+                transliterate=transliterate,
+                reference=resume.concat_reference if resume is not None else None,
+            )
+        except TextError:
+            if resume is None:
+                raise
+            parts = []  # a reference this split method cannot carry: sent anew below
         if resume is not None and len(resume.message_ids) != len(parts):
             resume = None  # the earlier parts cannot be completed: a whole new message
             parts = split(
@@ -506,9 +512,9 @@ class Client:
                     self._remember(submitted, reference, destination.addr, 1, 1)
                 return SendResult((submitted,), encoding_used, 1, destination.addr, reference)
             submission = Submission()  # one for all parts: a stop cuts no message in two
+            # The parts that went out before need not be followed at once: their ids and the
+            # reference are kept by the caller, so a stop may withdraw the rest like any send.
             done = resume.message_ids if resume is not None else (None,) * len(pdus)
-            if any(done):
-                submission.out = 1  # parts went out before: a stop lets the rest follow
             outcomes = await asyncio.gather(
                 *(
                     self._pool.submit(pdu, flash=flash, deadline=deadline, submission=submission)

@@ -414,8 +414,12 @@ class SubmitWorker:
         if isinstance(cause, SubmitError):
             reason = status_name(cause.command_status)
         self._metrics.failed.labels(reason).inc()
-        if isinstance(cause, ClientClosedError) and self._stopping and not any(smsc_ids):
-            with contextlib.suppress(Exception):  # never on the wire: back, attempt uncounted
+        earlier = message.partial_send.message_ids if message.partial_send else ()
+        fresh = [i for n, i in enumerate(smsc_ids) if i is not None and i not in earlier[n : n + 1]]
+        if isinstance(cause, ClientClosedError) and self._stopping and not fresh:
+            # Nothing of this try went out (the parts of an earlier one stay in partial_send):
+            # back, attempt uncounted.
+            with contextlib.suppress(Exception):
                 await self._store.release(self.worker_id, [message.id])
             return
         if cause.retriable or isinstance(cause, ClientClosedError):

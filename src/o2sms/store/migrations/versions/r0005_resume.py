@@ -26,6 +26,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop ``resume``: a retry then sends every part again."""
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("resume")
+    """Drop ``resume``: a retry then sends every part again.
+
+    A plain ALTER TABLE (SQLite has DROP COLUMN since 3.35): a batch rebuild would drop and
+    recreate ``messages``, and with foreign keys on that deletes every part and event.
+    """
+    op.drop_column("messages", "resume")
