@@ -28,7 +28,15 @@ from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.service.workers import SubmitWorker
 from o2sms.smpp.constants import CommandStatus
-from o2sms.store import EventKind, MessageStatus, MessageStore, NewMessage, PartialSend, open_store
+from o2sms.store import (
+    EventKind,
+    Message,
+    MessageStatus,
+    MessageStore,
+    NewMessage,
+    PartialSend,
+    open_store,
+)
 from o2sms.text import Encoding
 from tests.store.conftest import FakeClock
 
@@ -144,23 +152,26 @@ async def test_a_message_still_being_recorded_at_shutdown_keeps_its_lease(
     assert not claimed[unsent.id].resend
 
 
-class LinkCutMidMessage(CountingSender):
-    """The first send loses the link after its first part went out; later sends succeed."""
+class FailsFirst(CountingSender):
+    """Its first send fails with ``error``; later sends succeed."""
+
+    def __init__(self, error: SendError) -> None:
+        super().__init__()
+        self.error = error
 
     async def send(
         self, to: str, text: str, *, reference: str | None = None, **_: Any
     ) -> SendResult:
         if not self.sent:
             self.sent.append(str(reference))
-            raise SendError(ConnectionLost("the link went down"), ["PART1-A", None])
+            raise self.error
         return await super().send(to, text, reference=reference)
 
 
-async def test_a_retry_after_some_parts_went_out_is_counted_as_a_resend(
-    store: MessageStore, clock: FakeClock
-) -> None:
-    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
-    sender = LinkCutMidMessage()
+async def retried_once(
+    store: MessageStore, sender: CountingSender, message_id: str
+) -> tuple[Message, Metrics]:
+    """Run a worker until ``message_id`` is back in the queue after one attempt."""
     metrics = Metrics()
     settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
     worker = SubmitWorker(store, sender, worker_id="w1", settings=settings, metrics=metrics)
@@ -168,13 +179,23 @@ async def test_a_retry_after_some_parts_went_out_is_counted_as_a_resend(
     try:
         async with asyncio.timeout(10):
             while (
-                (stored := await store.get(message.id)) is None
+                (stored := await store.get(message_id)) is None
                 or stored.attempts < 1
                 or (stored.status is not MessageStatus.QUEUED)
             ):
                 await asyncio.sleep(0.01)
     finally:
         await worker.stop()
+    return stored, metrics
+
+
+async def test_a_retry_after_some_parts_went_out_is_counted_as_a_resend(
+    store: MessageStore,
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    # The link is lost after part 1 went out; no concatenation reference to resume with.
+    cut = SendError(ConnectionLost("the link went down"), ["PART1-A", None])
+    stored, metrics = await retried_once(store, FailsFirst(cut), message.id)
     assert stored.resends == 1  # its next send repeats part 1: a possible duplicate
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
     assert retry.detail["sent_parts"] == {"1": "PART1-A"}
@@ -254,30 +275,7 @@ async def test_a_retry_after_a_submit_left_unanswered_is_a_counted_resend(
     store: MessageStore, cause: ClientError, counted: bool
 ) -> None:
     message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
-
-    class FailsOnce(CountingSender):
-        async def send(
-            self, to: str, text: str, *, reference: str | None = None, **_: Any
-        ) -> SendResult:
-            if not self.sent:
-                self.sent.append(str(reference))
-                raise SendError(cause, [None])
-            return await super().send(to, text, reference=reference)
-
-    metrics = Metrics()
-    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
-    worker = SubmitWorker(store, FailsOnce(), worker_id="w1", settings=settings, metrics=metrics)
-    worker.start()
-    try:
-        async with asyncio.timeout(10):
-            while (
-                (stored := await store.get(message.id)) is None
-                or stored.attempts < 1
-                or (stored.status is not MessageStatus.QUEUED)
-            ):
-                await asyncio.sleep(0.01)
-    finally:
-        await worker.stop()
+    stored, metrics = await retried_once(store, FailsFirst(SendError(cause, [None])), message.id)
     # The SMSC may have taken a submit whose answer never came: its retry may be a duplicate.
     assert stored.resends == (1 if counted else 0)
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
