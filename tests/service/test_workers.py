@@ -230,32 +230,41 @@ async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
     assert stored.lease_owner == "w1"  # it went out: the stop did not hand it back as unsent
 
 
-async def test_a_message_half_sent_when_the_client_closes_on_stop_is_a_counted_resend(
-    store: MessageStore,
-) -> None:
-    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+async def stopped_during_send(store: MessageStore, message_id: str, error: SendError) -> Message:
+    """Run a worker whose send waits until the worker stops, then fails with ``error``;
+    return the message as stored after the stop."""
     sending = asyncio.Event()
     closing = asyncio.Event()
 
-    class ClosedMidMessage(CountingSender):
+    class FailsAtStop(CountingSender):
         async def send(
             self, to: str, text: str, *, reference: str | None = None, **_: Any
         ) -> SendResult:
             self.sent.append(str(reference))
             sending.set()
-            await closing.wait()  # the service stops: the client closes with part 2 unsent
-            raise SendError(ClientClosedError("the client is closed"), ["PART1-A", None])
+            await closing.wait()
+            raise error
 
-    worker = worker_on(store, ClosedMidMessage())
+    worker = worker_on(store, FailsAtStop())
     worker.start()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):
         await sending.wait()
     stopping = asyncio.create_task(worker.stop())
     await asyncio.sleep(0.05)
     closing.set()
     await stopping
-    stored = await store.get(message.id)
+    stored = await store.get(message_id)
     assert stored is not None
+    return stored
+
+
+async def test_a_message_half_sent_when_the_client_closes_on_stop_is_a_counted_resend(
+    store: MessageStore,
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 200, parts=2))).message
+    # The service stops: the client closes with part 2 unsent.
+    closed = SendError(ClientClosedError("the client is closed"), ["PART1-A", None])
+    stored = await stopped_during_send(store, message.id, closed)
     assert stored.status is MessageStatus.QUEUED
     assert stored.resends == 1  # its next send repeats part 1: counted, not silent
     [retry] = [e for e in stored.events if e.kind is EventKind.RETRY]
@@ -337,29 +346,10 @@ async def test_a_resumed_message_withdrawn_at_stop_goes_back_uncounted_with_its_
         message.id, "w0", error="link lost", sent=["PART1-A", None], concat_reference=0x42
     )
     await store.release("w0")
-    sending = asyncio.Event()
-    closing = asyncio.Event()
-
-    class WithdrawnAtStop(CountingSender):
-        async def send(
-            self, to: str, text: str, *, reference: str | None = None, **_: Any
-        ) -> SendResult:
-            self.sent.append(str(reference))
-            sending.set()
-            await closing.wait()  # part 2 waits for the rate limit; the stop withdraws it
-            raise SendError(ClientClosedError("withdrawn"), ["PART1-A", None], 0x42)
-
     clock.advance(10)  # past the retry's backoff
-    worker = worker_on(store, WithdrawnAtStop())
-    worker.start()
-    async with asyncio.timeout(10):
-        await sending.wait()
-    stopping = asyncio.create_task(worker.stop())
-    await asyncio.sleep(0.05)
-    closing.set()
-    await stopping
-    stored = await store.get(message.id)
-    assert stored is not None
+    # Part 2 waits for the rate limit; the stop withdraws it.
+    withdrawn = SendError(ClientClosedError("withdrawn"), ["PART1-A", None], 0x42)
+    stored = await stopped_during_send(store, message.id, withdrawn)
     assert stored.lease_owner is None  # given back at once: nothing of this try went out
     assert stored.attempts == 1  # this try's attempt uncounted
     assert stored.resends == 0
