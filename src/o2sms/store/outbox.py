@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from o2sms.store.engine import is_postgresql, reader
 from o2sms.store.models import (
@@ -127,15 +128,20 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def _behind_an_earlier_one() -> sa.Exists:
-    """An earlier webhook of the same message is still pending: one message, one at a time."""
+def _pending_before(earlier: NamedFromClause) -> sa.ColumnElement[bool]:
+    """``earlier`` is a webhook of the same message as the ``webhooks`` row, before it and
+    still pending: one message, one at a time."""
     w = webhooks.c
-    earlier = webhooks.alias("earlier")
-    return sa.exists().where(
+    return sa.and_(
         earlier.c.message_id == w.message_id,
         earlier.c.status == WebhookStatus.PENDING.value,
         earlier.c.id < w.id,
     )
+
+
+def _behind_an_earlier_one() -> sa.Exists:
+    """An earlier webhook of the same message is still pending."""
+    return sa.exists().where(_pending_before(webhooks.alias("earlier")))
 
 
 async def _unpark_after(
@@ -340,14 +346,7 @@ class WebhookOutbox:
             earlier = webhooks.alias("earlier")
             blocked = (
                 sa.select(w.id)
-                .join(
-                    earlier,
-                    sa.and_(
-                        earlier.c.message_id == w.message_id,
-                        earlier.c.status == WebhookStatus.PENDING.value,
-                        earlier.c.id < w.id,
-                    ),
-                )
+                .join(earlier, _pending_before(earlier))
                 .where(_due(now), w.message_id.is_not(None), w.give_up_at > now)
             )
             if self._postgresql:
