@@ -228,3 +228,72 @@ async def test_write_turn_is_held_across_transactions_of_its_task(store: Message
         await store.enqueue(NewMessage("+421900000003", "mine again"))
     await asyncio.wait_for(other, 5)
     assert other_done.is_set()
+
+
+class _DriverCalls:
+    """Counts the row-by-row batches asyncpg is asked to run (none on SQLite)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        self.row_by_row = 0
+        original = asyncpg.Connection.executemany
+
+        async def executemany(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            self.row_by_row += 1
+            return await original(connection, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, "executemany", executemany)
+
+
+async def test_batch_inserts_keep_the_order_given(
+    store: MessageStore, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from o2sms.store.models import EventKind
+    from o2sms.store.rows import add_events
+
+    (message_id,) = await claimed(store, 1)
+    calls = _DriverCalls(monkeypatch)
+    order = [f"entry {n}" for n in random.Random(5).sample(range(500), 300)]
+    async with store.engine.begin() as connection:
+        await add_events(
+            connection,
+            datetime(2026, 1, 2, tzinfo=UTC),
+            [(message_id, EventKind.RETRY, {"note": note}) for note in order],
+        )
+    message = await store.get(message_id)
+    assert message is not None
+    assert [e.detail["note"] for e in message.events if e.kind is EventKind.RETRY] == order
+    assert calls.row_by_row == 0  # one statement for the batch on PostgreSQL
+
+
+async def test_a_batch_update_naming_a_row_twice_leaves_the_last_values(
+    store: MessageStore, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from o2sms.store.rows import execute_many, update_sql
+    from o2sms.store.schema import messages
+
+    ids = await claimed(store, 3)
+    sql = update_sql(messages, ("error_name", "resends"), ("id",))
+    calls = _DriverCalls(monkeypatch)
+    async with store.engine.begin() as connection:
+        await execute_many(connection, sql, [("A", 1, ids[0]), ("B", 2, ids[1])])
+    assert calls.row_by_row == 0
+    async with store.engine.begin() as connection:
+        await execute_many(connection, sql, [("C", 3, ids[2]), ("D", 4, ids[0]), ("E", 5, ids[2])])
+    assert calls.row_by_row == (1 if backend == "postgresql" else 0)
+    async with store.engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                messages.select()
+                .with_only_columns(messages.c.id, messages.c.error_name, messages.c.resends)
+                .where(messages.c.id.in_(ids))
+            )
+        ).all()
+    assert {row.id: (row.error_name, row.resends) for row in rows} == {
+        ids[0]: ("D", 4),
+        ids[1]: ("B", 2),
+        ids[2]: ("E", 5),
+    }

@@ -22,7 +22,7 @@ from o2sms.store import (
 )
 from o2sms.store.engine import MIGRATIONS_DIR
 from o2sms.store.models import part_status_for
-from o2sms.store.rows import insert_sql, json_text, numbered
+from o2sms.store.rows import insert_sql, json_text, numbered, update_sql
 from o2sms.store.schema import from_sqlite_text, part_keys, sqlite_text
 
 S = MessageStatus
@@ -114,6 +114,11 @@ def test_driver_statements_number_placeholders_and_check_columns() -> None:
     )
     with pytest.raises(KeyError):
         insert_sql(part_keys, ("key", "no_such_column"))
+    assert update_sql(part_keys, ("part_no",), ("key", "message_id"), also="x = NULL") == (
+        "UPDATE part_keys SET part_no = ?, x = NULL WHERE key = ? AND message_id = ?"
+    )
+    with pytest.raises(KeyError):
+        update_sql(part_keys, ("part_no",), ("no_such_column",))
 
 
 def test_sqlite_times_are_stored_as_sqlalchemys_datetime_text() -> None:

@@ -71,6 +71,7 @@ from o2sms.store.rows import (
     to_message,
     to_part,
     to_receipt,
+    update_sql,
 )
 from o2sms.store.schema import (
     inbound,
@@ -101,9 +102,11 @@ _INSERT_PART: Final = insert_sql(
 _INSERT_PART_KEY: Final = insert_sql(
     part_keys, ("key", "message_id", "part_no"), on_conflict_nothing=True
 )
-_MARK_SUBMITTED: Final = (
-    f"UPDATE {messages.name} SET status = ?, updated_at = ?, submitted_at = ?, parts = ?, "
-    "lease_owner = NULL, lease_until = NULL WHERE id = ?"
+_MARK_SUBMITTED: Final = update_sql(
+    messages,
+    ("status", "updated_at", "submitted_at", "parts"),
+    ("id",),
+    also="lease_owner = NULL, lease_until = NULL",
 )
 _INSERT_MATCHED_RECEIPT: Final = insert_sql(
     receipts,
@@ -119,9 +122,8 @@ _INSERT_MATCHED_RECEIPT: Final = insert_sql(
         "matched_at",
     ),
 )
-_APPLY_RECEIPT_TO_PART: Final = (
-    f"UPDATE {message_parts.name} SET status = ?, error_code = ?, receipt_at = ? "
-    "WHERE message_id = ? AND part_no = ?"
+_APPLY_RECEIPT_TO_PART: Final = update_sql(
+    message_parts, ("status", "error_code", "receipt_at"), ("message_id", "part_no")
 )
 _MESSAGES_TO_SUBMIT: Final = (
     f"SELECT id, status, lease_owner, parts, attempts, callback_url FROM {messages.name} "
@@ -145,9 +147,7 @@ _MESSAGES_TO_UPDATE: Final = (
 _PART_STATES: Final = (
     f"SELECT message_id, status FROM {message_parts.name} WHERE message_id IN_LIST"
 )
-_SET_MESSAGE_STATUS: Final = (
-    f"UPDATE {messages.name} SET status = ?, updated_at = ?, finished_at = ? WHERE id = ?"
-)
+_SET_MESSAGE_STATUS: Final = update_sql(messages, ("status", "updated_at", "finished_at"), ("id",))
 
 
 def receipt_fingerprint(receipt: DeliveryReceipt) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar, cast
 
@@ -152,10 +153,24 @@ def numbered(sql: str) -> str:
 async def execute_many(
     connection: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Run ``sql`` (``?`` placeholders) once per row, values as :func:`driver_time` etc. give."""
+    """Run ``sql`` (``?`` placeholders) once per row, values as :func:`driver_time` etc. give.
+
+    On PostgreSQL a statement made by :func:`insert_sql` or :func:`update_sql` runs once for
+    the whole batch, each column an array (an update whose batch names a row twice runs row
+    by row, so the last values win as they would).
+    """
     if not rows:
         return
     if connection.dialect.name == "postgresql":
+        form = _ARRAY_FORMS.get(sql)
+        if form is not None and form.distinct(rows):
+            arrays = form.sql
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            done = await _on_asyncpg(
+                connection, arrays, lambda driver: _true(driver.execute(arrays, *columns))
+            )
+            if done:
+                return
         sql = numbered(sql)
         done = await _on_asyncpg(
             connection, sql, lambda driver: _true(driver.executemany(sql, rows))
@@ -217,15 +232,75 @@ def driver_time(connection: AsyncConnection) -> Callable[[datetime | None], Any]
     return aware_utc if connection.dialect.name == "postgresql" else sqlite_text
 
 
+@dataclass(frozen=True, slots=True)
+class _ArrayForm:
+    """A batch statement as PostgreSQL runs it once for all rows: one array per column.
+
+    Running the row form once per row costs the server about twice as much (an executor
+    start, a Bind and an Execute per row; ``benchmarks/bench_service.py`` on PostgreSQL).
+    """
+
+    sql: str
+    keys: tuple[int, ...] = ()  #: an update's key columns, as positions in a row
+
+    def distinct(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """True unless two rows of an update name the same row (its outcome would be either)."""
+        if not self.keys or len(rows) < 2:
+            return True
+        keys = self.keys
+        return len({tuple(row[i] for i in keys) for row in rows}) == len(rows)
+
+
+_ARRAY_FORMS: Final[dict[str, _ArrayForm]] = {}  #: by the statement's row form
+_POSTGRESQL: Final[sa.Dialect] = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _unnest(table: sa.Table, columns: Sequence[str]) -> str:
+    """``unnest($1::type[], ...) WITH ORDINALITY AS given(columns..., position)``."""
+    for name in columns:
+        table.c[name]  # a typo fails here, at import, not in production
+    arrays = ", ".join(
+        f"${number}::{table.c[name].type.compile(dialect=_POSTGRESQL)}[]"
+        for number, name in enumerate(columns, 1)
+    )
+    return f"unnest({arrays}) WITH ORDINALITY AS given({', '.join(columns)}, position)"
+
+
 def insert_sql(
     table: sa.Table, columns: Sequence[str], *, on_conflict_nothing: bool = False
 ) -> str:
     """``INSERT INTO table (columns) VALUES (?, ...)`` for :func:`execute_many`."""
-    for name in columns:
-        table.c[name]  # a typo fails here, at import, not in production
+    rows = _unnest(table, columns)
     marks = ", ".join("?" * len(columns))
     tail = " ON CONFLICT DO NOTHING" if on_conflict_nothing else ""
-    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){tail}"
+    names = ", ".join(columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}"
+    # ORDER BY position: serial ids in the order given, as row by row
+    _ARRAY_FORMS[sql] = _ArrayForm(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows} ORDER BY position{tail}"
+    )
+    return sql
+
+
+def update_sql(
+    table: sa.Table, columns: Sequence[str], keys: Sequence[str], *, also: str = ""
+) -> str:
+    """``UPDATE table SET column = ?, ... [, also] WHERE key = ? AND ...`` for :func:`execute_many`.
+
+    A row gives the new values, then the keys. ``also`` holds assignments of constants.
+    """
+    rows = _unnest(table, (*columns, *keys))
+    extra = f", {also}" if also else ""
+    sets = ", ".join(f"{name} = ?" for name in columns) + extra
+    where = " AND ".join(f"{name} = ?" for name in keys)
+    sql = f"UPDATE {table.name} SET {sets} WHERE {where}"
+    given_sets = ", ".join(f"{name} = given.{name}" for name in columns) + extra
+    given_where = " AND ".join(f"{table.name}.{name} = given.{name}" for name in keys)
+    _ARRAY_FORMS[sql] = _ArrayForm(
+        f"UPDATE {table.name} SET {given_sets} FROM {rows} WHERE {given_where}",
+        keys=tuple(range(len(columns), len(columns) + len(keys))),
+    )
+    return sql
 
 
 _INSERT_EVENT: Final = insert_sql(message_events, ("message_id", "at", "kind", "detail"))
