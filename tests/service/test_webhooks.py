@@ -353,6 +353,41 @@ async def test_a_hanging_receiver_holds_only_its_own_slot(
 
 
 @pytest.mark.asyncio
+async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
+    store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
+) -> None:
+    healthy = Receiver()
+    await healthy.start()
+    try:
+        receiver.plans["/hang"] = [HANG]
+        sender = make_sender(concurrency=4, timeout=1.0)
+        # 16 webhooks to the hanging receiver first: oldest first, they alone would fill the
+        # four slots for four rounds of the timeout before any of the healthy one's went out
+        for n in range(16):
+            await submitted(store, receiver.url("/hang"), f"H{n}")
+        others = [await submitted(store, healthy.url(f"/ok{n}"), f"S{n}") for n in range(6)]
+        await sender.start()
+        await until(lambda: len(receiver.at("/hang")) >= 4)
+        started = time.monotonic()
+
+        async def all_delivered() -> bool:
+            for message_id in others:
+                hooks = await store.list_webhooks(message_id=message_id)
+                if not hooks or hooks[0].status is not WebhookStatus.DELIVERED:
+                    return False
+            return True
+
+        await until(all_delivered)
+        # the first four attempts time out (1 s), then the hanging receiver keeps one slot
+        assert time.monotonic() - started < 2.5
+        assert sender.stats.deferred > 0
+        hanging = await store.list_webhooks(status=WebhookStatus.PENDING)
+        assert sum(h.attempts for h in hanging) <= 4 + 1 + 1  # never attempted when put off
+    finally:
+        await healthy.close()
+
+
+@pytest.mark.asyncio
 async def test_stop_is_bounded_and_hands_leases_back(
     store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
 ) -> None:

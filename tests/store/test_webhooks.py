@@ -380,6 +380,44 @@ async def test_release_hands_leases_back(hooked: MessageStore) -> None:
     assert await hooked.webhook_backlog() == 2
 
 
+async def test_defer_hands_back_unsent_and_puts_off_the_same_urls_due_meanwhile(
+    hooked: MessageStore, clock: FakeClock
+) -> None:
+    slow = [await submitted(hooked, f"S{n}") for n in range(4)]  # HOOK, due now
+    other = await submitted(hooked, "O", callback="https://other.example.com/x")
+    [claimed] = await hooked.claim_webhooks("s", limit=1)
+    assert claimed.message_id == slow[0].id
+    [late] = await hooked.list_webhooks(message_id=slow[3].id)
+    async with hooked.engine.begin() as connection:  # due after the deferral: left alone
+        await connection.execute(
+            sa.update(webhooks)
+            .where(webhooks.c.id == late.id)
+            .values(next_attempt_at=clock.now + timedelta(seconds=60))
+        )
+    [leased] = await hooked.claim_webhooks("t", limit=1)  # leased elsewhere: left alone
+    assert leased.message_id == slow[1].id
+
+    assert await hooked.defer_webhooks("s", [claimed.id, leased.id], seconds=10) == 2
+    due = {
+        h.message_id: (h.next_attempt_at - clock.now, h.attempts, h.lease_owner)
+        for h in await hooked.list_webhooks()
+    }
+    assert due == {
+        slow[0].id: (timedelta(seconds=10), 0, None),  # handed back, attempt uncounted
+        slow[1].id: (timedelta(0), 1, "t"),  # another sender's lease: not "s"'s to hand back
+        slow[2].id: (timedelta(seconds=10), 0, None),  # same URL, due meanwhile: put off
+        slow[3].id: (timedelta(seconds=60), 0, None),
+        other.id: (timedelta(0), 0, None),  # another receiver
+    }
+    assert await hooked.list_webhook_attempts(slow[0].id) == []
+    clock.advance(10)
+    assert {h.message_id for h in await hooked.claim_webhooks("s")} == {
+        slow[0].id,
+        slow[2].id,
+        other.id,
+    }
+
+
 async def test_two_senders_never_claim_the_same_webhook(
     hooked: MessageStore, open_at: OpenStore
 ) -> None:

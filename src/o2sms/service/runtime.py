@@ -173,6 +173,7 @@ class Connector:
                 policy=self.policy,
                 worker_id=self.worker_id,
                 concurrency=settings.webhooks.concurrency,
+                slow_receiver_slots=settings.webhooks.slow_receiver_slots,
                 timeout=settings.webhooks.timeout,
                 on_attempt=self._webhook_attempt,
             )

@@ -218,6 +218,9 @@ class WebhookSettings(_Section):
     retry_for: float = Field(default=86_400.0, gt=0, description="seconds to keep retrying")
     timeout: float = Field(default=10.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=1000)
+    slow_receiver_slots: int = Field(
+        default=1, ge=1, le=1000, description="attempts at once to a receiver that timed out"
+    )
     allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="host names, *.suffix or CIDRs; empty: any allowed"
     )

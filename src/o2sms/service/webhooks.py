@@ -33,6 +33,7 @@ import re
 import socket
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -398,6 +399,15 @@ async def resolve_target(url: str, policy: UrlPolicy, resolver: Resolver | None 
     )
 
 
+def _receiver(url: str) -> str:
+    """Who answers ``url``: scheme, normalised host and port (the URL itself if unreadable)."""
+    try:
+        parts, host, port = _split(url)
+    except CallbackUrlError:
+        return url
+    return f"{parts.scheme.lower()}://{host}:{port}"
+
+
 def _redact(url: str) -> str:
     """The URL for logs: scheme, host, port and path; no query (it may hold a token)."""
     try:
@@ -436,6 +446,7 @@ class WebhookStats:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    deferred: int = 0  #: handed back unsent: their receiver is slow and its slots are taken
 
 
 class WebhookSender:
@@ -449,6 +460,12 @@ class WebhookSender:
     in leases (unique per process). ``http_client`` replaces the client the sender would
     create (and then is not closed by it). Call :meth:`notify` after a change to send at once
     instead of at the next poll (every ``poll_interval`` seconds).
+
+    A receiver (scheme, host and port) whose last attempt got no answer within ``timeout`` is
+    *slow*: until one of its attempts is answered in time it gets at most
+    ``slow_receiver_slots`` attempts at once, and its other webhooks are handed back unsent,
+    due ``timeout`` seconds later. So a hanging receiver cannot take every slot from the others,
+    while a healthy one may use them all.
     """
 
     def __init__(
@@ -459,6 +476,7 @@ class WebhookSender:
         policy: UrlPolicy | None = None,
         worker_id: str,
         concurrency: int = 8,
+        slow_receiver_slots: int = 1,
         timeout: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
         poll_interval: float = 1.0,
@@ -468,8 +486,8 @@ class WebhookSender:
     ) -> None:
         if not secret:
             raise ValueError("webhooks need a signing secret")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if concurrency < 1 or slow_receiver_slots < 1:
+            raise ValueError("concurrency and slow_receiver_slots must be at least 1")
         if timeout <= 0 or poll_interval <= 0:
             raise ValueError("timeout and poll_interval must be positive")
         self._store = store
@@ -477,6 +495,9 @@ class WebhookSender:
         self._policy = policy or UrlPolicy()
         self._worker_id = worker_id
         self._concurrency = concurrency
+        self._slow_receiver_slots = slow_receiver_slots
+        self._slow: set[str] = set()  #: receivers whose last attempt timed out
+        self._busy: Counter[str] = Counter()  #: attempts under way, by receiver
         self._timeout = timeout
         self._lease_seconds = timeout + 30.0
         self._poll_interval = poll_interval
@@ -486,7 +507,7 @@ class WebhookSender:
         self._client = http_client
         self._owns_client = http_client is None
         self._wake = asyncio.Event()
-        self._tasks: dict[asyncio.Task[None], int] = {}
+        self._tasks: dict[asyncio.Task[None], tuple[int, str]] = {}  #: webhook id, receiver
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.stats = WebhookStats()
@@ -535,7 +556,7 @@ class WebhookSender:
                 await self._loop_task
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._stop_grace)
-            cancelled = [self._tasks[task] for task in pending]
+            cancelled = [self._tasks[task][0] for task in pending]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -558,8 +579,9 @@ class WebhookSender:
             limit=self._concurrency - len(self._tasks),
             lease_seconds=self._lease_seconds,
         )
-        await asyncio.gather(*(self._attempt(hook) for hook in hooks))
-        return len(hooks)
+        started = await self._start(hooks)
+        await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
 
     async def _run(self) -> None:
         """Claim into free slots; wait for a free slot, a notify() or the poll interval."""
@@ -579,41 +601,73 @@ class WebhookSender:
                     error_delay = min(error_delay * 2, 30.0)
                 else:
                     error_delay = self._poll_interval
-                    for hook in hooks:
-                        task = asyncio.create_task(self._attempt(hook))
-                        self._tasks[task] = hook.id
-                        task.add_done_callback(self._finished)
+                    await self._start(hooks)
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
+    async def _start(self, hooks: Sequence[Webhook]) -> list[asyncio.Task[None]]:
+        """Start an attempt for each of ``hooks``, except those of a slow receiver with its
+        slots taken: those are handed back (see the class docstring)."""
+        started: list[asyncio.Task[None]] = []
+        held: list[int] = []
+        for hook in hooks:
+            receiver = _receiver(hook.url)
+            if receiver in self._slow and self._busy[receiver] >= self._slow_receiver_slots:
+                held.append(hook.id)
+                continue
+            task = asyncio.create_task(self._attempt(hook, receiver))
+            self._tasks[task] = (hook.id, receiver)
+            self._busy[receiver] += 1
+            task.add_done_callback(self._finished)
+            started.append(task)
+        if held:
+            try:
+                self.stats.deferred += await self._store.defer_webhooks(
+                    self._worker_id, held, seconds=self._timeout
+                )
+            except Exception as exc:  # their leases run out and they are claimed again
+                log.warning("could not hand back %d webhooks (%s)", len(held), type(exc).__name__)
+        return started
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
+        entry = self._tasks.pop(task, None)
+        if entry is not None:
+            receiver = entry[1]
+            self._busy[receiver] -= 1
+            if self._busy[receiver] <= 0:
+                del self._busy[receiver]
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook attempt crashed", exc_info=task.exception())
         self._wake.set()  # a slot is free
 
-    async def _attempt(self, hook: Webhook) -> None:
+    async def _attempt(self, hook: Webhook, receiver: str) -> None:
         """POST one webhook and record the outcome; never raises (except cancellation)."""
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
-        give_up = False
+        give_up = timed_out = False
         try:
             async with asyncio.timeout(self._timeout):
                 status_code = await self._post(hook)
         except CallbackUrlError as exc:
             error, give_up = str(exc), True
         except TimeoutError:
-            error = f"no answer within {self._timeout:g} s"
+            error, timed_out = f"no answer within {self._timeout:g} s", True
+        except httpx.TimeoutException as exc:  # the client's own clock, same timeout
+            error, timed_out = f"{type(exc).__name__}: {exc}".rstrip(": "), True
         except (httpx.HTTPError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
         except Exception as exc:  # anything else is a failed attempt too, retried like one
             log.warning("webhook %s attempt raised %s", hook.event_id, type(exc).__name__)
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
         seconds = time.monotonic() - started
+        if timed_out:
+            self._slow.add(receiver)
+        else:  # it answered, or failed at once: either way it holds no slot for long
+            self._slow.discard(receiver)
         if status_code is not None and not 200 <= status_code < 300:
             error = f"HTTP {status_code}" + (
                 " (redirects are not followed)" if 300 <= status_code < 400 else ""

@@ -144,6 +144,17 @@ def _behind_an_earlier_one() -> sa.Exists:
     return sa.exists().where(_pending_before(webhooks.alias("earlier")))
 
 
+def _handed_back(due: datetime) -> dict[str, Any]:
+    """Values of a lease given back unsent: no owner, due at ``due``, the attempt uncounted."""
+    w = webhooks.c
+    return {
+        "lease_owner": None,
+        "lease_until": None,
+        "next_attempt_at": due,
+        "attempts": sa.case((w.attempts > 0, w.attempts - 1), else_=0),
+    }
+
+
 async def _unpark_after(
     connection: AsyncConnection, now: datetime, message_ids: Iterable[str | None]
 ) -> None:
@@ -543,16 +554,54 @@ class WebhookOutbox:
             condition = sa.and_(condition, w.id.in_(webhook_ids))
         async with self._begin() as connection:
             released = await connection.execute(
-                sa.update(webhooks)
-                .where(condition)
-                .values(
-                    lease_owner=None,
-                    lease_until=None,
-                    next_attempt_at=now,
-                    attempts=sa.case((w.attempts > 0, w.attempts - 1), else_=0),
-                )
+                sa.update(webhooks).where(condition).values(**_handed_back(now))
             )
         return released.rowcount
+
+    async def defer_webhooks(
+        self, worker_id: str, webhook_ids: Sequence[int], *, seconds: float
+    ) -> int:
+        """Hand back claimed webhooks unsent, due again in ``seconds``, the attempt uncounted.
+
+        The other webhooks pending for the same URLs and due before then are put off as much,
+        so that claims meanwhile do not read them only to hand them back (a sender holding back
+        a receiver that does not answer). Returns how many webhooks were put off in all.
+        """
+        if not webhook_ids:
+            return 0
+        now = self._now()
+        until = now + timedelta(seconds=seconds)
+        w = webhooks.c
+        mine = sa.and_(
+            w.id.in_(webhook_ids),
+            w.lease_owner == worker_id,
+            w.status == WebhookStatus.PENDING.value,
+        )
+        async with self._begin() as connection:
+            released = list(
+                (
+                    await connection.execute(
+                        sa.update(webhooks)
+                        .where(mine)
+                        .values(**_handed_back(until))
+                        .returning(w.url)
+                    )
+                ).scalars()
+            )
+            if not released:
+                return 0
+            others = sa.select(w.id).where(
+                w.status == WebhookStatus.PENDING.value,
+                w.url.in_(sorted(set(released))),
+                w.next_attempt_at < until,
+                w.lease_owner.is_(None),
+            )
+            if self._postgresql:  # never wait for a row another transaction holds
+                others = others.with_for_update(skip_locked=True)
+            put_off = await connection.execute(
+                sa.update(webhooks).where(w.id.in_(others)).values(next_attempt_at=until)
+            )
+        return len(released) + put_off.rowcount
 
     # -- reads --------------------------------------------------------------------------------
 
