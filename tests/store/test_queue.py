@@ -19,10 +19,12 @@ from o2sms.store import (
     NewMessage,
     NotCancellableError,
     PartialSend,
+    ReceiptResult,
 )
 from o2sms.store.schema import message_events
 from tests.locks import hold_pg_table_lock, hold_sqlite_write_lock
 from tests.store.conftest import FakeClock, Location, OpenStore
+from tests.store.test_receipts import receipt
 
 pytestmark = pytest.mark.asyncio
 
@@ -560,6 +562,91 @@ async def test_a_long_message_requeued_with_its_reference_keeps_what_went_out(
     assert stored.partial_send is None
     retries = [e.detail for e in stored.events if e.kind is EventKind.RETRY]
     assert [r["sent_parts"] for r in retries] == [{"1": "A-1", "3": "A-3"}, {"1": "A-1"}]
+
+
+async def _interrupted(store: MessageStore, clock: FakeClock) -> str:
+    """A 3-part message whose parts 1 and 3 went out (A-1, A-3) before a retriable error,
+    part 1's receipt already in (kept unmatched: its part is not recorded yet)."""
+    message = (await store.enqueue(NewMessage("+421900000001", "x" * 400, parts=3))).message
+    await store.claim("w1")
+    await store.requeue(
+        message.id, "w1", error="link lost", sent=["A-1", None, "A-3"], concat_reference=0x42
+    )
+    assert (await store.apply_receipt(receipt("A-1"))).result is ReceiptResult.PENDING
+    return message.id
+
+
+async def _parts(store: MessageStore, message_id: str) -> list[tuple[int, str | None, str]]:
+    stored = await store.get(message_id)
+    assert stored is not None
+    assert stored.partial_send is None  # final: nothing left to resume
+    return [(p.part_no, p.smsc_id, p.status.value) for p in stored.parts]
+
+
+async def test_cancelling_an_interrupted_message_records_the_parts_that_went_out(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message_id = await _interrupted(store, clock)
+    assert (await store.cancel(message_id)).status is MessageStatus.CANCELLED
+    assert await _parts(store, message_id) == [(1, "A-1", "delivered"), (3, "A-3", "submitted")]
+    assert (await store.apply_receipt(receipt("A-3"))).result is ReceiptResult.APPLIED
+    cancelled = await store.get(message_id)
+    assert cancelled is not None
+    assert cancelled.status is MessageStatus.CANCELLED
+
+
+async def test_giving_up_after_the_last_attempt_records_every_part_that_went_out(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message_id = await _interrupted(store, clock)
+    for attempt in range(2, store.max_attempts + 1):
+        clock.advance(600)
+        assert await store.claim("w1")
+        # the resumed tries send part 2 alone; the last one got it out, then lost the link
+        sent = [None, "B-2", None] if attempt == store.max_attempts else [None, None, None]
+        last = await store.requeue(
+            message_id, "w1", error="link lost", sent=sent, concat_reference=0x42
+        )
+    assert last.status is MessageStatus.FAILED
+    assert await _parts(store, message_id) == [
+        (1, "A-1", "delivered"),
+        (2, "B-2", "submitted"),
+        (3, "A-3", "submitted"),
+    ]
+    stored = await store.get(message_id)
+    assert stored is not None
+    [failed] = [e.detail for e in stored.events if e.kind is EventKind.FAILED]
+    assert failed["sent_parts"] == {"1": "A-1", "2": "B-2", "3": "A-3"}
+
+
+async def test_a_lease_expiring_after_the_last_attempt_records_the_parts_that_went_out(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message_id = await _interrupted(store, clock)
+    for _ in range(store.max_attempts - 1):
+        clock.advance(600)
+        assert await store.claim("w1", lease_seconds=10)
+    clock.advance(600)
+    assert await store.claim("w2") == []  # the last lease ran out: given up
+    stored = await store.get(message_id)
+    assert stored is not None
+    assert stored.status is MessageStatus.FAILED
+    assert await _parts(store, message_id) == [(1, "A-1", "delivered"), (3, "A-3", "submitted")]
+
+
+async def test_a_final_error_on_a_resumed_message_records_the_earlier_parts(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message_id = await _interrupted(store, clock)
+    clock.advance(600)
+    assert await store.claim("w1")
+    failed = await store.mark_failed(message_id, error_code=0x0B, worker_id="w1")
+    assert failed.status is MessageStatus.FAILED
+    assert await _parts(store, message_id) == [
+        (1, "A-1", "delivered"),
+        (2, None, "failed"),
+        (3, "A-3", "submitted"),
+    ]
 
 
 async def test_requeue_after_the_last_attempt_fails_the_message(store: MessageStore) -> None:

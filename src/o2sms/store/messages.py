@@ -54,7 +54,7 @@ from o2sms.store.outbox import (
     Clock,
     utc_now,
 )
-from o2sms.store.queue import MessageQueue
+from o2sms.store.queue import MessageQueue, sent_so_far
 from o2sms.store.rows import (
     add_events,
     driver_time,
@@ -554,8 +554,9 @@ class MessageStore(MessageQueue):
         ``error_code`` (a command_status) fills ``error_name``/``error_detail`` when they are
         not given (``ESME_RINVDSTADR`` / "invalid destination address"; with ``infobip`` the
         gateway's own meanings first). ``smsc_ids`` names parts that did go out before another
-        part failed (None for the failed ones): they are recorded so their receipts still
-        correlate, and the message stays ``failed``. A message no longer waiting (already
+        part failed (None for the failed ones): they are recorded, with those of an earlier
+        interrupted try (:attr:`Message.partial_send`), so their receipts still correlate,
+        and the message stays ``failed``. A message no longer waiting (already
         submitted, cancelled or final) is returned unchanged.
         """
         now = self._now()
@@ -573,11 +574,12 @@ class MessageStore(MessageQueue):
             row = await self._locked_row(connection, message_id)
             if row.status not in CLAIMABLE_STATUSES:
                 return to_message(row)
-            if smsc_ids:
-                await self._record_parts(connection, message_id, keyed, now)
+            if smsc_ids or row.resume is not None:
+                so_far = sent_so_far(smsc_ids, row.resume)  # with an interrupted try's parts
+                await self._record_sent_parts(connection, message_id, so_far, now)
                 failed_parts = [
                     {"message_id": message_id, "part_no": n, "status": "failed"}
-                    for n, sid in enumerate(smsc_ids, 1)
+                    for n, sid in enumerate(so_far, 1)
                     if sid is None
                 ]
                 if failed_parts:
@@ -589,6 +591,7 @@ class MessageStore(MessageQueue):
                 "error_detail": detail,
                 "updated_at": now,
                 "finished_at": now,
+                "resume": None,
             }
             if worker_id is None or row.lease_owner == worker_id:
                 values.update(lease_owner=None, lease_until=None)
@@ -612,16 +615,31 @@ class MessageStore(MessageQueue):
                 ],
             )
             await self._notify_status(connection, now, [(updated, row.status)])
-            for part_no, sid, keys in keyed:
-                await self._match_pending(
-                    connection,
-                    message_id=message_id,
-                    part_no=part_no,
-                    smsc_id=sid,
-                    keys=keys,
-                    now=now,
-                )
         return to_message(updated)
+
+    async def _record_sent_parts(
+        self,
+        connection: AsyncConnection,
+        message_id: str,
+        sent: Sequence[str | None],
+        now: datetime,
+    ) -> None:
+        """Record the parts that went out of a message that ends without them all (see
+        :meth:`MessageQueue._record_sent_parts`), and apply their receipts that came first.
+
+        The message stays as it is: its row is already locked and its status final or about
+        to be. Their receipts can only have waited unmatched (the parts were not recorded),
+        so no receipt transaction holds this row while waiting for these keys.
+        """
+        keyed = [(part_no, sid, message_id_keys(sid)) for part_no, sid in enumerate(sent, 1) if sid]
+        if not keyed:
+            return
+        await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
+        await self._record_parts(connection, message_id, keyed, now)
+        for part_no, sid, keys in keyed:
+            await self._match_pending(
+                connection, message_id=message_id, part_no=part_no, smsc_id=sid, keys=keys, now=now
+            )
 
     async def _record_parts(
         self,

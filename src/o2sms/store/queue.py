@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
+from itertools import zip_longest
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -59,6 +60,7 @@ from o2sms.store.rows import (
     lock_keys,
     message_from_driver,
     numbered,
+    partial_send,
     partial_send_json,
     read_time,
     time_as_is,
@@ -135,6 +137,13 @@ MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
 
 
+def sent_so_far(sent: Sequence[str | None], resume: str | None) -> list[str | None]:
+    """The SMSC id of each part that went out, None for the others: this try's ``sent``,
+    completed by the parts of an earlier interrupted try (``messages.resume``)."""
+    earlier = partial_send(resume).message_ids if resume is not None else ()
+    return [now if now is not None else then for now, then in zip_longest(sent, earlier)]
+
+
 class MessageQueue(WebhookOutbox):
     """The queue half of the store (:class:`o2sms.store.MessageStore` adds the rest).
 
@@ -182,6 +191,17 @@ class MessageQueue(WebhookOutbox):
         if row is None:
             raise MessageNotFoundError(message_id)
         return row
+
+    async def _record_sent_parts(
+        self,
+        connection: AsyncConnection,
+        message_id: str,
+        sent: Sequence[str | None],
+        now: datetime,
+    ) -> None:
+        """Record the parts of ``message_id`` that reached the SMSC (``sent``: an SMSC id per
+        part, None for the others) when it ends with no retry to send the rest, so their
+        receipts still find it. The queue alone keeps no parts: :class:`MessageStore` does."""
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -484,6 +504,15 @@ class MessageQueue(WebhookOutbox):
     ) -> None:
         """Fail messages whose last allowed claim expired: at-least-once gives up here."""
         detail = f"lease expired after {self.max_attempts} attempts without an outcome"
+        interrupted = (
+            await connection.execute(
+                sa.select(messages.c.id, messages.c.resume).where(
+                    messages.c.id.in_(ids), messages.c.resume.is_not(None)
+                )
+            )
+        ).all()
+        for row in interrupted:  # parts of an earlier try are out
+            await self._record_sent_parts(connection, row.id, sent_so_far((), row.resume), now)
         failed = (
             await connection.execute(
                 sa.update(messages)
@@ -496,6 +525,7 @@ class MessageQueue(WebhookOutbox):
                     lease_until=None,
                     updated_at=now,
                     finished_at=now,
+                    resume=None,
                 )
                 .returning(*messages.c)
             )
@@ -576,11 +606,18 @@ class MessageQueue(WebhookOutbox):
                     "error_name": MAX_ATTEMPTS_EXCEEDED,
                     "error_detail": detail,
                     "finished_at": now,
+                    "resume": None,
                 }
                 event: tuple[EventKind, dict[str, Any]] = (
                     EventKind.FAILED,
                     {"error_name": MAX_ATTEMPTS_EXCEEDED, "error": error},
                 )
+                so_far = sent_so_far(sent, row.resume)
+                if any(so_far):
+                    await self._record_sent_parts(connection, message_id, so_far, now)
+                    event[1]["sent_parts"] = {
+                        str(number): i for number, i in enumerate(so_far, 1) if i is not None
+                    }
             else:
                 wait = (
                     delay
@@ -683,6 +720,10 @@ class MessageQueue(WebhookOutbox):
             leased = row.lease_until is not None and row.lease_until > now
             if row.status not in CLAIMABLE_STATUSES or leased:
                 raise NotCancellableError(message_id, row.status, leased=leased)
+            if row.resume is not None:  # parts of an interrupted try are out
+                await self._record_sent_parts(
+                    connection, message_id, sent_so_far((), row.resume), now
+                )
             updated = (
                 await connection.execute(
                     sa.update(messages)
@@ -693,6 +734,7 @@ class MessageQueue(WebhookOutbox):
                         lease_until=None,
                         updated_at=now,
                         finished_at=now,
+                        resume=None,
                     )
                     .returning(*messages.c)
                 )
