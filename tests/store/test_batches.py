@@ -297,3 +297,20 @@ async def test_a_batch_update_naming_a_row_twice_leaves_the_last_values(
         ids[1]: ("B", 2),
         ids[2]: ("E", 5),
     }
+
+
+async def test_a_value_too_long_for_its_column_is_never_cut_short(
+    store: MessageStore, backend: str
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    too_long = NewMessage("+421900000001", "hi", reference="r" * 300)  # the column holds 255
+    if backend == "postgresql":
+        with pytest.raises(DBAPIError, match="too long"):
+            await store.enqueue_many([too_long, NewMessage("+421900000002", "ok")])
+        assert (await store.list_messages()).items == ()  # all or nothing
+        return
+    [result, _] = await store.enqueue_many([too_long, NewMessage("+421900000002", "ok")])
+    stored = await store.get(result.message.id)  # SQLite does not limit lengths: kept whole
+    assert stored is not None
+    assert stored.reference == "r" * 300

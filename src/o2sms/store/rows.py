@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -252,6 +253,7 @@ class _ArrayForm:
 
 
 _ARRAY_FORMS: Final[dict[str, _ArrayForm]] = {}  #: by the statement's row form
+_LENGTH: Final = re.compile(r"\(\d+\)")
 _POSTGRESQL: Final[sa.Dialect] = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -259,8 +261,10 @@ def _unnest(table: sa.Table, columns: Sequence[str]) -> str:
     """``unnest($1::type[], ...) WITH ORDINALITY AS given(columns..., position)``."""
     for name in columns:
         table.c[name]  # a typo fails here, at import, not in production
+    # VARCHAR[] rather than VARCHAR(32)[]: a cast would cut a value that is too long short,
+    # where storing it in the column refuses it, as the row form does
     arrays = ", ".join(
-        f"${number}::{table.c[name].type.compile(dialect=_POSTGRESQL)}[]"
+        f"${number}::{_LENGTH.sub('', table.c[name].type.compile(dialect=_POSTGRESQL))}[]"
         for number, name in enumerate(columns, 1)
     )
     return f"unnest({arrays}) WITH ORDINALITY AS given({', '.join(columns)}, position)"
