@@ -359,15 +359,16 @@ async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
     healthy = Receiver()
     await healthy.start()
     try:
-        receiver.plans["/hang"] = [HANG]
-        sender = make_sender(concurrency=4, timeout=1.0)
-        # 16 webhooks to the hanging receiver first: oldest first, they alone would fill the
-        # four slots for four rounds of the timeout before any of the healthy one's went out
+        sender = make_sender(concurrency=4, timeout=1.0, poll_interval=1.0)
+        # 16 webhooks to the hanging receiver first, each with a URL of its own: oldest first,
+        # they alone would fill the four slots for four rounds of the timeout before any of
+        # the healthy receiver's went out
         for n in range(16):
-            await submitted(store, receiver.url("/hang"), f"H{n}")
+            receiver.plans[f"/hang/{n}"] = [HANG]
+            await submitted(store, receiver.url(f"/hang/{n}"), f"H{n}")
         others = [await submitted(store, healthy.url(f"/ok{n}"), f"S{n}") for n in range(6)]
         await sender.start()
-        await until(lambda: len(receiver.at("/hang")) >= 4)
+        await until(lambda: len(receiver.requests) >= 4)
         started = time.monotonic()
 
         async def all_delivered() -> bool:

@@ -384,7 +384,9 @@ async def test_defer_hands_back_unsent_and_puts_off_the_same_urls_due_meanwhile(
     hooked: MessageStore, clock: FakeClock
 ) -> None:
     slow = [await submitted(hooked, f"S{n}") for n in range(4)]  # HOOK, due now
+    same_host = await submitted(hooked, "P", callback="https://hooks.example.com/other?t=1")
     other = await submitted(hooked, "O", callback="https://other.example.com/x")
+    like = await submitted(hooked, "L", callback="https://hooks.example.com.evil.test/x")
     [claimed] = await hooked.claim_webhooks("s", limit=1)
     assert claimed.message_id == slow[0].id
     [late] = await hooked.list_webhooks(message_id=slow[3].id)
@@ -397,7 +399,7 @@ async def test_defer_hands_back_unsent_and_puts_off_the_same_urls_due_meanwhile(
     [leased] = await hooked.claim_webhooks("t", limit=1)  # leased elsewhere: left alone
     assert leased.message_id == slow[1].id
 
-    assert await hooked.defer_webhooks("s", [claimed.id, leased.id], seconds=10) == 2
+    assert await hooked.defer_webhooks("s", [claimed.id, leased.id], seconds=10) == 1
     due = {
         h.message_id: (h.next_attempt_at - clock.now, h.attempts, h.lease_owner)
         for h in await hooked.list_webhooks()
@@ -407,15 +409,39 @@ async def test_defer_hands_back_unsent_and_puts_off_the_same_urls_due_meanwhile(
         slow[1].id: (timedelta(0), 1, "t"),  # another sender's lease: not "s"'s to hand back
         slow[2].id: (timedelta(seconds=10), 0, None),  # same URL, due meanwhile: put off
         slow[3].id: (timedelta(seconds=60), 0, None),
-        other.id: (timedelta(0), 0, None),  # another receiver
+        same_host.id: (timedelta(seconds=10), 0, None),  # same receiver, another URL
+        other.id: (timedelta(0), 0, None),  # other receivers
+        like.id: (timedelta(0), 0, None),
     }
     assert await hooked.list_webhook_attempts(slow[0].id) == []
     clock.advance(10)
     assert {h.message_id for h in await hooked.claim_webhooks("s")} == {
         slow[0].id,
         slow[2].id,
+        same_host.id,
         other.id,
+        like.id,
     }
+
+
+async def test_a_webhook_held_back_past_its_give_up_time_fails(
+    hooked: MessageStore, clock: FakeClock
+) -> None:
+    first = await submitted(hooked, "S1")
+    await hooked.apply_receipt(receipt("S1"))  # its second webhook waits behind the first
+    [hook] = await hooked.claim_webhooks("s")
+    assert await hooked.defer_webhooks("s", [hook.id], seconds=10) == 1
+    clock.advance(101)  # retry_for is 100 s
+    [hook] = await hooked.claim_webhooks("s")
+    assert hook.attempts == 1  # never attempted: each hand-back uncounted the claim
+    assert await hooked.defer_webhooks("s", [hook.id], seconds=10) == 1
+    first_hook, second_hook = await hooked.list_webhooks(message_id=first.id)
+    assert first_hook.status is WebhookStatus.FAILED
+    assert first_hook.last_error is not None
+    assert "did not answer" in first_hook.last_error
+    assert second_hook.status is WebhookStatus.PENDING
+    [after] = await hooked.claim_webhooks("s")  # the next one is no longer held behind it
+    assert after.id == second_hook.id
 
 
 async def test_two_senders_never_claim_the_same_webhook(

@@ -446,7 +446,9 @@ class WebhookStats:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
-    deferred: int = 0  #: handed back unsent: their receiver is slow and its slots are taken
+    #: claimed webhooks handed back unsent because their receiver is slow and its slots are
+    #: taken (or failed then, past their give_up_at); one webhook may count several times
+    deferred: int = 0
 
 
 class WebhookSender:
@@ -630,6 +632,8 @@ class WebhookSender:
                 )
             except Exception as exc:  # their leases run out and they are claimed again
                 log.warning("could not hand back %d webhooks (%s)", len(held), type(exc).__name__)
+            else:
+                self._wake.set()  # their slots are free for other receivers' webhooks
         return started
 
     def _finished(self, task: asyncio.Task[None]) -> None:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -67,6 +68,7 @@ DEFAULT_WEBHOOK_RETRY_CAP: Final = 600.0
 
 _MAX_ERROR: Final = 1000  # characters of an error text kept per attempt
 _LEASE_LOST: Final = "gave up: the sender's lease expired without an outcome, past give_up_at"
+_HELD: Final = "gave up: its receiver did not answer within the timeout until give_up_at"
 
 
 def utc_now() -> datetime:
@@ -142,6 +144,12 @@ def _pending_before(earlier: NamedFromClause) -> sa.ColumnElement[bool]:
 def _behind_an_earlier_one() -> sa.Exists:
     """An earlier webhook of the same message is still pending."""
     return sa.exists().where(_pending_before(webhooks.alias("earlier")))
+
+
+def _origin_as_written(url: str) -> str:
+    """``scheme://host:port`` of ``url`` as it is written (the URL up to its path)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _handed_back(due: datetime) -> dict[str, Any]:
@@ -561,11 +569,14 @@ class WebhookOutbox:
     async def defer_webhooks(
         self, worker_id: str, webhook_ids: Sequence[int], *, seconds: float
     ) -> int:
-        """Hand back claimed webhooks unsent, due again in ``seconds``, the attempt uncounted.
+        """Hand back claimed webhooks unsent, due again in ``seconds``, the attempt uncounted
+        (a sender holding back a receiver that does not answer in time).
 
-        The other webhooks pending for the same URLs and due before then are put off as much,
-        so that claims meanwhile do not read them only to hand them back (a sender holding back
-        a receiver that does not answer). Returns how many webhooks were put off in all.
+        The other webhooks pending for the same receivers (URLs with the same
+        ``scheme://host:port`` as written) and due before then are put off as much, so that
+        claims meanwhile do not read them only to hand them back. One past its ``give_up_at``
+        is failed instead: its receiver kept timing out for as long as it was retried.
+        Returns how many of ``webhook_ids`` were handed back or failed.
         """
         if not webhook_ids:
             return 0
@@ -578,7 +589,19 @@ class WebhookOutbox:
             w.status == WebhookStatus.PENDING.value,
         )
         async with self._begin() as connection:
-            released = list(
+            given_up = (
+                await connection.execute(
+                    sa.update(webhooks)
+                    .where(mine, w.give_up_at <= now)
+                    .values(
+                        **_handed_back(now), status=WebhookStatus.FAILED.value, last_error=_HELD
+                    )
+                    .returning(w.message_id)
+                )
+            ).scalars()
+            settled = list(given_up)
+            await _unpark_after(connection, now, settled)
+            urls = list(
                 (
                     await connection.execute(
                         sa.update(webhooks)
@@ -588,20 +611,27 @@ class WebhookOutbox:
                     )
                 ).scalars()
             )
-            if not released:
-                return 0
-            others = sa.select(w.id).where(
-                w.status == WebhookStatus.PENDING.value,
-                w.url.in_(sorted(set(released))),
-                w.next_attempt_at < until,
-                w.lease_owner.is_(None),
-            )
-            if self._postgresql:  # never wait for a row another transaction holds
-                others = others.with_for_update(skip_locked=True)
-            put_off = await connection.execute(
-                sa.update(webhooks).where(w.id.in_(others)).values(next_attempt_at=until)
-            )
-        return len(released) + put_off.rowcount
+            origins = sorted({_origin_as_written(url) for url in urls})
+            if origins:
+                others = sa.select(w.id).where(
+                    w.status == WebhookStatus.PENDING.value,
+                    w.next_attempt_at < until,
+                    w.lease_owner.is_(None),
+                    sa.or_(
+                        w.url.in_(origins),
+                        *(
+                            w.url.startswith(origin + end, autoescape=True)
+                            for origin in origins
+                            for end in "/?#"
+                        ),
+                    ),
+                )
+                if self._postgresql:  # never wait for a row another transaction holds
+                    others = others.with_for_update(skip_locked=True)
+                await connection.execute(
+                    sa.update(webhooks).where(w.id.in_(others)).values(next_attempt_at=until)
+                )
+        return len(settled) + len(urls)
 
     # -- reads --------------------------------------------------------------------------------
 
