@@ -139,6 +139,8 @@ def test_token_bucket_below_one_per_second() -> None:
     assert not bucket.take(1.0)  # half a token back
     assert bucket.take(2.0)  # two seconds: a whole one
     assert not bucket.take(2.0)
+    closed = TokenBucket(0, now=0.0)
+    assert not any(closed.take(float(t)) for t in range(5))  # a rate of 0 lets nothing through
 
 
 @pytest.mark.asyncio

@@ -97,14 +97,15 @@ class TokenBucket:
     """A rate limit of ``rate`` events per second with a burst of one second's worth.
 
     The bucket holds at least one token: below 1/s one second's worth is less than a whole
-    token, and a bucket that can never fill up to one would refuse every event.
+    token, and a bucket that can never fill up to one would refuse every event. A rate of 0
+    (or less) refuses every event.
     """
 
     __slots__ = ("_capacity", "_last", "_tokens", "rate")
 
     def __init__(self, rate: float, now: float) -> None:
         self.rate = rate
-        self._capacity = max(rate, 1.0)
+        self._capacity = max(rate, 1.0) if rate > 0 else 0.0
         self._tokens = self._capacity
         self._last = now
 
