@@ -649,6 +649,42 @@ async def test_a_final_error_on_a_resumed_message_records_the_earlier_parts(
     ]
 
 
+@pytest.mark.parametrize("ending", ["claim", "cancel"])
+async def test_recording_an_interrupted_messages_parts_does_not_deadlock_with_a_late_submit(
+    store: MessageStore, open_at: OpenStore, clock: FakeClock, ending: str
+) -> None:
+    # The ending transaction holds the message row while it records the earlier parts; a
+    # worker whose lease ran out records its resumed submit meanwhile, which takes the parts'
+    # keys first, then the row. Both must finish (on PostgreSQL one was a deadlock victim).
+    message_id = await _interrupted(store, clock)
+    clock.advance(600)
+    if ending == "claim":
+        for _ in range(store.max_attempts - 1):
+            assert await store.claim("w1", lease_seconds=10)
+            clock.advance(600)  # each lease runs out: the last one is given up by the claim
+    late = await open_at()
+    recording, go_on = asyncio.Event(), asyncio.Event()
+    record = store._record_sent_parts
+
+    async def paused(*args: object, **kwargs: object) -> None:
+        recording.set()
+        await go_on.wait()
+        await record(*args, **kwargs)  # type: ignore[arg-type]
+
+    store._record_sent_parts = paused  # type: ignore[method-assign]
+    end = asyncio.create_task(store.claim("w2") if ending == "claim" else store.cancel(message_id))
+    await asyncio.wait_for(recording.wait(), 10)
+    submit = asyncio.create_task(
+        late.mark_submitted_many([(message_id, ["A-1", "B-2", "A-3"])], worker_id="w1")
+    )
+    await asyncio.sleep(0.5)  # the late submit waits for the keys (or for the row)
+    go_on.set()
+    await asyncio.wait_for(asyncio.gather(end, submit), 30)  # neither raises
+    stored = await store.get(message_id)
+    assert stored is not None
+    assert stored.status in (MessageStatus.FAILED, MessageStatus.CANCELLED)
+
+
 async def test_requeue_after_the_last_attempt_fails_the_message(store: MessageStore) -> None:
     message = (await store.enqueue(sms())).message
     for _ in range(store.max_attempts):

@@ -167,3 +167,17 @@ def test_json_text_is_json_dumps_byte_for_byte(value: object) -> None:
 def test_json_text_refuses_what_json_dumps_refuses() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         json_text({"at": object()})
+
+
+def test_sent_so_far_completes_a_resumed_try_with_the_earlier_parts_only() -> None:
+    from o2sms.store.queue import sent_so_far
+    from o2sms.store.rows import partial_send_json
+
+    earlier = partial_send_json(0x42, ["A-1", None, "A-3"])
+    assert sent_so_far([None, "B-2", None], earlier) == ["A-1", "B-2", "A-3"]
+    assert sent_so_far([None, "B-2", None], earlier, 0x42) == ["A-1", "B-2", "A-3"]
+    assert sent_so_far((), earlier) == ["A-1", None, "A-3"]
+    assert sent_so_far([None, "B-2", None], None) == [None, "B-2", None]
+    # split anew (another part count or reference): the earlier ids number other parts
+    assert sent_so_far(["X-1", None], earlier) == ["X-1", None]
+    assert sent_so_far([None, "B-2", None], earlier, 0x43) == [None, "B-2", None]

@@ -54,7 +54,7 @@ from o2sms.store.outbox import (
     Clock,
     utc_now,
 )
-from o2sms.store.queue import MessageQueue, sent_so_far
+from o2sms.store.queue import MessageQueue, sent_keys, sent_so_far
 from o2sms.store.rows import (
     add_events,
     driver_time,
@@ -564,13 +564,12 @@ class MessageStore(MessageQueue):
         detail = error_detail or (
             status_meaning(error_code, infobip=infobip) if error_code is not None else ""
         )
-        keyed = [
-            (part_no, sid, message_id_keys(sid))
-            for part_no, sid in enumerate(smsc_ids, 1)
-            if sid is not None
-        ]
         async with self._begin() as connection:
-            await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
+            resume = await connection.scalar(
+                sa.select(messages.c.resume).where(messages.c.id == message_id)
+            )
+            # every key its parts may be recorded under, before the row, as submits do
+            await lock_keys(connection, sent_keys(sent_so_far(smsc_ids, resume)))
             row = await self._locked_row(connection, message_id)
             if row.status not in CLAIMABLE_STATUSES:
                 return to_message(row)
@@ -675,7 +674,11 @@ class MessageStore(MessageQueue):
                     }
                 )
                 continue
-            status = MessageStatus.SUBMITTED if old.status in _PENDING_PART else old.status
+            status = (
+                MessageStatus.SUBMITTED
+                if old.status in _PENDING_PART
+                else MessageStatus(old.status)
+            )
             await connection.execute(
                 sa.update(message_parts)
                 .where(message_parts.c.message_id == message_id, message_parts.c.part_no == part_no)

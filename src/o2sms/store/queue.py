@@ -24,6 +24,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from o2sms.receipts import message_id_keys
 from o2sms.store.errors import (
     IdempotencyConflictError,
     LeaseLostError,
@@ -65,6 +66,7 @@ from o2sms.store.rows import (
     read_time,
     time_as_is,
     to_message,
+    try_lock_keys,
 )
 from o2sms.store.schema import UtcDateTime, messages
 from o2sms.store.sqlite_inline import OFF_LOOP
@@ -137,11 +139,28 @@ MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
 """``error_name`` of a message failed because it ran out of attempts."""
 
 
-def sent_so_far(sent: Sequence[str | None], resume: str | None) -> list[str | None]:
+def sent_so_far(
+    sent: Sequence[str | None], resume: str | None, concat_reference: int | None = None
+) -> list[str | None]:
     """The SMSC id of each part that went out, None for the others: this try's ``sent``,
-    completed by the parts of an earlier interrupted try (``messages.resume``)."""
-    earlier = partial_send(resume).message_ids if resume is not None else ()
-    return [now if now is not None else then for now, then in zip_longest(sent, earlier)]
+    completed by the parts of an earlier interrupted try (``messages.resume``) when this try
+    resumed it (as many parts; the same reference when ``concat_reference`` is known)."""
+    if resume is None:
+        return list(sent)
+    earlier = partial_send(resume)
+    if sent and (
+        len(sent) != len(earlier.message_ids)
+        or concat_reference not in (None, earlier.concat_reference)
+    ):
+        return list(sent)  # split anew: the earlier parts belong to another numbering
+    return [
+        now if now is not None else then for now, then in zip_longest(sent, earlier.message_ids)
+    ]
+
+
+def sent_keys(sent: Sequence[str | None]) -> list[str]:
+    """The correlation keys of the SMSC ids in ``sent``."""
+    return [key for sid in sent if sid is not None for key in message_id_keys(sid)]
 
 
 class MessageQueue(WebhookOutbox):
@@ -464,11 +483,10 @@ class MessageQueue(WebhookOutbox):
             order = {row.id: index for index, row in enumerate(rows)}
             expired = {row.id: row for row in rows if row.lease_owner is not None}
             exhausted = [r.id for r in expired.values() if r.attempts >= self.max_attempts]
-            if exhausted:
-                await self._fail_exhausted(connection, exhausted, expired, now)
+            failed = await self._fail_exhausted(connection, exhausted, expired, now)
             wanted = [row.id for row in rows if row.id not in set(exhausted)]
             if not wanted:
-                return [], len(exhausted)
+                return [], len(failed)
             read = read_time(connection)
             claimed = [
                 message_from_driver(row, read, resend=row[0] in expired)
@@ -493,7 +511,7 @@ class MessageQueue(WebhookOutbox):
                     if message.resend
                 ),
             )
-        return sorted(claimed, key=lambda m: order[m.id]), len(exhausted)
+        return sorted(claimed, key=lambda m: order[m.id]), len(failed)
 
     async def _fail_exhausted(
         self,
@@ -501,8 +519,15 @@ class MessageQueue(WebhookOutbox):
         ids: Sequence[str],
         expired: dict[str, Any],
         now: datetime,
-    ) -> None:
-        """Fail messages whose last allowed claim expired: at-least-once gives up here."""
+    ) -> list[str]:
+        """Fail messages whose last allowed claim expired: at-least-once gives up here.
+
+        Returns the ids failed: one whose earlier parts' keys another transaction holds (a
+        late submit record, which locks the row after them) is left for the next claim, as
+        this transaction already holds the rows and must not wait for a key.
+        """
+        if not ids:
+            return []
         detail = f"lease expired after {self.max_attempts} attempts without an outcome"
         interrupted = (
             await connection.execute(
@@ -511,8 +536,16 @@ class MessageQueue(WebhookOutbox):
                 )
             )
         ).all()
+        busy: set[str] = set()
         for row in interrupted:  # parts of an earlier try are out
-            await self._record_sent_parts(connection, row.id, sent_so_far((), row.resume), now)
+            so_far = sent_so_far((), row.resume)
+            if not await try_lock_keys(connection, sent_keys(so_far)):
+                busy.add(row.id)
+                continue
+            await self._record_sent_parts(connection, row.id, so_far, now)
+        ids = [i for i in ids if i not in busy]
+        if not ids:
+            return []
         failed = (
             await connection.execute(
                 sa.update(messages)
@@ -549,6 +582,7 @@ class MessageQueue(WebhookOutbox):
                 for message_id in ids
             ],
         )
+        return ids
 
     async def extend_lease(
         self, worker_id: str, message_ids: Sequence[str], *, lease_seconds: float = 60.0
@@ -596,6 +630,17 @@ class MessageQueue(WebhookOutbox):
         went_out = {str(number): i for number, i in enumerate(sent, start=1) if i is not None}
         now = self._now()
         async with self._begin() as connection:
+            before = (
+                await connection.execute(
+                    sa.select(messages.c.attempts, messages.c.resume).where(
+                        messages.c.id == message_id
+                    )
+                )
+            ).first()
+            if before is not None and before.attempts >= self.max_attempts:
+                # the last attempt records its parts: their keys before the row, as submits do
+                keys = sent_keys(sent_so_far(sent, before.resume, concat_reference))
+                await lock_keys(connection, keys)
             row = await self._locked_row(connection, message_id)
             if row.lease_owner != worker_id or row.status not in CLAIMABLE_STATUSES:
                 raise LeaseLostError(message_id, worker_id, row.lease_owner)
@@ -612,7 +657,7 @@ class MessageQueue(WebhookOutbox):
                     EventKind.FAILED,
                     {"error_name": MAX_ATTEMPTS_EXCEEDED, "error": error},
                 )
-                so_far = sent_so_far(sent, row.resume)
+                so_far = sent_so_far(sent, row.resume, concat_reference)
                 if any(so_far):
                     await self._record_sent_parts(connection, message_id, so_far, now)
                     event[1]["sent_parts"] = {
@@ -714,6 +759,11 @@ class MessageQueue(WebhookOutbox):
         cancelled already), so a caller counts each cancellation once."""
         now = self._now()
         async with self._begin() as connection:
+            resume = await connection.scalar(
+                sa.select(messages.c.resume).where(messages.c.id == message_id)
+            )
+            if resume is not None:  # its parts get recorded: their keys before the row
+                await lock_keys(connection, sent_keys(sent_so_far((), resume)))
             row = await self._locked_row(connection, message_id)
             if row.status == MessageStatus.CANCELLED:
                 return to_message(row), False

@@ -74,6 +74,10 @@ __all__ = [
 T = TypeVar("T")
 
 _KEY_LOCK_SPACE: Final = 0x6F32726B  # "o2rk": advisory lock namespace of correlation keys
+_TRY_LOCK_KEYS: Final = (
+    "SELECT bool_and(pg_try_advisory_xact_lock($1, hashtext(k))) "
+    "FROM (SELECT k FROM unnest(CAST($2 AS text[])) AS t(k) ORDER BY hashtext(k), k) AS s"
+)
 _LOCK_KEYS: Final = (
     "SELECT pg_advisory_xact_lock($1, hashtext(k)) "
     "FROM (SELECT k FROM unnest(CAST($2 AS text[])) AS t(k) ORDER BY hashtext(k), k) AS s"
@@ -639,7 +643,9 @@ async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
     A receipt and the submit it belongs to may be recorded at the same moment by two
     processes; without this each would miss the other's uncommitted row and the receipt would
     stay unmatched. Transaction-scoped advisory locks, taken in one order (by the hash that is
-    locked, then by key: no deadlock). SQLite needs nothing: its write transactions already run one at a time.
+    locked, then by key: no deadlock). Take them before locking any message row, as the
+    submit and receipt paths do. SQLite needs nothing: its write transactions already run one
+    at a time.
     """
     if connection.dialect.name != "postgresql":
         return
@@ -648,3 +654,16 @@ async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
         return
     # One round trip for the whole set; the subquery's ORDER BY fixes the locking order.
     await fetch(connection, _LOCK_KEYS, (_KEY_LOCK_SPACE, ordered))
+
+
+async def try_lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> bool:
+    """:func:`lock_keys` without waiting: False when another transaction holds one of them
+    (the ones it got stay held until the transaction ends). For a transaction that already
+    holds message rows, where waiting for a key could close a cycle with the submit path."""
+    if connection.dialect.name != "postgresql":
+        return True
+    ordered = sorted(set(keys))
+    if not ordered:
+        return True
+    [row] = await fetch(connection, _TRY_LOCK_KEYS, (_KEY_LOCK_SPACE, ordered))
+    return bool(row[0])
