@@ -76,7 +76,9 @@ def test_short_code_ton_is_configurable() -> None:
     assert sender("5555", short_code_ton=0, short_code_npi=1).ton == 0
 
 
-@pytest.mark.parametrize("bad", ["", "Twelve chars", "Šimon", "A€€€€€€€€€€"])
+@pytest.mark.parametrize(
+    "bad", ["", "Twelve chars", "Šimon", "A€€€€€€€€€€", "١٢٣", "１２３４", "²³", "+٤٢١٩٠٣١٢٣٤٥٦"]
+)
 def test_bad_senders_are_refused(bad: str) -> None:
     with pytest.raises(AddressError):
         sender(bad)

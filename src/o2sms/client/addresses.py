@@ -175,7 +175,7 @@ def sender(
     if not text:
         raise AddressError("the sender is empty")
     digits = text[1:] if text.startswith("+") else text
-    if not digits.replace(" ", "").isdigit():
+    if not (digits.replace(" ", "").isdigit() and digits.isascii()):  # not "١٢٣" or "²³"
         if not gsm0338.is_encodable(text):
             raise AddressError(f"alphanumeric sender {text!r} has characters outside GSM 03.38")
         if gsm0338.septet_count(text) > ALPHANUMERIC_MAX_SEPTETS:
