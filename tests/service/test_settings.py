@@ -240,6 +240,12 @@ def test_the_database_password_is_not_in_the_settings_repr() -> None:
     settings = load_settings(store_url="postgresql://o2sms:DB-SECRET-PW@127.0.0.1/test")
     assert "DB-SECRET-PW" not in repr(settings)
     assert "DB-SECRET-PW" not in settings.store_url_redacted
+    in_query = load_settings(
+        store_url="postgresql://o2sms@127.0.0.1/test?password=DB-SECRET-PW&sslmode=require"
+    )
+    assert in_query.store_url_redacted == (
+        "postgresql://o2sms@127.0.0.1/test?password=***&sslmode=require"
+    )
 
 
 def test_a_lone_comma_empties_a_list_from_the_environment(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import ssl
 import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -63,12 +64,23 @@ class ConfigError(O2smsError, ValueError):
     """The configuration is invalid; the message lists every problem, one per line."""
 
 
+_SECRET_PARAMETER: Final = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
 def _redacted(url: str) -> str:
-    """A store URL with any password replaced by ``***``, for printing."""
+    """A store URL with any password replaced by ``***``, for printing: the user's, and
+    query parameters that may hold one (``?password=``, ``sslpassword``, ``sslkey``...)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
+        url = url.split("?", maxsplit=1)[0]
         return url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
+    query = {
+        name: "***" if _SECRET_PARAMETER.search(name) else value
+        for name, value in parsed.query.items()
+    }
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")
 
 
 def _split_commas(value: Any) -> Any:
