@@ -116,6 +116,20 @@ async def test_idempotency_key_returns_the_same_message_and_sends_once(service: 
     assert "Idempotency-Key" in other.json()["error"]
 
 
+async def test_a_replay_answers_the_stored_encoding_and_parts_not_the_new_requests(
+    sqlite_service: Service,
+) -> None:
+    headers = {"Idempotency-Key": "enc-1"}
+    request = {"to": SK_MOBILE, "text": "a" * 100}
+    first = await sqlite_service.http.post("/v1/messages", json=request, headers=headers)
+    again = await sqlite_service.http.post(
+        "/v1/messages", json={**request, "encoding": "ucs2"}, headers=headers
+    )
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert (first.json()["encoding"], first.json()["parts"]) == ("gsm7", 1)
+    assert (again.json()["encoding"], again.json()["parts"]) == ("gsm7", 1)  # not ucs2, 2
+
+
 async def test_concurrent_requests_with_one_idempotency_key_store_one_message(
     service: Service,
 ) -> None:

@@ -533,6 +533,9 @@ def create_app(context: ApiContext) -> FastAPI:
         if created:
             metrics.accepted.inc(created)
             context.wake()
+        if replayed:  # what the first request stored, whatever this one asked for
+            first = replayed[0].message
+            encoding, parts = first.encoding or encoding, first.parts_count
         accepted = Accepted(
             messages=[
                 AcceptedMessage(id=r.message.id, to=r.message.recipient, status=r.message.status)
