@@ -19,3 +19,17 @@ def test_bench_reports_a_median_line() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert re.search(r"median of 1: [\d,]+ msg/s .*receipts on", result.stdout)
+
+
+def test_bench_with_no_smsc_there_is_one_error_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "o2sms", "bench", "--port", "1", "--messages", "1", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot connect to 127.0.0.1:1")

@@ -333,6 +333,27 @@ async def test_status_of_an_unknown_id_is_exit_1(service: Service) -> None:
     assert one_error_line(result) == "error: no message with id no-such-id"
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("given", [".", "..", ""])
+async def test_status_of_an_id_that_names_another_path_is_refused(
+    service: Service, given: str
+) -> None:
+    result = await o2sms("status", given, *via(service))
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"error: {given!r} is not a message id"
+
+
+@pytest.mark.asyncio
+async def test_a_duration_too_long_to_compute_is_one_error_line(service: Service) -> None:
+    result = await o2sms(
+        "send", *via(service), "--to", SK_MOBILE, "--text", "x", "--validity", "99999999999d"
+    )
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "error: --validity '99999999999d' is longer than any duration can be"
+    )
+
+
 @pytest.mark.parametrize(
     ("given", "fields"),
     [

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from o2sms.client import Client, DeliveryReport
+from o2sms.client import Client, ClientError, DeliveryReport
 from o2sms.client.addresses import international_number
 
 TEXT = "Your parcel 4711 arrives today between 14:00 and 16:00. Reply STOP to."  # 70 GSM chars
@@ -147,32 +147,36 @@ def bench_command(
     ] = None,
     system_id: Annotated[str, typer.Option(envvar="O2SMS_SYSTEM_ID")] = "bench",
     password: Annotated[str, typer.Option(envvar="O2SMS_PASSWORD")] = "bench",
-    messages: Annotated[int, typer.Option(help="Messages per run.")] = 20_000,
-    window: Annotated[int, typer.Option(help="Requests outstanding per session.")] = 64,
-    sessions: Annotated[int, typer.Option(help="Sessions.")] = 1,
+    messages: Annotated[int, typer.Option(min=1, help="Messages per run.")] = 20_000,
+    window: Annotated[int, typer.Option(min=1, help="Requests outstanding per session.")] = 64,
+    sessions: Annotated[int, typer.Option(min=1, max=16, help="Sessions.")] = 1,
     receipts: Annotated[bool, typer.Option(help="Ask for a receipt per message.")] = False,
-    runs: Annotated[int, typer.Option(help="Runs; the median is reported.")] = 3,
+    runs: Annotated[int, typer.Option(min=1, help="Runs; the median is reported.")] = 3,
 ) -> None:
     """Measure send() throughput, latency to submit_sm_resp and peak memory."""
     console = Console()
     pin_to_core(0)
     with contextlib.ExitStack() as stack:
         target = port if port is not None else stack.enter_context(child_simulator())
-        figures = [
-            asyncio.run(
-                measure_send(
-                    host,
-                    target,
-                    system_id=system_id,
-                    password=password,
-                    messages=messages,
-                    window=window,
-                    sessions=sessions,
-                    receipts=receipts,
+        try:
+            figures = [
+                asyncio.run(
+                    measure_send(
+                        host,
+                        target,
+                        system_id=system_id,
+                        password=password,
+                        messages=messages,
+                        window=window,
+                        sessions=sessions,
+                        receipts=receipts,
+                    )
                 )
-            )
-            for _ in range(runs)
-        ]
+                for _ in range(runs)
+            ]
+        except (ClientError, OSError) as exc:  # no SMSC there, refused bind, lost link...
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
     for number, f in enumerate(figures, start=1):
         console.print(
             f"run {number}: {f.rate:,.0f} msg/s, p50 {f.p50_ms:.2f} ms, p99 {f.p99_ms:.2f} ms",

@@ -46,7 +46,10 @@ def parse_duration(text: str) -> timedelta:
     if not value or match is None or not any(match.groups()):
         raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 2h, 1d or PT2H")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r} is longer than any duration can be") from None
 
 
 SMPP_OPTIONS = (
@@ -511,10 +514,8 @@ def _duration(text: str, option: str) -> timedelta:
     """parse_duration with the one-sentence ValueError the service path prints."""
     try:
         return parse_duration(text)
-    except typer.BadParameter:
-        raise ValueError(
-            f"{option} {text!r} is not a duration such as 90s, 15m, 2h, 1d or PT2H"
-        ) from None
+    except typer.BadParameter as exc:
+        raise ValueError(f"{option} {exc.message}") from None
 
 
 def _fail(message: str, exit_code: int) -> int:

@@ -241,7 +241,26 @@ class ServiceApi:
                 status=response.status_code,
                 exit_code=2 if response.status_code < 500 else 1,
             )
+        if response.status_code >= 300:  # the API never redirects: not the o2sms service
+            raise ServiceError(
+                f"unexpected answer from {self.base_url}: HTTP {response.status_code} "
+                "(is it the o2sms service?)",
+                status=response.status_code,
+            )
         return response
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer's JSON object, or ServiceError when it is something else."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ServiceError(
+                f"unexpected answer from {self.base_url}: not a JSON object "
+                "(is it the o2sms service?)"
+            )
+        return body
 
     async def send(self, body: Mapping[str, Any], *, idempotency_key: str | None = None) -> Sent:
         """``POST /v1/messages`` with ``body`` (MessageRequest JSON); the 202 answer."""
@@ -249,7 +268,7 @@ class ServiceApi:
         if idempotency_key:
             headers = {"Idempotency-Key": _header_value(idempotency_key, "the idempotency key")}
         response = await self._request("POST", "/v1/messages", json=body, headers=headers)
-        answer = response.json()
+        answer = self._json(response)
         messages = answer["messages"]
         return Sent(
             ids=[str(m["id"]) for m in messages],
@@ -261,9 +280,10 @@ class ServiceApi:
 
     async def message(self, message_id: str) -> dict[str, Any]:
         """``GET /v1/messages/{id}``: the message with its parts and timeline, as JSON."""
+        if not message_id.strip("."):  # "", "." and ".." would name another resource
+            raise ServiceError(f"{message_id!r} is not a message id", exit_code=2)
         response = await self._request("GET", f"/v1/messages/{_segment(message_id)}")
-        body: dict[str, Any] = response.json()
-        return body
+        return self._json(response)
 
     async def wait_final(
         self,
