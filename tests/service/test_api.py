@@ -543,11 +543,16 @@ async def test_values_a_store_cannot_hold_are_4xx_not_500(service: Service) -> N
         ("POST", "/v1/messages/%00/cancel", None, 404, None),
         ("GET", "/v1/inbound?before_id=99999999999999999999999", None, 422, None),
     ]
+    cases.append(("GET", "/v1/messages?since=2026-01-01T00:00:00", None, 422, None))
     for method, url, body, status, error in cases:
         response = await http.request(method, url, json=body)
         assert response.status_code == status, (url, body, response.text)
+        answer = response.json()
         if error is not None:
-            assert response.json()["error"] == error
+            assert answer["error"] == error
+        if status == 422:  # every validation error names its field, as the docs say
+            [problem] = answer["errors"]
+            assert answer["error"] == f"{problem['field']}: {problem['message']}", url
     assert (await http.get("/v1/messages")).json()["items"] == []
 
 

@@ -260,11 +260,11 @@ def _utc_query(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        raise ApiError(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+        raise _problem(name, "give a time zone, e.g. 2026-01-01T00:00:00Z")
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ApiError(422, f"{name}: is out of range") from None
+        raise _problem(name, "is out of range") from None
 
 
 async def _from_store(call: Awaitable[T], timeout: float) -> T:
@@ -579,7 +579,7 @@ def create_app(context: ApiContext) -> FastAPI:
         """Messages newest first, filtered by status, reference and creation time."""
         since, until = _utc_query(since, "since"), _utc_query(until, "until")
         if reference is not None and "\x00" in reference:  # no message has one (prepare)
-            raise ApiError(422, "reference: must not contain control characters")
+            raise _problem("reference", "must not contain control characters")
         try:
             page = await _from_store(
                 store.list_messages(
@@ -593,7 +593,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 store_timeout,
             )
         except ValueError as exc:
-            raise ApiError(422, f"cursor: {exc}") from None
+            raise _problem("cursor", str(exc)) from None
         return MessagePage(
             items=[MessageView.of(m) for m in page.items], next_cursor=page.next_cursor
         )
