@@ -34,7 +34,10 @@ def test_destinations_become_international(given_number: str, region: str, expec
     assert (address.ton, address.npi, address.addr) == (1, 1, expected)
 
 
-@pytest.mark.parametrize("bad", ["12", "hello", "+421 123", "", "+999 123456789"])
+@pytest.mark.parametrize(
+    "bad",
+    ["12", "hello", "+421 123", "", "+999 123456789", "+421 903 123 456 ext. 5", "0903123456 x5"],
+)
 def test_bad_destinations_are_refused(bad: str) -> None:
     with pytest.raises(AddressError):
         destination(bad)

@@ -147,6 +147,10 @@ def international_number(number: str, region: str = "SK") -> str:
         raise AddressError(f"{number!r} is not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise AddressError(f"{number!r} is not a valid phone number (region {region})")
+    if parsed.extension:  # an SMS reaches the number, never an extension behind it
+        raise AddressError(
+            f"{number!r} has an extension ({parsed.extension}), which SMS cannot reach"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
