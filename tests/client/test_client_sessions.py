@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import sys
@@ -15,6 +16,7 @@ import trustme
 
 from o2sms.client import (
     BindConfigError,
+    Client,
     ConnectError,
     DeliveryReport,
     InboundSms,
@@ -23,6 +25,7 @@ from o2sms.client import (
     SyncClient,
     assign,
 )
+from o2sms.client.session import Session
 from o2sms.client.transport import open_connection
 from o2sms.smpp import CommandStatus, DeliverSm
 from o2sms.text import split
@@ -58,6 +61,86 @@ async def test_tls_with_a_trusted_certificate(server_tls: ssl.SSLContext, ca_fil
         client(smsc, tls=True, tls_ca_file=ca_file) as sms,
     ):
         assert (await sms.send(NUMBER, "over TLS")).message_ids
+
+
+class FreezingProxy:
+    """A TCP relay in front of an SMSC that can stop forwarding for good: a network partition,
+    where the peer answers nothing, not even TLS's close_notify."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = asyncio.Event()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> FreezingProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers += [writer, upstream_writer]
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                if self.frozen.is_set():
+                    await asyncio.Future()  # never forwards again
+                sink.write(data)
+                await sink.drain()
+
+
+async def test_a_dead_tls_link_is_given_up_at_once_and_takes_no_sends(
+    server_tls: ssl.SSLContext,
+) -> None:
+    # TLS's graceful close waits for the peer's close_notify, 30 s with asyncio: the session
+    # stayed "bound" that long after the missing enquire_link_resp, taking sends it never wrote
+    async with FakeSmsc(ssl_context=server_tls) as smsc, FreezingProxy(smsc.port) as proxy:
+        sms = Client(
+            "127.0.0.1",
+            proxy.port,
+            system_id="acct",
+            password="a-long-password",
+            sessions=1,
+            tls=True,
+            tls_insecure_skip_verify=True,
+            keepalive=0.3,
+            response_timeout=0.5,
+            connect_timeout=1.0,
+        )
+        async with sms:
+            await sms.send(NUMBER, "before")
+            proxy.frozen.set()
+            started = time.monotonic()
+            [session] = sms.sessions
+            assert isinstance(session, Session)
+            while session.status.name == "BOUND" and time.monotonic() - started < 20:
+                await asyncio.sleep(0.05)
+            assert time.monotonic() - started < 3.0
+            with pytest.raises(SendError):  # not taken by the dead link: nowhere to go now
+                await sms.send(NUMBER, "after", retry_timeout=0.5)
+            closing = time.monotonic()
+        assert time.monotonic() - closing < 8.0  # the close does not wait 30 s either
 
 
 async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLContext) -> None:

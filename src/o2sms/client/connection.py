@@ -185,6 +185,8 @@ class SmppProtocol(asyncio.Protocol):
         """
         if self.closed.done():
             raise NotSentError(f"{self.name}: {self.closed.result()}")
+        if self._transport is not None and self._transport.is_closing():
+            raise NotSentError(f"{self.name}: the connection is closing")  # nothing is written
         future: asyncio.Future[Pdu] = self._loop.create_future()
         if self._queued or self._writing_paused or self.connection.window_free <= 0:
             self._queued.append((pdu, future))
@@ -266,6 +268,15 @@ class SmppProtocol(asyncio.Protocol):
             self._flush()
             self._transport.close()
 
+    def abort(self, reason: str) -> None:
+        """End the connection at once, for a peer that is gone: requests out fail with
+        ConnectionLost, queued ones with NotSentError, and the transport is dropped without
+        the TLS close_notify exchange a dead peer would never answer (asyncio waits 30 s)."""
+        self.connection.close(reason)
+        self._dispatch(reason)
+        if self._transport is not None:
+            self._transport.abort()
+
     async def wait_closed(self) -> None:
         """Return once the connection is closed."""
         await asyncio.shield(self.closed)
@@ -335,7 +346,7 @@ class SmppProtocol(asyncio.Protocol):
                 )
                 if event.request.command_id == CommandId.ENQUIRE_LINK:
                     log.warning("%s: no enquire_link_resp, the link is dead; closing", self.name)
-                    self.close()
+                    self._loop.call_soon(self.abort, "no enquire_link_resp: the link is dead")
             elif type(event) is UnexpectedResponse:
                 self._unmatched(event.pdu)
             elif type(event) is PduRejected:

@@ -161,7 +161,12 @@ class Session:
                 )
                 await protocol.drain(self.config.close_timeout)
                 await protocol.unbind(self.config.unbind_timeout)
-                await protocol.wait_closed()
+                try:
+                    async with asyncio.timeout(self.config.unbind_timeout):
+                        await protocol.wait_closed()
+                except TimeoutError:  # a TLS peer that never answers the goodbye
+                    protocol.abort("the SMSC did not close the connection in time")
+                    await protocol.wait_closed()
         finally:  # whatever went wrong above, the session ends and says so
             if protocol is not None:
                 protocol.close()
