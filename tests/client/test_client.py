@@ -12,6 +12,7 @@ import pytest
 
 from o2sms.client import (
     AddressError,
+    Backoff,
     BindError,
     Client,
     ClientClosedError,
@@ -21,6 +22,7 @@ from o2sms.client import (
     SendError,
 )
 from o2sms.client.pool import RateLimiter
+from o2sms.client.session import Session, SessionStatus
 from o2sms.simulator import Account, Simulator
 from o2sms.smpp import CommandStatus
 from o2sms.text import MessageTooLongError
@@ -248,6 +250,30 @@ async def test_dead_link_detected_by_missing_enquire_link_resp(
         faults.silent = False
         await asyncio.sleep(0.7)  # backoff then reconnect
         assert (await sms.send(NUMBER, "alive again")).message_ids
+
+
+async def test_a_session_failed_for_good_raises_its_error_without_growing_it() -> None:
+    # The stored error was raised again on every send, each raise adding its frames (and
+    # their locals) to the one traceback: megabytes after thousands of sends.
+    faults = Faults()
+    async with FakeSmsc(faults) as smsc, client(smsc, reconnect=Backoff(0.05, 0.05)) as sms:
+        faults.bind_status = CommandStatus.ESME_RINVPASWD  # the password was revoked
+        smsc.drop_all()
+        for _ in range(100):
+            if all(
+                isinstance(s, Session) and s.status is SessionStatus.FAILED for s in sms.sessions
+            ):
+                break
+            await asyncio.sleep(0.05)
+        depths = []
+        for _ in range(50):
+            with pytest.raises(SendError) as caught:
+                await sms.send(NUMBER, "x")
+            frames, tb = 0, caught.value.cause.__traceback__
+            while tb is not None:
+                frames, tb = frames + 1, tb.tb_next
+            depths.append(frames)
+        assert max(depths) == depths[0] < 10
 
 
 async def test_bad_input_raises_before_anything_is_sent() -> None:

@@ -26,7 +26,7 @@ from o2sms.client.config import (
     SessionConfig,
     TlsSettings,
 )
-from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError
+from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError, again
 from o2sms.client.events import (
     DeliveryReport,
     Event,
@@ -366,7 +366,7 @@ class Client:
             errors = [s.error for s in self._pool.sessions if s.error is not None]
             await self._fresh_pool()
             if errors:
-                raise errors[0] from None
+                raise again(errors[0]) from None
             raise ClientError("no session bound within the connect timeout") from None
         except BaseException:
             await self._fresh_pool()

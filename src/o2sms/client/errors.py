@@ -49,6 +49,12 @@ BIND_RETRIABLE_STATUSES = SESSION_LIMIT_STATUSES | RETRIABLE_STATUSES
 """Bind refusals after which binding again later may succeed (the session keeps trying)."""
 
 
+def again(error: ClientError) -> ClientError:
+    """A stored ``error``, ready to be raised once more: its earlier traceback is dropped,
+    or every raise would add its frames (and their locals) to it for as long as it is kept."""
+    return error.with_traceback(None)
+
+
 class ClientError(O2smsError):
     """Base of the client's errors."""
 

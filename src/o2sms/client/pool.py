@@ -19,6 +19,7 @@ from o2sms.client.errors import (
     NotSentError,
     SubmitError,
     WithdrawnError,
+    again,
 )
 from o2sms.client.session import Session, SessionStatus
 from o2sms.smpp.constants import CommandStatus
@@ -310,7 +311,7 @@ class Pool:
         except TimeoutError:
             errors = [s.error for s in self._senders(flash) if s.error is not None]
             if errors and errors[0].retriable:
-                raise errors[0] from None
+                raise again(errors[0]) from None
             raise NotSentError("no session could send it within the retry timeout") from None
 
     async def _wait_for_session(self, flash: bool, submission: Submission | None) -> Session:
@@ -329,7 +330,7 @@ class Pool:
                 if failed:
                     error = failed[0].error
                     assert error is not None
-                    raise error
+                    raise again(error)
                 raise ClientError(
                     "no session can send "
                     + ("flash messages" if flash else "messages")
@@ -342,7 +343,7 @@ class Pool:
                 # error is retriable) rather than leave the caller waiting through an outage.
                 error = senders[0].error
                 assert error is not None
-                raise error
+                raise again(error)
             self._changed.clear()
             await self._changed.wait()
 

@@ -23,6 +23,7 @@ from o2sms.client.errors import (
     ResponseTimeout,
     SubmitError,
     UnreadableResponse,
+    again,
 )
 from o2sms.client.transport import open_connection
 from o2sms.smpp.connection import Connection
@@ -132,7 +133,7 @@ class Session:
                 return protocol
             if self.status is SessionStatus.FAILED:
                 assert self.error is not None
-                raise self.error
+                raise again(self.error)
             if self.status is SessionStatus.CLOSED:
                 raise ClientClosedError(f"{self.name} is closed")
             self._changed.clear()
