@@ -147,6 +147,27 @@ async def wait_delivered_hooks(receiver: Receiver, ids: list[str]) -> None:
             await asyncio.sleep(0.05)
 
 
+async def test_a_password_outside_latin_1_is_refused_without_showing_any_of_it(
+    smsc: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from o2sms.client import BindConfigError, Client
+
+    password = "Pa55-€uro"  # no octet for the euro sign in the bind's Latin-1 field
+    caplog.set_level(logging.DEBUG)
+    sms = Client("127.0.0.1", smsc.port, ACCOUNT.system_id, password, connect_timeout=2.0)
+    with pytest.raises(BindConfigError, match="password has a character outside Latin-1") as got:
+        await sms.start()
+    await sms.close()
+    chain: list[BaseException] = []
+    error: BaseException | None = got.value
+    while error is not None:  # nothing down the chain keeps the value either
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    shown = [caplog.text, *traceback.format_exception(got.value)]
+    shown += [repr(e) + repr(e.args) + repr(getattr(e, "object", "")) for e in chain]
+    assert not [text for text in shown if "€" in text or "Pa55" in text]
+
+
 async def test_tls_to_an_untrusted_certificate_fails_clearly() -> None:
     async with Simulator(accounts=(ACCOUNT,), port=None, tls_port=0) as smsc:
         assert smsc.tls_port is not None

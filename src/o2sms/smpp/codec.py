@@ -471,9 +471,31 @@ def encode(pdu: Pdu) -> bytes:
         return encoder(pdu)
     except PduEncodeError:
         raise
+    except UnicodeEncodeError:
+        problem = _unencodable(pdu)  # raised below, outside: no context keeping the value
     except (struct.error, AttributeError, TypeError, ValueError, OverflowError) as exc:
-        # ValueError covers UnicodeEncodeError and any value check a helper leaves to Python.
+        # ValueError covers any value check a helper leaves to Python.
         raise PduEncodeError(f"cannot encode {type(pdu).__name__}: {exc}") from exc
+    raise PduEncodeError(problem)
+
+
+def _unencodable(pdu: Pdu) -> str:
+    """Which text field of ``pdu`` has a character its Latin-1 octets cannot carry, and
+    which character, but never a character of the password."""
+    for field in dataclasses.fields(pdu):
+        value = getattr(pdu, field.name)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            if field.name == "password":
+                return f"cannot encode {type(pdu).__name__}: the password has a character outside Latin-1"
+            return (
+                f"cannot encode {type(pdu).__name__}: {field.name} has {value[exc.start]!r}, "
+                "a character outside Latin-1"
+            )
+    return f"cannot encode {type(pdu).__name__}: a text has a character outside Latin-1"
 
 
 def decode(frame: bytes) -> Pdu:
