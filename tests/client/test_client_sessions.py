@@ -143,6 +143,35 @@ async def test_a_dead_tls_link_is_given_up_at_once_and_takes_no_sends(
         assert time.monotonic() - closing < 8.0  # the close does not wait 30 s either
 
 
+async def test_sends_made_as_a_link_starts_closing_go_to_another_session() -> None:
+    async with FakeSmsc() as smsc, client(smsc, sessions=2) as sms:
+        await sms.send(NUMBER, "warm")
+        for _ in range(100):
+            if all(isinstance(s, Session) and s.is_bound for s in sms.sessions):
+                break
+            await asyncio.sleep(0.02)
+        first = sms.sessions[0]
+        assert isinstance(first, Session)
+        protocol = first.protocol
+        assert protocol is not None
+        sends: list[asyncio.Task[Any]] = []
+        eof_received = protocol.eof_received
+
+        def peer_closes() -> bool:
+            # sends made in the loop turn the SMSC's FIN arrives in, before it is seen as gone
+            sends.extend(asyncio.create_task(sms.send(NUMBER, f"m{i}")) for i in range(6))
+            return eof_received()
+
+        protocol.eof_received = peer_closes  # type: ignore[method-assign]
+        smsc._writers[0].write_eof()  # the SMSC closes session-1's link, session-2's stays
+        for _ in range(100):
+            if sends:
+                break
+            await asyncio.sleep(0.02)
+        results = await asyncio.gather(*sends)  # none fails: session-2 takes them
+        assert all(result.message_ids for result in results)
+
+
 async def test_tls_refuses_an_untrusted_certificate_clearly(server_tls: ssl.SSLContext) -> None:
     async with FakeSmsc(ssl_context=server_tls) as smsc:
         with pytest.raises(ConnectError, match="not trusted"):

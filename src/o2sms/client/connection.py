@@ -123,6 +123,7 @@ class SmppProtocol(asyncio.Protocol):
         self._gate = refill_gate if refill_gate is not None else RefillGate()
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
+        self._aborted = ""  # why abort() ended the connection: the reason it closed with
         self._on_inbound = on_inbound
         self._inbound: asyncio.Queue[Pdu] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -153,7 +154,9 @@ class SmppProtocol(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        reason = f"connection lost: {exc}" if exc else "the SMSC closed the connection"
+        reason = self._aborted or (
+            f"connection lost: {exc}" if exc else "the SMSC closed the connection"
+        )
         self.connection.receive_data(b"", self._loop.time())
         self._dispatch(reason)
         self._shutdown(reason)
@@ -173,8 +176,9 @@ class SmppProtocol(asyncio.Protocol):
 
     @property
     def is_open(self) -> bool:
-        """True until the connection is closed."""
-        return not self.closed.done()
+        """True until the connection starts closing (nothing more can be written)."""
+        transport = self._transport
+        return not self.closed.done() and not (transport is not None and transport.is_closing())
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send a request and return its response (which may carry an error status).
@@ -272,6 +276,7 @@ class SmppProtocol(asyncio.Protocol):
         """End the connection at once, for a peer that is gone: requests out fail with
         ConnectionLost, queued ones with NotSentError, and the transport is dropped without
         the TLS close_notify exchange a dead peer would never answer (asyncio waits 30 s)."""
+        self._aborted = self._aborted or reason
         self.connection.close(reason)
         self._dispatch(reason)
         if self._transport is not None:
