@@ -409,3 +409,22 @@ def test_time_of_any_other_length_is_refused(f: TimeField, value: str) -> None:
     with pytest.raises(PduError) as info:
         decode(frame(f.command_id, f.body(value)))
     assert info.value.command_status == f.status
+
+
+def test_a_text_outside_latin_1_is_named_and_the_password_never_shown() -> None:
+    from o2sms.smpp.pdu import BindTransceiver, SmeAddress, SubmitMulti
+
+    with pytest.raises(PduEncodeError) as password:
+        encode(BindTransceiver(system_id="acct", password="pa€ss"))
+    assert str(password.value) == (
+        "cannot encode BindTransceiver: the password has a character outside Latin-1"
+    )
+    assert password.value.__cause__ is None
+    assert password.value.__context__ is None  # no UnicodeEncodeError keeping the value
+    with pytest.raises(PduEncodeError, match=r"dest_addresses\[1\]\.destination_addr has '€'"):
+        encode(
+            SubmitMulti(
+                source_addr="O2",
+                dest_addresses=(SmeAddress(1, 1, "421903123456"), SmeAddress(1, 1, "12€")),
+            )
+        )

@@ -482,20 +482,34 @@ def encode(pdu: Pdu) -> bytes:
 def _unencodable(pdu: Pdu) -> str:
     """Which text field of ``pdu`` has a character its Latin-1 octets cannot carry, and
     which character, but never a character of the password."""
-    for field in dataclasses.fields(pdu):
-        value = getattr(pdu, field.name)
-        if not isinstance(value, str):
-            continue
+    found = _unencodable_in(pdu, "")
+    if found is None:
+        return f"cannot encode {type(pdu).__name__}: a text has a character outside Latin-1"
+    field, char = found
+    if field == "password":
+        return f"cannot encode {type(pdu).__name__}: the password has a character outside Latin-1"
+    return f"cannot encode {type(pdu).__name__}: {field} has {char!r}, a character outside Latin-1"
+
+
+def _unencodable_in(value: object, path: str) -> tuple[str, str] | None:
+    """``(field path, character)`` of the first text in ``value`` Latin-1 cannot carry."""
+    if isinstance(value, str):
         try:
             value.encode("latin-1")
         except UnicodeEncodeError as exc:
-            if field.name == "password":
-                return f"cannot encode {type(pdu).__name__}: the password has a character outside Latin-1"
-            return (
-                f"cannot encode {type(pdu).__name__}: {field.name} has {value[exc.start]!r}, "
-                "a character outside Latin-1"
-            )
-    return f"cannot encode {type(pdu).__name__}: a text has a character outside Latin-1"
+            return path, value[exc.start]
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if (found := _unencodable_in(item, f"{path}[{index}]")) is not None:
+                return found
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            name = f"{path}.{field.name}" if path else field.name
+            if (found := _unencodable_in(getattr(value, field.name), name)) is not None:
+                return found
+    return None
 
 
 def decode(frame: bytes) -> Pdu:
