@@ -88,6 +88,14 @@ async def test_a_resume_that_no_longer_fits_the_text_sends_every_part_anew() -> 
     assert len({s.short_message[:5] for s in smsc.submits}) == 1  # one new message, one ref
 
 
+async def test_a_one_part_text_whose_part_went_out_is_not_sent_again() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "short", resume=Resume(0x42, ("EARLIER-1",)))
+        assert result.message_ids == ("EARLIER-1",)
+        assert (await sms.send(NUMBER, "short", resume=Resume(0x42, (None,)))).message_ids
+    assert len(smsc.submits) == 1  # only the one whose part had not gone out
+
+
 async def test_a_resumed_send_is_withdrawn_by_a_stop_like_any_other() -> None:
     # Its earlier parts are the caller's to keep (ids and reference): the rest may wait.
     async with FakeSmsc(Faults(throttle_first=1_000_000)) as smsc, client(smsc) as sms:

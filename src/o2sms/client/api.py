@@ -502,6 +502,8 @@ class Client:
         sending[serial] = None
         try:
             if len(pdus) == 1:  # the common case, kept short
+                if resume is not None and (earlier := resume.message_ids[0]) is not None:
+                    return SendResult((earlier,), encoding_used, 1, destination.addr, reference)
                 try:
                     response = await self._pool.submit(pdus[0], flash=flash, deadline=deadline)
                 except ClientError as exc:
