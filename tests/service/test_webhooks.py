@@ -124,6 +124,15 @@ def delivrd(smsc_id: str) -> DeliveryReceipt:
     return DeliveryReceipt(smsc_id, 1, 1, None, None, ReceiptStat.DELIVRD, "000", None)
 
 
+async def first_webhooks_delivered(store: MessageStore, message_ids: Sequence[str]) -> bool:
+    """Whether the first webhook of each of ``message_ids`` was delivered."""
+    for message_id in message_ids:
+        hooks = await store.list_webhooks(message_id=message_id)
+        if not hooks or hooks[0].status is not WebhookStatus.DELIVERED:
+            return False
+    return True
+
+
 async def backlog_empty(store: MessageStore) -> bool:
     return await store.webhook_backlog() == 0
 
@@ -335,15 +344,7 @@ async def test_a_hanging_receiver_holds_only_its_own_slot(
     started = time.monotonic()
     others = [await submitted(store, receiver.url(f"/ok{n}"), f"S{n}") for n in range(10)]
     sender.notify()
-
-    async def all_delivered() -> bool:
-        for message_id in others:
-            hooks = await store.list_webhooks(message_id=message_id)
-            if not hooks or hooks[0].status is not WebhookStatus.DELIVERED:
-                return False
-        return True
-
-    await until(all_delivered)
+    await until(lambda: first_webhooks_delivered(store, others))
     assert time.monotonic() - started < 2.0  # before the hanging attempt even timed out
     await until(lambda: len(receiver.at("/hang")) >= 2)  # timed out, then tried again
     attempts = await store.list_webhook_attempts(hung)
@@ -370,15 +371,7 @@ async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
         await sender.start()
         await until(lambda: len(receiver.requests) >= 4)
         started = time.monotonic()
-
-        async def all_delivered() -> bool:
-            for message_id in others:
-                hooks = await store.list_webhooks(message_id=message_id)
-                if not hooks or hooks[0].status is not WebhookStatus.DELIVERED:
-                    return False
-            return True
-
-        await until(all_delivered)
+        await until(lambda: first_webhooks_delivered(store, others))
         # the first four attempts time out (1 s), then the hanging receiver keeps one slot
         assert time.monotonic() - started < 2.5
         assert sender.stats.deferred > 0
