@@ -734,6 +734,7 @@ async def test_metrics_count_the_pipeline(sqlite_service: Service) -> None:
     assert 'o2sms_sessions{state="bound"} 4.0' in metrics
     assert "o2sms_submit_latency_seconds_count 1.0" in metrics
     assert "o2sms_receipt_latency_seconds_count 1.0" in metrics
+    assert "o2sms_webhooks_held_back_total 0.0" in metrics
 
 
 async def test_cancelling_twice_counts_one_cancellation(service: Service) -> None:

@@ -360,7 +360,10 @@ async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
     healthy = Receiver()
     await healthy.start()
     try:
-        sender = make_sender(concurrency=4, timeout=1.0, poll_interval=1.0)
+        held_back: list[int] = []
+        sender = make_sender(
+            concurrency=4, timeout=1.0, poll_interval=1.0, on_held_back=held_back.append
+        )
         # 16 webhooks to the hanging receiver first, each with a URL of its own: oldest first,
         # they alone would fill the four slots for four rounds of the timeout before any of
         # the healthy receiver's went out
@@ -375,6 +378,7 @@ async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
         # the first four attempts time out (1 s), then the hanging receiver keeps one slot
         assert time.monotonic() - started < 2.5
         assert sender.stats.deferred > 0
+        assert sum(held_back) == sender.stats.deferred  # what the service's metric counts
         hanging = await store.list_webhooks(status=WebhookStatus.PENDING)
         assert sum(h.attempts for h in hanging) <= 4 + 1 + 1  # never attempted when put off
     finally:

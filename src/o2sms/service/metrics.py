@@ -96,6 +96,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.webhooks_held_back = Counter(
+            "o2sms_webhooks_held_back",
+            "webhooks handed back unsent because their receiver timed out and its slots are taken",
+            registry=r,
+        )
         self.submit_latency = Histogram(
             "o2sms_submit_latency_seconds",
             "from claiming a message to the SMSC's last submit_sm_resp",

@@ -176,6 +176,7 @@ class Connector:
                 slow_receiver_slots=settings.webhooks.slow_receiver_slots,
                 timeout=settings.webhooks.timeout,
                 on_attempt=self._webhook_attempt,
+                on_held_back=self.metrics.webhooks_held_back.inc,
             )
             await self.webhooks.start()
         records = SubmitRecords()

@@ -485,6 +485,7 @@ class WebhookSender:
         stop_grace: float = 5.0,
         resolver: Resolver | None = None,
         on_attempt: Callable[[AttemptOutcome], None] | None = None,
+        on_held_back: Callable[[int], None] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("webhooks need a signing secret")
@@ -506,6 +507,7 @@ class WebhookSender:
         self._stop_grace = stop_grace
         self._resolver = resolver
         self._on_attempt = on_attempt
+        self._on_held_back = on_held_back
         self._client = http_client
         self._owns_client = http_client is None
         self._wake = asyncio.Event()
@@ -627,12 +629,15 @@ class WebhookSender:
             started.append(task)
         if held:
             try:
-                self.stats.deferred += await self._store.defer_webhooks(
+                handed_back = await self._store.defer_webhooks(
                     self._worker_id, held, seconds=self._timeout
                 )
             except Exception as exc:  # their leases run out and they are claimed again
                 log.warning("could not hand back %d webhooks (%s)", len(held), type(exc).__name__)
             else:
+                self.stats.deferred += handed_back
+                if self._on_held_back is not None:
+                    self._on_held_back(handed_back)
                 self._wake.set()  # their slots are free for other receivers' webhooks
         return started
 
