@@ -354,3 +354,77 @@ async def test_a_resumed_message_withdrawn_at_stop_goes_back_uncounted_with_its_
     assert stored.attempts == 1  # this try's attempt uncounted
     assert stored.resends == 0
     assert stored.partial_send == PartialSend(0x42, ("PART1-A", None))
+
+
+@pytest.mark.parametrize("ending", ["unanswered", "final_after_a_part"])
+async def test_a_send_that_may_have_gone_out_keeps_its_lease_when_its_record_fails(
+    store: MessageStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    # Its record gave up (the store away) and a stop came before the lease ran out: handed
+    # back as unsent, it went again uncounted though the SMSC may have it.
+    monkeypatch.setattr(workers, "_FIRST_DELAY", 0.001)
+    monkeypatch.setattr(workers, "_MAX_DELAY", 0.002)
+    if ending == "unanswered":
+        text, parts, method = "hi", 1, "requeue"
+        error = SendError(ResponseTimeout("no submit_sm_resp"), [None])
+    else:
+        text, parts, method = "x" * 200, 2, "mark_failed"
+        error = SendError(SubmitError(CommandStatus.ESME_RINVDSTADR), ["PART-1", None])
+    message = (await store.enqueue(NewMessage("+421900000001", text, parts=parts))).message
+    tries = 0
+
+    async def store_away(*_: Any, **__: Any) -> None:
+        nonlocal tries
+        tries += 1
+        raise OSError("the database is down")
+
+    monkeypatch.setattr(store, method, store_away)
+
+    class Fails(CountingSender):
+        async def send(self, to: str, text: str, **options: Any) -> SendResult:
+            raise error
+
+    worker = worker_on(store, Fails())
+    worker.start()
+    async with asyncio.timeout(10):
+        while tries < workers._STORE_RETRIES or worker.in_flight:
+            await asyncio.sleep(0.01)
+    await worker.stop()
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert stored.lease_owner == "w1"  # kept: the claim after the lease counts the resend
+    clock.advance(61)
+    [again] = await store.claim("w2")
+    assert again.resend
+
+
+async def test_the_leases_of_sends_under_way_are_kept_while_a_stop_waits_for_them(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'lease.db'}", clock=clock)
+    try:
+        message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+        sending, answer = asyncio.Event(), asyncio.Event()
+
+        class Slow(CountingSender):
+            async def send(self, to: str, text: str, **options: Any) -> SendResult:
+                sending.set()
+                await answer.wait()  # on the wire, its submit_sm_resp slow
+                return await super().send(to, text, **options)
+
+        settings = WorkerSettings(poll_interval=0.01, lease_seconds=5)
+        worker = SubmitWorker(store, Slow(), worker_id="w1", settings=settings, metrics=Metrics())
+        worker.start()
+        await asyncio.wait_for(sending.wait(), 5)
+        stopping = asyncio.create_task(worker.stop(timeout=10))
+        clock.advance(4)
+        await asyncio.sleep(2.0)  # the heartbeat (every 5/3 s) pushes the lease to now + 5
+        clock.advance(4)  # 8 s after the claim: the first lease alone would have run out
+        assert await store.claim("w2") == []
+        answer.set()
+        await stopping
+        stored = await store.get(message.id)
+        assert stored is not None
+        assert stored.status is MessageStatus.SUBMITTED
+    finally:
+        await store.close()

@@ -248,9 +248,11 @@ class SubmitWorker:
         """Stop claiming, let submits on the wire finish (bounded), give back the rest."""
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
+        # The claims stop now; the heartbeat keeps the leases of sends under way until they end.
+        claims, others = self._tasks[:1], self._tasks[1:]
+        for task in claims:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*claims, return_exceptions=True)
         # Sends only waiting for their turn (rate limit, a pause) fail now and go back to the
         # queue uncounted; the parts of a long message under way still all go out.
         self._sender.withdraw_unsent()
@@ -264,6 +266,9 @@ class SubmitWorker:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         with contextlib.suppress(Exception):
             keep = [*unsure, *self._sent_unrecorded]
             released = await self._store.release(self.worker_id, keep=keep)
@@ -464,8 +469,8 @@ class SubmitWorker:
             return
         except Exception:
             log.exception("could not requeue %s; its lease will expire", message.id)
-            if any(smsc_ids):
-                self._keep_leased(message.id)  # parts went out
+            if any(smsc_ids) or unanswered:
+                self._keep_leased(message.id)  # parts went out, or may have
             return
         if updated.status is MessageStatus.FAILED:
             self._metrics.final.labels(MessageStatus.FAILED.value).inc()
@@ -498,6 +503,8 @@ class SubmitWorker:
             )
         except Exception:
             log.exception("could not record the failure of %s", message.id)
+            if any(smsc_ids):
+                self._keep_leased(message.id)  # parts went out: a retry is a resend
             return
         self._metrics.final.labels(MessageStatus.FAILED.value).inc()
         self._on_change()
