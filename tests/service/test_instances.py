@@ -299,3 +299,19 @@ async def test_a_message_whose_lease_expired_on_the_wire_is_resent_and_counted(
     expired = [e["detail"] for e in resent["timeline"] if e["kind"] == "lease_expired"]
     assert [d["previous_owner"] for d in expired] == ["dead-worker"]
     assert len(smsc.messages()) == 2
+
+
+async def test_each_run_of_an_instance_leases_under_a_name_of_its_own(tmp_path: Path) -> None:
+    # A restarted "sms-1" must not give back, at its stop, the leases its crashed
+    # predecessor left on messages that may be on the wire.
+    from o2sms.service.runtime import Connector
+
+    settings = settings_for(tmp_path, instance="sms-1")
+    first, second = Connector(settings), Connector(settings)
+    try:
+        assert first.worker_id.startswith("sms-1#")
+        assert second.worker_id.startswith("sms-1#")
+        assert first.worker_id != second.worker_id
+    finally:
+        await first.store.close()
+        await second.store.close()

@@ -88,7 +88,10 @@ class Connector:
         self.settings = settings
         protect_logs()
         self.metrics = Metrics()
-        self.worker_id = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+        # A tag per run: a restarted instance must not give back (or extend) the leases its
+        # crashed predecessor of the same name left, whose messages may be on the wire.
+        name = settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = f"{name}#{secrets.token_hex(3)}"
         self._own_store = store is None
         self._migrated = False  #: check_store brought the schema up to date
         #: why start() failed (uvicorn only logs it), for ``serve`` to say in one line

@@ -291,7 +291,10 @@ def _split(url: str) -> tuple[SplitResult, str, int]:
         raise CallbackUrlError(
             "the callback URL must not contain spaces, line breaks or other control characters"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" and the like
+        raise CallbackUrlError(f"the callback URL cannot be read: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not url.lower().startswith(f"{scheme}://"):
         raise CallbackUrlError("the callback URL must start with http:// or https://")
