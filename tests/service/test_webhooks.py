@@ -196,6 +196,7 @@ DENIED = [
     ("http:/hooks.example.com", UrlPolicy(), "http:// or https://"),
     ("https:///path", UrlPolicy(), "no host"),
     ("https://hooks.example.com:99999/", UrlPolicy(), "invalid port"),
+    ("http://[::1/hook", UrlPolicy(), "cannot be read"),
     ("https://bad_host-.com/", UrlPolicy(), "not a valid host name"),
     ("https://" + "a" * 2000 + ".com/", UrlPolicy(), "longer than"),
     ("http://127.0.0.1:8000/", UrlPolicy(deny_private=True), "private or local"),
