@@ -7,6 +7,7 @@ counts what it was asked to send.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,17 @@ async def test_the_leases_of_sends_under_way_are_kept_while_a_stop_waits_for_the
         assert stored.status is MessageStatus.SUBMITTED
     finally:
         await store.close()
+
+
+async def test_a_stop_that_cannot_give_back_its_leases_says_so(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def store_away(*_: Any, **__: Any) -> int:
+        raise OSError("the database is down")
+
+    monkeypatch.setattr(store, "release", store_away)
+    worker = worker_on(store, CountingSender())
+    worker.start()
+    with caplog.at_level(logging.WARNING, logger="o2sms.service"):
+        await worker.stop()  # does not raise
+    assert any("could not give back" in r.getMessage() for r in caplog.records)

@@ -269,11 +269,18 @@ class SubmitWorker:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            keep = [*unsure, *self._sent_unrecorded]
+        keep = [*unsure, *self._sent_unrecorded]
+        try:
             released = await self._store.release(self.worker_id, keep=keep)
-            if released:
-                log.info("gave back %d claimed messages to the queue", released)
+        except Exception as exc:
+            log.warning(
+                "could not give back the claimed messages (%s); they are sent once their "
+                "leases run out, counted as resends though they never went out",
+                type(exc).__name__,
+            )
+            released = 0
+        if released:
+            log.info("gave back %d claimed messages to the queue", released)
         if unsure:
             log.warning(
                 "%d messages were still being submitted or recorded at shutdown; they keep "
