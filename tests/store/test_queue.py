@@ -724,3 +724,21 @@ async def test_cancel_only_while_waiting(store: MessageStore, clock: FakeClock) 
         await store.cancel(leased.id)
     with pytest.raises(MessageNotFoundError):
         await store.cancel("nope")
+
+
+async def test_trying_correlation_keys_another_transaction_holds_never_waits(
+    store: MessageStore, open_at: OpenStore, backend: str
+) -> None:
+    from o2sms.store.rows import lock_keys, try_lock_keys
+
+    if backend == "sqlite":  # one writer at a time already: nothing to lock, nothing held
+        async with store.engine.connect() as connection:
+            assert await try_lock_keys(connection, ["k1"])
+        return
+    other = await open_at()
+    async with store.engine.begin() as holder:
+        await lock_keys(holder, ["k1", "k2"])
+        async with other.engine.begin() as trying:
+            assert not await asyncio.wait_for(try_lock_keys(trying, ["k2", "k3"]), 5)
+    async with other.engine.begin() as trying:
+        assert await try_lock_keys(trying, ["k1", "k2"])

@@ -647,23 +647,23 @@ async def lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> None:
     submit and receipt paths do. SQLite needs nothing: its write transactions already run one
     at a time.
     """
-    if connection.dialect.name != "postgresql":
-        return
-    ordered = sorted(set(keys))
-    if not ordered:
-        return
-    # One round trip for the whole set; the subquery's ORDER BY fixes the locking order.
-    await fetch(connection, _LOCK_KEYS, (_KEY_LOCK_SPACE, ordered))
+    await _take_keys(connection, _LOCK_KEYS, keys)
 
 
 async def try_lock_keys(connection: AsyncConnection, keys: Iterable[str]) -> bool:
     """:func:`lock_keys` without waiting: False when another transaction holds one of them
     (the ones it got stay held until the transaction ends). For a transaction that already
     holds message rows, where waiting for a key could close a cycle with the submit path."""
+    return await _take_keys(connection, _TRY_LOCK_KEYS, keys)
+
+
+async def _take_keys(connection: AsyncConnection, sql: str, keys: Iterable[str]) -> bool:
+    """Run a key-locking statement on the set of ``keys`` (PostgreSQL only), in one round
+    trip: the statement's ORDER BY fixes the locking order. True unless a try came back empty."""
     if connection.dialect.name != "postgresql":
         return True
     ordered = sorted(set(keys))
     if not ordered:
         return True
-    [row] = await fetch(connection, _TRY_LOCK_KEYS, (_KEY_LOCK_SPACE, ordered))
-    return bool(row[0])
+    rows = await fetch(connection, sql, (_KEY_LOCK_SPACE, ordered))
+    return all(row[0] is not False for row in rows)  # a wait's rows say nothing: True
