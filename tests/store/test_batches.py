@@ -314,3 +314,43 @@ async def test_a_value_too_long_for_its_column_is_never_cut_short(
     stored = await store.get(result.message.id)  # SQLite does not limit lengths: kept whole
     assert stored is not None
     assert stored.reference == "r" * 300
+
+
+async def test_driver_statements_keep_sqlalchemy_errors_rows_and_transactions(
+    store: MessageStore, backend: str
+) -> None:
+    """The hot statements skip SQLAlchemy's execution path on both backends; what callers
+    rely on must not change: its exception classes, rows read by name and by position, and
+    the transaction (a failed batch leaves nothing behind)."""
+    import sqlalchemy as sa
+
+    from o2sms.store.rows import execute_many, fetch, update_sql
+    from o2sms.store.schema import messages
+
+    ids = await claimed(store, 2)
+    sql = update_sql(messages, ("error_name",), ("id",))
+    sql_events: list[str] = []
+
+    def seen(*args: Any) -> None:
+        sql_events.append(args[2])
+
+    async def failing_batch() -> None:
+        async with store.engine.begin() as connection:
+            await execute_many(connection, sql, [("kept?", ids[0])])
+            select = "SELECT id, status FROM messages WHERE id = " + (
+                "$1" if backend == "postgresql" else "?"
+            )
+            [row] = await fetch(connection, select, (ids[1],))
+            assert (row.id, row.status) == (row[0], row[1]) == (ids[1], "queued")
+            await execute_many(connection, "INSERT INTO messages (id) VALUES (?)", [(ids[1],)])
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        with pytest.raises(sa.exc.IntegrityError):
+            await failing_batch()
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    stored = await store.get(ids[0])
+    assert stored is not None
+    assert stored.error_name is None  # rolled back with the failed batch
+    assert not any("UPDATE messages" in statement for statement in sql_events)

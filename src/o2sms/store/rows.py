@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sqlite3
+from collections import namedtuple
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +44,7 @@ from o2sms.store.schema import (
     messages,
     sqlite_text,
 )
+from o2sms.store.sqlite_inline import OFF_LOOP, InlineConnection
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -182,6 +185,11 @@ async def execute_many(
         )
         if done:
             return
+    else:
+        driver = _inline_sqlite(connection, sql)
+        if driver is not None:
+            _on_sqlite(connection, sql, lambda: driver.executemany(sql, rows))
+            return
     await connection.exec_driver_sql(sql, list(rows))
 
 
@@ -224,7 +232,52 @@ async def fetch(connection: AsyncConnection, sql: str, parameters: Sequence[Any]
     )
     if rows is not None:
         return rows
+    driver = _inline_sqlite(connection, sql)
+    if driver is not None:
+        return _on_sqlite(connection, sql, lambda: _sqlite_rows(driver.execute(sql, parameters)))
     return list((await connection.exec_driver_sql(sql, tuple(parameters))).all())
+
+
+def _inline_sqlite(connection: AsyncConnection, sql: str) -> sqlite3.Connection | None:
+    """The :mod:`sqlite3` connection under ``connection`` when ``sql`` may run on it directly:
+    inside a transaction SQLAlchemy has begun (so ``BEGIN IMMEDIATE`` went out) on one of
+    :mod:`~o2sms.store.sqlite_inline`'s connections, and not marked :data:`OFF_LOOP`.
+    Otherwise None: the caller goes through SQLAlchemy.
+
+    What SQLAlchemy adds on top of such a statement (a greenlet, its execution context, the
+    adapter's cursor) costs several times the statement on a local file, and the service runs
+    one per stage of every batch; the call runs on the event loop's thread either way.
+    """
+    sync = connection.sync_connection
+    if sync is None or sync.invalidated or not sync.in_transaction() or OFF_LOOP in sql[:24]:
+        return None
+    adapted = getattr(sync.connection.dbapi_connection, "_connection", None)
+    if not isinstance(adapted, InlineConnection):
+        return None
+    driver = adapted._connection
+    return driver if isinstance(driver, sqlite3.Connection) else None
+
+
+def _on_sqlite(connection: AsyncConnection, sql: str, run: Callable[[], T]) -> T:
+    """``run()`` on the sqlite3 connection, its errors raised as SQLAlchemy raises them."""
+    try:
+        return run()
+    except sqlite3.Error as error:
+        dialect = connection.dialect
+        raise sa.exc.DBAPIError.instance(
+            sql, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+
+
+def _sqlite_rows(cursor: sqlite3.Cursor) -> list[Any]:
+    """A cursor's rows, readable by attribute and by position as SQLAlchemy's ``Row`` is."""
+    row = _row_class(tuple(column[0] for column in cursor.description or ()))
+    return list(map(row._make, cursor.fetchall()))
+
+
+@functools.lru_cache(maxsize=128)
+def _row_class(names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", names, rename=True)
 
 
 def read_time(connection: AsyncConnection) -> Callable[[Any], datetime | None]:
