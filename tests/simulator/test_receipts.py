@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -237,6 +238,36 @@ async def test_temporary_error_retried_permanent_error_dropped() -> None:
         await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 1)
         await asyncio.sleep(0.05)
         assert esme.deliveries.empty()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "body",
+    [b"abc", b"\x00garbage!"],  # message_id without its NUL; octets after it that are no TLV
+    ids=["unterminated-message-id", "corrupt-after-message-id"],
+)
+async def test_receipt_answered_undecodably_is_resent_after_retry_delay(body: bytes) -> None:
+    """An undecodable deliver_sm_resp neither acknowledges its receipt nor strands it."""
+    async with Simulator(
+        accounts=ACCOUNTS, receipt_delay=0.0, receipt_retry_delay=0.05, response_timeout=30.0
+    ) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        esme.auto_ack = False
+        message_id = (await esme.submit(registered_delivery=1)).message_id
+        first = await esme.next_delivery()
+        header = struct.pack(">IIII", 16 + len(body), 0x80000005, 0, first.sequence_number)
+        esme.write_raw(header + body)
+        # long before response_timeout (30 s): the window slot is not held for ever
+        again = await esme.next_delivery(2.0)
+        assert again.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+        assert again.short_message == first.short_message
+        assert again.sequence_number != first.sequence_number
+        assert (smsc.counters["receipts_resent"], smsc.counters["receipts_acknowledged"]) == (1, 0)
+        esme.conn.send(again.response(), 0.0)
+        esme._flush()
+        await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1)
+        assert [s.outstanding_deliver_sm for s in smsc.sessions()] == [0]
 
 
 def _done_date(pdu: DeliverSm) -> datetime:

@@ -128,7 +128,7 @@ class SimulatorConfig:
     receipt_delay: float = 0.1  #: default delay from submission (or schedule) to receipt
     rules: tuple[OutcomeRule, ...] = ()
     receipt_expiry: float = 3600.0  #: a receipt waiting for a receiving session is dropped after
-    receipt_retry_delay: float = 1.0  #: after deliver_sm_resp ESME_RX_T_APPN or another error
+    receipt_retry_delay: float = 1.0  #: after deliver_sm_resp with an error, or undecodable
     #: per account, waiting for a receiving session: from here on submit_sm gets RMSGQFUL
     max_pending_receipts: int = 100_000
     max_scheduled: int = 1_000_000  #: receipts not yet due; beyond it submit_sm gets RMSGQFUL

@@ -715,6 +715,29 @@ class Simulator:
         if state is not None and state.pending:
             self._drain(state, now, skip=session)
 
+    def on_deliver_unreadable(self, session: SmppSession, item: Outbound, now: float) -> None:
+        """A deliver_sm_resp could not be decoded: send the deliver_sm again after a delay.
+
+        Not counted acknowledged, even if its header's status was 0: a body that does not
+        decode says the peer's stack is confused, and a receipt it never stored would be lost.
+        Nor an error answer, whose retries are capped at _MAX_RETRIES and then dropped: it is
+        resent, like an unanswered one, until it expires (at-least-once). Unlike an
+        unanswered one it is resent only after ``receipt_retry_delay``, so a client that
+        always answers so is sent one attempt per delay, not a ping-pong at network speed.
+        """
+        state = self._accounts.get(item.system_id)
+        if state is None:
+            return
+        if item.expires_at <= now:
+            self.counters["receipts_dropped"] += 1
+            _settled(item, now)
+        else:
+            item.attempts += 1
+            self.counters["receipts_resent"] += 1
+            self._schedule(now + self.config.receipt_retry_delay, item)
+        if state.pending:
+            self._drain(state, now, skip=session)  # the slot this item held is free
+
     def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None:
         """A deliver_sm got no answer (timeout or connection lost): send it again."""
         state = self._accounts.get(item.system_id)

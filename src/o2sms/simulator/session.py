@@ -156,6 +156,7 @@ class Host(Protocol):
         self, session: SmppSession, item: Outbound, response: Pdu, now: float
     ) -> None: ...
     def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None: ...
+    def on_deliver_unreadable(self, session: SmppSession, item: Outbound, now: float) -> None: ...
     def on_closed(self, session: SmppSession, now: float) -> None: ...
     def on_connected(self, session: SmppSession) -> None: ...
     def count(self, name: str) -> None: ...
@@ -480,6 +481,12 @@ class SmppSession(asyncio.Protocol):
                     host.on_deliver_lost(self, item, now)
             elif type(event) is PduRejected:
                 host.count("pdus_rejected")
+                request = event.request
+                if request is not None:  # an undecodable deliver_sm_resp: the Connection
+                    # dropped its deliver_sm from the window; without this it stays in flight
+                    item = self._outbound.pop(request.sequence_number, None)
+                    if item is not None:
+                        host.on_deliver_unreadable(self, item, now)
                 answer = event.answer
                 if answer is not None and answer.command_status in self._statuses:
                     self._patch = True
