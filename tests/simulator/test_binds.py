@@ -9,17 +9,21 @@ import pytest
 from o2sms.simulator import Simulator
 from o2sms.smpp import (
     BindReceiverResp,
+    BindTransceiver,
     BindTransceiverResp,
     BindTransmitter,
     BindTransmitterResp,
     CommandStatus,
     EnquireLink,
+    Pdu,
     SubmitSm,
     TlvTag,
     Unbind,
 )
+from o2sms.smpp.codec import encode
+from o2sms.smpp.framer import Framer
 from tests.simulator.conftest import PASSWORD
-from tests.simulator.esme import Esme
+from tests.simulator.esme import HOST, Esme
 
 S = CommandStatus
 
@@ -113,6 +117,34 @@ async def test_second_bind_on_same_connection_is_ralybnd(smsc: Simulator) -> Non
     assert resp.command_status == S.ESME_RALYBND
     assert (await esme.submit()).command_status == 0  # still bound
     await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_two_binds_in_one_write_then_abort_keep_the_session_limit(smsc: Simulator) -> None:
+    """A session is counted once against the account's limit, and its close frees it."""
+    assert smsc.port is not None
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(HOST, smsc.port)
+        writer.write(
+            encode(BindTransceiver(sequence_number=1, system_id="acct", password=PASSWORD))
+            + encode(BindTransmitter(sequence_number=2, system_id="acct", password=PASSWORD))
+        )
+        framer = Framer()
+        answers: list[Pdu] = []
+        async with asyncio.timeout(3):
+            while len(answers) < 2:
+                framer.feed(await reader.read(65536))
+                answers.extend(framer)
+        statuses = [(a.sequence_number, a.command_status) for a in answers]
+        assert statuses == [(1, 0), (2, S.ESME_RALYBND)]
+        (info,) = smsc.sessions()
+        assert (info.bind_type, info.state) == ("transceiver", "bound_trx")
+        writer.transport.abort()  # abrupt close, no unbind
+        await smsc.wait_until(lambda: not smsc.sessions())
+    full = [await Esme.bound(smsc.port, kind) for kind in ("tx", "rx", "trx", "trx")]
+    assert len(smsc.sessions()) == 4
+    for esme in full:
+        await esme.close()
 
 
 @pytest.mark.asyncio

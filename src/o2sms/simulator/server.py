@@ -552,7 +552,14 @@ class Simulator:
         refused with ESME_RBINDFAIL, the reference's generic bind failure (SMPP 3.4 has no
         version status), or, with ``accept_smpp33``, bound as SMPP 3.3, whose bind_resp and
         deliver_sm carry no TLVs.
+
+        A session already bound gets ESME_RALYBND and keeps its bind, whatever the
+        Connection's state table let through (two binds in one read both reach here): a
+        session is registered with one account at most once, so its close frees its slot.
         """
+        if session.bind_type is not None:
+            self.counters["binds_refused"] += 1
+            return pdu.response(command_status=_S.ESME_RALYBND)
         state = self._accounts.get(pdu.system_id)
         status = 0
         system_type = pdu.system_type
@@ -584,7 +591,8 @@ class Simulator:
         session.bind_type = BindType(pdu.command_id)
         session.faults = state.view
         session.interface_version = pdu.interface_version
-        state.sessions.append(session)
+        if session not in state.sessions:
+            state.sessions.append(session)
         tlvs = () if smpp33 else _SC_INTERFACE_VERSION
         return pdu.response(system_id=self.config.system_id, tlvs=tlvs)
 
@@ -758,11 +766,11 @@ class Simulator:
             self._drain(state, now)  # the slot this item held may be free now
 
     def on_closed(self, session: SmppSession, now: float) -> None:
-        """Forget a session (idempotent)."""
+        """Forget a session (idempotent): every entry of it in its account's bound sessions."""
         self._sessions.pop(session.session_id, None)
         state = self._accounts.get(session.system_id)
         if state is not None and session in state.sessions:
-            state.sessions.remove(session)
+            state.sessions[:] = [s for s in state.sessions if s is not session]
 
     # --- outcomes and delivery ----------------------------------------------------------------
 

@@ -467,8 +467,11 @@ class SmppSession(asyncio.Protocol):
                 elif isinstance(pdu, _BINDS):
                     if self._closing:
                         continue  # after a refused bind: the rest of its read goes unheard
+                    bound = self.bind_type is not None
                     answer = host.on_bind(self, pdu, now)  # type: ignore[arg-type]
-                    self.respond(answer, now, then_close=answer.command_status != 0)
+                    # a refused bind closes the connection, unless it was bound already
+                    # (ESME_RALYBND): the bind it has stays usable
+                    self.respond(answer, now, then_close=answer.command_status != 0 and not bound)
                 else:
                     self.respond(host.on_other_request(self, pdu, now), now)
             elif type(event) is ResponseReceived:
