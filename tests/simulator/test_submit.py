@@ -245,6 +245,35 @@ async def test_flash_session_marks_messages_and_rejects_long(smsc: Simulator) ->
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("data_coding", "longest", "unit"),
+    [(0, 160, b"a"), (3, 140, b"\xe9"), (8, 70, "\u00e9".encode("utf-16-be"))],
+    ids=["gsm7", "latin1", "ucs2"],
+)
+async def test_flash_short_message_over_one_part_is_refused_like_payload(
+    smsc: Simulator, data_coding: int, longest: int, unit: bytes
+) -> None:
+    """No long SMS on flash, also when the long text comes whole in short_message."""
+    assert smsc.port is not None
+    flash = await Esme.bound(smsc.port, "trx", system_type="NSMS")
+    too_long = unit * (longest + 1)
+    as_payload = await flash.submit(
+        data_coding=data_coding,
+        short_message=b"",
+        tlvs=(Tlv(TlvTag.MESSAGE_PAYLOAD, too_long),),
+    )
+    assert as_payload.command_status == S.ESME_RINVMSGLEN
+    as_short = await flash.submit(data_coding=data_coding, short_message=too_long)
+    assert as_short.command_status == as_payload.command_status
+    assert smsc.messages() == []
+    fits = await flash.submit(data_coding=data_coding, short_message=unit * longest)
+    assert fits.command_status == 0
+    normal = await Esme.bound(smsc.port, "trx")  # not flash: left to the gateway to split
+    unflashed = await normal.submit(data_coding=data_coding, short_message=too_long)
+    assert unflashed.command_status == 0
+
+
+@pytest.mark.asyncio
 async def test_unsupported_commands_get_generic_nack_rinvcmdid(smsc: Simulator) -> None:
     assert smsc.port is not None
     esme = await Esme.bound(smsc.port, "trx")

@@ -21,7 +21,9 @@ esm_class says receipt, or UDHI with a malformed UDH        ESME_RINVESMCLASS
 incomplete or invalid sar_* TLVs                            ESME_RINVOPTPARAMVAL
 short_message and message_payload both set                  ESME_RINVMSGLEN
 over 25 parts, or message_payload over 4000 octets          ESME_RINVMSGLEN
-a long message (UDH, SAR, payload over one part) on NSMS    ESME_RINVMSGLEN
+a long message on NSMS: UDH or SAR parts, or text over one  ESME_RINVMSGLEN
+  part in short_message or message_payload (the seed: no
+  long SMS for flash)
 registered_delivery / priority_flag out of range            ESME_RINVREGDLVFLG / ESME_RINVPRTFLG
 schedule_delivery_time / validity_period unreadable         ESME_RINVSCHED / ESME_RINVEXPIRY
 validity_period already past, or before the schedule        ESME_RINVEXPIRY
@@ -240,9 +242,11 @@ def check_submit(
         parts = -(-len(body) // _PART_OCTETS[encoding])
         if parts > max_parts:
             raise Rejected(_S.ESME_RINVMSGLEN, f"payload needs {parts} parts, over {max_parts}")
-        if flash:
-            raise Rejected(_S.ESME_RINVMSGLEN, "long messages cannot be sent as flash")
-    if flash and concat is not None and concat.total > 1:
+    if flash and (
+        (concat is not None and concat.total > 1) or len(body) > _SINGLE_OCTETS[encoding]
+    ):
+        # "Long SMS feature is not supported for Flash notifications": however the text
+        # comes, short_message included (254 octets fit there, over one part's 140/160)
         raise Rejected(_S.ESME_RINVMSGLEN, "long messages cannot be sent as flash")
     try:
         text = decode(body, pdu.data_coding)
