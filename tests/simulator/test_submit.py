@@ -273,6 +273,61 @@ async def test_flash_short_message_over_one_part_is_refused_like_payload(
     assert unflashed.command_status == 0
 
 
+_EMOJI = "\U0001f600".encode("utf-16-be")  # a surrogate pair: D83D DE00
+
+
+def _ucs2_part(method: str, seq: int, total: int, body: bytes) -> dict[str, Any]:
+    """submit_sm fields of one UCS-2 part of a long message, by UDH or by SAR TLVs."""
+    if method == "udh":
+        return {"esm_class": 0x40, "short_message": build_concat(0x42, total, seq) + body}
+    sar = (
+        Tlv(TlvTag.SAR_MSG_REF_NUM, 0x42),
+        Tlv(TlvTag.SAR_TOTAL_SEGMENTS, total),
+        Tlv(TlvTag.SAR_SEGMENT_SEQNUM, seq),
+    )
+    return {"short_message": body, "tlvs": sar}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["udh", "sar"])
+async def test_ucs2_surrogate_pair_split_over_two_parts_is_accepted(
+    smsc: Simulator, method: str
+) -> None:
+    """Parts split by octets may cut an emoji in two; the reassembled text has it whole."""
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    first = "a".encode("utf-16-be") * 66 + _EMOJI[:2]  # ends with the high surrogate
+    second = _EMOJI[2:] + "b".encode("utf-16-be")  # starts with the low one
+    for seq, body in ((1, first), (2, second)):
+        resp = await esme.submit(data_coding=8, **_ucs2_part(method, seq, 2, body))
+        assert resp.command_status == 0, seq
+    (long_message,) = smsc.long_messages()
+    assert long_message.text == "a" * 66 + "\U0001f600b"
+    assert [m.text for m in smsc.messages()] == ["a" * 66 + "\ufffd", "\ufffdb"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("seq", "body"),
+    [
+        (2, _EMOJI[:2]),  # a high surrogate ending the last part: nothing follows it
+        (1, _EMOJI[2:] + b"\x00b"),  # a low surrogate opening the first part
+        (1, b"\x00a" + _EMOJI[:2] + b"\x00b"),  # a lone surrogate inside a part
+        (1, b"\x00a" + _EMOJI[:2] + b"\x00"),  # odd length
+    ],
+    ids=["high-at-end-of-last", "low-at-start-of-first", "inside", "odd-length"],
+)
+async def test_ucs2_lone_surrogate_away_from_a_part_boundary_is_rinvmsglen(
+    smsc: Simulator, seq: int, body: bytes
+) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    resp = await esme.submit(data_coding=8, **_ucs2_part("udh", seq, 2, body))
+    assert resp.command_status == S.ESME_RINVMSGLEN
+    single = await esme.submit(data_coding=8, short_message=_EMOJI[:2])  # not a part at all
+    assert single.command_status == S.ESME_RINVMSGLEN
+
+
 @pytest.mark.asyncio
 async def test_unsupported_commands_get_generic_nack_rinvcmdid(smsc: Simulator) -> None:
     assert smsc.port is not None

@@ -17,6 +17,8 @@ source_addr empty, alphanumeric over 11, non-digits with a  ESME_RINVSRCADR (Inf
   numeric TON (1, 2, 4); TON 0 accepts any sender
 data_coding other than 0, 1, 3, 8                           ESME_RINVDCS (0x104)
 text undecodable in its data_coding (odd UCS-2 length...)   ESME_RINVMSGLEN
+  (half a UCS-2 surrogate pair at a part's edge is fine:
+  the other half is in the next/previous part)
 esm_class says receipt, or UDHI with a malformed UDH        ESME_RINVESMCLASS
 incomplete or invalid sar_* TLVs                            ESME_RINVOPTPARAMVAL
 short_message and message_payload both set                  ESME_RINVMSGLEN
@@ -99,6 +101,8 @@ _RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFI
 _MESSAGE_PAYLOAD: Final = TlvTag.MESSAGE_PAYLOAD
 _RINVSCHED: Final = _S.ESME_RINVSCHED
 _RINVEXPIRY: Final = _S.ESME_RINVEXPIRY
+_UCS2: Final = Encoding.UCS2
+_UCS2_DATA_CODING: Final = 0x08
 
 
 class Rejected(Exception):  # noqa: N818 - a verdict, not an error of o2sms
@@ -182,6 +186,30 @@ def _sar(pdu: SubmitSm) -> Concat | None:
     return Concat(values[TlvTag.SAR_MSG_REF_NUM], total, seq, True)
 
 
+def _split_pair_text(body: bytes, concat: Concat | None) -> str | None:
+    """A UCS-2 part's text when its only fault is half a surrogate pair at a part boundary.
+
+    Libraries that split by octets cut an emoji's pair in two: its high surrogate ends one
+    part, its low one starts the next. Each half reads U+FFFD in the part's text; the
+    reassembled message joins the parts' octets first, so it gets the emoji whole. None when
+    the text is undecodable otherwise (odd length, a lone surrogate inside, not a part).
+    """
+    if concat is None or concat.total < 2 or len(body) % 2:
+        return None
+    start, end = 0, len(body)
+    head = tail = ""
+    if concat.seq > 1 and end >= 2 and 0xDC <= body[0] <= 0xDF:  # low surrogate first
+        start, head = 2, "\ufffd"
+    if concat.seq < concat.total and end - start >= 2 and 0xD8 <= body[end - 2] <= 0xDB:
+        end, tail = end - 2, "\ufffd"  # high surrogate last
+    if not (head or tail):
+        return None
+    try:
+        return head + decode(body[start:end], _UCS2_DATA_CODING) + tail
+    except TextError:
+        return None
+
+
 def check_submit(
     pdu: SubmitSm,
     *,
@@ -251,7 +279,10 @@ def check_submit(
     try:
         text = decode(body, pdu.data_coding)
     except TextError as exc:
-        raise Rejected(_S.ESME_RINVMSGLEN, f"text cannot be decoded: {exc}") from None
+        split_pair = _split_pair_text(body, concat) if encoding is _UCS2 else None
+        if split_pair is None:
+            raise Rejected(_S.ESME_RINVMSGLEN, f"text cannot be decoded: {exc}") from None
+        text = split_pair
     schedule = _when(pdu.schedule_delivery_time, now, _RINVSCHED, "schedule_delivery_time")
     validity = _when(pdu.validity_period, now, _RINVEXPIRY, "validity_period")
     if validity is not None:
