@@ -104,6 +104,8 @@ async def test_message_id_formats(fmt: MessageIdFormat, pattern: str) -> None:
         ({"esm_class": 0x04}, S.ESME_RINVESMCLASS),
         ({"registered_delivery": 0x20}, S.ESME_RINVREGDLVFLG),
         ({"priority_flag": 9}, S.ESME_RINVPRTFLG),
+        ({"replace_if_present_flag": 2}, S.ESME_RINVREPFLAG),  # only 0 and 1 are defined
+        ({"replace_if_present_flag": 0xFF}, S.ESME_RINVREPFLAG),
         ({"schedule_delivery_time": "00000001000000AR"}, S.ESME_RINVSCHED),
         ({"schedule_delivery_time": "251399000000000+"}, S.ESME_RINVSCHED),
         ({"validity_period": "200101000000000+"}, S.ESME_RINVEXPIRY),  # already past
@@ -152,6 +154,14 @@ async def test_rejected_with_status(smsc: Simulator, fields: dict[str, Any], sta
     assert smsc.counters["submit_sm_rejected"] == 1
     assert (await esme.submit()).command_status == 0  # the session goes on
     await esme.close()
+
+
+@pytest.mark.asyncio
+async def test_replace_if_present_flag_0_and_1_accepted(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "tx")
+    for flag in (0, 1):
+        assert (await esme.submit(replace_if_present_flag=flag)).command_status == 0
 
 
 @pytest.mark.asyncio

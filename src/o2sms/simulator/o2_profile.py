@@ -27,6 +27,7 @@ a long message on NSMS: UDH or SAR parts, or text over one  ESME_RINVMSGLEN
   part in short_message or message_payload (the seed: no
   long SMS for flash)
 registered_delivery / priority_flag out of range            ESME_RINVREGDLVFLG / ESME_RINVPRTFLG
+replace_if_present_flag other than 0 or 1                   ESME_RINVREPFLAG
 schedule_delivery_time / validity_period unreadable         ESME_RINVSCHED / ESME_RINVEXPIRY
 validity_period already past, or before the schedule        ESME_RINVEXPIRY
 sm_length over 254 (checked by the codec)                   ESME_RINVMSGLEN
@@ -225,6 +226,10 @@ def check_submit(
         raise Rejected(_S.ESME_RINVREGDLVFLG, f"registered_delivery {pdu.registered_delivery}")
     if pdu.priority_flag > 3:
         raise Rejected(_S.ESME_RINVPRTFLG, f"priority_flag {pdu.priority_flag}")
+    if pdu.replace_if_present_flag > 1:  # SMPP 3.4 5.2.18: 0 don't replace, 1 replace
+        raise Rejected(
+            _S.ESME_RINVREPFLAG, f"replace_if_present_flag {pdu.replace_if_present_flag}"
+        )
     esm_type = pdu.esm_class & _TYPE_MASK
     if esm_type in _RECEIPT_TYPES:
         raise Rejected(_S.ESME_RINVESMCLASS, "submit_sm cannot carry a delivery receipt")
