@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 
 import pytest
 
@@ -145,6 +146,46 @@ async def test_two_binds_in_one_write_then_abort_keep_the_session_limit(smsc: Si
     assert len(smsc.sessions()) == 4
     for esme in full:
         await esme.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("system_id", "password", "status"),
+    [
+        (b"acct", b"x" * 70, S.ESME_RINVPASWD),  # over any password the codec takes
+        (b"a" * 20, PASSWORD.encode(), S.ESME_RINVSYSID),  # over C(16)
+    ],
+    ids=["password", "system_id"],
+)
+async def test_bind_refused_by_the_codec_closes_like_any_refused_bind(
+    smsc: Simulator, system_id: bytes, password: bytes, status: int
+) -> None:
+    """A bind the codec cannot take is answered, then closed, and what follows goes unheard."""
+    assert smsc.port is not None
+    body = system_id + b"\0" + password + b"\0" + b"\0" + bytes((0x34, 0, 0)) + b"\0"
+    bad = struct.pack(">IIII", 16 + len(body), 0x00000009, 0, 1) + body
+    good = encode(BindTransceiver(sequence_number=2, system_id="acct", password=PASSWORD))
+    reader, writer = await asyncio.open_connection(HOST, smsc.port)
+    writer.write(bad + good)
+    async with asyncio.timeout(3):
+        raw = await reader.read()  # to EOF: the SMSC closes
+    writer.close()
+    framer = Framer()
+    framer.feed(raw)
+    assert [(a.sequence_number, a.command_status) for a in framer] == [(1, status)]
+    assert (smsc.counters["binds"], smsc.counters["binds_refused"]) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_bind_refused_by_the_codec_leaves_a_bound_session_bound(smsc: Simulator) -> None:
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port)
+    body = b"acct\0" + b"x" * 70 + b"\0\0" + bytes((0x34, 0, 0)) + b"\0"
+    bad = struct.pack(">IIII", 16 + len(body), 0x00000009, 0, 0x7000_0002) + body
+    resp = await esme.raw_request(bad, 0x7000_0002)
+    assert resp.command_status != 0
+    assert (await esme.submit()).command_status == 0  # still bound, still open
+    assert smsc.counters["binds_refused"] == 0
 
 
 @pytest.mark.asyncio

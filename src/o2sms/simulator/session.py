@@ -55,6 +55,7 @@ from o2sms.smpp.pdu import (
 from o2sms.smpp.state import BindType, SessionState
 
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
+_BIND_IDS = frozenset(cls.command_id for cls in _BINDS)
 _RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
 _RECEIVING_RESPS = (BindReceiverResp, BindTransceiverResp)
 _WORD: Final = struct.Struct(">I")
@@ -493,6 +494,11 @@ class SmppSession(asyncio.Protocol):
                 answer = event.answer
                 if answer is not None and answer.command_status in self._statuses:
                     self._patch = True
+                if event.error.command_id in _BIND_IDS and self.bind_type is None:
+                    # a bind the codec refused (a 70-character password...) ends the
+                    # connection like one on_bind refuses, once its answer is written
+                    host.count("binds_refused")
+                    self._closing = True
             elif type(event) is Unbound:
                 self._closing = True
                 if not event.by_peer:
