@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -114,6 +115,28 @@ def test_gateway_example_is_7y_6mo_5d_4h_3m_2_1s() -> None:
 )
 def test_relative_after_is_exact(now: datetime, text: str, expected: datetime) -> None:
     assert parse_relative_time(text).after(now) == expected
+
+
+_BRATISLAVA = ZoneInfo("Europe/Bratislava")
+
+
+@pytest.mark.parametrize(
+    ("now", "text", "expected_utc"),
+    [
+        # 01:30 CET = 00:30 UTC; the clocks jump from 02:00 to 03:00 that night
+        (datetime(2024, 3, 31, 1, 30), "000000020000000R", datetime(2024, 3, 31, 2, 30)),
+        # 01:30 CEST = 23:30 UTC the day before; the clocks fall back from 03:00 to 02:00
+        (datetime(2024, 10, 27, 1, 30), "000000020000000R", datetime(2024, 10, 27, 1, 30)),
+        # a month is a calendar step: 12:00 local stays 12:00 local across the change
+        (datetime(2024, 3, 15, 12), "000100000000000R", datetime(2024, 4, 15, 10)),
+    ],
+)
+def test_relative_after_counts_hours_as_elapsed_time(
+    now: datetime, text: str, expected_utc: datetime
+) -> None:
+    end = parse_relative_time(text).after(now.replace(tzinfo=_BRATISLAVA))
+    assert end.tzinfo is _BRATISLAVA
+    assert end.astimezone(UTC) == expected_utc.replace(tzinfo=UTC)
 
 
 def test_relative_after_past_year_9999_raises() -> None:

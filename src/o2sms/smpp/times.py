@@ -96,9 +96,10 @@ class RelativeTime:
     def after(self, now: datetime) -> datetime:
         """The instant this interval ends when it starts at ``now``, with exact calendar arithmetic.
 
-        Years and months are added first, clamping the day to the end of a shorter month
-        (31 January + 1 month = 28 or 29 February), then the fixed part. Aware datetimes keep
-        their tzinfo (wall-clock arithmetic, as ``datetime + timedelta`` does).
+        Years and months are added first, on ``now``'s calendar, clamping the day to the end
+        of a shorter month (31 January + 1 month = 28 or 29 February); then the fixed part as
+        elapsed time (SMPP 3.4 §7.1.1: an interval from now), so "in 2 hours" across a
+        daylight-saving change is still 2 hours. Aware datetimes keep their tzinfo.
         """
         month_index = now.month - 1 + self.months
         year = now.year + self.years + month_index // 12
@@ -107,7 +108,10 @@ class RelativeTime:
             raise SmppTimeError(f"{self.to_smpp()} after {now.isoformat()} is past year 9999")
         day = min(now.day, calendar.monthrange(year, month)[1])
         try:
-            return now.replace(year=year, month=month, day=day) + self.fixed_part()
+            shifted = now.replace(year=year, month=month, day=day)
+            if shifted.tzinfo is None:
+                return shifted + self.fixed_part()
+            return (shifted.astimezone(UTC) + self.fixed_part()).astimezone(shifted.tzinfo)
         except OverflowError as exc:
             raise SmppTimeError(f"{self.to_smpp()} after {now.isoformat()} overflows") from exc
 
