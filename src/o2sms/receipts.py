@@ -40,6 +40,7 @@ __all__ = [
     "DeliveryReceipt",
     "ReceiptParseError",
     "ReceiptStat",
+    "clean_message_id",
     "format",
     "from_deliver_sm",
     "message_id_keys",
@@ -532,8 +533,10 @@ def format(  # the requested public name; shadows the builtin in this module onl
     )
 
 
-def _clean_id(message_id: str) -> str:
-    """The id without surrounding whitespace/NULs, lower-cased (hex digits compare equal)."""
+def clean_message_id(message_id: str) -> str:
+    """The id as written, without surrounding whitespace/NULs and lower-cased (so hex digits
+    compare equal in either case), but not read as a number: ``0000006e`` and ``00000110``
+    stay two ids, where :func:`normalise_message_id` reads both as 110."""
     return message_id.strip().strip("\x00").strip().lower()
 
 
@@ -548,7 +551,7 @@ def normalise_message_id(
     :func:`message_id_keys` exists. With an explicit ``base`` an id not in that base raises
     ReceiptParseError. Example: ``04000000086ECD50`` -> ``288230376293190992``.
     """
-    clean = _clean_id(message_id)
+    clean = clean_message_id(message_id)
     is_decimal = bool(_DIGITS_RE.fullmatch(clean)) and len(clean) <= MAX_MESSAGE_ID_LENGTH
     is_hex = bool(_HEX_RE.fullmatch(clean)) and len(clean) <= MAX_MESSAGE_ID_LENGTH
     if base == "decimal" or (base == "auto" and is_decimal):
@@ -580,7 +583,7 @@ _CACHED_ID_LENGTH: Final = 2 * MAX_MESSAGE_ID_LENGTH  # longer ones (junk) would
 
 
 def _keys(message_id: str) -> frozenset[str]:
-    clean = _clean_id(message_id)
+    clean = clean_message_id(message_id)
     if len(clean) <= MAX_MESSAGE_ID_LENGTH:
         if clean.isdigit() and clean.isascii():  # decimal digits read as decimal and as hex
             return frozenset((clean, str(int(clean, 10)), str(int(clean, 16))))

@@ -140,6 +140,25 @@ async def test_the_same_receipt_twice_is_applied_once(store: MessageStore) -> No
     assert [e.kind for e in got.events].count(EventKind.RECEIPT) == 1
 
 
+@pytest.mark.parametrize("batch", [False, True])
+async def test_two_ids_that_read_as_one_number_are_two_receipts(
+    store: MessageStore, batch: bool
+) -> None:
+    # Auto mode reads all-digit ids as decimal and others as hex: both of these become 110.
+    first = await submitted(store, "0000006e")
+    second = await submitted(store, "00000110")
+    pair = [receipt("0000006e"), receipt("00000110")]  # same stat, counts and dates
+    if batch:
+        outcomes = await store.apply_receipts([(r, None) for r in pair])
+    else:
+        outcomes = [await store.apply_receipt(r) for r in pair]
+    assert [(o.result, o.message_id) for o in outcomes] == [
+        (ReceiptResult.APPLIED, first.id),
+        (ReceiptResult.APPLIED, second.id),
+    ]
+    assert await status_of(store, second.id) is MessageStatus.DELIVERED
+
+
 async def test_concurrent_duplicates_from_two_processes_apply_once(
     store: MessageStore, open_at: OpenStore
 ) -> None:

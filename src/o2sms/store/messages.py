@@ -28,7 +28,7 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from o2sms.receipts import DeliveryReceipt, message_id_keys, normalise_message_id
+from o2sms.receipts import DeliveryReceipt, clean_message_id, message_id_keys
 from o2sms.smpp.constants import status_meaning, status_name
 from o2sms.store.engine import create_engine, migrate
 from o2sms.store.models import (
@@ -151,13 +151,15 @@ _SET_MESSAGE_STATUS: Final = update_sql(messages, ("status", "updated_at", "fini
 
 
 def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
-    """What makes two receipts "the same receipt": id (normalised), stat, err, counts, dates.
+    """What makes two receipts "the same receipt": id, stat, err, counts, dates.
 
     An SMSC that gets no deliver_sm_resp in time sends the receipt again, byte for byte;
-    such repeats share this fingerprint and are applied once.
+    such repeats share this fingerprint and are applied once. The id is taken as written
+    (:func:`~o2sms.receipts.clean_message_id`), not read as a number: two different ids
+    with one numeric reading, finished in the same minute, are two receipts.
     """
     fields = [
-        normalise_message_id(receipt.id),
+        clean_message_id(receipt.id),
         receipt.stat.value,
         receipt.err,
         receipt.sub,
