@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,16 @@ def test_build_config_layers_options(tmp_path: Path) -> None:
     )
     assert default.port == 2775
     assert default.accounts == (DEFAULT_ACCOUNT,)
+
+
+@pytest.mark.parametrize(("text", "port"), [("session_limit = 3\n", 2775), ("port = 0\n", 0)])
+def test_a_config_file_without_a_port_keeps_the_default_port(
+    tmp_path: Path, text: str, port: int
+) -> None:
+    file = tmp_path / "sim.toml"
+    file.write_text(text)
+    options: dict[str, Any] = dict.fromkeys(
+        ("host", "port", "tls_port", "cert", "key", "http_port", "session_limit", "receipt_delay")
+    )
+    config = build_config(config_file=file, accounts=[], **options)
+    assert config.port == port  # the command line over the file over the default (2775)

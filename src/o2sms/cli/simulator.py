@@ -38,7 +38,8 @@ def build_config(
     receipt_delay: float | None,
 ) -> SimulatorConfig:
     """CLI options over the config file over the defaults (port 2775)."""
-    config = load_config(config_file) if config_file else SimulatorConfig(port=2775)
+    defaults = SimulatorConfig(port=2775)
+    config = load_config(config_file, defaults) if config_file else defaults
     options: dict[str, object] = {}
     if host is not None:
         options["host"] = host

@@ -171,7 +171,6 @@ class EventKind(StrEnum):
     STATUS = "status"  #: the message's status changed (detail: from, to)
     FAILED = "failed"  #: final failure (detail: error_name, error_detail)
     CANCELLED = "cancelled"  #: cancelled while queued
-    TEXT_PURGED = "text_purged"  #: text removed by retention
 
 
 @dataclass(frozen=True, slots=True)
