@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,11 @@ from o2sms.store import (
     MessageStatus,
     MessageStore,
     NewMessage,
+    ReceiptOutcome,
     ReceiptResult,
 )
+from o2sms.store.messages import _PARTS_BY_SMSC_ID
+from o2sms.store.rows import fetch_in
 from tests.store.conftest import FakeClock, OpenStore
 
 pytestmark = pytest.mark.asyncio
@@ -246,6 +250,51 @@ async def test_receipts_for_an_earlier_send_still_match_after_a_resend(
     outcome = await store.apply_receipt(receipt("first"))
     assert outcome.message_id == message.id
     assert outcome.message_status is MessageStatus.DELIVERED
+
+
+async def test_a_batch_never_overwrites_a_part_another_process_made_final_meanwhile(
+    store: MessageStore, open_at: OpenStore, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch reads its receipts' parts before it locks their messages. A receipt for the
+    # part's earlier id takes other key locks, so on PostgreSQL another process may make the
+    # part final in between: the batch must then see it final, as one receipt at a time would.
+    other = await open_at()
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    await store.mark_submitted(message.id, ["first"], worker_id="w")
+    await store.mark_submitted(message.id, ["second"], worker_id="w")  # a resend's id
+    earlier = receipt("first", ReceiptStat.UNDELIV, "001")
+    if backend == "sqlite":  # writers take turns: the other receipt simply goes first
+        await other.apply_receipt(earlier)
+        [outcome] = await store.apply_receipts([(receipt("second"), None)])
+    else:
+        read, done = asyncio.Event(), asyncio.Event()
+
+        async def fetch_then_wait(*args: Any, **kwargs: Any) -> list[Any]:
+            rows = await fetch_in(*args, **kwargs)
+            if args[1] == _PARTS_BY_SMSC_ID and not read.is_set():
+                read.set()
+                await done.wait()  # the other process applies its receipt now
+            return rows
+
+        async def meanwhile() -> ReceiptOutcome:
+            await read.wait()
+            try:
+                return await other.apply_receipt(earlier)
+            finally:
+                done.set()
+
+        monkeypatch.setattr("o2sms.store.messages.fetch_in", fetch_then_wait)
+        batch = asyncio.create_task(store.apply_receipts([(receipt("second"), None)]))
+        first = await asyncio.wait_for(meanwhile(), 30)
+        [outcome] = await asyncio.wait_for(batch, 30)
+        assert first.result is ReceiptResult.APPLIED
+    assert outcome.result is ReceiptResult.IGNORED
+    assert outcome.message_status is MessageStatus.UNDELIVERED
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.UNDELIVERED
+    assert [(p.status, p.error_code) for p in got.parts] == [(MessageStatus.UNDELIVERED, "001")]
 
 
 async def test_mark_failed_records_the_status_name_and_meaning(store: MessageStore) -> None:

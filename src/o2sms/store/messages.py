@@ -138,14 +138,14 @@ _WAITING_RECEIPTS: Final = (
 )
 _KNOWN_FINGERPRINTS: Final = f"SELECT fingerprint FROM {receipts.name} WHERE fingerprint IN_LIST"
 _PARTS_BY_SMSC_ID: Final = (
-    f"SELECT message_id, part_no, smsc_id, status, submitted_at FROM {message_parts.name} "
+    f"SELECT message_id, part_no, smsc_id, submitted_at FROM {message_parts.name} "
     "WHERE smsc_id IN_LIST"
 )
 _MESSAGES_TO_UPDATE: Final = (
     f"SELECT id, status, callback_url FROM {messages.name} WHERE id IN_LIST ORDER BY id"
 )
 _PART_STATES: Final = (
-    f"SELECT message_id, status FROM {message_parts.name} WHERE message_id IN_LIST"
+    f"SELECT message_id, part_no, status FROM {message_parts.name} WHERE message_id IN_LIST"
 )
 _SET_MESSAGE_STATUS: Final = update_sql(messages, ("status", "updated_at", "finished_at"), ("id",))
 
@@ -831,13 +831,21 @@ class MessageStore(MessageQueue):
         received: datetime,
         now: datetime,
     ) -> list[tuple[int, ReceiptOutcome]]:
-        """Apply the simple receipts of a batch: store, update parts, derive statuses."""
+        """Apply the simple receipts of a batch: store, update parts, derive statuses.
+
+        The parts' states are read under their messages' row locks: the candidates were read
+        before them, and another process may have made a part final meanwhile (a receipt for
+        an earlier id of the part, which takes other key locks).
+        """
         message_ids = sorted({part.message_id for _, part in fast})
         # FOR UPDATE on PostgreSQL: part updates per message in turn, as _apply does
         before = {
             row.id: row
             for row in await fetch_in(connection, _MESSAGES_TO_UPDATE, message_ids, lock=True)
         }
+        part_states: dict[str, dict[int, MessageStatus]] = {}
+        for row in await fetch_in(connection, _PART_STATES, message_ids):
+            part_states.setdefault(row.message_id, {})[row.part_no] = MessageStatus(row.status)
         stamp = driver_time(connection)
         received_value, now_value = stamp(received), stamp(now)
         await execute_many(
@@ -863,7 +871,8 @@ class MessageStore(MessageQueue):
         history = []
         for index, part in fast:
             receipt = batch[index][0]
-            current = MessageStatus(part.status)
+            states = part_states[part.message_id]
+            current = states[part.part_no]
             new = part_status_for(receipt.stat)
             applies = new is not None and (
                 current in _PENDING_PART
@@ -871,6 +880,7 @@ class MessageStore(MessageQueue):
             )
             if applies:
                 assert new is not None
+                states[part.part_no] = new
                 updates.append(
                     (new.value, receipt.err[:16], received_value, part.message_id, part.part_no)
                 )
@@ -892,14 +902,11 @@ class MessageStore(MessageQueue):
             )
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
         await add_events(connection, now, history)
-        part_states: dict[str, list[MessageStatus]] = {}
-        for row in await fetch_in(connection, _PART_STATES, message_ids):
-            part_states.setdefault(row.message_id, []).append(MessageStatus(row.status))
         statuses: dict[str, MessageStatus] = {}
         changes: dict[str, MessageStatus] = {}  # message id -> its new status
         for message_id in message_ids:
             current = MessageStatus(before[message_id].status)
-            new = derive_status(part_states.get(message_id, []))
+            new = derive_status(part_states[message_id].values())
             if current.is_final or current in CLAIMABLE_STATUSES or new == current:
                 statuses[message_id] = current
                 continue
