@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -144,11 +145,12 @@ async def test_apply_receipts_common_and_unusual_cases(store: MessageStore) -> N
     assert second.status is MessageStatus.SUBMITTED
 
 
-async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
-    """The same random mix of submits, early receipts, repeats and verdicts, applied in
-    batches to one set of messages and one call at a time to a twin set, leaves both sets in
-    the same state."""
-    rng = random.Random(20261126)
+@pytest.mark.parametrize("seed", [20261126, 15, 22])  # 15, 22: orders a batch got wrong
+async def test_batches_equal_one_at_a_time(store: MessageStore, seed: int) -> None:
+    """The same random mix of submits, resends, early receipts, repeats and verdicts, applied
+    in batches to one set of messages and one call at a time to a twin set, leaves both sets
+    in the same state."""
+    rng = random.Random(seed)
     count = 30
     for prefix in ("b", "s"):
         for i in range(count):
@@ -158,16 +160,26 @@ async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
     await store.claim("w", limit=2 * count)
     order = list(range(count))
     rng.shuffle(order)
-    stats = [ReceiptStat.DELIVRD, ReceiptStat.UNDELIV, ReceiptStat.ENROUTE, ReceiptStat.ACCEPTD]
-    verdicts = [
-        (i, part, rng.choice(stats), f"{rng.randrange(3):03d}") for i in order for part in (1, 2)
+    stats = [
+        ReceiptStat.DELIVRD,
+        ReceiptStat.UNDELIV,
+        ReceiptStat.ENROUTE,
+        ReceiptStat.ACCEPTD,
+        ReceiptStat.REJECTD,
+    ]
+    resent = order[5:15]  # sent twice: a receipt may name either copy
+    verdicts = [  # a part may get a second verdict (which a final part ignores)
+        (i, part, rng.choice(stats), f"{rng.randrange(3):03d}", rng.choice("xy"))
+        for i in order
+        for part in (1, 2)
+        for _ in range(rng.randint(1, 2))
     ]
     verdicts += rng.sample(verdicts, 10)  # repeats
     rng.shuffle(verdicts)
     early = order[:5]  # their first part's receipt comes before the submit is recorded
 
-    def smsc_id(prefix: str, i: int, part: int) -> str:
-        return f"{prefix}{i:03d}x{part}"
+    def smsc_id(prefix: str, i: int, part: int, copy: str = "x") -> str:
+        return f"{prefix}{i:03d}{copy if i in resent else 'x'}{part}"
 
     for prefix, batched in (("b", True), ("s", False)):
         for i in early:
@@ -181,8 +193,13 @@ async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
         else:
             for message_id, smsc_ids in submits:
                 await store.mark_submitted(message_id, smsc_ids, worker_id="w")
+        for i in resent:
+            await store.mark_submitted(
+                f"{prefix}-{i:03d}", [smsc_id(prefix, i, 1, "y"), smsc_id(prefix, i, 2, "y")]
+            )
         receipts_ = [
-            (receipt(smsc_id(prefix, i, part), stat, err), None) for i, part, stat, err in verdicts
+            (receipt(smsc_id(prefix, i, part, copy), stat, err), None)
+            for i, part, stat, err, copy in verdicts
         ]
         if batched:
             for start in range(0, len(receipts_), 16):
@@ -209,6 +226,78 @@ async def test_batches_equal_one_at_a_time(store: MessageStore) -> None:
     one_by_one = await snapshot(store, [f"s-{i:03d}" for i in range(count)])
     assert plain(in_batches, "b") == plain(one_by_one, "s")
     assert {row[0] for row in in_batches} > {MessageStatus.DELIVERED}
+
+
+def _hex(twin: int) -> str:
+    return f"0A000000000000{twin:02d}"
+
+
+Verdict = tuple[str, ReceiptStat]
+# name -> twin -> (parts, the submits' ids in turn, receipts before the batch, the batch)
+Scenario = Callable[[int], tuple[int, list[list[str]], list[Verdict], list[Verdict]]]
+D, U, A, R = ReceiptStat.DELIVRD, ReceiptStat.UNDELIV, ReceiptStat.ACCEPTD, ReceiptStat.REJECTD
+ORDER_SCENARIOS: dict[str, Scenario] = {
+    # the old id's receipt goes the one-receipt way (by keys), the new id's the set-based way
+    "resent part, old id first": lambda t: (
+        1,
+        [[f"old{t}"], [f"new{t}"]],
+        [],
+        [(f"old{t}", U), (f"new{t}", D)],
+    ),
+    "decimal form first": lambda t: (
+        1,
+        [[_hex(t)]],
+        [],
+        [(str(int(_hex(t), 16)), U), (_hex(t), D)],
+    ),
+    # an accepted part may still change, a final message may not
+    "accepted part after the other": lambda t: (
+        2,
+        [[f"p{t}a", f"p{t}b"]],
+        [(f"p{t}a", A)],
+        [(f"p{t}b", U), (f"p{t}a", R)],
+    ),
+    "a part twice, then the other": lambda t: (
+        2,
+        [[f"q{t}a", f"q{t}b"]],
+        [],
+        [(f"q{t}a", A), (f"q{t}a", R), (f"q{t}b", U)],
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", ORDER_SCENARIOS)
+async def test_a_batch_applies_each_messages_receipts_in_arrival_order(
+    store: MessageStore, scenario: str
+) -> None:
+    """Whichever way each receipt of a batch goes, the message ends as one receipt at a time
+    would leave it (the first final status stays; a part's later receipt is ignored)."""
+    seen = []
+    for twin, batched in ((1, True), (2, False)):
+        parts, submits, before, verdicts = ORDER_SCENARIOS[scenario](twin)
+        message = (await store.enqueue(NewMessage("+421900000001", "hi", parts=parts))).message
+        await store.claim("w")
+        for ids in submits:
+            await store.mark_submitted(message.id, ids, worker_id="w")
+        for receipt_id, stat in before:
+            await store.apply_receipt(receipt(receipt_id, stat))
+        batch = [(receipt(receipt_id, stat), None) for receipt_id, stat in verdicts]
+        if batched:
+            outcomes = await store.apply_receipts(batch)
+        else:
+            outcomes = [await store.apply_receipt(r) for r, _ in batch]
+        got = await store.get(message.id)
+        assert got is not None
+        seen.append(
+            (
+                got.status,
+                [p.status for p in got.parts],
+                [(o.result, o.message_status) for o in outcomes],
+            )
+        )
+    assert seen[0] == seen[1]
+    twice = scenario == "a part twice, then the other"
+    assert seen[0][0] is (MessageStatus.REJECTED if twice else MessageStatus.UNDELIVERED)
 
 
 async def test_write_turn_is_held_across_transactions_of_its_task(store: MessageStore) -> None:

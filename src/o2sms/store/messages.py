@@ -141,6 +141,7 @@ _PARTS_BY_SMSC_ID: Final = (
     f"SELECT message_id, part_no, smsc_id, submitted_at FROM {message_parts.name} "
     "WHERE smsc_id IN_LIST"
 )
+_MESSAGES_BY_PART_KEY: Final = f"SELECT key, message_id FROM {part_keys.name} WHERE key IN_LIST"
 _MESSAGES_TO_UPDATE: Final = (
     f"SELECT id, status, callback_url FROM {messages.name} WHERE id IN_LIST ORDER BY id"
 )
@@ -769,8 +770,12 @@ class MessageStore(MessageQueue):
         Outcomes in input order. A new receipt that names a submitted part by its exact id
         (the common case) is applied with a handful of set-based statements whatever the batch
         size; duplicates, receipts waiting for their submit and anything unusual take the
-        one-receipt path in the same transaction. ``status_changed`` is set on one outcome per
-        message (the last receipt that moved it). All or nothing.
+        one-receipt path in the same transaction. The store ends as the receipts applied one at
+        a time in input order would leave it: a message's receipts are applied in that order
+        (once one takes the one-receipt path, its later ones do too), its status derived after
+        each, each change in its history. ``status_changed`` is set on one outcome per message
+        on the set-based path (the last receipt that moved it), which also writes one webhook
+        per message, from its status before to its status after. All or nothing.
         """
         if not batch:
             return []
@@ -779,8 +784,9 @@ class MessageStore(MessageQueue):
         outcomes: list[ReceiptOutcome | None] = [None] * len(batch)
         fingerprints = [receipt_fingerprint(r) for r, _ in batch]
         exacts = [[i for i in (sub, r.id) if i] for r, sub in batch]
+        keys = [_receipt_keys(r, sub) for r, sub in batch]
         async with self._begin() as connection:
-            await lock_keys(connection, (k for r, sub in batch for k in _receipt_keys(r, sub)))
+            await lock_keys(connection, (k for receipt_keys_ in keys for k in receipt_keys_))
             known = {
                 row.fingerprint
                 for row in await fetch_in(
@@ -797,18 +803,40 @@ class MessageStore(MessageQueue):
                 best = candidates.get(row.smsc_id)
                 if best is None or submitted > best[1]:
                     candidates[row.smsc_id] = (row, submitted)
+            parts: list[sa.Row[Any] | None] = []
+            for exact in exacts:
+                found = [candidates[i] for i in exact if i in candidates]
+                parts.append(max(found, key=lambda pair: pair[1])[0] if found else None)
+            # The messages a receipt with no exact match may go to (by its keys), for those
+            # that are not repeats: their later receipts must wait for it.
+            reach: dict[str, set[str]] = {}
+            unexact = {
+                k
+                for index, part in enumerate(parts)
+                if part is None and fingerprints[index] not in known
+                for k in keys[index]
+            }
+            for row in await fetch_in(connection, _MESSAGES_BY_PART_KEY, sorted(unexact)):
+                reach.setdefault(row.key, set()).add(row.message_id)
             fast: list[tuple[int, sa.Row[Any]]] = []
             slow: list[int] = []
-            used: set[tuple[str, int]] = set()
+            used: set[tuple[str, int]] = set()  # parts with a receipt on the fast path
+            detoured: set[str] = set()  # messages with a receipt on the slow path
             for index, fingerprint in enumerate(fingerprints):
-                found = [candidates[i] for i in exacts[index] if i in candidates]
-                part = max(found, key=lambda pair: pair[1])[0] if found else None
-                if part is None or fingerprint in known or (part.message_id, part.part_no) in used:
+                part = parts[index]
+                if fingerprint in known:  # a repeat changes nothing, wherever it goes
                     slow.append(index)
                     continue
                 known.add(fingerprint)
-                used.add((part.message_id, part.part_no))
-                fast.append((index, part))
+                if part is None:
+                    slow.append(index)
+                    detoured.update(m for k in keys[index] for m in reach.get(k, ()))
+                elif part.message_id in detoured or (part.message_id, part.part_no) in used:
+                    slow.append(index)
+                    detoured.add(part.message_id)
+                else:
+                    used.add((part.message_id, part.part_no))
+                    fast.append((index, part))
             if fast:
                 for index, outcome in await self._receipts_fast(
                     connection, batch, fingerprints, fast, received=received, now=now
@@ -869,9 +897,14 @@ class MessageStore(MessageQueue):
         updates = []
         ignored: set[int] = set()
         history = []
+        statuses = {m: MessageStatus(before[m].status) for m in message_ids}
+        moved: dict[str, int] = {}  # message id -> the receipt that last changed its status
+        transitions: list[tuple[str, EventKind, dict[str, Any]]] = []  # their history entries
+        after: dict[int, MessageStatus] = {}  # receipt -> its message's status after it
         for index, part in fast:
             receipt = batch[index][0]
-            states = part_states[part.message_id]
+            message_id = part.message_id
+            states = part_states[message_id]
             current = states[part.part_no]
             new = part_status_for(receipt.stat)
             applies = new is not None and (
@@ -900,17 +933,20 @@ class MessageStore(MessageQueue):
                     },
                 )
             )
+            # as _derive after each receipt: a status once final stays, whatever comes next
+            status = statuses[message_id]
+            if not (status.is_final or status in CLAIMABLE_STATUSES):
+                derived = derive_status(states.values())
+                if derived != status:
+                    statuses[message_id] = derived
+                    moved[message_id] = index
+                    transitions.append(
+                        (message_id, EventKind.STATUS, {"from": status.value, "to": derived.value})
+                    )
+            after[index] = statuses[message_id]
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
         await add_events(connection, now, history)
-        statuses: dict[str, MessageStatus] = {}
-        changes: dict[str, MessageStatus] = {}  # message id -> its new status
-        for message_id in message_ids:
-            current = MessageStatus(before[message_id].status)
-            new = derive_status(part_states[message_id].values())
-            if current.is_final or current in CLAIMABLE_STATUSES or new == current:
-                statuses[message_id] = current
-                continue
-            statuses[message_id] = changes[message_id] = new
+        changes = {m: statuses[m] for m in moved}  # message id -> its new status
         if changes:
             await execute_many(
                 connection,
@@ -925,18 +961,7 @@ class MessageStore(MessageQueue):
                     for message_id, new in changes.items()
                 ],
             )
-            await add_events(
-                connection,
-                now,
-                (
-                    (
-                        message_id,
-                        EventKind.STATUS,
-                        {"from": before[message_id].status, "to": new.value},
-                    )
-                    for message_id, new in changes.items()
-                ),
-            )
+            await add_events(connection, now, transitions)
             notify = [m for m in changes if before[m].callback_url or self.webhook_url]
             if notify:
                 updated = (
@@ -945,7 +970,6 @@ class MessageStore(MessageQueue):
                 await self._notify_status(
                     connection, now, [(u, before[u.id].status) for u in updated]
                 )
-        last = {part.message_id: index for index, part in fast}
         return [
             (
                 index,
@@ -953,8 +977,8 @@ class MessageStore(MessageQueue):
                     ReceiptResult.IGNORED if index in ignored else ReceiptResult.APPLIED,
                     message_id=part.message_id,
                     part_no=part.part_no,
-                    message_status=statuses[part.message_id],
-                    status_changed=part.message_id in changes and last[part.message_id] == index,
+                    message_status=after[index],
+                    status_changed=moved.get(part.message_id) == index,
                 ),
             )
             for index, part in fast
