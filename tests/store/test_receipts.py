@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -237,6 +239,70 @@ async def test_an_unknown_receipt_is_kept_not_dropped(
     again = await store.apply_receipt(receipt("never-sent", ReceiptStat.UNDELIV))
     assert again.result is ReceiptResult.DUPLICATE
     assert len(await store.list_receipts()) == 1
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_receipt_no_column_holds_as_sent_is_kept_on_every_backend(
+    store: MessageStore, batched: bool
+) -> None:
+    # PostgreSQL refused these (an id over the column's 80 characters; a NUL, which its text
+    # cannot hold): stored nowhere, each would come back from the SMSC for ever.
+    long_id, nul_id = "x" * 90, "7\x008"
+    odd: list[tuple[DeliveryReceipt, str | None]] = [
+        (replace(receipt(long_id), err="0\x001"), None),
+        (replace(receipt(nul_id), text="a\x00b"), None),
+        (replace(receipt("y" * 70 + "\x00" * 30), err="1" * 20), None),
+    ]
+    apply = store.apply_receipts if batched else _one_at_a_time(store)
+    assert [o.result for o in await apply(odd)] == [ReceiptResult.PENDING] * 3
+    kept = {(r.receipt_id, r.err): r.detail for r in await store.list_receipts()}
+    assert kept == {
+        ("x" * 80, "0\ufffd1"): {**_detail(), "id": long_id, "err": "0\x001"},
+        ("7\ufffd8", "000"): {**_detail(text="a\x00b"), "id": nul_id},
+        ("y" * 70 + "\ufffd" * 10, "1" * 16): {
+            **_detail(),
+            "id": "y" * 70 + "\x00" * 30,
+            "err": "1" * 20,
+        },
+    }
+    assert [o.result for o in await apply(odd)] == [ReceiptResult.DUPLICATE] * 3
+    # One the client matched to a part, and one whose id, stripped, is a part's: applied.
+    message = await submitted(store, "abc1", "abc2")
+    applied = await apply(
+        [
+            (replace(receipt("abc1\x00zz"), err="0\x002"), "abc1"),
+            (receipt("  ABC2" + " " * 80), None),
+        ]
+    )
+    assert [(o.result, o.message_id) for o in applied] == [(ReceiptResult.APPLIED, message.id)] * 2
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.DELIVERED
+    assert [p.error_code for p in got.parts] == ["0\ufffd2", "000"]
+    assert len(await store.list_receipts()) == 3
+
+
+def _one_at_a_time(
+    store: MessageStore,
+) -> Callable[[Sequence[tuple[DeliveryReceipt, str | None]]], Awaitable[list[ReceiptOutcome]]]:
+    async def apply(batch: Sequence[tuple[DeliveryReceipt, str | None]]) -> list[ReceiptOutcome]:
+        return [await store.apply_receipt(r, submitted_id=sub) for r, sub in batch]
+
+    return apply
+
+
+def _detail(text: str = "hello") -> dict[str, object]:
+    """The detail :func:`receipt` gives a stored receipt."""
+    return {
+        "sub": 1,
+        "dlvrd": 1,
+        "submit_date": "2026-01-01T12:00:00",
+        "done_date": "2026-01-01T12:01:00",
+        "text": text,
+        "message_state": None,
+        "network_error_code": None,
+        "submitted_id": None,
+    }
 
 
 async def test_receipts_for_an_earlier_send_still_match_after_a_resend(

@@ -28,7 +28,12 @@ from typing import Any, Final, Self
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from o2sms.receipts import DeliveryReceipt, clean_message_id, message_id_keys
+from o2sms.receipts import (
+    MAX_MESSAGE_ID_LENGTH,
+    DeliveryReceipt,
+    clean_message_id,
+    message_id_keys,
+)
 from o2sms.smpp.constants import status_meaning, status_name
 from o2sms.store.engine import create_engine, migrate
 from o2sms.store.models import (
@@ -74,6 +79,7 @@ from o2sms.store.rows import (
     update_sql,
 )
 from o2sms.store.schema import (
+    KEY_LENGTH,
     inbound,
     message_events,
     message_parts,
@@ -94,6 +100,8 @@ _PURGE_READ_AHEAD: Final = 10
 """Batches of text purge candidates read in one scan."""
 
 _PENDING_PART = frozenset({MessageStatus.QUEUED, MessageStatus.SUBMITTED})
+_ERR_LENGTH: Final = 16
+"""``receipts.err`` and ``message_parts.error_code``: a receipt's ``err`` field, as stored."""
 
 # The batch paths' per-row statements, run on the driver's terms (rows.execute_many).
 _INSERT_PART: Final = insert_sql(
@@ -175,15 +183,44 @@ def _sortable(at: datetime | None) -> datetime:
     return at if at is not None else datetime.min.replace(tzinfo=UTC)
 
 
+def _fits(value: str, length: int) -> bool:
+    """True when a column of ``length`` characters holds ``value`` on both backends as it is:
+    not too long, and no NUL (PostgreSQL text cannot hold one)."""
+    return len(value) <= length and "\x00" not in value
+
+
+def _stored(value: str, length: int) -> str:
+    """``value`` as such a column keeps it: each NUL as U+FFFD, cut to ``length``.
+
+    For a receipt's id and ``err``: refusing the receipt would store it nowhere, and the SMSC
+    would deliver it again for ever. Such an id names no part (submit ids are C-octet strings
+    of at most 64 characters, without NUL); the receipt keeps the full value in its detail.
+    """
+    return value if _fits(value, length) else value.replace("\x00", "\ufffd")[:length]
+
+
+def _exact_ids(receipt: DeliveryReceipt, submitted_id: str | None) -> list[str]:
+    """The ids a part's ``smsc_id`` may equal: the client's, then the receipt's (an id no part
+    can have, too long or with a NUL, is left out)."""
+    return [i for i in (submitted_id, receipt.id) if i and _fits(i, KEY_LENGTH)]
+
+
 def _receipt_keys(receipt: DeliveryReceipt, submitted_id: str | None) -> frozenset[str]:
-    """The correlation keys of a receipt (and of the id the client matched it to)."""
+    """The correlation keys of a receipt (and of the id the client matched it to).
+
+    Keys no part can have (a NUL inside, longer than the key column) are left out: such a
+    receipt waits without keys, so PostgreSQL never has to lock or store them.
+    """
     keys = message_id_keys(receipt.id)
+    if len(receipt.id) > MAX_MESSAGE_ID_LENGTH or "\x00" in receipt.id:
+        keys = frozenset(k for k in keys if _fits(k, KEY_LENGTH))
     return keys | message_id_keys(submitted_id) if submitted_id else keys
 
 
 def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[str, Any]:
-    """The receipt's remaining fields, JSON-ready, for the ``receipts.detail`` column."""
-    return {
+    """The receipt's remaining fields, JSON-ready, for the ``receipts.detail`` column; also
+    its ``id`` and ``err`` when their columns keep them changed (see :func:`_stored`)."""
+    detail = {
         "sub": receipt.sub,
         "dlvrd": receipt.dlvrd,
         "submit_date": None if receipt.submit_date is None else receipt.submit_date.isoformat(),
@@ -195,6 +232,11 @@ def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[
         else receipt.network_error_code.hex(),
         "submitted_id": submitted_id,
     }
+    if not _fits(receipt.id, KEY_LENGTH):
+        detail["id"] = receipt.id
+    if not _fits(receipt.err, _ERR_LENGTH):
+        detail["err"] = receipt.err
+    return detail
 
 
 def _pending_webhook(link: sa.Column[Any], row_id: sa.Column[Any], now: datetime) -> sa.Exists:
@@ -732,16 +774,16 @@ class MessageStore(MessageQueue):
         now: datetime,
     ) -> ReceiptOutcome:
         """The body of :meth:`apply_receipt`, inside the caller's transaction."""
-        exact = [i for i in (submitted_id, receipt.id) if i]
+        exact = _exact_ids(receipt, submitted_id)
         keys = _receipt_keys(receipt, submitted_id)
         stored = (
             await connection.execute(
                 insert(connection, receipts)
                 .values(
                     fingerprint=receipt_fingerprint(receipt),
-                    receipt_id=receipt.id,
+                    receipt_id=_stored(receipt.id, KEY_LENGTH),
                     stat=receipt.stat.value,
-                    err=receipt.err[:16],
+                    err=_stored(receipt.err, _ERR_LENGTH),
                     detail=_receipt_detail(receipt, submitted_id),
                     received_at=received,
                 )
@@ -753,9 +795,10 @@ class MessageStore(MessageQueue):
             return await self._duplicate(connection, receipt_fingerprint(receipt))
         target = await self._find_part(connection, exact, keys)
         if target is None:
-            await connection.execute(
-                receipt_keys.insert(), [{"key": k, "receipt_pk": stored.id} for k in keys]
-            )
+            if keys:
+                await connection.execute(
+                    receipt_keys.insert(), [{"key": k, "receipt_pk": stored.id} for k in keys]
+                )
             return ReceiptOutcome(ReceiptResult.PENDING)
         message_id, part_no = target
         return await self._apply(connection, stored.id, message_id, part_no, now)
@@ -783,7 +826,7 @@ class MessageStore(MessageQueue):
         received = received_at or now
         outcomes: list[ReceiptOutcome | None] = [None] * len(batch)
         fingerprints = [receipt_fingerprint(r) for r, _ in batch]
-        exacts = [[i for i in (sub, r.id) if i] for r, sub in batch]
+        exacts = [_exact_ids(r, sub) for r, sub in batch]
         keys = [_receipt_keys(r, sub) for r, sub in batch]
         async with self._begin() as connection:
             await lock_keys(connection, (k for receipt_keys_ in keys for k in receipt_keys_))
@@ -876,24 +919,7 @@ class MessageStore(MessageQueue):
             part_states.setdefault(row.message_id, {})[row.part_no] = MessageStatus(row.status)
         stamp = driver_time(connection)
         received_value, now_value = stamp(received), stamp(now)
-        await execute_many(
-            connection,
-            _INSERT_MATCHED_RECEIPT,
-            [
-                (
-                    fingerprints[index],
-                    batch[index][0].id,
-                    batch[index][0].stat.value,
-                    batch[index][0].err[:16],
-                    json_text(_receipt_detail(*batch[index])),
-                    received_value,
-                    part.message_id,
-                    part.part_no,
-                    now_value,
-                )
-                for index, part in fast
-            ],
-        )
+        stored = []
         updates = []
         ignored: set[int] = set()
         history = []
@@ -903,6 +929,20 @@ class MessageStore(MessageQueue):
         after: dict[int, MessageStatus] = {}  # receipt -> its message's status after it
         for index, part in fast:
             receipt = batch[index][0]
+            receipt_id, err = _stored(receipt.id, KEY_LENGTH), _stored(receipt.err, _ERR_LENGTH)
+            stored.append(
+                (
+                    fingerprints[index],
+                    receipt_id,
+                    receipt.stat.value,
+                    err,
+                    json_text(_receipt_detail(*batch[index])),
+                    received_value,
+                    part.message_id,
+                    part.part_no,
+                    now_value,
+                )
+            )
             message_id = part.message_id
             states = part_states[message_id]
             current = states[part.part_no]
@@ -914,9 +954,7 @@ class MessageStore(MessageQueue):
             if applies:
                 assert new is not None
                 states[part.part_no] = new
-                updates.append(
-                    (new.value, receipt.err[:16], received_value, part.message_id, part.part_no)
-                )
+                updates.append((new.value, err, received_value, part.message_id, part.part_no))
             elif new is not None:
                 ignored.add(index)
             history.append(
@@ -925,9 +963,9 @@ class MessageStore(MessageQueue):
                     EventKind.RECEIPT,
                     {
                         "part": part.part_no,
-                        "id": receipt.id,
+                        "id": receipt_id,
                         "stat": receipt.stat.value,
-                        "err": receipt.err,
+                        "err": err,
                         "received_at": received.isoformat(),
                         "ignored": index in ignored,
                     },
@@ -944,6 +982,7 @@ class MessageStore(MessageQueue):
                         (message_id, EventKind.STATUS, {"from": status.value, "to": derived.value})
                     )
             after[index] = statuses[message_id]
+        await execute_many(connection, _INSERT_MATCHED_RECEIPT, stored)
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
         await add_events(connection, now, history)
         changes = {m: statuses[m] for m in moved}  # message id -> its new status
@@ -1111,7 +1150,7 @@ class MessageStore(MessageQueue):
             await connection.execute(
                 sa.update(message_parts)
                 .where(p.message_id == message_id, p.part_no == part_no)
-                .values(status=new.value, error_code=stored.err[:16], receipt_at=stored.received_at)
+                .values(status=new.value, error_code=stored.err, receipt_at=stored.received_at)
             )
         ignored = new is not None and not applies
         await add_events(
