@@ -231,6 +231,39 @@ async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
     assert stored.lease_owner == "w1"  # it went out: the stop did not hand it back as unsent
 
 
+async def test_a_final_error_after_the_lease_was_lost_leaves_the_message_to_its_new_holder(
+    store: MessageStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+
+    class LosesItsLease(CountingSender):
+        async def send(
+            self, to: str, text: str, *, reference: str | None = None, **_: Any
+        ) -> SendResult:
+            self.sent.append(str(reference))
+            clock.advance(61)  # the submit outlived the lease: another worker took it
+            [taken] = await store.claim("w2")
+            assert taken.id == message.id
+            raise SendError(SubmitError(CommandStatus.ESME_RINVDSTADR), [None])
+
+    metrics = Metrics()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    sender = LosesItsLease()
+    worker = SubmitWorker(store, sender, worker_id="w1", settings=settings, metrics=metrics)
+    worker.start()
+    try:
+        async with asyncio.timeout(10):
+            while not sender.sent or worker.in_flight:
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    stored = await store.get(message.id)
+    assert stored is not None
+    assert (stored.status, stored.lease_owner) == (MessageStatus.QUEUED, "w2")
+    assert 'o2sms_messages_final_total{status="failed"}' not in metrics.render().decode()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def stopped_during_send(store: MessageStore, message_id: str, error: SendError) -> Message:
     """Run a worker whose send waits until the worker stops, then fails with ``error``;
     return the message as stored after the stop."""

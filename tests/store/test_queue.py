@@ -424,6 +424,38 @@ async def test_an_expired_lease_is_claimed_again_and_counted_as_a_resend(
         await store.requeue(message.id, "dead-worker", error="too late")
 
 
+async def test_a_late_final_error_leaves_a_message_another_worker_is_sending(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    message = (await store.enqueue(sms(parts=2))).message
+    await store.claim("w1", lease_seconds=10)
+    clock.advance(11)
+    [taken] = await store.claim("w2")  # w1's lease ran out while its submit waited
+    assert taken.resend
+    with pytest.raises(LeaseLostError):  # w1's final error, too late
+        await store.mark_failed(
+            message.id, error_code=0x45, worker_id="w1", smsc_ids=["W1-PART1", None]
+        )
+    got = await store.get(message.id)
+    assert got is not None
+    assert (got.status, got.lease_owner, got.error_name, got.parts) == (
+        MessageStatus.QUEUED,
+        "w2",
+        None,
+        (),
+    )
+    await store.mark_submitted(message.id, ["W2-1", "W2-2"], worker_id="w2")
+    for smsc_id in ("W2-1", "W2-2"):
+        await store.apply_receipt(receipt(smsc_id))
+    delivered = await store.get(message.id)
+    assert delivered is not None
+    assert delivered.status is MessageStatus.DELIVERED
+    # without a worker the lease is not asked about (the holder's own final error still is)
+    other = (await store.enqueue(sms())).message
+    await store.claim("w3")
+    assert (await store.mark_failed(other.id, error_name="X")).status is MessageStatus.FAILED
+
+
 async def test_a_claim_after_a_retry_is_no_resend(store: MessageStore, clock: FakeClock) -> None:
     message = (await store.enqueue(sms())).message
     await store.claim("w1", lease_seconds=60)

@@ -508,6 +508,8 @@ class SubmitWorker:
                     infobip=True,
                 ),
             )
+        except LeaseLostError:  # another worker has the message now: its outcome counts
+            return
         except Exception:
             log.exception("could not record the failure of %s", message.id)
             if any(smsc_ids):

@@ -36,6 +36,7 @@ from o2sms.receipts import (
 )
 from o2sms.smpp.constants import status_meaning, status_name
 from o2sms.store.engine import create_engine, migrate
+from o2sms.store.errors import LeaseLostError
 from o2sms.store.models import (
     CLAIMABLE_STATUSES,
     EventKind,
@@ -602,7 +603,10 @@ class MessageStore(MessageQueue):
         part failed (None for the failed ones): they are recorded, with those of an earlier
         interrupted try (:attr:`Message.partial_send`), so their receipts still correlate,
         and the message stays ``failed``. A message no longer waiting (already
-        submitted, cancelled or final) is returned unchanged.
+        submitted, cancelled or final) is returned unchanged. Raises LeaseLostError when
+        ``worker_id`` is given and no longer holds the lease of a message still waiting (it
+        ran out, another worker claimed the message and is sending it): a late final error
+        must not fail that send. Without ``worker_id`` the lease is not checked.
         """
         now = self._now()
         name = error_name or (status_name(error_code) if error_code is not None else "FAILED")
@@ -618,6 +622,8 @@ class MessageStore(MessageQueue):
             row = await self._locked_row(connection, message_id)
             if row.status not in CLAIMABLE_STATUSES:
                 return to_message(row)
+            if worker_id is not None and row.lease_owner != worker_id:
+                raise LeaseLostError(message_id, worker_id, row.lease_owner)
             if smsc_ids or row.resume is not None:
                 so_far = sent_so_far(smsc_ids, row.resume)  # with an interrupted try's parts
                 await self._record_sent_parts(connection, message_id, so_far, now)
@@ -636,9 +642,9 @@ class MessageStore(MessageQueue):
                 "updated_at": now,
                 "finished_at": now,
                 "resume": None,
+                "lease_owner": None,
+                "lease_until": None,
             }
-            if worker_id is None or row.lease_owner == worker_id:
-                values.update(lease_owner=None, lease_until=None)
             updated = (
                 await connection.execute(
                     sa.update(messages)
