@@ -418,6 +418,28 @@ def test_undecodable_response_fails_its_request_without_a_nack() -> None:
     assert esme.outstanding == 0
 
 
+def test_undecodable_response_of_another_type_leaves_the_request_outstanding() -> None:
+    """A bad response that could not answer our request (wrong command_id) must not fail it."""
+    esme, _ = bound_pair()
+    request = esme.send(SubmitSm(destination_addr="1"), 0.0)
+    assert request.sequence_number == 2
+    esme.data_to_send()
+    # deliver_sm_resp (0x80000005), status 0, sequence_number 2 of our submit_sm, then a
+    # message_id "abcd" without its NUL: undecodable, and not a submit_sm_resp anyway.
+    esme.receive_data(bytes.fromhex("00000014 80000005 00000000 00000002 61626364"), 1.0)
+    (rejected,) = events(esme)
+    assert isinstance(rejected, PduRejected)
+    assert rejected.request is None
+    assert rejected.answer is None
+    assert esme.data_to_send() == b""
+    assert esme.outstanding_requests() == (request,)
+    # submit_sm_resp (0x80000004), sequence_number 2, message_id "MSG1"
+    esme.receive_data(bytes.fromhex("00000015 80000004 00000000 00000002 4d53473100"), 2.0)
+    assert events(esme) == [
+        ResponseReceived(request, SubmitSmResp(sequence_number=2, message_id="MSG1"))
+    ]
+
+
 def test_explicit_sequence_numbers_must_be_in_range() -> None:
     esme, _ = bound_pair()
     for bad in (0x80000000, 0xFFFFFFFF):

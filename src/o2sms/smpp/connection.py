@@ -356,8 +356,9 @@ class Connection:
         A request of a known command_id gets its own response with the error status, except a
         bad command_length (ESME_RINVCMDLEN: the frame is cut short), which gets generic_nack
         like an unknown command_id or an unframeable stream. A response is never answered: a
-        bad one fails its request instead, and one whose command_id is unknown answers no
-        request we sent, so it is dropped and the requests in flight are left alone.
+        bad one of the type its request expects (or a bad generic_nack) fails that request;
+        one of another type, or whose command_id is unknown, answers no request we sent, so it
+        is dropped and the requests in flight are left alone.
         """
         # The event outlives the read: a traceback would keep every frame of the decoder alive,
         # and with them the framer's copy of the whole read.
@@ -368,9 +369,15 @@ class Connection:
         request: Pdu | None = None
         answer: Pdu | None = None
         if command_id is not None and command_id & RESPONSE_BIT:
-            if cls is not None:  # generic_nack included: it is never answered
-                entry = self._in_flight.pop(sequence_number, None)
-                request = entry[0] if entry else None
+            # generic_nack included: it is never answered. Only a response of the type our
+            # request expects (or generic_nack) fails it; any other is unexpected, as in
+            # _handle_response, and leaves the request outstanding.
+            entry = self._in_flight.get(sequence_number) if cls is not None else None
+            if entry is not None and (
+                command_id == entry[0].command_id | RESPONSE_BIT or command_id == _GENERIC_NACK
+            ):
+                del self._in_flight[sequence_number]
+                request = entry[0]
         elif cls is None or command_id is None:
             answer = GenericNack(
                 sequence_number=sequence_number, command_status=error.command_status
