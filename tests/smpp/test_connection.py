@@ -110,6 +110,22 @@ def test_failed_bind_stays_open() -> None:
     assert esme.state is smsc.state is SessionState.OPEN
 
 
+def test_bind_resp_with_an_empty_sc_interface_version_binds() -> None:
+    """A zero-length sc_interface_version is legal (SMPP 3.4 TLVs may have length 0)."""
+    esme = Connection(Role.ESME)
+    esme.send(BindTransceiver(system_id="acct", password="pw"), 0.0)
+    esme.data_to_send()
+    # bind_transceiver_resp (0x80000009), status 0, sequence_number 1, system_id "SMSC",
+    # then TLV sc_interface_version (0x0210) with length 0; 16 + 5 + 4 = 25 octets.
+    esme.receive_data(
+        bytes.fromhex("00000019 80000009 00000000 00000001 534d534300 0210 0000"), 0.0
+    )
+    (answered,) = events(esme)
+    assert isinstance(answered, ResponseReceived)
+    assert answered.response == BindTransceiverResp(sequence_number=1, system_id="SMSC")
+    assert esme.state is SessionState.BOUND_TRX
+
+
 def test_sequence_numbers_start_at_one_and_responses_match_out_of_order() -> None:
     esme, smsc = bound_pair()
     sent = [esme.send(SubmitSm(short_message=bytes([i])), 1.0) for i in range(3)]

@@ -19,6 +19,7 @@ from o2sms.smpp import (
     BindTransmitterResp,
     CancelSm,
     CancelSmResp,
+    CommandStatus,
     DataSm,
     DataSmResp,
     DeliverSm,
@@ -29,6 +30,7 @@ from o2sms.smpp import (
     GenericNack,
     Outbind,
     Pdu,
+    PduError,
     QuerySm,
     QuerySmResp,
     ReplaceSm,
@@ -518,3 +520,52 @@ def test_response_echoes_sequence_number() -> None:
     assert EnquireLink(sequence_number=3).response() == EnquireLinkResp(sequence_number=3)
     with pytest.raises(TypeError):
         GenericNack().response()
+
+
+# deliver_sm fields with esm_class 0x04 (a receipt) and sm_length 0: service_type "",
+# source ton/npi, source_addr "", dest ton/npi, destination_addr "", esm_class, protocol_id,
+# priority_flag, schedule_delivery_time "", validity_period "", registered_delivery,
+# replace_if_present_flag, data_coding, sm_default_msg_id, sm_length.
+_RECEIPT_FIELDS = "00 00 00 00 00 00 00 04 00 00 00 00 00 00 00 00 00"  # 17 octets
+
+
+@pytest.mark.parametrize(
+    "empty_tlv",
+    [
+        "0427 0000",  # message_state, I1
+        "0423 0000",  # network_error_code, O(3)
+        "0204 0000",  # user_message_reference, I2
+    ],
+)
+def test_zero_length_tlv_of_a_type_that_cannot_be_empty_is_absent(empty_tlv: str) -> None:
+    # SMPP 3.4 allows length 0 for any TLV; a receipt carrying one must still decode, or the
+    # ESME answers it with an error and the SMSC redelivers it forever.
+    wire = _wire(
+        f"0000002c 00000005 00000000 00000001 {_RECEIPT_FIELDS}"
+        "001e 0003 616200"  # receipted_message_id "ab"
+        f"{empty_tlv}"
+    )  # 16 header + 17 mandatory + 7 + 4 TLV = 44 = 0x2c
+    assert decode(wire) == DeliverSm(
+        sequence_number=1, esm_class=4, tlvs=(Tlv(TlvTag.RECEIPTED_MESSAGE_ID, "ab"),)
+    )
+
+
+def test_zero_length_tlv_whose_type_may_be_empty_keeps_its_empty_value() -> None:
+    # alert_on_message_delivery is a flag by its presence: length 0 is its SMPP 3.4 form.
+    wire = _wire(f"00000025 00000005 00000000 00000001 {_RECEIPT_FIELDS} 130c 0000")
+    pdu = decode(wire)  # 16 + 17 + 4 = 37 = 0x25
+    assert pdu.tlvs == (Tlv(TlvTag.ALERT_ON_MESSAGE_DELIVERY, b""),)
+
+
+@pytest.mark.parametrize(
+    "bad_tlv",
+    [
+        "0427 0002 0002",  # message_state, I1, given 2 octets
+        "0423 0002 0300",  # network_error_code, O(3), given 2 octets
+    ],
+)
+def test_non_zero_wrong_tlv_length_is_still_rinvparlen(bad_tlv: str) -> None:
+    wire = _wire(f"00000027 00000005 00000000 00000001 {_RECEIPT_FIELDS} {bad_tlv}")
+    with pytest.raises(PduError) as info:  # 16 + 17 + 6 = 39 = 0x27
+        decode(wire)
+    assert info.value.command_status == CommandStatus.ESME_RINVPARLEN

@@ -22,7 +22,9 @@ sm_length over 254 or past the end of the PDU  ESME_RINVMSGLEN
 number_of_dests 0 or 255, no_unsuccess 255     ESME_RINVNUMDESTS
 TLV header or value running past the PDU,     ESME_RINVOPTPARSTREAM
 stray octets after the last field or TLV
-known TLV with a length its type forbids       ESME_RINVPARLEN
+known TLV with a non-zero length its type      ESME_RINVPARLEN
+forbids (length 0 is legal: a TLV whose type
+cannot be empty is then left out, as absent)
 =============================================  ===========================
 
 A response with an error command_status never fails to decode: whatever of its body cannot be

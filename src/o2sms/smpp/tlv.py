@@ -137,7 +137,12 @@ def _error(message: str, status: int) -> PduError:
 
 
 def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
-    """Decode the TLVs in ``data[pos:end]``; a malformed one raises :class:`PduError`."""
+    """Decode the TLVs in ``data[pos:end]``; a malformed one raises :class:`PduError`.
+
+    A known TLV of length 0 whose type cannot be empty (an integer, network_error_code, ...)
+    is left out, as if absent: SMPP 3.4 allows length 0, and SMSCs send it in receipts and
+    bind responses, which must not fail for a value they did not give.
+    """
     tlvs: list[Tlv] = []
     unpack = _TAG_LEN.unpack_from
     table = _DECODE_TABLE
@@ -162,6 +167,8 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
         kind, name, a, b = entry
         if kind == _INT:
             if length not in a:
+                if not length:
+                    continue  # length 0 is legal (reference section 4): no value, so absent
                 raise _error(
                     f"TLV {name.name.lower()} has length {length}, expected {a[0]}",
                     CommandStatus.ESME_RINVPARLEN,
@@ -179,6 +186,8 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
             tlvs.append(_make(name, data[start:stop].decode("latin-1")))
         else:
             if not a <= length <= b:
+                if not length:
+                    continue  # as for integers: an empty value its type cannot hold is absent
                 raise _error(
                     f"TLV {name.name.lower()} has length {length}, expected {a}..{b}",
                     CommandStatus.ESME_RINVPARLEN,
