@@ -20,6 +20,7 @@ from o2sms.smpp import (
     CommandId,
     CommandStatus,
     DeliverSm,
+    DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
     FramingError,
@@ -454,6 +455,18 @@ def test_undecodable_response_of_another_type_leaves_the_request_outstanding() -
     assert events(esme) == [
         ResponseReceived(request, SubmitSmResp(sequence_number=2, message_id="MSG1"))
     ]
+
+
+def test_header_only_deliver_sm_resp_answers_the_deliver_sm() -> None:
+    _, smsc = bound_pair()
+    request = smsc.send(DeliverSm(source_addr="1", destination_addr="2"), 0.0)
+    assert request.sequence_number == 1
+    smsc.data_to_send()
+    # deliver_sm_resp (0x80000005), status 0, sequence_number 1, and no body at all
+    smsc.receive_data(bytes.fromhex("00000010 80000005 00000000 00000001"), 1.0)
+    assert events(smsc) == [ResponseReceived(request, DeliverSmResp(sequence_number=1))]
+    assert smsc.outstanding == 0
+    assert smsc.data_to_send() == b""
 
 
 def test_explicit_sequence_numbers_must_be_in_range() -> None:

@@ -569,3 +569,27 @@ def test_non_zero_wrong_tlv_length_is_still_rinvparlen(bad_tlv: str) -> None:
     with pytest.raises(PduError) as info:  # 16 + 17 + 6 = 39 = 0x27
         decode(wire)
     assert info.value.command_status == CommandStatus.ESME_RINVPARLEN
+
+
+def test_header_only_deliver_sm_resp_with_status_0_decodes_with_empty_message_id() -> None:
+    # Many ESMEs answer deliver_sm with the 16-octet header alone; its message_id is unused
+    # (SMPP 3.4 4.6.2), so that answer is as good as the 17-octet one with an empty message_id.
+    wire = _wire("00000010 80000005 00000000 00000002")
+    pdu = decode(wire)
+    assert pdu == DeliverSmResp(sequence_number=2, message_id="")
+    # sent back as SMPP 3.4 asks: message_id "" as its single NUL, 17 octets
+    assert encode(pdu) == _wire("00000011 80000005 00000000 00000002 00")
+
+
+@pytest.mark.parametrize(
+    "command_id",
+    [
+        "80000004",  # submit_sm_resp: its message_id is the SMSC's reference for the message
+        "80000103",  # data_sm_resp
+        "80000009",  # bind_transceiver_resp: system_id
+    ],
+)
+def test_header_only_response_with_status_0_still_needs_its_body(command_id: str) -> None:
+    with pytest.raises(PduError) as info:
+        decode(_wire(f"00000010 {command_id} 00000000 00000002"))
+    assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN

@@ -28,7 +28,10 @@ cannot be empty is then left out, as absent)
 =============================================  ===========================
 
 A response with an error command_status never fails to decode: whatever of its body cannot be
-read takes default values, so the status (and message_id when present) is never lost.
+read takes default values, so the status (and message_id when present) is never lost. A
+header-only deliver_sm_resp decodes with message_id "" whatever its status: the field is unused
+in SMPP 3.4 and many ESMEs leave it out. submit_sm_resp and the others with status 0 need their
+body.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from o2sms.smpp import pdu as _pdu
-from o2sms.smpp.constants import RESPONSE_BIT, CommandStatus, TlvTag
+from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus, TlvTag
 from o2sms.smpp.errors import PduEncodeError, PduError
 from o2sms.smpp.pdu import (
     PDU_CLASSES,
@@ -252,6 +255,9 @@ def wire_layout(cls: type[Pdu]) -> list[tuple[str, _WireType]]:
 
 _STRUCT_CODES = {1: "B", 2: "H", 4: "I"}
 
+_BODY_OPTIONAL: Final = frozenset({CommandId.DELIVER_SM_RESP})
+"""Responses decoded header-only even with command_status 0: their body says nothing used."""
+
 
 class _Generator:
     """Writes the source of one PDU class's encoder and decoder."""
@@ -357,8 +363,13 @@ class _Generator:
     def decoder(self) -> Decoder:
         lines = ["def decode(data, seq, status):", "    pos = 16", "    end = len(data)"]
         if self.layout and self.cls.command_id & RESPONSE_BIT:
+            # Body-on-error rule: an error response may come header-only. deliver_sm_resp may
+            # whatever its status, as its only field, message_id, is unused (SMPP 3.4 4.6.2).
+            test = (
+                "pos == end" if self.cls.command_id in _BODY_OPTIONAL else "status and pos == end"
+            )
             lines += [
-                "    if status and pos == end:",
+                f"    if {test}:",
                 "        return _cls(sequence_number=seq, command_status=status)",
             ]
         ints: list[tuple[str, str]] = []  # (struct code, field name)
