@@ -10,16 +10,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from o2sms.smpp import (
+    DEFAULT_MAX_COMMAND_LENGTH,
     CommandStatus,
+    DataSm,
     EnquireLink,
     Framer,
     FramingError,
     Pdu,
     PduError,
+    SmeAddress,
+    SubmitMulti,
     SubmitSm,
+    Tlv,
+    TlvTag,
     decode,
     encode,
 )
+from o2sms.smpp.tlv import TLV_SPECS, CStringSpec, IntSpec, OctetsSpec
 from tests.strategies import any_pdu
 
 
@@ -53,7 +60,7 @@ def test_one_byte_at_a_time() -> None:
     assert [decode(f) for f in frames] == pdus
 
 
-@pytest.mark.parametrize("length", [0, 15, 65_537, 0xFFFFFFFF])
+@pytest.mark.parametrize("length", [0, 15, DEFAULT_MAX_COMMAND_LENGTH + 1, 0xFFFFFFFF])
 def test_hostile_length_refused_before_the_body(length: int) -> None:
     framer = Framer()
     with pytest.raises(FramingError) as info:
@@ -100,6 +107,69 @@ def test_configurable_maximum() -> None:
         Framer(max_command_length=len(big) - 1).feed(big)
     with pytest.raises(ValueError, match="at least 16"):
         Framer(max_command_length=15)
+
+
+def test_data_sm_with_the_longest_message_payload_is_framed_by_default() -> None:
+    """A 65,535-octet message_payload is legal (SMPP 3.4 5.3.2.32): the default must take it."""
+    payload = bytes(range(256)) * 255 + bytes(range(255))  # 65,535 octets
+    body = (
+        b"ABCDE\0"  # service_type, C(6) at its longest
+        + b"\x01\x01"  # source_addr_ton, source_addr_npi
+        + b"1" * 64
+        + b"\0"  # source_addr, C(65)
+        + b"\x01\x01"  # dest_addr_ton, dest_addr_npi
+        + b"2" * 64
+        + b"\0"  # destination_addr, C(65)
+        + b"\x00\x01\x04"  # esm_class, registered_delivery, data_coding
+        + b"\x04\x24\xff\xff"
+        + payload  # TLV message_payload (0x0424), length 65,535
+    )
+    # 16 header + 143 mandatory + 4 + 65,535 = 65,698 = 0x000100A2 octets
+    wire = bytes.fromhex("000100a2 00000103 00000000 00000007") + body
+    pdu = DataSm(
+        sequence_number=7,
+        service_type="ABCDE",
+        source_addr_ton=1,
+        source_addr_npi=1,
+        source_addr="1" * 64,
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+        destination_addr="2" * 64,
+        registered_delivery=1,
+        data_coding=4,
+        tlvs=(Tlv(TlvTag.MESSAGE_PAYLOAD, payload),),
+    )
+    assert encode(pdu) == wire
+    framer = Framer()
+    framer.feed(wire)
+    assert list(framer) == [pdu]
+
+
+def _longest_tlv(tag: int, spec: IntSpec | CStringSpec | OctetsSpec) -> Tlv:
+    if isinstance(spec, IntSpec):
+        return Tlv(tag, (1 << 8 * max(spec.sizes)) - 1)
+    if isinstance(spec, CStringSpec):
+        return Tlv(tag, "x" * (spec.max_size - 1))
+    return Tlv(tag, b"\x01" * spec.max_size)
+
+
+def test_largest_legal_pdu_the_codec_encodes_is_framed_by_default() -> None:
+    """submit_multi at its longest, with the longest message_payload and every other TLV."""
+    pdu = SubmitMulti(
+        sequence_number=1,
+        service_type="ABCDE",
+        source_addr="1" * 20,
+        dest_addresses=tuple(SmeAddress(1, 1, f"{i:020d}") for i in range(254)),
+        schedule_delivery_time="000001000000000R",
+        validity_period="000002000000000R",
+        tlvs=tuple(_longest_tlv(tag, spec) for tag, spec in TLV_SPECS.items()),
+    )
+    wire = encode(pdu)
+    assert len(wire) > 72_000  # what the default's docstring budgets for
+    assert len(wire) <= DEFAULT_MAX_COMMAND_LENGTH
+    framer = Framer()
+    framer.feed(wire)
+    assert list(framer) == [pdu]
 
 
 def test_bad_frame_is_consumed_and_iteration_resumes() -> None:

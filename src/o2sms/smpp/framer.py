@@ -11,8 +11,15 @@ from o2sms.smpp.constants import CommandStatus
 from o2sms.smpp.errors import FramingError
 from o2sms.smpp.pdu import Pdu
 
-DEFAULT_MAX_COMMAND_LENGTH: Final = 64 * 1024
-"""The largest PDU accepted by default; the specification sets no limit (reference section 1)."""
+DEFAULT_MAX_COMMAND_LENGTH: Final = 80 * 1024
+"""The largest PDU accepted by default; the specification sets no limit (reference section 1).
+
+It must take the largest legal PDU, or a peer (or our own encoder) can send one we refuse: a
+submit_multi with 254 destinations of the longest addresses (6,096 octets of dest_address, about
+6,200 with the other mandatory fields and the header), a message_payload of 65,535 octets
+(65,539 with its tag and length) and every other SMPP 3.4 TLV once at its longest (673 octets)
+come to about 72,400 octets. 80 KiB covers that with room for a few vendor TLVs.
+"""
 
 _LENGTH = struct.Struct(">I")
 
