@@ -256,6 +256,85 @@ def test_second_bind_gets_ralybnd() -> None:
     ]
 
 
+# bind_transceiver (0x00000009), system_id "test", password "pw", system_type "",
+# interface_version 0x34, addr_ton 0, addr_npi 0, address_range "": 29 octets (reference
+# section 1), with sequence_numbers 1 and 2.
+_BIND_TRX_1 = bytes.fromhex("0000001d 00000009 00000000 00000001 7465737400 707700 00 34 00 00 00")
+_BIND_TRX_2 = bytes.fromhex("0000001d 00000009 00000000 00000002 7465737400 707700 00 34 00 00 00")
+# submit_sm (0x00000004), sequence_number 3, every mandatory field empty or 0: 16 + 17 octets
+_SUBMIT_SM_3 = bytes.fromhex("00000021 00000004 00000000 00000003" + "00" * 17)
+
+
+def test_second_bind_in_the_same_read_gets_ralybnd() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(_BIND_TRX_1 + _BIND_TRX_2, 0.0)
+    received, rejected = events(smsc)
+    assert isinstance(received, RequestReceived)
+    assert received.pdu.sequence_number == 1
+    assert isinstance(rejected, PduRejected)
+    # bind_transceiver_resp (0x80000009), ESME_RALYBND (5), sequence_number 2, header only
+    assert smsc.data_to_send() == bytes.fromhex("00000010 80000009 00000005 00000002")
+    smsc.send(received.pdu.response(system_id="SMSC"), 0.0)
+    assert smsc.state is SessionState.BOUND_TRX
+
+
+def test_second_bind_before_the_bind_resp_gets_ralybnd() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(_BIND_TRX_1, 0.0)
+    (received,) = events(smsc)
+    assert isinstance(received, RequestReceived)
+    smsc.receive_data(_BIND_TRX_2, 0.0)  # a later read, the first bind still unanswered
+    (rejected,) = events(smsc)
+    assert isinstance(rejected, PduRejected)
+    assert smsc.data_to_send() == bytes.fromhex("00000010 80000009 00000005 00000002")
+    assert smsc.state is SessionState.OPEN
+
+
+def test_submit_after_a_bind_in_the_same_read_gets_rinvbndsts() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(_BIND_TRX_1 + _SUBMIT_SM_3, 0.0)
+    received, rejected = events(smsc)
+    assert isinstance(received, RequestReceived)
+    assert isinstance(rejected, PduRejected)
+    # submit_sm_resp (0x80000004), ESME_RINVBNDSTS (4), sequence_number 3, header only: the
+    # ESME sent it before the bind_resp, so it is refused even though the bind then succeeds.
+    assert smsc.data_to_send() == bytes.fromhex("00000010 80000004 00000004 00000003")
+    smsc.send(received.pdu.response(system_id="SMSC"), 0.0)
+    assert smsc.state is SessionState.BOUND_TRX
+    smsc.receive_data(_SUBMIT_SM_3, 1.0)  # sent after the bind_resp: accepted
+    assert events(smsc) == [RequestReceived(SubmitSm(sequence_number=3))]
+
+
+def test_enquire_link_while_the_bind_is_pending_is_answered() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.data_to_send()
+    # enquire_link (0x00000015), sequence_number 2
+    smsc.receive_data(_BIND_TRX_1 + bytes.fromhex("00000010 00000015 00000000 00000002"), 0.0)
+    (received,) = events(smsc)
+    assert isinstance(received, RequestReceived)
+    # enquire_link_resp (0x80000015), status 0, sequence_number 2
+    assert smsc.data_to_send() == bytes.fromhex("00000010 80000015 00000000 00000002")
+
+
+def test_after_a_refused_bind_the_esme_may_bind_again() -> None:
+    smsc = Connection(Role.SMSC)
+    smsc.receive_data(_BIND_TRX_1 + _BIND_TRX_2, 0.0)
+    received, rejected = events(smsc)
+    assert isinstance(received, RequestReceived)
+    assert isinstance(rejected, PduRejected)
+    smsc.send(received.pdu.response(command_status=CommandStatus.ESME_RINVPASWD), 0.0)
+    assert smsc.state is SessionState.OPEN
+    smsc.data_to_send()
+    # bind_transceiver again, sequence_number 2 (its first try was refused ESME_RALYBND)
+    smsc.receive_data(_BIND_TRX_2, 1.0)
+    (again,) = events(smsc)
+    assert isinstance(again, RequestReceived)
+    assert smsc.data_to_send() == b""
+    smsc.send(again.pdu.response(system_id="SMSC"), 1.0)
+    assert smsc.bind_type is BindType.TRANSCEIVER
+    assert smsc.state.is_bound
+
+
 def test_submit_before_bind_rejected() -> None:
     smsc = Connection(Role.SMSC)
     smsc.receive_data(encode(SubmitSm(sequence_number=3)), 0.0)

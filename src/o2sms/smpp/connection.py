@@ -305,13 +305,11 @@ class Connection:
                 if command_id in _BINDS and self.state.is_bound
                 else CommandStatus.ESME_RINVBNDSTS
             )
-            error = PduError(
-                f"{command_id.name.lower()} is not allowed in state {self.state.value}",
-                command_status=status,
-                sequence_number=pdu.sequence_number,
-                command_id=command_id,
-            )
-            self._reject(error)
+            self._refuse(pdu, status, f"is not allowed in state {self.state.value}")
+            return
+        if self.state is _OPEN and command_id in _BINDS and self._bind_pending():
+            # State rule 2: the first bind decides; OPEN until its bind_resp goes out.
+            self._refuse(pdu, CommandStatus.ESME_RALYBND, "arrived before the bind_resp")
             return
         if command_id == _ENQUIRE_LINK:
             self._answer(EnquireLinkResp(sequence_number=pdu.sequence_number))
@@ -324,6 +322,21 @@ class Connection:
         if pdu.response_class is not None:
             self._to_answer[pdu.sequence_number] = command_id
         self._events.append(RequestReceived(pdu))
+
+    def _bind_pending(self) -> bool:
+        """True when the peer's bind was received and our bind_resp is not sent yet."""
+        return any(request_id in _BINDS for request_id in self._to_answer.values())
+
+    def _refuse(self, pdu: Pdu, status: int, why: str) -> None:
+        """Answer a well-formed request the session rules forbid now with ``status``."""
+        command_id = pdu.command_id
+        error = PduError(
+            f"{command_id.name.lower()} {why}",
+            command_status=status,
+            sequence_number=pdu.sequence_number,
+            command_id=command_id,
+        )
+        self._reject(error)
 
     def _handle_response(self, pdu: Pdu) -> None:
         entry = self._in_flight.get(pdu.sequence_number)

@@ -5,7 +5,11 @@ Rules (reference section 9, SMPP 3.4 section 2.3 and table 2-1):
 1. A connection starts OPEN. Only binds (ESME to SMSC), outbind (SMSC to ESME), enquire_link
    and generic_nack may travel before a bind succeeds.
 2. A successful bind_*_resp moves both sides to BOUND_TX, BOUND_RX or BOUND_TRX; a failed
-   one leaves the connection OPEN (the SMSC usually closes it).
+   one leaves the connection OPEN (the SMSC usually closes it). Until the bind_resp is sent
+   the connection stays OPEN, as an ESME must wait for it before sending anything else (SMPP
+   3.4): a request that needs a bound state is answered ESME_RINVBNDSTS even when it follows
+   the bind in the same read, and a second bind is answered ESME_RALYBND. After a refused
+   bind, the ESME may bind again.
 3. In a bound state a request may travel only if the table below lists that state for the
    request's sender; anything else is answered with its own response carrying
    ESME_RINVBNDSTS (a bind while bound: ESME_RALYBND).
