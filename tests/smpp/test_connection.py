@@ -27,6 +27,7 @@ from o2sms.smpp import (
     GenericNack,
     Outbind,
     Pdu,
+    QuerySmResp,
     SmeAddress,
     SubmitMulti,
     SubmitSm,
@@ -333,6 +334,43 @@ def test_after_a_refused_bind_the_esme_may_bind_again() -> None:
     smsc.send(again.pdu.response(system_id="SMSC"), 1.0)
     assert smsc.bind_type is BindType.TRANSCEIVER
     assert smsc.state.is_bound
+
+
+def test_each_request_sharing_a_sequence_number_gets_its_response() -> None:
+    """A peer bug, but each message it submitted is owed a submit_sm_resp (and is stored)."""
+    _, smsc = bound_pair()
+    smsc.receive_data(_SUBMIT_SM_3 + _SUBMIT_SM_3, 1.0)  # two submit_sm, both sequence_number 3
+    first, second = events(smsc)
+    assert first == second == RequestReceived(SubmitSm(sequence_number=3))
+    smsc.send(SubmitSmResp(sequence_number=3, message_id="A"), 1.0)
+    smsc.send(SubmitSmResp(sequence_number=3, message_id="B"), 1.0)
+    # submit_sm_resp (0x80000004), status 0, sequence_number 3, message_id "A" then "B"
+    assert smsc.data_to_send() == bytes.fromhex(
+        "00000012 80000004 00000000 00000003 4100 00000012 80000004 00000000 00000003 4200"
+    )
+    with pytest.raises(LocalProtocolError):  # both are answered: a third has nothing to answer
+        smsc.send(SubmitSmResp(sequence_number=3, message_id="C"), 1.0)
+
+
+def test_requests_of_two_types_sharing_a_sequence_number_are_answered_in_any_order() -> None:
+    _, smsc = bound_pair()
+    # query_sm (0x00000003), sequence_number 3: message_id "", source ton, npi, source_addr ""
+    query_sm = bytes.fromhex("00000014 00000003 00000000 00000003 00 00 00 00")
+    smsc.receive_data(_SUBMIT_SM_3 + query_sm + _SUBMIT_SM_3, 1.0)
+    assert len(events(smsc)) == 3
+    smsc.send(QuerySmResp(sequence_number=3, message_id="Q"), 1.0)
+    smsc.send(GenericNack(sequence_number=3, command_status=CommandStatus.ESME_RSYSERR), 1.0)
+    smsc.send(SubmitSmResp(sequence_number=3, message_id="B"), 1.0)
+    # query_sm_resp (0x80000003): message_id "Q", final_date "", message_state 0, error_code 0;
+    # generic_nack (0x80000000) ESME_RSYSERR (8); submit_sm_resp (0x80000004) message_id "B"
+    assert smsc.data_to_send() == bytes.fromhex(
+        "00000015 80000003 00000000 00000003 5100 00 00 00"
+        "00000010 80000000 00000008 00000003"
+        "00000012 80000004 00000000 00000003 4200"
+    )
+    for late in (QuerySmResp(sequence_number=3), SubmitSmResp(sequence_number=3)):
+        with pytest.raises(LocalProtocolError):
+            smsc.send(late, 1.0)
 
 
 def test_submit_before_bind_rejected() -> None:

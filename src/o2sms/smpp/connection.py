@@ -52,7 +52,10 @@ _BINDS: Final = frozenset(int(bind_type.value) for bind_type in BindType)
 @fast_init
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
-    """The peer sent a request the application must answer with ``conn.send(pdu.response())``."""
+    """The peer sent a request the application must answer with ``conn.send(pdu.response())``.
+
+    Each is answered once, even when the peer reused the sequence_number of one still unanswered.
+    """
 
     pdu: Pdu
 
@@ -153,6 +156,9 @@ class Connection:
         self._in_flight: dict[int, tuple[Pdu, float]] = {}
         # sequence_number -> command_id of peer requests we still have to answer
         self._to_answer: dict[int, int] = {}
+        # sequence_number -> command_ids of more requests the peer sent with a sequence_number
+        # still in _to_answer (a peer bug, but each of them is still owed its response)
+        self._to_answer_again: dict[int, list[int]] = {}
         self._next_sequence_number = 1
         self._keepalive = 0  # sequence_number of our last automatic enquire_link
         self._opened_at = now
@@ -190,7 +196,10 @@ class Connection:
         if command_id & RESPONSE_BIT:
             self._check_response(pdu)
             data = encode(pdu)
-            self._to_answer.pop(pdu.sequence_number, None)
+            if self._to_answer_again and pdu.sequence_number in self._to_answer_again:
+                self._answered_again(pdu)
+            else:
+                self._to_answer.pop(pdu.sequence_number, None)
             bind_type = BIND_RESPONSES.get(command_id)
             if bind_type is not None and pdu.command_status == 0 and self.state is _OPEN:
                 self.bind_type = bind_type
@@ -238,14 +247,31 @@ class Connection:
         return sequence_number
 
     def _check_response(self, pdu: Pdu) -> None:
+        """Refuse a response that answers no request of the peer still waiting for one."""
         if pdu.command_id == _GENERIC_NACK:
             return
         request_id = self._to_answer.get(pdu.sequence_number)
-        if request_id is None or request_id | RESPONSE_BIT != pdu.command_id:
+        if (request_id is None or request_id | RESPONSE_BIT != pdu.command_id) and (
+            pdu.command_id ^ RESPONSE_BIT not in self._to_answer_again.get(pdu.sequence_number, ())
+        ):
             raise LocalProtocolError(
                 f"{pdu.command_id.name.lower()} sequence_number {pdu.sequence_number} "
                 "answers no request of the peer"
             )
+
+    def _answered_again(self, pdu: Pdu) -> None:
+        """Take the request ``pdu`` answers off the several the peer sent with its sequence_number.
+
+        The one of the response's type goes, the oldest for a generic_nack; the others still
+        wait, so each request the peer sent gets its own response.
+        """
+        sequence_number = pdu.sequence_number
+        waiting = [self._to_answer[sequence_number], *self._to_answer_again.pop(sequence_number)]
+        request_id = pdu.command_id ^ RESPONSE_BIT
+        waiting.remove(request_id if request_id in waiting else waiting[0])
+        self._to_answer[sequence_number] = waiting[0]
+        if len(waiting) > 1:
+            self._to_answer_again[sequence_number] = waiting[1:]
 
     def data_to_send(self) -> bytes:
         """Every byte queued since the last call, to write to the transport."""
@@ -320,7 +346,11 @@ class Connection:
             self._events.append(Unbound(by_peer=True))
             return
         if pdu.response_class is not None:
-            self._to_answer[pdu.sequence_number] = command_id
+            sequence_number = pdu.sequence_number
+            if sequence_number in self._to_answer:
+                self._to_answer_again.setdefault(sequence_number, []).append(command_id)
+            else:
+                self._to_answer[sequence_number] = command_id
         self._events.append(RequestReceived(pdu))
 
     def _bind_pending(self) -> bool:
