@@ -136,7 +136,8 @@ async def test_two_binds_in_one_write_then_abort_keep_the_session_limit(smsc: Si
             while len(answers) < 2:
                 framer.feed(await reader.read(65536))
                 answers.extend(framer)
-        statuses = [(a.sequence_number, a.command_status) for a in answers]
+        # the core answers the second bind at once, before the first one's bind_resp
+        statuses = sorted((a.sequence_number, a.command_status) for a in answers)
         assert statuses == [(1, 0), (2, S.ESME_RALYBND)]
         (info,) = smsc.sessions()
         assert (info.bind_type, info.state) == ("transceiver", "bound_trx")
