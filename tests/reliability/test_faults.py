@@ -483,6 +483,9 @@ async def test_webhook_receiver_down_then_back(smsc: Simulator, tmp_path: Path) 
             ids = await post_all(service.http, numbers(10, WEBHOOK_STREAM), "hooks down")
             await wait_final(store, WEBHOOK_STREAM, timeout=30)
             took_down = loop.time() - started
+            async with asyncio.timeout(10):  # the pipeline may finish before the first attempt
+                while not receiver.requests:
+                    await asyncio.sleep(0.05)
             refused = len(receiver.requests)
             receiver.plans["/hook"] = [HANG, 200]  # slow: the first hangs past the timeout
             async with asyncio.timeout(60):
