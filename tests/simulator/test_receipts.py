@@ -397,7 +397,8 @@ async def test_cancel_holds_after_the_store_forgot_the_message() -> None:
         assert smsc.port is not None
         esme = await Esme.bound(smsc.port, "trx")
         cancelled = (await esme.submit(registered_delivery=1)).message_id
-        answer = await esme.request(CancelSm(message_id=cancelled, source_addr="O2Shop"))
+        cancel = CancelSm(message_id=cancelled, source_addr_ton=5, source_addr="O2Shop")
+        answer = await esme.request(cancel)
         assert answer.command_status == 0
         kept = (await esme.submit(registered_delivery=1)).message_id  # forgets the first
         assert smsc.message(cancelled) is None

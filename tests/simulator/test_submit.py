@@ -392,7 +392,14 @@ async def test_query_and_cancel_when_enabled() -> None:
         assert query.command_status == 0
         assert isinstance(query, QuerySmResp)
         assert query.message_state == 1  # ENROUTE
-        cancel = CancelSm(message_id=message_id, source_addr="O2Shop", destination_addr="1")
+        cancel = CancelSm(
+            message_id=message_id,
+            source_addr_ton=5,
+            source_addr="O2Shop",
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            destination_addr="421900123456",
+        )
         assert (await esme.request(cancel)).command_status == 0
         query = await esme.request(QuerySm(message_id=message_id, source_addr="O2Shop"))
         assert isinstance(query, QuerySmResp)

@@ -181,6 +181,41 @@ def _settled(item: Outbound, now: float) -> None:
         after(now)
 
 
+def _outstanding(message: StoredMessage) -> bool:
+    """Not yet delivered nor otherwise final: what cancel_sm may still cancel.
+
+    ``done_at`` too, as a rule may end a message with stat ENROUTE (its state stays ENROUTE).
+    """
+    return message.state is MessageState.ENROUTE and message.done_at is None
+
+
+def _addresses_match(message: StoredMessage, pdu: CancelSm, *, by_id: bool) -> bool:
+    """Whether a cancel_sm's addresses are those of ``message``'s submit_sm.
+
+    SMPP 3.4 4.9.1: source_addr_ton/npi/source_addr "must match that supplied in the original
+    message submission request"; where that source_addr was NULL (here: the account's default
+    sender filled it in), the cancel_sm's should be NULL too. dest_addr_ton/npi/
+    destination_addr must match as well, but "may be set to NULL when the message_id is
+    provided" (``by_id``).
+    """
+    if message.default_sender:
+        if pdu.source_addr:
+            return False
+    elif (
+        pdu.source_addr != message.source_addr
+        or pdu.source_addr_ton != message.source_addr_ton
+        or pdu.source_addr_npi != message.source_addr_npi
+    ):
+        return False
+    if by_id and not pdu.destination_addr:
+        return True
+    return (
+        pdu.destination_addr == message.destination_addr
+        and pdu.dest_addr_ton == message.dest_addr_ton
+        and pdu.dest_addr_npi == message.dest_addr_npi
+    )
+
+
 class _AccountState:
     """An account at runtime: bound sessions, round-robin position, waiting deliver_sm."""
 
@@ -617,8 +652,11 @@ class Simulator:
             if view.throttled(now):
                 counters["submit_sm_throttled"] += 1
                 return pdu.response(command_status=_S.ESME_RTHROTTLED)
+        default_sender = False
         if not pdu.source_addr:
-            pdu = self._default_sender(session, pdu)
+            defaulted = self._default_sender(session, pdu)
+            default_sender = defaulted is not pdu
+            pdu = defaulted
         cfg = self.config
         wall = datetime.now(UTC)
         try:
@@ -667,6 +705,12 @@ class Simulator:
             sub.schedule,
             sub.validity,
             wall,
+            pdu.source_addr_ton,
+            pdu.source_addr_npi,
+            pdu.dest_addr_ton,
+            pdu.dest_addr_npi,
+            pdu.service_type,
+            default_sender,
         )
         if concat is not None and concat.total > 1:
             self.store.add_part(
@@ -1087,8 +1131,18 @@ class Simulator:
         )
 
     def _cancel(self, session: SmppSession, pdu: CancelSm) -> Pdu:
+        """cancel_sm (SMPP 3.4 4.9.1): cancel the account's message if still outstanding.
+
+        The addresses given must be those of the original submit_sm, else ESME_RCANCELFAIL:
+        a cancel_sm naming the right message_id from another source is refused, as the SMSC
+        checks it "for verification purposes".
+        """
         message = self._owned(session, pdu.message_id)
-        if message is None or message.state is not MessageState.ENROUTE:
+        if (
+            message is None
+            or not _outstanding(message)
+            or not _addresses_match(message, pdu, by_id=True)
+        ):
             return CancelSmResp(
                 sequence_number=pdu.sequence_number, command_status=_S.ESME_RCANCELFAIL
             )

@@ -46,6 +46,16 @@ class StoredMessage:
     scheduled_for: datetime | None
     expires_at: datetime | None
     submitted_at: datetime
+    # The submit_sm's addresses and service_type, so a cancel_sm can be checked against them
+    # (SMPP 3.4 4.9.1: its addresses "must match that supplied in the original message
+    # submission"). Defaults only for callers that build a StoredMessage by hand.
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    service_type: str = ""
+    #: source_addr is the account's default sender: the submit_sm's source_addr was empty
+    default_sender: bool = False
     state: MessageState = MessageState.ENROUTE
     stat: str | None = None  #: the receipt's stat once the outcome is decided
     err: int = 0
@@ -74,6 +84,12 @@ class StoredMessage:
             "scheduled_for": _iso(self.scheduled_for),
             "expires_at": _iso(self.expires_at),
             "submitted_at": _iso(self.submitted_at),
+            "source_addr_ton": self.source_addr_ton,
+            "source_addr_npi": self.source_addr_npi,
+            "dest_addr_ton": self.dest_addr_ton,
+            "dest_addr_npi": self.dest_addr_npi,
+            "service_type": self.service_type,
+            "default_sender": self.default_sender,
             "state": self.state.name,
             "stat": self.stat,
             "err": self.err,

@@ -1,0 +1,100 @@
+"""cancel_sm (SMPP 3.4 section 4.9.1), answered when accept_query_cancel is set."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from o2sms.receipts import ReceiptStat
+from o2sms.simulator import Account, OutcomeRule, Simulator
+from o2sms.smpp import CancelSm, CommandStatus
+from o2sms.smpp.constants import MessageState
+from tests.simulator.conftest import PASSWORD
+from tests.simulator.esme import Esme
+
+S = CommandStatus
+
+
+def _cancel(message_id: str = "", *, to: bool = False, **changes: Any) -> CancelSm:
+    """A cancel_sm from Esme.submit's default source_addr (and to its destination, ``to``)."""
+    pdu = CancelSm(
+        message_id=message_id, source_addr_ton=5, source_addr_npi=0, source_addr="O2Shop"
+    )
+    if to:
+        pdu = replace(pdu, dest_addr_ton=1, dest_addr_npi=1, destination_addr="421900123456")
+    return replace(pdu, **changes)
+
+
+def _smsc(**options: Any) -> Simulator:
+    """Outcomes far off (30 s), so submitted messages stay outstanding for the test."""
+    accounts = (
+        Account("acct", PASSWORD),
+        Account("other", PASSWORD),
+        Account("defaulted", PASSWORD, default_sender="O2Shop"),
+    )
+    return Simulator(accounts=accounts, accept_query_cancel=True, receipt_delay=30, **options)
+
+
+def _state(smsc: Simulator, message_id: str) -> MessageState:
+    message = smsc.message(message_id)
+    assert message is not None
+    return message.state
+
+
+@pytest.mark.asyncio
+async def test_cancel_by_id_checks_the_addresses_of_the_submission() -> None:
+    """source_addr "must match that supplied in the original message submission"; so must
+    destination_addr, which "may be set to NULL when the message_id is provided"."""
+    async with _smsc() as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        first = (await esme.submit()).message_id
+        second = (await esme.submit()).message_id
+        wrong = [
+            _cancel(first, source_addr="Other"),
+            _cancel(first, source_addr_ton=1),
+            _cancel(first, source_addr_npi=1),
+            CancelSm(message_id=first),  # a NULL source_addr, where the submit_sm gave one
+            _cancel(first, to=True, destination_addr="421900123457"),
+            _cancel(first, to=True, dest_addr_ton=0),
+            _cancel(first, to=True, dest_addr_npi=0),
+        ]
+        for pdu in wrong:
+            assert (await esme.request(pdu)).command_status == S.ESME_RCANCELFAIL, pdu
+        assert _state(smsc, first) is MessageState.ENROUTE
+        assert (await esme.request(_cancel(first))).command_status == 0
+        assert _state(smsc, first) is MessageState.DELETED
+        assert (await esme.request(_cancel(second, to=True))).command_status == 0
+        assert _state(smsc, second) is MessageState.DELETED
+
+
+@pytest.mark.asyncio
+async def test_cancel_of_a_default_sender_message_takes_a_null_source_addr() -> None:
+    """Where the submit_sm's source_addr was NULL, "the source address in the cancel_sm
+    command should also be NULL": the default sender filled in is not what was supplied."""
+    async with _smsc() as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx", system_id="defaulted")
+        message_id = (await esme.submit(source_addr_ton=0, source_addr="")).message_id
+        answer = await esme.request(_cancel(message_id))
+        assert answer.command_status == S.ESME_RCANCELFAIL
+        stored = smsc.message(message_id)
+        assert stored is not None
+        assert (stored.source_addr, stored.default_sender) == ("O2Shop", True)
+        assert (await esme.request(CancelSm(message_id=message_id))).command_status == 0
+        assert _state(smsc, message_id) is MessageState.DELETED
+
+
+@pytest.mark.asyncio
+async def test_cancel_refuses_a_message_whose_final_outcome_is_in() -> None:
+    """A rule may end a message with stat ENROUTE: its state stays ENROUTE, yet it is done."""
+    async with _smsc(rules=(OutcomeRule("", ReceiptStat.ENROUTE, delay=0.0),)) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        message_id = (await esme.submit()).message_id
+        await smsc.wait_until(lambda: smsc.message(message_id).done_at is not None)  # type: ignore[union-attr]
+        answer = await esme.request(_cancel(message_id))
+        assert answer.command_status == S.ESME_RCANCELFAIL
+        assert _state(smsc, message_id) is MessageState.ENROUTE
