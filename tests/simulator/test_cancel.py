@@ -98,3 +98,37 @@ async def test_cancel_refuses_a_message_whose_final_outcome_is_in() -> None:
         answer = await esme.request(_cancel(message_id))
         assert answer.command_status == S.ESME_RCANCELFAIL
         assert _state(smsc, message_id) is MessageState.ENROUTE
+
+
+@pytest.mark.asyncio
+async def test_cancel_without_message_id_cancels_every_outstanding_match() -> None:
+    """A NULL message_id: "all outstanding undelivered messages with matching source and
+    destination addresses (and service_type if specified)", of this account only."""
+    async with _smsc() as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        neighbour = await Esme.bound(smsc.port, "trx", system_id="other")
+        smsc.rules = (OutcomeRule("", delay=0.0),)
+        delivered = (await esme.submit()).message_id
+        await smsc.wait_until(lambda: _state(smsc, delivered) is MessageState.DELIVERED)
+        smsc.rules = ()
+        matching = [(await esme.submit()).message_id for _ in range(2)]
+        typed = (await esme.submit(service_type="X")).message_id
+        elsewhere = (await esme.submit(destination_addr="421900123457")).message_id
+        from_other = (await esme.submit(source_addr="Other")).message_id
+        not_ours = (await neighbour.submit()).message_id
+
+        assert (await esme.request(_cancel(to=True, service_type="X"))).command_status == 0
+        assert _state(smsc, typed) is MessageState.DELETED
+        assert {_state(smsc, m) for m in matching} == {MessageState.ENROUTE}
+
+        assert (await esme.request(_cancel(to=True))).command_status == 0
+        assert {_state(smsc, m) for m in matching} == {MessageState.DELETED}
+        assert _state(smsc, delivered) is MessageState.DELIVERED
+        for untouched in (elsewhere, from_other, not_ours):
+            assert _state(smsc, untouched) is MessageState.ENROUTE
+
+        answer = await esme.request(_cancel(to=True))  # none left outstanding
+        assert answer.command_status == S.ESME_RCANCELFAIL
+        answer = await esme.request(_cancel())  # no destination: no message goes nowhere
+        assert answer.command_status == S.ESME_RCANCELFAIL

@@ -190,13 +190,14 @@ def _outstanding(message: StoredMessage) -> bool:
 
 
 def _addresses_match(message: StoredMessage, pdu: CancelSm, *, by_id: bool) -> bool:
-    """Whether a cancel_sm's addresses are those of ``message``'s submit_sm.
+    """Whether a cancel_sm's addresses (and service_type) are those of ``message``'s submit_sm.
 
     SMPP 3.4 4.9.1: source_addr_ton/npi/source_addr "must match that supplied in the original
     message submission request"; where that source_addr was NULL (here: the account's default
     sender filled it in), the cancel_sm's should be NULL too. dest_addr_ton/npi/
     destination_addr must match as well, but "may be set to NULL when the message_id is
-    provided" (``by_id``).
+    provided" (``by_id``). Without a message_id, service_type, when given, takes only
+    messages of that service_type ("and service_type if specified").
     """
     if message.default_sender:
         if pdu.source_addr:
@@ -209,11 +210,13 @@ def _addresses_match(message: StoredMessage, pdu: CancelSm, *, by_id: bool) -> b
         return False
     if by_id and not pdu.destination_addr:
         return True
-    return (
-        pdu.destination_addr == message.destination_addr
-        and pdu.dest_addr_ton == message.dest_addr_ton
-        and pdu.dest_addr_npi == message.dest_addr_npi
-    )
+    if (
+        pdu.destination_addr != message.destination_addr
+        or pdu.dest_addr_ton != message.dest_addr_ton
+        or pdu.dest_addr_npi != message.dest_addr_npi
+    ):
+        return False
+    return by_id or not pdu.service_type or pdu.service_type == message.service_type
 
 
 class _AccountState:
@@ -1131,25 +1134,45 @@ class Simulator:
         )
 
     def _cancel(self, session: SmppSession, pdu: CancelSm) -> Pdu:
-        """cancel_sm (SMPP 3.4 4.9.1): cancel the account's message if still outstanding.
+        """cancel_sm (SMPP 3.4 4.9.1): cancel the account's outstanding message(s).
 
-        The addresses given must be those of the original submit_sm, else ESME_RCANCELFAIL:
-        a cancel_sm naming the right message_id from another source is refused, as the SMSC
-        checks it "for verification purposes".
+        With a message_id, that message; with a NULL one, "all outstanding undelivered
+        messages" of the account with the given source and destination addresses, of the
+        given service_type if one is given. The addresses must be those of the original
+        submit_sm (:func:`_addresses_match`); nothing to cancel is ESME_RCANCELFAIL.
+
+        A NULL message_id looks at every message the store keeps (O(store_size)): cancel_sm
+        is rare and optional, and an index by address would cost every submit_sm.
         """
-        message = self._owned(session, pdu.message_id)
-        if (
-            message is None
-            or not _outstanding(message)
-            or not _addresses_match(message, pdu, by_id=True)
-        ):
+        system_id = session.system_id
+        found: list[StoredMessage]
+        if pdu.message_id:
+            message = self._owned(session, pdu.message_id)
+            found = (
+                [message]
+                if message is not None
+                and _outstanding(message)
+                and _addresses_match(message, pdu, by_id=True)
+                else []
+            )
+        else:
+            found = [
+                m
+                for m in self.store.messages()
+                if m.system_id == system_id
+                and _outstanding(m)
+                and _addresses_match(m, pdu, by_id=False)
+            ]
+        if not found:
             return CancelSmResp(
                 sequence_number=pdu.sequence_number, command_status=_S.ESME_RCANCELFAIL
             )
-        message.state = MessageState.DELETED
-        message.stat = ReceiptStat.DELETED.value
-        message.done_at = datetime.now(UTC)
-        self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
+        wall = datetime.now(UTC)
+        for message in found:
+            message.state = MessageState.DELETED
+            message.stat = ReceiptStat.DELETED.value
+            message.done_at = wall
+            self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
         return CancelSmResp(sequence_number=pdu.sequence_number)
 
 
