@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from o2sms.receipts import ReceiptStat
+from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator
-from o2sms.smpp import CancelSm, CommandStatus
+from o2sms.smpp import CancelSm, CommandStatus, TlvTag
 from o2sms.smpp.constants import MessageState
 from tests.simulator.conftest import PASSWORD
 from tests.simulator.esme import Esme
@@ -34,7 +35,8 @@ def _smsc(**options: Any) -> Simulator:
         Account("other", PASSWORD),
         Account("defaulted", PASSWORD, default_sender="O2Shop"),
     )
-    return Simulator(accounts=accounts, accept_query_cancel=True, receipt_delay=30, **options)
+    options = {"receipt_delay": 30.0, **options}
+    return Simulator(accounts=accounts, accept_query_cancel=True, **options)
 
 
 def _state(smsc: Simulator, message_id: str) -> MessageState:
@@ -132,3 +134,43 @@ async def test_cancel_without_message_id_cancels_every_outstanding_match() -> No
         assert answer.command_status == S.ESME_RCANCELFAIL
         answer = await esme.request(_cancel())  # no destination: no message goes nowhere
         assert answer.command_status == S.ESME_RCANCELFAIL
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("registered_delivery", [1, 2])
+async def test_cancel_sends_a_deleted_receipt_when_one_was_asked_for(
+    registered_delivery: int,
+) -> None:
+    """The cancelled message's final outcome is DELETED, a failure: reported to 1 ("success or
+    failure") and 2 ("failure"), after the cancel_sm_resp; its DELIVRD never comes."""
+    async with _smsc(receipt_delay=0.1) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        message_id = (await esme.submit(registered_delivery=registered_delivery)).message_id
+        assert (await esme.request(_cancel(message_id))).command_status == 0
+        assert esme.deliveries.empty()  # the cancel_sm_resp came first
+        receipt = await esme.next_delivery(timeout=1.0)
+        assert receipt.esm_class == 0x04
+        assert (receipt.source_addr, receipt.destination_addr) == ("421900123456", "O2Shop")
+        assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+        assert receipt.get_tlv(TlvTag.MESSAGE_STATE) == int(MessageState.DELETED)
+        parsed = from_deliver_sm(receipt)
+        assert (parsed.id, parsed.stat, parsed.err_code) == (message_id, ReceiptStat.DELETED, 0)
+        assert b" stat:DELETED err:000 text:Hello" in receipt.short_message
+        await smsc.wait_until(lambda: smsc.scheduled == 0)  # the dropped DELIVRD came due
+        await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1)
+        assert esme.deliveries.empty()
+        assert smsc.counters["receipts_sent"] == 1
+
+
+@pytest.mark.asyncio
+async def test_cancel_sends_no_receipt_when_none_was_asked_for() -> None:
+    async with _smsc(receipt_delay=0.1) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        message_id = (await esme.submit(registered_delivery=0)).message_id
+        assert (await esme.request(_cancel(message_id))).command_status == 0
+        await smsc.wait_until(lambda: smsc.scheduled == 0)
+        await asyncio.sleep(0.02)
+        assert esme.deliveries.empty()
+        assert smsc.counters["receipts_sent"] == 0

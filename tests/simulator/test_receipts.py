@@ -402,6 +402,9 @@ async def test_cancel_holds_after_the_store_forgot_the_message() -> None:
         assert answer.command_status == 0
         kept = (await esme.submit(registered_delivery=1)).message_id  # forgets the first
         assert smsc.message(cancelled) is None
+        deleted = await esme.next_delivery()  # the cancel's outcome, not its DELIVRD
+        assert deleted.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == cancelled
+        assert deleted.get_tlv(TlvTag.MESSAGE_STATE) == 4  # DELETED
         receipt = await esme.next_delivery()
         assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == kept
         await smsc.wait_until(lambda: smsc.scheduled == 0)

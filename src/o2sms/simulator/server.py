@@ -747,7 +747,7 @@ class Simulator:
             if type(pdu) is QuerySm:
                 return self._query(session, pdu)
             if type(pdu) is CancelSm:
-                return self._cancel(session, pdu)
+                return self._cancel(session, pdu, now)
         return nack(pdu)
 
     def on_deliver_resp(
@@ -1133,13 +1133,19 @@ class Simulator:
             error_code=min(message.err, 0xFF),
         )
 
-    def _cancel(self, session: SmppSession, pdu: CancelSm) -> Pdu:
+    def _cancel(self, session: SmppSession, pdu: CancelSm, now: float) -> Pdu:
         """cancel_sm (SMPP 3.4 4.9.1): cancel the account's outstanding message(s).
 
         With a message_id, that message; with a NULL one, "all outstanding undelivered
         messages" of the account with the given source and destination addresses, of the
         given service_type if one is given. The addresses must be those of the original
         submit_sm (:func:`_addresses_match`); nothing to cancel is ESME_RCANCELFAIL.
+
+        A cancelled message whose submit_sm asked for a final receipt gets one with stat
+        DELETED, the outcome it now has: registered_delivery 1 ("success or failure") and 2
+        ("failure", which DELETED is; SMPP 3.4 5.2.17). It goes out as any receipt does
+        (round robin, queued, resent), put on the timeline rather than sent here so that it
+        follows this cancel_sm_resp, which the session writes after this returns.
 
         A NULL message_id looks at every message the store keeps (O(store_size)): cancel_sm
         is rare and optional, and an index by address would cost every submit_sm.
@@ -1168,11 +1174,17 @@ class Simulator:
                 sequence_number=pdu.sequence_number, command_status=_S.ESME_RCANCELFAIL
             )
         wall = datetime.now(UTC)
+        expires = now + self.config.receipt_expiry
         for message in found:
             message.state = MessageState.DELETED
             message.stat = ReceiptStat.DELETED.value
             message.done_at = wall
             self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
+            flags = message.registered_delivery & 0x03
+            if flags in {1, 2}:
+                receipt = build_receipt(message, ReceiptStat.DELETED, 0, wall)
+                item = Outbound(receipt, system_id, expires, "receipt", message.message_id)
+                self._schedule(now, item)
         return CancelSmResp(sequence_number=pdu.sequence_number)
 
 
