@@ -15,6 +15,7 @@ from o2sms.simulator.delivery import ReceiptSubject, build_receipt
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
 from o2sms.smpp import CancelSm, CommandStatus, DeliverSm, Tlv, TlvTag, encode
 from o2sms.smpp.times import absolute_time
+from o2sms.text import gsm0338
 from tests.simulator.conftest import ACCOUNTS, PASSWORD
 from tests.simulator.esme import Esme
 
@@ -463,6 +464,21 @@ def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
     assert encode(receipt) == encode(expected)
     again = build_receipt(subject, stat, err, done, esm_class=0x20)
     assert encode(again) == encode(replace(expected, esm_class=0x20))
+
+
+@pytest.mark.asyncio
+async def test_receipt_text_reads_the_same_as_gsm_and_as_ascii(smsc: Simulator) -> None:
+    """The receipt goes out with data_coding 0, GSM 7-bit to O2 and ASCII to most ESMEs: its
+    text field keeps only characters that are the same octet in both ('@' is 0x00 in GSM, and
+    0x40 is GSM's '¡'), and '?' stands for the rest."""
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    text = "a@b$c_d§e¤f{g}Ä 5?"
+    await esme.submit(registered_delivery=1, data_coding=0, short_message=gsm0338.encode(text))
+    receipt = await esme.next_delivery()
+    assert receipt.data_coding == 0
+    assert receipt.short_message.endswith(b" text:a?b?c?d?e?f?g?? 5?")
+    assert gsm0338.decode(receipt.short_message) == receipt.short_message.decode("ascii")
 
 
 @pytest.mark.asyncio

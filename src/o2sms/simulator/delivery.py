@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from o2sms.simulator.store import StoredMessage
 from o2sms.smpp.constants import EsmClass, TlvTag
 from o2sms.smpp.pdu import DeliverSm
 from o2sms.smpp.tlv import Tlv
+from o2sms.text.gsm0338 import BASIC_TABLE
 
 T = TypeVar("T")
 
@@ -127,11 +129,26 @@ class ReceiptSubject:
         )
 
 
-def _ascii(text: str) -> str:
-    """Receipt text field: printable ASCII only (the receipt itself is GSM 7-bit / IA5)."""
-    if text.isascii() and text.isprintable():
+#: Printable characters that are one and the same octet in ASCII and in the GSM 7-bit default
+#: alphabet (unpacked). A receipt's short_message goes out with data_coding 0, which O2 reads
+#: as GSM 7-bit (seed: "DCS 0 ... default GSM7") while most ESMEs, o2sms.receipts among them,
+#: read it as ASCII: only these characters mean the same either way. '@', '$', '_', '`' and
+#: '[\\]^{|}~' do not (GSM reads 0x40 as '¡', 0x24 as '¤', 0x5F as '§', ...).
+_SAME_IN_ASCII_AND_GSM: Final = "".join(
+    chr(code) for code in range(0x20, 0x7F) if BASIC_TABLE[code] == chr(code)
+)
+_NOT_SAME: Final = re.compile(f"[^{re.escape(_SAME_IN_ASCII_AND_GSM)}]")
+
+
+def _receipt_text(text: str) -> str:
+    """The receipt's text field: characters read alike as ASCII and as GSM 7-bit, else '?'.
+
+    Not the GSM alphabet itself, which would put '@' as 0x00 and '_' as 0x11 into a receipt
+    that ESMEs parse as ASCII; so GSM-only characters (§, ¤, Ä, ...) become '?' too.
+    """
+    if _NOT_SAME.search(text) is None:
         return text
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return _NOT_SAME.sub("?", text)
 
 
 def build_receipt(
@@ -153,7 +170,7 @@ def build_receipt(
         done_date=done,
         stat=stat,
         err=err,
-        text=_ascii(message.text[: receipts.TEXT_LIMIT]),
+        text=_receipt_text(message.text[: receipts.TEXT_LIMIT]),
         stat_text=RECEIPT_STAT_TEXT.get(stat),
     )
     tlvs: tuple[Tlv, ...] = (
