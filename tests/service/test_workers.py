@@ -476,3 +476,41 @@ async def test_a_stop_that_cannot_give_back_its_leases_says_so(
     with caplog.at_level(logging.WARNING, logger="o2sms.service"):
         await worker.stop()  # does not raise
     assert any("could not give back" in r.getMessage() for r in caplog.records)
+
+
+async def test_one_transaction_records_at_most_500_parts(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part's id takes PostgreSQL advisory locks until the commit, from a table the
+    server shares: a burst of long messages must not become one huge record."""
+    ids = [
+        (await store.enqueue(NewMessage(f"+4219000{i:05d}", "x" * 900, parts=6))).message.id
+        for i in range(300)
+    ]
+    record = store.mark_submitted_many
+    batches: list[int] = []
+
+    async def counting(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        batches.append(sum(len(smsc_ids) for _, smsc_ids in batch))
+        await record(batch, **options)
+
+    class LongSender(CountingSender):
+        async def send(
+            self, to: str, text: str, *, reference: str | None = None, **_: Any
+        ) -> SendResult:
+            assert reference is not None
+            self.sent.append(reference)
+            parts = tuple(f"ID{len(self.sent)}-{n}" for n in range(6))
+            return SendResult(parts, Encoding.GSM7, 6, to, reference)
+
+    monkeypatch.setattr(store, "mark_submitted_many", counting)
+    worker = worker_on(store, LongSender())
+    worker.start()
+    try:
+        for message_id in ids:
+            await wait_status(store, message_id, MessageStatus.SUBMITTED)
+    finally:
+        await worker.stop()
+    assert sum(batches) == 300 * 6
+    assert max(batches) <= 500
+    assert len(batches) < 300  # still batched

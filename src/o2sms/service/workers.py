@@ -55,6 +55,16 @@ _MAX_DELAY = 5.0  #: ... but at most this long (a submit's record is tried until
 _LATENCY_MEMORY = 200_000  #: submit times kept for the receipt-latency histogram
 _KEPT_LEASES = 10_000  #: sent-but-unrecorded ids remembered for the stop (see _keep_leased)
 _RECORD_WAIT = 5.0  #: seconds a receipt waits for the record of its own submit, at most
+# Parts whose submits one transaction records, at most. On PostgreSQL each part's SMSC id
+# takes one or two advisory locks until the commit, from a lock table the whole server
+# shares (max_locks_per_transaction x max_connections, 6,400 by default): a batch of 500
+# six-part messages would take 6,000 in one transaction.
+_RECORD_PARTS = 500
+
+
+def _parts_of(record: tuple[str, Sequence[str]]) -> int:
+    """A submit record's weight in a group commit: its parts (see _RECORD_PARTS)."""
+    return len(record[1])
 
 
 class SubmitRecords:
@@ -209,7 +219,10 @@ class SubmitWorker:
         self._records = records if records is not None else SubmitRecords()
         self._on_change = on_change
         self._submits: GroupCommit[tuple[str, Sequence[str]], None] = GroupCommit(
-            self._record_submits, turn=store.write_turn
+            self._record_submits,
+            weight=_parts_of,
+            max_weight=_RECORD_PARTS,
+            turn=store.write_turn,
         )
         self.worker_id = worker_id
         self._settings = settings
