@@ -931,7 +931,6 @@ class MessageStore(MessageQueue):
         history = []
         statuses = {m: MessageStatus(before[m].status) for m in message_ids}
         moved: dict[str, int] = {}  # message id -> the receipt that last changed its status
-        transitions: list[tuple[str, EventKind, dict[str, Any]]] = []  # their history entries
         after: dict[int, MessageStatus] = {}  # receipt -> its message's status after it
         for index, part in fast:
             receipt = batch[index][0]
@@ -984,7 +983,8 @@ class MessageStore(MessageQueue):
                 if derived != status:
                     statuses[message_id] = derived
                     moved[message_id] = index
-                    transitions.append(
+                    # right after its receipt, as one at a time would write them
+                    history.append(
                         (message_id, EventKind.STATUS, {"from": status.value, "to": derived.value})
                     )
             after[index] = statuses[message_id]
@@ -1006,7 +1006,6 @@ class MessageStore(MessageQueue):
                     for message_id, new in changes.items()
                 ],
             )
-            await add_events(connection, now, transitions)
             notify = [m for m in changes if before[m].callback_url or self.webhook_url]
             if notify:
                 updated = (
