@@ -783,12 +783,7 @@ class Simulator:
         state = self._accounts.get(item.system_id)
         if state is None:
             return
-        if item.expires_at <= now:
-            self.counters["receipts_dropped"] += 1
-            _settled(item, now)
-        else:
-            item.attempts += 1
-            self.counters["receipts_resent"] += 1
+        if self._another_attempt(item, now):
             self._schedule(now + self.config.receipt_retry_delay, item)
         if state.pending:
             self._drain(state, now, skip=session)  # the slot this item held is free
@@ -796,14 +791,8 @@ class Simulator:
     def on_deliver_lost(self, session: SmppSession, item: Outbound, now: float) -> None:
         """A deliver_sm got no answer (timeout or connection lost): send it again."""
         state = self._accounts.get(item.system_id)
-        if state is None:
+        if state is None or not self._another_attempt(item, now):
             return
-        if item.expires_at <= now:  # at-least-once until it expires, not for ever
-            self.counters["receipts_dropped"] += 1
-            _settled(item, now)
-            return
-        item.attempts += 1
-        self.counters["receipts_resent"] += 1
         touched: set[SmppSession] = set()
         self._route(state, item, now, touched)
         for other in touched:
@@ -811,6 +800,17 @@ class Simulator:
                 other.flush()
         if state.pending:
             self._drain(state, now)  # the slot this item held may be free now
+
+    def _another_attempt(self, item: Outbound, now: float) -> bool:
+        """Count one more attempt at ``item`` (True), or drop it once it has expired (False):
+        a deliver_sm goes out at least once until it expires, not for ever."""
+        if item.expires_at <= now:
+            self.counters["receipts_dropped"] += 1
+            _settled(item, now)
+            return False
+        item.attempts += 1
+        self.counters["receipts_resent"] += 1
+        return True
 
     def on_closed(self, session: SmppSession, now: float) -> None:
         """Forget a session (idempotent): every entry of it in its account's bound sessions."""
