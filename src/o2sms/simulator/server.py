@@ -202,18 +202,18 @@ def _addresses_match(message: StoredMessage, pdu: CancelSm, *, by_id: bool) -> b
     if message.default_sender:
         if pdu.source_addr:
             return False
-    elif (
-        pdu.source_addr != message.source_addr
-        or pdu.source_addr_ton != message.source_addr_ton
-        or pdu.source_addr_npi != message.source_addr_npi
+    elif (pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr) != (
+        message.source_addr_ton,
+        message.source_addr_npi,
+        message.source_addr,
     ):
         return False
     if by_id and not pdu.destination_addr:
         return True
-    if (
-        pdu.destination_addr != message.destination_addr
-        or pdu.dest_addr_ton != message.dest_addr_ton
-        or pdu.dest_addr_npi != message.dest_addr_npi
+    if (pdu.dest_addr_ton, pdu.dest_addr_npi, pdu.destination_addr) != (
+        message.dest_addr_ton,
+        message.dest_addr_npi,
+        message.destination_addr,
     ):
         return False
     return by_id or not pdu.service_type or pdu.service_type == message.service_type
