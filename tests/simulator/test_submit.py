@@ -407,4 +407,9 @@ async def test_query_and_cancel_when_enabled() -> None:
         assert (await esme.request(cancel)).command_status == S.ESME_RCANCELFAIL
         unknown = await esme.request(QuerySm(message_id="nope", source_addr="O2Shop"))
         assert unknown.command_status == S.ESME_RQUERYFAIL
+        # source_addr must be the submission's, or NULL ("if not known")
+        other = await esme.request(QuerySm(message_id=message_id, source_addr="Other"))
+        assert other.command_status == S.ESME_RQUERYFAIL
+        unknown_source = await esme.request(QuerySm(message_id=message_id))
+        assert unknown_source.command_status == 0
         await esme.close()

@@ -1119,8 +1119,15 @@ class Simulator:
         return message
 
     def _query(self, session: SmppSession, pdu: QuerySm) -> Pdu:
+        """query_sm (SMPP 3.4 4.8.1): the state of one of the account's messages.
+
+        source_addr "must match that supplied in the original message submission", and is
+        NULL when "not known": an empty one is accepted, another address than the one the
+        message went out with (the default sender's, when the account filled it in) is
+        ESME_RQUERYFAIL. Its TON/NPI are not compared: ESMEs often leave them 0 here.
+        """
         message = self._owned(session, pdu.message_id)
-        if message is None:
+        if message is None or (pdu.source_addr and pdu.source_addr != message.source_addr):
             return QuerySmResp(
                 sequence_number=pdu.sequence_number, command_status=_S.ESME_RQUERYFAIL
             )
