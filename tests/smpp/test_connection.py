@@ -552,19 +552,29 @@ def test_undecodable_response_fails_its_request_without_a_nack() -> None:
     assert esme.outstanding == 0
 
 
-def test_undecodable_response_of_another_type_leaves_the_request_outstanding() -> None:
-    """A bad response that could not answer our request (wrong command_id) must not fail it."""
+@pytest.mark.parametrize(
+    "stray",
+    [
+        # deliver_sm_resp (0x80000005), status 0, sequence_number 2 of our submit_sm, then a
+        # message_id "abcd" without its NUL: undecodable, and not a submit_sm_resp anyway.
+        "00000014 80000005 00000000 00000002 61626364",
+        # Response bit set, command_id 0x80000111 unknown, sequence_number of our submit_sm.
+        "00000010 80000111 00000000 00000002",
+    ],
+    ids=["undecodable-of-another-type", "unknown-command-id"],
+)
+def test_a_response_that_cannot_answer_the_request_leaves_it_outstanding(stray: str) -> None:
+    """A bad response that could not answer our request (wrong or unknown command_id) is
+    dropped, never answered, and must not fail the request."""
     esme, _ = bound_pair()
     request = esme.send(SubmitSm(destination_addr="1"), 0.0)
     assert request.sequence_number == 2
     esme.data_to_send()
-    # deliver_sm_resp (0x80000005), status 0, sequence_number 2 of our submit_sm, then a
-    # message_id "abcd" without its NUL: undecodable, and not a submit_sm_resp anyway.
-    esme.receive_data(bytes.fromhex("00000014 80000005 00000000 00000002 61626364"), 1.0)
+    esme.receive_data(bytes.fromhex(stray), 1.0)
     (rejected,) = events(esme)
     assert isinstance(rejected, PduRejected)
     assert rejected.request is None
-    assert rejected.answer is None
+    assert rejected.answer is None  # a response is never answered
     assert esme.data_to_send() == b""
     assert esme.outstanding_requests() == (request,)
     # submit_sm_resp (0x80000004), sequence_number 2, message_id "MSG1"
@@ -651,24 +661,6 @@ def test_response_before_a_hostile_length_is_delivered_before_the_close() -> Non
     # generic_nack, ESME_RINVCMDLEN (2), sequence_number 0 (none could be read)
     assert esme.data_to_send() == bytes.fromhex("00000010 80000000 00000002 00000000")
     assert esme.state is SessionState.CLOSED
-
-
-def test_response_with_unknown_command_id_is_dropped_and_leaves_the_request_in_flight() -> None:
-    esme, _ = bound_pair()
-    request = esme.send(SubmitSm(destination_addr="1"), 0.0)
-    esme.data_to_send()
-    # Response bit set, command_id 0x80000111 unknown, sequence_number of our submit_sm (2).
-    esme.receive_data(bytes.fromhex("00000010 80000111 00000000 00000002"), 1.0)
-    (rejected,) = events(esme)
-    assert isinstance(rejected, PduRejected)
-    assert rejected.request is None
-    assert rejected.answer is None  # a response is never answered
-    assert esme.data_to_send() == b""
-    assert esme.outstanding_requests() == (request,)
-    esme.receive_data(bytes.fromhex("00000015 80000004 00000000 00000002 4d53473100"), 2.0)
-    assert events(esme) == [
-        ResponseReceived(request, SubmitSmResp(sequence_number=2, message_id="MSG1"))
-    ]
 
 
 def test_outbind_and_alert_notification_are_numbered_but_never_outstanding() -> None:
