@@ -146,9 +146,7 @@ def _receipt_text(text: str) -> str:
     Not the GSM alphabet itself, which would put '@' as 0x00 and '_' as 0x11 into a receipt
     that ESMEs parse as ASCII; so GSM-only characters (§, ¤, Ä, ...) become '?' too.
     """
-    if _NOT_SAME.search(text) is None:
-        return text
-    return _NOT_SAME.sub("?", text)
+    return _NOT_SAME.sub("?", text)  # the same str object back when nothing matches
 
 
 def build_receipt(
