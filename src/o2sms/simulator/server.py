@@ -281,6 +281,8 @@ class Simulator:
         self._cancelled: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
+        self._wall_at = -1.0  # the loop time _wall_now was read at
+        self._wall_now = datetime.now(UTC)
         self._random = random.Random(config.seed)
         self._servers: list[asyncio.Server] = []
         self._http: asyncio.Server | None = None
@@ -645,7 +647,8 @@ class Simulator:
         counters = self.counters
         counters["submit_sm"] += 1
         view = session.faults
-        if view.any_active:
+        active = view.any_active  # nothing below switches a fault on or off
+        if active:
             if view.withhold():
                 counters["submit_sm_withheld"] += 1
                 return None
@@ -661,7 +664,7 @@ class Simulator:
             default_sender = defaulted is not pdu
             pdu = defaulted
         cfg = self.config
-        wall = datetime.now(UTC)
+        wall = self._wall(now)
         try:
             sub = check_submit(
                 pdu,
@@ -727,9 +730,9 @@ class Simulator:
             self.store.add(message)
         counters["submit_sm_accepted"] += 1
         response = SubmitSmResp(sequence_number=pdu.sequence_number, message_id=message_id)
-        if view.any_active and self._receipt_first(session, message, wall, now, response):
+        if active and self._receipt_first(session, message, wall, now, response):
             return None  # answered once the receipt is
-        self._decide(message, wall, now, view)
+        self._decide(message, wall, now, view if active else None)
         return response
 
     def _default_sender(self, session: SmppSession, pdu: SubmitSm) -> SubmitSm:
@@ -766,7 +769,7 @@ class Simulator:
             _settled(item, now)
         else:
             item.attempts += 1
-            self._schedule(now + self.config.receipt_retry_delay, item)
+            self._schedule(now + self.config.receipt_retry_delay, item, now)
         if state is not None and state.pending:
             self._drain(state, now, skip=session)
 
@@ -784,7 +787,7 @@ class Simulator:
         if state is None:
             return
         if self._another_attempt(item, now):
-            self._schedule(now + self.config.receipt_retry_delay, item)
+            self._schedule(now + self.config.receipt_retry_delay, item, now)
         if state.pending:
             self._drain(state, now, skip=session)  # the slot this item held is free
 
@@ -825,6 +828,14 @@ class Simulator:
         loop = self._loop or asyncio.get_running_loop()
         return loop.time()
 
+    def _wall(self, now: float) -> datetime:
+        """The wall-clock time at loop time ``now``, read once for all the PDUs of one read
+        (they share ``now``) or the receipts of one timer tick, not once per message."""
+        if now != self._wall_at:
+            self._wall_at = now
+            self._wall_now = datetime.now(UTC)
+        return self._wall_now
+
     def _rule(self, destination_addr: str) -> OutcomeRule | None:
         addr = destination_addr.lstrip("+")
         for rule in self._rules:
@@ -832,8 +843,13 @@ class Simulator:
                 return rule
         return None
 
-    def _decide(self, message: StoredMessage, wall: datetime, now: float, view: FaultView) -> None:
-        """Pick the outcome and schedule it (the receipt, if asked for, goes out then)."""
+    def _decide(
+        self, message: StoredMessage, wall: datetime, now: float, view: FaultView | None
+    ) -> None:
+        """Pick the outcome and schedule it (the receipt, if asked for, goes out then).
+
+        ``view``: the submitter's fault switches, None when none is set.
+        """
         subject: ReceiptSubject | None = None
         rule = self._rule(message.destination_addr) if self._rules else None
         if rule is None:
@@ -844,8 +860,8 @@ class Simulator:
             if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
                 subject = ReceiptSubject.of(message)
                 for notification in rule.intermediate:
-                    self._schedule(now, _Decision(subject, notification, 0, True, True))
-        if view.any_active:
+                    self._schedule(now, _Decision(subject, notification, 0, True, True), now)
+        if view is not None:
             delay += view.receipt_delay()
         if message.scheduled_for is not None:
             delay += seconds_until(message.scheduled_for, wall)
@@ -856,7 +872,7 @@ class Simulator:
         flags = message.registered_delivery & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
         subject = subject or ReceiptSubject.of(message)
-        self._schedule(now + delay, _Decision(subject, stat, err, receipt))
+        self._schedule(now + delay, _Decision(subject, stat, err, receipt), now)
 
     def _receipt_first(
         self,
@@ -909,14 +925,14 @@ class Simulator:
         self.counters["submit_sm_receipt_first"] += 1
         return True
 
-    def _schedule(self, due: float, item: _Decision | Outbound) -> None:
+    def _schedule(self, due: float, item: _Decision | Outbound, now: float) -> None:
         self._timeline.push(due, item)
-        self._arm(due)
+        self._arm(due, now)
 
-    def _arm(self, due: float) -> None:
+    def _arm(self, due: float, now: float) -> None:
         if due >= self._timer_due:
             return
-        due = max(due, self._now() + _TIMER_GRANULARITY)  # batch what is due within 1 ms
+        due = max(due, now + _TIMER_GRANULARITY)  # batch what is due within 1 ms
         if due >= self._timer_due:
             return
         if self._timer is not None:
@@ -931,7 +947,7 @@ class Simulator:
         now = self._now()
         due_items = self._timeline.pop_due(now)
         if due_items:
-            wall = datetime.now(UTC)
+            wall = self._wall(now)
             touched: set[SmppSession] = set()
             for item in due_items:
                 if type(item) is _Decision:
@@ -945,7 +961,7 @@ class Simulator:
                 session.flush()
         next_due = self._timeline.next_due()
         if next_due is not None:
-            self._arm(next_due)
+            self._arm(next_due, now)
 
     def _apply(
         self, decision: _Decision, wall: datetime, now: float, touched: set[SmppSession]
@@ -1191,7 +1207,7 @@ class Simulator:
             if flags in {1, 2}:
                 receipt = build_receipt(message, ReceiptStat.DELETED, 0, wall)
                 item = Outbound(receipt, system_id, expires, "receipt", message.message_id)
-                self._schedule(now, item)
+                self._schedule(now, item, now)
         return CancelSmResp(sequence_number=pdu.sequence_number)
 
 

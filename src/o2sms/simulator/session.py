@@ -58,6 +58,9 @@ _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _BIND_IDS = frozenset(cls.command_id for cls in _BINDS)
 _RECEIVING = frozenset({SessionState.BOUND_RX, SessionState.BOUND_TRX})
 _RECEIVING_RESPS = (BindReceiverResp, BindTransceiverResp)
+# Read once: reading enum members off their class is slow on Python 3.11.
+_CLOSED: Final = SessionState.CLOSED
+_UNBOUND: Final = SessionState.UNBOUND
 _WORD: Final = struct.Struct(">I")
 
 MAX_HELD: Final = 64 * 1024
@@ -436,7 +439,7 @@ class SmppSession(asyncio.Protocol):
 
     def respond(self, pdu: Pdu, now: float, *, then_close: bool = False) -> None:
         """Queue a response (the latency fault applies when it is written, see :meth:`flush`)."""
-        if self.conn.state is not SessionState.CLOSED:
+        if self.conn.state is not _CLOSED:
             try:
                 self.conn.send(pdu, now)
             except LocalProtocolError:
@@ -451,7 +454,7 @@ class SmppSession(asyncio.Protocol):
     def _process(self, now: float) -> None:
         self._drain_events(now)
         self.flush()
-        if self.conn.state is SessionState.CLOSED:
+        if self.conn.state is _CLOSED:
             self._finish(now)
 
     def _drain_events(self, now: float) -> None:
@@ -463,8 +466,13 @@ class SmppSession(asyncio.Protocol):
                 if type(pdu) is SubmitSm:
                     self.submitted += 1
                     answer = host.on_submit(self, pdu, now)
-                    if answer is not None:
-                        self.respond(answer, now)
+                    # respond() inlined: a submit_sm_resp is no bind_resp, and is not sent
+                    # once the connection is closed
+                    if answer is not None and conn.state is not _CLOSED:
+                        try:  # noqa: SIM105 - cheaper than contextlib.suppress, per message
+                            conn.send(answer, now)
+                        except LocalProtocolError:
+                            pass
                 elif isinstance(pdu, _BINDS):
                     if self._closing:
                         continue  # after a refused bind: the rest of its read goes unheard
@@ -546,12 +554,12 @@ class SmppSession(asyncio.Protocol):
         if (
             timeout is not None
             and now >= self._last_pdu + timeout
-            and self.conn.state is not SessionState.CLOSED
+            and self.conn.state is not _CLOSED
         ):
             self.conn.close(f"no PDU received for {timeout:g} s")
         self._process(now)
         deadline = self._unbind_deadline
-        if deadline is not None and now >= deadline and self.conn.state is SessionState.UNBOUND:
+        if deadline is not None and now >= deadline and self.conn.state is _UNBOUND:
             # Our unbind got no unbind_resp in time. Not after the peer's unbind: that
             # session is UNBOUND too, and its unbind_resp may still be held (latency fault).
             self.abort()
