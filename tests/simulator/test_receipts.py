@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from o2sms import receipts
 from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
 from o2sms.simulator.delivery import ReceiptSubject, build_receipt
@@ -464,6 +466,45 @@ def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
     assert encode(receipt) == encode(expected)
     again = build_receipt(subject, stat, err, done, esm_class=0x20)
     assert encode(again) == encode(replace(expected, esm_class=0x20))
+
+
+def test_receipt_text_is_the_receipts_format_of_its_facts_every_time() -> None:
+    """build_receipt keeps the part of a receipt's text after its id for the next receipts
+    with the same dates and text: each text is still exactly what receipts.format writes,
+    whatever the id, the stat, the err or the dates' zones (an instant equal in another zone
+    writes other wall-clock fields)."""
+    submitted = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
+    cet = timezone(timedelta(hours=1))
+    ids = ["0123456789abcdef", "288230376293190992", str(uuid.UUID(int=7, version=4)), "ab cd"]
+    cases = [
+        (submitted, submitted + timedelta(minutes=1)),
+        (submitted.astimezone(cet), submitted + timedelta(minutes=1)),
+        (submitted, (submitted + timedelta(minutes=1)).astimezone(cet)),
+        (submitted.replace(tzinfo=None), submitted.replace(tzinfo=None)),
+    ]
+    for _ in range(2):  # the second round finds what the first one kept
+        for message_id in ids:
+            for at, done in cases:
+                for text in ("Café at 5?", "Your parcel arrives today", ""):
+                    for stat, err in ((ReceiptStat.DELIVRD, 0), (ReceiptStat.UNDELIV, 5)):
+                        subject = ReceiptSubject(
+                            message_id, "acct", "O2Shop", "421900123456", at, text[:20], None
+                        )
+                        if " " in message_id:
+                            with pytest.raises(ValueError, match="receipt id"):
+                                build_receipt(subject, stat, err, done)
+                            continue
+                        expected = receipts.format(
+                            message_id,
+                            submit_date=at,
+                            done_date=done,
+                            stat=stat,
+                            err=err,
+                            text=text[:20].replace("é", "?"),
+                            stat_text=RECEIPT_STAT_TEXT.get(stat),
+                        )
+                        receipt = build_receipt(subject, stat, err, done)
+                        assert receipt.short_message == expected.encode("ascii")
 
 
 @pytest.mark.asyncio

@@ -149,6 +149,55 @@ def _receipt_text(text: str) -> str:
     return _NOT_SAME.sub("?", text)  # the same str object back when nothing matches
 
 
+_DELIVRD: Final = ReceiptStat.DELIVRD
+_DELIVRD_STATE_TLV: Final = _STATE_TLVS[_DELIVRD]
+_ID_PLACEHOLDER: Final = "0"
+_TAILS_KEPT: Final = 1024
+#: (submitted_at, its tzinfo, done, its tzinfo, text) -> a DELIVRD err 0 receipt's text after
+#: its "id:<message_id>": the messages of one read share their submitted_at (one wall-clock
+#: reading per read), those of one timer tick their done date, and those of one request their
+#: text, so most receipts share all of it. The tzinfo is in the key as equal datetimes in
+#: other zones write other wall-clock fields.
+_tails: dict[tuple[datetime, object, datetime, object, str], str] = {}
+
+
+def _receipt_short_message(
+    message: ReceiptFacts, stat: ReceiptStat, err: int, done: datetime
+) -> str:
+    """The receipt's text: :func:`o2sms.receipts.format` of the message's facts.
+
+    The common receipt (DELIVRD, err 0, an alphanumeric message_id: every id of the HEX and
+    DECIMAL formats) differs from others of its read and tick only by its id, which the text
+    starts with; the rest is formatted once and kept. Any other is formatted in full.
+    """
+    message_id = message.message_id
+    if stat is _DELIVRD and not err and message_id.isalnum():
+        submitted = message.submitted_at
+        key = (submitted, submitted.tzinfo, done, done.tzinfo, message.text)
+        tail = _tails.get(key)
+        if tail is None:
+            tail = receipts.format(
+                _ID_PLACEHOLDER,
+                submit_date=submitted,
+                done_date=done,
+                stat=stat,
+                text=_receipt_text(message.text[: receipts.TEXT_LIMIT]),
+            )[len("id:" + _ID_PLACEHOLDER) :]
+            if len(_tails) >= _TAILS_KEPT:
+                _tails.clear()
+            _tails[key] = tail
+        return "id:" + message_id + tail
+    return receipts.format(
+        message_id,
+        submit_date=message.submitted_at,
+        done_date=done,
+        stat=stat,
+        err=err,
+        text=_receipt_text(message.text[: receipts.TEXT_LIMIT]),
+        stat_text=RECEIPT_STAT_TEXT.get(stat),
+    )
+
+
 def build_receipt(
     message: ReceiptFacts,
     stat: ReceiptStat,
@@ -162,18 +211,10 @@ def build_receipt(
     ``esm_class`` EsmClass.INTERMEDIATE_NOTIFICATION (0x20) makes it an intermediate
     notification (stat ENROUTE or ACCEPTD) in the same layout.
     """
-    text = receipts.format(
-        message.message_id,
-        submit_date=message.submitted_at,
-        done_date=done,
-        stat=stat,
-        err=err,
-        text=_receipt_text(message.text[: receipts.TEXT_LIMIT]),
-        stat_text=RECEIPT_STAT_TEXT.get(stat),
-    )
+    text = _receipt_short_message(message, stat, err, done)
     tlvs: tuple[Tlv, ...] = (
         Tlv(_RECEIPTED_MESSAGE_ID, message.message_id),
-        _STATE_TLVS[stat],
+        _DELIVRD_STATE_TLV if stat is _DELIVRD else _STATE_TLVS[stat],
     )
     if err:
         tlvs += (Tlv(_NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2)),)
