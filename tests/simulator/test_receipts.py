@@ -15,7 +15,21 @@ from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
 from o2sms.simulator.delivery import ReceiptSubject, build_receipt
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
-from o2sms.smpp import CancelSm, CommandStatus, DeliverSm, Tlv, TlvTag, encode
+from o2sms.smpp import (
+    BindTransceiver,
+    CancelSm,
+    CommandStatus,
+    DeliverSm,
+    DeliverSmResp,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Tlv,
+    TlvTag,
+    Unbind,
+    encode,
+)
+from o2sms.smpp.framer import Framer
 from o2sms.smpp.times import absolute_time
 from o2sms.text import gsm0338
 from tests.simulator.conftest import ACCOUNTS, PASSWORD
@@ -241,6 +255,77 @@ async def test_temporary_error_retried_permanent_error_dropped() -> None:
         await smsc.wait_until(lambda: smsc.counters["receipts_dropped"] == 1)
         await asyncio.sleep(0.05)
         assert esme.deliveries.empty()
+
+
+@pytest.mark.asyncio
+async def test_smsc_requests_numbered_one_after_another() -> None:
+    """The SMSC's requests take sequence_numbers 1, 2, 3... in the order they are sent:
+    receipts, a receipt resent after an error, an inbound SMS, and at shutdown its unbind."""
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0, receipt_retry_delay=0.02) as smsc:
+        assert smsc.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", smsc.port)
+        framer = Framer()
+
+        async def read() -> Pdu:
+            while True:
+                for pdu in framer:
+                    return pdu
+                data = await asyncio.wait_for(reader.read(65536), 3.0)
+                assert data, "connection closed"
+                framer.feed(data)
+
+        writer.write(
+            encode(BindTransceiver(sequence_number=1, system_id="acct", password=PASSWORD))
+        )
+        assert (await read()).command_status == 0
+        for seq in (2, 3):
+            writer.write(
+                encode(
+                    SubmitSm(
+                        sequence_number=seq,
+                        source_addr="O2Shop",
+                        destination_addr="421900123456",
+                        registered_delivery=1,
+                        short_message=b"Hello",
+                    )
+                )
+            )
+        seen: list[tuple[str, int]] = []
+        while len(seen) < 5:
+            pdu = await read()
+            if isinstance(pdu, DeliverSm):
+                kind = "receipt" if pdu.esm_class == 0x04 else "mo"
+                seen.append((kind, pdu.sequence_number))
+                first = pdu.sequence_number == 1
+                status = CommandStatus.ESME_RX_T_APPN if first else 0
+                writer.write(encode(pdu.response(command_status=status)))
+            elif isinstance(pdu, SubmitSmResp):
+                seen.append(("submit_sm_resp", pdu.sequence_number))
+        assert sorted(seen[:4]) == [
+            ("receipt", 1),
+            ("receipt", 2),
+            ("submit_sm_resp", 2),
+            ("submit_sm_resp", 3),
+        ]
+        assert seen[4:] == [("receipt", 3)]  # the first one again, numbered anew
+        smsc.inject_mo("acct", "421900123456", "O2Shop", "Hi")
+        assert await read() == DeliverSm(
+            sequence_number=4,
+            source_addr_ton=1,
+            source_addr_npi=1,
+            source_addr="421900123456",
+            destination_addr="O2Shop",
+            short_message=b"Hi",
+        )
+        writer.write(encode(DeliverSmResp(sequence_number=4)))
+        await smsc.wait_until(lambda: smsc.counters["mo_acknowledged"] == 1)
+        stopping = asyncio.create_task(smsc.stop())
+        unbind = await read()
+        assert isinstance(unbind, Unbind)
+        assert unbind.sequence_number == 5
+        writer.write(encode(unbind.response()))
+        await stopping
+        writer.close()
 
 
 @pytest.mark.asyncio

@@ -67,11 +67,43 @@ class MessageIds:
         return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
 
 
+@fast_init  # one per receipt
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A receipt's deliver_sm as the fields that differ from one receipt to the next.
+
+    The session makes it into the :class:`DeliverSm` when it sends it, numbered then
+    (:meth:`deliver_sm`): one PDU object per receipt sent, where a PDU built beforehand
+    would be copied again by the Connection to give it its sequence_number.
+    """
+
+    source_addr: str  #: the message's destination_addr
+    destination_addr: str  #: the message's source_addr
+    esm_class: int
+    short_message: bytes
+    tlvs: tuple[Tlv, ...]
+
+    def deliver_sm(self, sequence_number: int = 0, *, tlvs: bool = True) -> DeliverSm:
+        """The deliver_sm, numbered ``sequence_number``; without TLVs (SMPP 3.3) if not ``tlvs``."""
+        return DeliverSm(
+            sequence_number=sequence_number,
+            source_addr_ton=1,
+            source_addr_npi=1,
+            source_addr=self.source_addr,
+            dest_addr_ton=0,
+            dest_addr_npi=0,
+            destination_addr=self.destination_addr,
+            esm_class=self.esm_class,
+            short_message=self.short_message,
+            tlvs=self.tlvs if tlvs else (),
+        )
+
+
 @dataclass(slots=True)
 class Outbound:
     """A deliver_sm (a receipt or an inbound SMS) on its way to a receiving session."""
 
-    pdu: DeliverSm
+    pdu: DeliverSm | Receipt
     system_id: str
     expires_at: float  #: loop time after which it is dropped undelivered
     kind: str  #: "receipt" or "mo"
@@ -211,6 +243,18 @@ def build_receipt(
     ``esm_class`` EsmClass.INTERMEDIATE_NOTIFICATION (0x20) makes it an intermediate
     notification (stat ENROUTE or ACCEPTD) in the same layout.
     """
+    return receipt(message, stat, err, done, esm_class=esm_class).deliver_sm()
+
+
+def receipt(
+    message: ReceiptFacts,
+    stat: ReceiptStat,
+    err: int,
+    done: datetime,
+    *,
+    esm_class: int | None = None,
+) -> Receipt:
+    """The :class:`Receipt` whose deliver_sm :func:`build_receipt` returns."""
     text = _receipt_short_message(message, stat, err, done)
     tlvs: tuple[Tlv, ...] = (
         Tlv(_RECEIPTED_MESSAGE_ID, message.message_id),
@@ -218,16 +262,12 @@ def build_receipt(
     )
     if err:
         tlvs += (Tlv(_NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2)),)
-    return DeliverSm(
-        source_addr_ton=1,
-        source_addr_npi=1,
-        source_addr=message.destination_addr,
-        dest_addr_ton=0,
-        dest_addr_npi=0,
-        destination_addr=message.source_addr,
-        esm_class=_DELIVERY_RECEIPT if esm_class is None else esm_class,
-        short_message=text.encode("ascii"),
-        tlvs=tlvs,
+    return Receipt(
+        message.destination_addr,
+        message.source_addr,
+        _DELIVERY_RECEIPT if esm_class is None else esm_class,
+        text.encode("ascii"),
+        tlvs,
     )
 
 
@@ -269,8 +309,10 @@ __all__ = [
     "GSM_NETWORK_TYPE",
     "MessageIds",
     "Outbound",
+    "Receipt",
     "ReceiptFacts",
     "ReceiptSubject",
     "Timeline",
     "build_receipt",
+    "receipt",
 ]

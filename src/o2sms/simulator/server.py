@@ -42,7 +42,7 @@ from o2sms.simulator.delivery import (
     Outbound,
     ReceiptSubject,
     Timeline,
-    build_receipt,
+    receipt,
 )
 from o2sms.simulator.faults import Faults, FaultView
 from o2sms.simulator.o2_profile import (
@@ -908,7 +908,7 @@ class Simulator:
             session.flush()
 
         item = Outbound(
-            build_receipt(message, stat, err, wall),
+            receipt(message, stat, err, wall),
             message.system_id,
             now + self.config.receipt_expiry,
             "receipt",
@@ -1016,9 +1016,12 @@ class Simulator:
         if state is None:
             return
         esm_class = EsmClass.INTERMEDIATE_NOTIFICATION if intermediate else None
-        pdu = build_receipt(message, stat, err, wall, esm_class=esm_class)
         item = Outbound(
-            pdu, message.system_id, now + self.config.receipt_expiry, "receipt", message.message_id
+            receipt(message, stat, err, wall, esm_class=esm_class),
+            message.system_id,
+            now + self.config.receipt_expiry,
+            "receipt",
+            message.message_id,
         )
         self._route(state, item, now, touched)
 
@@ -1205,8 +1208,8 @@ class Simulator:
             self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
             flags = message.registered_delivery & 0x03
             if flags in {1, 2}:
-                receipt = build_receipt(message, ReceiptStat.DELETED, 0, wall)
-                item = Outbound(receipt, system_id, expires, "receipt", message.message_id)
+                deleted = receipt(message, ReceiptStat.DELETED, 0, wall)
+                item = Outbound(deleted, system_id, expires, "receipt", message.message_id)
                 self._schedule(now, item, now)
         return CancelSmResp(sequence_number=pdu.sequence_number)
 
