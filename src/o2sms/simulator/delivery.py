@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Final, Generic, Protocol, TypeVar
 
 from o2sms import receipts
-from o2sms.fastinit import fast_init
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator.config import MessageIdFormat
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
@@ -67,8 +66,9 @@ class MessageIds:
         return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
 
 
-@fast_init  # one per receipt
-@dataclass(frozen=True, slots=True)
+# One per receipt, and as the other per-message objects of the simulator not frozen: a
+# frozen class's __init__ must go around its __setattr__, about 700 instructions a field.
+@dataclass(slots=True)
 class Receipt:
     """A receipt's deliver_sm as the fields that differ from one receipt to the next.
 
@@ -129,8 +129,7 @@ class ReceiptFacts(Protocol):
     def text(self) -> str: ...
 
 
-@fast_init  # one per accepted message
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per accepted message; not frozen (see Receipt), never changed
 class ReceiptSubject:
     """The few facts of a message its receipts need, kept while its outcome is pending.
 

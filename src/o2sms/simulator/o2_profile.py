@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from o2sms.fastinit import fast_init
 from o2sms.receipts import ReceiptStat
 from o2sms.smpp.constants import CommandStatus, EsmClass, Npi, TlvTag, Ton
 from o2sms.smpp.pdu import SubmitSm
@@ -115,8 +114,9 @@ class Rejected(Exception):  # noqa: N818 - a verdict, not an error of o2sms
         self.reason = reason
 
 
-@fast_init  # one per accepted submit_sm
-@dataclass(frozen=True, slots=True)
+# One per accepted submit_sm: not frozen, as a frozen class's __init__ must go around its
+# __setattr__ (about 700 instructions a field); never changed.
+@dataclass(slots=True)
 class Submission:
     """What a valid submit_sm carries, decoded: the facts inspection shows."""
 
