@@ -90,9 +90,7 @@ class Receipt:
             source_addr_ton=1,
             source_addr_npi=1,
             source_addr=self.source_addr,
-            dest_addr_ton=0,
-            dest_addr_npi=0,
-            destination_addr=self.destination_addr,
+            destination_addr=self.destination_addr,  # dest_addr_ton/npi 0
             esm_class=self.esm_class,
             short_message=self.short_message,
             tlvs=self.tlvs if tlvs else (),

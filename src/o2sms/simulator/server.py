@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from o2sms.receipts import ReceiptStat
+from o2sms.receipts import TEXT_LIMIT, ReceiptStat
 from o2sms.simulator import http, tls
 from o2sms.simulator.config import Account, OutcomeRule, SimulatorConfig
 from o2sms.simulator.delivery import (
@@ -81,7 +81,7 @@ from o2sms.smpp.pdu import (
 from o2sms.smpp.state import BindType, Role
 from o2sms.smpp.times import absolute_time
 from o2sms.smpp.tlv import Tlv
-from o2sms.text import split
+from o2sms.text import Encoding, split
 
 log = logging.getLogger("o2sms.simulator")
 _S = CommandStatus
@@ -96,8 +96,10 @@ RECEIPT_FIRST_HOLD: Final = 0.2
 _SC_INTERFACE_VERSION: Final = (Tlv(TlvTag.SC_INTERFACE_VERSION, INTERFACE_VERSION),)
 # Read once: reading enum members off their class (and .value) is slow on Python 3.11.
 _DELIVRD: Final = ReceiptStat.DELIVRD
+_INTERMEDIATE: Final = EsmClass.INTERMEDIATE_NOTIFICATION
 #: stat -> (the stored message's state, its stat text), set on every final outcome
 _OUTCOMES: Final = {stat: (stat.message_state, stat.value) for stat in ReceiptStat}
+_ENCODING_VALUES: Final = {encoding: encoding.value for encoding in Encoding}
 
 COUNTERS: Final = (
     "connections",
@@ -159,18 +161,37 @@ class SessionInfo:
 
 
 @dataclass(slots=True)
-class _Decision:
+class _Decision(ReceiptSubject):
     """A message's outcome, to apply (and report) when due; or an intermediate notification.
 
-    It holds the receipt's facts, not the StoredMessage: up to ``max_scheduled`` decisions
-    wait, and the message itself is looked up in the store when due (gone if forgotten).
+    It is the receipt's facts (a ReceiptSubject), not the StoredMessage: up to
+    ``max_scheduled`` decisions wait, and the message itself is looked up in the store when
+    due (gone if forgotten).
     """
 
-    subject: ReceiptSubject
     stat: ReceiptStat
     err: int
     receipt: bool
     intermediate: bool = False  #: only report ``stat`` (esm_class 0x20); the message goes on
+
+
+def _decision(
+    message: StoredMessage, stat: ReceiptStat, err: int, receipt: bool, intermediate: bool
+) -> _Decision:
+    """A decision about ``message``, with the facts of it its receipt needs."""
+    return _Decision(
+        message.message_id,
+        message.system_id,
+        message.source_addr,
+        message.destination_addr,
+        message.submitted_at,
+        message.text[:TEXT_LIMIT],
+        message.scheduled_for,
+        stat,
+        err,
+        receipt,
+        intermediate,
+    )
 
 
 def _settled(item: Outbound, now: float) -> None:
@@ -698,7 +719,7 @@ class Simulator:
             pdu.source_addr,
             pdu.destination_addr,
             pdu.data_coding,
-            sub.encoding.value,
+            _ENCODING_VALUES[sub.encoding],
             sub.text,
             session.flash,
             sub.scheme,
@@ -850,7 +871,6 @@ class Simulator:
 
         ``view``: the submitter's fault switches, None when none is set.
         """
-        subject: ReceiptSubject | None = None
         rule = self._rule(message.destination_addr) if self._rules else None
         if rule is None:
             stat, err, delay = _DELIVRD, 0, self.config.receipt_delay
@@ -858,9 +878,8 @@ class Simulator:
             stat, err = rule.stat, rule.err
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
             if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
-                subject = ReceiptSubject.of(message)
                 for notification in rule.intermediate:
-                    self._schedule(now, _Decision(subject, notification, 0, True, True), now)
+                    self._schedule(now, _decision(message, notification, 0, True, True), now)
         if view is not None:
             delay += view.receipt_delay()
         if message.scheduled_for is not None:
@@ -871,8 +890,7 @@ class Simulator:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
         flags = message.registered_delivery & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
-        subject = subject or ReceiptSubject.of(message)
-        self._schedule(now + delay, _Decision(subject, stat, err, receipt), now)
+        self._schedule(now + delay, _decision(message, stat, err, receipt, False), now)
 
     def _receipt_first(
         self,
@@ -972,8 +990,7 @@ class Simulator:
         loop's monotonic clock, and ``wall`` may trail the scheduled wall-clock time by the
         clocks' drift, which would date the receipt before the time the client asked for.
         """
-        subject = decision.subject
-        message_id = subject.message_id
+        message_id = decision.message_id
         if message_id in self._cancelled:
             if not decision.intermediate:
                 self._cancelled.discard(message_id)  # the final outcome: nothing else waits
@@ -981,43 +998,36 @@ class Simulator:
         message = self.store.get(message_id)  # None once the store forgot it
         if decision.intermediate:
             if message is None or message.done_at is None:  # never after the final receipt
-                self._report(
-                    subject,
-                    decision.stat,
-                    0,
-                    wall=wall,
-                    now=now,
-                    touched=touched,
-                    intermediate=True,
-                )
+                self._report(decision, decision.stat, 0, wall, now, touched, intermediate=True)
             return
-        scheduled = subject.scheduled_for
+        scheduled = decision.scheduled_for
         done = wall if scheduled is None or scheduled <= wall else scheduled
         if message is not None:
             message.state, message.stat = _OUTCOMES[decision.stat]
             message.err = decision.err
             message.done_at = done
         if decision.receipt:
-            self._report(subject, decision.stat, decision.err, wall=done, now=now, touched=touched)
+            self._report(decision, decision.stat, decision.err, done, now, touched)
 
-    def _report(
+    def _report(  # noqa: PLR0917 - positional: called per receipt
         self,
         message: ReceiptSubject,
         stat: ReceiptStat,
         err: int,
-        *,
         wall: datetime,
         now: float,
         touched: set[SmppSession],
+        *,
         intermediate: bool = False,
     ) -> None:
         """Send a receipt (or an intermediate notification) to the account's receivers."""
         state = self._accounts.get(message.system_id)
         if state is None:
             return
-        esm_class = EsmClass.INTERMEDIATE_NOTIFICATION if intermediate else None
         item = Outbound(
-            receipt(message, stat, err, wall, esm_class=esm_class),
+            receipt(message, stat, err, wall, esm_class=_INTERMEDIATE)
+            if intermediate
+            else receipt(message, stat, err, wall),
             message.system_id,
             now + self.config.receipt_expiry,
             "receipt",
