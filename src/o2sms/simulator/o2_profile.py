@@ -288,8 +288,17 @@ def check_submit(
         if split_pair is None:
             raise Rejected(_S.ESME_RINVMSGLEN, f"text cannot be decoded: {exc}") from None
         text = split_pair
-    schedule = _when(pdu.schedule_delivery_time, now, _RINVSCHED, "schedule_delivery_time")
-    validity = _when(pdu.validity_period, now, _RINVEXPIRY, "validity_period")
+    # (most submit_sm leave both empty: no call then)
+    schedule = (
+        _when(pdu.schedule_delivery_time, now, _RINVSCHED, "schedule_delivery_time")
+        if pdu.schedule_delivery_time
+        else None
+    )
+    validity = (
+        _when(pdu.validity_period, now, _RINVEXPIRY, "validity_period")
+        if pdu.validity_period
+        else None
+    )
     if validity is not None:
         if validity <= now:
             raise Rejected(_S.ESME_RINVEXPIRY, "validity_period is already past")

@@ -784,7 +784,8 @@ class Simulator:
             self.counters[
                 "receipts_acknowledged" if item.kind == "receipt" else "mo_acknowledged"
             ] += 1
-            _settled(item, now)
+            if item.after is not None:
+                _settled(item, now)
         elif status in _FINAL_DROP or item.attempts >= _MAX_RETRIES:
             self.counters["receipts_dropped"] += 1
             _settled(item, now)
