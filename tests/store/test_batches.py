@@ -4,14 +4,17 @@ as the one-at-a-time calls would, for the common case and every unusual one mixe
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from o2sms.receipts import ReceiptStat
 from o2sms.store import MessageStatus, MessageStore, NewMessage, ReceiptResult
+from o2sms.store.schema import message_events, receipts
 from tests.store.test_receipts import DECIMAL_ID, HEX_ID, receipt
 
 pytestmark = pytest.mark.asyncio
@@ -226,6 +229,42 @@ async def test_batches_equal_one_at_a_time(store: MessageStore, seed: int) -> No
     one_by_one = await snapshot(store, [f"s-{i:03d}" for i in range(count)])
     assert plain(in_batches, "b") == plain(one_by_one, "s")
     assert {row[0] for row in in_batches} > {MessageStatus.DELIVERED}
+    assert await details(store, "b", count) == await details(store, "s", count)
+    await assert_json_as_json_dumps_writes_it(store)
+
+
+async def details(store: MessageStore, prefix: str, count: int) -> list[Any]:
+    """Each message's history details, its SMSC ids without ``prefix``, times left out."""
+
+    def plain(key: str, value: Any) -> Any:
+        if key == "id":
+            return value.replace(prefix, "", 1)
+        if key == "ids":
+            return [v.replace(prefix, "", 1) for v in value]
+        return value
+
+    result = []
+    for i in range(count):
+        message = await store.get(f"{prefix}-{i:03d}")
+        assert message is not None
+        result.append(
+            [
+                (e.kind, {k: plain(k, v) for k, v in e.detail.items() if k != "received_at"})
+                for e in message.events
+            ]
+        )
+    return result
+
+
+async def assert_json_as_json_dumps_writes_it(store: MessageStore) -> None:
+    """Every history detail and receipt detail is stored as ``json.dumps`` writes it (the
+    batch paths write some of them as f-strings)."""
+    async with store.engine.connect() as connection:
+        for table in (message_events, receipts):
+            texts = (await connection.execute(sa.select(sa.cast(table.c.detail, sa.Text)))).all()
+            assert texts
+            for (text,) in texts:
+                assert text == json.dumps(json.loads(text))
 
 
 def _hex(twin: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import o2sms
-from o2sms.receipts import ReceiptStat
+from o2sms.receipts import DeliveryReceipt, ReceiptStat, clean_message_id
+from o2sms.smpp.constants import MessageState
 from o2sms.store import (
     FINAL_STATUSES,
     PART_SEVERITY,
@@ -21,8 +23,9 @@ from o2sms.store import (
     store_url,
 )
 from o2sms.store.engine import MIGRATIONS_DIR
+from o2sms.store.messages import _receipt_detail, _receipt_detail_text, receipt_fingerprint
 from o2sms.store.models import part_status_for
-from o2sms.store.rows import insert_sql, json_text, numbered, update_sql
+from o2sms.store.rows import insert_sql, json_scalar, json_text, numbered, update_sql
 from o2sms.store.schema import from_sqlite_text, part_keys, sqlite_text
 
 S = MessageStatus
@@ -181,3 +184,43 @@ def test_sent_so_far_completes_a_resumed_try_with_the_earlier_parts_only() -> No
     # split anew (another part count or reference): the earlier ids number other parts
     assert sent_so_far(["X-1", None], earlier) == ["X-1", None]
     assert sent_so_far([None, "B-2", None], earlier, 0x43) == [None, "B-2", None]
+
+
+@given(_JSON_SCALARS | st.sampled_from(list(MessageStatus)))
+def test_json_scalar_is_json_dumps_byte_for_byte(value: object) -> None:
+    assert json_scalar(value) == json.dumps(value)
+
+
+_RECEIPTS = st.builds(
+    DeliveryReceipt,
+    id=st.text(max_size=90),
+    sub=st.none() | st.integers(0, 999),
+    dlvrd=st.none() | st.integers(0, 999),
+    submit_date=st.none() | st.datetimes(),
+    done_date=st.none() | st.datetimes(),
+    stat=st.sampled_from(list(ReceiptStat)),
+    err=st.text(max_size=20),
+    text=st.none() | st.text(max_size=30),
+    message_state=st.none() | st.sampled_from(list(MessageState)),
+    network_error_code=st.none() | st.binary(max_size=3),
+)
+
+
+@given(_RECEIPTS, st.none() | st.text(max_size=20))
+def test_receipt_texts_are_json_dumps_byte_for_byte(
+    receipt: DeliveryReceipt, submitted_id: str | None
+) -> None:
+    # the fingerprint of a receipt stored before (by an older version, too) must not change
+    fields = [
+        clean_message_id(receipt.id),
+        receipt.stat.value,
+        receipt.err,
+        receipt.sub,
+        receipt.dlvrd,
+        None if receipt.submit_date is None else receipt.submit_date.isoformat(),
+        None if receipt.done_date is None else receipt.done_date.isoformat(),
+    ]
+    expected = hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    assert receipt_fingerprint(receipt) == expected
+    detail = _receipt_detail(receipt, submitted_id)
+    assert _receipt_detail_text(receipt, submitted_id) == json.dumps(detail)

@@ -18,6 +18,7 @@ which covers a receipt that overtook its submit_sm_resp.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -62,12 +63,14 @@ from o2sms.store.outbox import (
 )
 from o2sms.store.queue import MessageQueue, sent_keys, sent_so_far
 from o2sms.store.rows import (
+    add_event_rows,
     add_events,
     driver_time,
     execute_many,
     fetch_in,
     insert,
     insert_sql,
+    json_scalar,
     json_text,
     lock_keys,
     queued_event,
@@ -168,16 +171,20 @@ def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
     (:func:`~o2sms.receipts.clean_message_id`), not read as a number: two different ids
     with one numeric reading, finished in the same minute, are two receipts.
     """
-    fields = [
-        clean_message_id(receipt.id),
-        receipt.stat.value,
-        receipt.err,
-        receipt.sub,
-        receipt.dlvrd,
-        None if receipt.submit_date is None else receipt.submit_date.isoformat(),
-        None if receipt.done_date is None else receipt.done_date.isoformat(),
-    ]
-    return hashlib.sha256(json_text(fields).encode()).hexdigest()
+    # json_text([id, stat, err, sub, dlvrd, submit date, done date]), written out: one per
+    # receipt, and encoding the list cost more than hashing it
+    text = (
+        f"[{json_scalar(clean_message_id(receipt.id))}, {json_scalar(receipt.stat._value_)}, "
+        f"{json_scalar(receipt.err)}, {json_scalar(receipt.sub)}, {json_scalar(receipt.dlvrd)}, "
+        f"{_date_json(receipt.submit_date)}, {_date_json(receipt.done_date)}]"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)  # a receipt's dates have minutes: most of a batch share them
+def _date_json(at: datetime | None) -> str:
+    """``json_text(at.isoformat())``, or ``null``."""
+    return "null" if at is None else json_scalar(at.isoformat())
 
 
 def _sortable(at: datetime | None) -> datetime:
@@ -238,6 +245,28 @@ def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[
     if not _fits(receipt.err, _ERR_LENGTH):
         detail["err"] = receipt.err
     return detail
+
+
+def _receipt_detail_text(receipt: DeliveryReceipt, submitted_id: str | None) -> str:
+    """``json_text(_receipt_detail(receipt, submitted_id))``, written out for the usual
+    receipt (one whose id and ``err`` their columns hold as they are)."""
+    if not (_fits(receipt.id, KEY_LENGTH) and _fits(receipt.err, _ERR_LENGTH)):
+        return json_text(_receipt_detail(receipt, submitted_id))
+    state, code = receipt.message_state, receipt.network_error_code
+    return (
+        f'{{"sub": {json_scalar(receipt.sub)}, "dlvrd": {json_scalar(receipt.dlvrd)}, '
+        f'"submit_date": {_date_json(receipt.submit_date)}, '
+        f'"done_date": {_date_json(receipt.done_date)}, "text": {json_scalar(receipt.text)}, '
+        f'"message_state": {"null" if state is None else json_scalar(int(state))}, '
+        f'"network_error_code": {"null" if code is None else json_scalar(code.hex())}, '
+        f'"submitted_id": {json_scalar(submitted_id)}}}'
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _status_json(old: MessageStatus, new: MessageStatus) -> str:
+    """A ``status`` history entry's detail, ``{"from": old, "to": new}``, as JSON."""
+    return json_text({"from": old.value, "to": new.value})
 
 
 def _pending_webhook(link: sa.Column[Any], row_id: sa.Column[Any], now: datetime) -> sa.Exists:
@@ -565,17 +594,21 @@ class MessageStore(MessageQueue):
                 for message_id, ids, _ in fast
             ],
         )
-        await add_events(
+        # json_text({"ids": [...], "worker": ..., "attempt": ...}), written out
+        worker = json_scalar(worker_id)
+        kind = EventKind.SUBMITTED.value
+        await add_event_rows(
             connection,
-            now,
-            (
+            [
                 (
                     message_id,
-                    EventKind.SUBMITTED,
-                    {"ids": list(ids), "worker": worker_id, "attempt": rows[message_id].attempts},
+                    stamp,
+                    kind,
+                    f'{{"ids": [{", ".join(map(json_scalar, ids))}], "worker": {worker}, '
+                    f'"attempt": {json_scalar(rows[message_id].attempts)}}}',
                 )
                 for message_id, ids, _ in fast
-            ),
+            ],
         )
         notify = [m for m, _, _ in fast if rows[m].callback_url or self.webhook_url]
         if notify:
@@ -925,23 +958,26 @@ class MessageStore(MessageQueue):
             part_states.setdefault(row.message_id, {})[row.part_no] = MessageStatus(row.status)
         stamp = driver_time(connection)
         received_value, now_value = stamp(received), stamp(now)
+        received_json = json_scalar(received.isoformat())
+        receipt_kind, status_kind = EventKind.RECEIPT.value, EventKind.STATUS.value
         stored = []
         updates = []
         ignored: set[int] = set()
-        history = []
+        history = []  # rows of the history entries, details as JSON
         statuses = {m: MessageStatus(before[m].status) for m in message_ids}
         moved: dict[str, int] = {}  # message id -> the receipt that last changed its status
         after: dict[int, MessageStatus] = {}  # receipt -> its message's status after it
         for index, part in fast:
-            receipt = batch[index][0]
+            receipt, submitted_id = batch[index]
             receipt_id, err = _stored(receipt.id, KEY_LENGTH), _stored(receipt.err, _ERR_LENGTH)
+            stat = receipt.stat._value_
             stored.append(
                 (
                     fingerprints[index],
                     receipt_id,
-                    receipt.stat.value,
+                    stat,
                     err,
-                    json_text(_receipt_detail(*batch[index])),
+                    _receipt_detail_text(receipt, submitted_id),
                     received_value,
                     part.message_id,
                     part.part_no,
@@ -962,18 +998,17 @@ class MessageStore(MessageQueue):
                 updates.append((new.value, err, received_value, part.message_id, part.part_no))
             elif new is not None:
                 ignored.add(index)
+            # json_text({"part": ..., "id": ..., "stat": ..., "err": ..., "received_at": ...,
+            # "ignored": ...}), written out
             history.append(
                 (
-                    part.message_id,
-                    EventKind.RECEIPT,
-                    {
-                        "part": part.part_no,
-                        "id": receipt_id,
-                        "stat": receipt.stat.value,
-                        "err": err,
-                        "received_at": received.isoformat(),
-                        "ignored": index in ignored,
-                    },
+                    message_id,
+                    now_value,
+                    receipt_kind,
+                    f'{{"part": {json_scalar(part.part_no)}, "id": {json_scalar(receipt_id)}, '
+                    f'"stat": {json_scalar(stat)}, "err": {json_scalar(err)}, '
+                    f'"received_at": {received_json}, '
+                    f'"ignored": {"true" if index in ignored else "false"}}}',
                 )
             )
             # as _derive after each receipt: a status once final stays, whatever comes next
@@ -985,12 +1020,12 @@ class MessageStore(MessageQueue):
                     moved[message_id] = index
                     # right after its receipt, as one at a time would write them
                     history.append(
-                        (message_id, EventKind.STATUS, {"from": status.value, "to": derived.value})
+                        (message_id, now_value, status_kind, _status_json(status, derived))
                     )
             after[index] = statuses[message_id]
         await execute_many(connection, _INSERT_MATCHED_RECEIPT, stored)
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
-        await add_events(connection, now, history)
+        await add_event_rows(connection, history)
         changes = {m: statuses[m] for m in moved}  # message id -> its new status
         if changes:
             await execute_many(
