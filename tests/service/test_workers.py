@@ -183,6 +183,7 @@ async def retried_once(
                 (stored := await store.get(message_id)) is None
                 or stored.attempts < 1
                 or (stored.status is not MessageStatus.QUEUED)
+                or stored.lease_owner is not None  # claimed (queued, leased), not yet back
             ):
                 await asyncio.sleep(0.01)
     finally:

@@ -57,11 +57,21 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and return its result once its batch committed (or raise)."""
+        return await self.queue(item)
+
+    def queue(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item``; the future of its result, set once its batch committed (or failed).
+
+        :meth:`submit` without its coroutine, for callers on a hot path: awaiting the future
+        itself saves a frame every resumption passes through. Cancelling the future withdraws
+        the item if its batch has not been taken yet.
+        """
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._task is None or self._task.done():
+        task = self._task
+        if task is None or task.done():
             self._task = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         while self._pending:

@@ -175,22 +175,37 @@ async def _persist(
     for as long as the store is unreachable (the claim leaves a message its worker holds
     alone). An error that would only come again (a bug) still gives up after a few tries.
     """
+    try:
+        return await call()
+    except LeaseLostError:
+        raise
+    except Exception as exc:
+        return await _persist_after(what, call, exc, tries=tries)
+
+
+async def _persist_after(
+    what: str, call: Callable[[], Awaitable[Any]], failed: Exception, *, tries: int | None
+) -> Any:
+    """:func:`_persist` once its first try failed with ``failed``. Callers on a hot path make
+    the first try themselves (one coroutine less per call) and come here on its failure."""
     delay = _FIRST_DELAY
     attempt = 1
+    exc = failed
     while True:
+        limit = _STORE_RETRIES if tries is None else tries
+        if attempt >= limit and (tries is not None or not unavailable(exc)):
+            raise exc
+        if attempt <= _STORE_RETRIES or attempt % 10 == 0:
+            log.warning("store error recording %s (try %d): %s", what, attempt, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 4, _MAX_DELAY)
+        attempt += 1
         try:
             return await call()
         except LeaseLostError:
             raise
-        except Exception as exc:
-            limit = _STORE_RETRIES if tries is None else tries
-            if attempt >= limit and (tries is not None or not unavailable(exc)):
-                raise
-            if attempt <= _STORE_RETRIES or attempt % 10 == 0:
-                log.warning("store error recording %s (try %d): %s", what, attempt, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 4, _MAX_DELAY)
-            attempt += 1
+        except Exception as error:
+            exc = error
 
 
 class SubmitWorker:
@@ -403,13 +418,20 @@ class SubmitWorker:
             await self._retry(message, f"{type(exc).__name__}: {exc}")
         else:
             self._metrics.submit_latency.observe(loop.time() - started)
+            record = (message.id, result.message_ids)
             try:
                 with self._records.recording(result.message_ids):
-                    await _persist(
-                        f"submit of {message.id}",
-                        lambda: self._submits.submit((message.id, result.message_ids)),
-                        tries=None,  # it went out: sending it again would be a second SMS
-                    )
+                    try:  # the first try here, as _persist would make it
+                        await self._submits.queue(record)
+                    except LeaseLostError:
+                        raise
+                    except Exception as exc:
+                        await _persist_after(
+                            f"submit of {message.id}",
+                            lambda: self._submits.queue(record),
+                            exc,
+                            tries=None,  # it went out: sending it again would be a second SMS
+                        )
             except Exception:
                 log.exception("submitted %s but could not record it", message.id)
                 self._keep_leased(message.id)
@@ -576,7 +598,7 @@ class EventRecorder:
 
     async def _receipt(self, event: DeliveryReport) -> None:
         await self._records.wait_for((event.receipt.id, event.submitted_id))
-        outcome = await self._receipts.submit((event.receipt, event.submitted_id))
+        outcome = await self._receipts.queue((event.receipt, event.submitted_id))
         self._metrics.receipts.labels(outcome.result.value).inc()
         status = outcome.message_status
         if outcome.result is ReceiptResult.APPLIED and outcome.status_changed and status:
