@@ -52,6 +52,7 @@ from o2sms.store.rows import (
     MESSAGE_COLUMNS,
     add_events,
     backoff_delay,
+    cached_reads,
     driver_time,
     execute_many,
     fetch,
@@ -487,11 +488,15 @@ class MessageQueue(WebhookOutbox):
             wanted = [row.id for row in rows if row.id not in set(exhausted)]
             if not wanted:
                 return [], len(failed)
-            read = read_time(connection)
+            read = cached_reads(read_time(connection))
             claimed = [
                 message_from_driver(row, read, resend=row[0] in expired)
                 for row in await fetch_in(
-                    connection, _CLAIM, wanted, leading=(worker_id, stamp_until, stamp)
+                    connection,
+                    _CLAIM,
+                    wanted,
+                    leading=(worker_id, stamp_until, stamp),
+                    tuples=True,
                 )
             ]
             await add_events(

@@ -12,7 +12,7 @@ import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar, cast
 
@@ -51,6 +51,7 @@ __all__ = [
     "add_event_rows",
     "add_events",
     "backoff_delay",
+    "cached_reads",
     "driver_time",
     "execute_many",
     "fetch",
@@ -207,6 +208,7 @@ async def fetch_in(
     *,
     lock: bool = False,
     leading: Sequence[Any] = (),
+    tuples: bool = False,
 ) -> list[Any]:
     """Rows of ``sql``, whose one ``IN_LIST`` stands for "is one of ``values``".
 
@@ -214,6 +216,7 @@ async def fetch_in(
     statement text does not change with the number of values there. ``leading`` are the
     values of the ``?`` placeholders before ``IN_LIST``. ``lock`` appends ``FOR UPDATE`` on
     PostgreSQL. Time columns come back as the driver gives them (see :func:`read_time`).
+    ``tuples``: see :func:`fetch`.
     """
     if not values:
         return []
@@ -223,12 +226,16 @@ async def fetch_in(
     else:
         sql = sql.replace("IN_LIST", f"IN ({', '.join('?' * len(values))})")
         parameters = (*leading, *values)
-    return await fetch(connection, sql, parameters)
+    return await fetch(connection, sql, parameters, tuples=tuples)
 
 
-async def fetch(connection: AsyncConnection, sql: str, parameters: Sequence[Any]) -> list[Any]:
+async def fetch(
+    connection: AsyncConnection, sql: str, parameters: Sequence[Any], *, tuples: bool = False
+) -> list[Any]:
     """Rows of a driver statement (``?`` on SQLite, ``$n`` on PostgreSQL), readable by
-    attribute and by position; time columns as the driver gives them (:func:`read_time`)."""
+    attribute and by position; time columns as the driver gives them (:func:`read_time`).
+    ``tuples``: rows read by position only (on SQLite plain tuples, without the named row
+    each would cost), for a caller that reads many of them."""
     rows: list[Any] | None = await _on_asyncpg(
         connection, sql, lambda driver: driver.fetch(sql, *parameters, record_class=_Record)
     )
@@ -236,6 +243,8 @@ async def fetch(connection: AsyncConnection, sql: str, parameters: Sequence[Any]
         return rows
     driver = _inline_sqlite(connection, sql)
     if driver is not None:
+        if tuples:
+            return _on_sqlite(connection, sql, lambda: driver.execute(sql, parameters).fetchall())
         return _on_sqlite(connection, sql, lambda: _sqlite_rows(driver.execute(sql, parameters)))
     return list((await connection.exec_driver_sql(sql, tuple(parameters))).all())
 
@@ -449,39 +458,67 @@ def message_from_driver(
         text_purged_at,
         resume,
     ) = row
+    # by position, in _MESSAGE_FIELDS' order: one per message claimed or enqueued, and
+    # thirty-one keywords cost more than filling the object
     return Message(
-        id=id_,
-        recipient=recipient,
-        sender=sender,
-        text=text,
-        encoding=encoding,
-        parts_count=parts_count,
-        flash=bool(flash),
-        schedule_at=read(schedule_at),
-        validity=None if validity is None else timedelta(seconds=validity),
-        reference=reference,
-        idempotency_key=idempotency_key,
-        owner=owner,
-        callback_url=callback_url,
-        status=MessageStatus(status),
-        attempts=attempts,
-        resends=resends,
-        error_code=error_code,
-        error_name=error_name,
-        error_detail=error_detail,
-        next_attempt_at=cast(datetime, read(next_attempt_at)),
-        lease_owner=lease_owner,
-        lease_until=read(lease_until),
-        created_at=cast(datetime, read(created_at)),
-        updated_at=cast(datetime, read(updated_at)),
-        submitted_at=read(submitted_at),
-        finished_at=read(finished_at),
-        text_purged_at=read(text_purged_at),
-        partial_send=None if resume is None else partial_send(resume),
-        parts=tuple(parts),
-        events=tuple(events),
-        resend=resend,
+        id_,
+        recipient,
+        sender,
+        text,
+        encoding,
+        parts_count,
+        bool(flash),
+        read(schedule_at),
+        None if validity is None else timedelta(seconds=validity),
+        reference,
+        idempotency_key,
+        owner,
+        callback_url,
+        _STATUSES.get(status) or MessageStatus(status),
+        attempts,
+        resends,
+        error_code,
+        error_name,
+        error_detail,
+        cast(datetime, read(next_attempt_at)),
+        lease_owner,
+        read(lease_until),
+        cast(datetime, read(created_at)),
+        cast(datetime, read(updated_at)),
+        read(submitted_at),
+        read(finished_at),
+        read(text_purged_at),
+        None if resume is None else partial_send(resume),
+        tuple(parts),
+        tuple(events),
+        resend,
     )
+
+
+_MESSAGE_FIELDS: Final = (
+    *("id", "recipient", "sender", "text", "encoding", "parts_count", "flash", "schedule_at"),
+    *("validity", "reference", "idempotency_key", "owner", "callback_url", "status"),
+    *("attempts", "resends", "error_code", "error_name", "error_detail", "next_attempt_at"),
+    *("lease_owner", "lease_until", "created_at", "updated_at", "submitted_at", "finished_at"),
+    *("text_purged_at", "partial_send", "parts", "events", "resend"),
+)
+assert tuple(f.name for f in fields(Message)) == _MESSAGE_FIELDS, "message_from_driver's order"
+_STATUSES: Final = {status.value: status for status in MessageStatus}
+
+
+def cached_reads(read: Callable[[Any], datetime | None]) -> Callable[[Any], datetime | None]:
+    """``read`` remembering what it read, for the rows of one statement: a claim's messages
+    share their lease's times, and those enqueued together their creation time."""
+    memory: dict[Any, datetime | None] = {None: None}
+
+    def cached(value: Any) -> datetime | None:
+        try:
+            return memory[value]
+        except KeyError:
+            result = memory[value] = read(value)
+            return result
+
+    return cached
 
 
 def partial_send(stored: str) -> PartialSend:
