@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from o2sms.receipts import ReceiptStat
 from o2sms.store import MessageStatus, MessageStore, NewMessage, ReceiptResult
 from o2sms.store.schema import message_events, receipts
+from tests.store.conftest import FakeClock
 from tests.store.test_receipts import DECIMAL_ID, HEX_ID, receipt
 
 pytestmark = pytest.mark.asyncio
@@ -482,3 +484,27 @@ async def test_driver_statements_keep_sqlalchemy_errors_rows_and_transactions(
     assert stored is not None
     assert stored.error_name is None  # rolled back with the failed batch
     assert not any("UPDATE messages" in statement for statement in sql_events)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_a_recycled_id_goes_to_the_most_recently_submitted_part(
+    store: MessageStore, clock: FakeClock, batched: bool
+) -> None:
+    """An SMSC that recycles ids: the receipt goes to the newest part with that id, also when
+    the client's submitted_id and the receipt's id name different parts."""
+    ids = await claimed(store, 4)
+    for message_id, smsc_ids in [
+        (ids[0], ["dup"]),
+        (ids[1], ["dup"]),  # later: wins
+        (ids[2], ["resp-id"]),
+        (ids[3], ["rcpt-id"]),  # later than resp-id: wins
+    ]:
+        clock.advance(1)
+        await store.mark_submitted(message_id, smsc_ids, worker_id="w")
+    later = replace(receipt("rcpt-id"), err="001")
+    batch = [(receipt("dup"), None), (later, "resp-id")]
+    if batched:
+        outcomes = await store.apply_receipts(batch)
+    else:
+        outcomes = [await store.apply_receipt(r, submitted_id=s) for r, s in batch]
+    assert [o.message_id for o in outcomes] == [ids[1], ids[3]]
