@@ -774,3 +774,30 @@ async def test_trying_correlation_keys_another_transaction_holds_never_waits(
             assert not await asyncio.wait_for(try_lock_keys(trying, ["k2", "k3"]), 5)
     async with other.engine.begin() as trying:
         assert await try_lock_keys(trying, ["k1", "k2"])
+
+
+async def test_the_enqueue_insert_leaves_out_only_columns_every_new_row_has_empty(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    from o2sms.store.queue import _COLUMNS, _UNSET
+
+    full = NewMessage(
+        "+421900000001",
+        "hi",
+        sender="Shop",
+        encoding="ucs2",
+        flash=True,
+        schedule_at=clock() + timedelta(hours=1),
+        validity=timedelta(minutes=5),
+        reference="r",
+        callback_url="https://example.com/hook",
+        idempotency_key="k",
+        owner="o",
+    )
+    row = store._row(full, clock())
+    assert {c for c, value in zip(_COLUMNS, row, strict=True) if value is None} == _UNSET
+    # the insert without a key (the batch statement) stores what enqueue answered
+    accepted = (await store.enqueue(replace(full, idempotency_key=None))).message
+    read = await store.get(accepted.id)
+    assert read is not None
+    assert replace(read, events=()) == accepted

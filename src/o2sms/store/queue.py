@@ -16,6 +16,7 @@ processes share the queue without waiting on each other; on SQLite every write t
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from itertools import zip_longest
@@ -81,10 +82,18 @@ _BY_IDEMPOTENCY_KEY: Final = (  # the unique index on (owner, idempotency_key) a
     "WHERE owner = ? AND idempotency_key IN_LIST"
 )
 _TEXT: Final = _COLUMNS.index("text")
-_INSERT_MESSAGE: Final = insert_sql(messages, _COLUMNS)
+_UNSET: Final = frozenset(  # None in every new row (``_row``): NULL without being bound
+    (
+        *("error_code", "error_name", "error_detail", "lease_owner", "lease_until"),
+        *("submitted_at", "finished_at", "text_purged_at", "resume"),
+    )
+)
+_NEW_COLUMNS: Final = tuple(c for c in _COLUMNS if c not in _UNSET)
+_INSERT_MESSAGE: Final = insert_sql(messages, _NEW_COLUMNS)
+_NEW_VALUES: Final = operator.itemgetter(*(_COLUMNS.index(c) for c in _NEW_COLUMNS))
 _TIME_INDEXES: Final = tuple(
-    i for i, c in enumerate(messages.columns) if isinstance(c.type, UtcDateTime)
-)  #: positions in ``_COLUMNS`` of the times the driver takes in its own form
+    i for i, c in enumerate(_NEW_COLUMNS) if isinstance(messages.c[c].type, UtcDateTime)
+)  #: positions in ``_NEW_COLUMNS`` of the times the driver takes in its own form
 
 __all__ = [
     "KEY_SEPARATOR",
@@ -285,12 +294,12 @@ class MessageQueue(WebhookOutbox):
                 stamped_now = stamp(now)  # most times of a new row are ``now`` or None
                 stamped = []
                 for row in plain:
-                    copy = row.copy()
+                    values = list(_NEW_VALUES(row))
                     for t in _TIME_INDEXES:
-                        value = copy[t]
+                        value = values[t]
                         if value is not None:
-                            copy[t] = stamped_now if value is now else stamp(value)
-                    stamped.append(tuple(copy))
+                            values[t] = stamped_now if value is now else stamp(value)
+                    stamped.append(tuple(values))
                 await execute_many(connection, _INSERT_MESSAGE, stamped)
             keyed = [(key, owner, rows) for key, owner, rows in prepared if key is not None]
             found = await self._keyed_rows(connection, keyed) if keyed else {}
