@@ -226,6 +226,7 @@ def send_command(
     o2sms talks SMPP straight to --host/--port. SMPP options given on the command line win over
     an O2SMS_URL from the environment; --via and SMPP options together on the command line are
     refused.
+
     --csv sends one SMS per row through the service, with a progress bar.
     """
     if _through_service(ctx, via):

@@ -1,0 +1,38 @@
+"""``o2sms COMMAND --help``: the commands' docstrings read as paragraphs at any width."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from o2sms.cli.main import app
+
+COMMANDS = [["plan"], ["demo"], ["send"], ["status"], ["bench"], ["simulator"], ["serve"]]
+COMMANDS.append(["config", "check"])  # the one command in a group
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_joins_the_docstrings_wrapped_lines(path: list[str]) -> None:
+    """Where the source wrapped a paragraph, --help on a wide terminal shows one line."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.strip(" │").split()) for line in result.output.splitlines()]
+    group = typer.main.get_command(app)
+    for name in path:
+        group = group.commands[name]  # type: ignore[attr-defined]
+    doc = inspect.cleandoc(group.callback.__doc__ or "")
+    for paragraph in doc.split("\n\n"):
+        wrapped = paragraph.splitlines()
+        for before, after in itertools.pairwise(wrapped):
+            seam = f"{before.split()[-1]} {after.split()[0]}"
+            assert any(seam in line for line in lines), f"{seam!r} is split across lines"
+
+
+def test_send_help_reads_as_sentences() -> None:
+    """The send command's longer paragraph is not broken where the source wrapped it."""
+    result = CliRunner().invoke(app, ["send", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert "it is stored and queued there" in result.output
