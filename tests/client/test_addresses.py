@@ -43,6 +43,22 @@ def test_bad_destinations_are_refused(bad: str) -> None:
         destination(bad)
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("hello", "'hello' is not a phone number"),
+        ("+999 123 456", "'+999 123 456' is not a phone number (no such country code)"),
+        ("+4219031234567890123456", "'+4219031234567890123456' is not a phone number (too long)"),
+        ("+42 1", "'+42 1' is not a phone number (too short)"),
+    ],
+)
+def test_a_refused_destination_says_why_in_words(bad: str, message: str) -> None:
+    """The reason reads as English, without phonenumbers' internal error number."""
+    with pytest.raises(AddressError) as refused:
+        destination(bad)
+    assert str(refused.value) == message
+
+
 @given(st.integers(0, 10**12), st.sampled_from([1, 44, 420, 421, 49, 33, 39, 7, 86, 971]))
 def test_fast_path_agrees_with_phonenumbers(national: int, country_code: int) -> None:
     number = f"+{country_code}{national}"

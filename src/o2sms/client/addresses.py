@@ -127,6 +127,15 @@ def _international_mobile(number: str) -> str | None:
     return None
 
 
+_PARSE_ERRORS: Final = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: " (no such country code)",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: " (too short)",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: " (too short)",
+    phonenumbers.NumberParseException.TOO_LONG: " (too long)",
+}
+"""Why phonenumbers could not read a number, in words (its own text names its internals)."""
+
+
 @lru_cache(maxsize=65_536)
 def international_number(number: str, region: str = "SK") -> str:
     """``number`` in international format without '+', validated with phonenumbers.
@@ -144,7 +153,8 @@ def international_number(number: str, region: str = "SK") -> str:
     try:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException as exc:
-        raise AddressError(f"{number!r} is not a phone number: {exc}") from None
+        why = _PARSE_ERRORS.get(exc.error_type, "")
+        raise AddressError(f"{number!r} is not a phone number{why}") from None
     if not phonenumbers.is_valid_number(parsed):
         raise AddressError(f"{number!r} is not a valid phone number (region {region})")
     if parsed.extension:  # an SMS reaches the number, never an extension behind it
