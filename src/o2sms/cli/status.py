@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -28,15 +28,27 @@ from o2sms.cli.service_api import (
 __all__ = ["render_message", "status_command"]
 
 
-def _when(value: object) -> str:
-    """An API time (ISO 8601, UTC) in local time to the millisecond, or ``-``."""
+def _when(value: object, day: date | None = None) -> str:
+    """An API time (ISO 8601, UTC) in local time to the millisecond, or ``-``.
+
+    A time on ``day`` (local) shows no date: the tables then fit an 80-column terminal.
+    """
     if not isinstance(value, str):
         return "-"
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value).astimezone()
     except ValueError:
         return value
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    shown = moment.strftime("%H:%M:%S.%f" if moment.date() == day else "%Y-%m-%d %H:%M:%S.%f")
+    return shown[:-3]
+
+
+def _day(value: object) -> date | None:
+    """The local date of an API time, or None."""
+    try:
+        return datetime.fromisoformat(value).astimezone().date() if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str:
@@ -89,11 +101,13 @@ def render_message(console: Console, view: dict[str, Any]) -> None:
         summary.add_row(label, Text(_when(view.get(key))))
     console.print(summary)
 
+    day = _day(view.get("created_at"))  # the tables' times on this day show no date
     parts = view.get("parts") or []
     if parts:
-        table = Table(title="parts", title_justify="left")
+        table = Table(title=f"parts (times on {day})" if day else "parts", title_justify="left")
         table.add_column("part", justify="right")
-        table.add_column("smsc id", overflow="fold")
+        longest = max(len(_text(part.get("smsc_id"))) for part in parts)
+        table.add_column("smsc id", overflow="fold", min_width=min(longest, 32))
         table.add_column("status")
         table.add_column("err")
         table.add_column("submitted")
@@ -104,14 +118,16 @@ def render_message(console: Console, view: dict[str, Any]) -> None:
                 _text(part.get("smsc_id")),
                 _status(part.get("status")),
                 _text(part.get("error_code")),
-                _when(part.get("submitted_at")),
-                _when(part.get("receipt_at")),
+                _when(part.get("submitted_at"), day),
+                _when(part.get("receipt_at"), day),
             )
         console.print(table)
 
     timeline = view.get("timeline") or []
     if timeline:
-        table = Table(title="timeline", title_justify="left")
+        table = Table(
+            title=f"timeline (times on {day})" if day else "timeline", title_justify="left"
+        )
         table.add_column("at")
         table.add_column("event")
         table.add_column("detail", overflow="fold")
@@ -122,7 +138,7 @@ def render_message(console: Console, view: dict[str, Any]) -> None:
                 if isinstance(detail, dict)
                 else str(detail)
             )
-            table.add_row(_when(entry.get("at")), _text(entry.get("kind")), Text(shown))
+            table.add_row(_when(entry.get("at"), day), _text(entry.get("kind")), Text(shown))
         console.print(table)
 
 
