@@ -452,6 +452,21 @@ def test_sequence_numbers_wrap_and_skip_outstanding() -> None:
     assert (first.sequence_number, second.sequence_number) == (0x7FFFFFFF, 1)
 
 
+def test_a_taken_sequence_number_is_sent_as_is_and_never_given_again() -> None:
+    """take_sequence_number(): the caller builds the request numbered; send() keeps it."""
+    esme, _ = bound_pair(window=4)
+    taken = esme.take_sequence_number()
+    request = SubmitSm(sequence_number=taken, destination_addr="421903123456")
+    assert esme.send(request, 0.0) is request  # not copied
+    later = esme.send(SubmitSm(), 0.0)
+    assert later.sequence_number == taken + 1
+    esme._next_sequence_number = 0x7FFFFFFF
+    assert esme.take_sequence_number() == 0x7FFFFFFF
+    assert esme.take_sequence_number() == 1  # the bind's, answered long ago
+    assert taken == 2
+    assert esme.take_sequence_number() == 4  # past 2 and 3, still outstanding
+
+
 def test_answering_nothing_is_refused() -> None:
     esme, smsc = bound_pair()
     with pytest.raises(LocalProtocolError):

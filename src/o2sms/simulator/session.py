@@ -31,7 +31,6 @@ from o2sms.simulator.delivery import Outbound, Receipt
 from o2sms.simulator.faults import FaultView
 from o2sms.smpp.codec import HEADER_SIZE, with_sequence_number
 from o2sms.smpp.connection import (
-    MAX_SEQUENCE_NUMBER,
     Connection,
     ConnectionClosed,
     PduRejected,
@@ -41,7 +40,7 @@ from o2sms.smpp.connection import (
     Unbound,
 )
 from o2sms.smpp.constants import INTERFACE_VERSION, CommandStatus
-from o2sms.smpp.errors import LocalProtocolError, PduEncodeError
+from o2sms.smpp.errors import LocalProtocolError
 from o2sms.smpp.pdu import (
     BindReceiver,
     BindReceiverResp,
@@ -216,9 +215,6 @@ class SmppSession(asyncio.Protocol):
         self._paused_by_peer = False  # the transport's buffer is full (pause_writing)
         self._paused_by_latency = False  # _late holds more than max_held octets
         self._outbound: dict[int, Outbound] = {}  # sequence_number -> deliver_sm in flight
-        #: the sequence_number of our next request, numbered here as the Connection would
-        #: (it sends no request of its own: no enquire_link on the SMSC side)
-        self._next_sequence_number = 1
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
         self._closing = False
@@ -338,10 +334,11 @@ class SmppSession(asyncio.Protocol):
         """Queue a deliver_sm (call :meth:`flush` after a batch); the caller checked can_take.
 
         An SMPP 3.3 peer gets it without TLVs (3.3 has none; the receipt text says it all).
-        The deliver_sm is numbered here, not by the Connection: a receipt is made into its
-        PDU with its sequence_number at once, where the Connection would copy it to number it.
+        A receipt is made into its PDU with the Connection's next sequence_number at once,
+        where the Connection would copy a PDU built beforehand to number it.
         """
-        sequence_number = self._sequence_number()
+        conn = self.conn
+        sequence_number = conn.take_sequence_number()
         pdu = item.pdu
         smpp33 = self.interface_version < INTERFACE_VERSION
         deliver_sm: Pdu
@@ -351,24 +348,9 @@ class SmppSession(asyncio.Protocol):
             deliver_sm = replace(pdu, sequence_number=sequence_number, tlvs=())
         else:
             deliver_sm = with_sequence_number(pdu, sequence_number)
-        conn = self.conn
-        try:
-            conn.send(deliver_sm, now)
-        except PduEncodeError:
-            # numbered, then not encodable: the Connection would have used the number up too
-            self._next_sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
-            raise
-        self._next_sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
+        conn.send(deliver_sm, now)
         self._outbound[sequence_number] = item
         self._arm(now + conn.response_timeout)
-
-    def _sequence_number(self) -> int:
-        """The sequence_number of the next request, as the Connection would choose it: the
-        next one, past those still outstanding (after a wrap)."""
-        sequence_number = self._next_sequence_number
-        while sequence_number in self._outbound:  # only after a wrap with a stuck request
-            sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
-        return sequence_number
 
     def flush(self) -> None:
         """Write everything the Connection has queued (held back while latency is set)."""
@@ -446,13 +428,11 @@ class SmppSession(asyncio.Protocol):
         """Start an orderly close from the SMSC side (shutdown)."""
         now = self._loop.time()
         if self.conn.state.is_bound:
-            sequence_number = self._sequence_number()
             try:
-                self.conn.send(Unbind(sequence_number=sequence_number), now)
+                self.conn.send(Unbind(), now)
             except LocalProtocolError:
                 self._closing = True
             else:
-                self._next_sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
                 self._unbind_deadline = now + self.conn.response_timeout
             self.flush()
             self._arm(now + self.conn.response_timeout)

@@ -232,14 +232,19 @@ class Connection:
             )
         sequence_number = pdu.sequence_number
         if sequence_number == 0:
-            return with_sequence_number(pdu, self._take_sequence_number())
+            return with_sequence_number(pdu, self.take_sequence_number())
         if not 1 <= sequence_number <= MAX_SEQUENCE_NUMBER:
             raise LocalProtocolError(f"sequence_number {sequence_number} is outside 1..0x7FFFFFFF")
         if answered and sequence_number in self._in_flight:
             raise LocalProtocolError(f"sequence_number {sequence_number} is already outstanding")
         return pdu
 
-    def _take_sequence_number(self) -> int:
+    def take_sequence_number(self) -> int:
+        """The sequence_number of the next request, taken now (never one still outstanding).
+
+        For a caller that builds its request already numbered, which :meth:`send` then sends
+        as it is instead of copying it to number it. A number taken and not sent is skipped.
+        """
         sequence_number = self._next_sequence_number
         while sequence_number in self._in_flight:  # only after a wrap with a stuck request
             sequence_number = sequence_number % MAX_SEQUENCE_NUMBER + 1
