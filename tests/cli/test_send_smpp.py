@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from o2sms.cli.main import app
 from o2sms.cli.send import direct_sessions
+from o2sms.simulator import Account, Simulator
 from tests.client.fake_smsc import FakeSmsc
 
 NARROW = {"COLUMNS": "40", "NO_COLOR": "1", "O2SMS_URL": None}
@@ -139,3 +140,23 @@ async def test_flash_is_sent_through_the_nsms_session() -> None:
     assert "sent to +421903123456" in out.decode()
     assert smsc.submit_system_types == ["NSMS"]
     assert smsc.bind_attempts == 2  # the command's session and the flash one, no more
+
+
+@pytest.mark.asyncio
+async def test_no_sender_and_no_default_at_the_smsc_says_give_from() -> None:
+    """ESME_RINVSRCADR for an empty source_addr: the error line names the way out."""
+    async with Simulator(accounts=(Account("acct", "pw"),), port=0) as smsc:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "o2sms", "send", "--port", str(smsc.port), "--system-id", "acct"),
+            *("--to", "0903123456", "--text", "Ahoj"),
+            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1, err.decode()
+    assert out == b""
+    (line,) = err.decode().strip().splitlines()
+    assert line.startswith("error: ESME_RINVSRCADR")
+    assert line.endswith("this account has no default sender at the SMSC: give --from")

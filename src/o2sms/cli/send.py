@@ -33,6 +33,7 @@ from o2sms.cli.service_api import (
 )
 from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.errors import O2smsError
+from o2sms.smpp.constants import CommandStatus
 from o2sms.text import plan
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -373,7 +374,10 @@ def send_direct(
                 )
             )
     except (O2smsError, ValueError) as exc:
-        return _fail(str(exc), 1)
+        hint = ""
+        if sender is None and getattr(exc, "command_status", None) == CommandStatus.ESME_RINVSRCADR:
+            hint = "; this account has no default sender at the SMSC: give --from"
+        return _fail(f"{exc}{hint}", 1)
     return 0
 
 
