@@ -120,8 +120,11 @@ async def test_a_taken_http_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         code, output = await _finish(await _serve(tmp_path, O2SMS_HTTP_PORT=str(port)))
     assert code == 1, output
-    assert f"error: the HTTP API could not start on 127.0.0.1:{port}" in output
-    assert "address already in use" in output  # uvicorn's own line says why
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: the HTTP API cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+    assert "bound as" not in output  # found before any SMPP session was opened
     assert "Traceback" not in output
 
 

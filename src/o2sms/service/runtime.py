@@ -516,18 +516,29 @@ async def serve(
         port = sockets[0].getsockname()[1] if sockets else settings.http_port
         announce(_banner(settings, connector, settings.http_host, port))
 
+    host, port = settings.http_host, settings.http_port
+    try:  # before anything starts: a taken port is said in one line, and no session binds
+        listener = socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+    except OSError as exc:
+        complain(f"error: the HTTP API cannot listen on {host}:{port}: {_reason(exc)}")
+        await connector.store.close()
+        return 1
     try:
         await connector.check_store()
     except StoreUnavailableError as exc:
         complain(f"error: {exc}")
+        listener.close()
         await connector.store.close()
         return 1
     except BaseException:
+        listener.close()
         await connector.store.close()
         raise
     watcher = asyncio.create_task(announce_when_started())
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     except SystemExit:
         if server.started:
             raise
@@ -536,12 +547,16 @@ async def serve(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+    listener.close()
     if not server.started and connector.fatal is None:
         if connector.start_error is not None:
             complain(f"error: the connector could not start: {connector.start_error}")
         else:
-            complain(
-                f"error: the HTTP API could not start on {settings.http_host}:"
-                f"{settings.http_port} (the log says why)"
-            )
+            complain(f"error: the HTTP API could not start on {host}:{port} (the log says why)")
     return 1 if connector.fatal is not None or not server.started else 0
+
+
+def _reason(exc: OSError) -> str:
+    """An OS error's reason in lower case, as the rest of the line: "address already in use"."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return reason[:1].lower() + reason[1:]
