@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -196,8 +197,8 @@ _RECEIPTS = st.builds(
     id=st.text(max_size=90),
     sub=st.none() | st.integers(0, 999),
     dlvrd=st.none() | st.integers(0, 999),
-    submit_date=st.none() | st.datetimes(),
-    done_date=st.none() | st.datetimes(),
+    submit_date=st.none() | st.datetimes(timezones=st.none() | st.timezones()),
+    done_date=st.none() | st.datetimes(timezones=st.none() | st.timezones()),
     stat=st.sampled_from(list(ReceiptStat)),
     err=st.text(max_size=20),
     text=st.none() | st.text(max_size=30),
@@ -224,3 +225,24 @@ def test_receipt_texts_are_json_dumps_byte_for_byte(
     assert receipt_fingerprint(receipt) == expected
     detail = _receipt_detail(receipt, submitted_id)
     assert _receipt_detail_text(receipt, submitted_id) == json.dumps(detail)
+
+
+def test_one_instant_in_two_zones_writes_each_zones_digits() -> None:
+    """The receipt dates' JSON is remembered per zone: an equal instant elsewhere is not it."""
+    utc = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    bratislava = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == bratislava
+    for at in (utc, bratislava):  # each after the other has been written
+        receipt = DeliveryReceipt(
+            id="1",
+            sub=1,
+            dlvrd=1,
+            submit_date=at,
+            done_date=at,
+            stat=ReceiptStat.DELIVRD,
+            err="000",
+            text="x",
+        )
+        detail = _receipt_detail(receipt, None)
+        assert _receipt_detail_text(receipt, None) == json.dumps(detail)
+        assert json.loads(_receipt_detail_text(receipt, None))["done_date"] == at.isoformat()

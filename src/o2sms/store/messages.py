@@ -181,10 +181,15 @@ def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=1024)  # a receipt's dates have minutes: most of a batch share them
 def _date_json(at: datetime | None) -> str:
     """``json_text(at.isoformat())``, or ``null``."""
-    return "null" if at is None else json_scalar(at.isoformat())
+    # keyed by zone and fold too: equal instants in other zones write other digits
+    return "null" if at is None else _isoformat_json(at, at.tzinfo, at.fold)
+
+
+@functools.lru_cache(maxsize=1024)  # a receipt's dates have minutes: most of a batch share them
+def _isoformat_json(at: datetime, _zone: object, _fold: int) -> str:
+    return json_scalar(at.isoformat())
 
 
 def _sortable(at: datetime | None) -> datetime:
