@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from o2sms.cli.main import app
 
-COMMANDS = [["plan"], ["demo"], ["send"], ["status"], ["bench"], ["simulator"], ["serve"]]
-COMMANDS.append(["config", "check"])  # the one command in a group
+# the commands whose docstrings have a paragraph wrapped over several lines (the others are
+# one line each, so their help has no seam to check)
+COMMANDS = [["send"], ["status"], ["serve"]]
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -25,11 +26,14 @@ def test_help_joins_the_docstrings_wrapped_lines(path: list[str]) -> None:
     for name in path:
         group = group.commands[name]  # type: ignore[attr-defined]
     doc = inspect.cleandoc(group.callback.__doc__ or "")
-    for paragraph in doc.split("\n\n"):
-        wrapped = paragraph.splitlines()
-        for before, after in itertools.pairwise(wrapped):
-            seam = f"{before.split()[-1]} {after.split()[0]}"
-            assert any(seam in line for line in lines), f"{seam!r} is split across lines"
+    seams = [
+        f"{before.split()[-1]} {after.split()[0]}"
+        for paragraph in doc.split("\n\n")
+        for before, after in itertools.pairwise(paragraph.splitlines())
+    ]
+    assert seams, "no wrapped paragraph: nothing to check"
+    for seam in seams:
+        assert any(seam in line for line in lines), f"{seam!r} is split across lines"
 
 
 def test_send_help_reads_as_sentences() -> None:
