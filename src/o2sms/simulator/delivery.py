@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
 from o2sms import receipts
 from o2sms.receipts import ReceiptStat
@@ -145,8 +145,9 @@ class ReceiptSubject:
     scheduled_for: datetime | None  #: no final receipt is dated before it
 
     @classmethod
-    def of(cls, message: StoredMessage) -> ReceiptSubject:
-        """The receipt's facts of ``message`` (its text cut to the receipt's limit)."""
+    def of(cls, message: StoredMessage, *more: Any) -> Self:
+        """The receipt's facts of ``message`` (its text cut to the receipt's limit); ``more``
+        fills the fields a subclass adds after them."""
         return cls(
             message.message_id,
             message.system_id,
@@ -155,6 +156,7 @@ class ReceiptSubject:
             message.submitted_at,
             message.text[: receipts.TEXT_LIMIT],
             message.scheduled_for,
+            *more,
         )
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from o2sms.receipts import TEXT_LIMIT, ReceiptStat
+from o2sms.receipts import ReceiptStat
 from o2sms.simulator import http, tls
 from o2sms.simulator.config import Account, OutcomeRule, SimulatorConfig
 from o2sms.simulator.delivery import (
@@ -173,25 +173,6 @@ class _Decision(ReceiptSubject):
     err: int
     receipt: bool
     intermediate: bool = False  #: only report ``stat`` (esm_class 0x20); the message goes on
-
-
-def _decision(
-    message: StoredMessage, stat: ReceiptStat, err: int, receipt: bool, intermediate: bool
-) -> _Decision:
-    """A decision about ``message``, with the facts of it its receipt needs."""
-    return _Decision(
-        message.message_id,
-        message.system_id,
-        message.source_addr,
-        message.destination_addr,
-        message.submitted_at,
-        message.text[:TEXT_LIMIT],
-        message.scheduled_for,
-        stat,
-        err,
-        receipt,
-        intermediate,
-    )
 
 
 def _settled(item: Outbound, now: float) -> None:
@@ -880,7 +861,7 @@ class Simulator:
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
             if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
                 for notification in rule.intermediate:
-                    self._schedule(now, _decision(message, notification, 0, True, True), now)
+                    self._schedule(now, _Decision.of(message, notification, 0, True, True), now)
         if view is not None:
             delay += view.receipt_delay()
         if message.scheduled_for is not None:
@@ -891,7 +872,7 @@ class Simulator:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
         flags = message.registered_delivery & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
-        self._schedule(now + delay, _decision(message, stat, err, receipt, False), now)
+        self._schedule(now + delay, _Decision.of(message, stat, err, receipt, False), now)
 
     def _receipt_first(
         self,
