@@ -100,3 +100,53 @@ async def test_a_batch_is_taken_once_the_turn_is_held() -> None:
     turn.release()
     assert await asyncio.gather(*waiting) == list(range(6))
     assert seen == [list(range(6))]
+
+
+async def test_items_queued_together_share_one_future_and_keep_their_order() -> None:
+    seen: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        seen.append(items)
+        return [i * 10 for i in items]
+
+    group: GroupCommit[int, int] = GroupCommit(run, max_batch=3)
+    single = group.queue(0)
+    together = group.queue_many([1, 2, 3, 4])
+    assert await together == [10, 20, 30, 40]  # split over two transactions, still in order
+    assert await single == 0
+    assert seen == [[0, 1, 2], [3, 4]]
+    assert await group.queue_many([]) == []
+
+
+async def test_a_bad_item_queued_with_others_fails_only_its_own_place() -> None:
+    async def run(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("unlucky")
+        return items
+
+    group: GroupCommit[int, int] = GroupCommit(run)
+    outcomes = await group.queue_many([11, 12, 13, 14])
+    assert outcomes[:2] == [11, 12]
+    assert isinstance(outcomes[2], ValueError)
+    assert outcomes[3] == 14
+    assert group.items == 3
+
+
+async def test_items_queued_together_and_withdrawn_are_not_committed() -> None:
+    committed: list[int] = []
+    gate = asyncio.Event()
+
+    async def run(items: list[int]) -> list[None]:
+        await gate.wait()
+        committed.extend(items)
+        return [None] * len(items)
+
+    group: GroupCommit[int, None] = GroupCommit(run)
+    first = group.queue(1)
+    await asyncio.sleep(0)  # its batch is taken
+    withdrawn = group.queue_many([2, 3])
+    withdrawn.cancel()
+    gate.set()
+    await first
+    await asyncio.sleep(0.01)
+    assert committed == [1]

@@ -12,14 +12,52 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 __all__ = ["GroupCommit"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 log = logging.getLogger("o2sms.service")
+
+
+class _Outcome(Protocol[R_contra]):
+    """Where one queued item's result goes: its own future, or the :class:`_Share` of the
+    items queued with it."""
+
+    def done(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def set_result(self, result: R_contra, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class _Share(Generic[R]):
+    """The future of items queued together (:meth:`GroupCommit.queue_many`), resolved once all
+    have a result or an error. Items are resolved in the order they were queued, so each one's
+    outcome lands in its own place by being appended."""
+
+    __slots__ = ("future", "outcomes", "size")
+
+    def __init__(self, future: asyncio.Future[list[R | BaseException]], size: int) -> None:
+        self.future = future
+        self.outcomes: list[R | BaseException] = []
+        self.size = size
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
+
+    def set_result(self, result: R | BaseException, /) -> None:
+        outcomes = self.outcomes
+        outcomes.append(result)
+        if len(outcomes) == self.size:
+            self.future.set_result(outcomes)
+
+    set_exception = set_result
 
 
 class GroupCommit(Generic[T, R]):
@@ -50,7 +88,7 @@ class GroupCommit(Generic[T, R]):
         self._weight = weight
         self._max_weight = max_weight
         self._turn = turn
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._pending: list[tuple[T, _Outcome[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  #: transactions run, for tests and metrics
         self.items = 0  #: items committed
@@ -68,10 +106,29 @@ class GroupCommit(Generic[T, R]):
         """
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        self._start()
+        return future
+
+    def queue_many(self, items: Sequence[T]) -> asyncio.Future[list[R | BaseException]]:
+        """Queue ``items`` as :meth:`queue` would each, with one future for all of them: one
+        wake-up instead of one per item. It gives each item's result in order, or in its place
+        the exception its commit failed with (items are still isolated when a batch fails).
+        Cancelling it withdraws the items whose batch has not been taken yet.
+        """
+        future: asyncio.Future[list[R | BaseException]] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result([])
+            return future
+        share: _Share[R] = _Share(future, len(items))
+        self._pending.extend([(item, share) for item in items])
+        self._start()
+        return future
+
+    def _start(self) -> None:
+        """Make sure a task is draining the pending items."""
         task = self._task
         if task is None or task.done():
             self._task = asyncio.create_task(self._drain())
-        return future
 
     async def _drain(self) -> None:
         while self._pending:
@@ -95,7 +152,7 @@ class GroupCommit(Generic[T, R]):
                 return max(1, count)
         return limit
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]], *, isolate: bool) -> None:
+    async def _commit(self, batch: list[tuple[T, _Outcome[R]]], *, isolate: bool) -> None:
         try:
             results = await self._run([item for item, _ in batch])
             if len(results) != len(batch):
