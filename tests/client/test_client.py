@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +19,14 @@ from o2sms.client import (
     ClientClosedError,
     ConnectError,
     DeliveryReport,
+    Event,
     Resume,
     SendError,
 )
 from o2sms.client.pool import RateLimiter
 from o2sms.client.session import Session, SessionStatus
 from o2sms.simulator import Account, Simulator
-from o2sms.smpp import CommandStatus
+from o2sms.smpp import CommandStatus, DeliverSm
 from o2sms.text import MessageTooLongError
 from tests.client.fake_smsc import FakeSmsc, Faults, client
 
@@ -479,3 +481,74 @@ async def test_a_send_joining_the_rate_limit_line_as_it_moves_is_withdrawn_at_on
         task.cancel()
     await asyncio.gather(*parts, return_exceptions=True)
     assert took < 1.0  # at once, not after the three paced parts ahead of it (3 s)
+
+
+def unknown_receipt(number: int) -> DeliverSm:
+    text = f"id:{number:X} sub:001 dlvrd:001 stat:DELIVRD err:000 text:"
+    return DeliverSm(source_addr="421903123456", esm_class=0x04, short_message=text.encode())
+
+
+async def test_a_batch_handler_takes_the_ready_receipts_of_one_read_in_one_call() -> None:
+    batches: list[list[Event]] = []
+    singles: list[Event] = []
+
+    async def batch_handler(events: Sequence[Event]) -> list[BaseException | None]:
+        batches.append(list(events))
+        return [ValueError("not stored") if n == 1 else None for n in range(len(events))]
+
+    async def handler(event: Event) -> None:
+        singles.append(event)
+
+    async with (
+        FakeSmsc() as smsc,
+        client(smsc, handler=handler, batch_handler=batch_handler),
+    ):
+        for number in (0xA1, 0xA2, 0xA3):
+            smsc.deliver(unknown_receipt(number))
+        smsc.deliver(DeliverSm(source_addr="421903123456", short_message=b"an SMS"))
+        async with asyncio.timeout(5):
+            while len(smsc.answers) < 4:
+                await asyncio.sleep(0.01)
+    assert [[e.receipt.id for e in b if isinstance(e, DeliveryReport)] for b in batches] == [
+        ["A1", "A2", "A3"]
+    ]
+    assert [type(e).__name__ for e in singles] == ["InboundSms"]  # not ready at once: alone
+    sequence = [number for number, _ in smsc.delivered_on]
+    retry = CommandStatus.ESME_RX_T_APPN
+    assert dict(smsc.answers) == dict(zip(sequence, [0, retry, 0, 0], strict=True))
+
+
+async def test_receipts_through_a_batch_handler_are_correlated_to_their_sends() -> None:
+    reports: list[DeliveryReport] = []
+    all_in = asyncio.Event()
+
+    def take(events: Sequence[Event]) -> None:
+        reports.extend(e for e in events if isinstance(e, DeliveryReport))
+        if len(reports) == 40:
+            all_in.set()
+
+    async def batch_handler(events: Sequence[Event]) -> list[BaseException | None]:
+        take(events)
+        return [None] * len(events)
+
+    async def handler(event: Event) -> None:
+        take([event])
+
+    async with (
+        FakeSmsc(Faults(receipts=True)) as smsc,
+        client(smsc, handler=handler, batch_handler=batch_handler, window=20) as sms,
+    ):
+        results = await asyncio.gather(
+            *(sms.send(NUMBER, f"message {n}", reference=str(n)) for n in range(40))
+        )
+        await asyncio.wait_for(all_in.wait(), 5.0)
+    sent = {result.message_ids[0]: result.reference for result in results}
+    assert {r.submitted_id: r.reference for r in reports} == sent
+
+
+async def test_a_batch_handler_needs_a_handler_for_the_events_it_cannot_take() -> None:
+    async def batch_handler(events: Sequence[Event]) -> list[BaseException | None]:
+        return [None] * len(events)
+
+    with pytest.raises(ValueError, match="batch_handler needs handler"):
+        Client("127.0.0.1", 1, batch_handler=batch_handler)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from o2sms.client.connection import RefillGate, SmppProtocol
+from o2sms.client.connection import InboundOutcomes, RefillGate, SmppProtocol
+from o2sms.client.errors import EventNotConfirmedError
 from o2sms.smpp.connection import (
     Connection,
     Event,
@@ -194,3 +195,127 @@ async def test_a_failing_refill_leaves_the_other_sessions_refilled(
     assert order == ["fine"]
     assert not gate.held
     assert "broken: cannot refill the window" in caplog.text
+
+
+class Batches:
+    """A batch handler that records its calls, holds them until released, and answers each
+    request with the status (or error) ``outcome`` gives for it."""
+
+    def __init__(self, outcome: Any = lambda pdu: 0) -> None:
+        self.calls: list[list[int]] = []
+        self.order: list[str] = []  #: "batch" per call, among what the test adds
+        self.release = asyncio.Event()
+        self.release.set()
+        self.outcome = outcome
+        self.answers: list[tuple[int, int]] = []
+        self.most_in_hand = 0
+        self._in_hand = 0
+
+    async def __call__(self, pdus: list[Pdu]) -> InboundOutcomes:
+        self.calls.append([pdu.sequence_number for pdu in pdus])
+        self.order.append("batch")
+        self._in_hand += len(pdus)
+        self.most_in_hand = max(self.most_in_hand, self._in_hand)
+        try:
+            await self.release.wait()
+        finally:
+            self._in_hand -= len(pdus)
+        return [self.outcome(pdu) for pdu in pdus]
+
+    def protocol(self, events: list[Event], **options: Any) -> SmppProtocol:
+        protocol = SmppProtocol(ScriptedConnection(events), on_inbound_batch=self, **options)
+
+        def answer(pdu: Pdu, status: int) -> None:
+            self.answers.append((pdu.sequence_number, status))
+
+        protocol._answer = answer  # type: ignore[method-assign]
+        return protocol
+
+
+async def test_the_requests_of_one_read_go_to_the_batch_handler_together_after_the_responses() -> (
+    None
+):
+    # A send() reads its submit_sm_resp before the handler sees the receipt read behind it.
+    batches = Batches()
+    protocol = batches.protocol(
+        [response(1), RequestReceived(deliver(101)), RequestReceived(deliver(102)), response(2)]
+    )
+    loop = asyncio.get_running_loop()
+    futures = {n: loop.create_future() for n in (1, 2)}
+
+    async def sender(n: int) -> None:
+        await futures[n]
+        batches.order.append(f"send {n}")
+
+    senders = [asyncio.create_task(sender(n)) for n in (1, 2)]
+    await asyncio.sleep(0)
+    protocol._futures.update(futures)
+    batches.release.clear()
+    protocol._dispatch()
+    await asyncio.gather(*senders)
+    await asyncio.sleep(0)
+    assert batches.calls == [[101, 102]]
+    assert batches.order == ["send 1", "send 2", "batch"]
+    assert batches.answers == []  # not before the handler is done
+    batches.release.set()
+    await asyncio.sleep(0.01)
+    assert batches.answers == [(101, 0), (102, 0)]
+
+
+async def test_a_failure_in_a_batch_answers_a_temporary_error_for_its_request_only() -> None:
+    def outcome(pdu: Pdu) -> Any:
+        return {102: EventNotConfirmedError("left"), 103: ValueError("a bug")}.get(
+            pdu.sequence_number, 0
+        )
+
+    batches = Batches(outcome)
+    protocol = batches.protocol([RequestReceived(deliver(n)) for n in (101, 102, 103, 104)])
+    protocol._dispatch()
+    await asyncio.sleep(0.01)
+    retry = CommandStatus.ESME_RX_T_APPN
+    assert batches.answers == [(101, 0), (102, retry), (103, retry), (104, 0)]
+
+
+async def test_a_batch_handler_that_fails_answers_a_temporary_error_for_the_whole_batch() -> None:
+    def outcome(pdu: Pdu) -> Any:
+        raise RuntimeError("the commit failed")
+
+    batches = Batches(outcome)
+    protocol = batches.protocol([RequestReceived(deliver(n)) for n in (101, 102)])
+    protocol._dispatch()
+    await asyncio.sleep(0.01)
+    retry = CommandStatus.ESME_RX_T_APPN
+    assert batches.answers == [(101, retry), (102, retry)]
+
+
+async def test_batches_hold_at_most_inbound_concurrency_requests() -> None:
+    batches = Batches()
+    batches.release.clear()
+    protocol = batches.protocol(
+        [RequestReceived(deliver(n)) for n in range(101, 106)], inbound_concurrency=2
+    )
+    protocol._dispatch()
+    await asyncio.sleep(0.01)
+    assert batches.calls == [[101, 102]]
+    batches.release.set()
+    await asyncio.sleep(0.01)
+    assert batches.calls == [[101, 102], [103, 104], [105]]
+    assert batches.most_in_hand == 2
+    assert [n for n, _ in batches.answers] == [101, 102, 103, 104, 105]
+
+
+async def test_a_drain_lets_the_batch_in_hand_finish_and_takes_no_more() -> None:
+    batches = Batches()
+    batches.release.clear()
+    events: list[Event] = [RequestReceived(deliver(n)) for n in range(101, 104)]
+    protocol = batches.protocol(events, inbound_concurrency=2)
+    protocol._dispatch()
+    await asyncio.sleep(0)
+    drained = asyncio.create_task(protocol.drain(timeout=5.0))
+    await asyncio.sleep(0.01)
+    assert not drained.done()  # waits for the batch in hand
+    batches.release.set()
+    await drained
+    await asyncio.sleep(0.01)
+    assert batches.calls == [[101, 102]]  # 103 stays unanswered: the SMSC delivers it again
+    assert batches.answers == [(101, 0), (102, 0)]

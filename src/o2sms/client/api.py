@@ -65,6 +65,9 @@ MAX_RELATIVE_TIME: Final = timedelta(days=MAX_RELATIVE_DAYS + 1) - timedelta(sec
 """The longest interval an SMPP relative time can say: 99 days 23:59:59."""
 
 EventHandler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | None]]]
+"""Handles several events at once; per event None once it is done with, or the error that
+makes the client answer its deliver_sm with a temporary error (the SMSC delivers it again)."""
 
 _ROK: Final = CommandStatus.ESME_ROK  # members off their class are slow on Python 3.11
 
@@ -213,6 +216,12 @@ class Client:
     waiting for a bound session); ``close_timeout`` how long ``close`` lets running handlers and
     outstanding requests finish; ``max_pending_events`` how many events wait for ``events()``
     before deliver_sm are left unanswered (the SMSC's window then stops it).
+
+    ``batch_handler`` (with ``handler``) takes the events of the deliver_sm one read brought in
+    one call, so that an application storing them pays one wake-up and one transaction for
+    all of them: those that are ready at once (receipts whose message is known or cannot be
+    waited for, unreadable receipts) go to it together, the others to ``handler`` one by one.
+    At most ``inbound_concurrency`` deliver_sm per session are being handled at once, either way.
     """
 
     def __init__(
@@ -242,6 +251,7 @@ class Client:
         short_code_npi: int = 0,
         split_method: SplitMethod | str = SplitMethod.UDH8,
         handler: EventHandler | None = None,
+        batch_handler: BatchHandler | None = None,
         inbound_concurrency: int = 8,
         retry_timeout: float = RETRY_TIMEOUT,
         close_timeout: float = 5.0,
@@ -296,11 +306,17 @@ class Client:
                 close_timeout=close_timeout,
             )
 
+        if batch_handler is not None and handler is None:
+            raise ValueError("batch_handler needs handler too: it takes the events a batch cannot")
         configs = [config(kind, system_type) for kind in kinds]
         if flash_session:
             configs.append(config(BindType.TRANSMITTER, FLASH_SYSTEM_TYPE))
         self._new_pool = functools.partial(
-            Pool, configs, on_inbound=self._on_inbound, rate_limit=rate_limit
+            Pool,
+            configs,
+            on_inbound=self._on_inbound,
+            on_inbound_batch=self._on_inbound_batch if batch_handler is not None else None,
+            rate_limit=rate_limit,
         )
         self._pool = self._new_pool()
         self._connect_timeout = connect_timeout + response_timeout
@@ -310,6 +326,7 @@ class Client:
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
         self._handler = handler
+        self._batch_handler = batch_handler
         if max_pending_events < 1:
             raise ValueError("max_pending_events must be at least 1")
         # Bounded: when nobody reads events(), workers wait to put theirs and the deliver_sm
@@ -658,26 +675,10 @@ class Client:
             return CommandStatus.ESME_RINVCMDID
         event: Event | None
         if isinstance(pdu, DeliverSm) and is_receipt(pdu.esm_class):
-            try:
-                receipt = receipts.from_deliver_sm(pdu)
-            except receipts.ReceiptParseError as exc:
-                event = UnreadableDeliverSm(pdu, str(exc), session)
-            else:
-                sent = self._correlate(receipt)
-                if sent is None and self._sending:
-                    sent = await self._correlate_soon(receipt)
-                if sent is None:
-                    event = DeliveryReport(receipt, None, None, None, None, None, session)
-                else:
-                    event = DeliveryReport(
-                        receipt,
-                        sent.submitted_id,
-                        sent.reference,
-                        sent.to,
-                        sent.part,
-                        sent.parts,
-                        session,
-                    )
+            ready = self._receipt_event(pdu, session)
+            if isinstance(ready, receipts.DeliveryReceipt):
+                return await self._late_receipt(ready, session)
+            event = ready
         elif isinstance(pdu, DeliverSm):
             try:
                 message = self._reassembler.feed(pdu, asyncio.get_running_loop().time())
@@ -705,6 +706,88 @@ class Client:
             event = UnreadableDeliverSm(pdu, "data_sm is not handled by this client", session)
         await self._deliver(event)
         return _ROK
+
+    async def _on_inbound_batch(
+        self, session: str, pdus: Sequence[Pdu]
+    ) -> list[int | BaseException]:
+        """The deliver_sm of one read: the events ready at once go to the batch handler in one
+        call, the others to :meth:`_on_inbound` each, all at the same time. Per PDU the
+        command_status to answer, or the error that makes the answer a temporary error."""
+        batch_handler = self._batch_handler
+        assert batch_handler is not None
+        outcomes: list[int | BaseException] = [_ROK] * len(pdus)
+        events: list[Event] = []
+        placed: list[int] = []  # the index in ``pdus`` of each of ``events``
+        alone: list[int] = []
+        for index, pdu in enumerate(pdus):
+            if type(pdu) is DeliverSm and is_receipt(pdu.esm_class):
+                ready = self._receipt_event(pdu, session)
+                if not isinstance(ready, receipts.DeliveryReceipt):
+                    events.append(ready)
+                    placed.append(index)
+                    continue
+            alone.append(index)
+        others = (
+            asyncio.gather(
+                *(self._on_inbound(session, pdus[index]) for index in alone),
+                return_exceptions=True,
+            )
+            if alone
+            else None
+        )
+        try:
+            if events:
+                failures: Sequence[BaseException | None]
+                try:
+                    failures = await batch_handler(events)
+                    if len(failures) != len(events):
+                        raise RuntimeError(
+                            f"the batch handler gave {len(failures)} outcomes "
+                            f"for {len(events)} events"
+                        )
+                except Exception as exc:
+                    failures = [exc] * len(events)
+                for index, failure in zip(placed, failures, strict=True):
+                    if failure is not None:
+                        outcomes[index] = failure
+            if others is not None:
+                for index, outcome in zip(alone, await others, strict=True):
+                    outcomes[index] = outcome
+        except BaseException:
+            if others is not None:
+                others.cancel()
+            raise
+        return outcomes
+
+    def _receipt_event(
+        self, pdu: DeliverSm, session: str
+    ) -> DeliveryReport | UnreadableDeliverSm | receipts.DeliveryReceipt:
+        """The event of a receipt deliver_sm, or the parsed receipt itself when the submit of
+        its message may still be answered (see :meth:`_late_receipt`)."""
+        try:
+            receipt = receipts.from_deliver_sm(pdu)
+        except receipts.ReceiptParseError as exc:
+            return UnreadableDeliverSm(pdu, str(exc), session)
+        sent = self._correlate(receipt)
+        if sent is None and self._sending:
+            return receipt
+        return self._report(receipt, sent, session)
+
+    async def _late_receipt(self, receipt: receipts.DeliveryReceipt, session: str) -> int:
+        """Deliver the report of a receipt once the submits it may belong to were answered."""
+        await self._deliver(self._report(receipt, await self._correlate_soon(receipt), session))
+        return _ROK
+
+    @staticmethod
+    def _report(
+        receipt: receipts.DeliveryReceipt, sent: _Sent | None, session: str
+    ) -> DeliveryReport:
+        """The event of ``receipt``, with what ``send`` knew of its part when it correlates."""
+        if sent is None:
+            return DeliveryReport(receipt, None, None, None, None, None, session)
+        return DeliveryReport(
+            receipt, sent.submitted_id, sent.reference, sent.to, sent.part, sent.parts, session
+        )
 
     def _keep_for_redelivery(self, message: Reassembled, last: object) -> None:
         """Put back the parts of a message the application did not take, all but ``last``.

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, cast
 
 from o2sms.client.errors import (
@@ -59,6 +59,11 @@ _UNMATCHED_LOG_INTERVAL: Final = 1.0  #: seconds between warnings about unmatche
 
 InboundHandler = Callable[[Pdu], Awaitable[int]]
 """Handles an inbound request (deliver_sm, data_sm) and returns the command_status to answer."""
+InboundOutcomes = Sequence[int | BaseException]
+"""Per inbound request, the command_status to answer or the error that makes it
+ESME_RX_T_APPN (the SMSC delivers that one again)."""
+InboundBatchHandler = Callable[[list[Pdu]], Awaitable[InboundOutcomes]]
+"""Handles the inbound requests of one read together (see SmppProtocol)."""
 
 
 class RefillGate:
@@ -99,13 +104,20 @@ class RefillGate:
 
 
 class SmppProtocol(asyncio.Protocol):
-    """asyncio protocol for one SMPP connection (ESME side)."""
+    """asyncio protocol for one SMPP connection (ESME side).
+
+    Inbound requests go to ``on_inbound`` one by one, on ``inbound_concurrency`` worker tasks;
+    or, given ``on_inbound_batch``, those of one read to it together, on one task (at most
+    ``inbound_concurrency`` requests in hand at once either way): one task wake-up, not one per
+    request. Each request is answered once its handler is done with it.
+    """
 
     def __init__(
         self,
         connection: Connection,
         *,
         on_inbound: InboundHandler | None = None,
+        on_inbound_batch: InboundBatchHandler | None = None,
         inbound_concurrency: int = 8,
         name: str = "smpp",
         refill_gate: RefillGate | None = None,
@@ -125,9 +137,13 @@ class SmppProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._aborted = ""  # why abort() ended the connection: the reason it closed with
         self._on_inbound = on_inbound
+        self._on_inbound_batch = on_inbound_batch
+        self._takes_inbound = on_inbound is not None or on_inbound_batch is not None
         self._inbound: asyncio.Queue[Pdu] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
-        self._busy: set[asyncio.Task[None]] = set()  # workers running the handler now
+        self._busy: set[asyncio.Task[None]] = set()  # tasks running a handler now
+        self._held: deque[Pdu] = deque()  # waiting for room among the batches in hand
+        self._in_hand = 0  # requests of the batches being handled
         self._inbound_stopped = False  # draining for close: take no more inbound work
         self._inbound_concurrency = inbound_concurrency
         self._unmatched_unlogged = 0  # unmatched responses since the last warning about one
@@ -138,7 +154,7 @@ class SmppProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
-        if self._on_inbound is not None:
+        if self._on_inbound is not None and self._on_inbound_batch is None:
             self._workers = [
                 self._loop.create_task(self._inbound_worker(), name=f"{self.name}-inbound-{i}")
                 for i in range(self._inbound_concurrency)
@@ -400,15 +416,58 @@ class SmppProtocol(asyncio.Protocol):
         for pdu in inbound:
             self._accept_inbound(pdu)
         inbound.clear()
+        if self._held:
+            self._start_batches()
 
     def _accept_inbound(self, pdu: Pdu) -> None:
-        if self._on_inbound is None or pdu.command_id not in _INBOUND_COMMANDS:
+        if not self._takes_inbound or pdu.command_id not in _INBOUND_COMMANDS:
             if pdu.response_class is not None:
                 self._answer(pdu, CommandStatus.ESME_RINVCMDID)
             return
         if self._inbound_stopped:
             return  # closing: left unanswered, so the SMSC delivers it again
-        self._inbound.put_nowait(pdu)
+        if self._on_inbound_batch is not None:
+            self._held.append(pdu)
+        else:
+            self._inbound.put_nowait(pdu)
+
+    def _start_batches(self) -> None:
+        """Hand the requests held to a batch task, as many as the room in hand allows."""
+        held = self._held
+        while held and not self._inbound_stopped and not self.closed.done():
+            room = self._inbound_concurrency - self._in_hand
+            if room <= 0:
+                return
+            if room >= len(held):
+                pdus = list(held)
+                held.clear()
+            else:
+                pdus = [held.popleft() for _ in range(room)]
+            self._in_hand += len(pdus)
+            task = self._loop.create_task(self._inbound_batch(pdus))
+            self._busy.add(task)
+
+    async def _inbound_batch(self, pdus: list[Pdu]) -> None:
+        handler = self._on_inbound_batch
+        assert handler is not None
+        try:
+            try:
+                outcomes = await handler(pdus)
+                if len(outcomes) != len(pdus):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(pdus)} requests")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcomes = [exc] * len(pdus)
+            for pdu, outcome in zip(pdus, outcomes, strict=True):
+                self._answer(
+                    pdu, outcome if isinstance(outcome, int) else self._handler_failed(outcome)
+                )
+        finally:
+            self._busy.discard(cast("asyncio.Task[None]", asyncio.current_task()))
+            self._in_hand -= len(pdus)
+            if self._held:
+                self._start_batches()
 
     async def _inbound_worker(self) -> None:
         assert self._on_inbound is not None
@@ -423,19 +482,21 @@ class SmppProtocol(asyncio.Protocol):
                     status = await self._on_inbound(pdu)
                 except asyncio.CancelledError:
                     raise
-                except EventNotConfirmedError:
-                    log.info(
-                        "%s: event left unconfirmed; the SMSC will deliver it again", self.name
-                    )
-                    status = CommandStatus.ESME_RX_T_APPN
-                except Exception:
-                    log.exception(
-                        "%s: inbound handler failed; asking the SMSC to redeliver", self.name
-                    )
-                    status = CommandStatus.ESME_RX_T_APPN
+                except Exception as exc:
+                    status = self._handler_failed(exc)
                 self._answer(pdu, status)
             finally:
                 busy.discard(task)
+
+    def _handler_failed(self, exc: BaseException) -> int:
+        """Log why an inbound request was not handled; the status that has it delivered again."""
+        if isinstance(exc, EventNotConfirmedError):
+            log.info("%s: event left unconfirmed; the SMSC will deliver it again", self.name)
+        else:
+            log.error(
+                "%s: inbound handler failed; asking the SMSC to redeliver", self.name, exc_info=exc
+            )
+        return CommandStatus.ESME_RX_T_APPN
 
     def _answer(self, pdu: Pdu, status: int) -> None:
         if self.closed.done() or self.connection.state is _CLOSED:
@@ -474,5 +535,7 @@ class SmppProtocol(asyncio.Protocol):
             self._timer = None
         for worker in self._workers:
             worker.cancel()
+        for task in list(self._busy):
+            task.cancel()  # a batch's handler, as a busy worker's above
         if not self.closed.done():
             self.closed.set_result(reason)

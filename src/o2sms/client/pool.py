@@ -8,10 +8,11 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from o2sms.client.backoff import delay
 from o2sms.client.config import Backoff, SessionConfig
-from o2sms.client.connection import InboundHandler, RefillGate
+from o2sms.client.connection import InboundOutcomes, RefillGate
 from o2sms.client.errors import (
     BACKOFF_STATUSES,
     ClientClosedError,
@@ -27,6 +28,9 @@ from o2sms.smpp.pdu import Pdu
 
 log = logging.getLogger("o2sms.client")
 
+A = TypeVar("A")
+R = TypeVar("R")
+
 THROTTLE_BACKOFF = Backoff(initial=0.2, maximum=10.0)
 """Pool-wide pause after ESME_RTHROTTLED or ESME_RMSGQFUL, growing while they repeat."""
 
@@ -34,11 +38,11 @@ RESEND_PAUSE = 0.05
 """Pause before sending again a request the SMSC refused because the session was unbinding."""
 
 
-def _named(handler: Callable[[str, Pdu], Awaitable[int]], name: str) -> InboundHandler:
-    """The pool's inbound handler bound to one session's name."""
+def _named(handler: Callable[[str, A], Awaitable[R]], name: str) -> Callable[[A], Awaitable[R]]:
+    """One of the pool's inbound handlers bound to one session's name."""
 
-    def handle(pdu: Pdu) -> Awaitable[int]:
-        return handler(name, pdu)
+    def handle(arg: A) -> Awaitable[R]:
+        return handler(name, arg)
 
     return handle
 
@@ -222,6 +226,7 @@ class Pool:
         configs: Sequence[SessionConfig],
         *,
         on_inbound: Callable[[str, Pdu], Awaitable[int]] | None = None,
+        on_inbound_batch: Callable[[str, list[Pdu]], Awaitable[InboundOutcomes]] | None = None,
         rate_limit: float | None = None,
         throttle_backoff: Backoff = THROTTLE_BACKOFF,
         flash_system_type: str = "NSMS",
@@ -235,6 +240,9 @@ class Pool:
                 name=f"session-{index + 1}",
                 on_inbound=_named(on_inbound, f"session-{index + 1}")
                 if on_inbound is not None and config.bind.can_receive
+                else None,
+                on_inbound_batch=_named(on_inbound_batch, f"session-{index + 1}")
+                if on_inbound_batch is not None and config.bind.can_receive
                 else None,
                 on_status=self._on_status,
                 rng=rng,

@@ -11,7 +11,12 @@ from typing import Final
 
 from o2sms.client.backoff import delay, rotation
 from o2sms.client.config import Endpoint, SessionConfig
-from o2sms.client.connection import InboundHandler, RefillGate, SmppProtocol
+from o2sms.client.connection import (
+    InboundBatchHandler,
+    InboundHandler,
+    RefillGate,
+    SmppProtocol,
+)
 from o2sms.client.errors import (
     SESSION_LIMIT_STATUSES,
     BindConfigError,
@@ -72,6 +77,7 @@ class Session:
         *,
         name: str = "session",
         on_inbound: InboundHandler | None = None,
+        on_inbound_batch: InboundBatchHandler | None = None,
         on_status: Callable[[Session], None] | None = None,
         rng: random.Random | None = None,
         refill_gate: RefillGate | None = None,
@@ -83,6 +89,7 @@ class Session:
         #: attempts since the last successful bind, over the number of endpoints
         self.failed_rounds = 0
         self._on_inbound = on_inbound
+        self._on_inbound_batch = on_inbound_batch
         self._on_status = on_status
         self._rng = rng or random.Random()
         self._protocol: SmppProtocol | None = None
@@ -262,6 +269,7 @@ class Session:
             lambda: SmppProtocol(
                 connection,
                 on_inbound=self._on_inbound,
+                on_inbound_batch=self._on_inbound_batch,
                 inbound_concurrency=config.inbound_concurrency,
                 name=self.name,
                 refill_gate=self._refill_gate,
