@@ -24,11 +24,14 @@ from o2sms.client.errors import (
     ResponseTimeout,
     SubmitError,
 )
+from o2sms.client.events import DeliveryReport, Event, UnreadableDeliverSm
+from o2sms.receipts import DeliveryReceipt, parse
 from o2sms.service import workers
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
-from o2sms.service.workers import SubmitWorker
+from o2sms.service.workers import EventRecorder, SubmitWorker
 from o2sms.smpp.constants import CommandStatus
+from o2sms.smpp.pdu import DeliverSm
 from o2sms.store import (
     EventKind,
     Message,
@@ -515,3 +518,44 @@ async def test_one_transaction_records_at_most_500_parts(
     assert sum(batches) == 300 * 6
     assert max(batches) <= 500
     assert len(batches) < 300  # still batched
+
+
+async def test_a_batch_of_events_commits_its_receipts_together_and_fails_only_the_bad_one(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = []
+    for n in range(3):
+        ids.append((await store.enqueue(NewMessage(f"+42190000001{n}", "hi"))).message.id)
+    await store.claim("w1", limit=3, lease_seconds=60)
+    await store.mark_submitted_many(
+        [(mid, [str(1001 + n)]) for n, mid in enumerate(ids)], worker_id="w1"
+    )
+    apply = store.apply_receipts
+    transactions: list[int] = []
+
+    async def apply_receipts(batch: list[tuple[DeliveryReceipt, str | None]]) -> Any:
+        transactions.append(len(batch))
+        if any(receipt.id == "1002" for receipt, _ in batch):
+            raise ValueError("a receipt the store refuses")
+        return await apply(batch)
+
+    monkeypatch.setattr(store, "apply_receipts", apply_receipts)
+    metrics = Metrics()
+    changes: list[None] = []
+    recorder = EventRecorder(store, metrics=metrics, on_change=lambda: changes.append(None))
+    events: list[Event] = [
+        DeliveryReport(parse(f"id:{sid} stat:DELIVRD err:000"), sid) for sid in ("1001", "1002")
+    ]
+    events.append(UnreadableDeliverSm(DeliverSm(), "not a receipt", "session-1"))
+    events.append(DeliveryReport(parse("id:1003 stat:DELIVRD err:000"), "1003"))
+    failures = await recorder.batch(events)
+    assert [type(f).__name__ if f else None for f in failures] == [None, "ValueError", None, None]
+    assert transactions == [3, 1, 1, 1]  # together first, then one by one
+    statuses = [m.status if m else None for m in await asyncio.gather(*map(store.get, ids))]
+    delivered, submitted = MessageStatus.DELIVERED, MessageStatus.SUBMITTED
+    assert statuses == [delivered, submitted, delivered]
+    sample = metrics.registry.get_sample_value
+    assert sample("o2sms_receipts_total", {"result": "applied"}) == 2
+    assert sample("o2sms_receipts_total", {"result": "unreadable"}) == 1
+    assert sample("o2sms_messages_final_total", {"status": "delivered"}) == 2
+    assert changes == [None]  # one wake-up for the batch

@@ -229,6 +229,7 @@ class Connector:
                 sender=self.settings.sender or SANDBOX_SENDER,
                 region=self.settings.region,
                 handler=recorder,
+                batch_handler=recorder.batch,
             )
         return Client(
             hosts=gateway.endpoints(),
@@ -249,6 +250,7 @@ class Connector:
             sender=self.settings.sender,
             region=self.settings.region,
             handler=recorder,
+            batch_handler=recorder.batch,
         )
 
     async def _connect(self) -> None:

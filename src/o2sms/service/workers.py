@@ -60,6 +60,7 @@ _RECORD_WAIT = 5.0  #: seconds a receipt waits for the record of its own submit,
 # shares (max_locks_per_transaction x max_connections, 6,400 by default): a batch of 500
 # six-part messages would take 6,000 in one transaction.
 _RECORD_PARTS = 500
+_APPLIED = ReceiptResult.APPLIED  # members off their class are slow on Python 3.11
 
 
 def _parts_of(record: tuple[str, Sequence[str]]) -> int:
@@ -596,16 +597,64 @@ class EventRecorder:
             log.warning("unreadable deliver_sm on %s: %s", event.session, event.reason)
             self._metrics.receipts.labels("unreadable").inc()
 
+    async def batch(self, events: Sequence[Event]) -> list[BaseException | None]:
+        """Commit ``events`` (the client's batch handler): their receipts in one group-commit
+        entry, waking this task once for all of them; the others one by one. Per event None
+        once it is committed, or the error that makes the client answer a temporary error."""
+        failures: list[BaseException | None] = [None] * len(events)
+        reports: list[tuple[int, DeliveryReport]] = []
+        for index, event in enumerate(events):
+            if isinstance(event, DeliveryReport):
+                reports.append((index, event))
+                continue
+            try:
+                await self(event)
+            except Exception as exc:
+                failures[index] = exc
+        if not reports:
+            return failures
+        await self._records.wait_for(
+            [i for _, event in reports for i in (event.receipt.id, event.submitted_id)]
+        )
+        outcomes = await self._receipts.queue_many(
+            [(event.receipt, event.submitted_id) for _, event in reports]
+        )
+        committed: list[ReceiptOutcome] = []
+        for (index, _), outcome in zip(reports, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failures[index] = outcome
+            else:
+                committed.append(outcome)
+        self._count(committed)
+        return failures
+
     async def _receipt(self, event: DeliveryReport) -> None:
         await self._records.wait_for((event.receipt.id, event.submitted_id))
-        outcome = await self._receipts.queue((event.receipt, event.submitted_id))
-        self._metrics.receipts.labels(outcome.result.value).inc()
-        status = outcome.message_status
-        if outcome.result is ReceiptResult.APPLIED and outcome.status_changed and status:
-            if status.is_final:
-                self._metrics.final.labels(status.value).inc()
-                sent = self._submitted_at.pop(outcome.message_id or "", None)
-                if sent is not None:
-                    self._metrics.receipt_latency.observe(asyncio.get_running_loop().time() - sent)
-            if self._on_change is not None:
-                self._on_change()
+        self._count((await self._receipts.queue((event.receipt, event.submitted_id)),))
+
+    def _count(self, outcomes: Sequence[ReceiptOutcome]) -> None:
+        """The metrics of receipts committed together, and one change if any moved its
+        message: each label's counter is bumped once by its total."""
+        results: dict[ReceiptResult, int] = {}
+        finals: dict[MessageStatus, int] = {}
+        changed = False
+        submitted_at = self._submitted_at
+        now = asyncio.get_running_loop().time()  # when all of them were committed
+        latency = self._metrics.receipt_latency
+        for outcome in outcomes:
+            result = outcome.result
+            results[result] = results.get(result, 0) + 1
+            status = outcome.message_status
+            if result is _APPLIED and outcome.status_changed and status:
+                changed = True
+                if status.is_final:
+                    finals[status] = finals.get(status, 0) + 1
+                    sent = submitted_at.pop(outcome.message_id or "", None)
+                    if sent is not None:
+                        latency.observe(now - sent)
+        for result, count in results.items():
+            self._metrics.receipts.labels(result.value).inc(count)
+        for status, count in finals.items():
+            self._metrics.final.labels(status.value).inc(count)
+        if changed and self._on_change is not None:
+            self._on_change()
