@@ -29,7 +29,7 @@ from o2sms.receipts import DeliveryReceipt, parse
 from o2sms.service import workers
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
-from o2sms.service.workers import EventRecorder, SubmitWorker
+from o2sms.service.workers import EventRecorder, SubmitRecords, SubmitWorker
 from o2sms.smpp.constants import CommandStatus
 from o2sms.smpp.pdu import DeliverSm
 from o2sms.store import (
@@ -559,3 +559,31 @@ async def test_a_batch_of_events_commits_its_receipts_together_and_fails_only_th
     assert sample("o2sms_receipts_total", {"result": "unreadable"}) == 1
     assert sample("o2sms_messages_final_total", {"status": "delivered"}) == 2
     assert changes == [None]  # one wake-up for the batch
+
+
+async def test_a_receipt_whose_submit_is_being_recorded_does_not_hold_up_the_rest_of_its_batch(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply = store.apply_receipts
+    transactions: list[list[str]] = []
+
+    async def apply_receipts(batch: list[tuple[DeliveryReceipt, str | None]]) -> Any:
+        transactions.append([receipt.id for receipt, _ in batch])
+        return await apply(batch)
+
+    monkeypatch.setattr(store, "apply_receipts", apply_receipts)
+    records = SubmitRecords()
+    recorder = EventRecorder(store, metrics=Metrics(), records=records)
+    events: list[Event] = [
+        DeliveryReport(parse(f"id:{sid} stat:DELIVRD err:000"), sid)
+        for sid in ("2001", "2002", "2003")
+    ]
+    with records.recording(["2002"]):
+        batch = asyncio.create_task(recorder.batch(events))
+        async with asyncio.timeout(5):
+            while not transactions:
+                await asyncio.sleep(0.01)
+        assert transactions == [["2001", "2003"]]
+        assert not batch.done()  # 2002 waits for the record of its submit
+    assert await batch == [None, None, None]
+    assert transactions == [["2001", "2003"], ["2002"]]

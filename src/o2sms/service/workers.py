@@ -85,6 +85,11 @@ class SubmitRecords:
         """A context manager marking ``smsc_ids`` as being recorded for the block's duration."""
         return _Recording(self._pending, smsc_ids)
 
+    def busy(self, ids: Sequence[str | None]) -> bool:
+        """True while a submit of one of ``ids`` is being recorded (:meth:`wait_for` would wait)."""
+        pending = self._pending
+        return bool(pending) and any(key in pending for i in ids if i for key in message_id_keys(i))
+
     async def wait_for(self, ids: Sequence[str | None], timeout: float = _RECORD_WAIT) -> None:
         """Return once no submit of ``ids`` is being recorded (or after ``timeout``)."""
         pending = self._pending
@@ -598,27 +603,50 @@ class EventRecorder:
             self._metrics.receipts.labels("unreadable").inc()
 
     async def batch(self, events: Sequence[Event]) -> list[BaseException | None]:
-        """Commit ``events`` (the client's batch handler): their receipts in one group-commit
-        entry, waking this task once for all of them; the others one by one. Per event None
-        once it is committed, or the error that makes the client answer a temporary error."""
+        """Commit ``events`` (the client's batch handler): their receipts as one group-commit
+        entry, waking this task once for all of them (those whose submit is being recorded
+        as a second one, once it is); the others one by one. Per event None once it is
+        committed, or the error that makes the client answer a temporary error."""
         failures: list[BaseException | None] = [None] * len(events)
-        reports: list[tuple[int, DeliveryReport]] = []
+        now: list[tuple[int, DeliveryReport]] = []
+        later: list[tuple[int, DeliveryReport]] = []
+        records = self._records
         for index, event in enumerate(events):
             if isinstance(event, DeliveryReport):
-                reports.append((index, event))
+                if records.busy((event.receipt.id, event.submitted_id)):
+                    later.append((index, event))
+                else:
+                    now.append((index, event))
                 continue
             try:
                 await self(event)
             except Exception as exc:
                 failures[index] = exc
-        if not reports:
-            return failures
-        await self._records.wait_for(
-            [i for _, event in reports for i in (event.receipt.id, event.submitted_id)]
-        )
-        outcomes = await self._receipts.queue_many(
-            [(event.receipt, event.submitted_id) for _, event in reports]
-        )
+        first = self._receipts.queue_many([(e.receipt, e.submitted_id) for _, e in now])
+        try:
+            if later:
+                await records.wait_for(
+                    [i for _, e in later for i in (e.receipt.id, e.submitted_id)]
+                )
+                self._settle(
+                    later,
+                    await self._receipts.queue_many(
+                        [(e.receipt, e.submitted_id) for _, e in later]
+                    ),
+                    failures,
+                )
+            self._settle(now, await first, failures)
+        finally:
+            first.cancel()  # withdrawn if this task is cancelled before its batch was taken
+        return failures
+
+    def _settle(
+        self,
+        reports: list[tuple[int, DeliveryReport]],
+        outcomes: list[ReceiptOutcome | BaseException],
+        failures: list[BaseException | None],
+    ) -> None:
+        """Count the receipts committed and put the errors of the others in their places."""
         committed: list[ReceiptOutcome] = []
         for (index, _), outcome in zip(reports, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -626,7 +654,6 @@ class EventRecorder:
             else:
                 committed.append(outcome)
         self._count(committed)
-        return failures
 
     async def _receipt(self, event: DeliveryReport) -> None:
         await self._records.wait_for((event.receipt.id, event.submitted_id))
