@@ -552,3 +552,37 @@ async def test_a_batch_handler_needs_a_handler_for_the_events_it_cannot_take() -
 
     with pytest.raises(ValueError, match="batch_handler needs handler"):
         Client("127.0.0.1", 1, batch_handler=batch_handler)
+
+
+async def test_a_receipt_waiting_for_its_submit_does_not_hold_up_the_rest_of_its_read() -> None:
+    reports: list[str] = []
+
+    async def batch_handler(events: Sequence[Event]) -> list[BaseException | None]:
+        reports.extend(e.receipt.id for e in events if isinstance(e, DeliveryReport))
+        return [None] * len(events)
+
+    async def handler(event: Event) -> None:
+        assert isinstance(event, DeliveryReport)
+        reports.append(event.receipt.id)
+
+    async with (
+        FakeSmsc(Faults(hold_first=1.0)) as smsc,
+        client(smsc, handler=handler, batch_handler=batch_handler) as sms,
+    ):
+        held = asyncio.create_task(sms.send(NUMBER, "answered in a second"))
+        await asyncio.sleep(0.05)
+        known = (await sms.send(NUMBER, "answered at once")).message_ids[0]
+        smsc.deliver(unknown_receipt(0xDEAD))  # may be the held one's: waits for its answer
+        smsc.deliver(unknown_receipt(int(known, 16)))
+        async with asyncio.timeout(0.5):
+            while not smsc.answers:
+                await asyncio.sleep(0.01)
+        late, ready = (number for number, _ in smsc.delivered_on)
+        assert [number for number, _ in smsc.answers] == [ready]
+        assert not held.done()
+        await held
+        async with asyncio.timeout(2):
+            while len(smsc.answers) < 2:
+                await asyncio.sleep(0.01)
+    assert [number for number, _ in smsc.answers] == [ready, late]
+    assert reports == [known.lstrip("0"), "DEAD"]

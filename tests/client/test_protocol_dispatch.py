@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from o2sms.client.connection import InboundOutcomes, RefillGate, SmppProtocol
+from o2sms.client.connection import InboundAnswer, RefillGate, SmppProtocol
 from o2sms.client.errors import EventNotConfirmedError
 from o2sms.smpp.connection import (
     Connection,
@@ -199,7 +199,7 @@ async def test_a_failing_refill_leaves_the_other_sessions_refilled(
 
 class Batches:
     """A batch handler that records its calls, holds them until released, and answers each
-    request with the status (or error) ``outcome`` gives for it."""
+    request with the status (or error) ``outcome`` gives for it (None: leaves it unanswered)."""
 
     def __init__(self, outcome: Any = lambda pdu: 0) -> None:
         self.calls: list[list[int]] = []
@@ -211,7 +211,7 @@ class Batches:
         self.most_in_hand = 0
         self._in_hand = 0
 
-    async def __call__(self, pdus: list[Pdu]) -> InboundOutcomes:
+    async def __call__(self, pdus: list[Pdu], answer: InboundAnswer) -> None:
         self.calls.append([pdu.sequence_number for pdu in pdus])
         self.order.append("batch")
         self._in_hand += len(pdus)
@@ -220,7 +220,10 @@ class Batches:
             await self.release.wait()
         finally:
             self._in_hand -= len(pdus)
-        return [self.outcome(pdu) for pdu in pdus]
+        for pdu in pdus:
+            outcome = self.outcome(pdu)
+            if outcome is not None:
+                answer(pdu, outcome)
 
     def protocol(self, events: list[Event], **options: Any) -> SmppProtocol:
         protocol = SmppProtocol(ScriptedConnection(events), on_inbound_batch=self, **options)
@@ -319,3 +322,40 @@ async def test_a_drain_lets_the_batch_in_hand_finish_and_takes_no_more() -> None
     await asyncio.sleep(0.01)
     assert batches.calls == [[101, 102]]  # 103 stays unanswered: the SMSC delivers it again
     assert batches.answers == [(101, 0), (102, 0)]
+
+
+async def test_a_request_the_batch_handler_left_unanswered_gets_a_temporary_error() -> None:
+    batches = Batches(lambda pdu: None if pdu.sequence_number == 102 else 0)
+    protocol = batches.protocol([RequestReceived(deliver(n)) for n in (101, 102, 103)])
+    protocol._dispatch()
+    await asyncio.sleep(0.01)
+    retry = CommandStatus.ESME_RX_T_APPN
+    assert batches.answers == [(101, 0), (103, 0), (102, retry)]
+
+
+async def test_a_request_answered_early_makes_room_for_the_next_before_its_batch_ends() -> None:
+    # A receipt that waits for its submit_sm_resp must not hold up the others of its read.
+    slow = asyncio.Event()
+    answers: list[int] = []
+
+    async def handler(pdus: list[Pdu], answer: InboundAnswer) -> None:
+        for pdu in pdus:
+            if pdu.sequence_number != 101:
+                answer(pdu, 0)
+        await slow.wait()
+        answer(pdus[0], 0)
+
+    protocol = SmppProtocol(
+        ScriptedConnection([RequestReceived(deliver(n)) for n in (101, 102, 103)]),
+        on_inbound_batch=handler,
+        inbound_concurrency=2,
+    )
+    protocol._answer = lambda pdu, status: answers.append(pdu.sequence_number)  # type: ignore[method-assign]
+    protocol._dispatch()
+    await asyncio.sleep(0.01)
+    assert answers == [102, 103]  # 103 came in as soon as 102 left the hand
+    assert protocol._in_hand == 1
+    slow.set()
+    await asyncio.sleep(0.01)
+    assert answers == [102, 103, 101]
+    assert protocol._in_hand == 0

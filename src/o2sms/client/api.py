@@ -26,6 +26,7 @@ from o2sms.client.config import (
     SessionConfig,
     TlsSettings,
 )
+from o2sms.client.connection import InboundAnswer
 from o2sms.client.errors import ClientClosedError, ClientError, EventNotConfirmedError, again
 from o2sms.client.events import (
     DeliveryReport,
@@ -708,30 +709,26 @@ class Client:
         return _ROK
 
     async def _on_inbound_batch(
-        self, session: str, pdus: Sequence[Pdu]
-    ) -> list[int | BaseException]:
+        self, session: str, pdus: Sequence[Pdu], answer: InboundAnswer
+    ) -> None:
         """The deliver_sm of one read: the events ready at once go to the batch handler in one
-        call, the others to :meth:`_on_inbound` each, all at the same time. Per PDU the
-        command_status to answer, or the error that makes the answer a temporary error."""
+        call, the others to :meth:`_on_inbound` each, all at the same time; each deliver_sm is
+        answered as soon as its own handling is done, not held up by a slower one."""
         batch_handler = self._batch_handler
         assert batch_handler is not None
-        outcomes: list[int | BaseException] = [_ROK] * len(pdus)
         events: list[Event] = []
-        placed: list[int] = []  # the index in ``pdus`` of each of ``events``
-        alone: list[int] = []
-        for index, pdu in enumerate(pdus):
+        taken: list[Pdu] = []  # the deliver_sm of each of ``events``
+        alone: list[Pdu] = []
+        for pdu in pdus:
             if type(pdu) is DeliverSm and is_receipt(pdu.esm_class):
                 ready = self._receipt_event(pdu, session)
                 if not isinstance(ready, receipts.DeliveryReceipt):
                     events.append(ready)
-                    placed.append(index)
+                    taken.append(pdu)
                     continue
-            alone.append(index)
+            alone.append(pdu)
         others = (
-            asyncio.gather(
-                *(self._on_inbound(session, pdus[index]) for index in alone),
-                return_exceptions=True,
-            )
+            asyncio.gather(*(self._answer_alone(session, pdu, answer) for pdu in alone))
             if alone
             else None
         )
@@ -747,17 +744,23 @@ class Client:
                         )
                 except Exception as exc:
                     failures = [exc] * len(events)
-                for index, failure in zip(placed, failures, strict=True):
-                    if failure is not None:
-                        outcomes[index] = failure
+                for pdu, failure in zip(taken, failures, strict=True):
+                    answer(pdu, _ROK if failure is None else failure)
             if others is not None:
-                for index, outcome in zip(alone, await others, strict=True):
-                    outcomes[index] = outcome
+                await others
         except BaseException:
             if others is not None:
                 others.cancel()
             raise
-        return outcomes
+
+    async def _answer_alone(self, session: str, pdu: Pdu, answer: InboundAnswer) -> None:
+        """Handle one deliver_sm of a batch as :meth:`_on_inbound` does; answer it when done."""
+        outcome: int | BaseException
+        try:
+            outcome = await self._on_inbound(session, pdu)
+        except Exception as exc:
+            outcome = exc
+        answer(pdu, outcome)
 
     def _receipt_event(
         self, pdu: DeliverSm, session: str

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
 from o2sms.client.errors import (
@@ -59,11 +59,12 @@ _UNMATCHED_LOG_INTERVAL: Final = 1.0  #: seconds between warnings about unmatche
 
 InboundHandler = Callable[[Pdu], Awaitable[int]]
 """Handles an inbound request (deliver_sm, data_sm) and returns the command_status to answer."""
-InboundOutcomes = Sequence[int | BaseException]
-"""Per inbound request, the command_status to answer or the error that makes it
-ESME_RX_T_APPN (the SMSC delivers that one again)."""
-InboundBatchHandler = Callable[[list[Pdu]], Awaitable[InboundOutcomes]]
-"""Handles the inbound requests of one read together (see SmppProtocol)."""
+InboundAnswer = Callable[[Pdu, int | BaseException], None]
+"""Answers one inbound request with a command_status, or with ESME_RX_T_APPN for an error (the
+SMSC delivers that one again); a request is answered once, later calls are ignored."""
+InboundBatchHandler = Callable[[list[Pdu], InboundAnswer], Awaitable[None]]
+"""Handles the inbound requests of one read together, answering each through the callback as
+soon as it is done with it (see SmppProtocol)."""
 
 
 class RefillGate:
@@ -109,7 +110,8 @@ class SmppProtocol(asyncio.Protocol):
     Inbound requests go to ``on_inbound`` one by one, on ``inbound_concurrency`` worker tasks;
     or, given ``on_inbound_batch``, those of one read to it together, on one task (at most
     ``inbound_concurrency`` requests in hand at once either way): one task wake-up, not one per
-    request. Each request is answered once its handler is done with it.
+    request. Each request is answered once its handler is done with it; one the batch handler
+    left unanswered when it returned or raised gets ESME_RX_T_APPN.
     """
 
     def __init__(
@@ -143,7 +145,8 @@ class SmppProtocol(asyncio.Protocol):
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[asyncio.Task[None]] = set()  # tasks running a handler now
         self._held: deque[Pdu] = deque()  # waiting for room among the batches in hand
-        self._in_hand = 0  # requests of the batches being handled
+        self._in_hand = 0  # requests of the batches not answered yet
+        self._start_scheduled = False
         self._inbound_stopped = False  # draining for close: take no more inbound work
         self._inbound_concurrency = inbound_concurrency
         self._unmatched_unlogged = 0  # unmatched responses since the last warning about one
@@ -433,6 +436,7 @@ class SmppProtocol(asyncio.Protocol):
 
     def _start_batches(self) -> None:
         """Hand the requests held to a batch task, as many as the room in hand allows."""
+        self._start_scheduled = False
         held = self._held
         while held and not self._inbound_stopped and not self.closed.done():
             room = self._inbound_concurrency - self._in_hand
@@ -450,22 +454,34 @@ class SmppProtocol(asyncio.Protocol):
     async def _inbound_batch(self, pdus: list[Pdu]) -> None:
         handler = self._on_inbound_batch
         assert handler is not None
+        unanswered = {id(pdu): pdu for pdu in pdus}  # by identity: PDUs compare by value
+
+        def answer(pdu: Pdu, outcome: int | BaseException) -> None:
+            if unanswered.pop(id(pdu), None) is None:
+                return  # answered before, or given up on
+            self._in_hand -= 1
+            self._answer(
+                pdu, outcome if isinstance(outcome, int) else self._handler_failed(outcome)
+            )
+            if self._held and not self._start_scheduled:
+                # once the answers given together are in: one batch for the room they made
+                self._start_scheduled = True
+                self._loop.call_soon(self._start_batches)
+
         try:
             try:
-                outcomes = await handler(pdus)
-                if len(outcomes) != len(pdus):
-                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(pdus)} requests")
+                await handler(pdus, answer)
+                if unanswered:
+                    raise RuntimeError(f"{len(unanswered)} requests of the batch left unanswered")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                outcomes = [exc] * len(pdus)
-            for pdu, outcome in zip(pdus, outcomes, strict=True):
-                self._answer(
-                    pdu, outcome if isinstance(outcome, int) else self._handler_failed(outcome)
-                )
+                for pdu in list(unanswered.values()):
+                    answer(pdu, exc)
         finally:
             self._busy.discard(cast("asyncio.Task[None]", asyncio.current_task()))
-            self._in_hand -= len(pdus)
+            self._in_hand -= len(unanswered)  # cancelled: unanswered, the SMSC delivers again
+            unanswered.clear()
             if self._held:
                 self._start_batches()
 

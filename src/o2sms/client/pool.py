@@ -8,11 +8,11 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from o2sms.client.backoff import delay
 from o2sms.client.config import Backoff, SessionConfig
-from o2sms.client.connection import InboundOutcomes, RefillGate
+from o2sms.client.connection import InboundAnswer, RefillGate
 from o2sms.client.errors import (
     BACKOFF_STATUSES,
     ClientClosedError,
@@ -28,7 +28,7 @@ from o2sms.smpp.pdu import Pdu
 
 log = logging.getLogger("o2sms.client")
 
-A = TypeVar("A")
+P = ParamSpec("P")
 R = TypeVar("R")
 
 THROTTLE_BACKOFF = Backoff(initial=0.2, maximum=10.0)
@@ -38,11 +38,13 @@ RESEND_PAUSE = 0.05
 """Pause before sending again a request the SMSC refused because the session was unbinding."""
 
 
-def _named(handler: Callable[[str, A], Awaitable[R]], name: str) -> Callable[[A], Awaitable[R]]:
+def _named(
+    handler: Callable[Concatenate[str, P], Awaitable[R]], name: str
+) -> Callable[P, Awaitable[R]]:
     """One of the pool's inbound handlers bound to one session's name."""
 
-    def handle(arg: A) -> Awaitable[R]:
-        return handler(name, arg)
+    def handle(*args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        return handler(name, *args, **kwargs)
 
     return handle
 
@@ -226,7 +228,7 @@ class Pool:
         configs: Sequence[SessionConfig],
         *,
         on_inbound: Callable[[str, Pdu], Awaitable[int]] | None = None,
-        on_inbound_batch: Callable[[str, list[Pdu]], Awaitable[InboundOutcomes]] | None = None,
+        on_inbound_batch: Callable[[str, list[Pdu], InboundAnswer], Awaitable[None]] | None = None,
         rate_limit: float | None = None,
         throttle_backoff: Backoff = THROTTLE_BACKOFF,
         flash_system_type: str = "NSMS",
