@@ -146,7 +146,7 @@ class SmppProtocol(asyncio.Protocol):
         self._busy: set[asyncio.Task[None]] = set()  # tasks running a handler now
         self._held: deque[Pdu] = deque()  # waiting for room among the batches in hand
         self._in_hand = 0  # requests of the batches not answered yet
-        self._start_scheduled = False
+        self._start_scheduled = False  # True while a call of _start_batches is due
         self._inbound_stopped = False  # draining for close: take no more inbound work
         self._inbound_concurrency = inbound_concurrency
         self._unmatched_unlogged = 0  # unmatched responses since the last warning about one
