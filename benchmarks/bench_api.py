@@ -69,9 +69,12 @@ def _scope(app: Any, body: bytes) -> dict[str, Any]:
     }
 
 
-async def post(app: Any, n: int) -> int:
-    """Send message ``n`` through ``app``; the answer's status."""
-    body = json.dumps({"to": "+421903123456", "from": "O2 Demo", "text": f"Ahoj {n}"}).encode()
+async def post(app: Any, n: int, recipients: int = 1) -> int:
+    """Send request ``n`` (to ``recipients`` numbers) through ``app``; the answer's status."""
+    to: str | list[str] = (
+        "+421903123456" if recipients == 1 else [f"+4219{i:08d}" for i in range(recipients)]
+    )
+    body = json.dumps({"to": to, "from": "O2 Demo", "text": f"Ahoj {n}"}).encode()
     delivered = False
     status = 0
 
@@ -92,23 +95,25 @@ async def post(app: Any, n: int) -> int:
     return status
 
 
-async def run_once(requests: int, concurrency: int) -> tuple[float, float]:
+async def run_once(requests: int, concurrency: int, recipients: int) -> tuple[float, float]:
     """(wall µs, CPU µs) per request over ``requests`` requests on a fresh store."""
     with tempfile.TemporaryDirectory(prefix="o2sms-bench-api-") as workdir:
         url = f"sqlite:///{Path(workdir) / 'bench.db'}"
         store = await open_store(url)
         try:
-            settings = Settings(store_url=url, api_keys=[SecretStr(API_KEY)])
+            settings = Settings(
+                store_url=url, api_keys=[SecretStr(API_KEY)], max_recipients=max(recipients, 1000)
+            )
             app = create_app(
                 ApiContext(settings=settings, store=store, metrics=Metrics(), api_keys=[API_KEY])
             )
             for n in range(WARM_UP):
-                if await post(app, n) != 202:
+                if await post(app, n, recipients) != 202:
                     raise RuntimeError("the warm-up request was not accepted")
             wall, cpu = time.perf_counter(), _cpu()
             for start in range(0, requests, concurrency):
                 batch = range(start, min(start + concurrency, requests))
-                statuses = await asyncio.gather(*(post(app, n) for n in batch))
+                statuses = await asyncio.gather(*(post(app, n, recipients) for n in batch))
                 if set(statuses) != {202}:
                     raise RuntimeError(f"requests answered {sorted(set(statuses))}, not 202")
             return (
@@ -123,7 +128,7 @@ async def main_async(args: argparse.Namespace) -> None:
     """Run ``args.runs`` times; print each run and the medians."""
     runs = []
     for _ in range(args.runs):
-        runs.append(await run_once(args.requests, args.concurrency))
+        runs.append(await run_once(args.requests, args.concurrency, args.recipients))
         print(f"run: {runs[-1][0]:.0f} µs wall, {runs[-1][1]:.0f} µs CPU per request", flush=True)
     print(
         f"median of {len(runs)} runs: {statistics.median(w for w, _ in runs):.0f} µs wall, "
@@ -137,6 +142,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=20, help="requests at a time")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--recipients", type=int, default=1, help="recipients per request")
     asyncio.run(main_async(parser.parse_args()))
 
 
