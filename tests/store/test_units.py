@@ -25,7 +25,7 @@ from o2sms.store import (
 )
 from o2sms.store.engine import MIGRATIONS_DIR
 from o2sms.store.messages import _receipt_detail, _receipt_detail_text, receipt_fingerprint
-from o2sms.store.models import part_status_for
+from o2sms.store.models import CROCKFORD, part_status_for
 from o2sms.store.rows import insert_sql, json_scalar, json_text, numbered, update_sql
 from o2sms.store.schema import from_sqlite_text, part_keys, sqlite_text
 
@@ -73,6 +73,17 @@ def test_message_ids_are_ulids_sorted_by_time() -> None:
     assert all(len(i) == 26 and i.isalnum() and i.isupper() for i in ids)
     # the first 10 characters are the millisecond clock: never decreasing
     assert [i[:10] for i in ids] == sorted(i[:10] for i in ids)
+
+
+@given(st.integers(0, 2**48 - 1), st.binary(min_size=10, max_size=10))
+def test_message_ids_are_the_ulid_of_clock_and_randomness(millis: int, random: bytes) -> None:
+    # new_message_id encodes two digits at a time; this is the ULID one digit at a time
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("o2sms.store.models.time.time_ns", lambda: millis * 1_000_000 + 999_999)
+        patch.setattr("o2sms.store.models.os.urandom", lambda n: random[:n])
+        made = new_message_id()
+    value = millis << 80 | int.from_bytes(random, "big")
+    assert made == "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

@@ -146,17 +146,21 @@ def derive_status(part_statuses: Iterable[MessageStatus]) -> MessageStatus:
     return MessageStatus.SUBMITTED  # pragma: no cover - parts never hold other values
 
 
-_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Crockford's base-32 digits, in value order: the alphabet of message ids."""
+_DIGIT_PAIRS: Final = tuple(high + low for high in CROCKFORD for low in CROCKFORD)
+"""Every two-digit string by its 10-bit value: an id takes 13 lookups rather than 26."""
+_PAIR_SHIFTS: Final = tuple(range(120, -10, -10))
 
 
 def new_message_id() -> str:
     """A ULID: 26 Crockford base-32 characters, 48 bits of milliseconds then 80 random bits.
 
     Ids sort by creation time (handy for pagination and index locality) and need no
-    coordination between several ``o2sms serve`` processes.
+    coordination between several ``o2sms serve`` processes. One per message enqueued.
     """
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
+    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 class EventKind(StrEnum):
@@ -173,6 +177,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"  #: cancelled while queued
 
 
+@fast_init  # one per recipient of every request
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """One SMS to one recipient, as the service hands it to :meth:`MessageStore.enqueue`.
