@@ -38,12 +38,12 @@ from o2sms.service.metrics import CONTENT_TYPE, Metrics
 from o2sms.service.schemas import (
     NOT_A_STRING,
     Accepted,
-    AcceptedMessage,
     InboundView,
     MessagePage,
     MessageRequest,
     MessageView,
     RequestProblemError,
+    accepted_json,
     has_controls,
     prepare,
 )
@@ -536,16 +536,8 @@ def create_app(context: ApiContext) -> FastAPI:
         if replayed:  # what the first request stored, whatever this one asked for
             first = replayed[0].message
             encoding, parts = first.encoding or encoding, first.parts_count
-        accepted = Accepted(
-            messages=[
-                AcceptedMessage(id=r.message.id, to=r.message.recipient, status=r.message.status)
-                for r in results
-            ],
-            encoding=encoding,
-            parts=parts,
-        )
         return Response(
-            accepted.model_dump_json(by_alias=True),
+            accepted_json(results, encoding, parts),
             status_code=202,
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"} if replayed else None,

@@ -7,16 +7,16 @@ callback URL. Each problem is reported as ``RequestProblemError(field, sentence)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, to_json
 
 from o2sms.client import addresses
 from o2sms.client.errors import AddressError
-from o2sms.store.models import InboundMessage, Message, MessageStatus, NewMessage
+from o2sms.store.models import EnqueueResult, InboundMessage, Message, MessageStatus, NewMessage
 from o2sms.text import plan
 from o2sms.text.errors import MessageTooLongError, TextError
 
@@ -29,6 +29,7 @@ __all__ = [
     "MessageRequest",
     "MessageView",
     "RequestProblemError",
+    "accepted_json",
     "has_controls",
     "prepare",
 ]
@@ -118,6 +119,23 @@ class Accepted(BaseModel):
     messages: list[AcceptedMessage]
     encoding: str
     parts: int
+
+
+def accepted_json(results: Sequence[EnqueueResult], encoding: str, parts: int) -> bytes:
+    """:class:`Accepted` for ``results`` as JSON, the same bytes as its ``model_dump_json``.
+
+    Without the models: building one per message and serialising it (an enum pydantic must
+    inspect each time) cost several times this on the API's busiest path.
+    """
+    return to_json(
+        {
+            "messages": [
+                {"id": r.id, "to": r.recipient, "status": r.status.value} for r in results
+            ],
+            "encoding": encoding,
+            "parts": parts,
+        }
+    )
 
 
 class PartView(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -283,13 +283,59 @@ class Message:
     resend: bool = field(default=False, compare=False)
 
 
-@fast_init  # one per message enqueued
-@dataclass(frozen=True, slots=True)
 class EnqueueResult:
-    """What ``enqueue`` did: ``created`` is False when the idempotency key already existed."""
+    """What ``enqueue`` did: ``created`` is False when the idempotency key already existed.
 
-    message: Message
-    created: bool
+    ``id``, ``recipient`` and ``status`` are the message's. A new message's :attr:`message`
+    may be built only when first read (:meth:`deferred`): the HTTP answer reads just those
+    three, and building each of a batch's thousands of messages cost more than its insert.
+    Treat it as immutable.
+    """
+
+    __slots__ = ("_load", "_message", "created", "id", "recipient", "status")
+
+    def __init__(self, message: Message, created: bool) -> None:
+        self._message: Message | None = message
+        self._load: Callable[[], Message] | None = None
+        self.created = created
+        self.id = message.id
+        self.recipient = message.recipient
+        self.status = message.status
+
+    @classmethod
+    def deferred(
+        cls, id: str, recipient: str, status: MessageStatus, load: Callable[[], Message]
+    ) -> EnqueueResult:
+        """The result for a message just created, whose :attr:`message` ``load()`` builds."""
+        result = cls.__new__(cls)
+        result._message = None
+        result._load = load
+        result.created = True
+        result.id = id
+        result.recipient = recipient
+        result.status = status
+        return result
+
+    @property
+    def message(self) -> Message:
+        """The stored message."""
+        message = self._message
+        if message is None:
+            assert self._load is not None  # set whenever _message is not
+            message = self._message = self._load()
+            self._load = None
+        return message
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EnqueueResult):
+            return NotImplemented
+        return (self.message, self.created) == (other.message, other.created)
+
+    def __hash__(self) -> int:
+        return hash((self.message, self.created))
+
+    def __repr__(self) -> str:
+        return f"EnqueueResult(message={self.message!r}, created={self.created!r})"
 
 
 @dataclass(frozen=True, slots=True)

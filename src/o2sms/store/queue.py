@@ -19,6 +19,7 @@ import math
 import operator
 from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import zip_longest
 from typing import Any, Final
 
@@ -82,6 +83,8 @@ _BY_IDEMPOTENCY_KEY: Final = (  # the unique index on (owner, idempotency_key) a
     "WHERE owner = ? AND idempotency_key IN_LIST"
 )
 _TEXT: Final = _COLUMNS.index("text")
+_STATUS: Final = _COLUMNS.index("status")
+_STATUSES: Final = {status.value: status for status in CLAIMABLE_STATUSES}  #: of a new row
 _UNSET: Final = frozenset(  # None in every new row (``_row``): NULL without being bound
     (
         *("error_code", "error_name", "error_detail", "lease_owner", "lease_until"),
@@ -143,6 +146,17 @@ def _family(key: str, count: int) -> dict[str, int | None]:
     for i in range(count + 1):
         family[f"{key}{KEY_SEPARATOR}{i}"] = i
     return family
+
+
+def _created(row: list[Any]) -> EnqueueResult:
+    """The result for a message just written as ``row`` (a ``_row``, times still datetimes:
+    its message is built from the row as it is, without a read back, when first read)."""
+    return EnqueueResult.deferred(
+        row[0],
+        row[_RECIPIENT],
+        _STATUSES[row[_STATUS]],
+        partial(message_from_driver, row, time_as_is),
+    )
 
 
 MAX_ATTEMPTS_EXCEEDED: Final = "MAX_ATTEMPTS"
@@ -305,13 +319,7 @@ class MessageQueue(WebhookOutbox):
             found = await self._keyed_rows(connection, keyed) if keyed else {}
             for key, owner, rows in prepared:
                 if key is None:
-                    # the rows as written, times still datetimes: no read back, no conversion
-                    results.append(
-                        [
-                            EnqueueResult(message_from_driver(row, time_as_is), created=True)
-                            for row in rows
-                        ]
-                    )
+                    results.append([_created(row) for row in rows])
                     continue
                 outcome = await self._enqueue_keyed(connection, key, owner, rows, found)
                 if isinstance(outcome, IdempotencyConflictError) and all_or_none:
@@ -392,11 +400,9 @@ class MessageQueue(WebhookOutbox):
                     sa.delete(messages).where(messages.c.id.in_([r.id for r in written]))
                 )
             return IdempotencyConflictError(key)
-        created = [
-            EnqueueResult(message_from_driver(row, time_as_is), created=True) for row in rows
-        ]
-        for result in created:
-            stored[(owner, str(result.message.idempotency_key))] = result.message
+        created = [_created(row) for row in rows]
+        for result, row in zip(created, rows, strict=True):
+            stored[(owner, row[_IDEMPOTENCY_KEY])] = result.message
         return created
 
     def _row(self, message: NewMessage, now: datetime) -> list[Any]:
