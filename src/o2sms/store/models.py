@@ -148,19 +148,27 @@ def derive_status(part_statuses: Iterable[MessageStatus]) -> MessageStatus:
 
 CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford's base-32 digits, in value order: the alphabet of message ids."""
-_DIGIT_PAIRS: Final = tuple(high + low for high in CROCKFORD for low in CROCKFORD)
-"""Every two-digit string by its 10-bit value: an id takes 13 lookups rather than 26."""
-_PAIR_SHIFTS: Final = tuple(range(120, -10, -10))
+_RANDOM_DIGITS: Final = bytes.maketrans(
+    bytes(range(256)), bytes(ord(CROCKFORD[byte & 31]) for byte in range(256))
+)
+"""A random byte to a random base-32 digit (its low five bits): 256 is a multiple of 32."""
+_clock_digits: tuple[int, str] = (-1, "")  #: the last millisecond and its ten digits
 
 
 def new_message_id() -> str:
     """A ULID: 26 Crockford base-32 characters, 48 bits of milliseconds then 80 random bits.
 
     Ids sort by creation time (handy for pagination and index locality) and need no
-    coordination between several ``o2sms serve`` processes. One per message enqueued.
+    coordination between several ``o2sms serve`` processes. One per message enqueued, so the
+    clock's digits are kept for the millisecond and each random digit is one random byte's.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
+    global _clock_digits  # noqa: PLW0603 - one tuple, replaced whole: safe across threads
+    millis = time.time_ns() // 1_000_000
+    last, digits = _clock_digits
+    if millis != last:
+        digits = "".join(CROCKFORD[(millis >> shift) & 31] for shift in range(45, -5, -5))
+        _clock_digits = (millis, digits)
+    return digits + os.urandom(16).translate(_RANDOM_DIGITS).decode()
 
 
 class EventKind(StrEnum):
