@@ -72,3 +72,15 @@ async def test_a_receipt_already_waiting_is_woken_when_the_record_fails() -> Non
     await asyncio.wait_for(waiter, 1.0)  # woken by the failure, not by its 30 s bound
     with pytest.raises(RuntimeError):
         await recorder
+
+
+async def test_an_id_added_to_a_record_under_way_makes_its_receipt_wait() -> None:
+    records = SubmitRecords()
+    recording = records.recording(["D4"])
+    with recording:
+        recording.add(["E5", None])  # a record that gathers more submits as they end
+        waiter = asyncio.create_task(records.wait_for(["e5"], timeout=30))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+    await asyncio.wait_for(waiter, 1.0)  # woken when the record ended
+    await asyncio.wait_for(records.wait_for(["E5", "D4"]), 0.5)  # nothing pending any more

@@ -27,6 +27,7 @@ from o2sms.client.errors import (
 from o2sms.client.events import DeliveryReport, Event, UnreadableDeliverSm
 from o2sms.receipts import DeliveryReceipt, parse
 from o2sms.service import workers
+from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import WorkerSettings
 from o2sms.service.workers import EventRecorder, SubmitRecords, SubmitWorker
@@ -233,6 +234,74 @@ async def test_a_record_that_fails_for_another_reason_than_an_outage_gives_up(
     assert stored is not None
     assert stored.status is MessageStatus.QUEUED
     assert stored.lease_owner == "w1"  # it went out: the stop did not hand it back as unsent
+
+
+async def test_a_failed_record_of_several_submits_is_retried_message_by_message(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submits are recorded together; one record the store refuses must not leave the others
+    unrecorded (sent again after their leases) nor be retried for ever."""
+    monkeypatch.setattr(workers, "_FIRST_DELAY", 0.001)
+    good = [(await store.enqueue(NewMessage(f"+42190000000{i}", "hi"))).message for i in range(3)]
+    bad = (await store.enqueue(NewMessage("+421900000009", "refused"))).message
+    record = store.mark_submitted_many
+    refused = 0
+
+    async def refusing(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        nonlocal refused
+        if any(message_id == bad.id for message_id, _ in batch):
+            refused += 1
+            raise RuntimeError("a bug, not an outage: this record fails the same way for ever")
+        await record(batch, **options)
+
+    monkeypatch.setattr(store, "mark_submitted_many", refusing)
+    sender = CountingSender()
+    worker = worker_on(store, sender)
+    worker.start()
+    try:
+        for message in good:
+            await wait_status(store, message.id, MessageStatus.SUBMITTED)
+        async with asyncio.timeout(10):
+            while worker.in_flight:
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert sorted(sender.sent) == sorted(m.id for m in [*good, bad])  # each sent once
+    # The batch of them all, the refused one alone, then its retries: a few, not for ever.
+    assert workers._STORE_RETRIES <= refused <= workers._STORE_RETRIES + 2
+    stored = await store.get(bad.id)
+    assert stored is not None
+    assert stored.status is MessageStatus.QUEUED
+    assert stored.lease_owner == "w1"  # it went out: left to its lease, not given back
+
+
+async def test_the_records_of_submits_that_end_together_are_queued_in_one_call(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No coroutine waits per message for its record: the sends answered in one loop
+    iteration queue their records to the group commit at once."""
+    ids = [(await store.enqueue(NewMessage(f"+42190000000{i}", "hi"))).message.id for i in range(5)]
+    queued: list[int] = []
+    queue_many = GroupCommit.queue_many
+
+    def counting(group: GroupCommit[Any, Any], items: Sequence[Any]) -> Any:
+        queued.append(len(items))
+        return queue_many(group, items)
+
+    monkeypatch.setattr(GroupCommit, "queue_many", counting)
+    metrics = Metrics()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    worker = SubmitWorker(
+        store, CountingSender(), worker_id="w1", settings=settings, metrics=metrics
+    )
+    worker.start()
+    try:
+        for message_id in ids:
+            await wait_status(store, message_id, MessageStatus.SUBMITTED)
+    finally:
+        await worker.stop()
+    assert queued == [5]  # claimed together, answered at once: one call for them all
+    assert "o2sms_messages_submitted_total 5.0" in metrics.render().decode()
 
 
 async def test_a_final_error_after_the_lease_was_lost_leaves_the_message_to_its_new_holder(

@@ -63,9 +63,30 @@ _RECORD_PARTS = 500
 _APPLIED = ReceiptResult.APPLIED  # members off their class are slow on Python 3.11
 
 
-def _parts_of(record: tuple[str, Sequence[str]]) -> int:
+_Record = tuple[str, Sequence[str]]  #: a message id and its parts' SMSC message_ids
+
+
+def _parts_of(record: _Record) -> int:
     """A submit record's weight in a group commit: its parts (see _RECORD_PARTS)."""
     return len(record[1])
+
+
+class _Gathered:
+    """The submit records of one loop iteration, queued to the group commit in one call.
+
+    The submit_sm_resps that one read of the socket resolves end their sends in the same loop
+    iteration; their records are then queued together (:meth:`GroupCommit.queue_many`), so no
+    coroutine waits per message for its record (see SubmitWorker._record_soon).
+    """
+
+    __slots__ = ("done", "recording", "records")
+
+    def __init__(self, done: asyncio.Future[None], recording: _Recording) -> None:
+        #: what the messages wait for while in flight: set once every record is stored or
+        #: handed to a task retrying it; cancelled by a stop, which withdraws the records
+        self.done = done
+        self.recording = recording  #: entered: a receipt for these ids waits for the record
+        self.records: list[_Record] = []
 
 
 class SubmitRecords:
@@ -133,6 +154,15 @@ class _Recording:
         for key in self._keys:
             pending[key] = self
         self.active = True
+
+    def add(self, smsc_ids: Sequence[str | None]) -> None:
+        """Mark ``smsc_ids`` too as being recorded, from now on (a record gathering more)."""
+        keys = [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
+        self._keys.extend(keys)
+        if self.active:
+            pending = self._pending
+            for key in keys:
+                pending[key] = self
 
     def __exit__(self, *_: object) -> None:
         self.active = False
@@ -239,7 +269,7 @@ class SubmitWorker:
         self._sender = sender
         self._records = records if records is not None else SubmitRecords()
         self._on_change = on_change
-        self._submits: GroupCommit[tuple[str, Sequence[str]], None] = GroupCommit(
+        self._submits: GroupCommit[_Record, None] = GroupCommit(
             self._record_submits,
             weight=_parts_of,
             max_weight=_RECORD_PARTS,
@@ -251,7 +281,10 @@ class SubmitWorker:
         # unless nothing at all is in flight.
         self._refill = max(1, min(settings.batch, settings.concurrency // 2))
         self._metrics = metrics
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: message id -> what it waits for: its send's task, then the records it is gathered
+        #: with, then (should its record fail) the task retrying it
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self._gathering: _Gathered | None = None  #: records of this loop iteration, not queued
         #: messages that went out (wholly or in part) but whose outcome could not be stored:
         #: left to their leases, never handed back by stop() as if unsent
         self._sent_unrecorded: OrderedDict[str, None] = OrderedDict()
@@ -290,16 +323,21 @@ class SubmitWorker:
         # Sends only waiting for their turn (rate limit, a pause) fail now and go back to the
         # queue uncounted; the parts of a long message under way still all go out.
         self._sender.withdraw_unsent()
-        pending = list(self._in_flight.values())
-        unsure: list[str] = []
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout)
-            # Still running: perhaps on the wire, or sent and not recorded. Their leases stay,
-            # so the claim that takes them after the lease counts them as resends.
-            unsure = [mid for mid, task in self._in_flight.items() if task in still]
-            for task in still:
-                task.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # A message moves from its send's task to its gathered record, and from a record that
+        # failed to a task retrying it: wait for whatever it waits for now, until the timeout.
+        while pending := {f for f in self._in_flight.values() if not f.done()}:
+            if loop.time() >= deadline:
+                break
+            await asyncio.wait(pending, timeout=deadline - loop.time())
+        # Still running: perhaps on the wire, or sent and not recorded. Their leases stay,
+        # so the claim that takes them after the lease counts them as resends.
+        unsure = [mid for mid, waited in self._in_flight.items() if not waited.done()]
+        still = {waited for waited in self._in_flight.values() if not waited.done()}
+        for waited in still:
+            waited.cancel()
+        await asyncio.gather(*still, return_exceptions=True)
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
@@ -373,8 +411,16 @@ class SubmitWorker:
         if len(kept) > _KEPT_LEASES:  # bounded; the oldest leases have long run out
             kept.popitem(last=False)
 
-    def _done(self, message_id: str, _task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(message_id, None)
+    def _done(self, message_id: str, finished: asyncio.Future[None]) -> None:
+        """``finished`` (a send's or a retry's task) ended: the message is no longer in
+        flight, unless it now waits for something else (its gathered record)."""
+        in_flight = self._in_flight
+        if in_flight.get(message_id) is finished:
+            del in_flight[message_id]
+            self._freed()
+
+    def _freed(self) -> None:
+        """Messages left the flight: wake the claim loop when a batch's worth of slots is free."""
         if self._settings.concurrency - len(self._in_flight) >= self._refill or not self._in_flight:
             self._slot_free.set()
 
@@ -424,29 +470,99 @@ class SubmitWorker:
             await self._retry(message, f"{type(exc).__name__}: {exc}")
         else:
             self._metrics.submit_latency.observe(loop.time() - started)
-            record = (message.id, result.message_ids)
-            try:
-                with self._records.recording(result.message_ids):
-                    try:  # the first try here, as _persist would make it
-                        await self._submits.queue(record)
-                    except LeaseLostError:
-                        raise
-                    except Exception as exc:
-                        await _persist_after(
-                            f"submit of {message.id}",
-                            lambda: self._submits.queue(record),
-                            exc,
-                            tries=None,  # it went out: sending it again would be a second SMS
-                        )
-            except Exception:
-                log.exception("submitted %s but could not record it", message.id)
-                self._keep_leased(message.id)
-                return
-            self._metrics.submitted.inc()
-            self._remember(message.id, loop.time())
-            self._on_change()
+            self._record_soon((message.id, result.message_ids))
 
-    async def _record_submits(self, batch: list[tuple[str, Sequence[str]]]) -> list[None]:
+    def _record_soon(self, record: _Record) -> None:
+        """Record a submit with the others that end in this loop iteration (see _Gathered).
+
+        The message stays in flight (its lease kept, a stop waits for it) until it is stored.
+        """
+        gathered = self._gathering
+        if gathered is None:
+            loop = asyncio.get_running_loop()
+            recording = self._records.recording(())
+            recording.__enter__()
+            gathered = self._gathering = _Gathered(loop.create_future(), recording)
+            loop.call_soon(self._queue_gathered, gathered)
+        gathered.records.append(record)
+        gathered.recording.add(record[1])  # now, as a receipt may be read next
+        self._in_flight[record[0]] = gathered.done
+
+    def _queue_gathered(self, gathered: _Gathered) -> None:
+        """Queue the gathered records to the group commit, each as its own item, in one call."""
+        if self._gathering is gathered:
+            self._gathering = None
+        if gathered.done.done():  # cancelled by a stop before it was queued
+            gathered.recording.__exit__(None, None, None)
+            return
+        committed = self._submits.queue_many(gathered.records)
+        committed.add_done_callback(functools.partial(self._stored, gathered))
+        # A stop that gives up on the records withdraws those whose batch is not taken yet.
+        gathered.done.add_done_callback(
+            lambda done: committed.cancel() if done.cancelled() else None
+        )
+
+    def _stored(
+        self, gathered: _Gathered, committed: asyncio.Future[list[BaseException | None]]
+    ) -> None:
+        """The gathered records were committed, each or failed alone (the group commit isolates
+        the records of a batch that fails): count those stored, retry the others."""
+        recording = gathered.recording
+        done = gathered.done
+        if done.cancelled():  # a stop gave up on them: they keep their leases (see stop)
+            recording.__exit__(None, None, None)
+            return
+        in_flight = self._in_flight
+        now = asyncio.get_running_loop().time()
+        stored = 0
+        retries: list[asyncio.Task[None]] = []
+        for record, outcome in zip(gathered.records, committed.result(), strict=True):
+            message_id = record[0]
+            if outcome is None:
+                stored += 1
+                self._remember(message_id, now)
+                if in_flight.get(message_id) is done:
+                    del in_flight[message_id]
+                continue
+            task = asyncio.create_task(self._record_again(record, outcome))
+            in_flight[message_id] = task
+            task.add_done_callback(functools.partial(self._done, message_id))
+            retries.append(task)
+        if stored:
+            self._metrics.submitted.inc(stored)
+            self._on_change()
+            self._freed()
+        if retries:
+            # Their receipts go on waiting until the retries end, as for any record.
+            retried = asyncio.gather(*retries, return_exceptions=True)
+            retried.add_done_callback(lambda _: recording.__exit__(None, None, None))
+        else:
+            recording.__exit__(None, None, None)
+        done.set_result(None)
+
+    async def _record_again(self, record: _Record, failed: BaseException) -> None:
+        """Retry the record of a submit whose first try failed with ``failed``, as
+        :func:`_persist` does, but for as long as the store is away: it went out, so
+        sending it again would be a second SMS."""
+        message_id = record[0]
+        try:
+            if isinstance(failed, LeaseLostError) or not isinstance(failed, Exception):
+                raise failed
+            await _persist_after(
+                f"submit of {message_id}",
+                lambda: self._submits.queue(record),
+                failed,
+                tries=None,
+            )
+        except Exception:
+            log.exception("submitted %s but could not record it", message_id)
+            self._keep_leased(message_id)
+            return
+        self._metrics.submitted.inc()
+        self._remember(message_id, asyncio.get_running_loop().time())
+        self._on_change()
+
+    async def _record_submits(self, batch: list[_Record]) -> list[None]:
         await self._store.mark_submitted_many(batch, worker_id=self.worker_id)
         return [None] * len(batch)
 
