@@ -304,6 +304,67 @@ async def test_the_records_of_submits_that_end_together_are_queued_in_one_call(
     assert "o2sms_messages_submitted_total 5.0" in metrics.render().decode()
 
 
+async def test_receipts_of_a_stored_submit_do_not_wait_while_a_neighbour_record_retries(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records queued together are marked together; once one is stored its receipts go on,
+    even while the record of another, gathered with it, is still retried."""
+    monkeypatch.setattr(workers, "_FIRST_DELAY", 0.05)
+    monkeypatch.setattr(workers, "_MAX_DELAY", 0.05)
+    good = (await store.enqueue(NewMessage("+421900000001", "good"))).message
+    bad = (await store.enqueue(NewMessage("+421900000002", "bad"))).message
+    record = store.mark_submitted_many
+
+    async def outage_for_bad(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        if any(message_id == bad.id for message_id, _ in batch):
+            raise OSError("the database is down")  # an outage: retried for as long as it lasts
+        await record(batch, **options)
+
+    monkeypatch.setattr(store, "mark_submitted_many", outage_for_bad)
+    records = SubmitRecords()
+    sender = CountingSender()
+    settings = WorkerSettings(poll_interval=0.01, lease_seconds=60)
+    worker = SubmitWorker(
+        store, sender, worker_id="w1", records=records, settings=settings, metrics=Metrics()
+    )
+    worker.start()
+    try:
+        await wait_status(store, good.id, MessageStatus.SUBMITTED)
+        await asyncio.sleep(0.2)  # a few retries of the other
+        assert worker.in_flight == 1  # the other, still being recorded
+        good_id = f"ID{sender.sent.index(good.id) + 1}"
+        bad_id = f"ID{sender.sent.index(bad.id) + 1}"
+        async with asyncio.timeout(0.5):  # not the 5 s a receipt waits at most
+            await records.wait_for([good_id])
+        assert records.busy([bad_id])  # its own receipts still wait for it
+    finally:
+        await worker.stop(timeout=0.2)
+
+
+async def test_a_stop_that_gives_up_on_gathered_records_leaves_nothing_in_flight(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    taken = asyncio.Event()
+    record = store.mark_submitted_many
+
+    async def slow(batch: Sequence[tuple[str, Sequence[str]]], **options: Any) -> None:
+        taken.set()
+        await asyncio.sleep(0.5)  # longer than the stop waits
+        await record(batch, **options)
+
+    monkeypatch.setattr(store, "mark_submitted_many", slow)
+    worker = worker_on(store, CountingSender())
+    worker.start()
+    async with asyncio.timeout(5):
+        await taken.wait()
+    assert worker.in_flight == 1
+    await worker.stop(timeout=0.1)
+    assert worker.in_flight == 0  # the gauge says what the worker still waits for: nothing
+    # Its batch was taken before the stop gave up: the record still lands, never given back.
+    await wait_status(store, message.id, MessageStatus.SUBMITTED)
+
+
 async def test_a_final_error_after_the_lease_was_lost_leaves_the_message_to_its_new_holder(
     store: MessageStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -630,7 +691,7 @@ async def test_a_batch_of_events_commits_its_receipts_together_and_fails_only_th
     assert changes == [None]  # one wake-up for the batch
 
 
-async def test_a_receipt_whose_submit_is_being_recorded_does_not_hold_up_the_rest_of_its_batch(
+async def test_a_receipt_whose_submit_is_being_recorded_does_not_hold_up_the_commit_of_its_batch(
     store: MessageStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     apply = store.apply_receipts

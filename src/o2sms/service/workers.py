@@ -138,6 +138,11 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def _keys_of(smsc_ids: Sequence[str | None]) -> list[str]:
+    """The correlation keys of the ids a record holds (None: a part that did not go out)."""
+    return [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
+
+
 class _Recording:
     """One record in progress: its keys, and the receipts waiting for it (most have none)."""
 
@@ -145,24 +150,20 @@ class _Recording:
 
     def __init__(self, pending: dict[str, _Recording], smsc_ids: Sequence[str | None]) -> None:
         self._pending = pending
-        self._keys = [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
+        self._keys = _keys_of(smsc_ids)
         self.active = False
         self.waiters: list[asyncio.Future[None]] = []
 
     def __enter__(self) -> None:
-        pending = self._pending
-        for key in self._keys:
-            pending[key] = self
+        self._pending.update(dict.fromkeys(self._keys, self))
         self.active = True
 
     def add(self, smsc_ids: Sequence[str | None]) -> None:
         """Mark ``smsc_ids`` too as being recorded, from now on (a record gathering more)."""
-        keys = [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
+        keys = _keys_of(smsc_ids)
         self._keys.extend(keys)
         if self.active:
-            pending = self._pending
-            for key in keys:
-                pending[key] = self
+            self._pending.update(dict.fromkeys(keys, self))
 
     def __exit__(self, *_: object) -> None:
         self.active = False
@@ -414,10 +415,16 @@ class SubmitWorker:
     def _done(self, message_id: str, finished: asyncio.Future[None]) -> None:
         """``finished`` (a send's or a retry's task) ended: the message is no longer in
         flight, unless it now waits for something else (its gathered record)."""
-        in_flight = self._in_flight
-        if in_flight.get(message_id) is finished:
-            del in_flight[message_id]
+        if self._leave(message_id, finished):
             self._freed()
+
+    def _leave(self, message_id: str, waited: asyncio.Future[None]) -> bool:
+        """Take ``message_id`` out of the flight if it still waits for ``waited``."""
+        in_flight = self._in_flight
+        if in_flight.get(message_id) is waited:
+            del in_flight[message_id]
+            return True
+        return False
 
     def _freed(self) -> None:
         """Messages left the flight: wake the claim loop when a batch's worth of slots is free."""
@@ -493,7 +500,7 @@ class SubmitWorker:
         if self._gathering is gathered:
             self._gathering = None
         if gathered.done.done():  # cancelled by a stop before it was queued
-            gathered.recording.__exit__(None, None, None)
+            self._given_up(gathered)
             return
         committed = self._submits.queue_many(gathered.records)
         committed.add_done_callback(functools.partial(self._stored, gathered))
@@ -502,48 +509,47 @@ class SubmitWorker:
             lambda done: committed.cancel() if done.cancelled() else None
         )
 
+    def _given_up(self, gathered: _Gathered) -> None:
+        """A stop gave up on the gathered records: they keep their leases (see stop), and
+        leave the flight with nothing more to wait for."""
+        gathered.recording.__exit__(None, None, None)
+        for message_id, _ in gathered.records:
+            self._leave(message_id, gathered.done)
+
     def _stored(
         self, gathered: _Gathered, committed: asyncio.Future[list[BaseException | None]]
     ) -> None:
         """The gathered records were committed, each or failed alone (the group commit isolates
         the records of a batch that fails): count those stored, retry the others."""
-        recording = gathered.recording
         done = gathered.done
-        if done.cancelled():  # a stop gave up on them: they keep their leases (see stop)
-            recording.__exit__(None, None, None)
+        if done.cancelled():
+            self._given_up(gathered)
             return
-        in_flight = self._in_flight
-        now = asyncio.get_running_loop().time()
-        stored = 0
-        retries: list[asyncio.Task[None]] = []
+        stored: list[str] = []
         for record, outcome in zip(gathered.records, committed.result(), strict=True):
             message_id = record[0]
             if outcome is None:
-                stored += 1
-                self._remember(message_id, now)
-                if in_flight.get(message_id) is done:
-                    del in_flight[message_id]
+                stored.append(message_id)
+                self._leave(message_id, done)
                 continue
-            task = asyncio.create_task(self._record_again(record, outcome))
-            in_flight[message_id] = task
+            # Its own mark, so that only its receipts wait for its retries, not its neighbours'.
+            retrying = self._records.recording(record[1])
+            retrying.__enter__()
+            task = asyncio.create_task(self._record_again(record, outcome, retrying))
+            self._in_flight[message_id] = task
             task.add_done_callback(functools.partial(self._done, message_id))
-            retries.append(task)
+        gathered.recording.__exit__(None, None, None)
         if stored:
-            self._metrics.submitted.inc(stored)
-            self._on_change()
+            self._recorded(stored)
             self._freed()
-        if retries:
-            # Their receipts go on waiting until the retries end, as for any record.
-            retried = asyncio.gather(*retries, return_exceptions=True)
-            retried.add_done_callback(lambda _: recording.__exit__(None, None, None))
-        else:
-            recording.__exit__(None, None, None)
         done.set_result(None)
 
-    async def _record_again(self, record: _Record, failed: BaseException) -> None:
+    async def _record_again(
+        self, record: _Record, failed: BaseException, recording: _Recording
+    ) -> None:
         """Retry the record of a submit whose first try failed with ``failed``, as
         :func:`_persist` does, but for as long as the store is away: it went out, so
-        sending it again would be a second SMS."""
+        sending it again would be a second SMS. ``recording`` (entered) ends with it."""
         message_id = record[0]
         try:
             if isinstance(failed, LeaseLostError) or not isinstance(failed, Exception):
@@ -558,8 +564,16 @@ class SubmitWorker:
             log.exception("submitted %s but could not record it", message_id)
             self._keep_leased(message_id)
             return
-        self._metrics.submitted.inc()
-        self._remember(message_id, asyncio.get_running_loop().time())
+        finally:
+            recording.__exit__(None, None, None)
+        self._recorded([message_id])
+
+    def _recorded(self, message_ids: Sequence[str]) -> None:
+        """Submits stored: count them, remember when (for the receipt latency), tell."""
+        now = asyncio.get_running_loop().time()
+        for message_id in message_ids:
+            self._remember(message_id, now)
+        self._metrics.submitted.inc(len(message_ids))
         self._on_change()
 
     async def _record_submits(self, batch: list[_Record]) -> list[None]:
@@ -721,8 +735,9 @@ class EventRecorder:
     async def batch(self, events: Sequence[Event]) -> list[BaseException | None]:
         """Commit ``events`` (the client's batch handler): their receipts as one group-commit
         entry, waking this task once for all of them (those whose submit is being recorded
-        as a second one, once it is); the others one by one. Per event None once it is
-        committed, or the error that makes the client answer a temporary error."""
+        as a second one, once it is: the others are committed meanwhile, but the call returns
+        after both); the others one by one. Per event None once it is committed, or the error
+        that makes the client answer a temporary error."""
         failures: list[BaseException | None] = [None] * len(events)
         now: list[tuple[int, DeliveryReport]] = []
         later: list[tuple[int, DeliveryReport]] = []
