@@ -713,7 +713,8 @@ class Client:
     ) -> None:
         """The deliver_sm of one read: the events ready at once go to the batch handler in one
         call, the others to :meth:`_on_inbound` each, all at the same time; each deliver_sm is
-        answered as soon as its own handling is done, not held up by a slower one."""
+        answered once its own handling is done: those of the batch handler's events when that
+        call returns, each of the others as soon as it is handled."""
         batch_handler = self._batch_handler
         assert batch_handler is not None
         events: list[Event] = []
