@@ -138,6 +138,11 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def _end_mark(recording: _Recording, _: object) -> None:
+    """A done callback ending ``recording`` (see SubmitWorker._stored)."""
+    recording.__exit__(None, None, None)
+
+
 def _keys_of(smsc_ids: Sequence[str | None]) -> list[str]:
     """The correlation keys of the ids a record holds (None: a part that did not go out)."""
     return [key for sid in smsc_ids if sid for key in message_id_keys(sid)]
@@ -535,21 +540,21 @@ class SubmitWorker:
             # Its own mark, so that only its receipts wait for its retries, not its neighbours'.
             retrying = self._records.recording(record[1])
             retrying.__enter__()
-            task = asyncio.create_task(self._record_again(record, outcome, retrying))
+            task = asyncio.create_task(self._record_again(record, outcome))
             self._in_flight[message_id] = task
             task.add_done_callback(functools.partial(self._done, message_id))
+            # ended with the task however it ends, cancelled before its first step included
+            task.add_done_callback(functools.partial(_end_mark, retrying))
         gathered.recording.__exit__(None, None, None)
         if stored:
             self._recorded(stored)
             self._freed()
         done.set_result(None)
 
-    async def _record_again(
-        self, record: _Record, failed: BaseException, recording: _Recording
-    ) -> None:
+    async def _record_again(self, record: _Record, failed: BaseException) -> None:
         """Retry the record of a submit whose first try failed with ``failed``, as
         :func:`_persist` does, but for as long as the store is away: it went out, so
-        sending it again would be a second SMS. ``recording`` (entered) ends with it."""
+        sending it again would be a second SMS."""
         message_id = record[0]
         try:
             if isinstance(failed, LeaseLostError) or not isinstance(failed, Exception):
@@ -564,8 +569,6 @@ class SubmitWorker:
             log.exception("submitted %s but could not record it", message_id)
             self._keep_leased(message_id)
             return
-        finally:
-            recording.__exit__(None, None, None)
         self._recorded([message_id])
 
     def _recorded(self, message_ids: Sequence[str]) -> None:
