@@ -57,15 +57,7 @@ async def test_weight_bounds_a_batch_but_never_below_one_item() -> None:
 
 
 async def test_a_caller_that_gave_up_is_not_committed() -> None:
-    committed: list[int] = []
-    gate = asyncio.Event()
-
-    async def run(items: list[int]) -> list[None]:
-        await gate.wait()
-        committed.extend(items)
-        return [None] * len(items)
-
-    group: GroupCommit[int, None] = GroupCommit(run)
+    group, committed, gate = _gated()
     first = asyncio.create_task(group.submit(1))
     await asyncio.sleep(0)
     waiting = asyncio.create_task(group.submit(2))
@@ -133,15 +125,7 @@ async def test_a_bad_item_queued_with_others_fails_only_its_own_place() -> None:
 
 
 async def test_items_queued_together_and_withdrawn_are_not_committed() -> None:
-    committed: list[int] = []
-    gate = asyncio.Event()
-
-    async def run(items: list[int]) -> list[None]:
-        await gate.wait()
-        committed.extend(items)
-        return [None] * len(items)
-
-    group: GroupCommit[int, None] = GroupCommit(run)
+    group, committed, gate = _gated()
     first = group.queue(1)
     await asyncio.sleep(0)  # its batch is taken
     withdrawn = group.queue_many([2, 3])
@@ -150,3 +134,16 @@ async def test_items_queued_together_and_withdrawn_are_not_committed() -> None:
     await first
     await asyncio.sleep(0.01)
     assert committed == [1]
+
+
+def _gated() -> tuple[GroupCommit[int, None], list[int], asyncio.Event]:
+    """A group commit whose batches wait for the event, and the items it committed."""
+    committed: list[int] = []
+    gate = asyncio.Event()
+
+    async def run(items: list[int]) -> list[None]:
+        await gate.wait()
+        committed.extend(items)
+        return [None] * len(items)
+
+    return GroupCommit(run), committed, gate

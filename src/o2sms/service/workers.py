@@ -756,23 +756,23 @@ class EventRecorder:
                 await self(event)
             except Exception as exc:
                 failures[index] = exc
-        first = self._receipts.queue_many([(e.receipt, e.submitted_id) for _, e in now])
+        first = self._queue_reports(now)
         try:
             if later:
                 await records.wait_for(
                     [i for _, e in later for i in (e.receipt.id, e.submitted_id)]
                 )
-                self._settle(
-                    later,
-                    await self._receipts.queue_many(
-                        [(e.receipt, e.submitted_id) for _, e in later]
-                    ),
-                    failures,
-                )
+                self._settle(later, await self._queue_reports(later), failures)
             self._settle(now, await first, failures)
         finally:
             first.cancel()  # withdrawn if this task is cancelled before its batch was taken
         return failures
+
+    def _queue_reports(
+        self, reports: list[tuple[int, DeliveryReport]]
+    ) -> asyncio.Future[list[ReceiptOutcome | BaseException]]:
+        """Queue the receipts of ``reports`` to the group commit together."""
+        return self._receipts.queue_many([(e.receipt, e.submitted_id) for _, e in reports])
 
     def _settle(
         self,
