@@ -22,6 +22,7 @@ from o2sms.store import (
 )
 from o2sms.store.messages import _PARTS_BY_SMSC_ID
 from o2sms.store.rows import fetch_in
+from o2sms.store.schema import message_events
 from tests.store.conftest import FakeClock, OpenStore
 
 pytestmark = pytest.mark.asyncio
@@ -91,6 +92,77 @@ async def test_a_receipt_matches_by_exact_id(store: MessageStore, clock: FakeClo
     assert got.parts[0].receipt_at == clock()
     kinds = [e.kind for e in got.events]
     assert kinds[-2:] == [EventKind.RECEIPT, EventKind.STATUS]
+
+
+async def history_rows(store: MessageStore, message_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The message's stored history rows, ``(kind, detail)`` in order."""
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(
+            message_events.select()
+            .where(message_events.c.message_id == message_id)
+            .order_by(message_events.c.id)
+        )
+        return [(row.kind, row.detail) for row in rows]
+
+
+@pytest.mark.parametrize("path", ["one", "batch"])
+async def test_a_receipt_and_the_status_change_it_caused_share_one_history_row(
+    store: MessageStore, clock: FakeClock, path: str
+) -> None:
+    first = await submitted(store, "id-1", "id-2")  # two parts: the first receipt moves nothing
+    if path == "one":
+        for smsc_id in ("id-1", "id-2"):
+            await store.apply_receipt(receipt(smsc_id), clock())
+    else:
+        await store.apply_receipts([(receipt("id-1"), None), (receipt("id-2"), None)], clock())
+    stored = await history_rows(store, first.id)
+    assert [kind for kind, _ in stored] == ["submitted", "receipt", "receipt"]
+    assert "status" not in stored[1][1]
+    assert stored[2][1]["status"] == {"from": "submitted", "to": "delivered"}
+    got = await store.get(first.id)
+    assert got is not None
+    entries = [(e.kind, e.detail) for e in got.events]
+    receipt_detail = {
+        "part": 2,
+        "id": "id-2",
+        "stat": "DELIVRD",
+        "err": "000",
+        "received_at": clock().isoformat(),
+        "ignored": False,
+    }
+    assert entries[-2:] == [
+        (EventKind.RECEIPT, receipt_detail),
+        (EventKind.STATUS, {"from": "submitted", "to": "delivered"}),
+    ]
+    assert [e.kind for e in got.events] == [
+        EventKind.QUEUED,
+        EventKind.SUBMITTED,
+        EventKind.RECEIPT,
+        EventKind.RECEIPT,
+        EventKind.STATUS,
+    ]
+    # A store written by an earlier version holds the change as a row of its own: the same.
+    second = await submitted(store, "id-3")
+    await store.apply_receipt(receipt("id-3"), clock())
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            message_events.delete().where(message_events.c.message_id == second.id)
+        )
+        for kind, detail in [
+            ("receipt", {**receipt_detail, "part": 1, "id": "id-3"}),
+            ("status", {"from": "submitted", "to": "delivered"}),
+        ]:
+            await connection.execute(
+                message_events.insert().values(
+                    message_id=second.id, at=clock(), kind=kind, detail=detail
+                )
+            )
+    got = await store.get(second.id)
+    assert got is not None
+    assert [(e.kind, e.detail) for e in got.events[1:]] == [
+        (EventKind.RECEIPT, {**receipt_detail, "part": 1, "id": "id-3"}),
+        (EventKind.STATUS, {"from": "submitted", "to": "delivered"}),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ from o2sms.store.rows import (
     lock_keys,
     queued_event,
     read_time,
-    to_event,
+    to_events,
     to_inbound,
     to_message,
     to_part,
@@ -350,7 +350,7 @@ class MessageStore(MessageQueue):
                     .order_by(message_events.c.id)
                 )
             ).all()
-        history = [to_event(e) for e in events]
+        history = to_events(events)
         if not any(e.kind is EventKind.QUEUED for e in history):
             history.insert(0, queued_event(row))
         return to_message(row, [to_part(p) for p in parts], history)
@@ -964,7 +964,7 @@ class MessageStore(MessageQueue):
         stamp = driver_time(connection)
         received_value, now_value = stamp(received), stamp(now)
         received_json = json_scalar(received.isoformat())
-        receipt_kind, status_kind = EventKind.RECEIPT.value, EventKind.STATUS.value
+        receipt_kind = EventKind.RECEIPT.value
         stored = []
         updates = []
         ignored: set[int] = set()
@@ -1004,17 +1004,12 @@ class MessageStore(MessageQueue):
             elif new is not None:
                 ignored.add(index)
             # json_text({"part": ..., "id": ..., "stat": ..., "err": ..., "received_at": ...,
-            # "ignored": ...}), written out
-            history.append(
-                (
-                    message_id,
-                    now_value,
-                    receipt_kind,
-                    f'{{"part": {json_scalar(part.part_no)}, "id": {json_scalar(receipt_id)}, '
-                    f'"stat": {json_scalar(stat)}, "err": {json_scalar(err)}, '
-                    f'"received_at": {received_json}, '
-                    f'"ignored": {"true" if index in ignored else "false"}}}',
-                )
+            # "ignored": ..., ["status": {"from": ..., "to": ...}]}), written out
+            detail = (
+                f'{{"part": {json_scalar(part.part_no)}, "id": {json_scalar(receipt_id)}, '
+                f'"stat": {json_scalar(stat)}, "err": {json_scalar(err)}, '
+                f'"received_at": {received_json}, '
+                f'"ignored": {"true" if index in ignored else "false"}'
             )
             # as _derive after each receipt: a status once final stays, whatever comes next
             status = statuses[message_id]
@@ -1023,10 +1018,9 @@ class MessageStore(MessageQueue):
                 if derived != status:
                     statuses[message_id] = derived
                     moved[message_id] = index
-                    # right after its receipt, as one at a time would write them
-                    history.append(
-                        (message_id, now_value, status_kind, _status_json(status, derived))
-                    )
+                    # in its receipt's entry, which stands for both (see to_events)
+                    detail += f', "status": {_status_json(status, derived)}'
+            history.append((message_id, now_value, receipt_kind, detail + "}"))
             after[index] = statuses[message_id]
         await execute_many(connection, _INSERT_MATCHED_RECEIPT, stored)
         await execute_many(connection, _APPLY_RECEIPT_TO_PART, updates)
@@ -1198,27 +1192,20 @@ class MessageStore(MessageQueue):
                 .values(status=new.value, error_code=stored.err, receipt_at=stored.received_at)
             )
         ignored = new is not None and not applies
-        await add_events(
-            connection,
-            now,
-            [
-                (
-                    message_id,
-                    EventKind.RECEIPT,
-                    {
-                        "part": part_no,
-                        "id": stored.receipt_id,
-                        "stat": stored.stat.value,
-                        "err": stored.err,
-                        "received_at": stored.received_at.isoformat(),
-                        "ignored": ignored,
-                    },
-                )
-            ],
-        )
-        status, changed = (
-            await self._derive(connection, message_id, now) if derive else (None, False)
-        )
+        entry = {
+            "part": part_no,
+            "id": stored.receipt_id,
+            "stat": stored.stat.value,
+            "err": stored.err,
+            "received_at": stored.received_at.isoformat(),
+            "ignored": ignored,
+        }
+        status: MessageStatus | None = None
+        changed = False
+        if derive:
+            status, changed = await self._derive(connection, message_id, now, receipt=entry)
+        else:
+            await add_events(connection, now, [(message_id, EventKind.RECEIPT, entry)])
         return ReceiptOutcome(
             ReceiptResult.IGNORED if ignored else ReceiptResult.APPLIED,
             message_id=message_id,
@@ -1228,11 +1215,18 @@ class MessageStore(MessageQueue):
         )
 
     async def _derive(
-        self, connection: AsyncConnection, message_id: str, now: datetime
+        self,
+        connection: AsyncConnection,
+        message_id: str,
+        now: datetime,
+        *,
+        receipt: dict[str, Any] | None = None,
     ) -> tuple[MessageStatus, bool]:
         """Set the message status from its parts (never leaving a final one, nor the queue).
 
         A change writes its history entry and its webhook (when one is configured).
+        ``receipt``: the history detail of the receipt that led here, written too, with the
+        change it caused in the same entry (see :func:`~o2sms.store.rows.to_events`).
         """
         row = (
             await connection.execute(
@@ -1247,6 +1241,8 @@ class MessageStore(MessageQueue):
         ).scalars()
         new = derive_status(MessageStatus(s) for s in statuses)
         if current.is_final or current in CLAIMABLE_STATUSES or new == current:
+            if receipt is not None:
+                await add_events(connection, now, [(message_id, EventKind.RECEIPT, receipt)])
             return current, False
         updated = (
             await connection.execute(
@@ -1260,10 +1256,15 @@ class MessageStore(MessageQueue):
                 .returning(*messages.c)
             )
         ).one()
+        change = {"from": current.value, "to": new.value}
         await add_events(
             connection,
             now,
-            [(message_id, EventKind.STATUS, {"from": current.value, "to": new.value})],
+            [
+                (message_id, EventKind.STATUS, change)
+                if receipt is None
+                else (message_id, EventKind.RECEIPT, {**receipt, "status": change})
+            ],
         )
         await self._notify_status(connection, now, [(updated, current.value)])
         return new, True

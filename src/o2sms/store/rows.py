@@ -68,7 +68,7 @@ __all__ = [
     "queued_event",
     "read_time",
     "time_as_is",
-    "to_event",
+    "to_events",
     "to_inbound",
     "to_message",
     "to_part",
@@ -564,16 +564,23 @@ def to_part(row: sa.Row[Any]) -> Part:
     )
 
 
-def to_event(row: sa.Row[Any]) -> MessageEvent:
-    """A :class:`MessageEvent` from a ``message_events`` row."""
-    m = row._mapping
-    return MessageEvent(
-        id=m["id"],
-        message_id=m["message_id"],
-        at=m["at"],
-        kind=EventKind(m["kind"]),
-        detail=dict(m["detail"]),
-    )
+def to_events(rows: Iterable[sa.Row[Any]]) -> list[MessageEvent]:
+    """The history entries of ``message_events`` rows, in their order.
+
+    A ``receipt`` row whose detail holds ``status`` (``{"from": ..., "to": ...}``) stands for
+    two entries: the receipt, then the status change it caused, both with the row's ``id``
+    and ``at``. The receipts path stores them so to save every message a row; a status
+    change with no single receipt behind it has a row of its own.
+    """
+    events = []
+    for row in rows:
+        m = row._mapping
+        kind, detail = EventKind(m["kind"]), dict(m["detail"])
+        change = detail.pop("status", None) if kind is EventKind.RECEIPT else None
+        events.append(MessageEvent(m["id"], m["message_id"], m["at"], kind, detail))
+        if change is not None:
+            events.append(MessageEvent(m["id"], m["message_id"], m["at"], EventKind.STATUS, change))
+    return events
 
 
 def queued_event(row: sa.Row[Any]) -> MessageEvent:
