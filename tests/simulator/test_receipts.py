@@ -9,11 +9,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from o2sms import receipts
 from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
-from o2sms.simulator.delivery import ReceiptSubject, build_receipt
+from o2sms.simulator.delivery import ReceiptSubject, build_receipt, receipt
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
 from o2sms.smpp import (
     BindTransceiver,
@@ -551,6 +553,51 @@ def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
     assert encode(receipt) == encode(expected)
     again = build_receipt(subject, stat, err, done, esm_class=0x20)
     assert encode(again) == encode(replace(expected, esm_class=0x20))
+
+
+_ADDRESS_CHARACTERS = st.sampled_from("0123456789+ O2ab\0é")
+
+
+@given(
+    source_addr=st.text(_ADDRESS_CHARACTERS, max_size=23),
+    destination_addr=st.text(_ADDRESS_CHARACTERS, max_size=23),
+    message_id=st.one_of(
+        st.sampled_from(["0123456789abcdef", "1" * 64, "1" * 65]),
+        st.text(st.sampled_from("0123456789abcdef-"), min_size=1, max_size=70),
+    ),
+    stat=st.sampled_from(list(ReceiptStat)),
+    err=st.sampled_from([0, 1, 0x1_0005]),
+    esm_class=st.sampled_from([None, 0x20]),
+    sequence_number=st.integers(1, 0x7FFFFFFF),
+)
+def test_receipt_wire_bytes_are_the_codecs(  # noqa: PLR0917 - hypothesis's arguments
+    source_addr: str,
+    destination_addr: str,
+    message_id: str,
+    stat: ReceiptStat,
+    err: int,
+    esm_class: int | None,
+    sequence_number: int,
+) -> None:
+    """Receipt.encode writes what the codec's encoder makes of the receipt's deliver_sm, with
+    and without TLVs; it leaves to the codec (None, the codec then encodes or refuses it)
+    only the receipts whose addresses or id do not fit or are not plain ASCII."""
+    now = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
+    subject = ReceiptSubject(message_id, "acct", source_addr, destination_addr, now, "Hello", None)
+    made = receipt(subject, stat, err, now, esm_class=esm_class)
+    plain = (
+        len(source_addr) <= 20
+        and len(destination_addr) <= 20
+        and len(message_id) <= 64
+        and (source_addr + destination_addr + message_id).isascii()
+        and "\0" not in source_addr + destination_addr + message_id
+    )
+    for tlvs in (True, False):
+        written = made.encode(sequence_number, tlvs=tlvs)
+        deliver_sm = made.deliver_sm(sequence_number, tlvs=tlvs)
+        assert (written is not None) is plain
+        if written is not None:
+            assert written == encode(deliver_sm)
 
 
 def test_receipt_text_is_the_receipts_format_of_its_facts_every_time() -> None:

@@ -467,6 +467,30 @@ def test_a_taken_sequence_number_is_sent_as_is_and_never_given_again() -> None:
     assert esme.take_sequence_number() == 4  # past 2 and 3, still outstanding
 
 
+def test_a_request_goes_with_the_bytes_its_caller_encoded() -> None:
+    """send(encoded=...): the bytes go out as given, the request is windowed as any other;
+    an unnumbered request or a response refuses them, and the connection is as it was."""
+    esme, smsc = bound_pair()
+    request = DeliverSm(sequence_number=smsc.take_sequence_number(), source_addr="1")
+    encoded = encode(request)
+    assert smsc.send(request, 0.0, encoded=encoded) is request
+    assert smsc.data_to_send() == encoded
+    assert smsc.outstanding_requests() == (request,)
+    with pytest.raises(LocalProtocolError):
+        smsc.send(DeliverSm(), 0.0, encoded=encoded)
+    esme.send(SubmitSm(destination_addr="421903123456"), 0.0)
+    pump(esme, smsc)
+    (submitted,) = [e for e in events(smsc) if isinstance(e, RequestReceived)]
+    with pytest.raises(LocalProtocolError):
+        smsc.send(submitted.pdu.response(message_id="1"), 0.0, encoded=b"\0" * 16)
+    assert smsc.data_to_send() == b""
+    assert smsc.outstanding_requests() == (request,)
+    smsc.send(submitted.pdu.response(message_id="1"), 0.0)  # still owed its response
+    pump(smsc, esme)
+    responses = [e for e in events(esme) if isinstance(e, ResponseReceived)]
+    assert [type(e.response) for e in responses] == [SubmitSmResp]
+
+
 def test_answering_nothing_is_refused() -> None:
     esme, smsc = bound_pair()
     with pytest.raises(LocalProtocolError):

@@ -13,6 +13,7 @@ import heapq
 import itertools
 import re
 import secrets
+import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ _NETWORK_ERROR_CODE: Final = TlvTag.NETWORK_ERROR_CODE
 _STATE_TLVS: Final = {
     stat: Tlv(TlvTag.MESSAGE_STATE, int(stat.message_state)) for stat in ReceiptStat
 }
+#: the same TLVs as sent: tag, length 1, value
+_STATE_OCTETS: Final = {
+    stat: struct.pack(">HHB", TlvTag.MESSAGE_STATE, 1, int(stat.message_state))
+    for stat in ReceiptStat
+}
+_NETWORK_ERROR_HEAD: Final = struct.pack(">HH", TlvTag.NETWORK_ERROR_CODE, 3)
 
 
 class MessageIds:
@@ -66,6 +73,18 @@ class MessageIds:
         return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
 
 
+_HEADER: Final = struct.Struct(">IIII")
+_DELIVER_SM: Final = 0x00000005
+_TAG_LEN: Final = struct.Struct(">HH")
+_MAX_ADDR_OCTETS: Final = 20  # source_addr, destination_addr: C-Octet Strings of 21 with the NUL
+_MAX_ID_OCTETS: Final = 64  # receipted_message_id: a C-Octet String of 65 with the NUL
+_MAX_SHORT_MESSAGE: Final = 254
+#: destination_addr's NUL, esm_class, then protocol_id, priority_flag, schedule_delivery_time
+#: "", validity_period "", registered_delivery, replace_if_present_flag, data_coding and
+#: sm_default_msg_id all 0, then sm_length
+_MIDDLE: Final = struct.Struct(">xB8xB")
+
+
 # One per receipt, and as the other per-message objects of the simulator not frozen: a
 # frozen class's __init__ must go around its __setattr__, about 700 instructions a field.
 @dataclass(slots=True)
@@ -74,7 +93,9 @@ class Receipt:
 
     The session makes it into the :class:`DeliverSm` when it sends it, numbered then
     (:meth:`deliver_sm`): one PDU object per receipt sent, where a PDU built beforehand
-    would be copied again by the Connection to give it its sequence_number.
+    would be copied again by the Connection to give it its sequence_number. Its wire bytes
+    are written by :meth:`encode` from octets :func:`receipt` prepared, rather than by the
+    codec's general encoder, which checks and packs every field of every deliver_sm.
     """
 
     source_addr: str  #: the message's destination_addr
@@ -82,6 +103,19 @@ class Receipt:
     esm_class: int
     short_message: bytes
     tlvs: tuple[Tlv, ...]
+    #: the deliver_sm's body without its TLVs, then its TLVs, as :func:`encode` writes them;
+    #: None when :func:`receipt` could not tell they would encode (the codec then decides)
+    body: bytes | None = None
+    tlv_octets: bytes = b""
+
+    def encode(self, sequence_number: int, *, tlvs: bool = True) -> bytes | None:
+        """The wire bytes of :meth:`deliver_sm` with these arguments; None if not prepared."""
+        body = self.body
+        if body is None:
+            return None
+        if tlvs:
+            body += self.tlv_octets
+        return _HEADER.pack(16 + len(body), _DELIVER_SM, 0, sequence_number) + body
 
     def deliver_sm(self, sequence_number: int = 0, *, tlvs: bool = True) -> DeliverSm:
         """The deliver_sm, numbered ``sequence_number``; without TLVs (SMPP 3.3) if not ``tlvs``."""
@@ -254,20 +288,53 @@ def receipt(
     esm_class: int | None = None,
 ) -> Receipt:
     """The :class:`Receipt` whose deliver_sm :func:`build_receipt` returns."""
-    text = _receipt_short_message(message, stat, err, done)
+    short_message = _receipt_short_message(message, stat, err, done).encode("ascii")
+    message_id = message.message_id
     tlvs: tuple[Tlv, ...] = (
-        Tlv(_RECEIPTED_MESSAGE_ID, message.message_id),
+        Tlv(_RECEIPTED_MESSAGE_ID, message_id),
         _DELIVRD_STATE_TLV if stat is _DELIVRD else _STATE_TLVS[stat],
     )
+    network_error = b""
     if err:
-        tlvs += (Tlv(_NETWORK_ERROR_CODE, bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2)),)
-    return Receipt(
-        message.destination_addr,
-        message.source_addr,
-        _DELIVERY_RECEIPT if esm_class is None else esm_class,
-        text.encode("ascii"),
-        tlvs,
-    )
+        network_error = bytes((GSM_NETWORK_TYPE,)) + (err & 0xFFFF).to_bytes(2)
+        tlvs += (Tlv(_NETWORK_ERROR_CODE, network_error),)
+    source_addr = message.destination_addr
+    destination_addr = message.source_addr
+    esm_class = _DELIVERY_RECEIPT if esm_class is None else esm_class
+    body: bytes | None = None
+    tlv_octets = b""
+    # What the codec's encoder would refuse is left to it (body None), to refuse it as it does.
+    strings = source_addr + destination_addr + message_id
+    if (
+        len(source_addr) <= _MAX_ADDR_OCTETS
+        and len(destination_addr) <= _MAX_ADDR_OCTETS
+        and len(message_id) <= _MAX_ID_OCTETS
+        and len(short_message) <= _MAX_SHORT_MESSAGE
+        and strings.isascii()
+        and "\0" not in strings
+        and 0 <= esm_class <= 0xFF
+    ):
+        raw_id = message_id.encode("ascii")
+        body = b"".join(
+            (
+                b"\0\1\1",  # service_type "", source_addr_ton 1, source_addr_npi 1
+                source_addr.encode("ascii"),
+                b"\0\0\0",  # source_addr's NUL, dest_addr_ton 0, dest_addr_npi 0
+                destination_addr.encode("ascii"),
+                _MIDDLE.pack(esm_class, len(short_message)),
+                short_message,
+            )
+        )
+        tlv_octets = b"".join(
+            (
+                _TAG_LEN.pack(_RECEIPTED_MESSAGE_ID, len(raw_id) + 1),
+                raw_id,
+                b"\0",
+                _STATE_OCTETS[stat],
+                _NETWORK_ERROR_HEAD + network_error if err else b"",
+            )
+        )
+    return Receipt(source_addr, destination_addr, esm_class, short_message, tlvs, body, tlv_octets)
 
 
 class Timeline(Generic[T]):

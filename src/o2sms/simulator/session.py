@@ -335,7 +335,8 @@ class SmppSession(asyncio.Protocol):
 
         An SMPP 3.3 peer gets it without TLVs (3.3 has none; the receipt text says it all).
         A receipt is made into its PDU with the Connection's next sequence_number at once,
-        where the Connection would copy a PDU built beforehand to number it.
+        where the Connection would copy a PDU built beforehand to number it, and goes with
+        the wire bytes it wrote (:meth:`Receipt.encode`) when it could.
         """
         conn = self.conn
         sequence_number = conn.take_sequence_number()
@@ -344,11 +345,13 @@ class SmppSession(asyncio.Protocol):
         deliver_sm: Pdu
         if isinstance(pdu, Receipt):
             deliver_sm = pdu.deliver_sm(sequence_number, tlvs=not smpp33)
-        elif pdu.tlvs and smpp33:
-            deliver_sm = replace(pdu, sequence_number=sequence_number, tlvs=())
+            conn.send(deliver_sm, now, encoded=pdu.encode(sequence_number, tlvs=not smpp33))
         else:
-            deliver_sm = with_sequence_number(pdu, sequence_number)
-        conn.send(deliver_sm, now)
+            if pdu.tlvs and smpp33:
+                deliver_sm = replace(pdu, sequence_number=sequence_number, tlvs=())
+            else:
+                deliver_sm = with_sequence_number(pdu, sequence_number)
+            conn.send(deliver_sm, now)
         self._outbound[sequence_number] = item
         self._arm(now + conn.response_timeout)
 

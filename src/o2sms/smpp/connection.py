@@ -183,17 +183,24 @@ class Connection:
 
     # --- sending ------------------------------------------------------------------
 
-    def send(self, pdu: Pdu, now: float) -> Pdu:
+    def send(self, pdu: Pdu, now: float, *, encoded: bytes | None = None) -> Pdu:
         """Queue a PDU for sending and return it as sent (requests get their sequence_number).
 
         Raises LocalProtocolError when the PDU may not be sent now, WindowFullError when the
         window of outstanding requests is full, PduEncodeError for values off the spec; after
         any of these the connection is as it was.
+
+        ``encoded``: the wire bytes of a request numbered already (its sequence_number not 0),
+        for a caller that writes them faster than :func:`encode` can for its kind of PDU (the
+        simulator's receipts); they are sent as they are, so they must be what :func:`encode`
+        makes of ``pdu``. Checked and windowed like any request.
         """
         if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
         command_id = pdu.command_id
         if command_id & RESPONSE_BIT:
+            if encoded is not None:
+                raise LocalProtocolError("encoded bytes come with a numbered request only")
             self._check_response(pdu)
             data = encode(pdu)
             if self._to_answer_again and pdu.sequence_number in self._to_answer_again:
@@ -205,8 +212,10 @@ class Connection:
                 self.bind_type = bind_type
                 self.state = BOUND_STATE[bind_type]
         else:
+            if encoded is not None and pdu.sequence_number == 0:
+                raise LocalProtocolError("encoded bytes come with a numbered request only")
             pdu = self._number_request(pdu)
-            data = encode(pdu)
+            data = encode(pdu) if encoded is None else encoded
             if pdu.response_class is not None:
                 self._in_flight[pdu.sequence_number] = (pdu, now + self.response_timeout)
             if command_id == _UNBIND:
