@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import struct
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from o2sms.simulator import Account, MessageIdFormat, Simulator
+from o2sms.simulator import Account, MessageIdFormat, Simulator, StoredMessage
+from o2sms.simulator.o2_profile import Rejected, check_submit
+from o2sms.simulator.store import MessageStore
 from o2sms.smpp import (
     CancelSm,
     CommandStatus,
@@ -413,3 +416,71 @@ async def test_query_and_cancel_when_enabled() -> None:
         unknown_source = await esme.request(QuerySm(message_id=message_id))
         assert unknown_source.command_status == 0
         await esme.close()
+
+
+def test_the_same_octets_are_decoded_by_each_submit_sms_data_coding() -> None:
+    """check_submit remembers the last text it decoded (the submit_sm of one request carry
+    the same one), but only for the same octets under the same data_coding; octets it could
+    not decode are refused every time."""
+    now = datetime.now(UTC)
+    options: dict[str, Any] = {
+        "now": now,
+        "flash": False,
+        "data_codings": frozenset({0, 3, 8}),
+        "max_parts": 10,
+        "max_payload": 64_000,
+    }
+
+    def text(short_message: bytes, data_coding: int) -> str:
+        pdu = SubmitSm(
+            source_addr="O2",
+            destination_addr="421903123456",
+            data_coding=data_coding,
+            short_message=short_message,
+        )
+        return check_submit(pdu, **options).text
+
+    assert text(b"Hello \x00", 0) == "Hello @"
+    assert text(b"Hello \x00", 0) == "Hello @"
+    assert text(b"Hello \x00", 3) == "Hello \x00"
+    assert text(b"Hello \x00", 0) == "Hello @"
+    assert text(b"Hell", 8) == "\u4865\u6c6c"
+    for _ in range(2):
+        with pytest.raises(Rejected) as refused:
+            text(b"\xd8\x00", 8)  # a lone high surrogate
+        assert refused.value.command_status == CommandStatus.ESME_RINVMSGLEN
+    assert text(b"Hell", 8) == "\u4865\u6c6c"
+
+
+def test_the_store_keeps_the_newest_in_order_and_a_message_added_again_in_its_place() -> None:
+    """Bounded to ``size``, oldest forgotten first (also when a kept message_id is added
+    again while full); a kept message_id added again is replaced where it is."""
+    now = datetime.now(UTC)
+
+    def message(message_id: str, text: str = "t") -> StoredMessage:
+        return StoredMessage(
+            message_id, "acct", "", 1, "O2", "421900123456", 0, "gsm7", text, False, "single",
+            None, 1, 1, 1, "", "", None, None, now,
+        )  # fmt: skip
+
+    def kept() -> list[tuple[str, str]]:
+        return [(m.message_id, m.text) for m in store.messages()]
+
+    store = MessageStore(3)
+    for message_id in "ab":
+        store.add(message(message_id))
+    store.add(message("a", "again"))
+    assert kept() == [("a", "again"), ("b", "t")]
+    store.add(message("c"))
+    store.add(message("b", "full"))  # while full: "a" is forgotten first, "b" stays put
+    assert kept() == [("b", "full"), ("c", "t")]
+    store.add(message("d"))
+    store.add(message("b", "oldest"))  # the oldest, added again while full: now the newest
+    assert kept() == [("c", "t"), ("d", "t"), ("b", "oldest")]
+    store.add(message("e"))
+    assert kept() == [("d", "t"), ("b", "oldest"), ("e", "t")]
+    assert len(store) == 3
+    assert store.get("c") is None
+    store.clear()
+    store.add(message("f"))
+    assert kept() == [("f", "t")]

@@ -211,6 +211,22 @@ def _split_pair_text(body: bytes, concat: Concat | None) -> str | None:
         return None
 
 
+#: the last text decoded, with its octets and data_coding: the submit_sm of one request to
+#: many recipients carry the same text one after another
+_last_decoded: tuple[bytes, int, str] = (b"", -1, "")
+
+
+def _decode(body: bytes, data_coding: int) -> str:
+    """:func:`o2sms.text.decode`, the same text again for the same octets without decoding."""
+    global _last_decoded  # noqa: PLW0603 - a one-entry memo of a pure function
+    last_body, last_coding, last_text = _last_decoded
+    if body == last_body and data_coding == last_coding:
+        return last_text
+    text = decode(body, data_coding)
+    _last_decoded = (body, data_coding, text)
+    return text
+
+
 def check_submit(
     pdu: SubmitSm,
     *,
@@ -282,7 +298,7 @@ def check_submit(
         # comes, short_message included (254 octets fit there, over one part's 140/160)
         raise Rejected(_S.ESME_RINVMSGLEN, "long messages cannot be sent as flash")
     try:
-        text = decode(body, pdu.data_coding)
+        text = _decode(body, pdu.data_coding)
     except TextError as exc:
         split_pair = _split_pair_text(body, concat) if encoding is _UCS2 else None
         if split_pair is None:

@@ -7,7 +7,7 @@ message_id); the parts of a concatenated message are also reassembled into a
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,7 +145,10 @@ class MessageStore:
         if size < 1:
             raise ValueError("store size must be at least 1")
         self.size = size
-        self._by_id: OrderedDict[str, StoredMessage] = OrderedDict()
+        # A dict and its ids oldest first, rather than an OrderedDict: cheaper per message
+        # added, the one operation done per submit_sm (ids are unique, so each is once in both)
+        self._by_id: dict[str, StoredMessage] = {}
+        self._order: deque[str] = deque()
         self._long: deque[LongMessage] = deque(maxlen=size)
         self._reassembler = Reassembler(
             timeout=reassembly_timeout, max_pending=min(size, 4096), errors="replace"
@@ -158,8 +161,11 @@ class MessageStore:
         """Keep a message, forgetting the oldest when full."""
         by_id = self._by_id
         if len(by_id) >= self.size:
-            by_id.popitem(last=False)
-        by_id[message.message_id] = message
+            del by_id[self._order.popleft()]
+        message_id = message.message_id
+        if message_id not in by_id:  # added again (by hand): it keeps its place, as it was
+            self._order.append(message_id)
+        by_id[message_id] = message
 
     def add_part(
         self,
@@ -217,6 +223,7 @@ class MessageStore:
     def clear(self) -> None:
         """Forget everything (between tests)."""
         self._by_id.clear()
+        self._order.clear()
         self._long.clear()
 
 
