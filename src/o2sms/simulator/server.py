@@ -34,7 +34,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
-from o2sms import receipts
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator import http, tls
 from o2sms.simulator.config import Account, OutcomeRule, SimulatorConfig
@@ -101,7 +100,6 @@ _INTERMEDIATE: Final = EsmClass.INTERMEDIATE_NOTIFICATION
 #: stat -> (the stored message's state, its stat text), set on every final outcome
 _OUTCOMES: Final = {stat: (stat.message_state, stat.value) for stat in ReceiptStat}
 _ENCODING_VALUES: Final = {encoding: encoding.value for encoding in Encoding}
-_TEXT_LIMIT: Final = receipts.TEXT_LIMIT
 
 COUNTERS: Final = (
     "connections",
@@ -874,23 +872,7 @@ class Simulator:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
         flags = message.registered_delivery & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
-        # built field by field: ReceiptSubject.of's *more costs a tuple and a call per message
-        decision = _Decision(
-            message.message_id,
-            message.system_id,
-            message.source_addr,
-            message.destination_addr,
-            message.submitted_at,
-            message.text[:_TEXT_LIMIT],
-            message.scheduled_for,
-            stat,
-            err,
-            receipt,
-        )
-        due = now + delay
-        self._timeline.push(due, decision)
-        if due < self._timer_due:
-            self._arm(due, now)
+        self._schedule(now + delay, _Decision.of(message, stat, err, receipt, False), now)
 
     def _receipt_first(
         self,
