@@ -159,6 +159,21 @@ async def _count_delivered(engine: AsyncEngine) -> int:
     return int(value or 0)
 
 
+async def _wait_delivered(engine: AsyncEngine, total: int, started: float) -> None:
+    """Return once ``total`` messages are delivered, polling the store.
+
+    Each poll counts the whole table (a sequential scan, dead row versions included): polled
+    every 0.2 s, that was about a twentieth of the PostgreSQL server's CPU per message in a
+    30,000 message run. Polls now wait a third of the time the rate so far says is left (0.2
+    to 1 s), so the last ones still come every 0.2 s and the end is timed as closely as before.
+    """
+    while (delivered := await _count_delivered(engine)) < total:
+        elapsed = time.perf_counter() - started
+        rate = delivered / elapsed if delivered and elapsed > 0 else 0.0
+        left = (total - delivered) / rate if rate else 0.0
+        await asyncio.sleep(min(max(left / 3, 0.2), 1.0))
+
+
 @dataclass
 class Child:
     """``o2sms serve`` running as a child process, and where its store is."""
@@ -303,8 +318,7 @@ async def _drive(
     share = [bodies[i::connections] for i in range(connections)]
     await asyncio.gather(*(_post_loop(*address, part, latencies) for part in share if part))
     accepted = time.perf_counter() - started
-    while await _count_delivered(engine) < requests * recipients:
-        await asyncio.sleep(0.2)
+    await _wait_delivered(engine, requests * recipients, started)
     finished = time.perf_counter() - started
     cpu = _cpu_seconds(process.pid) - cpu_before
     store_cpu_after = _postgres_cpu_seconds() if store_cpu_before is not None else None
