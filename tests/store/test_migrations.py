@@ -18,7 +18,7 @@ from tests.store.conftest import Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
 
-HEAD = "0005"
+HEAD = "0006"
 
 TABLES = {
     "messages",
@@ -91,6 +91,61 @@ async def test_indexes_keep_exactly_the_rows_schema_py_says(location: Location) 
     finally:
         await engine.dispose()
     assert {name: found.get(name) for name in expected} == expected
+
+
+def _fill_factors(connection: Connection, schema: str | None) -> dict[str, str]:
+    """Each table's storage parameters as PostgreSQL keeps them (``fillfactor=50`` etc.)."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT c.relname, c.reloptions FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = :schema AND c.relkind = 'r'"
+        ),
+        {"schema": schema},
+    )
+    return {name: ",".join(options or ()) for name, options in rows}
+
+
+async def test_tables_keep_the_fill_factors_schema_py_says(location: Location) -> None:
+    # compare_metadata does not look at storage parameters either.
+    expected = {
+        table.name: ",".join(
+            f"{k}={v}" for k, v in (table.dialect_options["postgresql"]["with"] or {}).items()
+        )
+        for table in metadata.tables.values()
+    }
+    assert expected["message_parts"] == "fillfactor=50"  # revision 0006
+    engine = create_engine(location.url, schema=location.schema)
+    try:
+        await migrate(engine)
+        if location.backend != "postgresql":
+            return  # SQLite has no such setting: migrating was all there was to check
+        async with engine.connect() as connection:
+            found = await connection.run_sync(_fill_factors, location.schema)
+    finally:
+        await engine.dispose()
+    assert {name: found.get(name) for name in expected} == expected
+
+
+async def test_downgrading_the_fill_factors_resets_them(location: Location) -> None:
+    engine = create_engine(location.url, schema=location.schema)
+
+    def downgrade(connection: Connection) -> None:
+        command.downgrade(_alembic_config(connection), "0005")
+
+    try:
+        await migrate(engine)
+        async with engine.begin() as connection:
+            await connection.run_sync(downgrade)
+        assert await current_revision(engine) == "0005"
+        if location.backend == "postgresql":
+            async with engine.connect() as connection:
+                found = await connection.run_sync(_fill_factors, location.schema)
+            assert found["message_parts"] == ""
+        await migrate(engine)  # and up again
+        assert await current_revision(engine) == HEAD
+    finally:
+        await engine.dispose()
 
 
 async def test_reopening_migrates_nothing_and_keeps_the_data(open_at: OpenStore) -> None:

@@ -116,6 +116,7 @@ def test_migrations_ship_inside_the_package() -> None:
         "r0003_claim_order.py",
         "r0004_partial_indexes.py",
         "r0005_resume.py",
+        "r0006_fillfactor.py",
     ]
 
 
