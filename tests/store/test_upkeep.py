@@ -28,3 +28,24 @@ async def test_analyze_refreshes_statistics(store: MessageStore) -> None:
                 sa.text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'messages'")
             )
             assert (analysed or 0) > 0
+
+
+async def test_analyze_samples_with_a_small_statistics_target(store: MessageStore) -> None:
+    # PostgreSQL: target 10 for the store's own ANALYZE (a tenth of the default's work), for
+    # that transaction only. A unique column's histogram has at most target + 1 bounds.
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    async with store.engine.connect() as connection:
+        target = await connection.scalar(sa.text("SHOW default_statistics_target"))
+    for i in range(30):
+        await store.enqueue(NewMessage(f"+4219000{i:05d}", "x"))
+    await store.analyze()
+    async with store.engine.connect() as connection:
+        bounds = await connection.scalar(
+            sa.text(
+                "SELECT array_length(histogram_bounds, 1) FROM pg_stats WHERE tablename = "
+                "'messages' AND attname = 'id' AND schemaname = current_schema()"
+            )
+        )
+        assert await connection.scalar(sa.text("SHOW default_statistics_target")) == target
+    assert bounds == 11
