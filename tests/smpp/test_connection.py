@@ -478,6 +478,14 @@ def test_a_request_goes_with_the_bytes_its_caller_encoded() -> None:
     assert smsc.outstanding_requests() == (request,)
     with pytest.raises(LocalProtocolError):
         smsc.send(DeliverSm(), 0.0, encoded=encoded)
+    # Bytes whose header says another PDU (another number, another command) are refused.
+    other = DeliverSm(sequence_number=smsc.take_sequence_number(), source_addr="1")
+    with pytest.raises(LocalProtocolError, match="header"):
+        smsc.send(other, 0.0, encoded=encoded)
+    with pytest.raises(LocalProtocolError, match="header"):
+        smsc.send(other, 0.0, encoded=encode(Unbind(sequence_number=other.sequence_number)))
+    assert smsc.data_to_send() == b""
+    assert smsc.outstanding_requests() == (request,)
     esme.send(SubmitSm(destination_addr="421903123456"), 0.0)
     pump(esme, smsc)
     (submitted,) = [e for e in events(smsc) if isinstance(e, RequestReceived)]

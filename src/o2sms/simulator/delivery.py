@@ -95,7 +95,9 @@ class Receipt:
     (:meth:`deliver_sm`): one PDU object per receipt sent, where a PDU built beforehand
     would be copied again by the Connection to give it its sequence_number. Its wire bytes
     are written by :meth:`encode` from octets :func:`receipt` prepared, rather than by the
-    codec's general encoder, which checks and packs every field of every deliver_sm.
+    codec's general encoder, which checks and packs every field of every deliver_sm. Those
+    octets are a snapshot of the fields: make a changed receipt with :func:`receipt` again,
+    not by changing a field (``Connection.send`` checks the header only).
     """
 
     source_addr: str  #: the message's destination_addr

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from o2sms.fastinit import fast_init
-from o2sms.smpp.codec import encode, with_sequence_number
+from o2sms.smpp.codec import HEADER, encode, with_sequence_number
 from o2sms.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus
 from o2sms.smpp.errors import FramingError, LocalProtocolError, PduError, WindowFullError
 from o2sms.smpp.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
@@ -193,7 +193,8 @@ class Connection:
         ``encoded``: the wire bytes of a request numbered already (its sequence_number not 0),
         for a caller that writes them faster than :func:`encode` can for its kind of PDU (the
         simulator's receipts); they are sent as they are, so they must be what :func:`encode`
-        makes of ``pdu``. Checked and windowed like any request.
+        makes of ``pdu``; their header must say so (length, command_id, status 0 and the
+        sequence_number). Checked and windowed like any request.
         """
         if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
@@ -212,8 +213,11 @@ class Connection:
                 self.bind_type = bind_type
                 self.state = BOUND_STATE[bind_type]
         else:
-            if encoded is not None and pdu.sequence_number == 0:
-                raise LocalProtocolError("encoded bytes come with a numbered request only")
+            if encoded is not None:
+                if pdu.sequence_number == 0:
+                    raise LocalProtocolError("encoded bytes come with a numbered request only")
+                if encoded[:16] != HEADER.pack(len(encoded), command_id, 0, pdu.sequence_number):
+                    raise LocalProtocolError("encoded bytes' header does not match the PDU")
             pdu = self._number_request(pdu)
             data = encode(pdu) if encoded is None else encoded
             if pdu.response_class is not None:

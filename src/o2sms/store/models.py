@@ -224,7 +224,11 @@ class Part:
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
-    """One entry of a message's history, oldest first by ``id``."""
+    """One entry of a message's history, oldest first by ``id``.
+
+    ``id`` is the history row's: a status change stored in the row of the receipt that caused
+    it comes right after that receipt with the same ``id`` (see ``docs/store.md``).
+    """
 
     id: int
     message_id: str
