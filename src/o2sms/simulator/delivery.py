@@ -25,7 +25,8 @@ from o2sms.receipts import ReceiptStat
 from o2sms.simulator.config import MessageIdFormat
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
 from o2sms.simulator.store import StoredMessage
-from o2sms.smpp.constants import EsmClass, TlvTag
+from o2sms.smpp.codec import HEADER
+from o2sms.smpp.constants import CommandId, EsmClass, TlvTag
 from o2sms.smpp.pdu import DeliverSm
 from o2sms.smpp.tlv import Tlv
 from o2sms.text.gsm0338 import BASIC_TABLE
@@ -73,8 +74,7 @@ class MessageIds:
         return str(uuid.UUID(int=(n << 64) | secrets.randbits(64), version=4))
 
 
-_HEADER: Final = struct.Struct(">IIII")
-_DELIVER_SM: Final = 0x00000005
+_DELIVER_SM: Final = int(CommandId.DELIVER_SM)
 _TAG_LEN: Final = struct.Struct(">HH")
 _MAX_ADDR_OCTETS: Final = 20  # source_addr, destination_addr: C-Octet Strings of 21 with the NUL
 _MAX_ID_OCTETS: Final = 64  # receipted_message_id: a C-Octet String of 65 with the NUL
@@ -117,7 +117,7 @@ class Receipt:
             return None
         if tlvs:
             body += self.tlv_octets
-        return _HEADER.pack(16 + len(body), _DELIVER_SM, 0, sequence_number) + body
+        return HEADER.pack(16 + len(body), _DELIVER_SM, 0, sequence_number) + body
 
     def deliver_sm(self, sequence_number: int = 0, *, tlvs: bool = True) -> DeliverSm:
         """The deliver_sm, numbered ``sequence_number``; without TLVs (SMPP 3.3) if not ``tlvs``."""

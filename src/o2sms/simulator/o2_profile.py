@@ -48,6 +48,7 @@ account default sender): alphanumeric (TON 5, NPI 0) unless it is all digits (TO
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -211,20 +212,9 @@ def _split_pair_text(body: bytes, concat: Concat | None) -> str | None:
         return None
 
 
-#: the last text decoded, with its octets and data_coding: the submit_sm of one request to
-#: many recipients carry the same text one after another
-_last_decoded: tuple[bytes, int, str] = (b"", -1, "")
-
-
-def _decode(body: bytes, data_coding: int) -> str:
-    """:func:`o2sms.text.decode`, the same text again for the same octets without decoding."""
-    global _last_decoded  # noqa: PLW0603 - a one-entry memo of a pure function
-    last_body, last_coding, last_text = _last_decoded
-    if body == last_body and data_coding == last_coding:
-        return last_text
-    text = decode(body, data_coding)
-    _last_decoded = (body, data_coding, text)
-    return text
+#: :func:`o2sms.text.decode` remembering its last text: the submit_sm of one request to many
+#: recipients carry the same octets one after another (errors are raised each time)
+_decode: Final = functools.lru_cache(maxsize=1)(decode)
 
 
 def check_submit(
