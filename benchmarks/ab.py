@@ -9,6 +9,12 @@ run gives, their medians and B / A.
     .venv/bin/python benchmarks/ab.py 45d75c4 . --pairs 3 -- \\
         benchmarks/bench_service.py --store sqlite --messages 20000 --recipients 1 --runs 1
 
+``--python-a`` / ``--python-b`` run a side under another interpreter (a virtualenv's python
+with o2sms's dependencies installed): give the same commit twice to compare interpreters.
+
+    .venv/bin/python benchmarks/ab.py . . --python-b .venv-system/bin/python --pairs 3 -- \\
+        benchmarks/bench_service.py --store sqlite --messages 30000 --recipients 100 --runs 1
+
 By default it reads ``end to end N msg/s``, ``service CPU N µs/msg`` and, where given,
 ``PostgreSQL CPU N µs/msg`` (bench_service.py);
 ``--figure NAME=REGEX`` (repeatable, one group capturing the number) reads others.
@@ -60,12 +66,13 @@ def checked_out(revision: str) -> Iterator[Path]:
 
 
 def run_once(
-    tree: Path, command: list[str], figures: dict[str, re.Pattern[str]]
+    tree: Path, python: str, command: list[str], figures: dict[str, re.Pattern[str]]
 ) -> dict[str, float]:
-    """Run the benchmark once against ``tree``'s sources; the figures its output gives."""
+    """Run the benchmark once with ``python`` against ``tree``'s sources; the figures its
+    output gives."""
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     where = subprocess.run(
-        [sys.executable, "-c", "import o2sms; print(o2sms.__file__)"],
+        [python, "-c", "import o2sms; print(o2sms.__file__)"],
         env=env,
         capture_output=True,
         text=True,
@@ -74,7 +81,7 @@ def run_once(
     if not Path(where).is_relative_to(tree / "src"):
         raise SystemExit(f"o2sms is imported from {where}, not from {tree / 'src'}")
     done = subprocess.run(
-        [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        [python, *command], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"the benchmark failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -111,6 +118,8 @@ def main() -> None:
     parser.add_argument("b", help="candidate commit (or . for this checkout)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--figure", action="append", default=[], metavar="NAME=REGEX")
+    parser.add_argument("--python-a", default=sys.executable, help="interpreter of side A")
+    parser.add_argument("--python-b", default=sys.executable, help="interpreter of side B")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
@@ -121,10 +130,10 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     with checked_out(args.a) as tree_a, checked_out(args.b) as tree_b:
         for pair in range(1, args.pairs + 1):
-            turns = (("A", tree_a), ("B", tree_b))
+            turns = (("A", tree_a, args.python_a), ("B", tree_b, args.python_b))
             # Alternate who goes first, so warm caches and clock boosts favour neither side.
-            for side, tree in turns if pair % 2 else turns[::-1]:
-                values = run_once(tree, command, figures)
+            for side, tree, python in turns if pair % 2 else turns[::-1]:
+                values = run_once(tree, python, command, figures)
                 results[side].append(values)
                 shown = ", ".join(f"{name} {value:,.0f}" for name, value in values.items())
                 print(f"pair {pair} {side}: {shown}", flush=True)

@@ -8,9 +8,11 @@ Each figure is the median of several timed runs in this one process, next to a h
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import struct
+import sys
 import time
 from collections.abc import Callable
 
@@ -135,7 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     runs, number = args.runs, args.number
 
-    print(f"# {platform.python_implementation()} {platform.python_version()}, {platform.machine()}")
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} "
+        f"({os.path.realpath(sys.executable)}), {platform.machine()}"
+    )
     print(f"# median of {runs} runs; rates in operations per second unless marked")
     base = rate(baseline_submit_sm, number, runs)
     enc = rate(lambda: encode(SUBMIT), number, runs)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import re
 import statistics
 import sys
@@ -352,6 +353,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--trace", action="store_true", help="RSS and progress every 5 s")
     args = parser.parse_args()
+    # The interpreter's build matters: see docs/operations.md, "Which Python".
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()} "
+        f"({os.path.realpath(sys.executable)}), {platform.machine()}",
+        flush=True,
+    )
     results = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="o2sms-bench-") as workdir:
