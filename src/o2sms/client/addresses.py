@@ -192,6 +192,14 @@ def sender(
     if not (digits.replace(" ", "").isdigit() and digits.isascii()):  # not "١٢٣" or "²³"
         if not gsm0338.is_encodable(text):
             raise AddressError(f"alphanumeric sender {text!r} has characters outside GSM 03.38")
+        # source_addr is a C-Octet String, Latin-1 on the wire: GSM's Greek letters and the
+        # euro sign have no octet there, and submit_sm could not be encoded at all.
+        beyond = next((ch for ch in text if ord(ch) > 0xFF), None)
+        if beyond is not None:
+            raise AddressError(
+                f"alphanumeric sender {text!r} has {beyond!r}, which the SMPP source address "
+                "(Latin-1) cannot carry"
+            )
         if gsm0338.septet_count(text) > ALPHANUMERIC_MAX_SEPTETS:
             raise AddressError(
                 f"alphanumeric sender {text!r} is longer than {ALPHANUMERIC_MAX_SEPTETS} characters"
