@@ -120,6 +120,8 @@ def test_secrets_never_print(config_file: Path) -> None:
             "2 modes for 3 sessions",
         ),
         ("sender = 'A sender too long'\n", {}, "longer than 11"),
+        ("region = 'UK'\n", {}, "region (O2SMS_REGION): 'UK' is not a country"),
+        ("", {"O2SMS_REGION": "XX"}, "region (O2SMS_REGION): 'XX' is not a country"),
         ("api_keys = ['short']\n", {}, "shorter than 16"),
         ("store_schema = 'x'\n", {}, "PostgreSQL option"),
         ("this is not toml", {}, "not valid TOML"),

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
+import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -350,7 +351,12 @@ class Settings(BaseSettings):
     @field_validator("region")
     @classmethod
     def _region(cls, region: str) -> str:
-        return region.upper()
+        # Checked here: an unknown region ("UK" for GB) would pass, then every national
+        # number sent would be refused as "no such country code".
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not a country's ISO 3166 code (SK, CZ, GB...)")
+        return region
 
     @model_validator(mode="after")
     def _sender(self) -> Settings:
