@@ -121,6 +121,9 @@ def test_secrets_never_print(config_file: Path) -> None:
         ),
         ("sender = 'A sender too long'\n", {}, "longer than 11"),
         ("region = 'UK'\n", {}, "region (O2SMS_REGION): 'UK' is not a country"),
+        # "forever" is not a duration: the arithmetic with it fails at every use
+        ("[webhooks]\nretry_for = inf\n", {}, "webhooks.retry_for (O2SMS_WEBHOOKS__RETRY_FOR)"),
+        ("", {"O2SMS_WORKER__LEASE_SECONDS": "inf"}, "finite number"),
         ("", {"O2SMS_REGION": "XX"}, "region (O2SMS_REGION): 'XX' is not a country"),
         ("api_keys = ['short']\n", {}, "shorter than 16"),
         ("store_schema = 'x'\n", {}, "PostgreSQL option"),

@@ -92,7 +92,9 @@ def _split_commas(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: "retry_for = inf" reads as "forever" but overflows every time it is
+    # added to a date, failing each webhook's transaction (and with it the status change).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _split_host(host: str) -> tuple[str, str]:
