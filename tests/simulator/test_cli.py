@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from o2sms.cli.main import app
 from o2sms.cli.simulator import DEFAULT_ACCOUNT, build_config
 from o2sms.simulator import Account
 from tests.simulator.esme import Esme
@@ -98,3 +100,14 @@ def test_a_config_file_without_a_port_keeps_the_default_port(
     )
     config = build_config(config_file=file, accounts=[], **options)
     assert config.port == port  # the command line over the file over the default (2775)
+
+
+@pytest.mark.parametrize(
+    "option", [["--port", "99999"], ["--tls-port", "-1"], ["--http-port", "65536"]]
+)
+def test_a_port_out_of_range_is_one_error_line(option: list[str]) -> None:
+    result = CliRunner().invoke(app, ["simulator", *option])
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error:")
+    assert "0 to 65535" in line

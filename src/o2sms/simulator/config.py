@@ -150,6 +150,13 @@ class SimulatorConfig:
     faults: Faults | None = field(default=None, compare=False)
     seed: int | None = None  #: seed of the random connection-drop fault
 
+    def __post_init__(self) -> None:
+        """Refuse a port no socket can have here, rather than when the listener opens."""
+        for name in ("port", "tls_port", "http_port"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ValueError(f"{name} must be 0 to 65535 (0: any free port), got {value}")
+
     def with_options(self, **options: Any) -> SimulatorConfig:
         """A copy with some fields replaced (unknown names raise TypeError)."""
         return replace(self, **options)
