@@ -139,6 +139,11 @@ async def test_service_down_is_one_line_and_exit_1() -> None:
             "error: 'http://[::1' is not a valid service URL (Invalid port: ':1')",
         ),
         (
+            ["status", "X", "--via", "localhost:8000", "--api-key", API_KEY],
+            "error: 'localhost:8000' is not a valid service URL "
+            "(it must start with http:// or https://, e.g. http://127.0.0.1:8000)",
+        ),
+        (
             ["status", "X", "--via", "http://127.0.0.1:1", "--api-key", "klíč-0123456789abcdef"],
             "error: the API key must be printable ASCII (letters, digits, punctuation)",
         ),

@@ -179,18 +179,23 @@ class ServiceApi:
             _header_value(api_key, "the API key")
             headers["Authorization"] = f"Bearer {api_key}"
         try:
-            self._http = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                timeout=timeout,
-                limits=httpx.Limits(
-                    max_connections=concurrency, max_keepalive_connections=concurrency
-                ),
-            )
+            scheme = httpx.URL(self.base_url).scheme
         except httpx.InvalidURL as exc:
             raise ServiceError(
                 f"{base_url!r} is not a valid service URL ({exc})", exit_code=2
             ) from None
+        if scheme not in {"http", "https"}:  # "localhost:8000" reads as scheme "localhost"
+            raise ServiceError(
+                f"{base_url!r} is not a valid service URL "
+                f"(it must start with http:// or https://, e.g. {DEFAULT_URL})",
+                exit_code=2,
+            )
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
 
     async def __aenter__(self) -> Self:
         return self
