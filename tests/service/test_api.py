@@ -710,6 +710,11 @@ async def test_list_filters_and_paginates(sqlite_service: Service) -> None:
     naive = await sqlite_service.http.get("/v1/messages", params={"since": "2026-01-01T00:00:00"})
     assert naive.status_code == 422
     assert "time zone" in naive.json()["error"]
+    # An offset's "+" written as is in a query string arrives as a space: say so.
+    plus = await sqlite_service.http.get("/v1/messages?since=2026-01-01T00:00:00+01:00")
+    assert plus.status_code == 422
+    assert plus.json()["error"].startswith("since: ")
+    assert "%2B01:00" in plus.json()["error"]
 
 
 async def test_inbound_sms_is_stored_and_listed(service: Service) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -284,6 +285,10 @@ async def _from_store(call: Awaitable[T], timeout: float) -> T:
         ) from None
 
 
+_PLUS_AS_SPACE = re.compile(r"\d (\d\d:?\d\d|\d\d)$")
+"""The end of a time whose offset's ``+`` a query string turned into a space."""
+
+
 def _field_name(location: Sequence[int | str]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "header", "path")]
     name = ""
@@ -311,6 +316,14 @@ def _explain(problems: Sequence[Any]) -> ApiError:
             message = str(item.get("msg"))
         elif kind in ("time_delta_parsing", "time_delta_type"):
             message = "is not a duration: give seconds (7200) or ISO 8601 (PT2H, P1DT12H)"
+        elif (
+            kind.startswith("datetime")
+            and tuple(item.get("loc", ()))[:1] == ("query",)
+            and _PLUS_AS_SPACE.search(str(item.get("input")))
+        ):
+            # "...T10:00:00+01:00" typed into a query string: its "+" was decoded as a space.
+            written = str(item["input"]).replace(" ", "%2B")
+            message = f"is not a time: in a query string write an offset's + as %2B ({written})"
         else:
             message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
         errors.append({"field": where, "message": message})
