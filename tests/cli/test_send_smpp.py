@@ -76,6 +76,12 @@ def test_an_unreachable_smsc_is_one_line_and_exit_1() -> None:
     assert len(the_error_line(result)) > 40
 
 
+def test_a_port_out_of_range_is_one_line_not_an_unexpected_error() -> None:
+    result = o2sms_send("--port", "99999", "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 1
+    assert the_error_line(result) == "error: port must be 1 to 65535, got 99999"
+
+
 def test_flash_gets_its_own_session_within_the_count() -> None:
     assert direct_sessions("transceiver", True) == {
         "bind": ["transceiver", "transmitter"],

@@ -174,7 +174,7 @@ def bench_command(
                 )
                 for _ in range(runs)
             ]
-        except (ClientError, OSError) as exc:  # no SMSC there, refused bind, lost link...
+        except (ClientError, OSError, ValueError) as exc:  # no SMSC there, a bad port...
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
     for number, f in enumerate(figures, start=1):

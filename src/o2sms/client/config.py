@@ -22,6 +22,12 @@ class Endpoint:
     port: int = O2_PORT
     tls: bool = False
 
+    def __post_init__(self) -> None:
+        # Checked here: out of range, connect() raises OverflowError, which no caller takes
+        # for a connection failure, on every reconnect.
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be 1 to 65535, got {self.port}")
+
 
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
