@@ -261,3 +261,10 @@ def test_a_lone_comma_empties_a_list_from_the_environment(
     assert load_settings(path).webhooks.allow == ["hooks.example.com"]
     monkeypatch.setenv("O2SMS_WEBHOOKS__ALLOW", ",")
     assert load_settings(path).webhooks.allow == []
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://o2sms@db/o2sms", "postgresql+asyncpg://o2sms@db/o2sms"]
+)
+def test_store_schema_goes_with_every_postgresql_url_the_store_takes(url: str) -> None:
+    assert load_settings(store_url=url, store_schema="sms").store_schema == "sms"

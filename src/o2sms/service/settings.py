@@ -371,7 +371,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _schema(self) -> Settings:
-        if self.store_schema is not None and not self.store_url.startswith("postgresql"):
+        postgresql = parse_store_url(self.store_url).get_backend_name() == "postgresql"
+        if self.store_schema is not None and not postgresql:  # postgres:// is one too
             raise ValueError("store_schema is a PostgreSQL option")
         return self
 
