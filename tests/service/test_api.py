@@ -953,6 +953,16 @@ async def test_the_sandbox_banner_shows_its_own_key_never_a_configured_one(tmp_p
     assert f"API key: {generated.sandbox_key} (saved in" in banner
 
 
+async def test_an_ipv6_http_host_is_written_in_brackets_in_urls(tmp_path: Path) -> None:
+    async with open_service(settings_for(tmp_path, http_host="::1")) as service:
+        running = service.running
+        assert running.url == f"http://[::1]:{running.port}"
+        assert (await service.http.get("/healthz")).status_code == 200
+        banner = _banner(running.connector.settings, running.connector, "::1", 8000)
+        assert "o2sms listening on http://[::1]:8000 " in banner
+        assert "curl -s http://[::1]:8000/v1/messages " in banner
+
+
 async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
     tmp_path: Path,
 ) -> None:

@@ -395,8 +395,14 @@ class Connector:
         )
 
 
+def _http_base(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets (``http://[::1]:8000``) as URLs
+    need it: ``http://::1:8000`` is no URL curl or httpx can use."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _banner(settings: Settings, connector: Connector, host: str, port: int) -> str:
-    base = f"http://{host}:{port}"
+    base = _http_base(host, port)
     lines = [f"o2sms listening on {base} (API docs: {base}/docs)"]
     if settings.sandbox_mode:
         key = connector.sandbox_key
@@ -437,7 +443,7 @@ class RunningService:
     @property
     def url(self) -> str:
         """The API's base URL."""
-        return f"http://{self.connector.settings.http_host}:{self.port}"
+        return _http_base(self.connector.settings.http_host, self.port)
 
     async def stop(self) -> None:
         """Stop the HTTP server and the connector (unbind, close the store)."""
