@@ -202,6 +202,9 @@ async def test_an_idempotent_replay_after_retention_erased_the_text_is_no_confli
         ),
         ({"to": SK_MOBILE, "text": "x", "validity": 10}, "validity", "between 60 seconds"),
         ({"to": SK_MOBILE, "text": "x", "schedule_in": "2h"}, "schedule_in", "PT2H"),
+        # seconds in a JSON string: the usual message ("give seconds (7200)") would puzzle
+        ({"to": SK_MOBILE, "text": "x", "schedule_in": "7200"}, "schedule_in", 'not "7200"'),
+        ({"to": SK_MOBILE, "text": "x", "validity": "3600.5"}, "validity", "a JSON number"),
         ({"to": SK_MOBILE, "text": "x", "validity": [1]}, "validity", "not a duration"),
         ({"to": SK_MOBILE, "text": "x", "encoding": "ebcdic"}, "encoding", "gsm7"),
         ({"to": SK_MOBILE, "text": "x", "colour": "red"}, "colour", "not a field"),

@@ -285,6 +285,9 @@ async def _from_store(call: Awaitable[T], timeout: float) -> T:
         ) from None
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+"""A JSON number's text (seconds sent as a string)."""
+
 _PLUS_AS_SPACE = re.compile(r"\d (\d\d:?\d\d|\d\d)$")
 """The end of a time whose offset's ``+`` a query string turned into a space."""
 
@@ -316,6 +319,12 @@ def _explain(problems: Sequence[Any]) -> ApiError:
             message = str(item.get("msg"))
         elif kind in ("time_delta_parsing", "time_delta_type"):
             message = "is not a duration: give seconds (7200) or ISO 8601 (PT2H, P1DT12H)"
+            given = item.get("input")
+            if isinstance(given, str) and _NUMBER.fullmatch(given.strip()):
+                message = (
+                    f'is a string: give seconds as a JSON number ({given.strip()}, not "{given}") '
+                    "or an ISO 8601 duration (PT2H)"
+                )
         elif (
             kind.startswith("datetime")
             and tuple(item.get("loc", ()))[:1] == ("query",)
