@@ -120,13 +120,25 @@ def test_secrets_never_print(config_file: Path) -> None:
             "2 modes for 3 sessions",
         ),
         ("sender = 'A sender too long'\n", {}, "longer than 11"),
+        # a check of several keys still names the key and variable to fix, not the section
+        ("sender = 'A sender too long'\n", {}, "sender (O2SMS_SENDER): alphanumeric"),
+        (
+            "[webhooks]\nurl = 'ftp://hooks.example.com/'\n",
+            {},
+            "webhooks.url (O2SMS_WEBHOOKS__URL): the callback URL must start with http://",
+        ),
+        (
+            "",
+            {"O2SMS_WEBHOOKS__ALLOW": "hooks.example.com:443"},
+            "webhooks.allow (O2SMS_WEBHOOKS__ALLOW): bad webhook allow-list entry",
+        ),
         ("region = 'UK'\n", {}, "region (O2SMS_REGION): 'UK' is not a country"),
         # "forever" is not a duration: the arithmetic with it fails at every use
         ("[webhooks]\nretry_for = inf\n", {}, "webhooks.retry_for (O2SMS_WEBHOOKS__RETRY_FOR)"),
         ("", {"O2SMS_WORKER__LEASE_SECONDS": "inf"}, "finite number"),
         ("", {"O2SMS_REGION": "XX"}, "region (O2SMS_REGION): 'XX' is not a country"),
         ("api_keys = ['short']\n", {}, "shorter than 16"),
-        ("store_schema = 'x'\n", {}, "PostgreSQL option"),
+        ("store_schema = 'x'\n", {}, "store_schema (O2SMS_STORE_SCHEMA): a PostgreSQL option"),
         ("this is not toml", {}, "not valid TOML"),
         ("[gateway]\nsystem_id = 'acct'\n", {}, "system_id or password is set but hosts is empty"),
         ("", {"O2SMS_GATEWAY__PASSWORD": "secret12"}, "but hosts is empty"),

@@ -245,7 +245,10 @@ class WebhookSettings(_Section):
 
     @model_validator(mode="after")
     def _url(self) -> WebhookSettings:
-        policy = self.policy()  # raises ValueError for a bad allow-list entry
+        try:
+            policy = self.policy()
+        except ValueError as exc:  # a bad allow-list entry
+            raise ValueError(f"allow: {exc}") from None
         if self.url is not None:
             try:
                 check_callback_url(self.url, policy)
@@ -373,7 +376,7 @@ class Settings(BaseSettings):
     def _schema(self) -> Settings:
         postgresql = parse_store_url(self.store_url).get_backend_name() == "postgresql"
         if self.store_schema is not None and not postgresql:  # postgres:// is one too
-            raise ValueError("store_schema is a PostgreSQL option")
+            raise ValueError("store_schema: a PostgreSQL option, and store_url is SQLite")
         return self
 
     @model_validator(mode="after")
@@ -422,13 +425,32 @@ def _where(location: tuple[int | str, ...]) -> str:
     return f"{'.'.join(parts)} (O2SMS_{'__'.join(parts).upper()})"
 
 
+def _model_at(location: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model (Settings or a section) at ``location``, or None."""
+    model: type[BaseModel] = Settings
+    for part in location:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        kind = field.annotation if field is not None else None
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return None
+        model = kind
+    return model
+
+
 def _explain(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False, include_input=False):
+        location = tuple(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"
-        lines.append(f"{_where(item['loc'])}: {message}")
+        # A check of several keys (a model validator) is reported at its model; its message
+        # names the key to fix first ("url: ..."): report it there, with that key's variable.
+        key, colon, rest = message.partition(": ")
+        model = _model_at(location) if colon else None
+        if model is not None and key in model.model_fields:
+            location, message = (*location, key), rest
+        lines.append(f"{_where(location)}: {message}")
     return "\n".join(lines)
 
 
