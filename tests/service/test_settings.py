@@ -275,6 +275,17 @@ def test_a_lone_comma_empties_a_list_from_the_environment(
     assert load_settings(path).webhooks.allow == []
 
 
+def test_a_list_from_the_environment_may_be_a_json_array(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pydantic-settings reads lists as JSON elsewhere: split at its commas, the brackets and
+    # quotes became part of the keys, so every request with the real ones was refused.
+    monkeypatch.setenv("O2SMS_API_KEYS", '["first-key-0123456789", "second-key-0123456789"]')
+    monkeypatch.setenv("O2SMS_GATEWAY__BIND", '["transmitter", "receiver"]')
+    settings = load_settings()
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    assert keys == ["first-key-0123456789", "second-key-0123456789"]
+    assert settings.gateway.bind == ["transmitter", "receiver"]
+
+
 @pytest.mark.parametrize(
     "url", ["postgres://o2sms@db/o2sms", "postgresql+asyncpg://o2sms@db/o2sms"]
 )

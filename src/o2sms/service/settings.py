@@ -7,8 +7,10 @@ underscore in the environment: ``[gateway] password`` is ``O2SMS_GATEWAY__PASSWO
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
+import json
 import re
 import ssl
 import tomllib
@@ -85,8 +87,18 @@ def _redacted(url: str) -> str:
 
 
 def _split_commas(value: Any) -> Any:
-    """``"a, b"`` -> ``["a", "b"]`` for list settings given as one environment variable."""
+    """``"a, b"`` -> ``["a", "b"]`` for list settings given as one environment variable.
+
+    A JSON array of strings (``'["a", "b"]'``, how pydantic-settings reads other lists) is
+    taken as one too: split at its commas, its brackets and quotes would become part of the
+    values, API keys that no client sends.
+    """
     if isinstance(value, str):
+        if value.strip().startswith("["):
+            with contextlib.suppress(ValueError):
+                items = json.loads(value)
+                if isinstance(items, list) and all(isinstance(i, str) for i in items):
+                    return [item.strip() for item in items if item.strip()]
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
 
