@@ -777,6 +777,18 @@ async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
     assert "/v1/messages/{message_id}/cancel" in schema["paths"]
 
 
+async def test_openapi_says_which_endpoints_need_the_bearer_key(sqlite_service: Service) -> None:
+    # Without it /docs has no Authorize button: every "Try it out" is answered 401.
+    schema = (await sqlite_service.http.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    [(name, scheme)] = schemes.items()
+    assert scheme == {"type": "http", "scheme": "bearer"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            public = path in {"/healthz", "/readyz"}
+            assert operation.get("security") == (None if public else [{name: []}]), (method, path)
+
+
 async def test_status_webhooks_reach_the_callback_url_signed(service: Service) -> None:
     secret = service.running.connector.webhook_secret
     assert secret is not None

@@ -70,6 +70,9 @@ timeout is longer, for the workers' sake)."""
 RETRY_AFTER = 5
 """The ``Retry-After`` (seconds) of a 503 for an unavailable store."""
 
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+"""The endpoints that need no API key: the health checks (and /docs, /openapi.json)."""
+
 IDEMPOTENCY_KEY_LENGTH = 200
 """The longest ``Idempotency-Key`` header taken."""
 
@@ -493,10 +496,18 @@ def create_app(context: ApiContext) -> FastAPI:
     flash_available = settings.sends_flash  # settings do not change while the app runs
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, plus the schemas the send endpoint refers to by name."""
+        """FastAPI's document, plus the schemas the send endpoint refers to by name and the
+        Bearer key every endpoint but the health checks needs (read from the request, it is
+        no parameter FastAPI could document; without it /docs could not send the key)."""
         if app.openapi_schema is None:
             document = FastAPI.openapi(app)
-            document.setdefault("components", {}).setdefault("schemas", {}).update(_SEND_SCHEMAS)
+            components = document.setdefault("components", {})
+            components.setdefault("schemas", {}).update(_SEND_SCHEMAS)
+            components["securitySchemes"] = {"apiKey": {"type": "http", "scheme": "bearer"}}
+            for path, operations in document.get("paths", {}).items():
+                if path not in PUBLIC_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
