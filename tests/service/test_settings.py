@@ -158,6 +158,25 @@ def test_errors_say_what_and_where(
     assert expected in str(caught.value)
 
 
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    # Checks that look at two keys are reported with the other problems, not only once
+    # those are fixed: config check would otherwise take a run per problem.
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        "http_port = 'x'\nsender = 'A sender too long'\nstore_schema = 'sms'\n"
+        "[gateway]\nhosts = ['smpp1.smstools.sk']\nsystem_id = 'acct'\n"
+        "[webhooks]\nurl = 'https://hooks.example.com/o2sms'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert [line.partition(":")[0] for line in str(caught.value).splitlines()] == [
+        "store_schema (O2SMS_STORE_SCHEMA)",
+        "http_port (O2SMS_HTTP_PORT)",
+        "sender (O2SMS_SENDER)",
+        "webhooks.secret (O2SMS_WEBHOOKS__SECRET)",
+    ]
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/o2sms.toml")

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -330,8 +331,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     max_recipients: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    region: str = Field(default="SK", min_length=2, max_length=2)  # before sender: it reads it
     sender: str | None = Field(default=None, description="default sender; None: the account's")
-    region: str = Field(default="SK", min_length=2, max_length=2)
     instance: str | None = Field(default=None, description="worker name; default host:pid")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -375,27 +376,38 @@ class Settings(BaseSettings):
             raise ValueError(f"{region!r} is not a country's ISO 3166 code (SK, CZ, GB...)")
         return region
 
-    @model_validator(mode="after")
-    def _sender(self) -> Settings:
-        if self.sender is not None:
+    # The checks of one key against another are field validators reading the other from
+    # ``info.data`` (fields are validated in order): a model validator would run only once
+    # every field is valid, so config check would report them a run after the rest.
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, sender: str | None, info: ValidationInfo) -> str | None:
+        region = info.data.get("region")
+        if sender is not None and region is not None:  # no region: that error is reported
             try:
-                addresses.sender(self.sender, region=self.region)
+                addresses.sender(sender, region=region)
             except AddressError as exc:
-                raise ValueError(f"sender: {exc}") from None
-        return self
+                raise ValueError(str(exc)) from None
+        return sender
 
-    @model_validator(mode="after")
-    def _schema(self) -> Settings:
-        postgresql = parse_store_url(self.store_url).get_backend_name() == "postgresql"
-        if self.store_schema is not None and not postgresql:  # postgres:// is one too
-            raise ValueError("store_schema: a PostgreSQL option, and store_url is SQLite")
-        return self
+    @field_validator("store_schema")
+    @classmethod
+    def _schema(cls, schema: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("store_url")
+        if schema is None or url is None:  # no store_url: that error is reported
+            return schema
+        if parse_store_url(url).get_backend_name() != "postgresql":  # postgres:// is one
+            raise ValueError("a PostgreSQL option, and store_url is SQLite")
+        return schema
 
-    @model_validator(mode="after")
-    def _webhook_secret(self) -> Settings:
-        if self.webhooks.url and self.webhooks.secret is None and not self.sandbox_mode:
-            raise ValueError("webhooks.secret (O2SMS_WEBHOOKS__SECRET) is needed to sign webhooks")
-        return self
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_secret(cls, webhooks: WebhookSettings, info: ValidationInfo) -> WebhookSettings:
+        gateway = info.data.get("gateway")
+        if webhooks.url and webhooks.secret is None and gateway is not None and gateway.configured:
+            raise ValueError("secret: is needed to sign webhooks")
+        return webhooks
 
     @property
     def store_url_redacted(self) -> str:
