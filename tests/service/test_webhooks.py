@@ -387,6 +387,20 @@ async def test_a_receiver_that_timed_out_gets_one_slot_and_the_others_the_rest(
 
 
 @pytest.mark.asyncio
+async def test_a_name_whose_first_address_refuses_is_tried_at_the_next(
+    store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
+) -> None:
+    # "localhost" is ::1 first on many systems, while a receiver often listens on 127.0.0.1
+    # only: a refused connection (nothing sent) goes on to the name's next checked address.
+    sender = make_sender(resolver=fixed("::1", "127.0.0.1"))
+    await sender.start()
+    message_id = await submitted(store, receiver.url("/local", host="localhost"), "S1")
+    await until(lambda: first_webhooks_delivered(store, [message_id]))
+    [request] = receiver.at("/local")
+    assert request.headers["host"] == f"localhost:{receiver.port}"
+
+
+@pytest.mark.asyncio
 async def test_stop_is_bounded_and_hands_leases_back(
     store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
 ) -> None:

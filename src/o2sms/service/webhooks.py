@@ -36,7 +36,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
@@ -352,6 +352,10 @@ class _Target:
     host_header: str
     sni_hostname: str | None
     address: str
+    #: the URL pinned to each of the name's other checked addresses, in the resolver's order:
+    #: tried in turn when a connection to the one before is refused ("localhost" is ::1
+    #: first on many systems, and many receivers listen on 127.0.0.1 only)
+    fallbacks: tuple[str, ...] = ()
 
 
 async def _system_resolver(host: str, port: int) -> Sequence[str]:
@@ -388,17 +392,20 @@ async def resolve_target(url: str, policy: UrlPolicy, resolver: Resolver | None 
         if why is not None:
             raise _refuse(f"{host} resolves to {address}, which is {why}")
         addresses.append(address)
-    chosen = addresses[0]
-    literal_host = f"[{chosen}]" if chosen.version == 6 else str(chosen)
-    netloc = literal_host if parts.port is None else f"{literal_host}:{parts.port}"
+
+    def pinned(address: IPAddress) -> str:
+        literal_host = f"[{address}]" if address.version == 6 else str(address)
+        netloc = literal_host if parts.port is None else f"{literal_host}:{parts.port}"
+        return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+
     named = host if literal is None else str(literal)
     named = f"[{named}]" if ":" in named else named  # an IPv6 literal keeps its brackets
-    pinned = urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
     return _Target(
-        url=pinned,
+        url=pinned(addresses[0]),
         host_header=named if parts.port is None else f"{named}:{parts.port}",
         sni_hostname=host if parts.scheme.lower() == "https" and literal is None else None,
-        address=str(chosen),
+        address=str(addresses[0]),
+        fallbacks=tuple(pinned(a) for a in addresses[1:]),
     )
 
 
@@ -711,7 +718,8 @@ class WebhookSender:
         self._count(hook, outcome, status_code, error, seconds)
 
     async def _post(self, hook: Webhook) -> int:
-        """Sign and POST the payload to the checked address; the status code of the answer."""
+        """Sign and POST the payload to a checked address (the next one of the name when a
+        connection is refused); the status code of the answer."""
         assert self._client is not None
         target = await resolve_target(hook.url, self._policy, self._resolver)
         body = json.dumps(hook.payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -726,8 +734,21 @@ class WebhookSender:
         }
         headers["Host"] = target.host_header
         extensions = {} if target.sni_hostname is None else {"sni_hostname": target.sni_hostname}
+        *firsts, last = (target.url, *target.fallbacks)
+        for url in firsts:
+            try:
+                return await self._send(url, body, headers, extensions)
+            except httpx.ConnectError:  # nothing was sent: the next address of the name
+                continue
+        return await self._send(last, body, headers, extensions)
+
+    async def _send(
+        self, url: str, body: bytes, headers: dict[str, str], extensions: dict[str, Any]
+    ) -> int:
+        """POST ``body`` to ``url`` (a checked address); the status code of the answer."""
+        assert self._client is not None
         request = self._client.build_request(
-            "POST", target.url, content=body, headers=headers, extensions=extensions
+            "POST", url, content=body, headers=headers, extensions=extensions
         )
         response = await self._client.send(request, stream=True, follow_redirects=False)
         await response.aclose()  # the body is not needed; a huge one is never read
