@@ -25,7 +25,7 @@ from o2sms.service.settings import Settings
 from o2sms.simulator import Account, Simulator
 from o2sms.simulator.session import SmppSession
 from o2sms.smpp import CommandStatus, Pdu, SubmitSm
-from o2sms.store import open_store
+from o2sms.store import NewMessage, open_store
 from tests.service.conftest import API_KEY, Service, open_service, settings_for
 from tests.service.webhook_receiver import Receiver
 
@@ -903,6 +903,19 @@ async def test_a_final_submit_error_fails_the_message_once_with_its_meaning(
     assert smsc.counters["submit_sm"] == 1
     assert 'o2sms_submit_failures_total{reason="ESME_RINVDSTADR"} 1.0' in metrics
     assert 'o2sms_messages_final_total{status="failed"} 1.0' in metrics
+
+
+async def test_a_message_that_cannot_be_encoded_counts_as_a_submit_failure(
+    sqlite_service: Service,
+) -> None:
+    # A text its stored encoding cannot carry (the API refuses it; a store can hold it): failed
+    # INVALID_MESSAGE, and counted by its reason like every other failed submit.
+    store = sqlite_service.running.connector.store
+    stored = await store.enqueue(NewMessage(SK_MOBILE, "čau", encoding="gsm7"))
+    failed = await sqlite_service.wait_status(stored.message.id, {"failed"})
+    assert failed["error"]["name"] == "INVALID_MESSAGE"
+    metrics = (await sqlite_service.http.get("/metrics")).text
+    assert 'o2sms_submit_failures_total{reason="INVALID_MESSAGE"} 1.0' in metrics
 
 
 async def serving(connector: Connector) -> RunningService:

@@ -474,6 +474,7 @@ class SubmitWorker:
         except ClientError as exc:
             await self._failed(message, exc, ())
         except (O2smsError, ValueError) as exc:
+            self._metrics.failed.labels("INVALID_MESSAGE").inc()  # a failed submit too
             await self._final(message, "INVALID_MESSAGE", str(exc), None, ())
         except asyncio.CancelledError:
             raise
