@@ -104,6 +104,13 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+_DAY: Final = 86_400.0
+"""Seconds in a day: the bound of the worker's waits. Durations are added to the time now,
+and one past the year 9999 fails every time it is (a purge, a claim, a webhook's retry)."""
+_CENTURY: Final = 36_500.0
+"""Days: the bound of the retention periods (to keep for ever, 0)."""
+
+
 class _Section(BaseModel):
     # No inf or nan: "retry_for = inf" reads as "forever" but overflows every time it is
     # added to a date, failing each webhook's transaction (and with it the status change).
@@ -231,11 +238,11 @@ class WorkerSettings(_Section):
 
     concurrency: int = Field(default=500, ge=1, le=10_000, description="messages in flight")
     batch: int = Field(default=250, ge=1, le=1000, description="messages claimed at a time")
-    lease_seconds: float = Field(default=60.0, ge=5)
+    lease_seconds: float = Field(default=60.0, ge=5, le=_DAY)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     max_attempts: int = Field(default=10, ge=1)
-    retry_base: float = Field(default=2.0, gt=0)
-    retry_cap: float = Field(default=300.0, gt=0)
+    retry_base: float = Field(default=2.0, gt=0, le=_DAY)
+    retry_cap: float = Field(default=300.0, gt=0, le=_DAY)
 
 
 class WebhookSettings(_Section):
@@ -243,7 +250,9 @@ class WebhookSettings(_Section):
 
     url: str | None = Field(default=None, description="global URL; a message's own wins")
     secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key")
-    retry_for: float = Field(default=86_400.0, gt=0, description="seconds to keep retrying")
+    retry_for: float = Field(
+        default=86_400.0, gt=0, le=365 * _DAY, description="seconds to keep retrying"
+    )
     timeout: float = Field(default=10.0, gt=0)
     concurrency: int = Field(default=8, ge=1, le=1000)
     slow_receiver_slots: int = Field(
@@ -277,8 +286,10 @@ class WebhookSettings(_Section):
 class RetentionSettings(_Section):
     """How long finished messages keep their text and their rows."""
 
-    text_days: float | None = Field(default=30.0, ge=0, description="0: keep texts")
-    delete_days: float | None = Field(default=180.0, ge=0, description="0: keep messages")
+    text_days: float | None = Field(default=30.0, ge=0, le=_CENTURY, description="0: keep texts")
+    delete_days: float | None = Field(
+        default=180.0, ge=0, le=_CENTURY, description="0: keep messages"
+    )
     interval: float = Field(default=3600.0, gt=0, description="seconds between purge runs")
 
     def text_after(self) -> timedelta | None:
