@@ -27,6 +27,10 @@ from o2sms.client.addresses import (
         ("602 123 456", "CZ", "420602123456"),
         ("+44 20 7946 0958", "SK", "442079460958"),
         ("+39 06 1234 5678", "SK", "390612345678"),  # Italian leading zero
+        # spaces of numbers formatted for print: thin, narrow no-break, no-break, figure
+        ("+33\u20096\u202f12\u202f34\u202f56\u202f78", "SK", "33612345678"),
+        ("0903\u2009123\u2009456", "SK", "421903123456"),
+        ("+421\u00a0903\u2007123\u2007456", "SK", "421903123456"),
     ],
 )
 def test_destinations_become_international(given_number: str, region: str, expected: str) -> None:

@@ -136,6 +136,16 @@ _PARSE_ERRORS: Final = {
 """Why phonenumbers could not read a number, in words (its own text names its internals)."""
 
 
+_SPACES: Final = str.maketrans(
+    dict.fromkeys(
+        "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f", " "
+    )
+)
+"""Unicode's space separators phonenumbers does not take, as a plain space: the thin and
+narrow no-break spaces of numbers formatted for print (French locales write ``+33 6 12 34
+56 78`` with U+202F) and pasted into a request."""
+
+
 @lru_cache(maxsize=65_536)
 def international_number(number: str, region: str = "SK") -> str:
     """``number`` in international format without '+', validated with phonenumbers.
@@ -143,6 +153,8 @@ def international_number(number: str, region: str = "SK") -> str:
     National numbers are read in ``region`` (``0903 123 456`` in SK is ``421903123456``).
     Raises AddressError for anything that is not a valid phone number.
     """
+    if not number.isascii():
+        number = number.translate(_SPACES)
     mobile = _international_mobile(number)  # most destinations, at a third of the cost
     if mobile is not None:
         return mobile
