@@ -124,3 +124,19 @@ async def test_dropped_connections_fail_outstanding_messages_retriably(smsc: Sim
     for result in acknowledged:
         assert isinstance(result, SendResult)
         assert set(result.message_ids) <= stored
+
+
+async def test_a_keepalive_shorter_than_the_response_timeout_keeps_an_idle_link_up() -> None:
+    # Regression: the first enquire_link went out a response timeout after the bind (and each
+    # next one a response timeout after the last), not a keepalive interval: an idle session
+    # of a client waiting 60 s for responses was dropped by the gateway's 30 s inactivity
+    # timer, and again after every reconnect.
+    async with (
+        Simulator(
+            accounts=(Account("acct", PASSWORD),), inactivity_timeout=1.0, response_timeout=1.0
+        ) as smsc,
+        client(smsc, sessions=1, keepalive=0.3, response_timeout=5.0) as sms,
+    ):
+        await asyncio.sleep(2.5)
+        assert (await sms.send(NUMBER, "still the first link")).message_ids
+    assert smsc.counters["connections"] == 1

@@ -750,3 +750,30 @@ def test_request_cut_short_gets_generic_nack_with_rinvcmdlen() -> None:
     # generic_nack (0x80000000), ESME_RINVCMDLEN (2), the request's sequence_number 9
     assert smsc.data_to_send() == bytes.fromhex("00000010 80000000 00000002 00000009")
     assert smsc.state is SessionState.BOUND_TX
+
+
+def test_keepalive_is_looked_at_within_an_interval_of_the_bind_and_of_each_answer() -> None:
+    # Regression: with a response timeout longer than the keepalive interval, tick() gave the
+    # bind's (then each enquire_link's) response deadline as the next one, so the I/O layer
+    # called it again only then: an idle link sent its enquire_link a response timeout apart,
+    # too late for a gateway that closes links silent for 30 s.
+    esme = Connection(Role.ESME, enquire_link_interval=5.0, response_timeout=60.0)
+    smsc = Connection(Role.SMSC, enquire_link_interval=None)
+    esme.send(BindTransceiver(system_id="acct", password="secret"), 0.0)
+    assert esme.tick(0.0) == pytest.approx(5.0)
+    pump(esme, smsc)
+    (bind,) = events(smsc)
+    assert isinstance(bind, RequestReceived)
+    smsc.send(bind.pdu.response(system_id="SMSC"), 0.1)
+    pump(esme, smsc, 0.1)
+    events(esme)
+    for at in (5.0, 10.0, 15.0):
+        assert esme.tick(at) == pytest.approx(at + 5.0)
+        (probe,) = sent_pdus(esme)
+        assert isinstance(probe, EnquireLink)
+        smsc.receive_data(encode(probe), at)
+        pump(esme, smsc, at + 0.1)
+        (answer,) = events(esme)
+        assert isinstance(answer, ResponseReceived)
+    with pytest.raises(ValueError, match="enquire_link_interval"):
+        Connection(Role.ESME, enquire_link_interval=0.0)  # would probe (and tick) without pause

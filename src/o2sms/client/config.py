@@ -105,3 +105,5 @@ class SessionConfig:
             raise ValueError("at least one endpoint is needed")
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if self.enquire_link_interval <= 0:
+            raise ValueError("enquire_link_interval (keepalive) must be positive")

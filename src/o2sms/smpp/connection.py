@@ -141,6 +141,8 @@ class Connection:
     ) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
+        if enquire_link_interval is not None and enquire_link_interval <= 0:
+            raise ValueError("enquire_link_interval must be positive (None: no keepalive)")
         self.role = role
         self.window = window
         self.response_timeout = response_timeout
@@ -497,6 +499,14 @@ class Connection:
                 self._keepalive = self.send(EnquireLink(), now).sequence_number
                 deadlines.append(now + self.response_timeout)
             # else: the window is full of requests whose own deadlines probe the link
+        if (
+            self.enquire_link_interval is not None
+            and in_flight
+            and (self.state is _OPEN or self.state.is_bound)
+        ):
+            # An answer (the bind_resp, the last enquire_link_resp) can bring the keepalive
+            # forward to before the response deadlines above: look again within an interval.
+            deadlines.append(now + self.enquire_link_interval)
         return min(deadlines) if deadlines else None
 
     def _close(self, reason: str) -> None:
