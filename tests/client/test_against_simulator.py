@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import pytest_asyncio
@@ -140,3 +140,43 @@ async def test_a_keepalive_shorter_than_the_response_timeout_keeps_an_idle_link_
         await asyncio.sleep(2.5)
         assert (await sms.send(NUMBER, "still the first link")).message_ids
     assert smsc.counters["connections"] == 1
+
+
+@pytest.mark.parametrize("through", ["handler", "batch_handler"])
+async def test_a_receipt_redelivered_after_a_failed_handler_still_names_its_send(
+    through: str,
+) -> None:
+    # Regression: a final receipt's part was forgotten as soon as the receipt was matched,
+    # before the handler ran; when the handler failed, the SMSC delivered the receipt again
+    # and it came with no submitted_id, reference nor part: the send it reports was lost.
+    reports: list[DeliveryReport] = []
+
+    def take(event: object) -> BaseException | None:
+        assert isinstance(event, DeliveryReport)
+        reports.append(event)
+        return RuntimeError("the store is down for a moment") if len(reports) == 1 else None
+
+    async def handler(event: object) -> None:
+        failure = take(event)
+        if failure is not None:
+            raise failure
+
+    async def batch_handler(events: Sequence[object]) -> list[BaseException | None]:
+        return [take(event) for event in events]
+
+    options: dict[str, object] = {"handler": handler}
+    if through == "batch_handler":
+        options["batch_handler"] = batch_handler
+    async with (
+        Simulator(
+            accounts=(Account("acct", PASSWORD),), receipt_delay=0.01, receipt_retry_delay=0.1
+        ) as smsc,
+        client(smsc, sessions=1, **options) as sms,
+    ):
+        result = await sms.send(NUMBER, "needs its receipt", reference="order-7")
+        async with asyncio.timeout(5.0):
+            while len(reports) < 2:
+                await asyncio.sleep(0.01)
+    assert [(r.submitted_id, r.reference, r.part) for r in reports] == [
+        (result.message_ids[0], "order-7", 1)
+    ] * 2

@@ -663,10 +663,20 @@ class Client:
                 sent = store.get(key)
                 if sent is not None:
                     break
-        if sent is not None and receipt.stat.is_final:
+        return sent
+
+    def _handled(self, event: Event) -> None:
+        """The application is done with ``event``: the part of a final receipt is forgotten.
+
+        Not before: a receipt whose handling failed is delivered again by the SMSC, and must
+        then be matched to its send again.
+        """
+        if type(event) is not DeliveryReport or not event.receipt.stat.is_final:
+            return
+        sent = self._correlate(event.receipt)
+        if sent is not None and sent.submitted_id == event.submitted_id:
             self._forget(sent)
             self._parts.pop(sent, None)
-        return sent
 
     # --- receiving --------------------------------------------------------------------
 
@@ -706,6 +716,7 @@ class Client:
         else:
             event = UnreadableDeliverSm(pdu, "data_sm is not handled by this client", session)
         await self._deliver(event)
+        self._handled(event)
         return _ROK
 
     async def _on_inbound_batch(
@@ -745,7 +756,9 @@ class Client:
                         )
                 except Exception as exc:
                     failures = [exc] * len(events)
-                for pdu, failure in zip(taken, failures, strict=True):
+                for pdu, event, failure in zip(taken, events, failures, strict=True):
+                    if failure is None:
+                        self._handled(event)
                     answer(pdu, _ROK if failure is None else failure)
             if others is not None:
                 await others
@@ -779,7 +792,9 @@ class Client:
 
     async def _late_receipt(self, receipt: receipts.DeliveryReceipt, session: str) -> int:
         """Deliver the report of a receipt once the submits it may belong to were answered."""
-        await self._deliver(self._report(receipt, await self._correlate_soon(receipt), session))
+        report = self._report(receipt, await self._correlate_soon(receipt), session)
+        await self._deliver(report)
+        self._handled(report)
         return _ROK
 
     @staticmethod
