@@ -227,6 +227,36 @@ async def test_failover_to_the_secondary_host() -> None:
             assert (await sms.send(NUMBER, "via secondary")).message_ids
 
 
+async def test_credentials_refused_by_one_host_do_not_stop_the_session_for_good() -> None:
+    # Regression: the primary dropped the link, the session turned to the secondary, which
+    # refused the credentials (an account not provisioned there, an auth backend down), and
+    # the session stopped for good although the primary took the same credentials a moment
+    # before: every session of the client ended FAILED after one outage of the primary.
+    refusing = Faults(bind_status=CommandStatus.ESME_RINVPASWD)
+    async with FakeSmsc() as primary, FakeSmsc(refusing) as secondary:
+        sms = Client(
+            hosts=[("127.0.0.1", primary.port), ("127.0.0.1", secondary.port)],
+            system_id="acct",
+            password="pw",
+            sessions=1,
+            connect_timeout=1.0,
+            response_timeout=1.0,
+            reconnect=Backoff(0.05, 0.05),
+        )
+        async with sms:
+            assert (await sms.send(NUMBER, "via primary")).message_ids
+            primary.drop_all()
+            await wait_for_binds(secondary, 1)
+            assert (await sms.send(NUMBER, "via primary again")).message_ids
+    assert primary.bind_attempts == 2
+
+
+async def wait_for_binds(smsc: FakeSmsc, count: int) -> None:
+    async with asyncio.timeout(3.0):
+        while smsc.bind_attempts < count:
+            await asyncio.sleep(0.01)
+
+
 async def test_receipts_are_correlated_and_acknowledged_after_handling() -> None:
     async with FakeSmsc(Faults(receipts=True, receipt_in_hex=False)) as smsc, client(smsc) as sms:
         result = await sms.send(NUMBER, "report me", reference="order-42")

@@ -48,7 +48,8 @@ _BIND_PDU: Final = {
 CREDENTIAL_STATUSES: Final = frozenset(
     {CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID, CommandStatus.ESME_RINVSYSTYP}
 )
-"""Bind refusals that retrying cannot fix: the session stops and reports them."""
+"""Bind refusals that retrying cannot fix: once every endpoint gave one since the last bind,
+the session stops and reports it (one host refusing may be one host's trouble)."""
 
 
 STABLE_LINK_SECONDS: Final = 30.0
@@ -193,6 +194,7 @@ class Session:
         endpoints = rotation(self.config.endpoints)
         attempt = 0
         failures = 0
+        refused: set[Endpoint] = set()  # endpoints that refused the credentials since a bind
         while not self._closing.is_set():
             endpoint = next(endpoints)
             self._set_status(SessionStatus.CONNECTING)
@@ -206,9 +208,11 @@ class Session:
             except BindError as exc:
                 self.error = exc
                 if exc.command_status in CREDENTIAL_STATUSES:
-                    log.error("%s: %s; not retrying", self.name, exc)
-                    self._set_status(SessionStatus.FAILED)
-                    return
+                    refused.add(endpoint)
+                    if refused.issuperset(self.config.endpoints):
+                        log.error("%s: %s; not retrying", self.name, exc)
+                        self._set_status(SessionStatus.FAILED)
+                        return
                 backoff = (
                     self.config.session_limit_backoff
                     if exc.command_status in SESSION_LIMIT_STATUSES
@@ -226,6 +230,7 @@ class Session:
             else:
                 failures = self.failed_rounds = 0
                 self.error = None
+                refused.clear()
                 self._protocol = protocol
                 self._set_status(SessionStatus.BOUND)
                 log.info(
