@@ -56,6 +56,8 @@ class Faults:
     hold_first: float = 0.0
     #: answer an unbind with a generic_nack (ESME_RINVCMDID) instead of unbind_resp
     nack_unbind: bool = False
+    #: on the next submit, unbind first (once) and answer the submit this many seconds later
+    unbind_before_answer: float | None = None
 
 
 @dataclass
@@ -165,6 +167,11 @@ class FakeSmsc:
                         self.received += 1
                         self.submit_log.append((loop.time(), self._conns.index(conn)))
                         held.append(pdu)
+                        if (late := self.faults.unbind_before_answer) is not None:
+                            self.faults.unbind_before_answer = None
+                            conn.send(Unbind(), loop.time())
+                            writer.write(conn.data_to_send())
+                            await asyncio.sleep(late)
                         if len(held) >= self.faults.reverse_responses:
                             for submit in reversed(held):
                                 await self._answer_submit(conn, submit, writer)

@@ -83,6 +83,22 @@ async def test_submits_right_after_the_peer_unbind_are_sent_after_the_reconnect(
     assert sorted(s.short_message for s in smsc.submits) == [b"m0", b"m1", b"m2"]
 
 
+async def test_a_submit_answered_after_the_peer_unbind_is_reported_sent() -> None:
+    # Regression: the session closed as soon as the SMSC unbound it, so the submit_sm_resp the
+    # SMSC sent right after its unbind (still allowed: responses travel while unbinding) was
+    # never read. The send failed with ConnectionLost for a message the SMSC had accepted,
+    # and resending it would give the subscriber a second SMS.
+    async with FakeSmsc(Faults(unbind_before_answer=0.1)) as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "accepted as the SMSC unbinds")
+        assert (await sms.send(NUMBER, "after the reconnect")).message_ids
+    assert smsc.unbinds == 2  # ours at the close, the first answered as soon as it came
+    assert [s.short_message for s in smsc.submits] == [
+        b"accepted as the SMSC unbinds",
+        b"after the reconnect",
+    ]
+    assert result.message_ids
+
+
 # --- 6: throttling pauses once per burst, and gives up after the retry timeout ---------------
 
 

@@ -138,6 +138,7 @@ class SmppProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._aborted = ""  # why abort() ended the connection: the reason it closed with
+        self._unbound_by_peer = False  # close once the requests out are answered (or expire)
         self._on_inbound = on_inbound
         self._on_inbound_batch = on_inbound_batch
         self._takes_inbound = on_inbound is not None or on_inbound_batch is not None
@@ -388,13 +389,20 @@ class SmppProtocol(asyncio.Protocol):
                     )
             elif type(event) is Unbound:
                 if event.by_peer:
+                    # Its answers to our requests may still follow the unbind (responses travel
+                    # while unbinding): read them before closing. What waits for the window
+                    # can never go on this session now: it goes to another one at once.
                     log.info("%s: the SMSC unbound the session", self.name)
-                    self._loop.call_soon(self.close)
+                    self._unbound_by_peer = True
+                    self.fail_queued(NotSentError(f"{self.name}: the SMSC unbound the session"))
             elif type(event) is ConnectionClosed:
                 self._fail_all(event.reason or reason)
                 self.close()
         if inbound:
             self._accept_all(inbound)
+        if self._unbound_by_peer and not connection.outstanding:
+            self._unbound_by_peer = False
+            self._loop.call_soon(self.close)
 
     def _unmatched(self, pdu: Pdu) -> None:
         """Warn about a response nobody waits for, at most once a second with a count of the
