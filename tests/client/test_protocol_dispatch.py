@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from o2sms.client.connection import InboundAnswer, RefillGate, SmppProtocol
-from o2sms.client.errors import EventNotConfirmedError
+from o2sms.client.errors import EventNotConfirmedError, NotSentError, ResponseTimeout
 from o2sms.smpp.connection import (
     Connection,
     Event,
@@ -17,8 +17,8 @@ from o2sms.smpp.connection import (
     ResponseReceived,
     UnexpectedResponse,
 )
-from o2sms.smpp.constants import CommandStatus
-from o2sms.smpp.pdu import DeliverSm, Pdu, SubmitSm, SubmitSmResp
+from o2sms.smpp.constants import CommandId, CommandStatus
+from o2sms.smpp.pdu import BindTransceiver, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.state import Role
 
 pytestmark = pytest.mark.asyncio
@@ -195,6 +195,78 @@ async def test_a_failing_refill_leaves_the_other_sessions_refilled(
     assert order == ["fine"]
     assert not gate.held
     assert "broken: cannot refill the window" in caplog.text
+
+
+class Wire:
+    """A transport that keeps what is written and never delivers anything (a dead link)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def test_requests_queued_when_the_keepalive_goes_unanswered_are_not_sent_into_the_link() -> (
+    None
+):
+    # Regression: a submit timing out with the unanswered enquire_link (both sent into the
+    # silent link in one turn) freed a slot, and a queued submit went out into the link just
+    # found dead before it was aborted: that send failed with ConnectionLost ("the SMSC may
+    # have it") instead of NotSentError, which sends it again on another session.
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    esme = Connection(
+        Role.ESME, window=2, response_timeout=1.0, enquire_link_interval=0.5, now=start
+    )
+    smsc = Connection(Role.SMSC, enquire_link_interval=None)
+    esme.send(BindTransceiver(system_id="acct", password="pw"), start)
+    smsc.receive_data(esme.data_to_send(), start)
+    bind = smsc.next_event()
+    assert isinstance(bind, RequestReceived)
+    smsc.send(bind.pdu.response(), start)
+    esme.receive_data(smsc.data_to_send(), start)
+    assert isinstance(esme.next_event(), ResponseReceived)
+    protocol = SmppProtocol(esme)
+    wire = Wire()
+    protocol.connection_made(wire)  # type: ignore[arg-type]
+    sends = [
+        asyncio.ensure_future(protocol.request(SubmitSm(short_message=b"m%d" % n)))
+        for n in range(4)
+    ]
+    await asyncio.sleep(0)  # m0 and m1 go out, m2 and m3 wait for the window
+    # The link is silent: m0 and m1 time out; the enquire_link and m2 take their slots.
+    esme.tick(start + 1.5)
+    protocol._dispatch()
+    assert [r.command_id for r in esme.outstanding_requests()] == [
+        CommandId.ENQUIRE_LINK,
+        CommandId.SUBMIT_SM,
+    ]
+    # ... and time out together in their turn: the link is dead.
+    esme.tick(start + 3.0)
+    protocol._dispatch()
+    async with asyncio.timeout(0.2):  # settled by these two turns, not by the loop's timer
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [
+        ResponseTimeout,
+        ResponseTimeout,
+        ResponseTimeout,
+        NotSentError,
+    ]
+    assert b"m3" not in wire.written
 
 
 class Batches:

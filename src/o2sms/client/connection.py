@@ -360,6 +360,12 @@ class SmppProtocol(asyncio.Protocol):
             if inbound:
                 self._accept_all(inbound)
             if type(event) is RequestExpired:
+                if event.request.command_id == CommandId.ENQUIRE_LINK:
+                    # Ended now, before this or any later expiry frees a slot of the window: a
+                    # request waiting for one must not go out into a link found dead (it would
+                    # fail as perhaps sent), but fail unsent, to go to another session.
+                    log.warning("%s: no enquire_link_resp, the link is dead; closing", self.name)
+                    self.abort("no enquire_link_resp: the link is dead")
                 seconds = connection.response_timeout
                 self._resolve(
                     event.request.sequence_number,
@@ -369,9 +375,6 @@ class SmppProtocol(asyncio.Protocol):
                         f"within {seconds:g} s"
                     ),
                 )
-                if event.request.command_id == CommandId.ENQUIRE_LINK:
-                    log.warning("%s: no enquire_link_resp, the link is dead; closing", self.name)
-                    self._loop.call_soon(self.abort, "no enquire_link_resp: the link is dead")
             elif type(event) is UnexpectedResponse:
                 self._unmatched(event.pdu)
             elif type(event) is PduRejected:
