@@ -298,6 +298,30 @@ async def test_an_unmatched_receipt_is_not_held_up_by_steady_sending() -> None:
     assert sent > 5
 
 
+async def test_an_unmatched_receipt_does_not_wait_for_sends_with_nothing_on_the_wire() -> None:
+    # Regression: a receipt no send matched (one for another instance's message, or from
+    # before a restart) waited, up to the response timeout, for every send started before it
+    # arrived, also those still waiting for the rate limit, a throttling pause or a session:
+    # none of them had a submit_sm out, so none could be its message. With a rate cap and a
+    # backlog, every such receipt held an inbound worker for the whole response timeout.
+    receipt = (
+        b"id:DEADBEEF sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
+        b"stat:DELIVRD err:000 text:"
+    )
+    async with FakeSmsc() as smsc, client(smsc, response_timeout=30.0, rate_limit=2.0) as sms:
+        backlog = [asyncio.ensure_future(sms.send(NUMBER, f"m{i}")) for i in range(20)]
+        await wait_until(lambda: smsc.received >= 1)  # the others wait for their turn
+        smsc.deliver(DeliverSm(source_addr="421903123456", esm_class=0x04, short_message=receipt))
+        try:
+            report = await asyncio.wait_for(anext(sms.events()), 2.0)
+        finally:
+            sms.withdraw_unsent()
+            await asyncio.gather(*backlog, return_exceptions=True)
+    assert isinstance(report, DeliveryReport)
+    assert report.receipt.id == "DEADBEEF"
+    assert report.submitted_id is None
+
+
 # --- 1: SyncClient.events(timeout) acknowledges what was handled, loses nothing --------------
 
 

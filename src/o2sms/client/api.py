@@ -341,8 +341,9 @@ class Client:
         self._sent: dict[str, _Sent] = {}  # every reading of a submitted id -> its part
         self._parts: OrderedDict[_Sent, None] = OrderedDict()  # parts remembered, oldest first
         self._correlation_capacity = CORRELATION_CAPACITY
-        # send() calls waiting for their submit_sm_resp, by serial (insertion order = age)
-        self._sending: dict[int, None] = {}
+        # send() calls waiting for their submit_sm_resp, by serial (insertion order = age), with
+        # what the pool counts of their parts out
+        self._sending: dict[int, Submission] = {}
         self._send_serial = 0
         self._recorded = asyncio.Event()  # set when a submit finished: correlation may now match
         self._correlation_waiters = 0
@@ -517,13 +518,16 @@ class Client:
         serial = self._send_serial
         self._send_serial = serial + 1
         sending = self._sending
-        sending[serial] = None
+        # One for all parts: a stop cuts no message in two.
+        sending[serial] = submission = Submission()
         try:
             if len(pdus) == 1:  # the common case, kept short
                 if resume is not None and (earlier := resume.message_ids[0]) is not None:
                     return SendResult((earlier,), encoding_used, 1, destination.addr, reference)
                 try:
-                    response = await self._pool.submit(pdus[0], flash=flash, deadline=deadline)
+                    response = await self._pool.submit(
+                        pdus[0], flash=flash, deadline=deadline, submission=submission
+                    )
                 except ClientError as exc:
                     raise SendError(exc, [None]) from exc
                 assert isinstance(response, SubmitSmResp)
@@ -531,7 +535,6 @@ class Client:
                 if report:
                     self._remember(submitted, reference, destination.addr, 1, 1)
                 return SendResult((submitted,), encoding_used, 1, destination.addr, reference)
-            submission = Submission()  # one for all parts: a stop cuts no message in two
             # The parts that went out before need not be followed at once: their ids and the
             # reference are kept by the caller, so a stop may withdraw the rest like any send.
             done = resume.message_ids if resume is not None else (None,) * len(pdus)
@@ -620,9 +623,17 @@ class Client:
                 del store[key]
 
     def _older_sends_pending(self, horizon: int) -> bool:
-        """True while a send() that started before serial ``horizon`` still awaits a response."""
-        for serial in self._sending:  # oldest first: only the first one matters
-            return serial < horizon
+        """True while a send() that started before serial ``horizon`` has a part out (handed to a
+        session, not refused) and still awaits a response.
+
+        Only such a part can be the message of a receipt that came at ``horizon``: a send still
+        waiting for the rate limit, a throttling pause or a bound session has no submit_sm out.
+        """
+        for serial, submission in self._sending.items():  # oldest first
+            if serial >= horizon:
+                return False
+            if submission.out:
+                return True
         return False
 
     async def _correlate_soon(self, receipt: receipts.DeliveryReceipt) -> _Sent | None:
