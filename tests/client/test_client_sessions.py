@@ -19,6 +19,7 @@ from o2sms.client import (
     Client,
     ConnectError,
     DeliveryReport,
+    Event,
     InboundSms,
     RateLimiter,
     SendError,
@@ -410,6 +411,26 @@ async def test_send_after_close_raises_instead_of_hanging() -> None:
             pass
         with pytest.raises(SendError):
             await asyncio.wait_for(sms.send(NUMBER, "too late"), 2.0)
+
+
+async def test_an_events_loop_ends_when_the_client_closes() -> None:
+    # Regression: an events() loop waiting for the next event when the client closed waited
+    # for ever (nothing can come after the close), so the task reading it never ended and an
+    # application awaiting that task at shutdown hung; so did an events() started after it.
+    async with FakeSmsc() as smsc:
+        sms = client(smsc)
+        seen: list[Event] = []
+
+        async def read() -> None:
+            async for event in sms.events():
+                seen.append(event)
+
+        async with sms:
+            readers = [asyncio.ensure_future(read()) for _ in range(2)]
+            await asyncio.sleep(0.05)  # both wait for an event
+        await asyncio.wait_for(asyncio.gather(*readers), 2.0)
+        await asyncio.wait_for(read(), 2.0)
+    assert seen == []
 
 
 async def test_a_bind_that_cannot_be_encoded_fails_at_once_without_the_password() -> None:

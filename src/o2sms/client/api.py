@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -332,7 +333,8 @@ class Client:
             raise ValueError("max_pending_events must be at least 1")
         # Bounded: when nobody reads events(), workers wait to put theirs and the deliver_sm
         # stay unanswered, so the SMSC's window stops it (backpressure instead of memory).
-        self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue(
+        # None, put there by close(), ends the events() loops.
+        self._events: asyncio.Queue[tuple[Event, asyncio.Future[None]] | None] = asyncio.Queue(
             max_pending_events
         )
         self._unconfirmed: set[asyncio.Future[None]] = set()  # events() events not yet answered
@@ -405,7 +407,7 @@ class Client:
         for the rate limit or a throttling pause (never sent), fail with ClientClosedError;
         handlers already running get ``close_timeout`` to finish and their deliver_sm is
         answered; events handed to ``events()`` and not yet confirmed are not acknowledged
-        (the SMSC delivers them again); then every session unbinds.
+        (the SMSC delivers them again), and ``events()`` loops end; then every session unbinds.
         """
         self._closed = True
         for done in list(self._unconfirmed):
@@ -413,6 +415,8 @@ class Client:
                 done.set_exception(
                     EventNotConfirmedError("the client closed before it was confirmed")
                 )
+        with contextlib.suppress(asyncio.QueueFull):  # full: no events() loop waits in get()
+            self._events.put_nowait(None)
         await self._pool.close()
 
     def withdraw_unsent(self) -> None:
@@ -867,16 +871,25 @@ class Client:
         """Delivery reports and inbound SMS from every session, merged.
 
         Each is acknowledged to the SMSC when the loop asks for the next one, so an event is
-        never acknowledged before the code handling it has finished.
+        never acknowledged before the code handling it has finished. The loop ends once the
+        client is closed: no event can come any more.
         """
         pending: asyncio.Future[None] | None = None
+        events = self._events
         try:
             while True:
                 # Asked for the next event: the one handed out before is done with.
                 if pending is not None and not pending.done():
                     pending.set_result(None)
                 pending = None
-                event, pending = await self._events.get()
+                if self._closed and events.empty():
+                    return
+                item = await events.get()
+                if item is None:  # put by close()
+                    with contextlib.suppress(asyncio.QueueFull):
+                        events.put_nowait(item)  # for the other events() loops
+                    return
+                event, pending = item
                 if pending.done():
                     pending = None
                     continue  # its worker gave up (connection lost, closing): stale
