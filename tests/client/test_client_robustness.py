@@ -537,3 +537,22 @@ async def test_every_session_of_a_pool_shares_one_refill_gate_across_reconnects(
     assert smsc.unbinds >= 1  # a session reconnected: its new protocol has the same gate
     assert any(p not in first for p in now)
     assert len(gates) == 1
+
+
+async def test_sync_client_used_outside_its_with_block_raises_client_closed_error() -> None:
+    unopened = SyncClient("127.0.0.1", 1, "acct", "pw")
+    with pytest.raises(ClientClosedError, match="with block"):
+        unopened.send("+421903123456", "hello")
+    async with FakeSmsc() as smsc:
+
+        def run() -> SyncClient:
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                sms.send("+421903123456", "hello")
+            return sms
+
+        closed = await asyncio.to_thread(run)
+    # Not an AssertionError (nor, under python -O, an AttributeError): the client's own error.
+    with pytest.raises(ClientClosedError):
+        closed.send("+421903123456", "hello again")
+    with pytest.raises(ClientClosedError):
+        next(closed.events(timeout=0.1))

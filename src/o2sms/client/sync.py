@@ -10,15 +10,19 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from o2sms.client.api import Client, SendResult
+from o2sms.client.errors import ClientClosedError
 from o2sms.client.events import Event
 
 T = TypeVar("T")
+
+_NOT_OPEN = "the SyncClient is not open: use it in a with block (it may have been closed)"
 
 
 class SyncClient:
     """``with SyncClient(host, port, system_id, password) as sms: sms.send(to, text)``.
 
-    Takes the same arguments as :class:`Client` and offers the same ``send`` and ``events``.
+    Takes the same arguments as :class:`Client` and offers the same ``send`` and ``events``;
+    outside the ``with`` block (before it, or once closed) they raise ClientClosedError.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -31,8 +35,18 @@ class SyncClient:
         self._waiting: concurrent.futures.Future[Event] | None = None  #: see _next_event
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        assert self._loop is not None, "use SyncClient in a with block"
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise ClientClosedError(_NOT_OPEN)
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    def _open(self) -> Client:
+        """The client, while the ``with`` block runs; ClientClosedError before and after."""
+        client = self._client
+        if client is None:
+            raise ClientClosedError(_NOT_OPEN)
+        return client
 
     def _next_event(self, events: AsyncIterator[Event], timeout: float | None) -> Event:
         """``_next`` on the loop; the wait stays known to :meth:`close` until it returns.
@@ -40,8 +54,10 @@ class SyncClient:
         A wait left behind (Ctrl-C in ``events()``, or ``close()`` from another thread) would
         otherwise keep the async iterator running, and closing it would fail.
         """
-        assert self._loop is not None, "use SyncClient in a with block"
-        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), self._loop)
+        loop = self._loop
+        if loop is None:
+            raise ClientClosedError(_NOT_OPEN)
+        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), loop)
         self._waiting = future
         event = future.result()
         self._waiting = None
@@ -106,17 +122,18 @@ class SyncClient:
             await aclose()
 
     def _stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        # Forgotten first: a send() from another thread now raises ClientClosedError rather
+        # than hand a coroutine to a loop that stops before running it (a wait for ever).
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join()
-            self._loop.close()
-            self._loop = None
+            loop.close()
 
     def send(self, to: str, text: str, **options: Any) -> SendResult:
         """Send one SMS; blocks until every part has its submit_sm_resp. See Client.send."""
-        assert self._client is not None, "use SyncClient in a with block"
-        return self._run(self._client.send(to, text, **options))
+        return self._run(self._open().send(to, text, **options))
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Delivery reports and inbound SMS; each is acknowledged when the next is asked for.
@@ -131,13 +148,13 @@ class SyncClient:
         acknowledged and an event that arrives as the time runs out is not taken from the queue
         unseen (it stays for the next call).
         """
-        assert self._client is not None, "use SyncClient in a with block"
+        client = self._open()
         self._abandon_wait()
         if self._events is not None:
             # An earlier events() left holding an event (a break, or its loop body raised):
             # that event was not handled, so it is not acknowledged; the SMSC sends it again.
             self._run(self._close_events())
-        self._events = events = self._client.events()
+        self._events = events = client.events()
         while True:
             try:
                 event = self._next_event(events, timeout)
