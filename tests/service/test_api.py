@@ -720,6 +720,28 @@ async def test_list_filters_and_paginates(sqlite_service: Service) -> None:
     assert "%2B01:00" in plus.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("query", "advice"),
+    [
+        # a space between date and time is ISO 8601 too: only the offset's + became a space
+        ("2026-01-01%2000:00:00+01:00", "(2026-01-01 00:00:00%2B01:00)"),
+        ("2026-01-01T00:00+0100", "(2026-01-01T00:00%2B0100)"),
+        # no time at all: no offset whose + was lost, so no %2B advice
+        ("2026-01-01+10", None),
+    ],
+)
+async def test_the_plus_advice_fixes_only_the_offset(
+    sqlite_service: Service, query: str, advice: str | None
+) -> None:
+    answer = await sqlite_service.http.get(f"/v1/messages?since={query}")
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    if advice is None:
+        assert "%2B" not in error
+    else:
+        assert error.endswith(advice), error
+
+
 async def test_inbound_sms_is_stored_and_listed(service: Service) -> None:
     service.simulator.inject_mo("o2sms", "421903999888", "O2 Demo", "Ahoj, STOP")
     async with asyncio.timeout(10):

@@ -291,8 +291,9 @@ async def _from_store(call: Awaitable[T], timeout: float) -> T:
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 """A JSON number's text (seconds sent as a string)."""
 
-_PLUS_AS_SPACE = re.compile(r"\d (\d\d:?\d\d|\d\d)$")
-"""The end of a time whose offset's ``+`` a query string turned into a space."""
+_PLUS_AS_SPACE = re.compile(r":\d\d(\.\d+)? (\d\d:?\d\d|\d\d)$")
+"""The end of a time (its minutes or seconds) whose offset's ``+`` a query string turned
+into a space; the date and time may be separated by a space too, which stays."""
 
 
 def _field_name(location: Sequence[int | str]) -> str:
@@ -334,7 +335,8 @@ def _explain(problems: Sequence[Any]) -> ApiError:
             and _PLUS_AS_SPACE.search(str(item.get("input")))
         ):
             # "...T10:00:00+01:00" typed into a query string: its "+" was decoded as a space.
-            written = str(item["input"]).replace(" ", "%2B")
+            head, _, offset = str(item["input"]).rpartition(" ")
+            written = f"{head}%2B{offset}"  # the last space only: "2026-01-01 10:00:00 01:00"
             message = f"is not a time: in a query string write an offset's + as %2B ({written})"
         else:
             message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
