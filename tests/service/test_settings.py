@@ -320,3 +320,33 @@ def test_a_list_from_the_environment_may_be_a_json_array(monkeypatch: pytest.Mon
 )
 def test_store_schema_goes_with_every_postgresql_url_the_store_takes(url: str) -> None:
     assert load_settings(store_url=url, store_schema="sms").store_schema == "sms"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("O2SMS_WEBHOOKS__RETRY_FOR", "1e12"),
+        ("O2SMS_WORKER__LEASE_SECONDS", "1e12"),
+        ("O2SMS_WORKER__RETRY_CAP", "1e12"),
+        ("O2SMS_WORKER__RETRY_BASE", "1e12"),
+        ("O2SMS_RETENTION__TEXT_DAYS", "1e300"),
+        ("O2SMS_RETENTION__DELETE_DAYS", "1e300"),
+    ],
+)
+def test_a_duration_too_long_for_a_date_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # As with inf: a finite duration that no date can be that far ahead of overflows at every
+    # use (a webhook row's give_up_at fails the status change it goes with; every claim fails).
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\({variable}\): Input should be less than"):
+        load_settings()
+
+
+def test_a_list_too_deeply_nested_for_json_is_read_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # json.loads raises RecursionError (no ValueError) on deep nesting: config check crashed.
+    monkeypatch.setenv("O2SMS_API_KEYS", "[" * 100_000)
+    keys = [key.get_secret_value() for key in load_settings().api_keys]
+    assert keys == ["[" * 100_000]  # split at commas, as any text not a JSON array of strings

@@ -96,7 +96,8 @@ def _split_commas(value: Any) -> Any:
     """
     if isinstance(value, str):
         if value.strip().startswith("["):
-            with contextlib.suppress(ValueError):
+            # RecursionError: "[[[[..." nested deeper than json.loads goes, not a ValueError
+            with contextlib.suppress(ValueError, RecursionError):
                 items = json.loads(value)
                 if isinstance(items, list) and all(isinstance(i, str) for i in items):
                     return [item.strip() for item in items if item.strip()]
