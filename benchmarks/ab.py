@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,18 @@ def parse_figures(given: list[str]) -> dict[str, re.Pattern[str]]:
     return figures
 
 
+def interpreter(path: str) -> str:
+    """``path`` from the caller's folder (the benchmark runs in the repository's root), or a
+    name on ``PATH``; absolute but not resolved: a virtualenv's python is a symlink whose
+    target would leave the virtualenv."""
+    if os.sep not in path:
+        found = shutil.which(path)
+        if found is None:
+            raise argparse.ArgumentTypeError(f"no {path!r} on PATH")
+        return found
+    return os.path.abspath(path)
+
+
 def main() -> None:
     """Parse options, run the pairs, print the medians and ratios."""
     parser = argparse.ArgumentParser(
@@ -118,8 +131,12 @@ def main() -> None:
     parser.add_argument("b", help="candidate commit (or . for this checkout)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--figure", action="append", default=[], metavar="NAME=REGEX")
-    parser.add_argument("--python-a", default=sys.executable, help="interpreter of side A")
-    parser.add_argument("--python-b", default=sys.executable, help="interpreter of side B")
+    parser.add_argument(
+        "--python-a", type=interpreter, default=sys.executable, help="interpreter of side A"
+    )
+    parser.add_argument(
+        "--python-b", type=interpreter, default=sys.executable, help="interpreter of side B"
+    )
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
