@@ -401,6 +401,54 @@ async def test_a_name_whose_first_address_refuses_is_tried_at_the_next(
 
 
 @pytest.mark.asyncio
+async def test_no_next_address_once_a_request_may_have_gone_out(
+    store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
+) -> None:
+    # The first address takes the connection and the request, then hangs up unanswered: the
+    # receiver behind it may have acted on it, so the next address gets no copy of it.
+    heard = asyncio.Event()
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        heard.set()
+        writer.close()
+
+    rude = await asyncio.start_server(hang_up, "127.0.0.2", receiver.port)
+    try:
+        sender = make_sender(resolver=fixed("127.0.0.2", "127.0.0.1"))
+        await sender.start()
+        message_id = await submitted(store, receiver.url("/local", host="localhost"), "S1")
+
+        async def failed_once() -> bool:
+            hooks = await store.list_webhooks(message_id=message_id)
+            return bool(hooks) and hooks[0].last_error is not None
+
+        await until(failed_once)
+        assert heard.is_set()
+        assert receiver.at("/local") == []
+    finally:
+        rude.close()
+
+
+@pytest.mark.asyncio
+async def test_every_address_refusing_is_one_failed_attempt(
+    store: MessageStore, make_sender: Callable[..., WebhookSender]
+) -> None:
+    sender = make_sender(resolver=fixed("127.0.0.3", "127.0.0.2"))
+    await sender.start()
+    message_id = await submitted(store, "http://localhost:9/x", "S1")
+
+    async def failed_once() -> bool:
+        hooks = await store.list_webhooks(message_id=message_id)
+        return bool(hooks) and hooks[0].last_error is not None
+
+    await until(failed_once)
+    [hook] = await store.list_webhooks(message_id=message_id)
+    assert hook.status is WebhookStatus.PENDING  # retried later, not given up
+    assert "ConnectError" in (hook.last_error or "")
+
+
+@pytest.mark.asyncio
 async def test_stop_is_bounded_and_hands_leases_back(
     store: MessageStore, receiver: Receiver, make_sender: Callable[..., WebhookSender]
 ) -> None:
