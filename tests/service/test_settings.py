@@ -350,3 +350,10 @@ def test_a_list_too_deeply_nested_for_json_is_read_as_before(
     monkeypatch.setenv("O2SMS_API_KEYS", "[" * 100_000)
     keys = [key.get_secret_value() for key in load_settings().api_keys]
     assert keys == ["[" * 100_000]  # split at commas, as any text not a JSON array of strings
+
+
+def test_sandbox_mode_signs_webhooks_without_a_configured_secret() -> None:
+    # webhooks.secret is needed with a gateway only: the sandbox generates one.
+    settings = load_settings(webhooks={"url": "https://hooks.example.com/o2sms"})
+    assert settings.sandbox_mode
+    assert settings.webhooks.secret is None
