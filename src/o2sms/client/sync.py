@@ -35,11 +35,19 @@ class SyncClient:
         self._waiting: concurrent.futures.Future[Event] | None = None  #: see _next_event
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        try:
+            loop = self._running_loop()
+        except ClientClosedError:
+            coroutine.close()  # never started: no "was never awaited" warning
+            raise
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The background loop, while the ``with`` block runs; ClientClosedError otherwise."""
         loop = self._loop
         if loop is None:
-            coroutine.close()
             raise ClientClosedError(_NOT_OPEN)
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+        return loop
 
     def _open(self) -> Client:
         """The client, while the ``with`` block runs; ClientClosedError before and after."""
@@ -54,10 +62,7 @@ class SyncClient:
         A wait left behind (Ctrl-C in ``events()``, or ``close()`` from another thread) would
         otherwise keep the async iterator running, and closing it would fail.
         """
-        loop = self._loop
-        if loop is None:
-            raise ClientClosedError(_NOT_OPEN)
-        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), loop)
+        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), self._running_loop())
         self._waiting = future
         event = future.result()
         self._waiting = None
