@@ -306,7 +306,8 @@ def service_settings(tmp_path: Path) -> Settings:
         "key_file": tmp_path / "sandbox.key",
         "webhook_secret_file": tmp_path / "sandbox-webhook.key",
     }
-    return settings_for(tmp_path, sandbox=sandbox)
+    # the page's read-only key, which it shows being refused a send
+    return settings_for(tmp_path, sandbox=sandbox, read_api_keys=["reader-key-0123456789abcdef"])
 
 
 async def wait_inbound(service: Service) -> None:

@@ -31,7 +31,8 @@ GATEWAY_PASSWORD = "gw-Pa55-7f3a9c"
 API_KEY = "api-key-SECRET-5d1e8b2f4a6c"
 WEBHOOK_SECRET = "whsec-SECRET-0c9d8e7f6a5b"
 WRONG_PASSWORD = "wrong-Pa55-e4d2"
-SECRETS = (GATEWAY_PASSWORD, API_KEY, WEBHOOK_SECRET, WRONG_PASSWORD)
+READ_KEY = "read-key-SECRET-8a7b6c5d4e3f"
+SECRETS = (GATEWAY_PASSWORD, API_KEY, WEBHOOK_SECRET, WRONG_PASSWORD, READ_KEY)
 
 ACCOUNT = Account("acct", GATEWAY_PASSWORD)
 PROTECTED = [
@@ -54,6 +55,7 @@ def secure_settings(tmp_path: Path, smsc: Simulator, receiver: Receiver, passwor
     return settings_for(
         tmp_path,
         api_keys=[API_KEY],
+        read_api_keys=[READ_KEY],
         sender="O2 Test",
         log_level="debug",
         gateway={
@@ -106,6 +108,14 @@ async def test_secrets_never_reach_logs_metrics_errors_or_tracebacks(
                 ):
                     seen.append((await http.get("/v1/messages", headers=headers)).text)
                 seen.append((await http.post("/v1/messages", content=b"{" + API_KEY.encode())).text)
+                # A read-only key sending: 403, its key in no answer or log.
+                read_only = await http.post(
+                    "/v1/messages",
+                    json={"to": "+421903000003", "text": "no"},
+                    headers={"Authorization": f"Bearer {READ_KEY}"},
+                )
+                assert read_only.status_code == 403
+                seen.append(read_only.text)
                 await wait_delivered_hooks(receiver, ids)
             await wait_quiet([smsc])
             ledger = await build_ledger("secure run", store, ids, [smsc])

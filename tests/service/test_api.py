@@ -617,6 +617,47 @@ async def test_a_small_sandbox_receipt_queue_slows_submits_and_loses_nothing(
         assert service.simulator.counters["submit_sm_accepted"] == 60
 
 
+async def test_a_read_only_key_reads_but_gets_403_for_sending_and_cancelling(
+    tmp_path: Path,
+) -> None:
+    reader_key = "reader-key-0123456789abcdef"
+    settings = settings_for(tmp_path, read_api_keys=[reader_key])
+    async with open_service(settings) as service:
+        sent = await service.http.post(
+            "/v1/messages", json={"to": "+421903123456", "text": "hi", "reference": "r1"}
+        )
+        assert sent.status_code == 202, sent.text
+        message_id = sent.json()["messages"][0]["id"]
+        reads = {"Authorization": f"Bearer {reader_key}"}
+        async with httpx.AsyncClient(base_url=service.running.url, headers=reads) as reader:
+            for path in [
+                f"/v1/messages/{message_id}",
+                "/v1/messages?reference=r1",
+                "/v1/inbound",
+                "/metrics",
+            ]:
+                assert (await reader.get(path)).status_code == 200, path
+            refused = await reader.post(
+                "/v1/messages",
+                json={"to": "+421903123457", "text": "not from a reader"},
+                headers={"Idempotency-Key": "k1"},
+            )
+            assert refused.status_code == 403, refused.text
+            assert "read_api_keys" in refused.json()["error"]
+            assert reader_key not in refused.text
+            cancel = await reader.post(f"/v1/messages/{message_id}/cancel")
+            assert cancel.status_code == 403, cancel.text
+            after = await reader.get(f"/v1/messages/{message_id}")
+            assert after.json()["status"] != "cancelled"
+        listed = await service.http.get("/v1/messages")
+        assert [m["id"] for m in listed.json()["items"]] == [message_id]  # nothing stored
+        assert service.simulator.counters["submit_sm_accepted"] <= 1
+        document = (await service.http.get("/openapi.json")).json()
+        paths = document["paths"]
+        assert "403" in paths["/v1/messages"]["post"]["responses"]
+        assert "403" in paths["/v1/messages/{message_id}/cancel"]["post"]["responses"]
+
+
 async def test_api_key_is_required(sqlite_service: Service) -> None:
     url = sqlite_service.running.url
     async with httpx.AsyncClient(base_url=url) as anonymous:

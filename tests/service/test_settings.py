@@ -138,6 +138,12 @@ def test_secrets_never_print(config_file: Path) -> None:
         ("", {"O2SMS_WORKER__LEASE_SECONDS": "inf"}, "finite number"),
         ("", {"O2SMS_REGION": "XX"}, "region (O2SMS_REGION): 'XX' is not a country"),
         ("api_keys = ['short']\n", {}, "shorter than 16"),
+        ("read_api_keys = ['short']\n", {}, "read_api_keys (O2SMS_READ_API_KEYS): API key number"),
+        (
+            "api_keys = ['a-long-enough-api-key-1']\n",
+            {"O2SMS_READ_API_KEYS": "reader-key-0123456789,a-long-enough-api-key-1"},
+            "read_api_keys (O2SMS_READ_API_KEYS): API key number 2 is in api_keys too",
+        ),
         ("store_schema = 'x'\n", {}, "store_schema (O2SMS_STORE_SCHEMA): a PostgreSQL option"),
         ("this is not toml", {}, "not valid TOML"),
         ("[gateway]\nsystem_id = 'acct'\n", {}, "system_id or password is set but hosts is empty"),
@@ -292,6 +298,16 @@ def test_a_lone_comma_empties_a_list_from_the_environment(
     assert load_settings(path).webhooks.allow == ["hooks.example.com"]
     monkeypatch.setenv("O2SMS_WEBHOOKS__ALLOW", ",")
     assert load_settings(path).webhooks.allow == []
+
+
+def test_read_only_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("O2SMS_READ_API_KEYS", "reader-key-0123456789, other-reader-0123456789")
+    settings = load_settings()
+    assert [k.get_secret_value() for k in settings.read_api_keys] == [
+        "reader-key-0123456789",
+        "other-reader-0123456789",
+    ]
+    assert "reader-key-0123456789" not in repr(settings)
 
 
 def test_a_list_from_the_environment_may_be_a_json_array(monkeypatch: pytest.MonkeyPatch) -> None:

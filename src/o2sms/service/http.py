@@ -2,6 +2,8 @@
 
 A message is answered 202 only after it is committed to the store. Every endpoint but the
 health checks requires ``Authorization: Bearer <API key>``; keys are compared in constant time.
+A key from ``read_api_keys`` reads (messages, inbound, metrics); sending and cancelling with it
+is answered 403.
 Errors are JSON ``{"error": "<one sentence>", "errors": [{"field", "message"}]}``.
 
 While the store cannot be reached (PostgreSQL down, an SQLite file locked by another writer)
@@ -25,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -90,6 +92,14 @@ def _error_example(error: str, field_name: str | None = None) -> dict[str, Any]:
     return {"content": {"application/json": {"example": body}}}
 
 
+_READ_ONLY: Final = (
+    "this API key may only read (read_api_keys); sending and cancelling need one from api_keys"
+)
+_READ_ONLY_RESPONSE: dict[str, Any] = {
+    "description": "the API key is one of read_api_keys: it may read, not send or cancel",
+    **_error_example(_READ_ONLY),
+}
+
 _SEND_OPENAPI: dict[str, Any] = {
     "parameters": [
         {
@@ -114,6 +124,7 @@ _SEND_OPENAPI: dict[str, Any] = {
             "description": "no API key, or not one of this service's",
             **_error_example("the API key is not valid"),
         },
+        "403": _READ_ONLY_RESPONSE,
         "409": {
             "description": "the Idempotency-Key was used for a request with other recipients "
             "or text; nothing was stored"
@@ -141,26 +152,30 @@ class ApiContext:
     store: MessageStore
     metrics: Metrics
     api_keys: Sequence[str]
+    read_api_keys: Sequence[str] = ()  #: keys that may read but not send or cancel
     wake: Callable[[], None] = lambda: None
     sessions_bound: Callable[[], int] = lambda: 0
     check_url: Callable[[str], str] | None = None
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     store_timeout: float | None = None  #: None: :data:`STORE_TIMEOUT`
-    _digests: list[tuple[bytes, str]] = field(default_factory=list)
+    _digests: list[tuple[bytes, str, bool]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._digests = [
-            (hashlib.sha256(k.encode()).digest(), api_key_id(k)) for k in self.api_keys
+            (hashlib.sha256(k.encode()).digest(), api_key_id(k), writes)
+            for keys, writes in ((self.api_keys, True), (self.read_api_keys, False))
+            for k in keys
         ]
 
-    def key_owner(self, presented: str) -> str | None:
-        """The id of the API key ``presented`` matches, or None; constant time over all keys."""
+    def key_owner(self, presented: str) -> tuple[str, bool] | None:
+        """The id of the API key ``presented`` matches and whether it may send and cancel, or
+        None; constant time over all keys."""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         owner = None
-        for known, key_id in self._digests:
+        for known, key_id, writes in self._digests:
             if hmac.compare_digest(digest, known):
-                owner = key_id
+                owner = (key_id, writes)
         return owner
 
 
@@ -387,8 +402,9 @@ def _send_request(raw: bytes, content_type: str | None) -> MessageRequest:
         raise _explain(exc.errors()) from None
 
 
-def _key_owner(request: Request) -> str:
-    """The id of the request's API key; 401 when it is missing or wrong."""
+def _key_owner(request: Request, *, writes: bool = False) -> str:
+    """The id of the request's API key; 401 when it is missing or wrong, 403 when ``writes``
+    (the request sends or cancels) and it is a read-only key."""
     context: ApiContext = request.app.state.context
     authorization = request.headers.get("authorization")
     challenge = {"WWW-Authenticate": "Bearer"}
@@ -400,7 +416,10 @@ def _key_owner(request: Request) -> str:
     owner = context.key_owner(presented.strip()) if scheme.lower() == "bearer" else None
     if owner is None:
         raise ApiError(401, "the API key is not valid", headers=challenge)
-    return owner
+    key_id, may_write = owner
+    if writes and not may_write:
+        raise ApiError(403, _READ_ONLY)
+    return key_id
 
 
 async def _authorised(request: Request) -> str:
@@ -414,7 +433,13 @@ async def _authorised(request: Request) -> str:
     return _key_owner(request)
 
 
+async def _authorised_to_write(request: Request) -> str:
+    """:func:`_key_owner` for a request that changes messages, as a FastAPI dependency."""
+    return _key_owner(request, writes=True)
+
+
 OwnerKey = Annotated[str, Depends(_authorised)]
+WriterKey = Annotated[str, Depends(_authorised_to_write)]
 
 
 class _Api(FastAPI):
@@ -541,7 +566,7 @@ def create_app(context: ApiContext) -> FastAPI:
         """Store an SMS to one recipient or many; 202 once it is durably queued."""
         # The hot path: body, header and answer are handled here rather than by FastAPI's
         # parameters and response model, which cost more than the rest of the request.
-        owner = _key_owner(request)
+        owner = _key_owner(request, writes=True)
         headers = request.headers
         idempotency_key = headers.get("idempotency-key")
         if idempotency_key is not None:
@@ -625,8 +650,13 @@ def create_app(context: ApiContext) -> FastAPI:
             items=[MessageView.of(m) for m in page.items], next_cursor=page.next_cursor
         )
 
-    @app.post("/v1/messages/{message_id}/cancel", response_model=MessageView, tags=["messages"])
-    async def cancel_message(message_id: str, _owner: OwnerKey) -> MessageView:
+    @app.post(
+        "/v1/messages/{message_id}/cancel",
+        response_model=MessageView,
+        tags=["messages"],
+        responses={403: _READ_ONLY_RESPONSE},
+    )
+    async def cancel_message(message_id: str, _owner: WriterKey) -> MessageView:
         """Cancel a message that is still queued or scheduled."""
         try:
             if "\x00" in message_id:  # as in get_message

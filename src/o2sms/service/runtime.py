@@ -108,6 +108,7 @@ class Connector:
         self.client: Client | None = None
         self.worker: SubmitWorker | None = None
         self.api_keys = [k.get_secret_value() for k in settings.api_keys]
+        self.read_api_keys = [k.get_secret_value() for k in settings.read_api_keys]
         self._submitted_at: OrderedDict[str, float] = OrderedDict()
         self._queue_depth = 0
         self._callbacks_used = False  #: a message with a callback_url was accepted here
@@ -387,6 +388,7 @@ class Connector:
             store=self.store,
             metrics=self.metrics,
             api_keys=self.api_keys,
+            read_api_keys=self.read_api_keys,
             wake=wake,
             sessions_bound=self.sessions_bound,
             check_url=self.check_callback_url,

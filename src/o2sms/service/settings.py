@@ -339,6 +339,7 @@ class Settings(BaseSettings):
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="PostgreSQL schema"
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    read_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     max_recipients: int = Field(default=1000, ge=1, le=100_000)
@@ -352,7 +353,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "read_api_keys", mode="before")
     @classmethod
     def _keys(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -363,6 +364,17 @@ class Settings(BaseSettings):
         for number, key in enumerate(keys, 1):
             if len(key.get_secret_value()) < 16:
                 raise ValueError(f"API key number {number} is shorter than 16 characters")
+        return keys
+
+    @field_validator("read_api_keys")
+    @classmethod
+    def _read_keys(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        cls._key_length(keys)
+        full = {k.get_secret_value() for k in info.data.get("api_keys", ())}
+        for number, key in enumerate(keys, 1):
+            if key.get_secret_value() in full:
+                # Which list wins would be a guess; a read-only key that can send is a leak.
+                raise ValueError(f"API key number {number} is in api_keys too")
         return keys
 
     @field_validator("store_url")
