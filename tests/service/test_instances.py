@@ -13,6 +13,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,20 @@ async def wait_all_final(store_options: dict[str, Any], count: int, timeout: flo
         await store.close()
 
 
-async def test_two_instances_share_one_postgresql_queue(smsc: Simulator, tmp_path: Path) -> None:
+@asynccontextmanager
+async def shared_store(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """Store options several instances share: one SQLite file, or one PostgreSQL schema."""
+    if backend == "sqlite":
+        yield {"store_url": f"sqlite:///{tmp_path / 'shared.db'}"}
+        return
     async with fresh_schema("o2sms_pair") as schema:
-        shared = {"store_url": PG_URL, "store_schema": schema}
+        yield {"store_url": PG_URL, "store_schema": schema}
+
+
+# SQLite too: operations.md says several processes on one host may share its file.
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_two_instances_share_one_queue(smsc: Simulator, tmp_path: Path, backend: str) -> None:
+    async with shared_store(backend, tmp_path) as shared:
         worker = {"poll_interval": 0.02, "batch": 10, "concurrency": 20}
         first = settings_for(
             tmp_path / "a",
@@ -153,14 +165,16 @@ def _submitted(metrics: str) -> float:
     return float(found.group(1))
 
 
-async def test_two_serve_processes_share_one_postgresql_queue(
-    smsc: Simulator, tmp_path: Path
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_two_serve_processes_share_one_queue(
+    smsc: Simulator, tmp_path: Path, backend: str
 ) -> None:
     # The same as above with two real `o2sms serve` processes, as they run in production.
-    async with fresh_schema("o2sms_procs") as schema:
-        env = {
-            "O2SMS_STORE_URL": PG_URL,
-            "O2SMS_STORE_SCHEMA": schema,
+    async with shared_store(backend, tmp_path) as shared:
+        store_env = {"O2SMS_STORE_URL": shared["store_url"]}
+        if "store_schema" in shared:
+            store_env["O2SMS_STORE_SCHEMA"] = shared["store_schema"]
+        env = store_env | {
             "O2SMS_API_KEYS": API_KEY,
             "O2SMS_HTTP_PORT": "0",
             "O2SMS_GATEWAY__HOSTS": f"127.0.0.1:{smsc.port}",
@@ -191,9 +205,7 @@ async def test_two_serve_processes_share_one_postgresql_queue(
                         "/v1/messages", json={"to": numbers, "text": f"round {round_}"}
                     )
                     assert response.status_code == 202
-            statuses = await wait_all_final(
-                {"store_url": PG_URL, "store_schema": schema}, 400, timeout=60
-            )
+            statuses = await wait_all_final(shared, 400, timeout=60)
             for _, url in processes:
                 async with httpx.AsyncClient(
                     base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}
