@@ -30,7 +30,7 @@ from typing import Final, Literal, Protocol
 
 from o2sms.errors import O2smsError
 from o2sms.fastinit import fast_init
-from o2sms.smpp.constants import MessageState, TlvTag, is_receipt
+from o2sms.smpp.constants import EsmClass, MessageState, TlvTag, is_receipt
 from o2sms.smpp.tlv import Tlv
 from o2sms.text import Encoding, UnsupportedDataCodingError, encoding_for_data_coding
 from o2sms.text import decode as decode_text
@@ -143,6 +143,8 @@ class DeliveryReceipt:
     Dates are naive: receipts carry no zone (the SMSC's local time, often UTC). ``err`` keeps the
     text as sent (``"000"``; ``""`` when absent); :attr:`err_code` is its number.
     ``message_state`` and ``network_error_code`` come from TLVs and are None without them.
+    ``intermediate`` is True for a deliver_sm whose esm_class says intermediate notification
+    (0x20), which reports progress (ENROUTE, or ACCEPTD on some SMSCs), never the final state.
     """
 
     id: str
@@ -155,6 +157,7 @@ class DeliveryReceipt:
     text: str | None
     message_state: MessageState | None = None
     network_error_code: bytes | None = None
+    intermediate: bool = False
 
     @property
     def err_code(self) -> int | None:
@@ -163,8 +166,8 @@ class DeliveryReceipt:
 
     @property
     def is_final(self) -> bool:
-        """True unless the receipt is an intermediate (ENROUTE) notification."""
-        return self.stat.is_final
+        """False for an intermediate notification: esm_class 0x20, or stat ENROUTE."""
+        return not self.intermediate and self.stat.is_final
 
 
 class DeliverSmLike(Protocol):
@@ -307,6 +310,7 @@ def _build(
     message_id: str | None = None,
     state: MessageState | None = None,
     network_error_code: bytes | None = None,
+    intermediate: bool = False,
 ) -> DeliveryReceipt:
     """A receipt from scanned fields, TLV values (when given) taking precedence."""
     receipt_id = message_id if message_id else fields.get("id", "")
@@ -331,6 +335,7 @@ def _build(
         fields.get("text"),
         state,
         network_error_code,
+        intermediate,
     )
 
 
@@ -339,6 +344,7 @@ def _read(
     message_id: str | None = None,
     state: MessageState | None = None,
     network_error_code: bytes | None = None,
+    intermediate: bool = False,
 ) -> DeliveryReceipt:
     """The receipt in ``text``, TLV values (when given) taking precedence: the standard layout
     read straight from its match, anything else through the general key scan (same result)."""
@@ -349,6 +355,7 @@ def _read(
             message_id=message_id,
             state=state,
             network_error_code=network_error_code,
+            intermediate=intermediate,
         )
     receipt_id, sub, dlvrd, submit_date, done_date, stat_text, err, rest = match.groups()
     if not _standard_id(receipt_id):
@@ -357,6 +364,7 @@ def _read(
             message_id=message_id,
             state=state,
             network_error_code=network_error_code,
+            intermediate=intermediate,
         )
     if state is not None:
         stat = _STAT_BY_STATE[state]  # what ReceiptStat.from_message_state gives for 1..8
@@ -373,6 +381,7 @@ def _read(
         rest,
         state,
         network_error_code,
+        intermediate,
     )
 
 
@@ -409,6 +418,8 @@ _RECEIPTED_MESSAGE_ID: Final = int(TlvTag.RECEIPTED_MESSAGE_ID)
 _MESSAGE_STATE: Final = int(TlvTag.MESSAGE_STATE)
 _NETWORK_ERROR_CODE: Final = int(TlvTag.NETWORK_ERROR_CODE)
 _MESSAGE_PAYLOAD: Final = int(TlvTag.MESSAGE_PAYLOAD)
+_TYPE_MASK: Final = int(EsmClass.TYPE_MASK)
+_INTERMEDIATE: Final = int(EsmClass.INTERMEDIATE_NOTIFICATION)
 
 
 def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
@@ -418,8 +429,9 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
     ``id`` and the ``message_state`` TLV decides ``stat``; the text comes from short_message, or
     from the ``message_payload`` TLV when short_message is empty, decoded by ``data_coding``
     (UCS-2 and Latin-1; other codings are read as ASCII-compatible octets). With both TLVs no
-    parsable text is needed. A deliver_sm whose esm_class is not a receipt raises
-    ReceiptParseError.
+    parsable text is needed. An esm_class of intermediate notification (0x20) makes the receipt
+    :attr:`~DeliveryReceipt.intermediate` (not final, whatever its stat). A deliver_sm whose
+    esm_class is not a receipt raises ReceiptParseError.
     """
     if not is_receipt(pdu.esm_class):
         raise ReceiptParseError(
@@ -442,7 +454,11 @@ def from_deliver_sm(pdu: DeliverSmLike) -> DeliveryReceipt:
         ):
             payload = tlv.value
     return _read(
-        _decode_by_data_coding(payload, pdu.data_coding), message_id, state, network_error_code
+        _decode_by_data_coding(payload, pdu.data_coding),
+        message_id,
+        state,
+        network_error_code,
+        (pdu.esm_class & _TYPE_MASK) == _INTERMEDIATE,
     )
 
 

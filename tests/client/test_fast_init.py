@@ -32,6 +32,7 @@ RECEIPT_VALUES = (
     "hi",
     MessageState.UNDELIVERABLE,
     b"\x03\x00\x01",
+    True,
 )
 
 FAST_CLASSES: list[tuple[type, tuple[Any, ...]]] = [

@@ -323,6 +323,23 @@ def test_intermediate_notification_is_a_receipt() -> None:
     assert not from_deliver_sm(pdu).is_final
 
 
+@pytest.mark.parametrize("stat", ["ACCEPTD", "DELIVRD", "UNDELIV"])
+def test_intermediate_notification_is_never_final(stat: str) -> None:
+    """esm_class 0x20 (SMPP 3.4 5.2.12) says "intermediate": the message's fate is still open,
+    whatever its stat says (the simulator sends ACCEPTD so, before the final receipt)."""
+    text = f"id:1 sub:001 dlvrd:000 submit date:2403151430 done date:2403151430 stat:{stat} err:000"
+    pdu = FakeDeliverSm(
+        short_message=text.encode(), esm_class=EsmClass.INTERMEDIATE_NOTIFICATION | EsmClass.UDHI
+    )
+    receipt = from_deliver_sm(pdu)
+    assert receipt.stat is ReceiptStat.from_text(stat)
+    assert receipt.intermediate
+    assert not receipt.is_final
+    final = from_deliver_sm(FakeDeliverSm(short_message=text.encode()))
+    assert not final.intermediate
+    assert final.is_final
+
+
 def test_mo_message_is_not_a_receipt() -> None:
     with pytest.raises(ReceiptParseError, match="esm_class 0x00"):
         from_deliver_sm(FakeDeliverSm(short_message=TEXT, esm_class=EsmClass.NORMAL))
