@@ -48,6 +48,9 @@ class Faults:
     silent: bool = False  #: read everything, answer nothing (a dead link)
     receipts: bool = False  #: send a DELIVRD receipt after each accepted submit
     receipt_in_hex: bool = True  #: receipt text id in decimal when False
+    #: send an intermediate notification (esm_class 0x20, stat ACCEPTD) at once and each
+    #: receipt 0.2 s later
+    intermediate: bool = False
     #: answer the next submits with these error statuses, one each, in order
     submit_statuses: list[int] = field(default_factory=list)
     #: answer the next submits with a generic_nack of these statuses, one each, in order
@@ -239,15 +242,29 @@ class FakeSmsc:
             tlvs: tuple[Tlv, ...] = (Tlv(TlvTag.MESSAGE_STATE, 2),)
             if self.faults.receipt_in_hex:
                 tlvs = (Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message_id), *tlvs)
-            self.deliver(
-                DeliverSm(
-                    source_addr=submit.destination_addr,
-                    destination_addr=submit.source_addr,
-                    esm_class=0x04,
-                    short_message=text.encode(),
-                    tlvs=tlvs,
+            if self.faults.intermediate:
+                self.deliver(
+                    DeliverSm(
+                        source_addr=submit.destination_addr,
+                        destination_addr=submit.source_addr,
+                        esm_class=0x20,
+                        short_message=text.replace("DELIVRD", "ACCEPTD")
+                        .replace("dlvrd:001", "dlvrd:000")
+                        .encode(),
+                        tlvs=(Tlv(TlvTag.RECEIPTED_MESSAGE_ID, message_id),),
+                    )
                 )
+            final = DeliverSm(
+                source_addr=submit.destination_addr,
+                destination_addr=submit.source_addr,
+                esm_class=0x04,
+                short_message=text.encode(),
+                tlvs=tlvs,
             )
+            if self.faults.intermediate:  # the final state comes later, as on a real network
+                loop.call_later(0.2, self.deliver, final)
+            else:
+                self.deliver(final)
 
     def deliver(self, pdu: DeliverSm) -> None:
         """Send a deliver_sm to the bound receiving sessions in turn, like the gateway."""

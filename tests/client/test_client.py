@@ -270,6 +270,25 @@ async def test_receipts_are_correlated_and_acknowledged_after_handling() -> None
         assert report.receipt.stat.value == "DELIVRD"
 
 
+async def test_final_receipt_after_an_intermediate_notification_still_names_its_send() -> None:
+    # An intermediate notification (esm_class 0x20) with stat ACCEPTD is not the end of the
+    # message: the DELIVRD receipt after it must still be matched to its send.
+    faults = Faults(receipts=True, intermediate=True)
+    async with FakeSmsc(faults) as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "report me", reference="order-43")
+        events = sms.events()
+        reports = [await asyncio.wait_for(anext(events), 2.0) for _ in range(2)]
+    assert all(isinstance(r, DeliveryReport) for r in reports)
+    assert [
+        (r.receipt.stat.value, r.receipt.is_final, r.submitted_id, r.reference)
+        for r in reports
+        if isinstance(r, DeliveryReport)
+    ] == [
+        ("ACCEPTD", False, result.message_ids[0], "order-43"),
+        ("DELIVRD", True, result.message_ids[0], "order-43"),
+    ]
+
+
 async def test_peer_unbind_then_reconnect() -> None:
     async with FakeSmsc() as smsc, client(smsc) as sms:
         await sms.send(NUMBER, "before")

@@ -686,7 +686,7 @@ class Client:
         Not before: a receipt whose handling failed is delivered again by the SMSC, and must
         then be matched to its send again.
         """
-        if type(event) is not DeliveryReport or not event.receipt.stat.is_final:
+        if type(event) is not DeliveryReport or not event.receipt.is_final:
             return
         sent = self._correlate(event.receipt)
         if sent is not None and sent.submitted_id == event.submitted_id:
