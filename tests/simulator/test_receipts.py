@@ -458,6 +458,45 @@ async def test_absolute_schedule_receipt_done_date_not_before_schedule(smsc: Sim
     await _check_scheduled_receipt(smsc, esme, resp.message_id)
 
 
+class _LaggingClock(datetime):
+    """The simulator's wall clock, set back by ``lag`` (an NTP step while a message waits)."""
+
+    lag = timedelta(0)
+
+    @classmethod
+    def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+        return datetime.now(UTC) - cls.lag
+
+
+@pytest.mark.asyncio
+async def test_receipt_dates_are_utc_for_a_schedule_given_at_another_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A schedule written at UTC+08:00 is an instant: the receipt's dates are UTC ones.
+
+    The wall clock is set back after the submit_sm, so the outcome comes due (on the loop's
+    monotonic clock) while the wall clock is still before the schedule: the done date is
+    then the schedule itself, which must be written as UTC like every other receipt date.
+    """
+    from o2sms.simulator import server
+
+    monkeypatch.setattr(server, "datetime", _LaggingClock)
+    monkeypatch.setattr(_LaggingClock, "lag", timedelta(0))
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.0) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        at = (datetime.now(UTC) + timedelta(seconds=0.5)).astimezone(timezone(timedelta(hours=8)))
+        resp = await esme.submit(registered_delivery=1, schedule_delivery_time=absolute_time(at))
+        monkeypatch.setattr(_LaggingClock, "lag", timedelta(minutes=30))
+        receipt = from_deliver_sm(await esme.next_delivery(3.0))
+        stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.done_at is not None
+    assert receipt.done_date == _minute(at.astimezone(UTC))
+    assert stored.done_at.utcoffset() == timedelta(0)
+    assert receipt.submit_date == _minute(stored.submitted_at)
+
+
 @pytest.mark.asyncio
 async def test_receipt_of_a_message_the_store_forgot() -> None:
     """A pending outcome keeps only the receipt's facts: the store may forget the message."""

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from o2sms.receipts import ReceiptStat
@@ -162,12 +162,18 @@ def sender_address(sender: str) -> tuple[int, int, str]:
 
 
 def _when(value: str, now: datetime, status: int, field: str) -> datetime | None:
+    """The instant a schedule or validity time names, as a UTC datetime (``now`` is UTC).
+
+    An absolute time keeps the sender's offset when parsed; it is converted, so that the
+    dates written from it (a receipt's done date, never before the schedule) are UTC like
+    every other date the simulator writes.
+    """
     if not value:
         return None
     try:
         if value.endswith("R"):
             return parse_relative_time(value).after(now)
-        return parse_absolute_time(value)
+        return parse_absolute_time(value).astimezone(UTC)
     except SmppTimeError as exc:
         raise Rejected(status, f"{field}: {exc}") from None
 
