@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from o2sms.simulator import Simulator
+from o2sms.simulator import Account, Simulator
 from o2sms.smpp import (
     BindReceiverResp,
     BindTransceiver,
@@ -107,6 +107,17 @@ async def test_account_session_limit_overrides_default(smsc: Simulator) -> None:
     assert (await two.bind("tx", "small", "pw")).command_status == S.ESME_RBINDFAIL
     await one.close()
     await two.close()
+
+
+@pytest.mark.asyncio
+async def test_account_session_limit_zero_refuses_every_bind() -> None:
+    """session_limit = 0 on an account (say, to shut it out for a while) allows no bind; it
+    is not "unset", which would fall back to the default of 4."""
+    async with Simulator(accounts=(Account("shut", "pw", session_limit=0),)) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.open(smsc.port)
+        assert (await esme.bind("trx", "shut", "pw")).command_status == S.ESME_RBINDFAIL
+        await esme.close()
 
 
 @pytest.mark.asyncio

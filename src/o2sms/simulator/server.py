@@ -620,7 +620,9 @@ class Simulator:
         elif smpp33 and not self.config.accept_smpp33:
             status = _S.ESME_RBINDFAIL
         else:
-            limit = state.account.session_limit or self.config.session_limit
+            limit = state.account.session_limit
+            if limit is None:  # 0 is a limit (no bind), not "unset"
+                limit = self.config.session_limit
             if len(state.sessions) >= limit:
                 status = BIND_LIMIT_STATUS
         if status or state is None:
