@@ -6,8 +6,9 @@ import asyncio
 import logging
 import socket
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,6 +23,7 @@ from o2sms.client import (
     Event,
     Resume,
     SendError,
+    api,
 )
 from o2sms.client.pool import RateLimiter
 from o2sms.client.session import Session, SessionStatus
@@ -354,6 +356,29 @@ async def test_schedule_and_validity_use_relative_times() -> None:
     (submit,) = smsc.submits
     assert submit.schedule_delivery_time == "000000020000000R"
     assert submit.validity_period == "000001000000000R"
+
+
+class _FrozenClock(datetime):
+    """The client's clock stopped at noon the day before Europe's spring DST change."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _FrozenClock:
+        instant = cls(2027, 3, 27, 11, 0, tzinfo=UTC)  # 12:00 CET in Bratislava
+        return instant if tz is None else instant.astimezone(tz)
+
+
+async def test_schedule_as_a_datetime_across_a_dst_change_is_the_real_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 12:00 on 28 March 2027 in Bratislava (CEST, UTC+2) is 23 hours after 12:00 the day
+    # before (CET, UTC+1): subtracting the two in their shared zone gives 24 h, wall clock.
+    monkeypatch.setattr(api, "datetime", _FrozenClock)
+    bratislava = ZoneInfo("Europe/Bratislava")
+    at = _FrozenClock(2027, 3, 28, 12, 0, tzinfo=bratislava)
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        await sms.send(NUMBER, "later", schedule=at)
+    (submit,) = smsc.submits
+    assert submit.schedule_delivery_time == "000000230000000R"
 
 
 async def test_nagle_is_off() -> None:

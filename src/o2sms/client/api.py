@@ -10,7 +10,7 @@ import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Final
 
@@ -186,7 +186,9 @@ def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"{what} must be timezone-aware (e.g. datetime.now(UTC) + ...)")
-        value = value - datetime.now(value.tzinfo)
+        # in UTC: two datetimes sharing a tzinfo subtract as wall clocks, an hour off
+        # across a DST change
+        value = value.astimezone(UTC) - datetime.now(UTC)
     if value <= timedelta(0):
         raise ValueError(f"{what} is in the past")
     if value > MAX_RELATIVE_TIME:
