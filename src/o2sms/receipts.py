@@ -240,8 +240,11 @@ def _decode_by_data_coding(data: str | bytes, data_coding: int) -> str:
     """A deliver_sm's receipt text: UCS-2 and Latin-1 by their data_coding, else as Latin-1.
 
     UCS-2 (8, and the GSM groups that mean UCS-2) is not ASCII-compatible, so its octets go
-    through :func:`o2sms.text.decode` (invalid units become U+FFFD, never an error). GSM 7-bit,
-    IA5 and anything unknown or binary are read as Latin-1 octets, which keeps the ASCII keys.
+    through :func:`o2sms.text.decode` (invalid units become U+FFFD, never an error), unless
+    they hold the receipt's keys as plain octets: some SMSCs copy the submit_sm's data_coding
+    into the receipt and write its text in ASCII (in UCS-2 every key character would be
+    preceded by a zero octet). GSM 7-bit, IA5 and anything unknown or binary are read as
+    Latin-1 octets, which keeps the ASCII keys.
     """
     if isinstance(data, str):
         return data
@@ -251,9 +254,15 @@ def _decode_by_data_coding(data: str | bytes, data_coding: int) -> str:
         encoding = encoding_for_data_coding(data_coding)
     except UnsupportedDataCodingError:
         return _decode(data)
+    if encoding is Encoding.UCS2 and _OCTET_KEYS.search(data) is not None:
+        return _decode(data)  # ASCII text under a UCS-2 data_coding
     if encoding in (Encoding.UCS2, Encoding.LATIN1):
         return decode_text(bytes(data), data_coding, errors="replace")
     return _decode(data)
+
+
+# "id:" or "stat:" as one octet per character: never found in UCS-2, where each is 00 xx
+_OCTET_KEYS: Final = re.compile(rb"(?:id|stat):", re.IGNORECASE)
 
 
 # The layout nearly every SMSC writes, one space apart: read in one step before the general

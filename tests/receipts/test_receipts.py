@@ -620,6 +620,20 @@ def test_broken_ucs2_receipt_text_is_replaced_not_raised() -> None:
     assert "\ufffd" in r.text
 
 
+def test_ascii_receipt_text_under_a_ucs2_data_coding_is_still_read() -> None:
+    # Some SMSCs copy the submit_sm's data_coding (8) into the receipt but write its text in
+    # ASCII (seen in the wild: node-smpp issue 68). Read as UTF-16 those octets are CJK
+    # garbage with no "id:"; with no TLVs to fall back on the receipt would be lost.
+    text = (
+        b"id:S21311242091636504458661711 sub:001 dlvrd:001 submit date:170609163650 "
+        b"done date:170609163657 stat:DELIVRD err:000 text:"
+    )
+    for data_coding in (0x08, 0x18):
+        r = from_deliver_sm(FakeDeliverSm(text, data_coding=data_coding))
+        assert (r.id, r.stat, r.err) == ("S21311242091636504458661711", ReceiptStat.DELIVRD, "000")
+        assert r.done_date == datetime(2017, 6, 9, 16, 36, 57)
+
+
 def test_latin1_and_other_codings_keep_reading_octets() -> None:
     latin1 = TEXT.replace(b"Hello", "café".encode("latin-1"))
     assert from_deliver_sm(FakeDeliverSm(latin1, data_coding=0x03)).text == "café"
