@@ -362,6 +362,20 @@ async def test_default_sender_from_config() -> None:
         Account("a", "p", default_sender="")
 
 
+@pytest.mark.parametrize("sender", ["O2 Shop Online", "O2ShopOnline"])
+async def test_default_sender_that_no_submit_sm_could_carry_is_refused(sender: str) -> None:
+    # An alphanumeric sender has at most 11 characters (GSM 03.40 TP-OA): taken as the
+    # account's default, every submit_sm with an empty source_addr would be answered
+    # ESME_RINVSRCADR ("invalid source address") although the client sent none.
+    with pytest.raises(ValueError, match="default_sender"):
+        Account("a", "p", default_sender=sender)
+    with pytest.raises(ValueError, match="default_sender"):
+        config_from_mapping(
+            {"accounts": [{"system_id": "a", "password": "p", "default_sender": sender}]}
+        )
+    assert Account("a", "p", default_sender="4219110001112223334").default_sender  # digits: TON 1
+
+
 # --- fault switches from the config ------------------------------------------------------
 
 

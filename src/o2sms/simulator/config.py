@@ -31,6 +31,7 @@ from typing import Any, Final
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator.checks import checked, scalar_types
 from o2sms.simulator.faults import Faults, faults_from
+from o2sms.simulator.o2_profile import MAX_ALPHANUMERIC_SOURCE
 
 DEFAULT_SESSION_LIMIT = 4
 """Binds per account the O2 gateway allows by default ("allowed to bind with 4 sessions")."""
@@ -77,6 +78,12 @@ class Account:
         sender = self.default_sender
         if sender is not None and not (sender and len(sender) <= 20 and sender.isascii()):
             raise ValueError(f"default_sender must be 1..20 ASCII characters, got {sender!r}")
+        if sender is not None and not sender.isdigit() and len(sender) > MAX_ALPHANUMERIC_SOURCE:
+            raise ValueError(
+                f"default_sender {sender!r} is alphanumeric (TON 5) and over "
+                f"{MAX_ALPHANUMERIC_SOURCE} characters: every submit_sm sent from it would be "
+                "refused as an invalid source address"
+            )
 
 
 @dataclass(frozen=True, slots=True)
