@@ -233,6 +233,48 @@ async def test_unbind_answered_and_connection_closed(smsc: Simulator) -> None:
 
 
 @pytest.mark.asyncio
+async def test_requests_before_an_unbind_are_answered_before_its_unbind_resp(
+    smsc: Simulator,
+) -> None:
+    """The submit_sm_resp of a submit_sm sent just before unbind comes before the unbind_resp.
+
+    After unbind_resp the session is over: an ESME that stops reading there would miss the
+    answer to a message the SMSC accepted, and send it again (a duplicate SMS).
+    """
+    assert smsc.port is not None
+    reader, writer = await asyncio.open_connection(HOST, smsc.port)
+    writer.write(encode(BindTransceiver(sequence_number=1, system_id="acct", password=PASSWORD)))
+    submit = SubmitSm(
+        sequence_number=2,
+        source_addr_ton=5,
+        source_addr="O2Shop",
+        destination_addr="421900123456",
+        short_message=b"Hello",
+    )
+    await asyncio.sleep(0.05)  # bound before the next read
+    writer.write(
+        encode(EnquireLink(sequence_number=3))
+        + encode(submit)
+        + encode(Unbind(sequence_number=4))
+        + encode(EnquireLink(sequence_number=5))  # after the unbind: refused
+    )
+    async with asyncio.timeout(3):
+        raw = await reader.read()  # to EOF: the SMSC closes after the unbind_resp
+    writer.close()
+    framer = Framer()
+    framer.feed(raw)
+    answers = [(a.command_id, a.sequence_number, a.command_status) for a in framer]
+    assert answers == [
+        (0x80000009, 1, 0),
+        (0x80000015, 3, 0),
+        (0x80000004, 2, 0),
+        (0x80000006, 4, 0),
+        (0x80000015, 5, S.ESME_RINVBNDSTS),
+    ]
+    assert len(smsc.messages()) == 1
+
+
+@pytest.mark.asyncio
 async def test_session_init_timeout_closes_unbound_connection() -> None:
     async with Simulator(session_init_timeout=0.05) as smsc:
         assert smsc.port is not None

@@ -39,7 +39,7 @@ from o2sms.smpp.connection import (
     ResponseReceived,
     Unbound,
 )
-from o2sms.smpp.constants import INTERFACE_VERSION, CommandStatus
+from o2sms.smpp.constants import INTERFACE_VERSION, CommandId, CommandStatus
 from o2sms.smpp.errors import LocalProtocolError
 from o2sms.smpp.pdu import (
     BindReceiver,
@@ -62,6 +62,7 @@ _RECEIVING_RESPS = (BindReceiverResp, BindTransceiverResp)
 _CLOSED: Final = SessionState.CLOSED
 _UNBOUND: Final = SessionState.UNBOUND
 _WORD: Final = struct.Struct(">I")
+_UNBIND_RESP: Final = int(CommandId.UNBIND_RESP)
 
 MAX_HELD: Final = 64 * 1024
 """Default octets of output the latency fault may hold per session before reading pauses."""
@@ -147,6 +148,16 @@ def patch_statuses(data: bytes, statuses: Mapping[int, int]) -> bytes:
             _WORD.pack_into(out, pos + 8, replacement)
         pos += max(length, HEADER_SIZE)
     return bytes(out)
+
+
+def unbind_resp_offset(data: bytes) -> int | None:
+    """Where the first unbind_resp starts in whole encoded PDUs, or None without one."""
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        if _WORD.unpack_from(data, pos + 4)[0] == _UNBIND_RESP:
+            return pos
+        pos += max(_WORD.unpack_from(data, pos)[0], HEADER_SIZE)
+    return None
 
 
 class Host(Protocol):
@@ -356,7 +367,12 @@ class SmppSession(asyncio.Protocol):
         self._arm(now + conn.response_timeout)
 
     def flush(self) -> None:
-        """Write everything the Connection has queued (held back while latency is set)."""
+        """Write everything the Connection has queued (held back while latency is set).
+
+        The Connection's own answers to the last read go first, except from an unbind_resp
+        on: the simulator's answers to requests read before that unbind precede it, as the
+        session ends with the unbind_resp.
+        """
         data = self.conn.data_to_send()
         if self._auto:
             auto = self._auto
@@ -364,7 +380,8 @@ class SmppSession(asyncio.Protocol):
             if self._patch:
                 self._patch = False
                 auto = patch_statuses(auto, self._statuses)
-            data = auto + data
+            cut = unbind_resp_offset(auto) if data else None
+            data = auto + data if cut is None else auto[:cut] + data + auto[cut:]
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -614,4 +631,11 @@ def nack(pdu: Pdu, status: int = CommandStatus.ESME_RINVCMDID) -> GenericNack:
     return GenericNack(sequence_number=pdu.sequence_number, command_status=status)
 
 
-__all__ = ["FrameCounter", "Host", "SmppSession", "nack", "patch_statuses"]
+__all__ = [
+    "FrameCounter",
+    "Host",
+    "SmppSession",
+    "nack",
+    "patch_statuses",
+    "unbind_resp_offset",
+]
