@@ -109,6 +109,8 @@ async def test_message_id_formats(fmt: MessageIdFormat, pattern: str) -> None:
         ({"priority_flag": 9}, S.ESME_RINVPRTFLG),
         ({"replace_if_present_flag": 2}, S.ESME_RINVREPFLAG),  # only 0 and 1 are defined
         ({"replace_if_present_flag": 0xFF}, S.ESME_RINVREPFLAG),
+        # a canned message the gateway does not keep (it documents none): not the text sent
+        ({"sm_default_msg_id": 5}, S.ESME_RINVDFTMSGID),
         ({"schedule_delivery_time": "00000001000000AR"}, S.ESME_RINVSCHED),
         ({"schedule_delivery_time": "251399000000000+"}, S.ESME_RINVSCHED),
         ({"validity_period": "200101000000000+"}, S.ESME_RINVEXPIRY),  # already past

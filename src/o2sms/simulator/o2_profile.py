@@ -28,6 +28,7 @@ a long message on NSMS: UDH or SAR parts, or text over one  ESME_RINVMSGLEN
   long SMS for flash)
 registered_delivery / priority_flag out of range            ESME_RINVREGDLVFLG / ESME_RINVPRTFLG
 replace_if_present_flag other than 0 or 1                   ESME_RINVREPFLAG
+sm_default_msg_id other than 0 (no canned messages)         ESME_RINVDFTMSGID
 schedule_delivery_time / validity_period unreadable         ESME_RINVSCHED / ESME_RINVEXPIRY
 validity_period already past, or before the schedule        ESME_RINVEXPIRY
 sm_length over 254 (checked by the codec)                   ESME_RINVMSGLEN
@@ -241,6 +242,10 @@ def check_submit(
     if pdu.replace_if_present_flag > 1:  # SMPP 3.4 5.2.18: 0 don't replace, 1 replace
         raise Rejected(
             _S.ESME_RINVREPFLAG, f"replace_if_present_flag {pdu.replace_if_present_flag}"
+        )
+    if pdu.sm_default_msg_id:  # SMPP 3.4 5.2.20: a canned message; the gateway keeps none
+        raise Rejected(
+            _S.ESME_RINVDFTMSGID, f"no predefined message {pdu.sm_default_msg_id} (canned)"
         )
     esm_type = pdu.esm_class & _TYPE_MASK
     if esm_type in _RECEIPT_TYPES:
