@@ -191,6 +191,18 @@ async def test_intermediate_rule_from_config_and_checked() -> None:
         OutcomeRule("421", intermediate=(ReceiptStat.DELIVRD,))
 
 
+@pytest.mark.parametrize("err", [-1, 0x10000])
+async def test_rule_err_that_no_receipt_can_carry_is_refused(err: int) -> None:
+    # err goes into the receipt text and the network_error_code TLV (2 octets). A negative
+    # one made every receipt of the rule fail inside the receipt timer: it was lost, and so
+    # were the other receipts due in the same tick.
+    with pytest.raises(ValueError, match="err"):
+        OutcomeRule("421", ReceiptStat.UNDELIV, err=err)
+    with pytest.raises(ValueError, match="err"):
+        config_from_mapping({"rules": [{"prefix": "421", "stat": "UNDELIV", "err": err}]})
+    assert OutcomeRule("421", ReceiptStat.UNDELIV, err=0xFFFF).err == 0xFFFF
+
+
 # --- 3. interface_version ----------------------------------------------------------------
 
 

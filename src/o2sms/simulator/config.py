@@ -40,6 +40,9 @@ DEFAULT_INACTIVITY_TIMEOUT = 30.0
 """The gateway's "timeout (keep alive or msg)": 30 s without a PDU closes the connection."""
 
 
+MAX_ERR: Final = 0xFFFF
+"""Largest receipt ``err`` a rule may give: the network_error_code TLV's error is two octets."""
+
 INTERMEDIATE_STATS: Final = frozenset({ReceiptStat.ENROUTE, ReceiptStat.ACCEPTD})
 """Stats an intermediate notification may carry: the message is still on its way (ENROUTE),
 or the SMSC accepted it for the subscriber (ACCEPTD, which some platforms send before the
@@ -104,7 +107,13 @@ class OutcomeRule:
     intermediate: tuple[ReceiptStat, ...] = ()
 
     def __post_init__(self) -> None:
-        """Normalise ``intermediate`` to ReceiptStat and refuse stats that end a message."""
+        """Normalise ``intermediate`` to ReceiptStat; refuse stats that end a message and an
+        ``err`` the receipt cannot carry (its network_error_code TLV has two octets)."""
+        if not 0 <= self.err <= MAX_ERR:
+            raise ValueError(
+                f"rule {self.prefix!r}: err must be 0..{MAX_ERR} (a GSM/network error code), "
+                f"got {self.err}"
+            )
         stats = tuple(ReceiptStat.from_text(str(s)) for s in self.intermediate)
         wrong = [s.value for s in stats if s not in INTERMEDIATE_STATS]
         if wrong:
