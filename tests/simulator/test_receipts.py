@@ -7,6 +7,7 @@ import struct
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -704,3 +705,32 @@ async def test_receipt_only_to_own_account() -> None:
         await a.next_delivery()
         await asyncio.sleep(0.02)
         assert b.deliveries.empty()
+
+
+@pytest.mark.asyncio
+async def test_a_due_item_that_fails_skips_only_itself(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug in one receipt's handling used to drop every receipt due in the same tick and
+    # leave the timer unarmed, so later receipts waited for the next submit.
+    apply = Simulator._apply
+
+    def apply_or_fail(self: Simulator, decision: Any, *args: Any) -> None:
+        stored = self.store.get(decision.message_id)
+        if stored is not None and stored.destination_addr == "421900000666":
+            raise RuntimeError("a bug in one item")
+        apply(self, decision, *args)
+
+    monkeypatch.setattr(Simulator, "_apply", apply_or_fail)
+    async with Simulator(accounts=ACCOUNTS, receipt_delay=0.2) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        sent = [
+            (await esme.submit(registered_delivery=1, destination_addr=number)).message_id
+            for number in ("421900000001", "421900000666", "421900000002")
+        ]
+        got = {(await esme.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) for _ in "ab"}
+        assert got == {sent[0], sent[2]}
+        later = (await esme.submit(registered_delivery=1)).message_id
+        assert (await esme.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == later
+    assert "could not deliver a due item" in caplog.text

@@ -947,23 +947,29 @@ class Simulator:
         self._timer = None
         self._timer_due = float("inf")
         now = self._now()
-        due_items = self._timeline.pop_due(now)
-        if due_items:
-            wall = self._wall(now)
-            touched: set[SmppSession] = set()
-            for item in due_items:
-                if type(item) is _Decision:
-                    self._apply(item, wall, now, touched)
-                else:
-                    assert isinstance(item, Outbound)
-                    state = self._accounts.get(item.system_id)
-                    if state is not None:
-                        self._route(state, item, now, touched)
-            for session in touched:
-                session.flush()
-        next_due = self._timeline.next_due()
-        if next_due is not None:
-            self._arm(next_due, now)
+        try:
+            due_items = self._timeline.pop_due(now)
+            if due_items:
+                wall = self._wall(now)
+                touched: set[SmppSession] = set()
+                for item in due_items:
+                    try:
+                        if type(item) is _Decision:
+                            self._apply(item, wall, now, touched)
+                        else:
+                            assert isinstance(item, Outbound)
+                            state = self._accounts.get(item.system_id)
+                            if state is not None:
+                                self._route(state, item, now, touched)
+                    except Exception:
+                        # A bug in one item must not take the tick's other receipts with it.
+                        log.exception("simulator: could not deliver a due item; skipped")
+                for session in touched:
+                    session.flush()
+        finally:  # whatever happened, what is due later is still delivered
+            next_due = self._timeline.next_due()
+            if next_due is not None:
+                self._arm(next_due, now)
 
     def _apply(
         self, decision: _Decision, wall: datetime, now: float, touched: set[SmppSession]
