@@ -18,7 +18,7 @@ from tests.store.conftest import Location, OpenStore
 
 pytestmark = pytest.mark.asyncio
 
-HEAD = "0006"
+HEAD = "0007"
 
 TABLES = {
     "messages",

@@ -448,6 +448,22 @@ async def test_mark_failed_records_the_status_name_and_meaning(store: MessageSto
     assert (await store.mark_failed(message.id, error_name="OTHER")).error_name == "ESME_RINVDSTADR"
 
 
+async def test_a_command_status_past_the_signed_32_bit_range_is_recorded(
+    store: MessageStore,
+) -> None:
+    # command_status is an unsigned 32-bit field: an SMSC may answer 0x80000000 and above.
+    # PostgreSQL's INTEGER stops at 2**31 - 1, so the failure could not be stored there: the
+    # message was resent after each lease until it failed as MAX_ATTEMPTS instead.
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    failed = await store.mark_failed(message.id, error_code=0xFFFFFFFF, worker_id="w")
+    assert failed.status is MessageStatus.FAILED
+    assert (failed.error_code, failed.error_name) == (0xFFFFFFFF, "UNKNOWN_0xFFFFFFFF")
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.error_code == 0xFFFFFFFF
+
+
 async def test_a_part_that_went_out_before_another_failed_still_correlates(
     store: MessageStore,
 ) -> None:

@@ -117,6 +117,7 @@ def test_migrations_ship_inside_the_package() -> None:
         "r0004_partial_indexes.py",
         "r0005_resume.py",
         "r0006_fillfactor.py",
+        "r0007_error_code_bigint.py",
     ]
 
 

@@ -180,7 +180,8 @@ messages = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("resends", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("error_code", sa.Integer),
+    # a command_status: unsigned 32-bit, past PostgreSQL's INTEGER (revision 0007)
+    sa.Column("error_code", sa.BigInteger().with_variant(sa.Integer(), "sqlite")),
     sa.Column("error_name", sa.String(64)),
     sa.Column("error_detail", sa.Text),
     sa.Column("next_attempt_at", UtcDateTime, nullable=False),
