@@ -20,6 +20,7 @@ from o2sms.store import (
     MessageStore,
     NewInbound,
     NewMessage,
+    ReceiptResult,
     WebhookStatus,
     open_store,
 )
@@ -298,6 +299,76 @@ async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(
             assert seen == ["locked"]
             assert result.messages == 1
             assert await store.get(doomed) is None
+        finally:
+            await store.close()
+
+
+async def _a_session_waits_for_a_message_lock() -> None:
+    """Return once a PostgreSQL session waits for a lock on a ``messages`` row."""
+    watcher = await asyncpg.connect(PG_URL)
+    try:
+        for _ in range(500):
+            waiting = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%FROM messages%FOR UPDATE%'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the receipt never waited for the purge's lock")
+    finally:
+        await watcher.close()
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+async def test_a_receipt_racing_the_purge_of_its_message_is_kept_unmatched(
+    clock: FakeClock, batch: bool
+) -> None:
+    # PostgreSQL: the receipt finds the part, then waits for the message row the purge holds;
+    # once the purge commits the message is gone. The receipt must be kept as unmatched, not
+    # fail its transaction (a KeyError on the batch path, MessageNotFoundError on the other),
+    # which makes the SMSC deliver it again and fails the other receipts of its batch.
+    async with fresh_schema("o2sms_purge") as schema:
+        store = await open_store(PG_URL, schema=schema, clock=clock)
+        try:
+            doomed = await submitted(store, 1)
+            clock.advance(2 * 86_400)
+            outcomes: list[Any] = []
+
+            async def receive() -> None:
+                other = await open_store(PG_URL, schema=schema, run_migrations=False)
+                try:
+                    if batch:
+                        outcomes.extend(await other.apply_receipts([(delivrd("nr-1"), "nr-1")]))
+                    else:
+                        outcomes.append(await other.apply_receipt(delivrd("nr-1")))
+                except Exception as exc:
+                    outcomes.append(exc)
+                finally:
+                    await other.close()
+
+            receiver = threading.Thread(target=lambda: asyncio.run(receive()))
+
+            def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("DELETE FROM message_events") and not receiver.ident:
+                    # The purge holds the message's row lock: the receipt arrives now.
+                    receiver.start()
+                    waiter = threading.Thread(
+                        target=lambda: asyncio.run(_a_session_waits_for_a_message_lock())
+                    )
+                    waiter.start()
+                    waiter.join()
+
+            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
+            result = await store.purge(delete_after=timedelta(days=1))
+            await asyncio.to_thread(receiver.join)
+            assert result.messages == 1
+            assert await store.get(doomed) is None
+            [outcome] = outcomes
+            assert not isinstance(outcome, Exception), repr(outcome)
+            assert outcome.result is ReceiptResult.PENDING
+            [kept] = await store.list_receipts()
+            assert (kept.receipt_id, kept.message_id) == ("nr-1", None)
         finally:
             await store.close()
 

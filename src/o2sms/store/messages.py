@@ -838,6 +838,8 @@ class MessageStore(MessageQueue):
         if stored is None:
             return await self._duplicate(connection, receipt_fingerprint(receipt))
         target = await self._find_part(connection, exact, keys)
+        while target is not None and not await self._still_there(connection, target[0]):
+            target = await self._find_part(connection, exact, keys)  # its part is gone too
         if target is None:
             if keys:
                 await connection.execute(
@@ -846,6 +848,20 @@ class MessageStore(MessageQueue):
             return ReceiptOutcome(ReceiptResult.PENDING)
         message_id, part_no = target
         return await self._apply(connection, stored.id, message_id, part_no, now)
+
+    async def _still_there(self, connection: AsyncConnection, message_id: str) -> bool:
+        """Lock the row of ``message_id`` (PostgreSQL) and say whether it is still there.
+
+        A retention purge may have deleted the message while this transaction waited for its
+        row, after it found the part: the receipt is then kept unmatched, as one that came
+        after the purge would be. (SQLite's writers take turns: nothing moves meanwhile.)
+        """
+        if not self._postgresql:
+            return True
+        found = await connection.scalar(
+            sa.select(messages.c.id).where(messages.c.id == message_id).with_for_update()
+        )
+        return found is not None
 
     async def apply_receipts(
         self,
@@ -925,8 +941,24 @@ class MessageStore(MessageQueue):
                     used.add((part.message_id, part.part_no))
                     fast.append((index, part))
             if fast:
+                # FOR UPDATE on PostgreSQL: part updates per message in turn, as _apply does
+                locked = {
+                    row.id: row
+                    for row in await fetch_in(
+                        connection,
+                        _MESSAGES_TO_UPDATE,
+                        sorted({part.message_id for _, part in fast}),
+                        lock=True,
+                    )
+                }
+                if len(locked) < len({part.message_id for _, part in fast}):
+                    # deleted by a retention purge since their parts were read (PostgreSQL):
+                    # their receipts take the one-receipt path, which keeps them unmatched
+                    slow = sorted([*slow, *(i for i, p in fast if p.message_id not in locked)])
+                    fast = [(i, p) for i, p in fast if p.message_id in locked]
+            if fast:
                 for index, outcome in await self._receipts_fast(
-                    connection, batch, fingerprints, fast, received=received, now=now
+                    connection, batch, fingerprints, fast, locked, received=received, now=now
                 ):
                     outcomes[index] = outcome
             for index in slow:
@@ -942,22 +974,19 @@ class MessageStore(MessageQueue):
         batch: Sequence[tuple[DeliveryReceipt, str | None]],
         fingerprints: Sequence[str],
         fast: Sequence[tuple[int, sa.Row[Any]]],
+        before: dict[str, Any],
         *,
         received: datetime,
         now: datetime,
     ) -> list[tuple[int, ReceiptOutcome]]:
         """Apply the simple receipts of a batch: store, update parts, derive statuses.
 
-        The parts' states are read under their messages' row locks: the candidates were read
-        before them, and another process may have made a part final meanwhile (a receipt for
-        an earlier id of the part, which takes other key locks).
+        ``before`` has the row of each of their messages, read under its lock. The parts'
+        states are read under those locks too: the candidates were read before them, and
+        another process may have made a part final meanwhile (a receipt for an earlier id of
+        the part, which takes other key locks).
         """
         message_ids = sorted({part.message_id for _, part in fast})
-        # FOR UPDATE on PostgreSQL: part updates per message in turn, as _apply does
-        before = {
-            row.id: row
-            for row in await fetch_in(connection, _MESSAGES_TO_UPDATE, message_ids, lock=True)
-        }
         part_states: dict[str, dict[int, MessageStatus]] = {}
         for row in await fetch_in(connection, _PART_STATES, message_ids):
             part_states.setdefault(row.message_id, {})[row.part_no] = MessageStatus(row.status)
