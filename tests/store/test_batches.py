@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -14,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from o2sms.receipts import ReceiptStat
-from o2sms.store import MessageStatus, MessageStore, NewMessage, ReceiptResult
+from o2sms.store import MessageStatus, MessageStore, NewMessage, ReceiptResult, open_store
 from o2sms.store.schema import message_events, receipts
+from tests.pg import PG_URL, fresh_schema
 from tests.store.conftest import FakeClock
 from tests.store.test_receipts import DECIMAL_ID, HEX_ID, receipt
 
@@ -508,3 +510,68 @@ async def test_a_recycled_id_goes_to_the_most_recently_submitted_part(
     else:
         outcomes = [await store.apply_receipt(r, submitted_id=s) for r, s in batch]
     assert [o.message_id for o in outcomes] == [ids[1], ids[3]]
+
+
+async def test_receipt_batches_of_two_instances_crossing_on_messages_never_deadlock() -> None:
+    # PostgreSQL. Each instance gets receipts for the parts it sent (exact ids: the set-based
+    # path) and for parts the other sent (decimal ids: the one-receipt path). Each batch used
+    # to lock its own messages first, then the other's one by one, so two such batches held
+    # one half each and waited for the other: a deadlock, one batch lost after a second and
+    # its receipts committed again one by one.
+    async with fresh_schema("o2sms_cross") as schema:
+        store = await open_store(PG_URL, schema=schema)
+        try:
+            ids = await claimed(store, 20, parts=2)
+            sent = {m: [f"AB{n:04d}01", f"AB{n:04d}02"] for n, m in enumerate(ids)}
+            for message_id, smsc_ids in sent.items():
+                await store.mark_submitted(message_id, smsc_ids, worker_id="w")
+        finally:
+            await store.close()
+        mine, theirs = ids[:10], ids[10:]
+
+        def batch(own: list[str], other: list[str]) -> list[tuple[Any, None]]:
+            exact = [(receipt(sent[m][0]), None) for m in own]
+            decimal = [(receipt(str(int(sent[m][1], 16))), None) for m in other]
+            return exact + decimal
+
+        ready = [threading.Event(), threading.Event()]
+        errors: list[BaseException] = []
+
+        def instance(number: int, receipts_: list[tuple[Any, None]]) -> None:
+            async def run() -> None:
+                other = await open_store(PG_URL, schema=schema, run_migrations=False)
+
+                def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                    # the one-receipt path's first statement: this batch holds what it
+                    # locked so far; the other's gets there too unless it waits for a lock
+                    if statement.startswith("INSERT INTO receipts") and not ready[number].is_set():
+                        ready[number].set()
+                        ready[1 - number].wait(2.0)
+
+                sa.event.listen(other.engine.sync_engine, "before_cursor_execute", before)
+                try:
+                    await other.apply_receipts(receipts_)
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    await other.close()
+
+            asyncio.run(run())
+
+        threads = [
+            threading.Thread(target=instance, args=(0, batch(mine, theirs))),
+            threading.Thread(target=instance, args=(1, batch(theirs, mine))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        assert errors == []
+        store = await open_store(PG_URL, schema=schema, run_migrations=False)
+        try:
+            for message_id in ids:
+                got = await store.get(message_id)
+                assert got is not None
+                assert got.status is MessageStatus.DELIVERED
+        finally:
+            await store.close()

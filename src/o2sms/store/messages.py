@@ -940,22 +940,31 @@ class MessageStore(MessageQueue):
                 else:
                     used.add((part.message_id, part.part_no))
                     fast.append((index, part))
-            if fast:
-                # FOR UPDATE on PostgreSQL: part updates per message in turn, as _apply does
+            # Every message these receipts may change, locked at once, in one order (FOR UPDATE
+            # on PostgreSQL: part updates per message in turn, as _apply does): the set-based
+            # path's, and those the one-receipt path may go to (its part's, or any holding one
+            # of its keys). Locked as each receipt came, the batches of two instances could
+            # each hold a message the other waits for: a deadlock.
+            touched = {part.message_id for _, part in fast}
+            for index in slow:
+                part = parts[index]
+                if part is not None:
+                    touched.add(part.message_id)
+                else:
+                    touched.update(m for k in keys[index] for m in reach.get(k, ()))
+            locked: dict[str, Any] = {}
+            if touched:
                 locked = {
                     row.id: row
                     for row in await fetch_in(
-                        connection,
-                        _MESSAGES_TO_UPDATE,
-                        sorted({part.message_id for _, part in fast}),
-                        lock=True,
+                        connection, _MESSAGES_TO_UPDATE, sorted(touched), lock=True
                     )
                 }
-                if len(locked) < len({part.message_id for _, part in fast}):
-                    # deleted by a retention purge since their parts were read (PostgreSQL):
-                    # their receipts take the one-receipt path, which keeps them unmatched
-                    slow = sorted([*slow, *(i for i, p in fast if p.message_id not in locked)])
-                    fast = [(i, p) for i, p in fast if p.message_id in locked]
+            if any(part.message_id not in locked for _, part in fast):
+                # deleted by a retention purge since their parts were read (PostgreSQL):
+                # their receipts take the one-receipt path, which keeps them unmatched
+                slow = sorted([*slow, *(i for i, p in fast if p.message_id not in locked)])
+                fast = [(i, p) for i, p in fast if p.message_id in locked]
             if fast:
                 for index, outcome in await self._receipts_fast(
                     connection, batch, fingerprints, fast, locked, received=received, now=now
