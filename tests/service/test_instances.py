@@ -7,6 +7,7 @@ outlives the connectors and counts every submit_sm it was sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +329,44 @@ async def test_each_run_of_an_instance_leases_under_a_name_of_its_own(tmp_path: 
     finally:
         await first.store.close()
         await second.store.close()
+
+
+@pytest.mark.parametrize("ahead", [0.0, 120.0, -120.0])
+async def test_an_instance_whose_clock_disagrees_with_the_servers_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, ahead: float
+) -> None:
+    # Leases are compared with each instance's own clock: one running two minutes ahead
+    # takes over, after a third of a minute, messages the others are still sending.
+    from o2sms.service.runtime import Connector
+
+    async with fresh_schema("o2sms_clock") as schema:
+        store = await open_store(
+            PG_URL,
+            schema=schema,
+            clock=lambda: datetime.now(UTC) + timedelta(seconds=ahead),
+        )
+        connector = Connector(
+            settings_for(tmp_path, store_url=PG_URL, store_schema=schema), store=store
+        )
+        try:
+            with caplog.at_level(logging.WARNING, logger="o2sms.service"):
+                offset = await connector.check_clock()
+        finally:
+            await store.close()
+    assert offset is not None
+    assert abs(offset - ahead) < 5.0
+    warned = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    if ahead:
+        [line] = warned
+        assert ("ahead of" if ahead > 0 else "behind") in line
+        assert "NTP" in line
+    else:
+        assert warned == []
+
+
+async def test_on_sqlite_there_is_one_clock_to_compare(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "one.db")
+    try:
+        assert await store.clock_offset() is None
+    finally:
+        await store.close()

@@ -157,11 +157,39 @@ class Connector:
             ) from exc
         self._migrated = True
 
+    async def check_clock(self) -> float | None:
+        """Warn when this host's clock and the PostgreSQL server's disagree by more than a
+        sixth of a lease; return the offset in seconds (None on SQLite, or unknown).
+
+        Every instance compares leases with its own clock: two whose clocks differ by two
+        thirds of a lease (the least a lease has left between renewals) take over each
+        other's messages on the wire, sending them twice. Each within a sixth of the server's
+        keeps every pair within a third.
+        """
+        try:
+            offset = await self.store.clock_offset()
+        except Exception as exc:
+            log.warning("cannot compare this host's clock with the store's: %s", exc)
+            return None
+        bound = self.settings.worker.lease_seconds / 6
+        if offset is not None and abs(offset) > bound:
+            log.warning(
+                "this host's clock is %.1f s %s the PostgreSQL server's (more than %.0f s): "
+                "instances sharing the queue compare leases with their own clocks, so such a "
+                "difference lets one take over messages another is still sending; keep the "
+                "clocks in sync (NTP)",
+                abs(offset),
+                "ahead of" if offset > 0 else "behind",
+                bound,
+            )
+        return offset
+
     async def start(self) -> None:
         """Open the store (migrating it), start the SMSC link and the workers."""
         settings = self.settings
         store = self.store
         await self.check_store()
+        await self.check_clock()
         if settings.sandbox_mode:
             self.simulator = Simulator(
                 accounts=(Account(SANDBOX_SYSTEM_ID, secrets.token_urlsafe(12)),),

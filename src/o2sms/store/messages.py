@@ -1349,6 +1349,23 @@ class MessageStore(MessageQueue):
 
     # -- upkeep -------------------------------------------------------------------------------
 
+    async def clock_offset(self) -> float | None:
+        """Seconds this store's clock runs ahead of the PostgreSQL server's (negative: behind);
+        None on SQLite, whose processes share one host and so one clock.
+
+        Leases, schedules and retries are compared with each instance's own clock, so the
+        clocks of instances sharing one queue must agree: one running ahead by most of a lease
+        takes over the messages another is still sending, and they go out twice.
+        """
+        if not self._postgresql:
+            return None
+        async with self._reader.connect() as connection:
+            before = self._now()
+            server = await connection.scalar(sa.select(sa.func.clock_timestamp()))
+            after = self._now()
+        assert isinstance(server, datetime)
+        return ((before - server) + (after - server)).total_seconds() / 2
+
     async def analyze(self) -> None:
         """Refresh the planner's statistics (``ANALYZE``; sampled on both backends).
 
