@@ -7,11 +7,12 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from o2sms.store import create_engine
+from o2sms.store import MessageStatus, NewMessage, create_engine, open_store
 from o2sms.store.sqlite_inline import OFF_LOOP, InlineConnection, _inline
 
 
@@ -107,3 +108,28 @@ async def test_a_writer_waiting_for_the_lock_does_not_block_the_loop(tmp_path: P
     finally:
         await first.dispose()
         await second.dispose()
+
+
+@pytest.mark.asyncio
+async def test_listing_messages_scans_on_the_drivers_thread(tmp_path: Path) -> None:
+    # GET /v1/messages?status=failed walks the whole (created_at, id) index when few messages
+    # match: half a second per million messages, which on the loop's thread stalled every
+    # SMPP session and HTTP request of the process meanwhile.
+    store = await open_store(tmp_path / "list.db")
+    ran: list[tuple[str, int]] = []
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection._connection
+        driver.set_trace_callback(lambda sql: ran.append((sql, threading.get_ident())))
+
+    sa.event.listen(store.engine.sync_engine, "checkout", trace)
+    try:
+        await store.enqueue(NewMessage("+421900000001", "hi"))
+        page = await store.list_messages(status=MessageStatus.FAILED)
+        assert page.items == ()
+        await store.list_messages(reference="order-7", limit=10)
+    finally:
+        await store.close()
+    listings = [ident for sql, ident in ran if "ORDER BY messages.created_at DESC" in sql]
+    assert len(listings) == 2
+    assert threading.get_ident() not in listings

@@ -392,6 +392,9 @@ class MessageStore(MessageQueue):
                 sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id))
             )
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        # Off the event loop's thread on SQLite: with few rows matching a filter (a status,
+        # a time range) the walk down (created_at, id) may read every message.
+        query = query.prefix_with(OFF_LOOP)
         async with self._reader.connect() as connection:
             rows = (await connection.execute(query)).all()
         items = tuple(to_message(row) for row in rows[:limit])
