@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from o2sms.receipts import DeliveryReceipt, ReceiptStat
 from o2sms.store import (
@@ -19,6 +21,7 @@ from o2sms.store import (
     NewMessage,
     ReceiptOutcome,
     ReceiptResult,
+    open_store,
 )
 from o2sms.store.messages import _PARTS_BY_SMSC_ID
 from o2sms.store.rows import fetch_in
@@ -500,3 +503,35 @@ async def test_a_receipt_racing_its_submit_from_another_process_is_never_lost(
     for result in messages:
         assert await status_of(store, result.message.id) is MessageStatus.DELIVERED
     assert await store.list_receipts() == []
+
+
+async def test_a_submit_finds_the_receipts_waiting_for_it_through_indexes_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    # Unknown receipts are kept for months. Recording a submit looks for the ones waiting for
+    # its ids; as one condition with OR that read every unmatched receipt (a second of the
+    # write lock, on the event loop's thread, per 500,000 of them), for each part recorded.
+    store = await open_store(tmp_path / "waiting.db")
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "receipt_keys" in statement and statement.lstrip().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    try:
+        assert (await store.apply_receipt(receipt("W1"))).result is ReceiptResult.PENDING
+        sa.event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+        message = await submitted(store, "W1")
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+        assert await status_of(store, message.id) is MessageStatus.DELIVERED
+        [(statement, parameters)] = [s for s in statements if "ORDER BY" in s[0]]
+        async with store.engine.connect() as connection:
+            rows = await connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, tuple(parameters)
+            )
+            plan = " | ".join(str(detail) for *_, detail in rows)
+    finally:
+        await store.close()
+    assert "ix_receipts_receipt_id (receipt_id=?)" in plan, plan
+    assert "ix_receipts_message_id" not in plan, plan
+    assert "SCAN receipts" not in plan, plan
