@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from o2sms.cli.main import app
 from o2sms.service.runtime import sandbox_secret
 from o2sms.service.settings import ConfigError, load_settings
+from o2sms.store.schema import messages
 
 GATEWAY_TOML = """
 store_url = "postgresql://o2sms@db/o2sms"
@@ -363,3 +364,18 @@ def test_sandbox_mode_signs_webhooks_without_a_configured_secret() -> None:
     settings = load_settings(webhooks={"url": "https://hooks.example.com/o2sms"})
     assert settings.sandbox_mode
     assert settings.webhooks.secret is None
+
+
+@pytest.mark.parametrize("instance", ["s" * 122, "sms\x001"])
+def test_an_instance_name_the_store_cannot_lease_under_is_refused(instance: str) -> None:
+    # The worker leases as instance + "#" + a 6-digit tag, in a 128-character column that
+    # PostgreSQL enforces (and whose text cannot hold NUL): each claim failed, logged as
+    # "store unavailable?", and nothing was ever sent.
+    with pytest.raises(ConfigError, match=r"\(O2SMS_INSTANCE\)"):
+        load_settings(instance=instance)
+
+
+def test_the_longest_instance_name_fits_the_lease_column() -> None:
+    settings = load_settings(instance="s" * 121)
+    assert settings.instance == "s" * 121
+    assert len(f"{settings.instance}#3fa9c2") <= messages.c.lease_owner.type.length  # type: ignore[attr-defined]

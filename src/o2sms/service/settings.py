@@ -346,7 +346,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     region: str = Field(default="SK", min_length=2, max_length=2)  # before sender: it reads it
     sender: str | None = Field(default=None, description="default sender; None: the account's")
-    instance: str | None = Field(default=None, description="worker name; default host:pid")
+    # The store leases as instance + "#" + a 6-digit tag, in 128 characters, which PostgreSQL
+    # enforces (and its text holds no NUL): a longer name failed every claim there.
+    instance: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=121,
+        pattern=r"^[^\x00]*$",
+        description="worker name; default host:pid",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
