@@ -24,7 +24,7 @@ from o2sms.client.errors import (
     ResponseTimeout,
     SubmitError,
 )
-from o2sms.client.events import DeliveryReport, Event, UnreadableDeliverSm
+from o2sms.client.events import DeliveryReport, Event, InboundSms, UnreadableDeliverSm
 from o2sms.receipts import DeliveryReceipt, parse
 from o2sms.service import workers
 from o2sms.service.batching import GroupCommit
@@ -689,6 +689,28 @@ async def test_a_batch_of_events_commits_its_receipts_together_and_fails_only_th
     assert sample("o2sms_receipts_total", {"result": "unreadable"}) == 1
     assert sample("o2sms_messages_final_total", {"status": "delivered"}) == 2
     assert changes == [None]  # one wake-up for the batch
+
+
+async def test_an_inbound_sms_wakes_the_webhook_sender_once_stored(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its webhook is in the outbox from that commit on: without the wake-up it waited for the
+    # sender's next poll, as status webhooks do not.
+    changes: list[int] = []
+    recorder = EventRecorder(
+        store, metrics=Metrics(), on_change=lambda: changes.append(len(store_inbound))
+    )
+    store_inbound: list[object] = []
+    record = store.record_inbound
+
+    async def record_inbound(new: Any) -> Any:
+        stored = await record(new)
+        store_inbound.append(stored)
+        return stored
+
+    monkeypatch.setattr(store, "record_inbound", record_inbound)
+    await recorder(InboundSms("STOP", "421903999888", "4444", 0, session="session-1"))
+    assert changes == [1]  # once, after the commit
 
 
 async def test_a_receipt_whose_submit_is_being_recorded_does_not_hold_up_the_commit_of_its_batch(

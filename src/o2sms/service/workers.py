@@ -731,6 +731,8 @@ class EventRecorder:
                 )
             )
             self._metrics.inbound.inc()
+            if self._on_change is not None:  # its webhook is in the outbox: send it now
+                self._on_change()
         elif isinstance(event, UnreadableDeliverSm):
             # Acknowledged (a redelivery would be just as unreadable) but never silently.
             log.warning("unreadable deliver_sm on %s: %s", event.session, event.reason)
