@@ -556,3 +556,52 @@ async def test_sync_client_used_outside_its_with_block_raises_client_closed_erro
         closed.send("+421903123456", "hello again")
     with pytest.raises(ClientClosedError):
         next(closed.events(timeout=0.1))
+
+
+# --- responses with strings longer than SMPP 3.4 allows are still matched ----------------------
+
+
+async def test_a_long_bind_system_id_and_submit_message_id_are_accepted_and_recorded() -> None:
+    # Regression: the codec refused a bind_transceiver_resp whose system_id is over 15
+    # characters and a submit_sm_resp whose message_id is over 64, as it refuses such requests:
+    # the bind failed, and an SMS the SMSC had accepted failed (and would be sent again).
+    long_system_id = "SMSC-" + "s" * 20
+    long_message_id = "A1B2" * 20  # 80 characters
+
+    def answer(request: bytes, body: bytes) -> bytes:
+        head = (16 + len(body)).to_bytes(4, "big")
+        command_id = (int.from_bytes(request[4:8], "big") | 0x80000000).to_bytes(4, "big")
+        return head + command_id + b"\0\0\0\0" + request[12:16] + body
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readexactly(16)
+                request = head + await reader.readexactly(int.from_bytes(head[:4], "big") - 16)
+                command_id = int.from_bytes(request[4:8], "big")
+                if command_id in (0x01, 0x02, 0x09):  # bind_*
+                    writer.write(answer(request, long_system_id.encode() + b"\0"))
+                elif command_id == 0x04:  # submit_sm
+                    writer.write(answer(request, long_message_id.encode() + b"\0"))
+                else:  # enquire_link, unbind: header-only responses
+                    writer.write(answer(request, b""))
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Client(
+            "127.0.0.1",
+            port,
+            system_id="acct",
+            password="pw",
+            sessions=1,
+            connect_timeout=2.0,
+            response_timeout=2.0,
+        ) as sms:
+            result = await sms.send(NUMBER, "hello")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.message_ids == (long_message_id,)

@@ -4,8 +4,8 @@ The encoder and decoder of each PDU class are generated once, at import, from th
 annotated field list (:mod:`o2sms.smpp.pdu`), the way :mod:`dataclasses` generates ``__init__``:
 the hot path then runs straight-line code with no per-field dispatch.
 
-Decoding is strict. Every way a frame can be wrong raises :class:`PduError` carrying the
-command_status to answer with:
+Decoding is strict, but for the string lengths of responses (below). Every way a frame can be
+wrong raises :class:`PduError` carrying the command_status to answer with:
 
 =============================================  ===========================
 problem                                        command_status
@@ -15,8 +15,8 @@ differs from the frame, body truncated, a
 C-Octet string running into the end of the
 PDU
 unknown command_id                             ESME_RINVCMDID
-C-Octet string over its maximum length         the field's own status (ESME_RINVSRCADR for
-                                               source_addr, ESME_RINVSYSID, ESME_RINVPASWD,
+C-Octet string of a request over its maximum  the field's own status (ESME_RINVSRCADR for
+length, or a request's time not 16 characters  source_addr, ESME_RINVSYSID, ESME_RINVPASWD,
                                                ESME_RINVSCHED, ...), else ESME_RINVCMDLEN
 sm_length over 254 or past the end of the PDU  ESME_RINVMSGLEN
 number_of_dests 0 or 255, no_unsuccess 255     ESME_RINVNUMDESTS
@@ -26,6 +26,14 @@ known TLV with a non-zero length its type      ESME_RINVPARLEN
 forbids (length 0 is legal: a TLV whose type
 cannot be empty is then left out, as absent)
 =============================================  ===========================
+
+Responses are read leniently ("be liberal in what you accept"): the C-Octet strings of a
+response (the system_id of a bind_*_resp, the message_id of submit_sm_resp, data_sm_resp,
+query_sm_resp and submit_multi_resp, query_sm_resp's final_date, submit_multi_resp's
+destination_addr) are read up to their NUL whatever their length, since SMSCs do send longer
+values than SMPP 3.4 allows, and refusing them would lose a bind or an accepted message's id.
+Only a string with no NUL before the end of the PDU is an error. Encoding stays strict: such a
+decoded response does not encode again (PduEncodeError).
 
 A response with an error command_status never fails to decode: whatever of its body cannot be
 read takes default values, so the status (and message_id when present) is never lost. A
@@ -231,7 +239,9 @@ def decode_unsuccess_smes(data: bytes, pos: int) -> tuple[tuple[UnsuccessSme, ..
     for _ in range(count):
         _need(data, pos, 2, "unsuccess_sme")
         ton, npi = data[pos], data[pos + 1]
-        addr, pos = _read_cstr(data, pos + 2, 21, "destination_addr", _S.ESME_RINVDSTADR)
+        # A response: the address is read up to its NUL however long, as any response string.
+        room = len(data) - pos - 1
+        addr, pos = _read_cstr(data, pos + 2, room, "destination_addr", _S.ESME_RINVDSTADR)
         _need(data, pos, 4, "error_status_code")
         (code,) = _UNSUCCESS_TAIL.unpack_from(data, pos)
         pos += 4
@@ -362,7 +372,8 @@ class _Generator:
 
     def decoder(self) -> Decoder:
         lines = ["def decode(data, seq, status):", "    pos = 16", "    end = len(data)"]
-        if self.layout and self.cls.command_id & RESPONSE_BIT:
+        lenient = bool(self.cls.command_id & RESPONSE_BIT)
+        if self.layout and lenient:
             # Body-on-error rule: an error response may come header-only. deliver_sm_resp may
             # whatever its status, as its only field, message_id, is unused (SMPP 3.4 4.6.2).
             test = (
@@ -394,7 +405,23 @@ class _Generator:
                 ints.append((_STRUCT_CODES[wire.size], name))
                 continue
             flush()
-            if isinstance(wire, COctet):
+            if isinstance(wire, COctet) and lenient:
+                # A response's string is read up to its NUL, however long (module docstring).
+                general = [
+                    "nul = data.find(b'\\0', pos)",
+                    "if nul < 0:",
+                    f"    raise _bad_cstring(data, pos, end - pos + 1, {name!r}, {wire.status})",
+                    f"{name} = data[pos:nul].decode('latin-1')",
+                    "pos = nul + 1",
+                ]
+                lines += [
+                    "    if pos < end and data[pos] == 0:",
+                    f"        {name} = ''",
+                    "        pos += 1",
+                    "    else:",
+                    *(f"        {line}" for line in general),
+                ]
+            elif isinstance(wire, COctet):
                 general = [
                     f"nul = data.find(b'\\0', pos, pos + {wire.max_size})",
                     "if nul < 0:",
@@ -580,7 +607,7 @@ def _error_response(
     fields: dict[str, Any] = {}
     layout = _LAYOUTS[cls]
     if layout and isinstance(layout[0][1], COctet):
-        nul = frame.find(b"\0", HEADER_SIZE, HEADER_SIZE + layout[0][1].max_size)
+        nul = frame.find(b"\0", HEADER_SIZE)  # however long, as decoding any response
         if nul >= 0:
             fields[layout[0][0]] = frame[HEADER_SIZE:nul].decode("latin-1")
     return cls(sequence_number=sequence_number, command_status=command_status, **fields)
