@@ -76,10 +76,29 @@ def test_an_unreachable_smsc_is_one_line_and_exit_1() -> None:
     assert len(the_error_line(result)) > 40
 
 
-def test_a_port_out_of_range_is_one_line_not_an_unexpected_error() -> None:
-    result = o2sms_send("--port", "99999", "--to", "0903123456", "--text", "x")
-    assert result.exit_code == 1
-    assert the_error_line(result) == "error: port must be 1 to 65535, got 99999"
+@pytest.mark.parametrize("port", ["99999", "0", "-5"])
+def test_a_port_out_of_range_is_one_line_and_exit_2(port: str) -> None:
+    # A usage error, as everywhere else in the CLI (it exited 1, and --port 0 silently went to
+    # the default port 8888), refused before any connection is opened.
+    result = o2sms_send("--port", port, "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 2
+    assert the_error_line(result) == f"error: --port must be 1 to 65535, got {port}"
+
+
+def test_a_receiver_bind_that_cannot_send_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--bind", "receiver", "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 2
+    assert the_error_line(result) == (
+        "error: --bind receiver cannot send: use transceiver or transmitter"
+    )
+
+
+def test_a_bad_bind_mode_is_one_line_and_exit_2() -> None:
+    result = o2sms_send("--bind", "nonsense", "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 2
+    assert the_error_line(result) == (
+        "error: --bind must be transceiver, transmitter or receiver, got 'nonsense'"
+    )
 
 
 def test_flash_gets_its_own_session_within_the_count() -> None:

@@ -351,6 +351,7 @@ def send_direct(
             addresses.sender(sender)
         if plan(text, encoding=encoding, transliterate=transliterate).parts > 1 and flash:
             raise O2smsError("a flash message must fit one SMS (the gateway has no long flash)")
+        _check_smpp_options(client_options, flash)
         options = {**client_options, **direct_sessions(str(client_options["bind"]), flash)}
     except (O2smsError, ValueError) as exc:
         return _fail(str(exc), 2)
@@ -379,6 +380,23 @@ def send_direct(
             hint = "; this account has no default sender at the SMSC: give --from"
         return _fail(f"{exc}{hint}", 1)
     return 0
+
+
+BIND_MODES = ("transceiver", "transmitter", "receiver")
+
+
+def _check_smpp_options(client_options: dict[str, Any], flash: bool) -> None:
+    """Refuse a --port or --bind the send cannot use (ValueError): a usage error, exit 2."""
+    port = client_options.get("port")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"--port must be 1 to 65535, got {port}")
+    bind = str(client_options["bind"])
+    if bind.strip().lower() not in BIND_MODES:
+        raise ValueError(
+            f"--bind must be {', '.join(BIND_MODES[:-1])} or {BIND_MODES[-1]}, got {bind!r}"
+        )
+    if bind.strip().lower() == "receiver" and not flash:  # --flash adds a transmitter
+        raise ValueError("--bind receiver cannot send: use transceiver or transmitter")
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:
