@@ -209,6 +209,15 @@ async def test_an_idempotent_replay_after_retention_erased_the_text_is_no_confli
         ({"to": SK_MOBILE, "text": "x", "encoding": "ebcdic"}, "encoding", "gsm7"),
         ({"to": SK_MOBILE, "text": "x", "colour": "red"}, "colour", "not a field"),
         ({"to": SK_MOBILE, "text": 5}, "text", "valid string"),
+        # pydantic's lax mode took these: true as 1 second, "yes"/1/"on" as true, a number as
+        # seconds since 1970; each is a mistake to name, not a value to guess
+        ({"to": SK_MOBILE, "text": "x", "schedule_in": True}, "schedule_in", "not true"),
+        ({"to": SK_MOBILE, "text": "x", "validity": False}, "validity", "not false"),
+        ({"to": SK_MOBILE, "text": "x", "flash": "yes"}, "flash", 'JSON true or false, not "yes"'),
+        ({"to": SK_MOBILE, "text": "x", "flash": 1}, "flash", "JSON true or false, not 1"),
+        ({"to": SK_MOBILE, "text": "x", "transliterate": "on"}, "transliterate", "true or false"),
+        ({"to": SK_MOBILE, "text": "x", "schedule_at": 1893456000}, "schedule_at", "ISO 8601"),
+        ({"to": SK_MOBILE, "text": "x", "schedule_at": "1893456000"}, "schedule_at", "ISO 8601"),
         ({"to": SK_MOBILE, "text": "x", "reference": "a\r\nb"}, "reference", "control"),
         ({"text": "x"}, "to", "required"),
     ],

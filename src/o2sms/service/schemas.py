@@ -7,6 +7,7 @@ callback URL. Each problem is reported as ``RequestProblemError(field, sentence)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -47,6 +48,18 @@ GATEWAY_MAX_PARTS = 25
 """The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _shown(value: object) -> str:
+    """``value`` as it was written in JSON, cut short when long."""
+    try:
+        text = to_json(value).decode()
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class RequestProblemError(ValueError):
     """A request that cannot be sent as given; ``field`` names the JSON field."""
 
@@ -74,6 +87,36 @@ class MessageRequest(BaseModel):
     callback_url: str | None = Field(default=None, max_length=2000)
     encoding: Literal["auto", "gsm7", "latin1", "ucs2"] = "auto"
     transliterate: bool = Field(default=False, description="č -> c etc. to stay in GSM 7-bit")
+
+    # JSON types are checked before pydantic's lax conversions, which took true as 1 second,
+    # "yes", "on" or 1 as true, and a number as seconds since 1970: a mistake to name, not guess.
+    @field_validator("flash", "transliterate", mode="before")
+    @classmethod
+    def _json_boolean(cls, value: object) -> object:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be JSON true or false, not {_shown(value)}")
+        return value
+
+    @field_validator("schedule_in", "validity", mode="before")
+    @classmethod
+    def _duration_not_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"is not a duration: give seconds (7200) or ISO 8601 (PT2H), not {_shown(value)}"
+            )
+        return value
+
+    @field_validator("schedule_at", mode="before")
+    @classmethod
+    def _iso_time(cls, value: object) -> object:
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or _NUMBER.fullmatch(value.strip()):
+            raise ValueError(
+                "must be an ISO 8601 time with an offset, such as 2026-11-26T12:00:00+01:00, "
+                f"not {_shown(value)}"
+            )
+        return value
 
     @field_validator("to", mode="before")
     @classmethod
