@@ -1098,11 +1098,53 @@ async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
     assert unbound.json() == {
         "status": "unavailable",
         "sessions_bound": 0,
-        "problems": ["no SMPP session is bound"],
+        "sessions_sending": 0,
+        "problems": [_NO_SENDER],
     }
     assert queued.status_code == 202
     assert both.status_code == 503
-    assert both.json()["problems"] == ["the store is unreachable", "no SMPP session is bound"]
+    assert both.json()["problems"] == ["the store is unreachable", _NO_SENDER]
+
+
+_NO_SENDER = "no SMPP session that can send (transmitter or transceiver) is bound"
+
+
+async def test_not_ready_while_only_a_receiver_session_is_bound(tmp_path: Path) -> None:
+    # Regression: /readyz counted any bound session, so a connector whose transmitter was down
+    # and whose receiver was still bound answered ready while no message could go out.
+    async with Simulator(accounts=(Account("acct", "secret12"),)) as smsc:
+        gateway = {
+            "hosts": [f"127.0.0.1:{smsc.port}"],
+            "system_id": "acct",
+            "password": "secret12",
+            "bind": ["transmitter", "receiver"],
+        }
+        connector = Connector(settings_for(tmp_path, gateway=gateway))
+        running = await serving(connector)
+        try:
+            async with asyncio.timeout(15):
+                await connector.wait_connected()
+                while connector.sessions_bound() < 2:
+                    await asyncio.sleep(0.01)
+            async with httpx.AsyncClient(base_url=running.url) as http:
+                both = await http.get("/readyz")
+                assert connector.client is not None
+                for session in connector.client.sessions:
+                    assert isinstance(session, ClientSession)
+                    if session.bind_type.can_submit:
+                        await session.close()
+                receiver_only = await http.get("/readyz")
+        finally:
+            await running.stop()
+    assert both.status_code == 200, both.text
+    assert both.json() == {"status": "ok", "sessions_bound": 2, "sessions_sending": 1}
+    assert receiver_only.status_code == 503
+    assert receiver_only.json() == {
+        "status": "unavailable",
+        "sessions_bound": 1,
+        "sessions_sending": 0,
+        "problems": [_NO_SENDER],
+    }
 
 
 async def test_a_flash_message_goes_out_flash_on_the_nsms_session(sqlite_service: Service) -> None:

@@ -155,6 +155,8 @@ class ApiContext:
     read_api_keys: Sequence[str] = ()  #: keys that may read but not send or cancel
     wake: Callable[[], None] = lambda: None
     sessions_bound: Callable[[], int] = lambda: 0
+    #: bound sessions that can submit (transmitter or transceiver, not the flash one)
+    sessions_sending: Callable[[], int] = lambda: 0
     check_url: Callable[[str], str] | None = None
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
@@ -689,7 +691,8 @@ def create_app(context: ApiContext) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Ready when the store answers and at least one SMPP session is bound."""
+        """Ready when the store answers and at least one SMPP session that can send (a
+        transmitter or transceiver) is bound: a receiver alone sends nothing."""
         problems = []
         try:
             async with asyncio.timeout(store_timeout):
@@ -698,11 +701,13 @@ def create_app(context: ApiContext) -> FastAPI:
             log.warning("readiness: store unreachable: %s", exc)
             problems.append("the store is unreachable")
         bound = context.sessions_bound()
-        if bound < 1:
-            problems.append("no SMPP session is bound")
+        sending = context.sessions_sending()
+        if sending < 1:
+            problems.append("no SMPP session that can send (transmitter or transceiver) is bound")
         body: dict[str, object] = {
             "status": "ok" if not problems else "unavailable",
             "sessions_bound": bound,
+            "sessions_sending": sending,
         }
         if problems:
             body["problems"] = problems

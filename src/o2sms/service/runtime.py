@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from o2sms.client import Client
+from o2sms.client.config import FLASH_SYSTEM_TYPE
 from o2sms.client.errors import ClientError
 from o2sms.client.session import Session
 from o2sms.errors import O2smsError
@@ -362,6 +363,15 @@ class Connector:
         """SMPP sessions bound now."""
         return sum(1 for s in self._sessions() if s.is_bound)
 
+    def sessions_sending(self) -> int:
+        """SMPP sessions bound now that can submit ordinary messages: transmitters and
+        transceivers, not receivers nor the NSMS flash session (flash messages only)."""
+        return sum(
+            1
+            for s in self._sessions()
+            if s.is_bound and s.bind_type.can_submit and s.config.system_type != FLASH_SYSTEM_TYPE
+        )
+
     async def _poll_depth(self) -> None:
         while True:
             with contextlib.suppress(Exception):
@@ -419,6 +429,7 @@ class Connector:
             read_api_keys=self.read_api_keys,
             wake=wake,
             sessions_bound=self.sessions_bound,
+            sessions_sending=self.sessions_sending,
             check_url=self.check_callback_url,
             startup=startup,
             shutdown=self.stop,
