@@ -13,6 +13,8 @@ from o2sms.service.runtime import sandbox_secret
 from o2sms.service.settings import ConfigError, load_settings
 from o2sms.store.schema import messages
 
+API_KEYS = ["a-long-enough-api-key-1"]
+
 GATEWAY_TOML = """
 store_url = "postgresql://o2sms@db/o2sms"
 api_keys = ["a-long-enough-api-key-1"]
@@ -86,7 +88,9 @@ def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.M
 
 def test_tls_default_port() -> None:
     settings = load_settings(
-        None, gateway={"hosts": ["smpp1.smstools.sk"], "system_id": "a", "tls": True}
+        None,
+        gateway={"hosts": ["smpp1.smstools.sk"], "system_id": "a", "tls": True},
+        api_keys=API_KEYS,
     )
     assert settings.gateway.endpoints() == [("smpp1.smstools.sk", 8887)]
 
@@ -178,9 +182,31 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load_settings(path)
     assert [line.partition(":")[0] for line in str(caught.value).splitlines()] == [
         "store_schema (O2SMS_STORE_SCHEMA)",
+        "api_keys (O2SMS_API_KEYS)",  # a gateway is configured: no sandbox key stands in
         "http_port (O2SMS_HTTP_PORT)",
         "sender (O2SMS_SENDER)",
         "webhooks.secret (O2SMS_WEBHOOKS__SECRET)",
+    ]
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["serve"]])
+def test_missing_api_keys_are_reported_with_the_other_problems(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Regression: with a gateway configured and no api_keys, config check and serve reported
+    # the other problems, and the missing keys only on the next run, once those were fixed
+    # (serve in another format, from the connector it was building).
+    path = tmp_path / "nokeys.toml"
+    path.write_text(
+        GATEWAY_TOML.replace('api_keys = ["a-long-enough-api-key-1"]', "http_port = 99999")
+    )
+    result = CliRunner().invoke(app, [*command, "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [
+        "error: invalid configuration",
+        "api_keys (O2SMS_API_KEYS): the HTTP API needs at least one API key when a gateway "
+        "is configured (only the sandbox makes its own)",
+        "http_port (O2SMS_HTTP_PORT): Input should be less than or equal to 65535",
     ]
 
 
@@ -261,7 +287,8 @@ def test_ipv6_hosts_with_and_without_a_port() -> None:
         gateway={
             "hosts": ["[::1]:2775", "::1", "[2001:db8::1]", "smpp1.example:9000"],
             "system_id": "acct",
-        }
+        },
+        api_keys=API_KEYS,
     )
     assert settings.gateway.endpoints() == [
         ("::1", 2775),

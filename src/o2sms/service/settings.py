@@ -368,10 +368,18 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _key_length(cls, keys: list[SecretStr]) -> list[SecretStr]:
+    def _key_length(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
         for number, key in enumerate(keys, 1):
             if len(key.get_secret_value()) < 16:
                 raise ValueError(f"API key number {number} is shorter than 16 characters")
+        # Checked here, with the other problems, not when the service starts. A gateway
+        # missing from info.data was given and is wrong: a gateway is meant, keys are needed.
+        gateway = info.data.get("gateway")
+        if not keys and (gateway is None or gateway.configured):
+            raise ValueError(
+                "the HTTP API needs at least one API key when a gateway is configured "
+                "(only the sandbox makes its own)"
+            )
         return keys
 
     @field_validator("read_api_keys")
