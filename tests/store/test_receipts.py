@@ -24,6 +24,7 @@ from o2sms.store import (
     open_store,
 )
 from o2sms.store.messages import _PARTS_BY_SMSC_ID
+from o2sms.store.queue import storable_id
 from o2sms.store.rows import fetch_in
 from o2sms.store.schema import message_events
 from tests.store.conftest import FakeClock, OpenStore
@@ -189,6 +190,44 @@ async def test_an_exact_match_wins_over_a_normalised_one(store: MessageStore) ->
     assert await status_of(store, as_hex.id) is MessageStatus.SUBMITTED
 
 
+LONG_ID = "Msg-" + "0123456789abcdef" * 6  # 100 characters: over the 80 of the id columns
+
+
+@pytest.mark.parametrize("receipt_first", [False, True], ids=["submit-first", "receipt-first"])
+async def test_an_smsc_id_longer_than_its_column_is_recorded_and_correlated(
+    store: MessageStore, receipt_first: bool
+) -> None:
+    # Regression: SMSCs send message_ids longer than SMPP's 64 characters, which the codec
+    # now reads; PostgreSQL refused to record such an id in its 80-character columns, so the
+    # submit's record failed for ever (the worker retries it while the store is "away").
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    if receipt_first:
+        early = await store.apply_receipt(receipt(LONG_ID))
+        assert early.result is ReceiptResult.PENDING
+    after = await store.mark_submitted(message.id, [LONG_ID], worker_id="w")
+    if not receipt_first:
+        assert after.status is MessageStatus.SUBMITTED
+        outcome = await store.apply_receipt(receipt(LONG_ID))
+        assert (outcome.result, outcome.message_id) == (ReceiptResult.APPLIED, message.id)
+    got = await store.get(message.id)
+    assert got is not None
+    assert got.status is MessageStatus.DELIVERED
+    [part] = got.parts
+    assert part.smsc_id is not None
+    assert part.smsc_id.startswith(LONG_ID[:40])
+    submitted_event = next(e for e in got.events if e.kind is EventKind.SUBMITTED)
+    assert submitted_event.detail["ids"] == [LONG_ID]  # the whole id, in the history
+
+
+async def test_long_smsc_ids_that_share_a_prefix_stay_apart(store: MessageStore) -> None:
+    first = await submitted(store, LONG_ID + "-1")
+    second = await submitted(store, LONG_ID + "-2")
+    outcome = await store.apply_receipt(receipt(LONG_ID + "-2"))
+    assert outcome.message_id == second.id
+    assert await status_of(store, first.id) is MessageStatus.SUBMITTED
+
+
 async def test_a_receipt_before_its_submit_is_kept_then_applied(
     store: MessageStore, clock: FakeClock
 ) -> None:
@@ -331,10 +370,14 @@ async def test_a_receipt_no_column_holds_as_sent_is_kept_on_every_backend(
     apply = store.apply_receipts if batched else _one_at_a_time(store)
     assert [o.result for o in await apply(odd)] == [ReceiptResult.PENDING] * 3
     kept = {(r.receipt_id, r.err): r.detail for r in await store.list_receipts()}
+    # An id its column cannot hold is kept as its first characters and a digest of the whole.
+    assert storable_id(long_id).startswith("x" * 63 + "~")
+    assert storable_id(nul_id).startswith("7\ufffd8~")
+    assert {len(storable_id(long_id)), len(storable_id("y" * 70 + "\x00" * 30))} == {80}
     assert kept == {
-        ("x" * 80, "0\ufffd1"): {**_detail(), "id": long_id, "err": "0\x001"},
-        ("7\ufffd8", "000"): {**_detail(text="a\x00b"), "id": nul_id},
-        ("y" * 70 + "\ufffd" * 10, "1" * 16): {
+        (storable_id(long_id), "0\ufffd1"): {**_detail(), "id": long_id, "err": "0\x001"},
+        (storable_id(nul_id), "000"): {**_detail(text="a\x00b"), "id": nul_id},
+        (storable_id("y" * 70 + "\x00" * 30), "1" * 16): {
             **_detail(),
             "id": "y" * 70 + "\x00" * 30,
             "err": "1" * 20,

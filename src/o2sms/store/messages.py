@@ -30,10 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from o2sms.receipts import (
-    MAX_MESSAGE_ID_LENGTH,
     DeliveryReceipt,
     clean_message_id,
-    message_id_keys,
 )
 from o2sms.smpp.constants import status_meaning, status_name
 from o2sms.store.engine import create_engine, migrate
@@ -61,7 +59,13 @@ from o2sms.store.outbox import (
     Clock,
     utc_now,
 )
-from o2sms.store.queue import MessageQueue, sent_keys, sent_so_far
+from o2sms.store.queue import (
+    MessageQueue,
+    sent_keys,
+    sent_so_far,
+    storable_id,
+    storable_keys,
+)
 from o2sms.store.rows import (
     add_event_rows,
     add_events,
@@ -205,29 +209,24 @@ def _fits(value: str, length: int) -> bool:
 def _stored(value: str, length: int) -> str:
     """``value`` as such a column keeps it: each NUL as U+FFFD, cut to ``length``.
 
-    For a receipt's id and ``err``: refusing the receipt would store it nowhere, and the SMSC
-    would deliver it again for ever. Such an id names no part (submit ids are C-octet strings
-    of at most 64 characters, without NUL); the receipt keeps the full value in its detail.
+    For a receipt's ``err``: refusing the receipt would store it nowhere, and the SMSC would
+    deliver it again for ever; the receipt keeps the full value in its detail. (Ids are kept
+    as :func:`storable_id` says, so that a long one still correlates.)
     """
     return value if _fits(value, length) else value.replace("\x00", "\ufffd")[:length]
 
 
 def _exact_ids(receipt: DeliveryReceipt, submitted_id: str | None) -> list[str]:
-    """The ids a part's ``smsc_id`` may equal: the client's, then the receipt's (an id no part
-    can have, too long or with a NUL, is left out)."""
-    return [i for i in (submitted_id, receipt.id) if i and _fits(i, KEY_LENGTH)]
+    """The ids a part's ``smsc_id`` may equal: the client's, then the receipt's, as
+    :func:`storable_id` keeps them (a long id too: SMSCs send ids over SMPP's 64)."""
+    return [storable_id(i) for i in (submitted_id, receipt.id) if i]
 
 
 def _receipt_keys(receipt: DeliveryReceipt, submitted_id: str | None) -> frozenset[str]:
-    """The correlation keys of a receipt (and of the id the client matched it to).
-
-    Keys no part can have (a NUL inside, longer than the key column) are left out: such a
-    receipt waits without keys, so PostgreSQL never has to lock or store them.
-    """
-    keys = message_id_keys(receipt.id)
-    if len(receipt.id) > MAX_MESSAGE_ID_LENGTH or "\x00" in receipt.id:
-        keys = frozenset(k for k in keys if _fits(k, KEY_LENGTH))
-    return keys | message_id_keys(submitted_id) if submitted_id else keys
+    """The correlation keys of a receipt (and of the id the client matched it to), as
+    :func:`storable_keys` gives them."""
+    keys = storable_keys(receipt.id)
+    return keys | storable_keys(submitted_id) if submitted_id else keys
 
 
 def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[str, Any]:
@@ -428,7 +427,10 @@ class MessageStore(MessageQueue):
         if not smsc_ids:
             raise ValueError("mark_submitted needs at least one SMSC message_id")
         now = self._now()
-        keyed = [(part_no, sid, message_id_keys(sid)) for part_no, sid in enumerate(smsc_ids, 1)]
+        keyed = [
+            (part_no, storable_id(sid), storable_keys(sid))
+            for part_no, sid in enumerate(smsc_ids, 1)
+        ]
         async with self._begin() as connection:
             await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
             await self._mark_submitted_in(
@@ -510,7 +512,8 @@ class MessageStore(MessageQueue):
             raise ValueError("mark_submitted needs at least one SMSC message_id")
         now = self._now()
         keyed = [
-            [(n, sid, message_id_keys(sid)) for n, sid in enumerate(ids, 1)] for _, ids in batch
+            [(n, storable_id(sid), storable_keys(sid)) for n, sid in enumerate(ids, 1)]
+            for _, ids in batch
         ]
         all_keys = sorted({k for items in keyed for _, _, keys in items for k in keys})
         all_ids = sorted({sid for items in keyed for _, sid, _ in items})
@@ -722,7 +725,11 @@ class MessageStore(MessageQueue):
         to be. Their receipts can only have waited unmatched (the parts were not recorded),
         so no receipt transaction holds this row while waiting for these keys.
         """
-        keyed = [(part_no, sid, message_id_keys(sid)) for part_no, sid in enumerate(sent, 1) if sid]
+        keyed = [
+            (part_no, storable_id(sid), storable_keys(sid))
+            for part_no, sid in enumerate(sent, 1)
+            if sid
+        ]
         if not keyed:
             return
         await lock_keys(connection, (k for _, _, keys in keyed for k in keys))
@@ -828,7 +835,7 @@ class MessageStore(MessageQueue):
                 insert(connection, receipts)
                 .values(
                     fingerprint=receipt_fingerprint(receipt),
-                    receipt_id=_stored(receipt.id, KEY_LENGTH),
+                    receipt_id=storable_id(receipt.id),
                     stat=receipt.stat.value,
                     err=_stored(receipt.err, _ERR_LENGTH),
                     detail=_receipt_detail(receipt, submitted_id),
@@ -1015,7 +1022,7 @@ class MessageStore(MessageQueue):
         after: dict[int, MessageStatus] = {}  # receipt -> its message's status after it
         for index, part in fast:
             receipt, submitted_id = batch[index]
-            receipt_id, err = _stored(receipt.id, KEY_LENGTH), _stored(receipt.err, _ERR_LENGTH)
+            receipt_id, err = storable_id(receipt.id), _stored(receipt.err, _ERR_LENGTH)
             stat = receipt.stat._value_
             stored.append(
                 (

@@ -15,6 +15,7 @@ processes share the queue without waiting on each other; on SQLite every write t
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 from collections.abc import Container, Sequence
@@ -26,7 +27,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from o2sms.receipts import message_id_keys
+from o2sms.receipts import MAX_MESSAGE_ID_LENGTH, message_id_keys
 from o2sms.store.errors import (
     IdempotencyConflictError,
     LeaseLostError,
@@ -71,7 +72,7 @@ from o2sms.store.rows import (
     to_message,
     try_lock_keys,
 )
-from o2sms.store.schema import UtcDateTime, messages
+from o2sms.store.schema import KEY_LENGTH, UtcDateTime, messages
 from o2sms.store.sqlite_inline import OFF_LOOP
 
 _COLUMNS: Final = MESSAGE_COLUMNS  #: all, in the order ``_row`` gives them
@@ -182,9 +183,32 @@ def sent_so_far(
     ]
 
 
+_DIGEST: Final = 16  #: hex digits of the digest in a long id's stored form
+
+
+def storable_id(smsc_id: str) -> str:
+    """An SMSC id (or correlation key) as the store's id columns keep it: as it is when it fits
+    (at most ``KEY_LENGTH`` characters, no NUL), else its first characters, ``~`` and a digest
+    of the whole, ``KEY_LENGTH`` characters in all: one long id maps to one stored value, and
+    two long ids that share a prefix stay apart. SMSCs send ids longer than SMPP's 64."""
+    if len(smsc_id) <= KEY_LENGTH and "\x00" not in smsc_id:
+        return smsc_id
+    digest = hashlib.sha256(smsc_id.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST]
+    return smsc_id[: KEY_LENGTH - _DIGEST - 1].replace("\x00", "\ufffd") + "~" + digest
+
+
+def storable_keys(smsc_id: str) -> frozenset[str]:
+    """The correlation keys of an SMSC id (:func:`o2sms.receipts.message_id_keys`), each as
+    :func:`storable_id` keeps it."""
+    keys = message_id_keys(smsc_id)
+    if len(smsc_id) <= MAX_MESSAGE_ID_LENGTH and "\x00" not in smsc_id:
+        return keys  # the usual id: every key fits (a 64-digit id's value has 78 digits)
+    return frozenset(storable_id(key) for key in keys)
+
+
 def sent_keys(sent: Sequence[str | None]) -> list[str]:
     """The correlation keys of the SMSC ids in ``sent``."""
-    return [key for sid in sent if sid is not None for key in message_id_keys(sid)]
+    return [key for sid in sent if sid is not None for key in storable_keys(sid)]
 
 
 class MessageQueue(WebhookOutbox):
