@@ -185,3 +185,32 @@ async def test_no_sender_and_no_default_at_the_smsc_says_give_from() -> None:
     (line,) = err.decode().strip().splitlines()
     assert line.startswith("error: ESME_RINVSRCADR")
     assert line.endswith("this account has no default sender at the SMSC: give --from")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
+@pytest.mark.parametrize("via", [False, True], ids=["smpp", "via"])
+def test_a_timeout_that_is_not_positive_is_one_line_and_exit_2(timeout: str, via: bool) -> None:
+    where = ["--via", "http://127.0.0.1:1", "--api-key", "k" * 20] if via else []
+    result = o2sms_send(*where, "--to", "0903123456", "--text", "x", "--wait", "--timeout", timeout)
+    assert result.exit_code == 2
+    assert the_error_line(result) == (
+        f"error: --timeout must be a positive number of seconds, got {timeout}"
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_negative_timeout_sends_nothing() -> None:
+    # Regression: --wait --timeout -5 sent the SMS, then failed at once (exit 1, "no delivery
+    # receipt within -5 s"): a script retrying on failure sent it again.
+    async with FakeSmsc() as smsc:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "o2sms", "send", "--port", str(smsc.port), "--system-id", "acct"),
+            *("--to", "0903123456", "--text", "Ahoj", "--wait", "--timeout", "-5"),
+            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2, err.decode()
+    assert smsc.received == 0

@@ -230,6 +230,10 @@ def send_command(
 
     --csv sends one SMS per row through the service, with a progress bar.
     """
+    if not timeout > 0:  # nan too; checked before anything is sent, which it would not undo
+        raise typer.Exit(
+            _fail(f"--timeout must be a positive number of seconds, got {timeout:g}", 2)
+        )
     if _through_service(ctx, via):
         assert via is not None
         try:
