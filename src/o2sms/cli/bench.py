@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from o2sms.cli.send import quiet_client_logs
 from o2sms.client import Client, ClientError, DeliveryReport
 from o2sms.client.addresses import international_number
 
@@ -154,9 +155,12 @@ def bench_command(
     runs: Annotated[int, typer.Option(min=1, help="Runs; the median is reported.")] = 3,
 ) -> None:
     """Measure send() throughput, latency to submit_sm_resp and peak memory."""
+    if port is not None and not 1 <= port <= 65535:
+        typer.echo(f"error: --port must be 1 to 65535, got {port}", err=True)
+        raise typer.Exit(2)
     console = Console()
     pin_to_core(0)
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack, quiet_client_logs():
         target = port if port is not None else stack.enter_context(child_simulator())
         try:
             figures = [

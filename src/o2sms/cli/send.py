@@ -289,7 +289,7 @@ def send_command(
 
 
 @contextmanager
-def _quiet_client_logs() -> Iterator[None]:
+def quiet_client_logs() -> Iterator[None]:
     """Keep the client's log lines (reconnect warnings, ...) off stderr while it runs, unless
     logging was configured: the command reports the outcome itself, as one ``error:`` line.
 
@@ -361,7 +361,7 @@ def send_direct(
         return _fail(str(exc), 2)
     console = Console(highlight=False, soft_wrap=True)
     try:
-        with _quiet_client_logs():
+        with quiet_client_logs():
             asyncio.run(
                 _send(
                     console,
