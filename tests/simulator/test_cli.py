@@ -111,3 +111,23 @@ def test_a_port_out_of_range_is_one_error_line(option: list[str]) -> None:
     [line] = result.output.strip().splitlines()
     assert line.startswith("error:")
     assert "0 to 65535" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--receipt-delay", "-1"], "receipt_delay must be 0 or more seconds, got -1"),
+        (["--receipt-delay", "nan"], "receipt_delay must be 0 or more seconds, got nan"),
+        (["--session-limit", "-2"], "session_limit must be 0 or more, got -2"),
+        (["--port", "99999"], "port must be 0 to 65535"),
+    ],
+)
+def test_a_bad_option_is_one_error_line_on_stderr(option: list[str], words: str) -> None:
+    # A NaN receipt delay started a simulator that never sent a receipt, a negative session
+    # limit one that refused every bind; and errors went to stdout, wrapped at the terminal.
+    result = CliRunner().invoke(app, ["simulator", *option], env={"COLUMNS": "30"})
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    assert words in line

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from o2sms.simulator import (
     Account,
@@ -125,10 +126,16 @@ def simulator_command(
             receipt_delay=receipt_delay,
         )
     except (OSError, ValueError, TypeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(2) from None
     try:
         asyncio.run(run(settings, console))
     except OSError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """``error: message`` as one line on stderr, never wrapped, as the other commands do."""
+    line = Text.assemble(("error:", "red"), " ", message)  # no markup read in the message
+    Console(stderr=True, soft_wrap=True, highlight=False).print(line)

@@ -167,11 +167,16 @@ class SimulatorConfig:
     seed: int | None = None  #: seed of the random connection-drop fault
 
     def __post_init__(self) -> None:
-        """Refuse a port no socket can have here, rather than when the listener opens."""
+        """Refuse a port no socket can have here, rather than when the listener opens, and
+        values that would make a simulator that runs but never answers as asked."""
         for name in ("port", "tls_port", "http_port"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
                 raise ValueError(f"{name} must be 0 to 65535 (0: any free port), got {value}")
+        if not self.receipt_delay >= 0:  # NaN too: its receipts were never sent
+            raise ValueError(f"receipt_delay must be 0 or more seconds, got {self.receipt_delay:g}")
+        if self.session_limit < 0:
+            raise ValueError(f"session_limit must be 0 or more, got {self.session_limit}")
 
     def with_options(self, **options: Any) -> SimulatorConfig:
         """A copy with some fields replaced (unknown names raise TypeError)."""
