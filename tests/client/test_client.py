@@ -628,6 +628,14 @@ async def test_a_batch_handler_needs_a_handler_for_the_events_it_cannot_take() -
         Client("127.0.0.1", 1, batch_handler=batch_handler)
 
 
+@pytest.mark.parametrize("tls", [False, True])
+async def test_port_0_is_refused_not_taken_for_the_default_port(tls: bool) -> None:
+    # Regression: ``port or default`` connected port=0 to 8888 (8887 with TLS), an SMSC the
+    # caller never named, where every other port outside 1..65535 is refused.
+    with pytest.raises(ValueError, match="port must be 1 to 65535, got 0"):
+        Client("127.0.0.1", 0, tls=tls)
+
+
 async def test_a_receipt_waiting_for_its_submit_does_not_hold_up_the_rest_of_its_read() -> None:
     reports: list[str] = []
 

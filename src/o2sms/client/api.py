@@ -266,7 +266,7 @@ class Client:
         reconnect: Backoff | None = None,
         session_limit_backoff: Backoff | None = None,
     ) -> None:
-        default_port = port or (O2_TLS_PORT if tls else O2_PORT)
+        default_port = port if port is not None else (O2_TLS_PORT if tls else O2_PORT)
         names: list[str | tuple[str, int]] = list(hosts or [])
         if host:
             names.insert(0, host)
