@@ -196,6 +196,9 @@ DENIED = [
     ("http:/hooks.example.com", UrlPolicy(), "http:// or https://"),
     ("https:///path", UrlPolicy(), "no host"),
     ("https://hooks.example.com:99999/", UrlPolicy(), "invalid port"),
+    # port 0 was taken for the scheme's and accepted, then every delivery failed for the
+    # whole retry time: no request can reach port 0
+    ("https://hooks.example.com:0/", UrlPolicy(), "invalid port"),
     ("http://[::1/hook", UrlPolicy(), "cannot be read"),
     ("https://bad_host-.com/", UrlPolicy(), "not a valid host name"),
     ("https://" + "a" * 2000 + ".com/", UrlPolicy(), "longer than"),

@@ -308,7 +308,9 @@ def _split(url: str) -> tuple[SplitResult, str, int]:
     try:
         port = parts.port
     except ValueError:
-        raise CallbackUrlError("the callback URL has an invalid port") from None
+        port = 0
+    if port == 0:  # out of range, or 0 (not "the scheme's": no request can reach port 0)
+        raise CallbackUrlError("the callback URL has an invalid port")
     name = _normalise_host(host)
     if _parse_ip(name) is None and (
         len(name) > 253 or not all(_LABEL.match(label) for label in name.split("."))
