@@ -70,6 +70,25 @@ def test_a_missing_text_is_one_line_and_exit_2() -> None:
     assert "--text is required" in the_error_line(result)
 
 
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--validity", "200d"], "--validity 200d is more than 99 days"),
+        (["--schedule", "100d"], "--schedule 100d is more than 99 days"),
+        (["--text", ""], "--text is empty"),
+        (["--host", ""], "--host is empty"),
+    ],
+)
+def test_input_the_send_would_refuse_is_one_line_and_exit_2_before_connecting(
+    option: list[str], words: str
+) -> None:
+    # These exited 1 like a failed send, after connecting to the SMSC (an empty text was
+    # even sent, as an empty SMS; the service refuses one), and --host '' said "give host=".
+    result = o2sms_send("--port", str(closed_port()), "--to", "0903123456", "--text", "x", *option)
+    assert result.exit_code == 2
+    assert words in the_error_line(result)
+
+
 def test_an_unreachable_smsc_is_one_line_and_exit_1() -> None:
     result = o2sms_send("--port", str(closed_port()), "--to", "0903123456", "--text", "x")
     assert result.exit_code == 1

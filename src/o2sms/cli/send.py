@@ -32,6 +32,7 @@ from o2sms.cli.service_api import (
     schedule_fields,
 )
 from o2sms.client import Client, DeliveryReport, Event, addresses
+from o2sms.client.api import MAX_RELATIVE_TIME
 from o2sms.errors import O2smsError
 from o2sms.smpp.constants import CommandStatus
 from o2sms.text import plan
@@ -346,9 +347,20 @@ def send_direct(
         return _fail("--csv sends through the service: give --via URL (or set O2SMS_URL)", 2)
     if to is None or text is None:
         return _fail(f"{'--to' if to is None else '--text'} is required", 2)
+    if not text:  # the service refuses an empty text too; nobody wants an empty SMS
+        return _fail("--text is empty: give the message text", 2)
     try:
         scheduled = _duration(schedule, "--schedule") if schedule else None
         valid_for = _duration(validity, "--validity") if validity else None
+        for option, given, value in (
+            ("--schedule", schedule, scheduled),
+            ("--validity", validity, valid_for),
+        ):
+            if value is not None and value > MAX_RELATIVE_TIME:  # the client would refuse it
+                raise ValueError(
+                    f"{option} {given} is more than 99 days: SMPP relative times, the only "
+                    "kind the gateway takes, reach 99 days 23:59:59"
+                )
         # Refuse bad input before opening any connection.
         addresses.destination(to)
         if sender is not None:
@@ -390,7 +402,9 @@ BIND_MODES = ("transceiver", "transmitter", "receiver")
 
 
 def _check_smpp_options(client_options: dict[str, Any], flash: bool) -> None:
-    """Refuse a --port or --bind the send cannot use (ValueError): a usage error, exit 2."""
+    """Refuse a --host, --port or --bind the send cannot use (ValueError): a usage error."""
+    if not str(client_options.get("host") or "").strip():
+        raise ValueError("--host is empty: give the SMSC's host name or address")
     port = client_options.get("port")
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"--port must be 1 to 65535, got {port}")
