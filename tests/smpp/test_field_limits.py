@@ -449,3 +449,42 @@ def test_a_text_outside_latin_1_is_named_and_the_password_never_shown() -> None:
                 dest_addresses=(SmeAddress(1, 1, "421903123456"), SmeAddress(1, 1, "12€")),
             )
         )
+
+
+# --- C-Octet string TLVs read leniently: message ids anywhere, and every one in a response -----
+
+
+def _tlv(tag: int, value: str) -> bytes:
+    raw = value.encode("ascii") + b"\0"
+    return struct.pack(">HH", tag, len(raw)) + raw
+
+
+RECEIPTED_MESSAGE_ID, ADDITIONAL_STATUS_INFO_TEXT = 0x001E, 0x001D
+
+
+def test_a_receipted_message_id_over_64_characters_is_read_from_a_receipt() -> None:
+    # An SMSC whose submit_sm_resp ids are over 64 characters (read leniently) puts the same
+    # ids in its receipts' receipted_message_id: refused (ESME_RINVPARLEN), every receipt for
+    # such a message was lost. Encoding stays strict.
+    long_id = "A1B2" * 20
+    wire = frame(DELIVER_SM, sm_body() + _tlv(RECEIPTED_MESSAGE_ID, long_id))
+    pdu = decode(wire)
+    assert isinstance(pdu, DeliverSm)
+    assert pdu.get_tlv(RECEIPTED_MESSAGE_ID) == long_id
+    with pytest.raises(PduEncodeError, match="receipted_message_id"):
+        encode(pdu)
+
+
+def test_a_response_tlv_string_over_its_maximum_decodes() -> None:
+    text = "t" * 300  # additional_status_info_text is C(256)
+    wire = frame(SUBMIT_SM_RESP, c("id-1") + _tlv(ADDITIONAL_STATUS_INFO_TEXT, text))
+    pdu = decode(wire)
+    assert isinstance(pdu, SubmitSmResp)
+    assert (pdu.message_id, pdu.get_tlv(ADDITIONAL_STATUS_INFO_TEXT)) == ("id-1", text)
+
+
+def test_a_request_tlv_string_over_its_maximum_is_still_refused() -> None:
+    wire = frame(DELIVER_SM, sm_body() + _tlv(ADDITIONAL_STATUS_INFO_TEXT, "t" * 300))
+    with pytest.raises(PduError) as info:
+        decode(wire)
+    assert info.value.command_status == S.ESME_RINVPARLEN

@@ -32,6 +32,7 @@ response (the system_id of a bind_*_resp, the message_id of submit_sm_resp, data
 query_sm_resp and submit_multi_resp, query_sm_resp's final_date, submit_multi_resp's
 destination_addr) are read up to their NUL whatever their length, since SMSCs do send longer
 values than SMPP 3.4 allows, and refusing them would lose a bind or an accepted message's id.
+So are a response's C-Octet string TLVs, and receipted_message_id in any PDU (a receipt).
 Only a string with no NUL before the end of the PDU is an error. Encoding stays strict: such a
 decoded response does not encode again (PduEncodeError).
 
@@ -456,7 +457,8 @@ class _Generator:
             else:
                 lines.append(f"    {name}, pos = {wire.decode}(data, pos)")
         flush()
-        lines.append("    tlvs = _dec_tlvs(data, pos, end) if pos < end else ()")
+        lenient_tlvs = ", True" if lenient else ""  # a response's TLV strings, as its fields
+        lines.append(f"    tlvs = _dec_tlvs(data, pos, end{lenient_tlvs}) if pos < end else ()")
         # Every field is known here, so fill the slots directly: a frozen dataclass's __init__
         # costs twice as much through its per-field object.__setattr__ calls.
         lines.append("    pdu = _new(_cls)")

@@ -119,6 +119,8 @@ for _tag, _spec in TLV_SPECS.items():
     else:
         _DECODE_TABLE[_tag] = (_OCTETS, _TAG_NAMES[_tag], _spec.min_size, _spec.max_size)
 
+_RECEIPTED_MESSAGE_ID: Final = int(TlvTag.RECEIPTED_MESSAGE_ID)
+
 _new = object.__new__
 _set_tag = vars(Tlv)["tag"].__set__  # the slot descriptors, past the frozen __setattr__
 _set_value = vars(Tlv)["value"].__set__
@@ -136,12 +138,16 @@ def _error(message: str, status: int) -> PduError:
     return PduError(message, command_status=status)
 
 
-def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
+def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple[Tlv, ...]:
     """Decode the TLVs in ``data[pos:end]``; a malformed one raises :class:`PduError`.
 
     A known TLV of length 0 whose type cannot be empty (an integer, network_error_code, ...)
     is left out, as if absent: SMPP 3.4 allows length 0, and SMSCs send it in receipts and
     bind responses, which must not fail for a value they did not give.
+
+    A C-Octet string over its maximum is read as it is when ``lenient`` (a response's TLVs,
+    as its fields) and, in any PDU, in receipted_message_id: SMSCs send message ids longer
+    than 64 characters, and a receipt refused for it would be lost. Encoding stays strict.
     """
     tlvs: list[Tlv] = []
     unpack = _TAG_LEN.unpack_from
@@ -178,7 +184,8 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> tuple[Tlv, ...]:
         elif kind == _CSTRING:
             # Several SMSCs omit the NUL of receipted_message_id; accept the value either way.
             stop = pos - 1 if length and data[pos - 1] == 0 else pos
-            if stop - start >= b or data.find(0, start, stop) >= 0:
+            too_long = stop - start >= b and not (lenient or tag == _RECEIPTED_MESSAGE_ID)
+            if too_long or data.find(0, start, stop) >= 0:
                 raise _error(
                     f"TLV {name.name.lower()} is not a C-Octet string of at most {b - 1} characters",
                     CommandStatus.ESME_RINVPARLEN,
