@@ -768,6 +768,11 @@ async def test_list_filters_and_paginates(sqlite_service: Service) -> None:
     assert plus.status_code == 422
     assert plus.json()["error"].startswith("since: ")
     assert "%2B01:00" in plus.json()["error"]
+    # A number was read as seconds since 1970: since=2026 (a year) listed everything.
+    for name, value in (("since", "2026"), ("until", "1767225600")):
+        number = await sqlite_service.http.get("/v1/messages", params={name: value})
+        assert number.status_code == 422, number.text
+        assert number.json()["error"].startswith(f"{name}: must be an ISO 8601 time"), number.text
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Final, TypeVar
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -274,6 +274,17 @@ def _check_idempotency_key(key: str) -> None:
         problem = "must not contain control characters"
     if problem is not None:
         raise _problem("idempotency-key", problem)
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a number for a time: pydantic reads one as seconds since 1970 (since=2026)."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("must be an ISO 8601 time with an offset, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+QueryTime = Annotated[datetime | None, BeforeValidator(_not_a_number)]
+"""A time query parameter: ISO 8601, never a number."""
 
 
 def _utc_query(value: datetime | None, name: str) -> datetime | None:
@@ -625,8 +636,8 @@ def create_app(context: ApiContext) -> FastAPI:
         _owner: OwnerKey,
         status: Annotated[list[MessageStatus] | None, Query()] = None,
         reference: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: QueryTime = None,
+        until: QueryTime = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: str | None = None,
     ) -> MessagePage:
