@@ -138,6 +138,20 @@ async def test_service_down_is_one_line_and_exit_1() -> None:
             ["status", "X", "--via", "http://[::1", "--api-key", API_KEY],
             "error: 'http://[::1' is not a valid service URL (Invalid port: ':1')",
         ),
+        # a port no socket can have: OverflowError's traceback came out of the connect
+        (
+            ["status", "X", "--via", "http://127.0.0.1:99999", "--api-key", API_KEY],
+            "error: 'http://127.0.0.1:99999' is not a valid service URL "
+            "(its port must be 1 to 65535, got 99999)",
+        ),
+        (
+            [
+                *("send", "--via", "http://[::1]:0/", "--api-key", API_KEY),
+                *("--to", SK_MOBILE, "--text", "hi"),
+            ],
+            "error: 'http://[::1]:0/' is not a valid service URL "
+            "(its port must be 1 to 65535, got 0)",
+        ),
         (
             ["status", "X", "--via", "localhost:8000", "--api-key", API_KEY],
             "error: 'localhost:8000' is not a valid service URL "

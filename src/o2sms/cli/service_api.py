@@ -179,11 +179,18 @@ class ServiceApi:
             _header_value(api_key, "the API key")
             headers["Authorization"] = f"Bearer {api_key}"
         try:
-            scheme = httpx.URL(self.base_url).scheme
+            url = httpx.URL(self.base_url)
         except httpx.InvalidURL as exc:
             raise ServiceError(
                 f"{base_url!r} is not a valid service URL ({exc})", exit_code=2
             ) from None
+        scheme = url.scheme
+        if url.port is not None and not 1 <= url.port <= 65535:  # connect() would overflow
+            raise ServiceError(
+                f"{base_url!r} is not a valid service URL "
+                f"(its port must be 1 to 65535, got {url.port})",
+                exit_code=2,
+            )
         if scheme not in {"http", "https"}:  # "localhost:8000" reads as scheme "localhost"
             raise ServiceError(
                 f"{base_url!r} is not a valid service URL "
