@@ -15,7 +15,7 @@ differs from the frame, body truncated, a
 C-Octet string running into the end of the
 PDU
 unknown command_id                             ESME_RINVCMDID
-C-Octet string of a request over its maximum  the field's own status (ESME_RINVSRCADR for
+C-Octet string of a request over its maximum   the field's own status (ESME_RINVSRCADR for
 length, or a request's time not 16 characters  source_addr, ESME_RINVSYSID, ESME_RINVPASWD,
                                                ESME_RINVSCHED, ...), else ESME_RINVCMDLEN
 sm_length over 254 or past the end of the PDU  ESME_RINVMSGLEN
