@@ -74,6 +74,7 @@ def test_a_missing_text_is_one_line_and_exit_2() -> None:
     ("option", "words"),
     [
         (["--validity", "200d"], "--validity 200d is more than 99 days"),
+        (["--validity", "0s"], "--validity 0s is not a time ahead"),
         (["--schedule", "100d"], "--schedule 100d is more than 99 days"),
         (["--text", ""], "--text is empty"),
         (["--host", ""], "--host is empty"),

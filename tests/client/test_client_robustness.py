@@ -522,6 +522,15 @@ async def test_schedule_or_validity_beyond_99_days_is_refused_clearly() -> None:
     assert smsc.submits[0].validity_period == "000099230000000R"
 
 
+async def test_a_zero_validity_is_refused_not_dropped() -> None:
+    # Regression: validity=timedelta(0) is falsy, so it was sent as no validity at all (the
+    # SMSC's default, often days) where every other validity not ahead is refused.
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match="validity is in the past"):
+            await sms.send(NUMBER, "x", validity=timedelta(0))
+        assert smsc.submits == []
+
+
 async def test_every_session_of_a_pool_shares_one_refill_gate_across_reconnects() -> None:
     # The gate holds refills on the pool's other sessions too; it only can if they share it.
     async with (

@@ -356,6 +356,8 @@ def send_direct(
             ("--schedule", schedule, scheduled),
             ("--validity", validity, valid_for),
         ):
+            if option == "--validity" and value is not None and value <= timedelta(0):
+                raise ValueError(f"--validity {given} is not a time ahead: give e.g. 1h or 2d")
             if value is not None and value > MAX_RELATIVE_TIME:  # the client would refuse it
                 raise ValueError(
                     f"{option} {given} is more than 99 days: SMPP relative times, the only "

@@ -496,7 +496,8 @@ class Client:
             # report some unrelated session's error.
             raise ClientError("no flash session: create the Client with flash_session=True")
         schedule_delivery_time = _smpp_time(schedule, "schedule") if schedule else ""
-        validity_period = _smpp_time(validity, "validity") if validity else ""
+        # ``is not None``: a zero validity is refused as not ahead, not dropped as falsy.
+        validity_period = _smpp_time(validity, "validity") if validity is not None else ""
         pdus = [
             SubmitSm(
                 source_addr_ton=source.ton,
