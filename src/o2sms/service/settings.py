@@ -105,6 +105,13 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+def _long_enough(keys: list[SecretStr]) -> None:
+    """Refuse API keys shorter than 16 characters (guessable)."""
+    for number, key in enumerate(keys, 1):
+        if len(key.get_secret_value()) < 16:
+            raise ValueError(f"API key number {number} is shorter than 16 characters")
+
+
 _DAY: Final = 86_400.0
 """Seconds in a day: the bound of the worker's waits. Durations are added to the time now,
 and one past the year 9999 fails every time it is (a purge, a claim, a webhook's retry)."""
@@ -369,9 +376,7 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _key_length(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
-        for number, key in enumerate(keys, 1):
-            if len(key.get_secret_value()) < 16:
-                raise ValueError(f"API key number {number} is shorter than 16 characters")
+        _long_enough(keys)
         # Checked here, with the other problems, not when the service starts. A gateway
         # missing from info.data was given and is wrong: a gateway is meant, keys are needed.
         gateway = info.data.get("gateway")
@@ -385,7 +390,7 @@ class Settings(BaseSettings):
     @field_validator("read_api_keys")
     @classmethod
     def _read_keys(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
-        cls._key_length(keys)
+        _long_enough(keys)
         full = {k.get_secret_value() for k in info.data.get("api_keys", ())}
         for number, key in enumerate(keys, 1):
             if key.get_secret_value() in full:
