@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from o2sms.service.schemas import GATEWAY_MAX_PARTS
 from o2sms.text import Plan, TextError, plan
 
 
@@ -47,3 +48,15 @@ def plan_command(
         console.print(f"Characters outside GSM 03.38: {' '.join(sorted(result.non_gsm))}")
     if result.transliterated is not None:
         console.print(f"Transliterated text: {result.transliterated.text}")
+    if result.parts > GATEWAY_MAX_PARTS:
+        # Said here, not only by the 422 the service would answer for this text.
+        shorter = result.transliterated
+        console.print(
+            f"[yellow]warning:[/yellow] {result.parts} parts: the O2 gateway takes at most "
+            f"{GATEWAY_MAX_PARTS}, and o2sms refuses such a text (HTTP 422)"
+            + (
+                f"; transliterated it needs {shorter.parts}"
+                if shorter is not None and shorter.parts <= GATEWAY_MAX_PARTS
+                else ""
+            )
+        )
