@@ -162,44 +162,36 @@ async def test_a_failure_in_a_real_process_is_one_line_on_stderr() -> None:
 @pytest.mark.asyncio
 async def test_flash_is_sent_through_the_nsms_session() -> None:
     async with FakeSmsc() as smsc:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "o2sms",
-            "send",
-            "--port",
-            str(smsc.port),
-            "--system-id",
-            "acct",
-            "--to",
-            "0903123456",
-            "--text",
-            "Blesk",
-            "--flash",
-            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process, out, err = await send_process(
+            smsc.port, "--to", "0903123456", "--text", "Blesk", "--flash"
         )
-        out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     assert "sent to +421903123456" in out.decode()
     assert smsc.submit_system_types == ["NSMS"]
     assert smsc.bind_attempts == 2  # the command's session and the flash one, no more
 
 
+async def send_process(
+    port: int | None, *args: str
+) -> tuple[asyncio.subprocess.Process, bytes, bytes]:
+    """Run ``o2sms send`` as a process against the SMSC on ``port`` (account acct/pw);
+    the finished process, its stdout and its stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "o2sms", "send", "--port", str(port), "--system-id", "acct", *args),
+        env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    return process, out, err
+
+
 @pytest.mark.asyncio
 async def test_no_sender_and_no_default_at_the_smsc_says_give_from() -> None:
     """ESME_RINVSRCADR for an empty source_addr: the error line names the way out."""
     async with Simulator(accounts=(Account("acct", "pw"),), port=0) as smsc:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "o2sms", "send", "--port", str(smsc.port), "--system-id", "acct"),
-            *("--to", "0903123456", "--text", "Ahoj"),
-            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 30)
+        process, out, err = await send_process(smsc.port, "--to", "0903123456", "--text", "Ahoj")
     assert process.returncode == 1, err.decode()
     assert out == b""
     (line,) = err.decode().strip().splitlines()
@@ -223,14 +215,8 @@ async def test_a_negative_timeout_sends_nothing() -> None:
     # Regression: --wait --timeout -5 sent the SMS, then failed at once (exit 1, "no delivery
     # receipt within -5 s"): a script retrying on failure sent it again.
     async with FakeSmsc() as smsc:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "o2sms", "send", "--port", str(smsc.port), "--system-id", "acct"),
-            *("--to", "0903123456", "--text", "Ahoj", "--wait", "--timeout", "-5"),
-            env={**os.environ, "NO_COLOR": "1", "O2SMS_PASSWORD": "pw", "O2SMS_URL": ""},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process, _, err = await send_process(
+            smsc.port, *("--to", "0903123456", "--text", "Ahoj", "--wait", "--timeout", "-5")
         )
-        _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2, err.decode()
     assert smsc.received == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -261,46 +263,52 @@ async def test_a_text_purge_reads_on_from_where_it_stopped(
     ]
 
 
-async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(
-    clock: FakeClock,
-) -> None:
-    # Each purge statement re-reads which messages are settled: unlocked, a late receipt could
-    # move one out of the set after its history was deleted, leaving the message without it.
+@asynccontextmanager
+async def settled_on_postgresql(clock: FakeClock) -> AsyncIterator[tuple[MessageStore, str, str]]:
+    """A PostgreSQL store in a fresh schema with one delivered message two days old, due
+    for purging: ``(store, schema, message id)``."""
     async with fresh_schema("o2sms_purge") as schema:
         store = await open_store(PG_URL, schema=schema, clock=clock)
         try:
             doomed = await submitted(store, 1)
             clock.advance(2 * 86_400)
-            seen: list[str] = []
-
-            async def try_to_lock() -> str:
-                other = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
-                try:
-                    await other.execute(
-                        "SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT", doomed
-                    )
-                except asyncpg.LockNotAvailableError:
-                    return "locked"
-                finally:
-                    await other.close()
-                return "free"
-
-            def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("DELETE FROM message_events") and not seen:
-                    # A receipt's transaction, in the middle of the purge (its own loop).
-                    thread = threading.Thread(
-                        target=lambda: seen.append(asyncio.run(try_to_lock()))
-                    )
-                    thread.start()
-                    thread.join()
-
-            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
-            result = await store.purge(delete_after=timedelta(days=1))
-            assert seen == ["locked"]
-            assert result.messages == 1
-            assert await store.get(doomed) is None
+            yield store, schema, doomed
         finally:
             await store.close()
+
+
+async def test_on_postgresql_a_purge_locks_the_messages_it_deletes_first(
+    clock: FakeClock,
+) -> None:
+    # Each purge statement re-reads which messages are settled: unlocked, a late receipt could
+    # move one out of the set after its history was deleted, leaving the message without it.
+    async with settled_on_postgresql(clock) as (store, schema, doomed):
+        seen: list[str] = []
+
+        async def try_to_lock() -> str:
+            other = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
+            try:
+                await other.execute(
+                    "SELECT id FROM messages WHERE id = $1 FOR UPDATE NOWAIT", doomed
+                )
+            except asyncpg.LockNotAvailableError:
+                return "locked"
+            finally:
+                await other.close()
+            return "free"
+
+        def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("DELETE FROM message_events") and not seen:
+                # A receipt's transaction, in the middle of the purge (its own loop).
+                thread = threading.Thread(target=lambda: seen.append(asyncio.run(try_to_lock())))
+                thread.start()
+                thread.join()
+
+        sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
+        result = await store.purge(delete_after=timedelta(days=1))
+        assert seen == ["locked"]
+        assert result.messages == 1
+        assert await store.get(doomed) is None
 
 
 async def _a_session_waits_for_a_message_lock() -> None:
@@ -328,49 +336,43 @@ async def test_a_receipt_racing_the_purge_of_its_message_is_kept_unmatched(
     # once the purge commits the message is gone. The receipt must be kept as unmatched, not
     # fail its transaction (a KeyError on the batch path, MessageNotFoundError on the other),
     # which makes the SMSC deliver it again and fails the other receipts of its batch.
-    async with fresh_schema("o2sms_purge") as schema:
-        store = await open_store(PG_URL, schema=schema, clock=clock)
-        try:
-            doomed = await submitted(store, 1)
-            clock.advance(2 * 86_400)
-            outcomes: list[Any] = []
+    async with settled_on_postgresql(clock) as (store, schema, doomed):
+        outcomes: list[Any] = []
 
-            async def receive() -> None:
-                other = await open_store(PG_URL, schema=schema, run_migrations=False)
-                try:
-                    if batch:
-                        outcomes.extend(await other.apply_receipts([(delivrd("nr-1"), "nr-1")]))
-                    else:
-                        outcomes.append(await other.apply_receipt(delivrd("nr-1")))
-                except Exception as exc:
-                    outcomes.append(exc)
-                finally:
-                    await other.close()
+        async def receive() -> None:
+            other = await open_store(PG_URL, schema=schema, run_migrations=False)
+            try:
+                if batch:
+                    outcomes.extend(await other.apply_receipts([(delivrd("nr-1"), "nr-1")]))
+                else:
+                    outcomes.append(await other.apply_receipt(delivrd("nr-1")))
+            except Exception as exc:
+                outcomes.append(exc)
+            finally:
+                await other.close()
 
-            receiver = threading.Thread(target=lambda: asyncio.run(receive()))
+        receiver = threading.Thread(target=lambda: asyncio.run(receive()))
 
-            def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("DELETE FROM message_events") and not receiver.ident:
-                    # The purge holds the message's row lock: the receipt arrives now.
-                    receiver.start()
-                    waiter = threading.Thread(
-                        target=lambda: asyncio.run(_a_session_waits_for_a_message_lock())
-                    )
-                    waiter.start()
-                    waiter.join()
+        def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("DELETE FROM message_events") and not receiver.ident:
+                # The purge holds the message's row lock: the receipt arrives now.
+                receiver.start()
+                waiter = threading.Thread(
+                    target=lambda: asyncio.run(_a_session_waits_for_a_message_lock())
+                )
+                waiter.start()
+                waiter.join()
 
-            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
-            result = await store.purge(delete_after=timedelta(days=1))
-            await asyncio.to_thread(receiver.join)
-            assert result.messages == 1
-            assert await store.get(doomed) is None
-            [outcome] = outcomes
-            assert not isinstance(outcome, Exception), repr(outcome)
-            assert outcome.result is ReceiptResult.PENDING
-            [kept] = await store.list_receipts()
-            assert (kept.receipt_id, kept.message_id) == ("nr-1", None)
-        finally:
-            await store.close()
+        sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
+        result = await store.purge(delete_after=timedelta(days=1))
+        await asyncio.to_thread(receiver.join)
+        assert result.messages == 1
+        assert await store.get(doomed) is None
+        [outcome] = outcomes
+        assert not isinstance(outcome, Exception), repr(outcome)
+        assert outcome.result is ReceiptResult.PENDING
+        [kept] = await store.list_receipts()
+        assert (kept.receipt_id, kept.message_id) == ("nr-1", None)
 
 
 async def test_a_failing_enqueue_batch_saves_nothing(store: MessageStore) -> None:
