@@ -246,6 +246,29 @@ async def test_a_receipt_before_its_submit_is_kept_then_applied(
     assert (again.result, again.message_id) == (ReceiptResult.DUPLICATE, message.id)
 
 
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_receipt_older_than_the_message_is_not_its_own(
+    store: MessageStore, clock: FakeClock, batched: bool
+) -> None:
+    # An SMSC that recycles ids (a short or restarting counter): yesterday's unknown receipt
+    # for id 4711 would otherwise end today's message with that id at once, as undelivered.
+    stale = await store.apply_receipt(receipt("4711", ReceiptStat.UNDELIV, "001"), clock())
+    assert stale.result is ReceiptResult.PENDING
+    clock.advance(86_400)
+    message = (await store.enqueue(NewMessage("+421900000001", "hi"))).message
+    await store.claim("w")
+    if batched:
+        await store.mark_submitted_many([(message.id, ["4711"])], worker_id="w")
+    else:
+        await store.mark_submitted(message.id, ["4711"], worker_id="w")
+    assert await status_of(store, message.id) is MessageStatus.SUBMITTED
+    [kept] = await store.list_receipts()  # still waiting, for whichever message it was
+    assert kept.receipt_id == "4711"
+    fresh = await store.apply_receipt(receipt("4711"))  # the message's own receipt
+    assert (fresh.result, fresh.message_id) == (ReceiptResult.APPLIED, message.id)
+    assert await status_of(store, message.id) is MessageStatus.DELIVERED
+
+
 async def test_the_same_receipt_twice_is_applied_once(store: MessageStore) -> None:
     message = await submitted(store, "X1")
     first = await store.apply_receipt(receipt("X1"))

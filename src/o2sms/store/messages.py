@@ -216,6 +216,11 @@ def _stored(value: str, length: int) -> str:
     return value if _fits(value, length) else value.replace("\x00", "\ufffd")[:length]
 
 
+_CLOCK_MARGIN: Final = timedelta(minutes=5)
+"""How much earlier than its message's creation a waiting receipt may be stamped and still be
+its own: instances sharing a store stamp with their own clocks (the service warns past 10 s)."""
+
+
 def _exact_ids(receipt: DeliveryReceipt, submitted_id: str | None) -> list[str]:
     """The ids a part's ``smsc_id`` may equal: the client's, then the receipt's, as
     :func:`storable_id` keeps them (a long id too: SMSCs send ids over SMPP's 64)."""
@@ -1174,19 +1179,29 @@ class MessageStore(MessageQueue):
     ) -> int:
         """Apply receipts that were waiting for this SMSC id, in order of arrival.
 
+        Only receipts received since the message was created (less :data:`_CLOCK_MARGIN`, for
+        instances' clocks): an older one is for another message whose SMSC id this one reuses
+        (SMSCs with short or restarting counters recycle ids), and would end this one at once.
+
         Two lookups, each through its index (the unmatched receipts' ``receipt_id``, the keys'
         primary key), joined: as one condition with OR, both backends read every unmatched
         receipt, and unknown receipts are kept for months (a second of SQLite's write lock,
         and of the event loop, per 500,000 of them, for each part recorded).
         """
         r, k = receipts.c, receipt_keys.c
+        created: datetime = (  # the caller holds the message's row: it is there
+            await connection.execute(
+                sa.select(messages.c.created_at).where(messages.c.id == message_id)
+            )
+        ).scalar_one()
+        not_before = created - _CLOCK_MARGIN
         by_id = sa.select(r.id, r.received_at).where(
-            r.message_id.is_(None), r.receipt_id == smsc_id
+            r.message_id.is_(None), r.receipt_id == smsc_id, r.received_at >= not_before
         )
         by_key = (
             sa.select(r.id, r.received_at)
             .select_from(receipt_keys.join(receipts, r.id == k.receipt_pk))
-            .where(k.key.in_(sorted(keys)), r.message_id.is_(None))
+            .where(k.key.in_(sorted(keys)), r.message_id.is_(None), r.received_at >= not_before)
         )
         found = sa.union(by_id, by_key).subquery()
         waiting = (
