@@ -106,6 +106,8 @@ async def test_message_id_formats(fmt: MessageIdFormat, pattern: str) -> None:
         ({"esm_class": 0x40, "short_message": b"\x05\x00\x03\x01"}, S.ESME_RINVESMCLASS),
         ({"esm_class": 0x04}, S.ESME_RINVESMCLASS),
         ({"registered_delivery": 0x20}, S.ESME_RINVREGDLVFLG),
+        ({"registered_delivery": 0x03}, S.ESME_RINVREGDLVFLG),  # reserved: no receipt would come
+        ({"registered_delivery": 0x13}, S.ESME_RINVREGDLVFLG),
         ({"priority_flag": 9}, S.ESME_RINVPRTFLG),
         ({"replace_if_present_flag": 2}, S.ESME_RINVREPFLAG),  # only 0 and 1 are defined
         ({"replace_if_present_flag": 0xFF}, S.ESME_RINVREPFLAG),

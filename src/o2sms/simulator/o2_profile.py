@@ -26,7 +26,8 @@ over 25 parts, or message_payload over 4000 octets          ESME_RINVMSGLEN
 a long message on NSMS: UDH or SAR parts, or text over one  ESME_RINVMSGLEN
   part in short_message or message_payload (the seed: no
   long SMS for flash)
-registered_delivery / priority_flag out of range            ESME_RINVREGDLVFLG / ESME_RINVPRTFLG
+registered_delivery / priority_flag out of range, or        ESME_RINVREGDLVFLG / ESME_RINVPRTFLG
+  registered_delivery's reserved receipt value 3
 replace_if_present_flag other than 0 or 1                   ESME_RINVREPFLAG
 sm_default_msg_id other than 0 (no canned messages)         ESME_RINVDFTMSGID
 schedule_delivery_time / validity_period unreadable         ESME_RINVSCHED / ESME_RINVEXPIRY
@@ -235,7 +236,8 @@ def check_submit(
 ) -> Submission:
     """Validate a submit_sm as the gateway would; the decoded Submission or Rejected."""
     check_addresses(pdu)
-    if pdu.registered_delivery > 0x1F:
+    if pdu.registered_delivery > 0x1F or pdu.registered_delivery & 0x03 == 0x03:
+        # bits 1..0 = 11 are reserved in SMPP 3.4 (5.2.17): accepted, no receipt would come
         raise Rejected(_S.ESME_RINVREGDLVFLG, f"registered_delivery {pdu.registered_delivery}")
     if pdu.priority_flag > 3:
         raise Rejected(_S.ESME_RINVPRTFLG, f"priority_flag {pdu.priority_flag}")
