@@ -63,7 +63,7 @@ class MessageStatus(StrEnum):
     REJECTED = "rejected"  #: REJECTD receipt (final)
     DELETED = "deleted"  #: DELETED receipt (final)
     UNKNOWN = "unknown"  #: UNKNOWN / "DELIVERY UNKNOWN" receipt (final)
-    FAILED = "failed"  #: a final submit error, or out of attempts; never reached the SMSC (final)
+    FAILED = "failed"  #: a final submit error, or out of attempts: given up (final)
     CANCELLED = "cancelled"  #: cancelled by the application while still queued (final)
 
     @property
