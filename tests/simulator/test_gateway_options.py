@@ -417,3 +417,13 @@ async def test_fault_switches_start_from_the_config() -> None:
         assert (await acct.submit()).command_status == 0
         assert config.accounts[0].faults is not None
         assert config.accounts[0].faults.queue_full == 1  # the config is not used up
+
+
+async def test_an_accounts_negative_session_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="session_limit must be 0 or more, got -1"):
+        Account("a", "p", session_limit=-1)
+    with pytest.raises(ValueError, match="session_limit must be 0 or more"):
+        config_from_mapping(
+            {"accounts": [{"system_id": "a", "password": "p", "session_limit": -1}]}
+        )
+    assert Account("a", "p", session_limit=0).session_limit == 0

@@ -77,7 +77,10 @@ class Account:
     faults: Faults | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        """Refuse a default_sender that could never pass submit_sm validation itself."""
+        """Refuse a default_sender that could never pass submit_sm validation itself, and a
+        negative session_limit (0 is a limit: no bind)."""
+        if self.session_limit is not None and self.session_limit < 0:
+            raise ValueError(f"session_limit must be 0 or more, got {self.session_limit}")
         sender = self.default_sender
         if sender is not None and not (sender and len(sender) <= 20 and sender.isascii()):
             raise ValueError(f"default_sender must be 1..20 ASCII characters, got {sender!r}")
