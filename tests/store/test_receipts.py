@@ -360,6 +360,28 @@ async def test_enroute_changes_nothing_and_accepted_may_be_upgraded(
     assert await status_of(store, message.id) is MessageStatus.DELIVERED
 
 
+@pytest.mark.parametrize("path", ["one", "batch", "waiting"])
+async def test_an_intermediate_notification_never_makes_a_part_final(
+    store: MessageStore, path: str
+) -> None:
+    # esm_class 0x20: the outcome of a failed first attempt, say, while the SMSC retries
+    first = replace(receipt("R1", ReceiptStat.UNDELIV, err="027"), intermediate=True)
+    final = receipt("R1", ReceiptStat.UNDELIV, err="027")  # the same fields, now final
+    if path == "waiting":
+        assert (await store.apply_receipt(first)).result is ReceiptResult.PENDING
+        message = await submitted(store, "R1")
+    else:
+        message = await submitted(store, "R1")
+        if path == "one":
+            await store.apply_receipt(first)
+        else:
+            await store.apply_receipts([(first, "R1")])
+    assert await status_of(store, message.id) is MessageStatus.SUBMITTED
+    outcome = await store.apply_receipt(final)
+    assert outcome.result is ReceiptResult.APPLIED
+    assert await status_of(store, message.id) is MessageStatus.UNDELIVERED
+
+
 async def test_an_unknown_receipt_is_kept_not_dropped(
     store: MessageStore, clock: FakeClock
 ) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from o2sms.receipts import (
     DeliveryReceipt,
+    ReceiptStat,
     clean_message_id,
 )
 from o2sms.smpp.constants import status_meaning, status_name
@@ -180,9 +181,18 @@ def receipt_fingerprint(receipt: DeliveryReceipt) -> str:
     text = (
         f"[{json_scalar(clean_message_id(receipt.id))}, {json_scalar(receipt.stat._value_)}, "
         f"{json_scalar(receipt.err)}, {json_scalar(receipt.sub)}, {json_scalar(receipt.dlvrd)}, "
-        f"{_date_json(receipt.submit_date)}, {_date_json(receipt.done_date)}]"
+        f"{_date_json(receipt.submit_date)}, {_date_json(receipt.done_date)}"
+        # an intermediate notification and the final receipt may share every field above
+        f"{', true' if receipt.intermediate else ''}]"
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _receipt_status(stat: ReceiptStat, intermediate: bool) -> MessageStatus | None:
+    """The part state a receipt means (:func:`part_status_for`); an intermediate notification
+    (esm_class 0x20: a failed first attempt the SMSC retries, say) never a final one."""
+    new = part_status_for(stat)
+    return None if intermediate and new is not None and new.is_final else new
 
 
 def _date_json(at: datetime | None) -> str:
@@ -253,13 +263,17 @@ def _receipt_detail(receipt: DeliveryReceipt, submitted_id: str | None) -> dict[
         detail["id"] = receipt.id
     if not _fits(receipt.err, _ERR_LENGTH):
         detail["err"] = receipt.err
+    if receipt.intermediate:  # applied later (waiting for its submit), it stays not final
+        detail["intermediate"] = True
     return detail
 
 
 def _receipt_detail_text(receipt: DeliveryReceipt, submitted_id: str | None) -> str:
     """``json_text(_receipt_detail(receipt, submitted_id))``, written out for the usual
     receipt (one whose id and ``err`` their columns hold as they are)."""
-    if not (_fits(receipt.id, KEY_LENGTH) and _fits(receipt.err, _ERR_LENGTH)):
+    if receipt.intermediate or not (
+        _fits(receipt.id, KEY_LENGTH) and _fits(receipt.err, _ERR_LENGTH)
+    ):
         return json_text(_receipt_detail(receipt, submitted_id))
     state, code = receipt.message_state, receipt.network_error_code
     return (
@@ -1045,7 +1059,7 @@ class MessageStore(MessageQueue):
             message_id = part.message_id
             states = part_states[message_id]
             current = states[part.part_no]
-            new = part_status_for(receipt.stat)
+            new = _receipt_status(receipt.stat, receipt.intermediate)
             applies = new is not None and (
                 current in _PENDING_PART
                 or (current is MessageStatus.ACCEPTED and new is not MessageStatus.ACCEPTED)
@@ -1245,7 +1259,7 @@ class MessageStore(MessageQueue):
             )
         ).one()
         current = MessageStatus(part.status)
-        new = part_status_for(stored.stat)
+        new = _receipt_status(stored.stat, bool(stored.detail.get("intermediate")))
         applies = new is not None and (
             current in _PENDING_PART
             or (current is MessageStatus.ACCEPTED and new is not MessageStatus.ACCEPTED)
