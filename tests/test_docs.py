@@ -496,3 +496,24 @@ async def test_readme_o2sms_commands_find_the_sandbox_key(
                 assert result.output.splitlines()[-1].endswith(f"{message_id} delivered")
             else:
                 assert "delivered" in result.output
+
+
+TABLE_SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+
+
+@pytest.mark.parametrize(
+    "name", ["README.md", *sorted(f"docs/{p.name}" for p in DOCS.glob("*.md"))]
+)
+def test_every_table_starts_with_its_header(name: str) -> None:
+    """A table row after prose starts a table, so the next line is its header's separator:
+    a paragraph dropped between two rows renders the rows after it as text."""
+    text = FENCE.sub("", read(name))
+    lines = text.splitlines()
+    stray = [
+        f"{name}:{number}: {line[:60]}"
+        for number, (before, line, after) in enumerate(
+            zip(["", *lines[:-1]], lines, [*lines[1:], ""], strict=True), 1
+        )
+        if line.startswith("|") and not before.startswith("|") and not TABLE_SEPARATOR.match(after)
+    ]
+    assert not stray
