@@ -851,6 +851,11 @@ async def test_openapi_describes_the_api(sqlite_service: Service) -> None:
         "$ref": "#/components/schemas/Accepted"
     }
     assert {"401", "415", "422"} <= set(send["responses"])
+    # A 503 may come after the batch committed (http-api.md): /docs must not promise that
+    # nothing was stored, or a client retries without its key and sends the SMS twice.
+    unavailable = send["responses"]["503"]["description"]
+    assert "nothing was stored" not in unavailable or "unless" in unavailable
+    assert "Idempotency-Key" in unavailable
     assert "/v1/messages/{message_id}/cancel" in schema["paths"]
 
 

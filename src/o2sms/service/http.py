@@ -135,7 +135,11 @@ _SEND_OPENAPI: dict[str, Any] = {
             "description": "a field, the header or the JSON is not valid",
             **_error_example("text: is required", "text"),
         },
-        "503": {"description": "the store is unavailable; nothing was stored (Retry-After)"},
+        "503": {
+            "description": "the store is unavailable or too slow (Retry-After); nothing was "
+            "stored unless the batch was already committing: send again with the same "
+            "Idempotency-Key, which then answers 202 for that message instead of a second SMS"
+        },
     },
 }
 """What ``POST /v1/messages`` takes and answers, for the OpenAPI document (it reads them
