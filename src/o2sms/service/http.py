@@ -40,6 +40,7 @@ from o2sms.service.batching import GroupCommit
 from o2sms.service.metrics import CONTENT_TYPE, Metrics
 from o2sms.service.schemas import (
     NOT_A_STRING,
+    NUMBER_TEXT,
     Accepted,
     InboundView,
     MessagePage,
@@ -282,7 +283,7 @@ def _check_idempotency_key(key: str) -> None:
 
 def _not_a_number(value: object) -> object:
     """Refuse a number for a time: pydantic reads one as seconds since 1970 (since=2026)."""
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+    if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
         raise ValueError("must be an ISO 8601 time with an offset, e.g. 2026-01-01T00:00:00Z")
     return value
 
@@ -320,9 +321,6 @@ async def _from_store(call: Awaitable[T], timeout: float) -> T:
         ) from None
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-"""A JSON number's text (seconds sent as a string)."""
-
 _PLUS_AS_SPACE = re.compile(r":\d\d(\.\d+)? (\d\d:?\d\d|\d\d)$")
 """The end of a time (its minutes or seconds) whose offset's ``+`` a query string turned
 into a space; the date and time may be separated by a space too, which stays."""
@@ -356,7 +354,7 @@ def _explain(problems: Sequence[Any]) -> ApiError:
         elif kind in ("time_delta_parsing", "time_delta_type"):
             message = "is not a duration: give seconds (7200) or ISO 8601 (PT2H, P1DT12H)"
             given = item.get("input")
-            if isinstance(given, str) and _NUMBER.fullmatch(given.strip()):
+            if isinstance(given, str) and NUMBER_TEXT.fullmatch(given.strip()):
                 message = (
                     f'is a string: give seconds as a JSON number ({given.strip()}, not "{given}") '
                     "or an ISO 8601 duration (PT2H)"

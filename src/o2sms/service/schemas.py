@@ -48,7 +48,8 @@ GATEWAY_MAX_PARTS = 25
 """The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+"""A JSON number's text: a number sent as a string (seconds, or a time given as a number)."""
 
 
 def _shown(value: object) -> str:
@@ -111,7 +112,7 @@ class MessageRequest(BaseModel):
     def _iso_time(cls, value: object) -> object:
         if value is None or isinstance(value, datetime):
             return value
-        if not isinstance(value, str) or _NUMBER.fullmatch(value.strip()):
+        if not isinstance(value, str) or NUMBER_TEXT.fullmatch(value.strip()):
             raise ValueError(
                 "must be an ISO 8601 time with an offset, such as 2026-11-26T12:00:00+01:00, "
                 f"not {_shown(value)}"
