@@ -189,6 +189,46 @@ async def test_bind_refused_by_the_codec_closes_like_any_refused_bind(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("command_id", "field", "value", "status"),
+    [
+        # bind_transmitter 0x02, bind_receiver 0x01, bind_transceiver 0x09 (reference section 1);
+        # one character over each field's maximum (system_id C(16), system_type C(13),
+        # address_range C(41); password C(65), the codec's widened limit)
+        (0x00000002, "system_id", "s" * 16, S.ESME_RINVSYSID),
+        (0x00000001, "password", "p" * 65, S.ESME_RINVPASWD),
+        (0x00000009, "system_type", "t" * 13, S.ESME_RINVSYSTYP),
+        # no status of its own in SMPP 3.4: the generic bind failure
+        (0x00000002, "address_range", "^" + "4" * 40, S.ESME_RBINDFAIL),
+        (0x00000009, "address_range", "^" + "4" * 40, S.ESME_RBINDFAIL),
+    ],
+)
+async def test_bind_field_over_its_maximum_gets_the_bind_resp_with_its_status(
+    smsc: Simulator, command_id: int, field: str, value: str, status: int
+) -> None:
+    """An over-long bind field is answered by that bind's own resp, not generic_nack."""
+    assert smsc.port is not None
+    fields = {"system_id": "acct", "password": PASSWORD, "system_type": "", "address_range": ""}
+    fields[field] = value
+    body = (
+        fields["system_id"].encode() + b"\0"
+        + fields["password"].encode() + b"\0"
+        + fields["system_type"].encode() + b"\0"
+        + bytes((0x34, 1, 1))  # interface_version, addr_ton, addr_npi
+        + fields["address_range"].encode() + b"\0"
+    )  # fmt: skip
+    bad = struct.pack(">IIII", 16 + len(body), command_id, 0, 0x1234) + body
+    reader, writer = await asyncio.open_connection(HOST, smsc.port)
+    writer.write(bad)
+    async with asyncio.timeout(3):
+        raw = await reader.read()  # to EOF: a refused bind closes the connection
+    writer.close()
+    # header only (16 octets): command_id with the response bit, the status, the same seq
+    assert raw == struct.pack(">IIII", 16, command_id | 0x80000000, status, 0x1234)
+    assert smsc.counters["binds_refused"] == 1
+
+
+@pytest.mark.asyncio
 async def test_bind_refused_by_the_codec_leaves_a_bound_session_bound(smsc: Simulator) -> None:
     assert smsc.port is not None
     esme = await Esme.bound(smsc.port)

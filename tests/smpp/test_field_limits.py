@@ -272,8 +272,9 @@ FIELDS = [
     field("bind_transmitter", "password", 64, S.ESME_RINVPASWD, BindTransmitter, bind_body, BIND_TRANSMITTER),
     field("bind_receiver", "password", 64, S.ESME_RINVPASWD, BindReceiver, bind_body, BIND_RECEIVER),
     field("bind_transmitter", "system_type", 12, S.ESME_RINVSYSTYP, BindTransmitter, bind_body, BIND_TRANSMITTER),
-    # address_range has no status of its own in SMPP 3.4: the codec's table says RINVCMDLEN.
-    field("bind_transmitter", "address_range", 40, S.ESME_RINVCMDLEN, BindTransmitter, bind_body, BIND_TRANSMITTER),
+    # address_range has no status of its own in SMPP 3.4: the bind fails (RBINDFAIL), answered
+    # by the bind's own resp, as RINVCMDLEN would be generic_nack.
+    field("bind_transmitter", "address_range", 40, S.ESME_RBINDFAIL, BindTransmitter, bind_body, BIND_TRANSMITTER),
     Field("bind_transceiver_resp", "system_id", 15, S.ESME_RINVSYSID, pdu_with(BindTransceiverResp, "system_id"), c, BIND_TRANSCEIVER_RESP),
     Field("outbind", "system_id", 15, S.ESME_RINVSYSID, pdu_with(Outbind, "system_id"), outbind_system_id_body, OUTBIND),
     Field("outbind", "password", 64, S.ESME_RINVPASWD, pdu_with(Outbind, "password"), outbind_password_body, OUTBIND),

@@ -26,7 +26,7 @@ SystemId = Annotated[str, COctet(16, _S.ESME_RINVSYSID)]
 # passwords to be sent as given, so the codec accepts up to 64.
 Password = Annotated[str, COctet(65, _S.ESME_RINVPASWD)]
 SystemType = Annotated[str, COctet(13, _S.ESME_RINVSYSTYP)]
-AddressRange = Annotated[str, COctet(41, _S.ESME_RINVCMDLEN)]  # no status of its own
+AddressRange = Annotated[str, COctet(41, _S.ESME_RBINDFAIL)]  # no status of its own: bind failed
 ServiceType = Annotated[str, COctet(6, _S.ESME_RINVSERTYP)]
 SourceAddr = Annotated[str, COctet(21, _S.ESME_RINVSRCADR)]
 DestinationAddr = Annotated[str, COctet(21, _S.ESME_RINVDSTADR)]
