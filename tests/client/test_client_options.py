@@ -94,6 +94,28 @@ async def test_backoff_defaults_are_unchanged() -> None:
     assert config.session_limit_backoff == Backoff(initial=5.0, maximum=120.0)
 
 
+async def test_bind_timeout_is_passed_to_the_sessions() -> None:
+    quick = Backoff(initial=0.01, maximum=0.02, jitter=0.0)
+    # silent: the SMSC takes the connection and never answers the bind
+    async with FakeSmsc(Faults(silent=True)) as smsc:
+        sms = client(smsc, bind_timeout=0.1, response_timeout=30.0, reconnect=quick)
+        assert all(s.config.bind_timeout == 0.1 for s in sms._pool.sessions)
+        sms._pool.start()  # keeps binding in the background (start() would give up)
+        try:
+            # Each unanswered bind is given up after bind_timeout and the session reconnects;
+            # with the fixed 10 s (or the 30 s response_timeout) the first would still wait.
+            await wait_until(lambda: len(smsc._writers) >= 3)
+        finally:
+            await sms.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+async def test_bind_timeout_must_be_positive(seconds: float) -> None:
+    async with FakeSmsc() as smsc:
+        with pytest.raises(ValueError, match="bind_timeout"):
+            client(smsc, bind_timeout=seconds)
+
+
 # --- 3: the flash session fits in the configured sessions -------------------------------------
 
 

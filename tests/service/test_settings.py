@@ -4,12 +4,13 @@ errors that name the key, its variable and what is wrong."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from o2sms.cli.main import app
-from o2sms.service.runtime import sandbox_secret
+from o2sms.service.runtime import Connector, sandbox_secret
 from o2sms.service.settings import ConfigError, load_settings
 from o2sms.store.schema import messages
 
@@ -208,6 +209,24 @@ def test_missing_api_keys_are_reported_with_the_other_problems(
         "is configured (only the sandbox makes its own)",
         "http_port (O2SMS_HTTP_PORT): Input should be less than or equal to 65535",
     ]
+
+
+def test_gateway_bind_timeout_is_read_checked_and_given_to_the_client(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert load_settings(config_file).gateway.bind_timeout == 10.0  # the default
+    monkeypatch.setenv("O2SMS_GATEWAY__BIND_TIMEOUT", "2.5")
+    settings = load_settings(config_file)
+    assert settings.gateway.bind_timeout == 2.5
+    connector = Connector(settings.model_copy(update={"store_url": f"sqlite:///{tmp_path}/o.db"}))
+    sms = connector._client(SimpleNamespace(batch=None))  # type: ignore[arg-type]
+    assert {s.config.bind_timeout for s in sms._pool.sessions} == {2.5}
+    monkeypatch.setenv("O2SMS_GATEWAY__BIND_TIMEOUT", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file)
+    assert str(caught.value) == (
+        "gateway.bind_timeout (O2SMS_GATEWAY__BIND_TIMEOUT): Input should be greater than 0"
+    )
 
 
 def test_missing_file() -> None:

@@ -248,6 +248,7 @@ class Client:
         keepalive: float = 25.0,
         response_timeout: float = 15.0,
         connect_timeout: float = 10.0,
+        bind_timeout: float = 10.0,
         rate_limit: float | None = None,
         sender: str | None = None,
         region: str = "SK",
@@ -304,6 +305,7 @@ class Client:
                 window=window,
                 response_timeout=response_timeout,
                 connect_timeout=connect_timeout,
+                bind_timeout=bind_timeout,
                 enquire_link_interval=keepalive,
                 tls=tls_settings,
                 inbound_concurrency=inbound_concurrency,
@@ -323,7 +325,8 @@ class Client:
             rate_limit=rate_limit,
         )
         self._pool = self._new_pool()
-        self._connect_timeout = connect_timeout + response_timeout
+        # a bind_timeout longer than response_timeout is waited out, not cut short by start()
+        self._connect_timeout = connect_timeout + max(response_timeout, bind_timeout)
         self._sender = sender
         self._sender_address: addresses.Address | None = None  # _source(None), once valid
         self._region = region

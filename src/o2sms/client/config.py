@@ -87,7 +87,7 @@ class SessionConfig:
     window: int = 10  #: requests outstanding at once
     response_timeout: float = 15.0  #: seconds to wait for each response
     connect_timeout: float = 10.0
-    bind_timeout: float = 10.0
+    bind_timeout: float = 10.0  #: seconds from connected to the bind_resp
     unbind_timeout: float = 5.0
     #: on close, time running inbound handlers and outstanding requests get before the unbind
     close_timeout: float = 5.0
@@ -105,5 +105,7 @@ class SessionConfig:
             raise ValueError("at least one endpoint is needed")
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if not self.bind_timeout > 0:  # not "<= 0": nan would pass that
+            raise ValueError(f"bind_timeout must be positive, got {self.bind_timeout}")
         if self.enquire_link_interval <= 0:
             raise ValueError("enquire_link_interval (keepalive) must be positive")

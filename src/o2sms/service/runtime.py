@@ -276,6 +276,7 @@ class Connector:
             keepalive=gateway.keepalive,
             response_timeout=gateway.response_timeout,
             connect_timeout=gateway.connect_timeout,
+            bind_timeout=gateway.bind_timeout,
             rate_limit=gateway.rate_limit,
             sender=self.settings.sender,
             region=self.settings.region,

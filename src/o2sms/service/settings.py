@@ -180,6 +180,7 @@ class GatewaySettings(_Section):
     keepalive: float = Field(default=25.0, gt=0)
     response_timeout: float = Field(default=15.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
+    bind_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for bind_resp")
 
     _split = field_validator("hosts", "bind", mode="before")(_split_commas)
 
