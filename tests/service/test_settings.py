@@ -3,6 +3,8 @@ errors that name the key, its variable and what is wrong."""
 
 from __future__ import annotations
 
+import logging
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -227,6 +229,61 @@ def test_gateway_bind_timeout_is_read_checked_and_given_to_the_client(
     assert str(caught.value) == (
         "gateway.bind_timeout (O2SMS_GATEWAY__BIND_TIMEOUT): Input should be greater than 0"
     )
+
+
+KEEPALIVE_WARNING = (
+    "warning: gateway.keepalive (O2SMS_GATEWAY__KEEPALIVE): {} s is not under the gateway's "
+    "30 s inactivity timeout: an idle session is dropped before its enquire_link; keep it "
+    "under 30 (default 25)"
+)
+
+
+@pytest.mark.parametrize(("keepalive", "warned"), [(29.5, False), (30, True), (45, True)])
+def test_config_check_warns_of_a_keepalive_not_under_the_gateways_timeout(
+    tmp_path: Path, keepalive: float, warned: bool
+) -> None:
+    # The seed: a link with no keep alive or message for 30 s is dropped.
+    path = tmp_path / "o2sms.toml"
+    path.write_text(GATEWAY_TOML.replace("[worker]", f"keepalive = {keepalive}\n\n[worker]"))
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error
+    lines = result.output.splitlines()
+    assert lines[0] == "configuration is valid: gateway mode"
+    expected = [KEEPALIVE_WARNING.format(f"{keepalive:g}")] if warned else []
+    assert [line for line in lines if "keepalive" in line] == expected
+
+
+def test_config_check_says_nothing_of_keepalive_in_sandbox_mode(tmp_path: Path) -> None:
+    # The sandbox's client keeps its own keepalive: gateway.keepalive is not used there.
+    path = tmp_path / "o2sms.toml"
+    path.write_text("[gateway]\nkeepalive = 60\n")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "keepalive" not in result.output
+
+
+@pytest.mark.asyncio
+async def test_the_service_warns_on_start_of_a_keepalive_not_under_30_s(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # the gateway's port: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings(
+        store_url=f"sqlite:///{tmp_path / 'o2sms.db'}",
+        api_keys=API_KEYS,
+        gateway={
+            "hosts": [f"127.0.0.1:{port}"],
+            "system_id": "acct",
+            "keepalive": 30,
+            "connect_timeout": 0.3,
+        },
+    )
+    connector = Connector(settings)
+    with caplog.at_level(logging.WARNING, logger="o2sms"):
+        await connector.start()
+        await connector.stop()
+    assert KEEPALIVE_WARNING.format(30).removeprefix("warning: ") in caplog.messages
 
 
 def test_missing_file() -> None:

@@ -104,3 +104,5 @@ def config_check_command(config_file: ConfigOption = None) -> None:
         )
     console.print(f"store: {settings.store_url_redacted}", markup=False, highlight=False)
     console.print(f"http: {settings.http_host}:{settings.http_port}", markup=False, highlight=False)
+    for line in settings.warnings():  # valid, so exit status 0, but worth fixing
+        typer.echo(f"warning: {line}", err=True)

@@ -191,6 +191,8 @@ class Connector:
         store = self.store
         await self.check_store()
         await self.check_clock()
+        for line in settings.warnings():
+            log.warning("%s", line)
         if settings.sandbox_mode:
             self.simulator = Simulator(
                 accounts=(Account(SANDBOX_SYSTEM_ID, secrets.token_urlsafe(12)),),

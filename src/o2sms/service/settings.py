@@ -59,6 +59,9 @@ __all__ = [
     "load_settings",
 ]
 
+GATEWAY_INACTIVITY_TIMEOUT: Final = 30.0
+"""Seconds without traffic after which the O2 gateway drops a session (the seed's "timeout")."""
+
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("o2sms_config_file", default=None)
 
 BindMode = Literal["transmitter", "receiver", "transceiver"]
@@ -454,6 +457,20 @@ class Settings(BaseSettings):
         if webhooks.url and webhooks.secret is None and gateway is not None and gateway.configured:
             raise ValueError("secret: is needed to sign webhooks")
         return webhooks
+
+    def warnings(self) -> list[str]:
+        """Valid settings that will not work well, one line each: ``key (VARIABLE): why``."""
+        found = []
+        keepalive = self.gateway.keepalive
+        # Only a gateway's sessions use it: the sandbox's client keeps the client's default.
+        if self.gateway.configured and keepalive >= GATEWAY_INACTIVITY_TIMEOUT:
+            found.append(
+                f"{_where(('gateway', 'keepalive'))}: {keepalive:g} s is not under the "
+                f"gateway's {GATEWAY_INACTIVITY_TIMEOUT:g} s inactivity timeout: an idle "
+                f"session is dropped before its enquire_link; keep it under "
+                f"{GATEWAY_INACTIVITY_TIMEOUT:g} (default 25)"
+            )
+        return found
 
     @property
     def store_url_redacted(self) -> str:
