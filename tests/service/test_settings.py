@@ -286,6 +286,47 @@ async def test_the_service_warns_on_start_of_a_keepalive_not_under_30_s(
     assert KEEPALIVE_WARNING.format(30).removeprefix("warning: ") in caplog.messages
 
 
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        # no hosts: sandbox mode is meant, whose API key is made for it
+        ("[gateway]\nport = 'x'\n", "gateway.port (O2SMS_GATEWAY__PORT): Input should be"),
+        ("[gateway]\nsessions = 20\n", "gateway.sessions (O2SMS_GATEWAY__SESSIONS): Input should"),
+        ("[gateway]\nsystem_id = 'acct'\n", "gateway (O2SMS_GATEWAY): system_id or password is"),
+        # keys given: only the gateway is wrong
+        (
+            "api_keys = ['a-long-enough-api-key-1']\n"
+            "[gateway]\nhosts = ['smpp1.smstools.sk:99999']\nsystem_id = 'acct'\n",
+            "gateway.hosts (O2SMS_GATEWAY__HOSTS): 'smpp1.smstools.sk:99999' is not host",
+        ),
+    ],
+    ids=["sandbox-bad-port", "sandbox-bad-sessions", "credentials-no-hosts", "keys-given"],
+)
+def test_an_invalid_gateway_is_reported_alone(tmp_path: Path, toml: str, problem: str) -> None:
+    # Regression: a gateway section that failed validation counted as a configured gateway,
+    # so config check added "the HTTP API needs at least one API key" to its one problem.
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "error: invalid configuration"
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(problem)
+
+
+def test_an_invalid_gateway_with_hosts_still_needs_api_keys(tmp_path: Path) -> None:
+    # hosts are given: a gateway is meant, and its missing keys are a second problem
+    path = tmp_path / "bad.toml"
+    path.write_text("[gateway]\nhosts = ['smpp1.smstools.sk:99999']\nsystem_id = 'acct'\n")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert [line.partition(":")[0] for line in result.output.splitlines()] == [
+        "error",
+        "gateway.hosts (O2SMS_GATEWAY__HOSTS)",
+        "api_keys (O2SMS_API_KEYS)",
+    ]
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/o2sms.toml")

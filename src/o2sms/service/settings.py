@@ -63,6 +63,9 @@ GATEWAY_INACTIVITY_TIMEOUT: Final = 30.0
 """Seconds without traffic after which the O2 gateway drops a session (the seed's "timeout")."""
 
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("o2sms_config_file", default=None)
+#: whether the gateway input being validated lists hosts, for the checks that need to know if
+#: a gateway is meant when the gateway section itself failed validation
+_HOSTS_GIVEN: ContextVar[bool] = ContextVar("o2sms_gateway_hosts_given", default=False)
 
 BindMode = Literal["transmitter", "receiver", "transceiver"]
 
@@ -372,6 +375,17 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _note_hosts(cls, data: Any) -> Any:
+        """Note whether the gateway input lists hosts, before the sections are validated."""
+        gateway = data.get("gateway") if isinstance(data, dict) else None
+        hosts = (
+            gateway.get("hosts") if isinstance(gateway, dict) else getattr(gateway, "hosts", None)
+        )
+        _HOSTS_GIVEN.set(bool(_split_commas(hosts)))
+        return data
+
     @field_validator("api_keys", "read_api_keys", mode="before")
     @classmethod
     def _keys(cls, value: Any) -> Any:
@@ -382,9 +396,11 @@ class Settings(BaseSettings):
     def _key_length(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
         _long_enough(keys)
         # Checked here, with the other problems, not when the service starts. A gateway
-        # missing from info.data was given and is wrong: a gateway is meant, keys are needed.
+        # missing from info.data was given and is wrong: a gateway is meant (keys are needed)
+        # if it lists hosts; without them it is sandbox mode, and its error is the one problem.
         gateway = info.data.get("gateway")
-        if not keys and (gateway is None or gateway.configured):
+        meant = gateway.configured if gateway is not None else _HOSTS_GIVEN.get()
+        if not keys and meant:
             raise ValueError(
                 "the HTTP API needs at least one API key when a gateway is configured "
                 "(only the sandbox makes its own)"
