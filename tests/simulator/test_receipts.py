@@ -62,6 +62,37 @@ async def test_receipt_format_and_tlvs(smsc: Simulator) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("source", "dest"),
+    [
+        ((5, 0, "O2Shop"), (1, 1, "421900123456")),  # alphanumeric sender, international
+        ((3, 9, "4444"), (2, 8, "0900123456")),  # short code (private), national (national)
+        ((0, 0, "4444"), (0, 0, "421900123456")),  # unknown, unknown
+    ],
+)
+async def test_receipt_addresses_mirror_the_submit_sm_ton_and_npi(
+    smsc: Simulator, source: tuple[int, int, str], dest: tuple[int, int, str]
+) -> None:
+    """The receipt's source is the message's destination, its destination the message's
+    source, each with the TON and NPI the submit_sm gave it."""
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    await esme.submit(
+        registered_delivery=1,
+        source_addr_ton=source[0],
+        source_addr_npi=source[1],
+        source_addr=source[2],
+        dest_addr_ton=dest[0],
+        dest_addr_npi=dest[1],
+        destination_addr=dest[2],
+    )
+    receipt = await esme.next_delivery()
+    assert receipt.esm_class == 0x04
+    assert (receipt.source_addr_ton, receipt.source_addr_npi, receipt.source_addr) == dest
+    assert (receipt.dest_addr_ton, receipt.dest_addr_npi, receipt.destination_addr) == source
+
+
+@pytest.mark.asyncio
 async def test_no_receipt_without_registered_delivery(smsc: Simulator) -> None:
     assert smsc.port is not None
     esme = await Esme.bound(smsc.port, "trx")
@@ -564,8 +595,9 @@ def test_receipt_subject_keeps_only_what_the_receipt_needs() -> None:
 def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
     """The receipt is the deliver_sm its fields say, octet for octet (TLVs are shared)."""
     now = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
+    # source TON 5 / NPI 0, destination TON 2 / NPI 8: the receipt swaps them with the addresses
     subject = ReceiptSubject(
-        "0123456789abcdef", "acct", "O2Shop", "421900123456", now, "Café at 5?", None
+        "0123456789abcdef", "acct", "O2Shop", "421900123456", now, "Café at 5?", None, 5, 0, 2, 8
     )
     done = now + timedelta(minutes=1)
     text = (
@@ -580,9 +612,11 @@ def test_receipt_pdu_field_by_field(stat: ReceiptStat, err: int) -> None:
     if err:
         tlvs.append(Tlv(TlvTag.NETWORK_ERROR_CODE, bytes((3,)) + (err & 0xFFFF).to_bytes(2)))
     expected = DeliverSm(
-        source_addr_ton=1,
-        source_addr_npi=1,
+        source_addr_ton=2,
+        source_addr_npi=8,
         source_addr="421900123456",
+        dest_addr_ton=5,
+        dest_addr_npi=0,
         destination_addr="O2Shop",
         esm_class=0x04,
         short_message=text.encode(),
@@ -609,6 +643,7 @@ _ADDRESS_CHARACTERS = st.sampled_from("0123456789+ O2ab\0é")
     err=st.sampled_from([0, 1, 0x1_0005]),
     esm_class=st.sampled_from([None, 0x20]),
     sequence_number=st.integers(1, 0x7FFFFFFF),
+    ton_npi=st.tuples(*[st.integers(0, 0xFF)] * 4),
 )
 def test_receipt_wire_bytes_are_the_codecs(  # noqa: PLR0917 - hypothesis's arguments
     source_addr: str,
@@ -618,12 +653,15 @@ def test_receipt_wire_bytes_are_the_codecs(  # noqa: PLR0917 - hypothesis's argu
     err: int,
     esm_class: int | None,
     sequence_number: int,
+    ton_npi: tuple[int, int, int, int],
 ) -> None:
     """Receipt.encode writes what the codec's encoder makes of the receipt's deliver_sm, with
     and without TLVs; it leaves to the codec (None, the codec then encodes or refuses it)
     only the receipts whose addresses or id do not fit or are not plain ASCII."""
     now = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
-    subject = ReceiptSubject(message_id, "acct", source_addr, destination_addr, now, "Hello", None)
+    subject = ReceiptSubject(
+        message_id, "acct", source_addr, destination_addr, now, "Hello", None, *ton_npi
+    )
     made = receipt(subject, stat, err, now, esm_class=esm_class)
     plain = (
         len(source_addr) <= 20
@@ -660,8 +698,9 @@ def test_receipt_text_is_the_receipts_format_of_its_facts_every_time() -> None:
                 for text in ("Café at 5?", "Your parcel arrives today", ""):
                     for stat, err in ((ReceiptStat.DELIVRD, 0), (ReceiptStat.UNDELIV, 5)):
                         subject = ReceiptSubject(
-                            message_id, "acct", "O2Shop", "421900123456", at, text[:20], None
-                        )
+                            message_id, "acct", "O2Shop", "421900123456", at, text[:20], None,
+                            5, 0, 1, 1,
+                        )  # fmt: skip
                         if " " in message_id:
                             with pytest.raises(ValueError, match="receipt id"):
                                 build_receipt(subject, stat, err, done)

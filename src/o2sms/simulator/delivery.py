@@ -102,6 +102,10 @@ class Receipt:
 
     source_addr: str  #: the message's destination_addr
     destination_addr: str  #: the message's source_addr
+    source_addr_ton: int  #: the message's dest_addr_ton
+    source_addr_npi: int  #: the message's dest_addr_npi
+    dest_addr_ton: int  #: the message's source_addr_ton
+    dest_addr_npi: int  #: the message's source_addr_npi
     esm_class: int
     short_message: bytes
     tlvs: tuple[Tlv, ...]
@@ -123,10 +127,12 @@ class Receipt:
         """The deliver_sm, numbered ``sequence_number``; without TLVs (SMPP 3.3) if not ``tlvs``."""
         return DeliverSm(
             sequence_number=sequence_number,
-            source_addr_ton=1,
-            source_addr_npi=1,
+            source_addr_ton=self.source_addr_ton,
+            source_addr_npi=self.source_addr_npi,
             source_addr=self.source_addr,
-            destination_addr=self.destination_addr,  # dest_addr_ton/npi 0
+            dest_addr_ton=self.dest_addr_ton,
+            dest_addr_npi=self.dest_addr_npi,
+            destination_addr=self.destination_addr,
             esm_class=self.esm_class,
             short_message=self.short_message,
             tlvs=self.tlvs if tlvs else (),
@@ -158,6 +164,14 @@ class ReceiptFacts(Protocol):
     @property
     def destination_addr(self) -> str: ...
     @property
+    def source_addr_ton(self) -> int: ...
+    @property
+    def source_addr_npi(self) -> int: ...
+    @property
+    def dest_addr_ton(self) -> int: ...
+    @property
+    def dest_addr_npi(self) -> int: ...
+    @property
     def submitted_at(self) -> datetime: ...
     @property
     def text(self) -> str: ...
@@ -179,6 +193,11 @@ class ReceiptSubject:
     submitted_at: datetime
     text: str  #: the first receipts.TEXT_LIMIT characters, as the receipt's text field
     scheduled_for: datetime | None  #: no final receipt is dated before it
+    # the submit_sm's, which the receipt mirrors (its source is the message's destination)
+    source_addr_ton: int
+    source_addr_npi: int
+    dest_addr_ton: int
+    dest_addr_npi: int
 
     @classmethod
     def of(cls, message: StoredMessage, *more: Any) -> Self:
@@ -192,6 +211,10 @@ class ReceiptSubject:
             message.submitted_at,
             message.text[: receipts.TEXT_LIMIT],
             message.scheduled_for,
+            message.source_addr_ton,
+            message.source_addr_npi,
+            message.dest_addr_ton,
+            message.dest_addr_npi,
             *more,
         )
 
@@ -273,7 +296,8 @@ def build_receipt(
     *,
     esm_class: int | None = None,
 ) -> DeliverSm:
-    """The receipt deliver_sm for a message: addresses swapped, esm_class 0x04, text and TLVs.
+    """The receipt deliver_sm for a message: addresses (with TON and NPI) swapped, esm_class
+    0x04, text and TLVs.
 
     ``esm_class`` EsmClass.INTERMEDIATE_NOTIFICATION (0x20) makes it an intermediate
     notification (stat ENROUTE or ACCEPTD) in the same layout.
@@ -302,6 +326,13 @@ def receipt(
         tlvs += (Tlv(_NETWORK_ERROR_CODE, network_error),)
     source_addr = message.destination_addr
     destination_addr = message.source_addr
+    # the receipt goes from the message's destination back to its source
+    ton_npi = (
+        message.dest_addr_ton,
+        message.dest_addr_npi,
+        message.source_addr_ton,
+        message.source_addr_npi,
+    )
     esm_class = _DELIVERY_RECEIPT if esm_class is None else esm_class
     body: bytes | None = None
     tlv_octets = b""
@@ -315,13 +346,16 @@ def receipt(
         and strings.isascii()
         and "\0" not in strings
         and 0 <= esm_class <= 0xFF
+        and all(0 <= octet <= 0xFF for octet in ton_npi)
     ):
         raw_id = message_id.encode("ascii")
         body = b"".join(
             (
-                b"\0\1\1",  # service_type "", source_addr_ton 1, source_addr_npi 1
+                b"\0",  # service_type ""
+                bytes(ton_npi[:2]),  # source_addr_ton, source_addr_npi
                 source_addr.encode("ascii"),
-                b"\0\0\0",  # source_addr's NUL, dest_addr_ton 0, dest_addr_npi 0
+                b"\0",  # source_addr's NUL
+                bytes(ton_npi[2:]),  # dest_addr_ton, dest_addr_npi
                 destination_addr.encode("ascii"),
                 _MIDDLE.pack(esm_class, len(short_message)),
                 short_message,
@@ -336,7 +370,16 @@ def receipt(
                 _NETWORK_ERROR_HEAD + network_error if err else b"",
             )
         )
-    return Receipt(source_addr, destination_addr, esm_class, short_message, tlvs, body, tlv_octets)
+    return Receipt(
+        source_addr,
+        destination_addr,
+        *ton_npi,
+        esm_class,
+        short_message,
+        tlvs,
+        body,
+        tlv_octets,
+    )
 
 
 class Timeline(Generic[T]):
