@@ -387,6 +387,23 @@ async def test_the_send_endpoint_keeps_its_routing_neighbours(sqlite_service: Se
     assert unauthorised.headers["content-type"] == "application/json"
 
 
+async def test_a_method_the_path_does_not_take_is_405_with_allow(sqlite_service: Service) -> None:
+    # RFC 9110 15.5.6: a 405 names the methods the resource takes in Allow; the JSON error
+    # answer left out the header Starlette gave it (which names one route's methods only).
+    http = sqlite_service.http
+    for method, path, allowed in [
+        ("DELETE", "/v1/messages/01JDZ8Q1FJ6M3H0K2Z8T4W9YQA", {"GET"}),
+        ("GET", "/v1/messages/01JDZ8Q1FJ6M3H0K2Z8T4W9YQA/cancel", {"POST"}),
+        ("PUT", "/v1/messages", {"GET", "POST"}),  # two routes share the path
+        ("HEAD", "/healthz", {"GET"}),  # FastAPI adds no HEAD to a GET route
+    ]:
+        answer = await http.request(method, path)
+        assert answer.status_code == 405, (method, path)
+        if method != "HEAD":  # no body for HEAD
+            assert answer.json() == {"error": "Method Not Allowed"}
+        assert {m.strip() for m in answer.headers["allow"].split(",")} == allowed
+
+
 @pytest.mark.parametrize(
     ("raw", "content_type", "status", "words"),
     [

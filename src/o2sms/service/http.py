@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BeforeValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from o2sms.service.batching import GroupCommit
@@ -380,6 +381,19 @@ def _problem(field_name: str, message: str) -> ApiError:
     return ApiError(422, f"{field_name}: {message}", [{"field": field_name, "message": message}])
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route of the request's path, for a 405's ``Allow``.
+
+    Starlette's own names those of the first route of the path only: ``GET`` for
+    ``PUT /v1/messages``, whose ``POST`` is another route.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def _is_json(content_type: str | None) -> bool:
     """True for ``application/json`` and ``application/<anything>+json``, parameters aside."""
     if not content_type:
@@ -567,8 +581,11 @@ def create_app(context: ApiContext) -> FastAPI:
         return _error_response(_explain(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error_response(ApiError(exc.status_code, str(exc.detail)))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow must name what the path takes (RFC 9110 15.5.6)
+            headers["Allow"] = _allowed_methods(request)
+        return _error_response(ApiError(exc.status_code, str(exc.detail), headers=headers))
 
     @app.post(
         "/v1/messages",
