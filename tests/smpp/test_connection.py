@@ -128,6 +128,22 @@ def test_bind_resp_with_an_empty_sc_interface_version_binds() -> None:
     assert esme.state is SessionState.BOUND_TRX
 
 
+def test_bind_resp_with_a_two_octet_sc_interface_version_binds() -> None:
+    """sc_interface_version is I1; one sent in 2 octets is left out, the bind still succeeds."""
+    esme = Connection(Role.ESME)
+    esme.send(BindTransceiver(system_id="acct", password="pw"), 0.0)
+    esme.data_to_send()
+    # bind_transceiver_resp, status 0, sequence_number 1, system_id "SMSC", then TLV
+    # sc_interface_version (0x0210) with length 2 (0x0034); 16 + 5 + 6 = 27 octets.
+    esme.receive_data(
+        bytes.fromhex("0000001b 80000009 00000000 00000001 534d534300 0210 0002 0034"), 0.0
+    )
+    (answered,) = events(esme)
+    assert isinstance(answered, ResponseReceived)
+    assert answered.response == BindTransceiverResp(sequence_number=1, system_id="SMSC")
+    assert esme.state is SessionState.BOUND_TRX
+
+
 def test_sequence_numbers_start_at_one_and_responses_match_out_of_order() -> None:
     esme, smsc = bound_pair()
     sent = [esme.send(SubmitSm(short_message=bytes([i])), 1.0) for i in range(3)]

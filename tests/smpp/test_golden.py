@@ -571,6 +571,52 @@ def test_non_zero_wrong_tlv_length_is_still_rinvparlen(bad_tlv: str) -> None:
     assert info.value.command_status == CommandStatus.ESME_RINVPARLEN
 
 
+@pytest.mark.parametrize(
+    "bad_tlv",
+    [
+        "0420 0002 0001",  # dpf_result, I1, given 2 octets
+        "0423 0002 0300",  # network_error_code, O(3), given 2 octets
+        "001d 0004 61006200",  # additional_status_info_text, C(256), NUL inside
+    ],
+)
+def test_malformed_known_tlv_of_an_accepted_submit_sm_resp_is_left_out(bad_tlv: str) -> None:
+    # The SMSC accepted the message (status 0): failing the response for an extra TLV would
+    # make the client send it again, a duplicate SMS. The bad TLV is left out, the rest kept.
+    tlv_octets = len(_wire(bad_tlv))
+    length = 16 + 5 + tlv_octets + 5  # header, message_id "MSG1", the bad TLV, one good TLV
+    wire = _wire(
+        f"{length:08x} 80000004 00000000 00000002"
+        "4d53473100"  # message_id "MSG1"
+        f"{bad_tlv}"
+        "0425 0001 01"  # delivery_failure_reason 1, well formed
+    )
+    assert decode(wire) == SubmitSmResp(
+        sequence_number=2,
+        message_id="MSG1",
+        tlvs=(Tlv(TlvTag.DELIVERY_FAILURE_REASON, 1),),
+    )
+
+
+def test_bind_resp_with_a_two_octet_sc_interface_version_decodes_without_it() -> None:
+    # sc_interface_version is I1; an SMSC sending it in 2 octets must not fail the bind.
+    wire = _wire(
+        "0000001b 80000009 00000000 00000001"  # 16 + 5 + 6 = 27 octets
+        "534d534300"  # system_id "SMSC"
+        "0210 0002 0034"  # sc_interface_version in 2 octets
+    )
+    assert decode(wire) == BindTransceiverResp(sequence_number=1, system_id="SMSC")
+
+
+def test_request_tlv_string_with_a_nul_inside_is_still_rinvparlen() -> None:
+    wire = _wire(
+        f"00000029 00000005 00000000 00000001 {_RECEIPT_FIELDS}"
+        "001e 0004 61006200"  # receipted_message_id, a NUL between "a" and "b": 16 + 17 + 8 = 41
+    )
+    with pytest.raises(PduError) as info:
+        decode(wire)
+    assert info.value.command_status == CommandStatus.ESME_RINVPARLEN
+
+
 def test_header_only_deliver_sm_resp_with_status_0_decodes_with_empty_message_id() -> None:
     # Many ESMEs answer deliver_sm with the 16-octet header alone; its message_id is unused
     # (SMPP 3.4 4.6.2), so that answer is as good as the 17-octet one with an empty message_id.

@@ -148,6 +148,10 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
     A C-Octet string over its maximum is read as it is when ``lenient`` (a response's TLVs,
     as its fields) and, in any PDU, in receipted_message_id: SMSCs send message ids longer
     than 64 characters, and a receipt refused for it would be lost. Encoding stays strict.
+
+    When ``lenient``, a known TLV with a length its type forbids, or a C-Octet string with a
+    NUL inside, is left out instead of failing the response: an accepted submit_sm_resp or a
+    bind_*_resp must not be lost to an extra TLV it carries.
     """
     tlvs: list[Tlv] = []
     unpack = _TAG_LEN.unpack_from
@@ -173,8 +177,10 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
         kind, name, a, b = entry
         if kind == _INT:
             if length not in a:
-                if not length:
-                    continue  # length 0 is legal (reference section 4): no value, so absent
+                if not length or lenient:
+                    # length 0 is legal (reference section 4): no value, so absent; a
+                    # response's wrong length is left out too (docstring)
+                    continue
                 raise _error(
                     f"TLV {name.name.lower()} has length {length}, expected {a[0]}",
                     CommandStatus.ESME_RINVPARLEN,
@@ -186,6 +192,8 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
             stop = pos - 1 if length and data[pos - 1] == 0 else pos
             too_long = stop - start >= b and not (lenient or tag == _RECEIPTED_MESSAGE_ID)
             if too_long or data.find(0, start, stop) >= 0:
+                if lenient:
+                    continue  # a response's malformed TLV is left out (docstring)
                 raise _error(
                     f"TLV {name.name.lower()} is not a C-Octet string of at most {b - 1} characters",
                     CommandStatus.ESME_RINVPARLEN,
@@ -193,8 +201,8 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
             tlvs.append(_make(name, data[start:stop].decode("latin-1")))
         else:
             if not a <= length <= b:
-                if not length:
-                    continue  # as for integers: an empty value its type cannot hold is absent
+                if not length or lenient:
+                    continue  # as for integers: absent, or left out of a response
                 raise _error(
                     f"TLV {name.name.lower()} has length {length}, expected {a}..{b}",
                     CommandStatus.ESME_RINVPARLEN,
