@@ -6,6 +6,7 @@ simulator on a loopback port, the host names swapped textually; examples that lo
 ``events()`` for ever run as a task that is cancelled once they printed what they show. Lines
 like ``info.encoding, info.parts  # ucs2, 1`` are checked: the tuple's values must print as the
 comment says. ``test_every_python_block_is_run`` fails when a block appears that no test runs.
+The ``>>>`` examples of every o2sms module's docstrings run as doctests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import doctest
+import importlib
 import inspect
 import re
 import threading
@@ -211,6 +213,37 @@ def test_receipts_md_doctest() -> None:
     result = doctest.DocTestRunner().run(test)
     assert result.attempted == 2
     assert result.failed == 0
+
+
+# --- docstrings -----------------------------------------------------------------------------
+
+SOURCE: Final = ROOT / "src"
+
+
+def modules_with_examples() -> list[str]:
+    """The o2sms modules whose source has a ``>>>`` example (in any of its docstrings)."""
+    names = []
+    for path in sorted((SOURCE / "o2sms").rglob("*.py")):
+        if ">>> " in path.read_text(encoding="utf-8"):
+            parts = path.relative_to(SOURCE).with_suffix("").parts
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_the_smpp_package_docstring_has_examples() -> None:
+    assert "o2sms.smpp" in modules_with_examples()
+
+
+@pytest.mark.parametrize("module_name", modules_with_examples())
+def test_docstring_examples(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    attempted = 0
+    for test in doctest.DocTestFinder().find(module, module_name):
+        result = runner.run(test)
+        attempted += result.attempted
+        assert result.failed == 0, f"{test.name}: see the doctest output above"
+    assert attempted > 0
 
 
 # --- README.md ------------------------------------------------------------------------------

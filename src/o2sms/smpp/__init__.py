@@ -4,7 +4,7 @@
 >>> encode(EnquireLink(sequence_number=1)).hex()
 '00000010000000150000000000000001'
 >>> decode(bytes.fromhex('00000010800000150000000000000001'))
-EnquireLinkResp(sequence_number=1, command_status=0)
+EnquireLinkResp(sequence_number=1, command_status=0, tlvs=())
 """
 
 from o2sms.smpp.codec import HEADER_SIZE, decode, encode
