@@ -639,3 +639,14 @@ def test_header_only_response_with_status_0_still_needs_its_body(command_id: str
     with pytest.raises(PduError) as info:
         decode(_wire(f"00000010 {command_id} 00000000 00000002"))
     assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN
+
+
+@pytest.mark.parametrize("cls", [BindTransmitter, BindReceiver, BindTransceiver, Outbind])
+def test_password_never_shows_in_repr_or_str(cls: type[Pdu]) -> None:
+    # A PDU gets logged; its password must not be in the log.
+    pdu = cls(system_id="acct", password="s3cret")  # type: ignore[call-arg]
+    assert "s3cret" not in repr(pdu)
+    assert "s3cret" not in str(pdu)
+    assert "system_id='acct'" in repr(pdu)  # the rest still shows
+    assert pdu.password == "s3cret"  # type: ignore[attr-defined]
+    assert decode(encode(pdu)) == pdu  # and still goes on the wire

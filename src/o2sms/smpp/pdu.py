@@ -9,7 +9,7 @@ this file is the single description of every PDU layout (reference section 3). L
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, ClassVar
 
 from o2sms.fastinit import fast_init
@@ -86,7 +86,7 @@ class Pdu(_TlvAccess):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Bind(Pdu):
     system_id: SystemId = ""
-    password: Password = ""
+    password: Password = field(default="", repr=False)  # never in a log line
     system_type: SystemType = ""
     interface_version: Byte = INTERFACE_VERSION
     addr_ton: Byte = 0
@@ -150,7 +150,7 @@ class Outbind(Pdu):
 
     command_id = CommandId.OUTBIND
     system_id: SystemId = ""
-    password: Password = ""
+    password: Password = field(default="", repr=False)  # never in a log line
 
 
 # --- header-only PDUs ------------------------------------------------------------------
