@@ -311,7 +311,11 @@ async def test_simulator_garbage_gets_rinvcmdlen_and_the_connection_is_closed(
         answers = await peer.read_until_closed()
     finally:
         await peer.close()
-    assert answers == [GenericNack(command_status=S.ESME_RINVCMDLEN)]
+    # The nack echoes the sequence_number of a whole 16-octet "header", else says 0.
+    sequence_number = int.from_bytes(data[12:16], "big") if len(data) >= HEADER_SIZE else 0
+    assert answers == [
+        GenericNack(sequence_number=sequence_number, command_status=S.ESME_RINVCMDLEN)
+    ]
     await bystander.progress()
 
 
@@ -334,7 +338,10 @@ async def test_simulator_command_length_0xffffffff_is_refused_on_its_header(
         answers = await peer.read_until_closed()
     finally:
         await peer.close()
-    assert answers == [GenericNack(command_status=S.ESME_RINVCMDLEN)]
+    sequence_number = 7 if len(data) >= HEADER_SIZE else 0  # the header's, when it came whole
+    assert answers == [
+        GenericNack(sequence_number=sequence_number, command_status=S.ESME_RINVCMDLEN)
+    ]
     await bystander.progress()
 
 
@@ -350,7 +357,7 @@ async def test_simulator_1_mib_pdu_is_refused_before_its_body_is_buffered(
         answers = await peer.read_until_closed()
     finally:
         await peer.close()
-    assert answers == [GenericNack(command_status=S.ESME_RINVCMDLEN)]
+    assert answers == [GenericNack(sequence_number=9, command_status=S.ESME_RINVCMDLEN)]
 
     # The whole MiB at once, as a hostile peer would send it.
     peer = await bound_peer(smsc)
@@ -361,7 +368,7 @@ async def test_simulator_1_mib_pdu_is_refused_before_its_body_is_buffered(
     finally:
         with contextlib.suppress(ConnectionError):
             await peer.close()
-    assert answers == [GenericNack(command_status=S.ESME_RINVCMDLEN)]
+    assert answers == [GenericNack(sequence_number=10, command_status=S.ESME_RINVCMDLEN)]
     await bystander.progress()
 
 

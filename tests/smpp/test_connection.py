@@ -726,6 +726,19 @@ def test_response_before_a_hostile_length_is_delivered_before_the_close() -> Non
     assert esme.state is SessionState.CLOSED
 
 
+def test_hostile_length_with_a_readable_header_is_nacked_with_its_sequence_number() -> None:
+    esme, _ = bound_pair()
+    # submit_sm (0x00000004), sequence_number 0x1234, command_length 0xFFFFFFFF: over the
+    # maximum, but the 16-octet header is all there, so the nack echoes its sequence_number.
+    esme.receive_data(bytes.fromhex("ffffffff 00000004 00000000 00001234"), 1.0)
+    rejected, closed = events(esme)
+    assert isinstance(rejected, PduRejected)
+    assert isinstance(rejected.error, FramingError)
+    assert isinstance(closed, ConnectionClosed)
+    # generic_nack (0x80000000), ESME_RINVCMDLEN (2), sequence_number 0x1234
+    assert esme.data_to_send() == bytes.fromhex("00000010 80000000 00000002 00001234")
+
+
 def test_outbind_and_alert_notification_are_numbered_but_never_outstanding() -> None:
     smsc = Connection(Role.SMSC, enquire_link_interval=None)
     outbind = smsc.send(Outbind(system_id="smsc"), 0.0)

@@ -73,6 +73,20 @@ def test_hostile_length_refused_before_the_body(length: int) -> None:
         framer.next_frame()
 
 
+@pytest.mark.parametrize("length", ["00000005", "00000800"])
+def test_hostile_length_keeps_the_sequence_number_of_a_readable_header(length: str) -> None:
+    # The whole 16-octet header came with the bad length: its sequence_number (0x2A) is the
+    # one the generic_nack echoes (SMPP 3.4 generic_nack), else it is None (unreadable).
+    framer = Framer(max_command_length=1024)
+    with pytest.raises(FramingError) as info:
+        framer.feed(bytes.fromhex(f"{length} 00000004 00000000 0000002a"))
+    assert info.value.sequence_number == 0x2A
+    assert info.value.command_status == CommandStatus.ESME_RINVCMDLEN
+    with pytest.raises(FramingError) as partial:
+        Framer(max_command_length=1024).feed(bytes.fromhex(f"{length} 00000004 000000"))
+    assert partial.value.sequence_number is None
+
+
 def test_hostile_length_after_a_good_frame() -> None:
     # The good frame before the bad length is handed out first (it may be the response to a
     # request in flight); the FramingError comes when reading reaches the bad length.

@@ -100,10 +100,18 @@ class Framer:
         self._checked = checked
 
     def _break(self, offset: int, length: int) -> None:
-        """The command_length at ``offset`` is hostile: keep only the whole frames before it."""
+        """The command_length at ``offset`` is hostile: keep only the whole frames before it.
+
+        When its whole header arrived, the error carries its sequence_number for the
+        generic_nack to echo (SMPP 3.4 4.3); otherwise None (unreadable: the nack says 0).
+        """
+        sequence_number = None
+        if len(self._buffer) - offset >= HEADER_SIZE:
+            sequence_number = HEADER.unpack_from(self._buffer, offset)[3]
         self._error = FramingError(
             f"command_length {length} is outside 16..{self.max_command_length}",
             command_status=CommandStatus.ESME_RINVCMDLEN,
+            sequence_number=sequence_number,
         )
         del self._buffer[offset:]
         self._checked = offset
