@@ -112,6 +112,21 @@ def test_failed_bind_stays_open() -> None:
     assert esme.state is smsc.state is SessionState.OPEN
 
 
+def test_generic_nack_to_a_bind_never_binds_even_with_status_0() -> None:
+    # generic_nack is a negative acknowledgement (SMPP 3.4 4.3): it answers the bind but is
+    # no bind_*_resp, so the session stays OPEN whatever its command_status says.
+    esme = Connection(Role.ESME)
+    esme.send(BindTransceiver(system_id="acct", password="pw"), 0.0)
+    esme.data_to_send()
+    # generic_nack (0x80000000), command_status 0, sequence_number 1: header only.
+    esme.receive_data(bytes.fromhex("00000010 80000000 00000000 00000001"), 0.0)
+    (answered,) = events(esme)
+    assert isinstance(answered, ResponseReceived)
+    assert answered.response == GenericNack(sequence_number=1)
+    assert esme.state is SessionState.OPEN
+    assert esme.bind_type is None
+
+
 def test_bind_resp_with_an_empty_sc_interface_version_binds() -> None:
     """A zero-length sc_interface_version is legal (SMPP 3.4 TLVs may have length 0)."""
     esme = Connection(Role.ESME)

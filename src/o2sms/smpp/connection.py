@@ -403,7 +403,12 @@ class Connection:
             return
         del self._in_flight[pdu.sequence_number]
         request_id = request.command_id
-        if request_id in _BINDS and pdu.command_status == 0 and self.state is _OPEN:
+        if (
+            request_id in _BINDS
+            and pdu.command_status == 0
+            and pdu.command_id != _GENERIC_NACK  # a negative acknowledgement never binds
+            and self.state is _OPEN
+        ):
             self.bind_type = BindType(request_id)
             self.state = BOUND_STATE[self.bind_type]
         self._events.append(ResponseReceived(request, pdu))
