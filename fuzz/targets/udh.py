@@ -4,8 +4,9 @@ Input: octet 0 picks the mode, the rest is user data (mode 0) or feeds a FuzzedD
 
 Oracles:
 - parse raises only UdhError; a parsed header is ``1 + UDHL`` octets, ``build`` of its
-  elements gives back exactly those octets, its concat is the last concatenation IE's (checked:
-  1 <= seq <= total), split_user_data returns the rest, and the fill bits align a septet;
+  elements gives back exactly those octets, its concat is the last concatenation IE's with
+  1 <= seq <= total (others are ignored, 23.040), split_user_data returns the rest, and the
+  fill bits align a septet;
 - build / build_concat either raise UdhError or write a header that parses to what was built.
 """
 
@@ -26,7 +27,11 @@ def _parse(user_data: bytes) -> None:
         raise OracleError(f"header length {header.length} for UDHL {user_data[0]}")
     if udh.build(header.elements) != user_data[: header.length]:
         raise OracleError(f"build(parse(x)) != x for {user_data[: header.length].hex()}")
-    concats = [e for e in header.elements if e.iei in (udh.IEI_CONCAT_8, udh.IEI_CONCAT_16)]
+    concats = [
+        e
+        for e in header.elements
+        if e.iei in (udh.IEI_CONCAT_8, udh.IEI_CONCAT_16) and 1 <= e.data[-1] <= e.data[-2]
+    ]
     if (header.concat is None) != (not concats):
         raise OracleError(f"concat {header.concat!r} but concatenation IEs {concats!r}")
     if header.concat is not None:
@@ -36,7 +41,8 @@ def _parse(user_data: bytes) -> None:
             raise OracleError(f"concat {c!r} from IE {last!r}")
         if c.reference != int.from_bytes(last.data[: 2 if c.ref16 else 1], "big"):
             raise OracleError(f"concat reference {c.reference} from IE {last!r}")
-    if len(header.other_elements) != len(header.elements) - len(concats):
+    every_concat = [e for e in header.elements if e.iei in (udh.IEI_CONCAT_8, udh.IEI_CONCAT_16)]
+    if len(header.other_elements) != len(header.elements) - len(every_concat):
         raise OracleError("other_elements miscounted")
     again, rest = udh.split_user_data(user_data)
     if again != header or rest != user_data[header.length :]:

@@ -226,8 +226,6 @@ def test_mixed_data_coding_parts_are_decoded_one_by_one() -> None:
     ("short_message", "tlvs"),
     [
         (bytes.fromhex("05 00 03 01 02"), ()),  # UDHL past the data
-        (bytes.fromhex("05 00 03 01 02 00 41"), ()),  # seq 0
-        (bytes.fromhex("05 00 03 01 02 03 41"), ()),  # seq > total
         (b"", ()),  # UDHI without data
     ],
 )
@@ -235,6 +233,23 @@ def test_malformed_udh(short_message: bytes, tlvs: tuple[Tlv, ...]) -> None:
     reassembler = Reassembler()
     with pytest.raises(UdhError):
         reassembler.feed(DeliverSm(SRC, DST, short_message, 0x40, 0, tlvs), now=0.0)
+    assert len(reassembler) == 0
+
+
+@pytest.mark.parametrize(
+    "short_message",
+    [
+        bytes.fromhex("05 00 03 01 02 00 41"),  # seq 0
+        bytes.fromhex("05 00 03 01 02 03 41"),  # seq > total
+        bytes.fromhex("05 00 03 01 00 01 41"),  # total 0
+    ],
+)
+def test_concat_ie_with_impossible_numbers_makes_a_single_message(short_message: bytes) -> None:
+    # 23.040 9.2.3.24.1: such an IE is ignored, so the part is a message of its own ("A").
+    reassembler = Reassembler()
+    message = reassembler.feed(DeliverSm(SRC, DST, short_message, 0x40, 0), now=0.0)
+    assert message is not None
+    assert (message.text, message.total, message.reference) == ("A", 1, None)
     assert len(reassembler) == 0
 
 

@@ -72,14 +72,37 @@ def test_last_concat_ie_wins() -> None:
         "04 00 02 42 02",  # 8-bit concat IE with IEDL 2
         "06 00 04 42 02 01 00",  # 8-bit concat IE with IEDL 4
         "05 08 03 00 01 01",  # 16-bit concat IE with IEDL 3
-        "05 00 03 42 02 00",  # seq 0
-        "05 00 03 42 02 03",  # seq > total
-        "05 00 03 42 00 00",  # total 0
     ],
 )
 def test_malformed(hex_: str) -> None:
     with pytest.raises(UdhError):
         udh.parse(bytes.fromhex(hex_))
+
+
+@pytest.mark.parametrize(
+    "hex_",
+    [
+        "05 00 03 42 02 00",  # seq 0
+        "05 00 03 42 02 03",  # seq > total
+        "05 00 03 42 00 00",  # total 0
+        "06 08 04 12 34 02 00",  # 16-bit reference, seq 0
+        "06 08 04 12 34 00 01",  # 16-bit reference, total 0
+    ],
+)
+def test_concat_ie_with_impossible_numbers_is_ignored(hex_: str) -> None:
+    # 23.040 9.2.3.24.1: total 0, seq 0 or seq above total -> the receiving entity ignores the
+    # whole IE: the header parses, with no concatenation (the message stands alone).
+    data = bytes.fromhex(hex_)
+    header = udh.parse(data)
+    assert header.concat is None
+    assert header.length == len(data)
+    assert header.elements == (InformationElement(data[1], data[3:]),)
+
+
+def test_an_ignored_concat_ie_leaves_an_earlier_valid_one() -> None:
+    # UDHL 0x0A: concat 8-bit (ref 1, 3 parts, part 2), then one with seq 0 (ignored).
+    header = udh.parse(bytes.fromhex("0A 00 03 01 03 02 00 03 07 03 00"))
+    assert header.concat == Concat(1, 3, 2)
 
 
 @given(st.binary(max_size=64))

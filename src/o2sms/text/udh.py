@@ -100,8 +100,8 @@ def build_concat(reference: int, total: int, seq: int, *, ref16: bool = False) -
     return bytes((5, IEI_CONCAT_8, 3, reference, total, seq))
 
 
-def _concat(element: InformationElement) -> Concat:
-    """Concat info from a concatenation IE, checked."""
+def _concat(element: InformationElement) -> Concat | None:
+    """Concat info from a concatenation IE; None when 23.040 says to ignore it (see parse)."""
     data = element.data
     if element.iei == IEI_CONCAT_8:
         if len(data) != 3:
@@ -111,19 +111,18 @@ def _concat(element: InformationElement) -> Concat:
         if len(data) != 4:
             raise UdhError(f"16-bit concatenation IE must have 4 octets, not {len(data)}")
         reference, total, seq, ref16 = (data[0] << 8) | data[1], data[2], data[3], True
-    if total == 0:
-        raise UdhError("concatenation IE with total 0")
-    if not 1 <= seq <= total:
-        raise UdhError(f"concatenation IE with seq {seq} outside 1..{total}")
+    if not 1 <= seq <= total:  # total 0 too: 23.040 9.2.3.24.1 ignores the whole IE
+        return None
     return Concat(reference, total, seq, ref16)
 
 
 def parse(user_data: bytes) -> UserDataHeader:
     """Parse the UDH at the start of ``user_data`` (a short_message with UDHI set).
 
-    Raises :class:`UdhError` when the UDHL or an IE runs past the data, a concatenation IE
-    has the wrong length, or its seq is 0 or above total. When several concatenation IEs
-    appear, the last one counts (23.040 9.2.3.24 for repeated IEs).
+    Raises :class:`UdhError` when the UDHL or an IE runs past the data, or a concatenation
+    IE has the wrong length. A concatenation IE with total 0, seq 0 or seq above total is
+    ignored, as 23.040 9.2.3.24.1 asks (kept in ``elements``, not in ``concat``). When several
+    concatenation IEs appear, the last one not ignored counts (23.040 9.2.3.24).
     """
     if not user_data:
         raise UdhError("UDHI is set but the user data is empty")
@@ -142,7 +141,7 @@ def parse(user_data: bytes) -> UserDataHeader:
             raise UdhError(f"information element 0x{iei:02X} (IEDL {iedl}) runs past the UDH")
         element = InformationElement(iei, user_data[pos + 2 : data_end])
         if iei in (IEI_CONCAT_8, IEI_CONCAT_16):
-            concat = _concat(element)
+            concat = _concat(element) or concat
         elements.append(element)
         pos = data_end
     return UserDataHeader(tuple(elements), end, concat)
