@@ -264,3 +264,11 @@ async def test_binds_pipelined_after_a_refused_bind_are_ignored() -> None:
             (1, S.ESME_RINVPASWD),
         ]
         assert (smsc.counters["binds"], smsc.counters["binds_refused"]) == (0, 3)
+
+
+def test_account_repr_leaves_out_the_password() -> None:
+    """An account logged or shown in a traceback never shows its password."""
+    account = Account("acct", "s3cret-pass", session_limit=2)
+    assert "s3cret-pass" not in repr(account)
+    assert "acct" in repr(account)
+    assert account.password == "s3cret-pass"

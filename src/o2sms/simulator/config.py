@@ -70,7 +70,7 @@ class Account:
     """
 
     system_id: str
-    password: str
+    password: str = field(repr=False)  # never in a log line
     session_limit: int | None = None
     system_types: frozenset[str] | None = None
     default_sender: str | None = None
