@@ -365,8 +365,8 @@ async def test_smsc_requests_numbered_one_after_another() -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "body",
-    [b"abc", b"\x00garbage!"],  # message_id without its NUL; octets after it that are no TLV
-    ids=["unterminated-message-id", "corrupt-after-message-id"],
+    [b"abc", b"ab\x80c"],  # message_id without its NUL: a status-0 response's one fatal flaw
+    ids=["unterminated-message-id", "unterminated-high-octet"],
 )
 async def test_receipt_answered_undecodably_is_resent_after_retry_delay(body: bytes) -> None:
     """An undecodable deliver_sm_resp neither acknowledges its receipt nor strands it."""
@@ -389,6 +389,26 @@ async def test_receipt_answered_undecodably_is_resent_after_retry_delay(body: by
         esme.conn.send(again.response(), 0.0)
         esme._flush()
         await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1)
+        assert [s.outstanding_deliver_sm for s in smsc.sessions()] == [0]
+
+
+@pytest.mark.asyncio
+async def test_receipt_answered_with_a_broken_tlv_section_is_acknowledged() -> None:
+    """Octets after a deliver_sm_resp's message_id that are no TLV are read past: status 0
+    acknowledged the receipt, which is not sent again."""
+    async with Simulator(
+        accounts=ACCOUNTS, receipt_delay=0.0, receipt_retry_delay=0.05, response_timeout=30.0
+    ) as smsc:
+        assert smsc.port is not None
+        esme = await Esme.bound(smsc.port, "trx")
+        esme.auto_ack = False
+        await esme.submit(registered_delivery=1)
+        first = await esme.next_delivery()
+        body = b"\x00garbage!"  # message_id "", then a "TLV" declaring 0x7262 octets
+        header = struct.pack(">IIII", 16 + len(body), 0x80000005, 0, first.sequence_number)
+        esme.write_raw(header + body)
+        await smsc.wait_until(lambda: smsc.counters["receipts_acknowledged"] == 1)
+        assert smsc.counters["receipts_resent"] == 0
         assert [s.outstanding_deliver_sm for s in smsc.sessions()] == [0]
 
 

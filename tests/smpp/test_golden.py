@@ -597,6 +597,34 @@ def test_malformed_known_tlv_of_an_accepted_submit_sm_resp_is_left_out(bad_tlv: 
     )
 
 
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "00",  # one stray octet after message_id: no room for a TLV header
+        "0425 0001 01 0000",  # a good TLV, then two stray octets
+        "001d 0010 6f6b00",  # additional_status_info_text declares 16 octets, 3 remain
+    ],
+)
+def test_accepted_submit_sm_resp_keeps_its_message_id_past_a_broken_tlv_stream(tail: str) -> None:
+    # Status 0: the SMSC took the message. A TLV section that breaks off ends there (the TLVs
+    # read before it are kept) instead of failing the response, which would resend the SMS.
+    length = 16 + 5 + len(_wire(tail))  # header, message_id "MSG1", the tail
+    wire = _wire(f"{length:08x} 80000004 00000000 00000002 4d53473100 {tail}")
+    pdu = decode(wire)
+    assert isinstance(pdu, SubmitSmResp)
+    assert (pdu.sequence_number, pdu.command_status, pdu.message_id) == (2, 0, "MSG1")
+    good = (Tlv(TlvTag.DELIVERY_FAILURE_REASON, 1),) if tail.startswith("0425") else ()
+    assert pdu.tlvs == good
+
+
+def test_request_with_a_broken_tlv_stream_is_still_rinvoptparstream() -> None:
+    # deliver_sm, then message_state declaring 5 octets where 1 remains: 16 + 17 + 5 = 38
+    wire = _wire(f"00000026 00000005 00000000 00000001 {_RECEIPT_FIELDS} 0427 0005 02")
+    with pytest.raises(PduError) as info:
+        decode(wire)
+    assert info.value.command_status == CommandStatus.ESME_RINVOPTPARSTREAM
+
+
 def test_bind_resp_with_a_two_octet_sc_interface_version_decodes_without_it() -> None:
     # sc_interface_version is I1; an SMSC sending it in 2 octets must not fail the bind.
     wire = _wire(

@@ -35,8 +35,9 @@ values than SMPP 3.4 allows, and refusing them would lose a bind or an accepted 
 So are a response's C-Octet string TLVs, and receipted_message_id in any PDU (a receipt).
 Only a string with no NUL before the end of the PDU is an error. Encoding stays strict: such a
 decoded response does not encode again (PduEncodeError). A response's known TLV with a length
-its type forbids, or a C-Octet string TLV with a NUL inside, is left out instead of failing it
-(requests: ESME_RINVPARLEN, above).
+its type forbids, or a C-Octet string TLV with a NUL inside, is left out instead of failing it,
+and a TLV section that breaks off ends there, the TLVs before it kept (requests:
+ESME_RINVPARLEN and ESME_RINVOPTPARSTREAM, above).
 
 A response with an error command_status never fails to decode: whatever of its body cannot be
 read takes default values, so the status (and message_id when present) is never lost. A

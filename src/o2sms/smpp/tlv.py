@@ -151,13 +151,16 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
 
     When ``lenient``, a known TLV with a length its type forbids, or a C-Octet string with a
     NUL inside, is left out instead of failing the response: an accepted submit_sm_resp or a
-    bind_*_resp must not be lost to an extra TLV it carries.
+    bind_*_resp must not be lost to an extra TLV it carries. So is a TLV section that breaks
+    off (stray octets, a value running past the PDU): the TLVs before it are kept.
     """
     tlvs: list[Tlv] = []
     unpack = _TAG_LEN.unpack_from
     table = _DECODE_TABLE
     while pos < end:
         if end - pos < 4:
+            if lenient:
+                break  # a response's TLV section ends where it breaks off (docstring)
             raise _error(
                 f"{end - pos} stray octet(s) after the last TLV",
                 CommandStatus.ESME_RINVOPTPARSTREAM,
@@ -166,6 +169,8 @@ def decode_tlvs(data: bytes, pos: int, end: int, lenient: bool = False) -> tuple
         start = pos + 4
         pos = start + length
         if pos > end:
+            if lenient:
+                break
             raise _error(
                 f"TLV 0x{tag:04X} declares {length} octets but only {end - start} remain",
                 CommandStatus.ESME_RINVOPTPARSTREAM,
