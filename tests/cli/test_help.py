@@ -40,3 +40,13 @@ def test_send_help_reads_as_sentences() -> None:
     """The send command's longer paragraph is not broken where the source wrapped it."""
     result = CliRunner().invoke(app, ["send", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
     assert "it is stored and queued there" in result.output
+
+
+def test_serve_help_shows_the_defaults_of_its_options() -> None:
+    """Each of serve's options shows the default it falls back to, the store's URL too."""
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "--" in line}
+    assert "127.0.0.1" in lines["--http-host"]
+    assert "8000" in lines["--http-port"]
+    assert "sqlite:///o2sms.db" in lines["--store-url"]

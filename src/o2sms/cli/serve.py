@@ -54,10 +54,14 @@ def _tune_gc() -> None:
 
 def serve_command(
     config_file: ConfigOption = None,
-    http_host: Annotated[str | None, typer.Option(help="HTTP address [127.0.0.1]")] = None,
-    http_port: Annotated[int | None, typer.Option(help="HTTP port [8000]")] = None,
+    # Defaults in parentheses: Rich read "[sqlite:///o2sms.db]" in a help text as markup.
+    http_host: Annotated[
+        str | None, typer.Option(help="HTTP address (default: 127.0.0.1).")
+    ] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default: 8000).")] = None,
     store_url: Annotated[
-        str | None, typer.Option(help="sqlite:///file.db or postgresql://... [sqlite:///o2sms.db]")
+        str | None,
+        typer.Option(help="sqlite:///file.db or postgresql://... (default: sqlite:///o2sms.db)."),
     ] = None,
 ) -> None:
     """Run the connector: HTTP API, durable queue, SMPP sessions, webhooks.
