@@ -362,6 +362,22 @@ def test_config_check_command(config_file: Path, tmp_path: Path) -> None:
     assert "a-db-password" not in other_database
 
 
+def test_config_check_takes_the_command_line_values_serve_takes(config_file: Path) -> None:
+    # docs/configuration.md: serve and config check read the command line first; config
+    # check had no such options, so the values serve would run with could not be checked.
+    runner = CliRunner()
+    options = ["--http-host", "0.0.0.0", "--http-port", "8081", "--store-url", "sqlite:///x.db"]
+    good = runner.invoke(app, ["config", "check", "--config", str(config_file), *options])
+    assert good.exit_code == 0, good.output
+    assert "store: sqlite:///x.db" in good.output
+    assert "http: 0.0.0.0:8081" in good.output
+    bad = runner.invoke(app, ["config", "check", "-c", str(config_file), "--http-port", "99999"])
+    assert bad.exit_code == 2, bad.output
+    assert "http_port (O2SMS_HTTP_PORT): Input should be less than or equal to 65535" in (
+        bad.output
+    )
+
+
 def test_a_configuration_error_is_one_unwrapped_line_per_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('store_url = "mysql://user@a-rather-long-database-host.example.com/o2sms"\n')

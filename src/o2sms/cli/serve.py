@@ -20,6 +20,13 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML configuration file (O2SMS_* variables override it)"),
 ]
+# Defaults in parentheses: Rich read "[sqlite:///o2sms.db]" in a help text as markup.
+HttpHostOption = Annotated[str | None, typer.Option(help="HTTP address (default: 127.0.0.1).")]
+HttpPortOption = Annotated[int | None, typer.Option(help="HTTP port (default: 8000).")]
+StoreUrlOption = Annotated[
+    str | None,
+    typer.Option(help="sqlite:///file.db or postgresql://... (default: sqlite:///o2sms.db)."),
+]
 
 
 def _load(config_file: Path | None, **overrides: object) -> Settings:
@@ -54,15 +61,9 @@ def _tune_gc() -> None:
 
 def serve_command(
     config_file: ConfigOption = None,
-    # Defaults in parentheses: Rich read "[sqlite:///o2sms.db]" in a help text as markup.
-    http_host: Annotated[
-        str | None, typer.Option(help="HTTP address (default: 127.0.0.1).")
-    ] = None,
-    http_port: Annotated[int | None, typer.Option(help="HTTP port (default: 8000).")] = None,
-    store_url: Annotated[
-        str | None,
-        typer.Option(help="sqlite:///file.db or postgresql://... (default: sqlite:///o2sms.db)."),
-    ] = None,
+    http_host: HttpHostOption = None,
+    http_port: HttpPortOption = None,
+    store_url: StoreUrlOption = None,
 ) -> None:
     """Run the connector: HTTP API, durable queue, SMPP sessions, webhooks.
 
@@ -92,9 +93,17 @@ def serve_command(
     raise typer.Exit(status)
 
 
-def config_check_command(config_file: ConfigOption = None) -> None:
-    """Validate a configuration and show what the service would use (secrets hidden)."""
-    settings = _load(config_file)
+def config_check_command(
+    config_file: ConfigOption = None,
+    http_host: HttpHostOption = None,
+    http_port: HttpPortOption = None,
+    store_url: StoreUrlOption = None,
+) -> None:
+    """Validate a configuration and show what the service would use (secrets hidden).
+
+    It reads what o2sms serve reads: these options over the O2SMS_* variables over the file.
+    """
+    settings = _load(config_file, http_host=http_host, http_port=http_port, store_url=store_url)
     console = Console(soft_wrap=True)
     mode = "sandbox (built-in simulator)" if settings.sandbox_mode else "gateway"
     console.print(f"configuration is valid: {mode} mode", markup=False, highlight=False)
