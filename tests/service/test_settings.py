@@ -539,3 +539,16 @@ def test_the_longest_instance_name_fits_the_lease_column() -> None:
     settings = load_settings(instance="s" * 121)
     assert settings.instance == "s" * 121
     assert len(f"{settings.instance}#3fa9c2") <= messages.c.lease_owner.type.length  # type: ignore[attr-defined]
+
+
+def test_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Python's logging names levels in capitals (INFO); O2SMS_LOG_LEVEL=INFO was refused.
+    monkeypatch.setenv("O2SMS_LOG_LEVEL", "INFO")
+    assert load_settings().log_level == "info"
+    monkeypatch.delenv("O2SMS_LOG_LEVEL")
+    path = tmp_path / "level.toml"
+    path.write_text('log_level = "Warning"\n')
+    assert load_settings(path).log_level == "warning"
+    path.write_text('log_level = "verbose"\n')
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings(path)

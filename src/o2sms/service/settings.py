@@ -418,6 +418,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"API key number {number} is in api_keys too")
         return keys
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, level: Any) -> Any:
+        # Python's logging writes levels in capitals: O2SMS_LOG_LEVEL=INFO means "info".
+        return level.lower() if isinstance(level, str) else level
+
     @field_validator("store_url")
     @classmethod
     def _store_url(cls, url: str) -> str:
