@@ -552,3 +552,26 @@ def test_log_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch, tmp_path
     path.write_text('log_level = "verbose"\n')
     with pytest.raises(ConfigError, match="log_level"):
         load_settings(path)
+
+
+def test_a_section_variable_with_one_underscore_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # O2SMS_GATEWAY_PASSWORD names no setting, so it was ignored like o2sms send's own
+    # variables, and the gateway was bound with an empty password.
+    monkeypatch.setenv("O2SMS_GATEWAY_PASSWORD", "a-password-longer-than-8")
+    monkeypatch.setenv("o2sms_worker_concurrency", "5")
+    monkeypatch.setenv("O2SMS_HOST", "smpp1.smstools.sk")  # o2sms send's: still ignored
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    lines = sorted(str(caught.value).splitlines())
+    assert lines == [
+        "gateway.password (O2SMS_GATEWAY__PASSWORD): given as O2SMS_GATEWAY_PASSWORD, "
+        "with one underscore, which names no setting",
+        "worker.concurrency (O2SMS_WORKER__CONCURRENCY): given as o2sms_worker_concurrency, "
+        "with one underscore, which names no setting",
+    ]
+    assert "a-password-longer-than-8" not in str(caught.value)
+    monkeypatch.delenv("O2SMS_GATEWAY_PASSWORD")
+    monkeypatch.setenv("o2sms_worker_concurrency", "")  # empty: not set, as documented
+    assert load_settings().worker.concurrency == 500

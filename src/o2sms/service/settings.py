@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import ssl
 import tomllib
@@ -563,6 +564,33 @@ def _explain(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _one_underscore_variables() -> list[str]:
+    """A line for each set ``O2SMS_GATEWAY_PASSWORD`` meant as ``O2SMS_GATEWAY__PASSWORD``.
+
+    Such a variable names no setting, so pydantic-settings ignores it (as it does o2sms send's
+    own); none of those starts with a section's name, so these are typos."""
+    lines = []
+    for name, value in os.environ.items():
+        if not value:  # an empty variable counts as not set
+            continue
+        upper = name.upper()
+        for section, field in Settings.model_fields.items():
+            model = field.annotation
+            prefix = f"O2SMS_{section.upper()}_"
+            key = upper.removeprefix(prefix).lower()
+            if (
+                upper.startswith(prefix)
+                and isinstance(model, type)
+                and issubclass(model, BaseModel)
+                and key in model.model_fields
+            ):
+                lines.append(
+                    f"{_where((section, key))}: given as {name}, with one underscore, "
+                    "which names no setting"
+                )
+    return lines
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Read the configuration: ``overrides`` (command line) > ``O2SMS_*`` > TOML file > defaults.
 
@@ -581,16 +609,20 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"{path}: not UTF-8 text, as TOML must be: {exc.reason}") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    misspelt = _one_underscore_variables()
     token = _CONFIG_FILE.set(path)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError("\n".join([*misspelt, _explain(exc)])) from None
     except SettingsError as exc:  # e.g. O2SMS_GATEWAY='...' that is not JSON
         cause = exc.__cause__
         raise ConfigError(f"{exc}{f': {cause}' if cause else ''}") from None
     finally:
         _CONFIG_FILE.reset(token)
+    if misspelt:
+        raise ConfigError("\n".join(misspelt))
+    return settings
 
 
 def api_key_id(key: str) -> str:
