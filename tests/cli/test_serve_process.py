@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from o2sms.simulator import Account, Simulator
+
 pytestmark = pytest.mark.asyncio
 
 
@@ -139,3 +141,35 @@ async def test_a_connector_that_cannot_start_is_one_line_and_exit_1(tmp_path: Pa
     assert len(errors) == 1, output
     assert errors[0].startswith("error: the connector could not start:")
     assert "HTTP API" not in errors[0]
+
+
+async def test_refused_credentials_are_not_followed_by_the_listening_banner(
+    tmp_path: Path,
+) -> None:
+    # The banner waited for the HTTP server, not for the connector: after "error: bind
+    # refused" the last line a user saw said the service was listening, as it shut down.
+    async with Simulator(accounts=(Account("acct", "the-right-password"),), port=0) as smsc:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "o2sms",
+            "serve",
+            cwd=tmp_path,
+            env=_environment(
+                O2SMS_GATEWAY__HOSTS=f"127.0.0.1:{smsc.port}",
+                O2SMS_GATEWAY__SYSTEM_ID="acct",
+                O2SMS_GATEWAY__PASSWORD="a-wrong-password",
+                O2SMS_API_KEYS="an-api-key-0123456789",
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,  # one stream: the order as a terminal shows it
+        )
+        async with asyncio.timeout(60):
+            out, _ = await process.communicate()
+    code, output = process.returncode, out.decode()
+    assert code == 1, output
+    lines = output.splitlines()
+    errors = [n for n, line in enumerate(lines) if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert "ESME_RINVPASWD" in lines[errors[0]]
+    assert not any(line.startswith("o2sms listening") for line in lines[errors[0] :]), output

@@ -564,6 +564,8 @@ async def serve(
     async def announce_when_started() -> None:
         while not server.started:
             await asyncio.sleep(0.05)
+        if server.should_exit:  # stopping already (refused credentials): not "listening"
+            return
         sockets = [s for srv in server.servers for s in (srv.sockets or ())]
         port = sockets[0].getsockname()[1] if sockets else settings.http_port
         announce(_banner(settings, connector, settings.http_host, port))
