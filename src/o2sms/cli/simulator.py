@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +42,7 @@ def build_config(
 ) -> SimulatorConfig:
     """CLI options over the config file over the defaults (port 2775)."""
     defaults = SimulatorConfig(port=2775)
-    config = load_config(config_file, defaults) if config_file else defaults
+    config = _load_file(config_file, defaults) if config_file else defaults
     options: dict[str, object] = {}
     if host is not None:
         options["host"] = host
@@ -63,6 +65,25 @@ def build_config(
     if not config.accounts:
         config = merge_accounts(config, (DEFAULT_ACCOUNT,))
     return config
+
+
+def _load_file(path: Path, defaults: SimulatorConfig) -> SimulatorConfig:
+    """``load_config``, its errors as ValueError naming the file (the parsers' do not)."""
+    where = f"configuration file {str(path)!r}"
+    if not path.is_file():
+        raise ValueError(f"{where} does not exist")
+    try:
+        return load_config(path, defaults)
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not UTF-8 text: {exc.reason}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where}: not valid TOML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 async def run(config: SimulatorConfig, console: Console) -> None:
