@@ -103,7 +103,9 @@ async def run(config: SimulatorConfig, console: Console) -> None:
             console.print(f"HTTP      http://{config.host}:{smsc.http_port}/")
         for account in config.accounts:
             limit = account.session_limit or config.session_limit
-            console.print(f"account   {account.system_id} ({limit} sessions)")
+            # The built-in account's password is public; one given here stays unprinted.
+            shown = f", password {account.password}" if account == DEFAULT_ACCOUNT else ""
+            console.print(f"account   {account.system_id}{shown} ({limit} sessions)")
         console.print("Press Ctrl+C to stop.")
         await stop.wait()
         console.print("Stopping: unbinding sessions...")
