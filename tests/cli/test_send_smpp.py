@@ -96,6 +96,25 @@ def test_an_unreachable_smsc_is_one_line_and_exit_1() -> None:
     assert len(the_error_line(result)) > 40
 
 
+def test_a_failed_send_without_an_account_points_to_via() -> None:
+    # "o2sms send --to ... --text ..." next to a running o2sms serve went to SMPP port 8888
+    # and said only "cannot connect": nothing told a newcomer the service needs --via.
+    port = str(closed_port())
+    result = o2sms_send("--port", port, "--to", "0903123456", "--text", "x")
+    assert result.exit_code == 1
+    line = the_error_line(result)
+    assert line.startswith(f"error: cannot connect to 127.0.0.1:{port}")
+    assert line.endswith(
+        "; without --system-id this was a direct SMPP send: to send through o2sms serve, "
+        "give --via URL (e.g. http://127.0.0.1:8000)"
+    )
+    with_account = o2sms_send(
+        "--port", port, "--system-id", "acct", "--to", "0903123456", "--text", "x"
+    )
+    assert with_account.exit_code == 1
+    assert "--via" not in the_error_line(with_account)  # SMPP was meant
+
+
 @pytest.mark.parametrize("port", ["99999", "0", "-5"])
 def test_a_port_out_of_range_is_one_line_and_exit_2(port: str) -> None:
     # A usage error, as everywhere else in the CLI (it exited 1, and --port 0 silently went to

@@ -396,6 +396,11 @@ def send_direct(
         hint = ""
         if sender is None and getattr(exc, "command_status", None) == CommandStatus.ESME_RINVSRCADR:
             hint = "; this account has no default sender at the SMSC: give --from"
+        elif not client_options["system_id"]:  # most likely meant for a running o2sms serve
+            hint = (
+                "; without --system-id this was a direct SMPP send: to send through o2sms "
+                "serve, give --via URL (e.g. http://127.0.0.1:8000)"
+            )
         return _fail(f"{exc}{hint}", 1)
     return 0
 
