@@ -51,3 +51,23 @@ def test_bench_with_a_port_out_of_range_is_a_usage_error(port: str) -> None:
     result = bench("--port", port, "--messages", "1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: --port must be 1 to 65535, got {port}"]
+
+
+def test_the_send_credentials_in_the_environment_do_not_lock_bench_out_of_its_simulator() -> None:
+    # O2SMS_SYSTEM_ID and O2SMS_PASSWORD, set for o2sms send, were sent to the simulator bench
+    # starts itself, which knows only bench/bench: "bind refused: ESME_RINVSYSID".
+    result = subprocess.run(
+        [sys.executable, "-m", "o2sms", "bench", "--messages", "50", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            "O2SMS_SYSTEM_ID": "acct",
+            "O2SMS_PASSWORD": "the-gateway-password",
+        },
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "median of 1:" in result.stdout

@@ -146,8 +146,12 @@ def bench_command(
     port: Annotated[
         int | None, typer.Option(help="SMSC port; default: start the simulator.")
     ] = None,
-    system_id: Annotated[str, typer.Option(envvar="O2SMS_SYSTEM_ID")] = "bench",
-    password: Annotated[str, typer.Option(envvar="O2SMS_PASSWORD")] = "bench",
+    system_id: Annotated[
+        str, typer.Option(envvar="O2SMS_SYSTEM_ID", help="Account (with --port).")
+    ] = "bench",
+    password: Annotated[
+        str, typer.Option(envvar="O2SMS_PASSWORD", help="Password (with --port).")
+    ] = "bench",
     messages: Annotated[int, typer.Option(min=1, help="Messages per run.")] = 20_000,
     window: Annotated[int, typer.Option(min=1, help="Requests outstanding per session.")] = 64,
     sessions: Annotated[int, typer.Option(min=1, max=16, help="Sessions.")] = 1,
@@ -158,6 +162,10 @@ def bench_command(
     if port is not None and not 1 <= port <= 65535:
         typer.echo(f"error: --port must be 1 to 65535, got {port}", err=True)
         raise typer.Exit(2)
+    if port is None:
+        # Its own simulator, with its address and account: not O2SMS_SYSTEM_ID and
+        # O2SMS_PASSWORD, which may be set for o2sms send (a real account).
+        host, system_id, password = "127.0.0.1", "bench", "bench"
     console = Console()
     pin_to_core(0)
     with contextlib.ExitStack() as stack, quiet_client_logs():
