@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import typer.main
@@ -50,3 +52,33 @@ def test_serve_help_shows_the_defaults_of_its_options() -> None:
     assert "127.0.0.1" in lines["--http-host"]
     assert "8000" in lines["--http-port"]
     assert "sqlite:///o2sms.db" in lines["--store-url"]
+
+
+def _commands(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    """Every leaf command under ``command`` with its path of names."""
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, [*path, name])
+    else:
+        yield path, command
+
+
+def test_every_option_says_what_it_is() -> None:
+    # send's --to-column ... --reference-column and bench's --system-id and --password
+    # showed only a type and a default in --help.
+    bare = [
+        f"{' '.join(path)} {option.opts[0]}"
+        for path, command in _commands(typer.main.get_command(app), [])
+        for option in command.params
+        if option.opts[0].startswith("--") and not option.help
+    ]
+    assert bare == []
+
+
+def test_simulator_help_shows_the_defaults_it_does_not_say_elsewhere() -> None:
+    result = CliRunner().invoke(
+        app, ["simulator", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"}
+    )
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "--" in line}
+    assert "127.0.0.1" in lines["--host"]
+    assert "0.1" in lines["--receipt-delay"]

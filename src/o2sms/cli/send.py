@@ -202,10 +202,23 @@ def send_command(
             show_default=False,
         ),
     ] = None,
-    to_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "to",
-    text_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "text",
-    from_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "from",
-    reference_column: Annotated[str, typer.Option(rich_help_panel=_CSV)] = "reference",
+    to_column: Annotated[
+        str, typer.Option(help="The column of destination numbers.", rich_help_panel=_CSV)
+    ] = "to",
+    text_column: Annotated[
+        str,
+        typer.Option(help="The column of texts (else --text for all).", rich_help_panel=_CSV),
+    ] = "text",
+    from_column: Annotated[
+        str,
+        typer.Option(help="The column of senders, if any (else --from).", rich_help_panel=_CSV),
+    ] = "from",
+    reference_column: Annotated[
+        str,
+        typer.Option(
+            help="The column of references, if any (else --reference).", rich_help_panel=_CSV
+        ),
+    ] = "reference",
     errors_file: Annotated[
         Path | None,
         typer.Option(

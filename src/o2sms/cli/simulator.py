@@ -114,7 +114,9 @@ async def run(config: SimulatorConfig, console: Console) -> None:
 
 def simulator_command(
     *,
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="SMPP port (default 2775; 0: any).")] = None,
     tls_port: Annotated[int | None, typer.Option(help="SMPP over TLS port.")] = None,
     cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
@@ -129,7 +131,7 @@ def simulator_command(
         int | None, typer.Option(help="Binds per account (default 4).")
     ] = None,
     receipt_delay: Annotated[
-        float | None, typer.Option(help="Seconds from submit_sm to its receipt.")
+        float | None, typer.Option(help="Seconds from submit_sm to its receipt (default 0.1).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML or JSON settings file.")] = None,
 ) -> None:
