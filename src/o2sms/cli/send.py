@@ -161,7 +161,10 @@ def send_command(
             "delivered.",
         ),
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the receipt.")] = 120.0,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds --wait waits (for the receipt; with --via a final status)."),
+    ] = 120.0,
     via: Annotated[
         str | None,
         typer.Option(
