@@ -15,6 +15,7 @@ has, and the examples run.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from pydantic import BaseModel, SecretStr
 from typer.testing import CliRunner
 
 from o2sms.cli.main import app as o2sms_app
+from o2sms.client import Client
 from o2sms.service.metrics import Metrics
 from o2sms.service.settings import Settings, load_settings
 from o2sms.store.models import EventKind, MessageStatus
@@ -380,6 +382,17 @@ def test_operations_lists_every_metric() -> None:
     rows = table_rows(section(read("docs/operations.md"), "Metrics"))
     documented = {backticked(cells[0]) for cells in rows} - {None}
     assert documented == exposed_metrics()
+
+
+# --- docs/client.md -------------------------------------------------------------------------
+
+
+def test_client_options_table_lists_every_parameter() -> None:
+    # sender=, in the page's first example, had no row: what it does and its default nowhere.
+    rows = list(table_rows(section(read("docs/client.md"), "Options of `Client`")))
+    documented = {name for cells in rows[1:] for name in re.findall(r"`(\w+)`", cells[0])}
+    parameters = set(inspect.signature(Client.__init__).parameters) - {"self"}
+    assert documented == parameters
 
 
 # --- README.md ------------------------------------------------------------------------------
