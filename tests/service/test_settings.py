@@ -156,7 +156,7 @@ def test_secrets_never_print(config_file: Path) -> None:
         ("this is not toml", {}, "not valid TOML"),
         ("[gateway]\nsystem_id = 'acct'\n", {}, "system_id or password is set but hosts is empty"),
         ("", {"O2SMS_GATEWAY__PASSWORD": "secret12"}, "but hosts is empty"),
-        ("", {"O2SMS_GATEWAY": "notjson"}, 'error parsing value for field "gateway"'),
+        ("", {"O2SMS_GATEWAY": "notjson"}, "gateway (O2SMS_GATEWAY): not a JSON object"),
         ("[gateway]\ntls_ca_file = '/nonexistent/ca.pem'\n", {}, "cannot load"),
     ],
 )
@@ -575,3 +575,17 @@ def test_a_section_variable_with_one_underscore_is_reported(
     monkeypatch.delenv("O2SMS_GATEWAY_PASSWORD")
     monkeypatch.setenv("o2sms_worker_concurrency", "")  # empty: not set, as documented
     assert load_settings().worker.concurrency == 500
+
+
+def test_a_section_variable_that_is_no_json_names_the_variables_to_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It said 'error parsing value for field "gateway" from source "EnvSettingsSource":
+    # Expecting value: line 1 column 1 (char 0)', pydantic-settings' words, not o2sms's.
+    monkeypatch.setenv("O2SMS_GATEWAY", "smpp1.smstools.sk")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "gateway (O2SMS_GATEWAY): not a JSON object (Expecting value: line 1 column 1 "
+        "(char 0)); give each key as a variable of its own, such as O2SMS_GATEWAY__HOSTS"
+    )

@@ -617,7 +617,16 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError("\n".join([*misspelt, _explain(exc)])) from None
     except SettingsError as exc:  # e.g. O2SMS_GATEWAY='...' that is not JSON
         cause = exc.__cause__
-        raise ConfigError(f"{exc}{f': {cause}' if cause else ''}") from None
+        field = re.match(r'error parsing value for field "(\w+)"', str(exc))
+        model = _model_at((field.group(1),)) if field else None
+        if field is None or model is None:
+            raise ConfigError(f"{exc}{f': {cause}' if cause else ''}") from None
+        name = field.group(1)
+        example = next(iter(model.model_fields))
+        raise ConfigError(
+            f"{_where((name,))}: not a JSON object ({cause}); give each key as a variable "
+            f"of its own, such as O2SMS_{name.upper()}__{example.upper()}"
+        ) from None
     finally:
         _CONFIG_FILE.reset(token)
     if misspelt:
