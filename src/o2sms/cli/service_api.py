@@ -138,6 +138,15 @@ def api_key_or_sandbox(api_key: str | None) -> str:
     )
 
 
+def _from_o2sms(response: httpx.Response) -> bool:
+    """True when an error answer has the o2sms API's body: a JSON object with ``error``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), str)
+
+
 def _error_sentence(response: httpx.Response) -> str:
     """The API's ``error`` sentence, or a plain description when the body has none."""
     try:
@@ -247,6 +256,13 @@ class ServiceApi:
             raise ServiceError(
                 f"request to the o2sms service at {self.base_url} failed: {exc}"
             ) from None
+        if response.status_code in {404, 405, 501} and not _from_o2sms(response):
+            # No such path or method there: another server (the simulator's HTTP port, say),
+            # not an o2sms service with no such message.
+            answer = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+            raise ServiceError(
+                f"unexpected answer from {self.base_url}: {answer} (is it the o2sms service?)"
+            )
         if response.status_code >= 400:
             raise ServiceError(
                 _error_sentence(response),
