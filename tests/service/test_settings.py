@@ -589,3 +589,28 @@ def test_a_section_variable_that_is_no_json_names_the_variables_to_use(
         "gateway (O2SMS_GATEWAY): not a JSON object (Expecting value: line 1 column 1 "
         "(char 0)); give each key as a variable of its own, such as O2SMS_GATEWAY__HOSTS"
     )
+
+
+def test_a_key_in_the_wrong_section_says_where_it_belongs(tmp_path: Path) -> None:
+    # TOML puts every key below a [section] header into that section: a store_url written
+    # after [gateway] was "gateway.store_url: unknown key (a typo?)", though spelt right.
+    path = tmp_path / "order.toml"
+    path.write_text(
+        'api_keys = ["a-long-enough-api-key-1"]\n'
+        "concurrency = 5\n"
+        "[gateway]\n"
+        'hosts = ["smpp1.smstools.sk"]\n'
+        'system_id = "acct"\n'
+        "retry_base = 1\n"
+        'store_url = "sqlite:///x.db"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert sorted(str(caught.value).splitlines()) == [
+        "concurrency (O2SMS_CONCURRENCY): not a top-level key; it belongs under [worker] "
+        "(or [webhooks])",
+        "gateway.retry_base (O2SMS_GATEWAY__RETRY_BASE): not a key of [gateway]; it belongs "
+        "under [worker]",
+        "gateway.store_url (O2SMS_GATEWAY__STORE_URL): not a key of [gateway]; it is a "
+        "top-level key (in TOML, above the first [section] header)",
+    ]

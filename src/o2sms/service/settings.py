@@ -547,13 +547,37 @@ def _model_at(location: tuple[int | str, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _misplaced(location: tuple[int | str, ...]) -> str | None:
+    """Where a key unknown at ``location`` belongs, when it is a key elsewhere, else None.
+
+    In TOML every key below a ``[section]`` header is in that section, so a top-level key
+    written after one lands there; the message should not call it a typo.
+    """
+    *parent, key = [str(p) for p in location if not isinstance(p, int)]
+    sections = [
+        name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type)
+        and issubclass(field.annotation, BaseModel)
+        and key in field.annotation.model_fields
+        and [name] != parent
+    ]
+    here = f"not a key of [{'.'.join(parent)}]" if parent else "not a top-level key"
+    if parent and key in Settings.model_fields and key not in sections:
+        return f"{here}; it is a top-level key (in TOML, above the first [section] header)"
+    if sections:
+        others = f" (or {', '.join(f'[{name}]' for name in sections[1:])})" if sections[1:] else ""
+        return f"{here}; it belongs under [{sections[0]}]{others}"
+    return None
+
+
 def _explain(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False, include_input=False):
         location = tuple(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (a typo?)"
+            message = _misplaced(location) or "unknown key (a typo?)"
         # A check of several keys (a model validator) is reported at its model; its message
         # names the key to fix first ("url: ..."): report it there, with that key's variable.
         key, colon, rest = message.partition(": ")
