@@ -220,7 +220,14 @@ async def test_api_key_option_then_environment_then_sandbox_file(
     (serve_folder / SANDBOX_KEY_FILE).write_text(wrong + "\n")
     from_file = await o2sms(*args)
     assert from_file.exit_code == 2  # the file's key was sent, and refused
-    assert one_error_line(from_file) == "error: the API key is not valid"
+    # ...which the error says: "not valid" alone hid that the key was not the one meant.
+    assert one_error_line(from_file) == (
+        "error: the API key is not valid (it is the sandbox key from ./o2sms-sandbox.key; "
+        "for another service give --api-key or set O2SMS_API_KEY)"
+    )
+    status = await o2sms("status", "some-id", "--via", service.running.url)
+    assert status.exit_code == 2
+    assert "from ./o2sms-sandbox.key" in one_error_line(status)
     monkeypatch.setenv("O2SMS_API_KEY", API_KEY)
     assert (await o2sms(*args)).exit_code == 0  # the environment wins over the file
     monkeypatch.setenv("O2SMS_API_KEY", wrong)

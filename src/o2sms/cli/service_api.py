@@ -183,6 +183,7 @@ class ServiceApi:
         concurrency: int = 16,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
         headers = {"User-Agent": "o2sms-cli"}
         if api_key:
             _header_value(api_key, "the API key")
@@ -265,7 +266,7 @@ class ServiceApi:
             )
         if response.status_code >= 400:
             raise ServiceError(
-                _error_sentence(response),
+                _error_sentence(response) + self._key_hint(response.status_code),
                 status=response.status_code,
                 exit_code=2 if response.status_code < 500 else 1,
             )
@@ -276,6 +277,21 @@ class ServiceApi:
                 status=response.status_code,
             )
         return response
+
+    def _key_hint(self, status: int) -> str:
+        """For a refused key read from the sandbox's file: where it came from, what to do."""
+        if status != 401 or not self._api_key:
+            return ""
+        try:
+            sandbox_key = Path(SANDBOX_KEY_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        if sandbox_key != self._api_key:
+            return ""
+        return (
+            f" (it is the sandbox key from ./{SANDBOX_KEY_FILE}; for another service give "
+            "--api-key or set O2SMS_API_KEY)"
+        )
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         """The answer's JSON object, or ServiceError when it is something else."""
