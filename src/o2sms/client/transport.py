@@ -63,7 +63,14 @@ async def open_connection(
             f"TLS certificate of {where} is not trusted: {exc.verify_message}"
         ) from None
     except ssl.SSLError as exc:
-        raise ConnectError(f"TLS handshake with {where} failed: {exc.reason or exc}") from None
+        hint = ""
+        if exc.reason == "WRONG_VERSION_NUMBER":  # an answer that is no TLS record
+            hint = (
+                " (it answered without TLS: a plain SMPP port? the O2 gateway's TLS port is 8887)"
+            )
+        raise ConnectError(
+            f"TLS handshake with {where} failed: {exc.reason or exc}{hint}"
+        ) from None
     except TimeoutError:
         raise ConnectError(f"connecting to {where} timed out after {timeout:g} s") from None
     except OSError as exc:
