@@ -379,6 +379,9 @@ class Client:
     async def start(self) -> None:
         """Connect and bind; return once a session can send, or raise why none can.
 
+        A client none of whose sessions can send (receivers only, perhaps with the NSMS flash
+        session) is started once any session is bound.
+
         After a failed start the client may be started again (a gateway down while a service
         starts is retried, not fatal); after :meth:`close` it may not.
         """

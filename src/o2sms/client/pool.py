@@ -287,9 +287,45 @@ class Pool:
             and s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
         ]
 
+    def can_send(self, flash: bool = False) -> bool:
+        """True when a configured session can send (``flash``: flash messages), bound or not."""
+        return any(
+            s.bind_type.can_submit and (s.config.system_type == self._flash_system_type) == flash
+            for s in self.sessions
+        )
+
     async def wait_ready(self, *, flash: bool = False) -> None:
-        """Wait until a session that can send is bound; raise if every such session failed."""
-        await self._pick(flash)
+        """Wait until a session that can send is bound; raise if every such session failed.
+
+        When no configured session can send (receivers only), ready once any session is bound.
+        """
+        if self.can_send(flash):
+            await self._pick(flash)
+        else:
+            await self._wait_for_any()
+
+    async def _wait_for_any(self) -> None:
+        """Wait until any session is bound; raise if every session failed or closed."""
+        while True:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
+            if any(s.is_bound for s in self.sessions):
+                return
+            live = [
+                s
+                for s in self.sessions
+                if s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
+            ]
+            if not live and all(s.status is SessionStatus.CLOSED for s in self.sessions):
+                raise ClientClosedError("the client is closed")
+            if all(s.failed_rounds and s.error is not None for s in live):
+                # Every session failed for good, or every endpoint refused each one since
+                # its last bind: fail fast, as for sending sessions.
+                error = next(s.error for s in self.sessions if s.error is not None)
+                assert error is not None
+                raise again(error)
+            self._changed.clear()
+            await self._changed.wait()
 
     def _choose(self, flash: bool) -> Session | None:
         """A bound session for the next submit, without waiting; None when none is bound."""
