@@ -37,6 +37,8 @@ class Faults:
     """What the fake SMSC does wrong; tests flip these."""
 
     bind_status: int = 0  #: non-zero refuses binds with this status
+    #: refuse binds of these system_types with the status given
+    bind_status_by_system_type: dict[str, int] = field(default_factory=dict)
     max_sessions: int | None = None  #: refuse binds beyond this many with ESME_RBINDFAIL
     response_delay: float = 0.0
     reverse_responses: int = 1  #: answer submits in reverse batches of this many
@@ -154,7 +156,9 @@ class FakeSmsc:
                         self.bind_attempts += 1
                         self.binds.append(pdu)
                         system_type = getattr(pdu, "system_type", "")
-                        status = self.faults.bind_status
+                        status = self.faults.bind_status or (
+                            self.faults.bind_status_by_system_type.get(system_type, 0)
+                        )
                         limit = self.faults.max_sessions
                         if not status and limit is not None and self.sessions >= limit:
                             status = CommandStatus.ESME_RBINDFAIL

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from o2sms.client import BindError, Event, InboundSms
+from o2sms.client import BindError, Event, InboundSms, SendError
 from o2sms.smpp import CommandStatus, DeliverSm
 from tests.client.fake_smsc import FakeSmsc, Faults, client
 
@@ -52,3 +52,35 @@ async def test_a_receiver_only_client_whose_binds_are_refused_says_why() -> None
             await sms.start()
         assert caught.value.command_status == CommandStatus.ESME_RINVPASWD
         await sms.close()
+
+
+async def test_receivers_and_a_refused_flash_session_start_and_say_why_flash_fails() -> None:
+    # The NSMS session is refused for good (credentials): the receivers still start the client,
+    # and a flash send reports the refusal instead of waiting for a session that never comes.
+    faults = Faults(bind_status_by_system_type={"NSMS": CommandStatus.ESME_RINVSYSTYP})
+    async with (
+        FakeSmsc(faults) as smsc,
+        client(smsc, bind="receiver", sessions=2, flash_session=True) as sms,
+    ):
+        kinds = [(s.config.bind.name, s.config.system_type) for s in sms._pool.sessions]
+        assert kinds == [("RECEIVER", ""), ("TRANSMITTER", "NSMS")]
+        await wait_until(lambda: sms._pool.sessions[1].error is not None)
+        with pytest.raises(SendError) as caught:
+            await sms.send("+421903123456", "flash", flash=True, retry_timeout=5)
+        assert isinstance(caught.value.cause, BindError)
+        assert caught.value.cause.command_status == CommandStatus.ESME_RINVSYSTYP
+        assert not caught.value.retriable
+    assert smsc.submits == []
+
+
+async def test_receivers_refused_for_now_and_a_flash_session_start_and_send_flash() -> None:
+    # The receivers' binds are refused for the session limit (they keep trying); the NSMS
+    # session binds, so the client starts and flash messages go.
+    faults = Faults(bind_status_by_system_type={"": CommandStatus.ESME_RBINDFAIL})
+    async with (
+        FakeSmsc(faults) as smsc,
+        client(smsc, bind="receiver", sessions=2, flash_session=True) as sms,
+    ):
+        assert sms._pool.sessions[1].is_bound
+        assert (await sms.send("+421903123456", "flash", flash=True)).message_ids
+    assert smsc.submit_system_types == ["NSMS"]
