@@ -15,6 +15,7 @@ import pytest
 
 from o2sms.client import (
     Backoff,
+    Client,
     ClientError,
     ResponseTimeout,
     SendError,
@@ -157,6 +158,24 @@ async def test_flash_send_without_a_flash_session_fails_at_once() -> None:
         with pytest.raises(ClientError, match="no flash session: create the Client with flash"):
             await asyncio.wait_for(sms.send(NUMBER, "flash", flash=True), 0.5)
     assert smsc.received == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"sessions": 0}, "sessions must be at least 1, got 0"),
+        ({"sessions": -1}, "sessions must be at least 1, got -1"),
+        ({"bind": [], "sessions": None}, "bind lists no session"),
+        ({"bind": (), "sessions": None}, "bind lists no session"),
+    ],
+)
+async def test_a_client_of_no_sessions_is_refused_at_construction(
+    options: dict[str, object], words: str
+) -> None:
+    # Not four sessions (sessions=0 read as "not given"), nor a client that starts with no
+    # session and fails with "the client is closed".
+    with pytest.raises(ValueError, match=words):
+        Client("127.0.0.1", 8888, "acct", "a-long-password", **options)  # type: ignore[arg-type]
 
 
 # --- 4: final errors, generic_nack, late responses, queue full, rate --------------------------

@@ -122,6 +122,8 @@ def test_secrets_never_print(config_file: Path) -> None:
             "is not host, host:port or [IPv6 address]:port",
         ),
         ("[gateway]\nbind = ['receiver', 'sender']\n", {}, "gateway.bind"),
+        # no session at all: the client would refuse it only when the service starts
+        ("[gateway]\nbind = []\n", {}, "gateway.bind (O2SMS_GATEWAY__BIND)"),
         (
             "[gateway]\nbind = ['receiver', 'transmitter']\nsessions = 3\n",
             {},

@@ -137,12 +137,18 @@ class _Sent:
 
 
 def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindType]:
+    """One bind type per session; ValueError for an unknown mode or no session at all."""
+    if sessions is not None and sessions < 1:
+        # 0 is not "not given": four sessions would bind where the caller asked for none.
+        raise ValueError(f"sessions must be at least 1, got {sessions}")
     if isinstance(bind, str):
         names = [bind] * (sessions or ACCOUNT_SESSIONS)
     else:
         names = list(bind)
         if sessions is not None and sessions != len(names):
             raise ValueError("give one bind mode and a session count, or one mode per session")
+        if not names:
+            raise ValueError("bind lists no session: give at least one bind mode")
     try:
         return [BindType[name.strip().upper()] for name in names]
     except KeyError as exc:

@@ -170,6 +170,7 @@ class GatewaySettings(_Section):
     system_type: str = Field(default="", max_length=12, description='route code "r:<code>"')
     bind: Annotated[list[BindMode], NoDecode] = Field(
         default_factory=lambda: list[BindMode](["transceiver"]),
+        min_length=1,
         description="one mode for every session, or one mode per session",
     )
     sessions: int | None = Field(
