@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from o2sms.client import BindError, Event, InboundSms, SendError
+from o2sms.client import Backoff, BindError, ClientError, Event, InboundSms, SendError
 from o2sms.smpp import CommandStatus, DeliverSm
 from tests.client.fake_smsc import FakeSmsc, Faults, client
 
@@ -84,3 +84,46 @@ async def test_receivers_refused_for_now_and_a_flash_session_start_and_send_flas
         assert sms._pool.sessions[1].is_bound
         assert (await sms.send("+421903123456", "flash", flash=True)).message_ids
     assert smsc.submit_system_types == ["NSMS"]
+
+
+async def test_send_on_receivers_only_is_a_final_error_even_while_one_reconnects() -> None:
+    # A receiver whose bind was refused (retriable) must not make "cannot send" retriable:
+    # a caller would retry for ever a send no session of this client can make.
+    quick = Backoff(initial=0.01, maximum=0.02, jitter=0.0)
+    async with (
+        FakeSmsc(Faults(max_sessions=1)) as smsc,
+        client(smsc, bind="receiver", sessions=2, session_limit_backoff=quick) as sms,
+    ):
+        await wait_until(lambda: any(s.error is not None for s in sms._pool.sessions))
+        with pytest.raises(SendError, match="no session can send") as caught:
+            await sms.send("+421903123456", "nowhere to go", retry_timeout=5)
+        assert not caught.value.retriable
+        assert type(caught.value.cause) is ClientError
+    assert smsc.received == 0
+
+
+async def test_a_flash_send_reports_the_flash_sessions_error_not_a_receivers() -> None:
+    # The receiver, first in the pool, keeps being refused for the session limit (retriable);
+    # the NSMS session was refused for good. The flash send must give the final error.
+    faults = Faults(
+        bind_status_by_system_type={
+            "": CommandStatus.ESME_RBINDFAIL,
+            "NSMS": CommandStatus.ESME_RINVSYSTYP,
+        }
+    )
+    quick = Backoff(initial=0.01, maximum=0.02, jitter=0.0)
+    async with FakeSmsc(faults) as smsc:
+        sms = client(
+            smsc, bind="receiver", sessions=2, flash_session=True, session_limit_backoff=quick
+        )
+        sms._pool.start()  # never bound: start() would give up
+        try:
+            receiver, flash = sms._pool.sessions
+            await wait_until(lambda: receiver.error is not None and flash.error is not None)
+            with pytest.raises(SendError) as caught:
+                await sms.send("+421903123456", "flash", flash=True, retry_timeout=5)
+            assert isinstance(caught.value.cause, BindError)
+            assert caught.value.cause.command_status == CommandStatus.ESME_RINVSYSTYP
+            assert not caught.value.retriable
+        finally:
+            await sms.close()

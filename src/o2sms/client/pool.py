@@ -287,12 +287,17 @@ class Pool:
             and s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
         ]
 
+    def _configured(self, flash: bool) -> list[Session]:
+        """The sessions configured to send (``flash``: flash messages), whatever their status."""
+        return [
+            s
+            for s in self.sessions
+            if s.bind_type.can_submit and (s.config.system_type == self._flash_system_type) == flash
+        ]
+
     def can_send(self, flash: bool = False) -> bool:
         """True when a configured session can send (``flash``: flash messages), bound or not."""
-        return any(
-            s.bind_type.can_submit and (s.config.system_type == self._flash_system_type) == flash
-            for s in self.sessions
-        )
+        return bool(self._configured(flash))
 
     async def wait_ready(self, *, flash: bool = False) -> None:
         """Wait until a session that can send is bound; raise if every such session failed.
@@ -372,7 +377,9 @@ class Pool:
             if not self._senders(flash):
                 if all(s.status is SessionStatus.CLOSED for s in self.sessions):
                     raise ClientClosedError("the client is closed")
-                failed = [s for s in self.sessions if s.error is not None]
+                # Only a session that could send says why none can: a receiver's retriable
+                # bind error would make callers retry a send this pool can never make.
+                failed = [s for s in self._configured(flash) if s.error is not None]
                 if failed:
                     error = failed[0].error
                     assert error is not None
