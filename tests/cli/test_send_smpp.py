@@ -239,3 +239,25 @@ async def test_a_negative_timeout_sends_nothing() -> None:
         )
     assert process.returncode == 2, err.decode()
     assert smsc.received == 0
+
+
+def test_a_receiver_bind_with_flash_keeps_its_receiver() -> None:
+    # The spare session the flash session replaces must be a receiver here: a transmitter
+    # spare made the client drop the only receiver, so --wait-receipt never got a receipt.
+    assert direct_sessions("receiver", True) == {
+        "bind": ["receiver", "receiver"],
+        "sessions": None,
+        "flash_session": True,
+    }
+
+
+@pytest.mark.asyncio
+async def test_receiver_flash_wait_receipt_binds_a_receiver_and_gets_the_receipt() -> None:
+    async with Simulator(accounts=(Account("acct", "pw"),), port=0, receipt_delay=0.05) as smsc:
+        process, out, err = await send_process(
+            smsc.port,
+            *("--bind", "receiver", "--flash", "--wait-receipt", "--timeout", "10"),
+            *("--from", "O2 Shop", "--to", "0903123456", "--text", "Blesk"),
+        )
+    assert process.returncode == 0, err.decode()
+    assert "receipt for " in out.decode()

@@ -328,12 +328,17 @@ def quiet_client_logs() -> Iterator[None]:
 def direct_sessions(bind: str, flash: bool) -> dict[str, Any]:
     """The ``Client`` session options for a one-message send with bind mode ``bind``.
 
-    One session; with ``--flash`` a second one, which the client binds with system_type NSMS
-    in its place (the flash session counts towards the session count), while the first keeps
-    ``bind`` so ``--wait-receipt`` still has a session that receives.
+    One session; with ``--flash`` a spare second one, which the client binds with system_type
+    NSMS in its place (the flash session counts towards the session count), while the first
+    keeps ``bind`` so ``--wait-receipt`` still has a session that receives. The spare is of
+    the kind the client replaces before ``bind``: a receiver when ``bind`` is receiver (a
+    transmitter spare would make it drop the receiver, the one session that can send being
+    kept), else a transmitter.
     """
     if flash:
-        return {"bind": [bind, "transmitter"], "sessions": None, "flash_session": True}
+        receiver = bind.strip().lower() == "receiver"
+        spare = "receiver" if receiver else "transmitter"
+        return {"bind": [bind, spare], "sessions": None, "flash_session": True}
     return {"bind": bind, "sessions": 1, "flash_session": False}
 
 
