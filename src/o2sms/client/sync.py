@@ -33,6 +33,7 @@ class SyncClient:
         self._client: Client | None = None
         self._events: AsyncIterator[Event] | None = None
         self._waiting: concurrent.futures.Future[Event] | None = None  #: see _next_event
+        self._reader = 0  #: counts events() calls: a loop started before the last is superseded
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         try:
@@ -143,9 +144,10 @@ class SyncClient:
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Delivery reports and inbound SMS; each is acknowledged when the next is asked for.
 
-        A new call ends the one before: an event that one handed out last and was never
-        asked past (a ``break``, an exception in the loop) is not acknowledged, and the SMSC
-        delivers it again.
+        A new call ends the one before, quietly: an event that one handed out last and was
+        never asked past (a ``break``, an exception in the loop) is not acknowledged, and the
+        SMSC delivers it again. Once the client is closed, a running loop raises
+        ClientClosedError.
 
         Stops after ``timeout`` seconds without an event (None waits for ever). The timeout
         runs in the event loop, after the event handed out before has been acknowledged: the
@@ -154,6 +156,8 @@ class SyncClient:
         unseen (it stays for the next call).
         """
         client = self._open()
+        self._reader += 1  # before the wait is abandoned: that loop then knows it was superseded
+        reader = self._reader
         self._abandon_wait()
         if self._events is not None:
             # An earlier events() left holding an event (a break, or its loop body raised):
@@ -164,8 +168,15 @@ class SyncClient:
             try:
                 event = self._next_event(events, timeout)
             except TimeoutError:
-                self._events = None  # the async iterator ended; the next call starts a new one
+                if self._events is events:
+                    self._events = None  # the async iterator ended; the next call starts anew
                 return
+            except (concurrent.futures.CancelledError, StopAsyncIteration):
+                # The wait was abandoned, or the async iterator ended: by a newer events()
+                # call, which takes over quietly, or by close().
+                if self._reader != reader:
+                    return
+                raise ClientClosedError("the client was closed") from None
             yield event
 
 

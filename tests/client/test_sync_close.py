@@ -1,0 +1,114 @@
+"""SyncClient calls racing close() and each other: they end with ClientClosedError or quietly,
+never with a CancelledError nor a wait for ever."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from o2sms.client import ClientClosedError, InboundSms, SyncClient
+from o2sms.smpp import DeliverSm
+from tests.client.fake_smsc import FakeSmsc
+
+pytestmark = pytest.mark.asyncio
+
+HANG = 10.0  # seconds after which a thread still running is taken to be hung
+
+
+def inbound(text: bytes) -> DeliverSm:
+    return DeliverSm(source_addr="421903123456", destination_addr="5555", short_message=text)
+
+
+def reading(sms: SyncClient, started: threading.Event) -> Callable[[], object]:
+    """A thread body reading ``sms.events()`` to its end; what ended it (None: quietly)."""
+
+    def read() -> object:
+        events = sms.events()
+        started.set()
+        try:
+            for _ in events:
+                pass
+        except BaseException as exc:
+            return exc
+        return None
+
+    return read
+
+
+def in_thread(body: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(body()), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+async def test_close_from_another_thread_ends_a_waiting_events_loop_with_client_closed() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[object]:
+            started = threading.Event()
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                reader, outcome = in_thread(reading(sms, started))
+                started.wait(HANG)
+                time.sleep(0.2)  # the reader waits in the loop for an event
+            reader.join(HANG)
+            assert not reader.is_alive()
+            return outcome
+
+        outcome = await asyncio.to_thread(run)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosedError), repr(outcome[0])
+
+
+async def test_a_waiting_events_loop_superseded_by_a_new_one_ends_quietly() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> tuple[list[object], list[str]]:
+            started = threading.Event()
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                reader, outcome = in_thread(reading(sms, started))
+                started.wait(HANG)
+                time.sleep(0.2)  # the reader waits in the loop for an event
+                texts = [e.text for e in sms.events(timeout=0.2) if isinstance(e, InboundSms)]
+                reader.join(HANG)
+                assert not reader.is_alive()
+            return outcome, texts
+
+        outcome, texts = await asyncio.to_thread(run)
+    assert outcome == [None]
+    assert texts == []
+
+
+async def test_an_events_loop_superseded_between_events_ends_quietly() -> None:
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[object]:
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                loop = sms._loop
+                assert loop is not None
+                asyncio.run_coroutine_threadsafe(deliver(smsc), loop).result(HANG)
+                first = sms.events(timeout=HANG)
+                event = next(first)  # the first loop is handling this one ...
+                assert isinstance(event, InboundSms)
+                assert list(sms.events(timeout=0.2)) == []  # ... when a second one starts
+                try:
+                    rest: list[object] = list(
+                        first
+                    )  # the first asks for its next event: it is over
+                except BaseException as exc:
+                    return [exc]
+            return rest
+
+        outcome = await asyncio.to_thread(run)
+    assert outcome == []
+
+
+async def deliver(smsc: FakeSmsc) -> None:
+    async with asyncio.timeout(HANG):
+        while smsc.sessions < 1:
+            await asyncio.sleep(0.01)
+    smsc.deliver(inbound(b"one"))
