@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,57 @@ async def deliver(smsc: FakeSmsc) -> None:
         while smsc.sessions < 1:
             await asyncio.sleep(0.01)
     smsc.deliver(inbound(b"one"))
+
+
+async def test_a_send_queued_as_close_stops_the_loop_raises_client_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The send() is handed to the loop just after close() stopped it, before the loop is
+    # closed: nothing runs it any more, and its caller must not wait for ever.
+    real = asyncio.run_coroutine_threadsafe
+    reached = threading.Event()
+    submitted = threading.Event()
+
+    async with FakeSmsc() as smsc:
+
+        def run() -> list[object]:
+            with SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1) as sms:
+                loop, loop_thread = sms._loop, sms._thread
+                assert loop is not None
+                assert loop_thread is not None
+                closer = threading.current_thread()
+
+                def racing(coroutine: Any, target: asyncio.AbstractEventLoop) -> Any:
+                    if threading.current_thread() is closer:
+                        return real(coroutine, target)
+                    reached.set()
+                    loop_thread.join(HANG)  # close() stopped the loop
+                    try:
+                        return real(coroutine, target)
+                    finally:
+                        submitted.set()
+
+                real_close = loop.close
+
+                def close_after_the_send() -> None:
+                    submitted.wait(HANG)
+                    real_close()
+
+                monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", racing)
+                monkeypatch.setattr(loop, "close", close_after_the_send)
+
+                def send() -> object:
+                    try:
+                        return sms.send("+421903123456", "racing close")
+                    except BaseException as exc:
+                        return exc
+
+                thread, outcome = in_thread(send)
+                reached.wait(HANG)
+            thread.join(HANG)
+            assert not thread.is_alive(), "send() waits for ever"
+            return outcome
+
+        outcome = await asyncio.to_thread(run)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ClientClosedError), repr(outcome[0])

@@ -34,14 +34,34 @@ class SyncClient:
         self._events: AsyncIterator[Event] | None = None
         self._waiting: concurrent.futures.Future[Event] | None = None  #: see _next_event
         self._reader = 0  #: counts events() calls: a loop started before the last is superseded
+        #: calls handed to the loop and not yet done: _stop cancels those it never ran
+        self._calls: set[concurrent.futures.Future[Any]] = set()
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        try:
+            return self._submit(coroutine).result(timeout)
+        except concurrent.futures.CancelledError:
+            raise ClientClosedError("the SyncClient closed before the call ran") from None
+
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Hand ``coroutine`` to the loop; a call the closing loop never runs gets cancelled."""
         try:
             loop = self._running_loop()
         except ClientClosedError:
             coroutine.close()  # never started: no "was never awaited" warning
             raise
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed meanwhile
+            coroutine.close()
+            raise ClientClosedError(_NOT_OPEN) from None
+        self._calls.add(future)
+        future.add_done_callback(self._calls.discard)
+        if self._loop is not loop:
+            # _stop began after the check above: it may have cancelled the calls it knew of
+            # before this one was added, and the stopped loop will not run it.
+            future.cancel()
+        return future
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The background loop, while the ``with`` block runs; ClientClosedError otherwise."""
@@ -63,7 +83,7 @@ class SyncClient:
         A wait left behind (Ctrl-C in ``events()``, or ``close()`` from another thread) would
         otherwise keep the async iterator running, and closing it would fail.
         """
-        future = asyncio.run_coroutine_threadsafe(_next(events, timeout), self._running_loop())
+        future = self._submit(_next(events, timeout))
         self._waiting = future
         event = future.result()
         self._waiting = None
@@ -135,6 +155,11 @@ class SyncClient:
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join()
+            # Calls handed over as the loop stopped never ran: their callers get
+            # ClientClosedError, and their coroutines end before the loop closes.
+            for call in list(self._calls):
+                call.cancel()
+            loop.run_until_complete(_cancel_tasks())
             loop.close()
 
     def send(self, to: str, text: str, **options: Any) -> SendResult:
@@ -178,6 +203,14 @@ class SyncClient:
                     return
                 raise ClientClosedError("the client was closed") from None
             yield event
+
+
+async def _cancel_tasks() -> None:
+    """Cancel the loop's other tasks and wait for them to end."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _next(events: AsyncIterator[Event], timeout: float | None) -> Event:
