@@ -153,6 +153,14 @@ async def test_flash_session_without_room_is_refused() -> None:
             client(smsc, sessions=1, flash_session=True)
 
 
+@pytest.mark.parametrize("bind", ["receiver", "transmitter", "transceiver"])
+async def test_flash_session_with_one_session_of_any_kind_is_refused(bind: str) -> None:
+    # A lone receiver was dropped for the NSMS session: a client that could never receive,
+    # where the docs promise ValueError for a single session.
+    with pytest.raises(ValueError, match="flash_session=True needs a session of its own"):
+        Client("127.0.0.1", 8888, "acct", "a-long-password", bind=[bind], flash_session=True)
+
+
 async def test_flash_send_without_a_flash_session_fails_at_once() -> None:
     async with FakeSmsc() as smsc, client(smsc) as sms:
         with pytest.raises(ClientError, match="no flash session: create the Client with flash"):

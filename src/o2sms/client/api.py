@@ -162,15 +162,15 @@ def _make_room_for_flash(kinds: list[BindType]) -> None:
 
     The flash session counts towards the account's limit (4 on the O2 gateway), so the pool
     never binds more sessions than configured: it replaces the last session that can send
-    when another one can send too, else the last receiver-only session. With neither (one
-    session that can send and nothing else) there is no room, and ValueError says so rather
-    than bind a session the gateway would refuse.
+    when another one can send too, else the last receiver-only session. A single session
+    (of any kind) leaves no room: ValueError says so rather than bind a session the gateway
+    would refuse, or drop the only receiver.
     """
     senders = [i for i, kind in enumerate(kinds) if kind.can_submit]
     receivers = [i for i, kind in enumerate(kinds) if not kind.can_submit]
     if len(senders) > 1:
         del kinds[senders[-1]]  # never a receiver: receipts keep every receiving session
-    elif receivers:
+    elif receivers and len(kinds) > 1:
         del kinds[receivers[-1]]
     else:
         raise ValueError(
