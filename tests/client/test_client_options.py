@@ -186,6 +186,24 @@ async def test_a_client_of_no_sessions_is_refused_at_construction(
         Client("127.0.0.1", 8888, "acct", "a-long-password", **options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        # no worker would take a deliver_sm: inbound SMS and receipts left unanswered for ever
+        ({"inbound_concurrency": 0}, "inbound_concurrency must be at least 1"),
+        # every bind would expire at once, a retriable ConnectError retried for ever
+        ({"response_timeout": 0}, "response_timeout must be positive"),
+        ({"response_timeout": -1.0}, "response_timeout must be positive"),
+        ({"connect_timeout": 0}, "connect_timeout must be positive"),
+    ],
+)
+async def test_session_settings_that_cannot_work_are_refused_at_construction(
+    options: dict[str, float], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        Client("127.0.0.1", 8888, "acct", "a-long-password", **options)  # type: ignore[arg-type]
+
+
 # --- 4: final errors, generic_nack, late responses, queue full, rate --------------------------
 
 

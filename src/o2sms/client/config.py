@@ -105,7 +105,12 @@ class SessionConfig:
             raise ValueError("at least one endpoint is needed")
         if self.window < 1:
             raise ValueError("window must be at least 1")
-        if not self.bind_timeout > 0:  # not "<= 0": nan would pass that
-            raise ValueError(f"bind_timeout must be positive, got {self.bind_timeout}")
         if self.enquire_link_interval <= 0:
             raise ValueError("enquire_link_interval (keepalive) must be positive")
+        # Checked here: with 0 every bind expires at once (a retriable error, retried for
+        # ever), and no worker would ever take a deliver_sm, leaving each unanswered.
+        for name in ("response_timeout", "connect_timeout", "bind_timeout"):
+            if not getattr(self, name) > 0:  # not "<= 0": nan would pass that
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.inbound_concurrency < 1:
+            raise ValueError("inbound_concurrency must be at least 1")
