@@ -167,3 +167,57 @@ async def test_a_send_queued_as_close_stops_the_loop_raises_client_closed(
         outcome = await asyncio.to_thread(run)
     assert len(outcome) == 1
     assert isinstance(outcome[0], ClientClosedError), repr(outcome[0])
+
+
+@pytest.mark.parametrize("by", ["close", "events"])
+async def test_a_wait_starting_as_close_or_a_new_events_loop_abandons_waits_is_ended(
+    monkeypatch: pytest.MonkeyPatch, by: str
+) -> None:
+    # The reader hands its wait to the loop just before close() (or a newer events() call)
+    # abandons the waits it knows of, and makes it known just after: it must end all the
+    # same, or closing its async iterator fails ("already running") and the reader waits on.
+    async with FakeSmsc() as smsc:
+
+        def run() -> tuple[list[object], list[BaseException]]:
+            failures: list[BaseException] = []
+            sms = SyncClient("127.0.0.1", smsc.port, "acct", "pw", sessions=1)
+            sms.__enter__()
+            reader_handed_over = threading.Event()
+            abandoned = threading.Event()
+            real_submit = sms._submit
+
+            def submit(coroutine: Any) -> Any:
+                if coroutine.__name__ == "_close_events":
+                    abandoned.set()  # the waits known were abandoned just before this
+                future = real_submit(coroutine)
+                if coroutine.__name__ == "_next" and not reader_handed_over.is_set():
+                    reader_handed_over.set()  # the reader's first wait, not yet known
+                    abandoned.wait(HANG)
+                return future
+
+            monkeypatch.setattr(sms, "_submit", submit)
+            started = threading.Event()
+            thread, outcome = in_thread(reading(sms, started))
+            started.wait(HANG)
+            assert reader_handed_over.wait(HANG)
+            try:
+                if by == "close":
+                    sms.close()
+                else:
+                    assert list(sms.events(timeout=0.2)) == []
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                thread.join(HANG)
+                alive = thread.is_alive()
+                sms.close()
+            assert not alive, "the reader waits for ever"
+            return outcome, failures
+
+        outcome, failures = await asyncio.to_thread(run)
+    assert failures == []
+    if by == "close":
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], ClientClosedError), repr(outcome[0])
+    else:
+        assert outcome == [None]

@@ -77,14 +77,21 @@ class SyncClient:
             raise ClientClosedError(_NOT_OPEN)
         return client
 
-    def _next_event(self, events: AsyncIterator[Event], timeout: float | None) -> Event:
+    def _next_event(
+        self, events: AsyncIterator[Event], timeout: float | None, reader: int
+    ) -> Event:
         """``_next`` on the loop; the wait stays known to :meth:`close` until it returns.
 
         A wait left behind (Ctrl-C in ``events()``, or ``close()`` from another thread) would
-        otherwise keep the async iterator running, and closing it would fail.
+        otherwise keep the async iterator running, and closing it would fail. ``reader``: the
+        events() call waiting, ended at once if a newer call or close() came meanwhile.
         """
         future = self._submit(_next(events, timeout))
         self._waiting = future
+        if self._reader != reader or self._client is None:
+            # Superseded or closed after the hand-over but before the wait was known: the
+            # waits abandoned then missed it.
+            future.cancel()
         event = future.result()
         self._waiting = None
         return event
@@ -191,7 +198,7 @@ class SyncClient:
         self._events = events = client.events()
         while True:
             try:
-                event = self._next_event(events, timeout)
+                event = self._next_event(events, timeout, reader)
             except TimeoutError:
                 if self._events is events:
                     self._events = None  # the async iterator ended; the next call starts anew
