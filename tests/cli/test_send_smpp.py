@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from o2sms.cli.main import app
 from o2sms.cli.send import direct_sessions
 from o2sms.simulator import Account, Simulator
-from tests.client.fake_smsc import FakeSmsc
+from tests.client.fake_smsc import FakeSmsc, Faults
 
 NARROW = {"COLUMNS": "40", "NO_COLOR": "1", "O2SMS_URL": None}
 
@@ -261,3 +261,26 @@ async def test_receiver_flash_wait_receipt_binds_a_receiver_and_gets_the_receipt
         )
     assert process.returncode == 0, err.decode()
     assert "receipt for " in out.decode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flash", [[], ["--flash"]], ids=["plain", "flash"])
+async def test_wait_receipt_with_a_transmitter_bind_is_refused_before_sending(
+    flash: list[str],
+) -> None:
+    # A transmitter never gets receipts: the SMS went out, the wait ran out, exit 1, and a
+    # script retrying on failure sent it again. A usage error now, before anything is sent.
+    async with FakeSmsc(Faults(receipts=True)) as smsc:
+        process, out, err = await send_process(
+            smsc.port,
+            *("--bind", "transmitter", "--wait-receipt", "--timeout", "1", *flash),
+            *("--to", "0903123456", "--text", "Ahoj"),
+        )
+    assert process.returncode == 2, err.decode()
+    assert out == b""
+    (line,) = err.decode().strip().splitlines()
+    assert line == (
+        "error: --wait-receipt needs a session that receives: --bind transmitter gets no "
+        "receipts; use transceiver"
+    )
+    assert smsc.received == 0

@@ -390,7 +390,7 @@ def send_direct(
             addresses.sender(sender)
         if plan(text, encoding=encoding, transliterate=transliterate).parts > 1 and flash:
             raise O2smsError("a flash message must fit one SMS (the gateway has no long flash)")
-        _check_smpp_options(client_options, flash)
+        _check_smpp_options(client_options, flash, wait_receipt)
         options = {**client_options, **direct_sessions(str(client_options["bind"]), flash)}
     except (O2smsError, ValueError) as exc:
         return _fail(str(exc), 2)
@@ -429,7 +429,7 @@ def send_direct(
 BIND_MODES = ("transceiver", "transmitter", "receiver")
 
 
-def _check_smpp_options(client_options: dict[str, Any], flash: bool) -> None:
+def _check_smpp_options(client_options: dict[str, Any], flash: bool, wait_receipt: bool) -> None:
     """Refuse a --host, --port or --bind the send cannot use (ValueError): a usage error."""
     if not str(client_options.get("host") or "").strip():
         raise ValueError("--host is empty: give the SMSC's host name or address")
@@ -443,6 +443,13 @@ def _check_smpp_options(client_options: dict[str, Any], flash: bool) -> None:
         )
     if bind.strip().lower() == "receiver" and not flash:  # --flash adds a transmitter
         raise ValueError("--bind receiver cannot send: use transceiver or transmitter")
+    if bind.strip().lower() == "transmitter" and wait_receipt:
+        # Refused before sending: the wait could only run out (exit 1), and a script
+        # retrying on failure would send the SMS again.
+        raise ValueError(
+            "--wait-receipt needs a session that receives: --bind transmitter gets no "
+            "receipts; use transceiver"
+        )
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:
