@@ -195,9 +195,11 @@ async def test_a_client_of_no_sessions_is_refused_at_construction(
         ({"response_timeout": 0}, "response_timeout must be positive"),
         ({"response_timeout": -1.0}, "response_timeout must be positive"),
         ({"connect_timeout": 0}, "connect_timeout must be positive"),
+        # 0 was taken for "not given": no limit at all, where -1 was refused
+        ({"rate_limit": 0}, "rate must be positive"),
     ],
 )
-async def test_session_settings_that_cannot_work_are_refused_at_construction(
+async def test_settings_that_cannot_work_are_refused_at_construction(
     options: dict[str, float], words: str
 ) -> None:
     with pytest.raises(ValueError, match=words):

@@ -256,7 +256,9 @@ class Pool:
         self._closing = asyncio.Event()  #: set by close(): every wait for the pacing ends
         #: set by close() or withdraw_unsent(): the waits of sends with no part out end
         self._withdrawing = asyncio.Event()
-        self._limiter = RateLimiter(rate_limit, closed=self._withdrawing) if rate_limit else None
+        self._limiter = (
+            RateLimiter(rate_limit, closed=self._withdrawing) if rate_limit is not None else None
+        )
         self._adaptive = AdaptiveRate(closed=self._withdrawing)
         self._throttle_backoff = throttle_backoff
         self._throttled = 0  # pauses in a row (throttled answers to requests sent after a pause)
