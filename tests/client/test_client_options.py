@@ -336,3 +336,33 @@ async def _loop_stalls(tick: float = 0.002) -> AsyncIterator[list[float]]:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+@pytest.mark.parametrize(
+    ("bind", "kept"),
+    [
+        (["transmitter", "transceiver"], ["TRANSCEIVER"]),  # the transmitter makes room
+        (["transceiver", "transmitter", "transceiver"], ["TRANSCEIVER", "TRANSCEIVER"]),
+        (["transceiver", "receiver"], ["TRANSCEIVER"]),  # the transceiver still receives
+    ],
+)
+async def test_flash_session_never_takes_the_only_receiving_session(
+    bind: list[str], kept: list[str]
+) -> None:
+    sms = Client("127.0.0.1", 8888, "acct", "a-long-password", bind=bind, flash_session=True)
+    kinds = [(s.config.bind.name, s.config.system_type) for s in sms._pool.sessions]
+    assert kinds == [(name, "") for name in kept] + [("TRANSMITTER", "NSMS")]
+
+
+async def test_flash_session_refused_where_it_would_leave_nothing_to_receive() -> None:
+    # one transmitter and one receiver: the NSMS transmitter could only take the receiver's
+    # place, and receipts would stop
+    with pytest.raises(ValueError, match="would leave no session that receives"):
+        Client(
+            "127.0.0.1",
+            8888,
+            "acct",
+            "a-long-password",
+            bind=["transmitter", "receiver"],
+            flash_session=True,
+        )

@@ -616,3 +616,26 @@ def test_a_key_in_the_wrong_section_says_where_it_belongs(tmp_path: Path) -> Non
         "gateway.store_url (O2SMS_GATEWAY__STORE_URL): not a key of [gateway]; it is a "
         "top-level key (in TOML, above the first [section] header)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("gateway", "problem"),
+    [
+        ({"sessions": 1}, "needs a session of its own within the 1 configured"),
+        ({"bind": ["transmitter", "receiver"]}, "would leave no session that receives"),
+    ],
+)
+def test_a_flash_session_without_room_is_a_config_error(
+    gateway: dict[str, object], problem: str
+) -> None:
+    # Found by config check, not when serve builds its client and fails to start.
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(
+            gateway={"hosts": ["127.0.0.1"], "system_id": "acct", "flash_session": True} | gateway,
+            api_keys=API_KEYS,
+        )
+    settings = load_settings(
+        gateway={"hosts": ["127.0.0.1"], "system_id": "acct", "flash_session": True},
+        api_keys=API_KEYS,
+    )
+    assert settings.gateway.flash_session  # 4 transceivers: one becomes the NSMS session

@@ -1,6 +1,6 @@
 """asyncio SMPP client: sessions, the pool, and the send/events API (with a blocking facade)."""
 
-from o2sms.client.api import Client, Resume, SendError, SendResult
+from o2sms.client.api import Client, Resume, SendError, SendResult, session_kinds
 from o2sms.client.config import Backoff, Endpoint, SessionConfig, TlsSettings
 from o2sms.client.errors import (
     AddressError,
@@ -52,4 +52,5 @@ __all__ = [
     "UnreadableDeliverSm",
     "UnreadableResponse",
     "assign",
+    "session_kinds",
 ]

@@ -157,27 +157,54 @@ def _bind_types(bind: str | Sequence[str], sessions: int | None) -> list[BindTyp
         ) from None
 
 
+def session_kinds(
+    bind: str | Sequence[str], sessions: int | None = None, *, flash_session: bool = False
+) -> list[BindType]:
+    """The bind type of each ordinary session a Client with these options binds (the NSMS
+    flash session, a transmitter, comes on top); ValueError says what is wrong with them.
+
+    Public so a configuration can be checked before anything connects (``o2sms config check``).
+    """
+    kinds = _bind_types(bind, sessions)
+    if flash_session:
+        _make_room_for_flash(kinds)
+    return kinds
+
+
 def _make_room_for_flash(kinds: list[BindType]) -> None:
     """Remove one session from ``kinds`` so the NSMS flash session fits the session count.
 
     The flash session counts towards the account's limit (4 on the O2 gateway), so the pool
     never binds more sessions than configured: it replaces the last session that can send
-    when another one can send too, else the last receiver-only session. A single session
-    (of any kind) leaves no room: ValueError says so rather than bind a session the gateway
-    would refuse, or drop the only receiver.
+    when another one can send too (a transmitter before a transceiver), else the last
+    receiver-only session. It never removes the only session that receives (the flash session
+    is a transmitter): receipts would stop. With no session it may remove, ValueError says so
+    rather than bind a session the gateway would refuse.
     """
+    receiving = sum(kind.can_receive for kind in kinds)
     senders = [i for i, kind in enumerate(kinds) if kind.can_submit]
-    receivers = [i for i, kind in enumerate(kinds) if not kind.can_submit]
+    candidates = [i for i, kind in enumerate(kinds) if not kind.can_submit]
     if len(senders) > 1:
-        del kinds[senders[-1]]  # never a receiver: receipts keep every receiving session
-    elif receivers and len(kinds) > 1:
-        del kinds[receivers[-1]]
+        # tried first, latest first, transmitters before transceivers (which also receive)
+        candidates = sorted(senders, key=lambda i: (kinds[i].can_receive, -i)) + candidates[::-1]
     else:
+        candidates.reverse()
+    for i in candidates:
+        if receiving > 1 or not kinds[i].can_receive:
+            del kinds[i]
+            return
+    if candidates:
         raise ValueError(
-            f"flash_session=True needs a session of its own within the {len(kinds)} "
-            "configured: the NSMS session counts towards the account's limit; give "
-            "sessions=2 or more (or a bind list with a session to spare)"
+            "flash_session=True needs a session of its own within the "
+            f"{len(kinds)} configured, and taking it from them would leave no session that "
+            "receives (the NSMS session is a transmitter): give one more session, or a "
+            "transceiver"
         )
+    raise ValueError(
+        f"flash_session=True needs a session of its own within the {len(kinds)} "
+        "configured: the NSMS session counts towards the account's limit; give "
+        "sessions=2 or more (or a bind list with a session to spare)"
+    )
 
 
 def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
@@ -288,9 +315,7 @@ class Client:
         tls_settings = TlsSettings(
             ca_file=tls_ca_file, insecure_skip_verify=tls_insecure_skip_verify
         )
-        kinds = _bind_types(bind, sessions)
-        if flash_session:
-            _make_room_for_flash(kinds)
+        kinds = session_kinds(bind, sessions, flash_session=flash_session)
         reconnect_backoff = reconnect if reconnect is not None else RECONNECT_BACKOFF
         limit_backoff = (
             session_limit_backoff if session_limit_backoff is not None else SESSION_LIMIT_BACKOFF

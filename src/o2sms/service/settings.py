@@ -42,7 +42,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from o2sms.client import addresses
+from o2sms.client import addresses, session_kinds
 from o2sms.client.errors import AddressError
 from o2sms.errors import O2smsError
 from o2sms.service.webhooks import CallbackUrlError, UrlPolicy, check_callback_url
@@ -227,6 +227,9 @@ class GatewaySettings(_Section):
                 f"bind lists {len(self.bind)} modes for {self.sessions} sessions: "
                 "give one mode, or one per session"
             )
+        if self.hosts and self.flash_session:
+            # the client's own check, so config check finds what serve would fail on
+            session_kinds(self.bind_modes(), flash_session=True)
         return self
 
     @property
