@@ -127,3 +127,10 @@ async def test_a_flash_send_reports_the_flash_sessions_error_not_a_receivers() -
             assert not caught.value.retriable
         finally:
             await sms.close()
+
+
+async def test_events_on_transmitters_only_fails_at_once() -> None:
+    # Nothing can ever come: waiting would hang the caller until close().
+    async with FakeSmsc() as smsc, client(smsc, bind="transmitter", sessions=1) as sms:
+        with pytest.raises(ClientError, match="no session receives"):
+            await asyncio.wait_for(anext(sms.events()), 2.0)

@@ -912,8 +912,14 @@ class Client:
 
         Each is acknowledged to the SMSC when the loop asks for the next one, so an event is
         never acknowledged before the code handling it has finished. The loop ends once the
-        client is closed: no event can come any more.
+        client is closed: no event can come any more. A client with no session that receives
+        (transmitters only) raises ClientError at once rather than wait for ever.
         """
+        if not self._can_receive:
+            raise ClientError(
+                "no session receives: events() needs a receiver or transceiver in bind "
+                "(transmitters get no receipts or inbound SMS)"
+            )
         pending: asyncio.Future[None] | None = None
         events = self._events
         try:
