@@ -495,6 +495,7 @@ def test_store_schema_goes_with_every_postgresql_url_the_store_takes(url: str) -
     ("variable", "value"),
     [
         ("O2SMS_WEBHOOKS__RETRY_FOR", "1e12"),
+        ("O2SMS_WEBHOOKS__TIMEOUT", "1e12"),  # the sender's lease is timeout + 30 s
         ("O2SMS_WORKER__LEASE_SECONDS", "1e12"),
         ("O2SMS_WORKER__RETRY_CAP", "1e12"),
         ("O2SMS_WORKER__RETRY_BASE", "1e12"),

@@ -273,7 +273,9 @@ class WebhookSettings(_Section):
     retry_for: float = Field(
         default=86_400.0, gt=0, le=365 * _DAY, description="seconds to keep retrying"
     )
-    timeout: float = Field(default=10.0, gt=0)
+    # Bounded like the worker's waits: the sender leases each webhook for timeout + 30 s, and
+    # a lease past the year 9999 failed every claim (no webhook was ever sent).
+    timeout: float = Field(default=10.0, gt=0, le=_DAY, description="seconds per attempt")
     concurrency: int = Field(default=8, ge=1, le=1000)
     slow_receiver_slots: int = Field(
         default=1, ge=1, le=1000, description="attempts at once to a receiver that timed out"
