@@ -399,3 +399,56 @@ def test_schedule_becomes_request_fields(given: str, fields: dict[str, object]) 
 def test_schedule_that_is_no_time_is_refused(given: str) -> None:
     with pytest.raises(ValueError, match="--schedule"):
         schedule_fields(given)
+
+
+@pytest_asyncio.fixture
+async def other_json_api() -> AsyncIterator[str]:
+    """Another HTTP API on loopback (not o2sms): answers every request 200 with a JSON object."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")),
+            0,
+        )  # fmt: skip
+        await reader.readexactly(length)
+        body = b'{"status": "ok"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_send_to_another_json_api_is_one_line_and_exit_1(
+    other_json_api: str, tmp_path: Path
+) -> None:
+    # A JSON object that is not the 202 answer (--via at the wrong port) was a KeyError's
+    # traceback, for one message and for a CSV alike.
+    key = ("--api-key", API_KEY)
+    result = await o2sms("send", "--via", other_json_api, *key, "--to", SK_MOBILE, "--text", "hi")
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"error: unexpected answer from {other_json_api}: not the answer to a send request "
+        "(is it the o2sms service?)"
+    )
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"to,text\n{SK_MOBILE},hi\n", encoding="utf-8")
+    bulk = await o2sms("send", "--via", other_json_api, *key, "--csv", str(rows))
+    assert bulk.exit_code == 1, bulk.output
+    assert "Traceback" not in bulk.output
+    assert bulk.output.strip().splitlines()[-1] == (
+        f"error: unexpected answer from {other_json_api}: not the answer to a send request "
+        "(is it the o2sms service?)"
+    )

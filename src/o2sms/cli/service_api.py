@@ -313,14 +313,20 @@ class ServiceApi:
             headers = {"Idempotency-Key": _header_value(idempotency_key, "the idempotency key")}
         response = await self._request("POST", "/v1/messages", json=body, headers=headers)
         answer = self._json(response)
-        messages = answer["messages"]
-        return Sent(
-            ids=[str(m["id"]) for m in messages],
-            recipients=[str(m["to"]) for m in messages],
-            encoding=str(answer["encoding"]),
-            parts=int(answer["parts"]),
-            replayed=response.headers.get("Idempotent-Replayed") == "true",
-        )
+        try:  # another API's JSON object (--via at the wrong port) is no traceback either
+            messages = answer["messages"]
+            return Sent(
+                ids=[str(m["id"]) for m in messages],
+                recipients=[str(m["to"]) for m in messages],
+                encoding=str(answer["encoding"]),
+                parts=int(answer["parts"]),
+                replayed=response.headers.get("Idempotent-Replayed") == "true",
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ServiceError(
+                f"unexpected answer from {self.base_url}: not the answer to a send request "
+                "(is it the o2sms service?)"
+            ) from None
 
     async def message(self, message_id: str) -> dict[str, Any]:
         """``GET /v1/messages/{id}``: the message with its parts and timeline, as JSON."""
