@@ -401,9 +401,8 @@ def test_schedule_that_is_no_time_is_refused(given: str) -> None:
         schedule_fields(given)
 
 
-@pytest_asyncio.fixture
-async def other_json_api() -> AsyncIterator[str]:
-    """Another HTTP API on loopback (not o2sms): answers every request 200 with a JSON object."""
+async def answering(answers: list[tuple[int, dict[str, object]]]) -> asyncio.Server:
+    """An HTTP server on loopback (not o2sms) giving ``answers`` in turn, the last repeating."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -413,16 +412,23 @@ async def other_json_api() -> AsyncIterator[str]:
             0,
         )  # fmt: skip
         await reader.readexactly(length)
-        body = b'{"status": "ok"}'
+        status, data = answers.pop(0) if len(answers) > 1 else answers[0]
+        body = json.dumps(data).encode()
         writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+@pytest_asyncio.fixture
+async def other_json_api() -> AsyncIterator[str]:
+    """Another HTTP API on loopback (not o2sms): answers every request 200 with a JSON object."""
+    server = await answering([(200, {"status": "ok"})])
     try:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
@@ -452,3 +458,49 @@ async def test_send_to_another_json_api_is_one_line_and_exit_1(
         f"error: unexpected answer from {other_json_api}: not the answer to a send request "
         "(is it the o2sms service?)"
     )
+
+
+def accepted_answer(number: int) -> tuple[int, dict[str, object]]:
+    """The service's 202 answer for one message."""
+    message = {"id": f"01JDZ8Q1FJ6M3H0K2Z8T4W9Y{number:02d}", "to": SK_MOBILE, "status": "queued"}
+    return 202, {"messages": [message], "encoding": "gsm7", "parts": 1}
+
+
+@pytest.mark.asyncio
+async def test_a_csv_send_stopped_by_an_error_says_which_rows_went(tmp_path: Path) -> None:
+    # Line 3 is refused (422), line 4 accepted, then the service fails (503) from line 5 on.
+    # The run stops there; it told only how many rows were accepted: not which lines were
+    # refused or never sent, and --errors wrote nothing, so a rerun sent lines 2 and 4 twice.
+    refused: dict[str, object] = {"error": "to: '12' is not a valid phone number (region SK)"}
+    unavailable: dict[str, object] = {"error": "the message store is unavailable; try again"}
+    server = await answering(
+        [accepted_answer(1), (422, refused), accepted_answer(2), (503, unavailable)]
+    )
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    source = tmp_path / "bulk.csv"
+    source.write_text(
+        "to,text\n" + "".join(f"+42190300000{line},hi {line}\n" for line in range(2, 9)),
+        encoding="utf-8",
+    )
+    errors = tmp_path / "errors.csv"
+    try:
+        result = await o2sms(
+            "send", "--via", url, "--api-key", API_KEY, "--csv", str(source),
+            "--errors", str(errors), "--concurrency", "1",
+        )  # fmt: skip
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert "2 of 7 row(s) accepted, 1 failed, 4 not sent" in lines
+    assert f"line 3: {refused['error']}" in lines
+    assert "not sent: lines 5-8" in lines
+    assert lines[-1] == f"error: {unavailable['error']}"
+    with errors.open(newline="", encoding="utf-8") as handle:
+        failed = list(csv.DictReader(handle))
+    assert [row["line"] for row in failed] == ["3", "5", "6", "7", "8"]
+    assert failed[0]["error"] == refused["error"]
+    assert failed[1]["error"] == unavailable["error"]  # the row the error came with
+    assert all(row["error"].startswith("not sent: ") for row in failed[2:])

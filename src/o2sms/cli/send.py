@@ -12,7 +12,7 @@ import asyncio
 import csv
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -725,7 +725,8 @@ def send_csv(
 ) -> int:
     """``o2sms send --via URL --csv FILE``: one request per row, ``concurrency`` at a time,
     under a progress bar; then the rows that failed, by line. Exit 0 only when every row was
-    accepted; a service that cannot be reached or refuses the API key stops the run."""
+    accepted; a service that cannot be reached, fails or refuses the API key stops the run,
+    and the rows not sent are listed (and written to ``errors_file`` with the refused ones)."""
     if request.wait:
         return _fail("--wait follows one message; use `o2sms status ID` after a bulk send", 2)
     try:
@@ -735,27 +736,54 @@ def send_csv(
         return _fail(str(exc), 2)
     console = Console(highlight=False, soft_wrap=True)
     try:
-        accepted, failures = asyncio.run(
-            _send_rows(request, rows, columns, common, concurrency, console)
-        )
+        sent = asyncio.run(_send_rows(request, rows, columns, common, concurrency, console))
     except ServiceError as exc:
         return _fail(str(exc), exc.exit_code)
-    console.print(
-        f"{accepted} of {len(rows)} row(s) accepted, {len(failures)} failed", markup=False
-    )
+    failures, unsent, fatal = sent.failures, sent.unsent, sent.fatal
+    if fatal is not None and not sent.accepted and not failures:  # nothing went: one line
+        return _fail(str(fatal), fatal.exit_code)
+    summary = f"{sent.accepted} of {len(rows)} row(s) accepted, {len(failures)} failed"
+    console.print(summary + (f", {len(unsent)} not sent" if unsent else ""), markup=False)
     shown = 20
     for failure in failures[:shown]:
         console.print(f"line {failure.line}: {failure.error}", markup=False)
     if len(failures) > shown:
         more = f"... and {len(failures) - shown} more"
         console.print(more + ("" if errors_file else " (--errors FILE lists them all)"))
-    if failures and errors_file is not None:
+    if unsent:
+        console.print(f"not sent: lines {_line_ranges(f.line for f in unsent)}", markup=False)
+    not_accepted = sorted(failures + unsent, key=lambda f: f.line)
+    if not_accepted and errors_file is not None:
         try:
-            _write_failures(errors_file, failures)
+            _write_failures(errors_file, not_accepted)
         except OSError as exc:
             return _fail(f"cannot write {errors_file}: {exc.strerror or exc}", 1)
         console.print(f"failed rows written to {errors_file}", markup=False)
+    if fatal is not None:
+        return _fail(str(fatal), fatal.exit_code)
     return 0 if not failures else 1
+
+
+def _line_ranges(lines: Iterable[int]) -> str:
+    """``2, 5-8, 11``: the line numbers, consecutive ones as ranges."""
+    spans: list[list[int]] = []
+    for line in sorted(lines):
+        if spans and line == spans[-1][1] + 1:
+            spans[-1][1] = line
+        else:
+            spans.append([line, line])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+@dataclass(slots=True)
+class CsvOutcome:
+    """What a CSV send came to: rows accepted, refused, and not sent because ``fatal`` (an
+    error every further row would get too) stopped the run."""
+
+    accepted: int
+    failures: list[RowFailure]
+    unsent: list[RowFailure]  #: the row ``fatal`` came with, and those never tried
+    fatal: ServiceError | None
 
 
 async def _send_rows(
@@ -765,14 +793,15 @@ async def _send_rows(
     common: dict[str, Any],
     concurrency: int,
     console: Console,
-) -> tuple[int, list[RowFailure]]:
-    """Send ``rows`` with ``concurrency`` workers; the count accepted and the failures.
+) -> CsvOutcome:
+    """Send ``rows`` with ``concurrency`` workers; what was accepted, refused and not sent.
 
     A failure that would repeat on every row (service unreachable, 401/403, 5xx) stops the
-    workers and is raised, instead of being reported once per row.
+    workers, instead of being reported once per row; the rows not sent are listed.
     """
     pending = iter(rows)
     failures: list[RowFailure] = []
+    unsent: list[RowFailure] = []
     accepted = 0
     fatal: ServiceError | None = None
     progress = Progress(
@@ -803,6 +832,7 @@ async def _send_rows(
         nonlocal accepted, fatal
         for line, row in pending:  # one shared iterator: each row goes to one worker
             if fatal is not None:
+                unsent.append(RowFailure(line, row, _not_sent(fatal)))
                 return
             key = f"{request.idempotency_key}:{line}" if request.idempotency_key else None
             try:
@@ -811,6 +841,7 @@ async def _send_rows(
             except ServiceError as exc:
                 if exc.status is None or exc.status in {401, 403} or exc.status >= 500:
                     fatal = fatal or exc
+                    unsent.append(RowFailure(line, row, str(exc)))
                     return
                 failures.append(RowFailure(line, row, str(exc)))
             progress.update(task, advance=1, accepted=accepted, failed=len(failures))
@@ -819,11 +850,15 @@ async def _send_rows(
         async with ServiceApi(request.url, request.api_key, concurrency=concurrency) as api:
             await asyncio.gather(*(worker(api) for _ in range(min(concurrency, len(rows)))))
     if fatal is not None:
-        if accepted:
-            console.print(f"{accepted} row(s) were accepted before the error", markup=False)
-        raise fatal
+        unsent.extend(RowFailure(line, row, _not_sent(fatal)) for line, row in pending)
     failures.sort(key=lambda f: f.line)
-    return accepted, failures
+    unsent.sort(key=lambda f: f.line)
+    return CsvOutcome(accepted, failures, unsent, fatal)
+
+
+def _not_sent(fatal: ServiceError) -> str:
+    """The error of a row never tried because ``fatal`` stopped the run."""
+    return f"not sent: the run stopped at an earlier row's error ({fatal})"
 
 
 def _write_failures(path: Path, failures: list[RowFailure]) -> None:
