@@ -1239,3 +1239,29 @@ async def test_a_stop_gives_back_at_once_the_messages_only_waiting_for_the_rate_
         claimed = await store.claim("next", limit=50)
     assert {m.id for m in claimed} == {m.id for m in unsent}
     assert not any(m.resend for m in claimed)
+
+
+async def test_every_session_state_is_a_series_while_no_session_is_bound(tmp_path: Path) -> None:
+    # The alert docs/operations.md suggests, o2sms_sessions{state="bound"} at 0, never fired:
+    # a state no session was in had no series at all, so "bound" vanished when it mattered.
+    with socket.socket() as probe:  # a loopback port nothing listens on: no SMSC there
+        probe.bind(("127.0.0.1", 0))
+        nowhere = probe.getsockname()[1]
+    gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
+    connector = Connector(settings_for(tmp_path, gateway=gateway))
+    running = await serving(connector)
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as http:
+            metrics = (await http.get("/metrics")).text
+    finally:
+        await running.stop()
+    states = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("o2sms_sessions{")
+    }
+    assert set(states) == {"connecting", "bound", "backing_off", "failed", "closed"}
+    assert states["bound"] == 0
+    assert sum(states.values()) == 4  # the sessions are somewhere, none bound

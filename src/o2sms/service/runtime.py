@@ -21,7 +21,7 @@ import uvicorn
 from o2sms.client import Client
 from o2sms.client.config import FLASH_SYSTEM_TYPE
 from o2sms.client.errors import ClientError
-from o2sms.client.session import Session
+from o2sms.client.session import Session, SessionStatus
 from o2sms.errors import O2smsError
 from o2sms.service.http import ApiContext, create_app
 from o2sms.service.metrics import Metrics
@@ -372,7 +372,11 @@ class Connector:
         return [s for s in self.client.sessions if isinstance(s, Session)]
 
     def _session_states(self) -> dict[str, int]:
-        return dict(Counter(s.status.value for s in self._sessions()))
+        """Sessions by state, every state included: a series that vanished at 0 (no session
+        bound) could not be alerted on."""
+        counts = Counter({state.value: 0 for state in SessionStatus})
+        counts.update(s.status.value for s in self._sessions())
+        return dict(counts)
 
     def sessions_bound(self) -> int:
         """SMPP sessions bound now."""
