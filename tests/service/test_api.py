@@ -1265,3 +1265,18 @@ async def test_every_session_state_is_a_series_while_no_session_is_bound(tmp_pat
     assert set(states) == {"connecting", "bound", "backing_off", "failed", "closed"}
     assert states["bound"] == 0
     assert sum(states.values()) == 4  # the sessions are somewhere, none bound
+
+
+async def test_labelled_counters_start_at_zero(sqlite_service: Service) -> None:
+    # A labelled counter appeared only at its first increment, already at 1: Prometheus's
+    # rate() and increase() see no rise in a series' first sample, so the documented alerts
+    # (failed messages, failed webhooks) missed the first failure after each start.
+    metrics = (await sqlite_service.http.get("/metrics")).text
+    for status in ("delivered", "undelivered", "expired", "rejected", "deleted", "unknown"):
+        assert f'o2sms_messages_final_total{{status="{status}"}} 0.0' in metrics
+    assert 'o2sms_messages_final_total{status="failed"} 0.0' in metrics
+    assert 'o2sms_messages_final_total{status="cancelled"} 0.0' in metrics
+    for outcome in ("delivered", "retry", "failed"):
+        assert f'o2sms_webhook_attempts_total{{outcome="{outcome}"}} 0.0' in metrics
+    for result in ("applied", "duplicate", "pending", "ignored", "unreadable"):
+        assert f'o2sms_receipts_total{{result="{result}"}} 0.0' in metrics

@@ -394,7 +394,7 @@ async def test_a_final_error_after_the_lease_was_lost_leaves_the_message_to_its_
     stored = await store.get(message.id)
     assert stored is not None
     assert (stored.status, stored.lease_owner) == (MessageStatus.QUEUED, "w2")
-    assert 'o2sms_messages_final_total{status="failed"}' not in metrics.render().decode()
+    assert 'o2sms_messages_final_total{status="failed"} 0.0' in metrics.render().decode()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

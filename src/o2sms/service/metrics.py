@@ -13,12 +13,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+from o2sms.store.models import FINAL_STATUSES, ReceiptResult
+
+__all__ = ["CONTENT_TYPE", "WEBHOOK_OUTCOMES", "Metrics"]
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _RECEIPT_BUCKETS: Final = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+WEBHOOK_OUTCOMES: Final = ("delivered", "retry", "failed")
+"""The ``outcome`` label values of ``o2sms_webhook_attempts_total``."""
 
 
 class _LiveGauges(Collector):
@@ -113,6 +118,14 @@ class Metrics:
             buckets=_RECEIPT_BUCKETS,
             registry=r,
         )
+        # Every known label value starts at 0: a series born at 1 shows no rise to rate() and
+        # increase(), so an alert on it would miss the first failure after a start.
+        for status in sorted(FINAL_STATUSES):
+            self.final.labels(status.value)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhooks.labels(outcome)
+        for result in (*(r.value for r in ReceiptResult), "unreadable"):
+            self.receipts.labels(result)
 
     def watch(
         self,
