@@ -46,3 +46,14 @@ def test_an_unknown_encoding_is_one_error_line_and_exit_2() -> None:
     assert result.exit_code == 2
     assert "error:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_error_is_one_unwrapped_line_on_stderr() -> None:
+    # It was printed on stdout, wrapped at the terminal's width like any text: a long one
+    # (this text's parts) came out as two lines, which scripts cannot grep whole.
+    result = CliRunner().invoke(app, ["plan", "x" * 40_000], env={"COLUMNS": "40", "NO_COLOR": "1"})
+    assert result.exit_code == 2
+    assert result.stdout.strip() == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: text of 40000 gsm7 units needs about 262 parts of 153, more than max_parts=255"
+    ]

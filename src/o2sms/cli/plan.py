@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from o2sms.service.schemas import GATEWAY_MAX_PARTS
 from o2sms.text import Plan, TextError, plan
@@ -37,7 +38,9 @@ def plan_command(
     try:
         result = plan(text, encoding=encoding, transliterate=transliterate)
     except (TextError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        # One line on stderr, never wrapped, no markup read in the message: as the others do.
+        line = Text.assemble(("error:", "red"), " ", str(exc))
+        Console(stderr=True, soft_wrap=True, highlight=False).print(line)
         raise typer.Exit(2) from None
     table = Table("option", "encoding", "data_coding", "parts", "units", "left in last part")
     _row(table, "as written" if not transliterate else "transliterated", result)
