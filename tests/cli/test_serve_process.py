@@ -130,6 +130,24 @@ async def test_a_taken_http_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
+async def test_an_http_host_that_does_not_resolve_is_named_in_the_line(tmp_path: Path) -> None:
+    # A resolver error has a negative errno, which os.strerror calls "Unknown error -2": the
+    # line did not say that the host name (a typo, often) is what is wrong.
+    host = "no-such-host.invalid"
+    try:
+        socket.getaddrinfo(host, 8000)
+    except socket.gaierror as exc:
+        said = str(exc.strerror)
+    else:
+        pytest.skip(f"{host} resolves here")
+    code, output = await _finish(await _serve(tmp_path, O2SMS_HTTP_HOST=host))
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    reason = said[:1].lower() + said[1:]
+    assert errors == [f"error: the HTTP API cannot listen on {host}:0: {reason}"]
+    assert "unknown error" not in output.lower()
+
+
 async def test_a_connector_that_cannot_start_is_one_line_and_exit_1(tmp_path: Path) -> None:
     with socket.socket() as taken:  # the sandbox SMSC's port, this time
         taken.bind(("127.0.0.1", 0))

@@ -627,6 +627,13 @@ async def serve(
 
 
 def _reason(exc: OSError) -> str:
-    """An OS error's reason in lower case, as the rest of the line: "address already in use"."""
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    """An OS error's reason in lower case, as the rest of the line: "address already in use".
+
+    A resolver's error (a host name that does not resolve) has a negative errno, which
+    ``os.strerror`` does not know: its own text says it ("name or service not known").
+    """
+    if exc.errno and exc.errno > 0:
+        reason = os.strerror(exc.errno)
+    else:
+        reason = (exc.strerror or str(exc)).split(" (while attempting", 1)[0]
     return reason[:1].lower() + reason[1:]
