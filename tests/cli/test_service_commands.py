@@ -504,3 +504,30 @@ async def test_a_csv_send_stopped_by_an_error_says_which_rows_went(tmp_path: Pat
     assert failed[0]["error"] == refused["error"]
     assert failed[1]["error"] == unavailable["error"]  # the row the error came with
     assert all(row["error"].startswith("not sent: ") for row in failed[2:])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": "ok"},  # a health endpoint: was shown as a message of dashes, exit 0
+        {"id": "x", "status": "delivered", "parts": [1]},  # was an AttributeError traceback
+        {"id": "x", "status": "delivered", "timeline": "none"},
+    ],
+)
+async def test_status_from_another_json_api_is_one_line_and_exit_1(
+    answer: dict[str, object],
+) -> None:
+    server = await answering([(200, answer)])
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        result = await o2sms(
+            "status", "01JDZ8Q1FJ6M3H0K2Z8T4W9YQA", "--via", url, "--api-key", API_KEY
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.exit_code == 1, result.output
+    assert one_error_line(result) == (
+        f"error: unexpected answer from {url}: not a message (is it the o2sms service?)"
+    )

@@ -333,7 +333,12 @@ class ServiceApi:
         if not message_id.strip("."):  # "", "." and ".." would name another resource
             raise ServiceError(f"{message_id!r} is not a message id", exit_code=2)
         response = await self._request("GET", f"/v1/messages/{_segment(message_id)}")
-        return self._json(response)
+        view = self._json(response)
+        if not _is_message(view):  # another API's JSON object: no traceback, no empty table
+            raise ServiceError(
+                f"unexpected answer from {self.base_url}: not a message (is it the o2sms service?)"
+            )
+        return view
 
     async def wait_final(
         self,
@@ -364,6 +369,20 @@ class ServiceApi:
                 return view
             await asyncio.sleep(min(interval, remaining))
             interval = min(interval * 1.5, max_interval)
+
+
+def _is_message(view: Mapping[str, Any]) -> bool:
+    """Whether ``view`` has the shape of ``GET /v1/messages/{id}``'s answer, as far as the
+    commands read it: an id and a status, parts and timeline lists of objects (or null)."""
+    return (
+        isinstance(view.get("id"), str)
+        and isinstance(view.get("status"), str)
+        and all(
+            view.get(name) is None
+            or (isinstance(view[name], list) and all(isinstance(i, dict) for i in view[name]))
+            for name in ("parts", "timeline")
+        )
+    )
 
 
 def _segment(value: str) -> str:
