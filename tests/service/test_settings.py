@@ -640,3 +640,21 @@ def test_a_flash_session_without_room_is_a_config_error(
         api_keys=API_KEYS,
     )
     assert settings.gateway.flash_session  # 4 transceivers: one becomes the NSMS session
+
+
+@pytest.mark.parametrize("variable", ["O2SMS_API_KEYS", "O2SMS_READ_API_KEYS"])
+@pytest.mark.parametrize("key", ["klíč-0123456789abcdef", "tab\there-0123456789abcdef"])
+def test_an_api_key_http_cannot_carry_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, key: str
+) -> None:
+    # An HTTP header carries no such key (the server reads its bytes as Latin-1, so "í" as
+    # sent in UTF-8 never matched): config check said valid, and every request got 401.
+    monkeypatch.setenv("O2SMS_API_KEYS", "full-key-0123456789abcdef")
+    monkeypatch.setenv(variable, f"another-key-0123456789,{key}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        f"{variable.removeprefix('O2SMS_').lower()} ({variable}): API key number 2 must be "
+        "printable ASCII (letters, digits, punctuation), as HTTP headers carry it"
+    )
+    assert key not in str(caught.value)

@@ -113,10 +113,17 @@ def _split_commas(value: Any) -> Any:
 
 
 def _long_enough(keys: list[SecretStr]) -> None:
-    """Refuse API keys shorter than 16 characters (guessable)."""
+    """Refuse API keys shorter than 16 characters (guessable), or that an HTTP header cannot
+    carry (the server reads a header's bytes as Latin-1: a UTF-8 "í" never matched)."""
     for number, key in enumerate(keys, 1):
-        if len(key.get_secret_value()) < 16:
+        value = key.get_secret_value()
+        if len(value) < 16:
             raise ValueError(f"API key number {number} is shorter than 16 characters")
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError(
+                f"API key number {number} must be printable ASCII (letters, digits, "
+                "punctuation), as HTTP headers carry it"
+            )
 
 
 _DAY: Final = 86_400.0
