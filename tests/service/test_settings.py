@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -658,3 +659,34 @@ def test_an_api_key_http_cannot_carry_is_refused(
         "printable ASCII (letters, digits, punctuation), as HTTP headers carry it"
     )
     assert key not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("password", "p" * 65, "is longer than 64 characters"),
+        ("password", "heslo€123", "has a character outside Latin-1"),
+        ("password", "nul\x00inside", "has a NUL character"),
+        ("system_id", "účet€", "has a character outside Latin-1"),
+        ("system_type", "r:€", "has a character outside Latin-1"),
+    ],
+)
+def test_a_bind_field_the_bind_pdu_cannot_carry_is_refused(
+    tmp_path: Path, field: str, value: str, problem: str
+) -> None:
+    # The bind's C-Octet Strings are Latin-1, NUL-terminated (the password up to 64 octets):
+    # config check said valid, and serve stopped at its first bind ("cannot encode").
+    gateway = {"hosts": ["127.0.0.1:2775"], "system_id": "acct", "password": "secret12"}
+    gateway[field] = value
+    lines = [f"{name} = {json.dumps(setting)}" for name, setting in gateway.items()]
+    config = tmp_path / "o2sms.toml"
+    config.write_text(
+        'api_keys = ["full-key-0123456789abcdef"]\n[gateway]\n' + "\n".join(lines) + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    variable = f"O2SMS_GATEWAY__{field.upper()}"
+    assert str(caught.value) == f"gateway.{field} ({variable}): {problem}"
+    if field == "password":
+        assert value not in str(caught.value)

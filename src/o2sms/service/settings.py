@@ -159,6 +159,11 @@ def _split_host(host: str) -> tuple[str, str]:
     return name, port
 
 
+MAX_PASSWORD_LENGTH: Final = 64
+"""The longest bind password the SMPP codec sends (the specification's 8, as the O2 gateway
+asks, lifted: see o2sms.smpp.pdu)."""
+
+
 class GatewaySettings(_Section):
     """The SMSC to connect to. No ``hosts`` at all means sandbox mode (the built-in simulator)."""
 
@@ -207,6 +212,20 @@ class GatewaySettings(_Section):
             if not name or (port and not (port.isdigit() and 0 < int(port) < 65536)):
                 raise ValueError(f"{host!r} is not host, host:port or [IPv6 address]:port")
         return hosts
+
+    @field_validator("system_id", "password", "system_type")
+    @classmethod
+    def _bind_field(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        # The bind's C-Octet Strings: Latin-1 without NUL; the password up to 64 octets (the
+        # codec's limit). Checked here, not at the first bind; the message never shows it.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if "\x00" in text:
+            raise ValueError("has a NUL character")
+        if any(ord(ch) > 0xFF for ch in text):
+            raise ValueError("has a character outside Latin-1")
+        if info.field_name == "password" and len(text) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"is longer than {MAX_PASSWORD_LENGTH} characters")
+        return value
 
     @field_validator("tls_ca_file")
     @classmethod
