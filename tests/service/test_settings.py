@@ -690,3 +690,23 @@ def test_a_bind_field_the_bind_pdu_cannot_carry_is_refused(
     assert str(caught.value) == f"gateway.{field} ({variable}): {problem}"
     if field == "password":
         assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("port", "problem"),
+    [
+        ("99999", "its port must be 1 to 65535, got 99999"),  # serve: "connection refused"
+        ("0", "its port must be 1 to 65535, got 0"),
+        ("abc", "its port is not a number"),  # "invalid literal for int() with base 10"
+    ],
+)
+def test_a_store_url_with_an_impossible_port_is_refused(
+    monkeypatch: pytest.MonkeyPatch, port: str, problem: str
+) -> None:
+    monkeypatch.setenv("O2SMS_STORE_URL", f"postgresql://o2sms:DB-SECRET-PW@db.example:{port}/o2")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("store_url (O2SMS_STORE_URL): ")
+    assert message.endswith(problem)
+    assert "DB-SECRET-PW" not in message

@@ -83,9 +83,9 @@ def _redacted(url: str) -> str:
     query parameters that may hold one (``?password=``, ``sslpassword``, ``sslkey``...)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        url = url.split("?", maxsplit=1)[0]
-        return url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        scheme, separator, rest = url.split("?", maxsplit=1)[0].partition("://")
+        return scheme + separator + rest.rsplit("@", maxsplit=1)[-1]  # no user, no password
     query = {
         name: "***" if _SECRET_PARAMETER.search(name) else value
         for name, value in parsed.query.items()
@@ -461,6 +461,14 @@ class Settings(BaseSettings):
     @classmethod
     def _store_url(cls, url: str) -> str:
         # Messages built here, from the URL without its password: the parser's quote it whole.
+        try:
+            port = make_url(url).port if "://" in url else None
+        except ArgumentError:
+            port = None  # said below
+        except ValueError:
+            raise ValueError(f"{_redacted(url)!r}: its port is not a number") from None
+        if port is not None and not 1 <= port <= 65535:  # serve said "connection refused"
+            raise ValueError(f"{_redacted(url)!r}: its port must be 1 to 65535, got {port}")
         try:
             parse_store_url(url)
         except ArgumentError:
