@@ -1280,3 +1280,17 @@ async def test_labelled_counters_start_at_zero(sqlite_service: Service) -> None:
         assert f'o2sms_webhook_attempts_total{{outcome="{outcome}"}} 0.0' in metrics
     for result in ("applied", "duplicate", "pending", "ignored", "unreadable"):
         assert f'o2sms_receipts_total{{result="{result}"}} 0.0' in metrics
+
+
+async def test_a_text_transliteration_empties_is_refused(sqlite_service: Service) -> None:
+    # A soft hyphen (or a zero-width space, a BOM) is dropped by transliteration: the text
+    # became "", and an empty SMS was stored and sent although the API takes 1 character up.
+    response = await sqlite_service.http.post(
+        "/v1/messages", json={"to": SK_MOBILE, "text": "\u00ad\u200b", "transliterate": True}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == (
+        "text: is empty once transliterated (it has only characters transliteration drops)"
+    )
+    listed = await sqlite_service.http.get("/v1/messages")
+    assert listed.json()["items"] == []

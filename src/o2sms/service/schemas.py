@@ -378,6 +378,10 @@ def prepare(
         raise RequestProblemError("text", f"is too long: {exc}") from None
     except TextError as exc:
         raise RequestProblemError("text", str(exc)) from None
+    if not measured.text:  # "\u00ad" transliterated: no empty SMS, as no empty text
+        raise RequestProblemError(
+            "text", "is empty once transliterated (it has only characters transliteration drops)"
+        )
     if request.flash and not flash_available:
         raise RequestProblemError(
             "flash",
