@@ -77,6 +77,8 @@ def test_a_missing_text_is_one_line_and_exit_2() -> None:
         (["--validity", "0s"], "--validity 0s is not a time ahead"),
         (["--schedule", "100d"], "--schedule 100d is more than 99 days"),
         (["--text", ""], "--text is empty"),
+        # a soft hyphen and a zero-width space, which transliteration drops: an empty SMS
+        (["--text", "\u00ad\u200b", "--transliterate"], "--text is empty once transliterated"),
         (["--host", ""], "--host is empty"),
     ],
 )

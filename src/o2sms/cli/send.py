@@ -388,7 +388,10 @@ def send_direct(
         addresses.destination(to)
         if sender is not None:
             addresses.sender(sender)
-        if plan(text, encoding=encoding, transliterate=transliterate).parts > 1 and flash:
+        measured = plan(text, encoding=encoding, transliterate=transliterate)
+        if not measured.text:  # only characters transliteration drops: an empty SMS
+            raise O2smsError("--text is empty once transliterated: give the message text")
+        if measured.parts > 1 and flash:
             raise O2smsError("a flash message must fit one SMS (the gateway has no long flash)")
         _check_smpp_options(client_options, flash, wait_receipt)
         options = {**client_options, **direct_sessions(str(client_options["bind"]), flash)}
