@@ -531,3 +531,17 @@ async def test_status_from_another_json_api_is_one_line_and_exit_1(
     assert one_error_line(result) == (
         f"error: unexpected answer from {url}: not a message (is it the o2sms service?)"
     )
+
+
+@pytest.mark.asyncio
+async def test_csv_saved_by_excel_as_unicode_text_is_read(service: Service, tmp_path: Path) -> None:
+    # Excel's "Unicode Text" is UTF-16 with a BOM, tab separated: it was refused with
+    # "'utf-8' codec can't decode byte 0xff in position 0".
+    source = tmp_path / "excel.txt"
+    rows = "to\ttext\r\n+421903000001\tDobrý deň\r\n+421903000002\tĎakujeme\r\n"
+    source.write_bytes(rows.encode("utf-16"))  # BOM, then UTF-16 in this machine's order
+    result = await o2sms("send", *via(service), "--csv", str(source))
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 row(s) accepted, 0 failed" in result.output
+    stored = (await service.http.get("/v1/messages")).json()["items"]
+    assert sorted(m["text"] for m in stored) == ["Dobrý deň", "Ďakujeme"]

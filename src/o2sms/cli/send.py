@@ -9,6 +9,7 @@ when the SMSC or the service cannot be reached or the send failed (exit 1).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import logging
 import re
@@ -200,7 +201,8 @@ def send_command(
         Path | None,
         typer.Option(
             "--csv",
-            help="Send one SMS per row of this CSV file (header row; , ; or tab separated).",
+            help="Send one SMS per row of this CSV file (header row; , ; or tab separated; "
+            "UTF-8, or UTF-16 with a BOM as Excel saves Unicode Text).",
             rich_help_panel=_CSV,
             show_default=False,
         ),
@@ -692,7 +694,9 @@ def _read_csv(path: Path, columns: CsvColumns, default_text: str | None) -> list
     """The data rows of ``path`` with the file line each starts on; ValueError when the file
     cannot be used (missing, no header, no to column, no text column and no --text)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with path.open("rb") as raw:  # Excel's "Unicode Text" is UTF-16 with a BOM
+            utf16 = raw.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        with path.open(newline="", encoding="utf-16" if utf16 else "utf-8-sig") as handle:
             header = handle.readline()
             # The header names the separator: Excel writes ";" in many European locales.
             delimiter = max(",;\t", key=header.count)
