@@ -710,3 +710,15 @@ def test_a_store_url_with_an_impossible_port_is_refused(
     assert message.startswith("store_url (O2SMS_STORE_URL): ")
     assert message.endswith(problem)
     assert "DB-SECRET-PW" not in message
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_http_host_is_refused(host: str) -> None:
+    # `o2sms serve --http-host "$HOST"` with HOST unset: "" made the API listen on every
+    # interface (0.0.0.0), the sandbox's key printed beside "http://:8000".
+    with pytest.raises(ConfigError) as caught:
+        load_settings(http_host=host)
+    assert str(caught.value) == (
+        "http_host (O2SMS_HTTP_HOST): is empty: give an address such as 127.0.0.1 "
+        "(0.0.0.0 for every interface)"
+    )

@@ -478,6 +478,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported store URL {_redacted(url)!r}: {reason}") from None
         return url
 
+    @field_validator("http_host")
+    @classmethod
+    def _http_host(cls, host: str) -> str:
+        # "" listens on every interface: an unset variable in --http-host "$HOST" exposed the
+        # API (and, in the sandbox, the key printed with it). Every interface is said 0.0.0.0.
+        if not host.strip():
+            raise ValueError(
+                "is empty: give an address such as 127.0.0.1 (0.0.0.0 for every interface)"
+            )
+        return host
+
     @field_validator("region")
     @classmethod
     def _region(cls, region: str) -> str:
