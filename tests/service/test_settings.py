@@ -722,3 +722,14 @@ def test_an_empty_http_host_is_refused(host: str) -> None:
         "http_host (O2SMS_HTTP_HOST): is empty: give an address such as 127.0.0.1 "
         "(0.0.0.0 for every interface)"
     )
+
+
+def test_an_empty_store_url_is_refused() -> None:
+    # `o2sms serve --store-url "$URL"` with URL unset passed config check; serve then said
+    # "cannot open the store : unable to open database file" (it tried the folder itself).
+    with pytest.raises(ConfigError) as caught:
+        load_settings(store_url=" ")
+    assert str(caught.value) == (
+        "store_url (O2SMS_STORE_URL): is empty: give a file path, sqlite:///file.db or "
+        "postgresql://..."
+    )

@@ -461,6 +461,8 @@ class Settings(BaseSettings):
     @classmethod
     def _store_url(cls, url: str) -> str:
         # Messages built here, from the URL without its password: the parser's quote it whole.
+        if not url.strip():  # the working folder itself, "unable to open database file"
+            raise ValueError("is empty: give a file path, sqlite:///file.db or postgresql://...")
         try:
             port = make_url(url).port if "://" in url else None
         except ArgumentError:
