@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -545,3 +548,75 @@ async def test_csv_saved_by_excel_as_unicode_text_is_read(service: Service, tmp_
     assert "2 of 2 row(s) accepted, 0 failed" in result.output
     stored = (await service.http.get("/v1/messages")).json()["items"]
     assert sorted(m["text"] for m in stored) == ["Dobrý deň", "Ďakujeme"]
+
+
+@pytest.mark.asyncio
+async def test_a_csv_send_interrupted_says_which_rows_went(tmp_path: Path) -> None:
+    # Ctrl+C during a bulk send printed "Aborted!": not which rows the service had accepted,
+    # so a rerun sent them again. Lines 2 and 3 are accepted; line 4 hangs when interrupted.
+    requests: list[int] = []
+    hanging = asyncio.Event()
+    release = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                requests.append(len(requests) + 1)
+                if len(requests) > 2:
+                    hanging.set()
+                    await release.wait()
+                    return
+                body = json.dumps(accepted_answer(len(requests))[1]).encode()
+                writer.write(
+                    b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    source = tmp_path / "bulk.csv"
+    source.write_text(
+        "to,text\n" + "".join(f"+42190300000{line},hi\n" for line in range(2, 8)),
+        encoding="utf-8",
+    )
+    errors = tmp_path / "errors.csv"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "o2sms", "send", "--via", url, "--api-key", API_KEY,
+        "--csv", str(source), "--errors", str(errors), "--concurrency", "1",
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            await hanging.wait()
+            process.send_signal(signal.SIGINT)
+            out, err = await process.communicate()
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    output = out.decode() + err.decode()
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    lines = output.strip().splitlines()
+    assert "2 of 6 row(s) accepted, 0 failed, 3 not sent, 1 unknown" in lines
+    assert "not sent: lines 5-7" in lines
+    assert "unknown (interrupted while being sent; it may have been accepted): line 4" in lines
+    assert lines[-1] == "error: interrupted"
+    with errors.open(newline="", encoding="utf-8") as handle:
+        listed = list(csv.DictReader(handle))
+    assert [row["line"] for row in listed] == ["4", "5", "6", "7"]

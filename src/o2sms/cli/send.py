@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -742,15 +742,21 @@ def send_csv(
     except ValueError as exc:
         return _fail(str(exc), 2)
     console = Console(highlight=False, soft_wrap=True)
+    sent = CsvOutcome()
+    interrupted = False
     try:
-        sent = asyncio.run(_send_rows(request, rows, columns, common, concurrency, console))
+        asyncio.run(_send_rows(request, rows, columns, common, concurrency, console, sent))
     except ServiceError as exc:
         return _fail(str(exc), exc.exit_code)
-    failures, unsent, fatal = sent.failures, sent.unsent, sent.fatal
+    except KeyboardInterrupt:  # Ctrl+C: say what went, what did not, and what may have
+        interrupted = True
+        sent.stop_at_interrupt(rows)
+    failures, unsent, unknown, fatal = sent.failures, sent.unsent, sent.unknown, sent.fatal
     if fatal is not None and not sent.accepted and not failures:  # nothing went: one line
         return _fail(str(fatal), fatal.exit_code)
     summary = f"{sent.accepted} of {len(rows)} row(s) accepted, {len(failures)} failed"
-    console.print(summary + (f", {len(unsent)} not sent" if unsent else ""), markup=False)
+    summary += f", {len(unsent)} not sent" if unsent else ""
+    console.print(summary + (f", {len(unknown)} unknown" if unknown else ""), markup=False)
     shown = 20
     for failure in failures[:shown]:
         console.print(f"line {failure.line}: {failure.error}", markup=False)
@@ -759,13 +765,18 @@ def send_csv(
         console.print(more + ("" if errors_file else " (--errors FILE lists them all)"))
     if unsent:
         console.print(f"not sent: lines {_line_ranges(f.line for f in unsent)}", markup=False)
-    not_accepted = sorted(failures + unsent, key=lambda f: f.line)
+    if unknown:
+        lines = _line_ranges(f.line for f in unknown)
+        console.print(f"unknown ({_UNKNOWN}): line{'s' if len(unknown) > 1 else ''} {lines}")
+    not_accepted = sorted(failures + unsent + unknown, key=lambda f: f.line)
     if not_accepted and errors_file is not None:
         try:
             _write_failures(errors_file, not_accepted)
         except OSError as exc:
             return _fail(f"cannot write {errors_file}: {exc.strerror or exc}", 1)
         console.print(f"failed rows written to {errors_file}", markup=False)
+    if interrupted:
+        return _fail("interrupted", 130)
     if fatal is not None:
         return _fail(str(fatal), fatal.exit_code)
     return 0 if not failures else 1
@@ -782,15 +793,33 @@ def _line_ranges(lines: Iterable[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
+_UNKNOWN = "interrupted while being sent; it may have been accepted"
+
+
 @dataclass(slots=True)
 class CsvOutcome:
     """What a CSV send came to: rows accepted, refused, and not sent because ``fatal`` (an
-    error every further row would get too) stopped the run."""
+    error every further row would get too) or an interrupt stopped the run."""
 
-    accepted: int
-    failures: list[RowFailure]
-    unsent: list[RowFailure]  #: the row ``fatal`` came with, and those never tried
-    fatal: ServiceError | None
+    accepted: int = 0
+    failures: list[RowFailure] = field(default_factory=list)
+    unsent: list[RowFailure] = field(default_factory=list)  #: ``fatal``'s row, those not tried
+    fatal: ServiceError | None = None
+    #: rows whose request was under way when the run was interrupted
+    unknown: list[RowFailure] = field(default_factory=list)
+    taken: set[int] = field(default_factory=set)  #: lines a worker took
+    sending: dict[int, dict[str, str]] = field(default_factory=dict)  #: requests under way
+
+    def stop_at_interrupt(self, rows: list[Row]) -> None:
+        """Sort the rows an interrupt left: under way (unknown) or never taken (not sent)."""
+        self.unknown = [RowFailure(line, row, _UNKNOWN) for line, row in self.sending.items()]
+        self.unsent += [
+            RowFailure(line, row, "not sent: the run was interrupted")
+            for line, row in rows
+            if line not in self.taken
+        ]
+        for found in (self.failures, self.unsent, self.unknown):
+            found.sort(key=lambda f: f.line)
 
 
 async def _send_rows(
@@ -800,17 +829,17 @@ async def _send_rows(
     common: dict[str, Any],
     concurrency: int,
     console: Console,
-) -> CsvOutcome:
-    """Send ``rows`` with ``concurrency`` workers; what was accepted, refused and not sent.
+    outcome: CsvOutcome,
+) -> None:
+    """Send ``rows`` with ``concurrency`` workers; what was accepted, refused and not sent
+    goes in ``outcome`` as it happens (an interrupt leaves it as it was then).
 
     A failure that would repeat on every row (service unreachable, 401/403, 5xx) stops the
     workers, instead of being reported once per row; the rows not sent are listed.
     """
     pending = iter(rows)
-    failures: list[RowFailure] = []
-    unsent: list[RowFailure] = []
-    accepted = 0
-    fatal: ServiceError | None = None
+    failures = outcome.failures
+    unsent = outcome.unsent
     progress = Progress(
         TextColumn("sending"),
         BarColumn(),
@@ -836,31 +865,36 @@ async def _send_rows(
         return body
 
     async def worker(api: ServiceApi) -> None:
-        nonlocal accepted, fatal
         for line, row in pending:  # one shared iterator: each row goes to one worker
-            if fatal is not None:
-                unsent.append(RowFailure(line, row, _not_sent(fatal)))
+            outcome.taken.add(line)
+            if outcome.fatal is not None:
+                unsent.append(RowFailure(line, row, _not_sent(outcome.fatal)))
                 return
             key = f"{request.idempotency_key}:{line}" if request.idempotency_key else None
+            outcome.sending[line] = row  # stays there if an interrupt cancels the request
             try:
                 await api.send(body_of(row), idempotency_key=key)
-                accepted += 1
             except ServiceError as exc:
+                del outcome.sending[line]
                 if exc.status is None or exc.status in {401, 403} or exc.status >= 500:
-                    fatal = fatal or exc
+                    outcome.fatal = outcome.fatal or exc
                     unsent.append(RowFailure(line, row, str(exc)))
                     return
                 failures.append(RowFailure(line, row, str(exc)))
-            progress.update(task, advance=1, accepted=accepted, failed=len(failures))
+            else:
+                del outcome.sending[line]
+                outcome.accepted += 1
+            progress.update(task, advance=1, accepted=outcome.accepted, failed=len(failures))
 
     with progress:
         async with ServiceApi(request.url, request.api_key, concurrency=concurrency) as api:
             await asyncio.gather(*(worker(api) for _ in range(min(concurrency, len(rows)))))
-    if fatal is not None:
-        unsent.extend(RowFailure(line, row, _not_sent(fatal)) for line, row in pending)
+    if outcome.fatal is not None:
+        for line, row in pending:
+            outcome.taken.add(line)
+            unsent.append(RowFailure(line, row, _not_sent(outcome.fatal)))
     failures.sort(key=lambda f: f.line)
     unsent.sort(key=lambda f: f.line)
-    return CsvOutcome(accepted, failures, unsent, fatal)
 
 
 def _not_sent(fatal: ServiceError) -> str:
