@@ -71,3 +71,18 @@ def test_the_send_credentials_in_the_environment_do_not_lock_bench_out_of_its_si
     )
     assert result.returncode == 0, result.stderr
     assert "median of 1:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        # was exit 1 with the library's "give host= (and secondary_host=) or hosts="
+        (["--host", "", "--port", "2775"], "error: --host is empty: give the SMSC's host name or address"),
+        # was measured against that host at the port of the simulator bench started here
+        (["--host", "smsc.example.com"], "error: --host needs --port (without both, bench starts its own simulator)"),
+    ],
+)  # fmt: skip
+def test_bench_with_a_host_it_cannot_use_is_a_usage_error(args: list[str], error: str) -> None:
+    result = bench(*args, "--messages", "1", "--runs", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [error]

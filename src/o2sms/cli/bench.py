@@ -141,8 +141,12 @@ def child_simulator(receipt_delay: float = 0.0) -> Iterator[int]:
         process.wait(timeout=10)
 
 
+DEFAULT_HOST = "127.0.0.1"
+"""Where the simulator bench starts listens, and the SMSC host without --host."""
+
+
 def bench_command(
-    host: Annotated[str, typer.Option(help="SMSC host (with --port).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="SMSC host (with --port).")] = DEFAULT_HOST,
     port: Annotated[
         int | None, typer.Option(help="SMSC port; default: start the simulator.")
     ] = None,
@@ -161,6 +165,14 @@ def bench_command(
     """Measure send() throughput, latency to submit_sm_resp and peak memory."""
     if port is not None and not 1 <= port <= 65535:
         typer.echo(f"error: --port must be 1 to 65535, got {port}", err=True)
+        raise typer.Exit(2)
+    if not host.strip():
+        typer.echo("error: --host is empty: give the SMSC's host name or address", err=True)
+        raise typer.Exit(2)
+    if port is None and host != DEFAULT_HOST:  # the simulator started here listens locally
+        typer.echo(
+            "error: --host needs --port (without both, bench starts its own simulator)", err=True
+        )
         raise typer.Exit(2)
     if port is None:
         # Its own simulator, with its address and account: not O2SMS_SYSTEM_ID and
