@@ -733,3 +733,23 @@ def test_an_empty_store_url_is_refused() -> None:
         "store_url (O2SMS_STORE_URL): is empty: give a file path, sqlite:///file.db or "
         "postgresql://..."
     )
+
+
+def test_an_unknown_key_names_the_key_meant(tmp_path: Path) -> None:
+    # "unknown key (a typo?)" left the reader to find which: a section's key written at the
+    # top, a misspelt section or key.
+    config = tmp_path / "typo.toml"
+    config.write_text(
+        'api_keys = ["full-key-0123456789abcdef"]\npassword = "secret12"\n'
+        '[gateway]\nhost = "smsc.example.com"\nsystem_id = "acct"\n'
+        '[webhook]\nurl = "http://127.0.0.1:9000/"\n[worker]\ntotally_new = 1\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert sorted(str(caught.value).splitlines()) == [
+        "gateway.host (O2SMS_GATEWAY__HOST): unknown key (did you mean gateway.hosts?)",
+        "password (O2SMS_PASSWORD): not a top-level key; it belongs under [gateway]",
+        "webhook (O2SMS_WEBHOOK): unknown key (did you mean webhooks?)",
+        "worker.totally_new (O2SMS_WORKER__TOTALLY_NEW): unknown key (a typo?)",
+    ]

@@ -8,6 +8,7 @@ underscore in the environment: ``[gateway] password`` is ``O2SMS_GATEWAY__PASSWO
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import ipaddress
 import json
@@ -624,13 +625,29 @@ def _misplaced(location: tuple[int | str, ...]) -> str | None:
     return None
 
 
+def _meant(location: tuple[int | str, ...]) -> str | None:
+    """The key an unknown one at ``location`` was likely meant to be: a close spelling in its
+    section (``gateway.host``: ``gateway.hosts``). A key of another section: _misplaced."""
+    *section, name = (str(p) for p in location)
+    model = _model_at(tuple(section))
+    if model is None:
+        return None
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.75)
+    if close:
+        return ".".join([*section, close[0]])
+    return None
+
+
 def _explain(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False, include_input=False):
         location = tuple(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = _misplaced(location) or "unknown key (a typo?)"
+            meant = _meant(location)
+            message = _misplaced(location) or (
+                f"unknown key (did you mean {meant}?)" if meant else "unknown key (a typo?)"
+            )
         # A check of several keys (a model validator) is reported at its model; its message
         # names the key to fix first ("url: ..."): report it there, with that key's variable.
         key, colon, rest = message.partition(": ")
