@@ -3,9 +3,9 @@ errors that name the key, its variable and what is wrong."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -752,4 +752,19 @@ def test_an_unknown_key_names_the_key_meant(tmp_path: Path) -> None:
         "password (O2SMS_PASSWORD): not a top-level key; it belongs under [gateway]",
         "webhook (O2SMS_WEBHOOK): unknown key (did you mean webhooks?)",
         "worker.totally_new (O2SMS_WORKER__TOTALLY_NEW): unknown key (a typo?)",
+    ]
+
+
+def test_a_variable_for_a_section_there_is_not_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # O2SMS_WORKERS__BATCH (for worker.batch) was ignored without a word: config check said
+    # valid, and serve ran with the default. (Single-word O2SMS_* variables stay free: the
+    # send and status commands read O2SMS_URL, O2SMS_API_KEY, O2SMS_PASSWORD...)
+    monkeypatch.setenv("O2SMS_WORKERS__BATCH", "3")
+    monkeypatch.setenv("O2SMS_NOTHING__LIKE_IT", "1")
+    monkeypatch.setenv("O2SMS_PASSWORD", "for-o2sms-send")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).splitlines() == [
+        "nothing.like_it (O2SMS_NOTHING__LIKE_IT): unknown key (a typo?)",
+        "workers.batch (O2SMS_WORKERS__BATCH): unknown key (did you mean worker.batch?)",
     ]

@@ -685,6 +685,32 @@ def _one_underscore_variables() -> list[str]:
     return lines
 
 
+def _stray_variables() -> list[str]:
+    """A problem line for each ``O2SMS_<SECTION>__<KEY>`` variable whose section is none of
+    the settings' (pydantic-settings reads declared fields only: it was ignored unsaid).
+
+    Variables without ``__`` are left alone: the send and status commands read their own
+    (``O2SMS_URL``, ``O2SMS_API_KEY``...).
+    """
+    sections = [
+        key
+        for key, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    ]
+    lines = []
+    for variable, value in sorted(os.environ.items()):
+        name = variable.upper()
+        if not name.startswith("O2SMS_") or "__" not in name or not value:
+            continue
+        section, *keys = name.removeprefix("O2SMS_").lower().split("__")
+        if section in Settings.model_fields:
+            continue  # its keys are checked with the rest
+        close = difflib.get_close_matches(section, sections, n=1, cutoff=0.75)
+        meant = f"did you mean {'.'.join([close[0], *keys])}?" if close else "a typo?"
+        lines.append(f"{_where((section, *keys))}: unknown key ({meant})")
+    return lines
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Read the configuration: ``overrides`` (command line) > ``O2SMS_*`` > TOML file > defaults.
 
@@ -704,11 +730,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     misspelt = _one_underscore_variables()
+    strays = _stray_variables()
     token = _CONFIG_FILE.set(path)
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError("\n".join([*misspelt, _explain(exc)])) from None
+        raise ConfigError("\n".join([*misspelt, _explain(exc), *strays])) from None
     except SettingsError as exc:  # e.g. O2SMS_GATEWAY='...' that is not JSON
         cause = exc.__cause__
         field = re.match(r'error parsing value for field "(\w+)"', str(exc))
@@ -723,8 +750,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         ) from None
     finally:
         _CONFIG_FILE.reset(token)
-    if misspelt:
-        raise ConfigError("\n".join(misspelt))
+    if misspelt or strays:
+        raise ConfigError("\n".join([*misspelt, *strays]))
     return settings
 
 
