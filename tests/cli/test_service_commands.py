@@ -620,3 +620,18 @@ async def test_a_csv_send_interrupted_says_which_rows_went(tmp_path: Path) -> No
     with errors.open(newline="", encoding="utf-8") as handle:
         listed = list(csv.DictReader(handle))
     assert [row["line"] for row in listed] == ["4", "5", "6", "7"]
+
+
+@pytest.mark.asyncio
+async def test_csv_with_to_is_a_usage_error(service: Service, tmp_path: Path) -> None:
+    # --to was ignored without a word: the CSV's rows went, not the number typed.
+    source = tmp_path / "numbers.csv"
+    source.write_text("to\n+421903000001\n", encoding="utf-8")
+    result = await o2sms(
+        "send", *via(service), "--csv", str(source), "--to", SK_MOBILE, "--text", "Hi"
+    )
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "error: give --to or --csv, not both (the CSV's to column holds the recipients)"
+    )
+    assert (await service.http.get("/v1/messages")).json()["items"] == []

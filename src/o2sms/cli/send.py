@@ -736,6 +736,8 @@ def send_csv(
     and the rows not sent are listed (and written to ``errors_file`` with the refused ones)."""
     if request.wait:
         return _fail("--wait follows one message; use `o2sms status ID` after a bulk send", 2)
+    if request.to is not None:  # it would be ignored: the rows name the recipients
+        return _fail("give --to or --csv, not both (the CSV's to column holds the recipients)", 2)
     try:
         common = request.common_fields()
         rows = _read_csv(path, columns, request.text)
