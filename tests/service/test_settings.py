@@ -768,3 +768,16 @@ def test_a_variable_for_a_section_there_is_not_is_refused(monkeypatch: pytest.Mo
         "nothing.like_it (O2SMS_NOTHING__LIKE_IT): unknown key (a typo?)",
         "workers.batch (O2SMS_WORKERS__BATCH): unknown key (did you mean worker.batch?)",
     ]
+
+
+def test_a_short_sandbox_key_is_replaced_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "o2sms-sandbox.key"
+    path.write_text("short\n")
+    with caplog.at_level(logging.WARNING, logger="o2sms.service"):
+        key = sandbox_secret(path)
+    assert len(key) >= 16
+    assert path.read_text().strip() == key
+    assert "under 16 characters, so a new one replaces it" in caplog.text
+    assert "short" not in caplog.text.replace(str(path), "")

@@ -64,6 +64,8 @@ def sandbox_secret(path: Path, prefix: str = "sbx_") -> str:
         key = path.read_text().strip()
         if len(key) >= 16:
             return key
+        # a key that short is refused anyway: say so, since a client may still be using it
+        log.warning("%s: its key is under 16 characters, so a new one replaces it", path)
     except FileNotFoundError:
         pass
     except (OSError, UnicodeDecodeError) as exc:
