@@ -32,6 +32,7 @@ from o2sms.smpp import (
     Unbind,
     encode,
 )
+from o2sms.smpp.errors import PduEncodeError
 from o2sms.smpp.framer import Framer
 from o2sms.smpp.times import absolute_time
 from o2sms.text import gsm0338
@@ -696,6 +697,22 @@ def test_receipt_wire_bytes_are_the_codecs(  # noqa: PLR0917 - hypothesis's argu
         assert (written is not None) is plain
         if written is not None:
             assert written == encode(deliver_sm)
+
+
+@pytest.mark.parametrize("ton_npi", [(256, 0, 1, 1), (5, 0, 1, -1)])
+def test_receipt_with_a_ton_or_npi_over_an_octet_is_left_to_the_codec(
+    ton_npi: tuple[int, int, int, int],
+) -> None:
+    """A TON or NPI that is no octet gets no prepared bytes: the codec refuses the receipt."""
+    now = datetime(2026, 11, 26, 9, 15, 42, tzinfo=UTC)
+    subject = ReceiptSubject(
+        "0123456789abcdef", "acct", "O2Shop", "421900", now, "Hi", None, *ton_npi
+    )
+    made = receipt(subject, ReceiptStat.DELIVRD, 0, now)
+    assert made.encode(1) is None
+    assert (made.dest_addr_ton, made.dest_addr_npi) == ton_npi[:2]  # the message's source
+    with pytest.raises(PduEncodeError):
+        encode(made.deliver_sm(1))
 
 
 def test_receipt_text_is_the_receipts_format_of_its_facts_every_time() -> None:

@@ -83,6 +83,8 @@ _MAX_SHORT_MESSAGE: Final = 254
 #: "", validity_period "", registered_delivery, replace_if_present_flag, data_coding and
 #: sm_default_msg_id all 0, then sm_length
 _MIDDLE: Final = struct.Struct(">xB8xB")
+#: a NUL (service_type "", or source_addr's), then an address's TON and NPI
+_NUL_TON_NPI: Final = struct.Struct(">xBB")
 
 
 # One per receipt, and as the other per-message objects of the simulator not frozen: a
@@ -327,15 +329,12 @@ def receipt(
     source_addr = message.destination_addr
     destination_addr = message.source_addr
     # the receipt goes from the message's destination back to its source
-    ton_npi = (
-        message.dest_addr_ton,
-        message.dest_addr_npi,
-        message.source_addr_ton,
-        message.source_addr_npi,
-    )
+    source_ton, source_npi = message.dest_addr_ton, message.dest_addr_npi
+    dest_ton, dest_npi = message.source_addr_ton, message.source_addr_npi
     esm_class = _DELIVERY_RECEIPT if esm_class is None else esm_class
     body: bytes | None = None
     tlv_octets = b""
+    heads: tuple[bytes, bytes] | None = None
     # What the codec's encoder would refuse is left to it (body None), to refuse it as it does.
     strings = source_addr + destination_addr + message_id
     if (
@@ -346,16 +345,19 @@ def receipt(
         and strings.isascii()
         and "\0" not in strings
         and 0 <= esm_class <= 0xFF
-        and all(0 <= octet <= 0xFF for octet in ton_npi)
     ):
+        # struct checks each TON and NPI is an octet as it packs it: no check of its own
+        try:
+            heads = _NUL_TON_NPI.pack(source_ton, source_npi), _NUL_TON_NPI.pack(dest_ton, dest_npi)
+        except struct.error:
+            heads = None  # a TON or NPI that is no octet: left to the codec
+    if heads is not None:
         raw_id = message_id.encode("ascii")
         body = b"".join(
             (
-                b"\0",  # service_type ""
-                bytes(ton_npi[:2]),  # source_addr_ton, source_addr_npi
+                heads[0],  # service_type "", source_addr_ton, source_addr_npi
                 source_addr.encode("ascii"),
-                b"\0",  # source_addr's NUL
-                bytes(ton_npi[2:]),  # dest_addr_ton, dest_addr_npi
+                heads[1],  # source_addr's NUL, dest_addr_ton, dest_addr_npi
                 destination_addr.encode("ascii"),
                 _MIDDLE.pack(esm_class, len(short_message)),
                 short_message,
@@ -373,7 +375,10 @@ def receipt(
     return Receipt(
         source_addr,
         destination_addr,
-        *ton_npi,
+        source_ton,
+        source_npi,
+        dest_ton,
+        dest_npi,
         esm_class,
         short_message,
         tlvs,
