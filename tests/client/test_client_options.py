@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -197,6 +198,11 @@ async def test_a_client_of_no_sessions_is_refused_at_construction(
         ({"connect_timeout": 0}, "connect_timeout must be positive"),
         # 0 was taken for "not given": no limit at all, where -1 was refused
         ({"rate_limit": 0}, "rate must be positive"),
+        # nan passed "<= 0": its token bucket never empties (no limit), and its keepalive
+        # never falls due (the gateway drops the idle session)
+        ({"rate_limit": math.nan}, "rate must be positive"),
+        ({"keepalive": math.nan}, "keepalive"),
+        ({"bind_timeout": math.nan}, "bind_timeout must be positive"),
     ],
 )
 async def test_settings_that_cannot_work_are_refused_at_construction(

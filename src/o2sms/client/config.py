@@ -105,7 +105,7 @@ class SessionConfig:
             raise ValueError("at least one endpoint is needed")
         if self.window < 1:
             raise ValueError("window must be at least 1")
-        if self.enquire_link_interval <= 0:
+        if not self.enquire_link_interval > 0:  # nan too: it never falls due
             raise ValueError("enquire_link_interval (keepalive) must be positive")
         # Checked here: with 0 every bind expires at once (a retriable error, retried for
         # ever), and no worker would ever take a deliver_sm, leaving each unanswered.

@@ -127,7 +127,7 @@ class RateLimiter:
     def __init__(
         self, rate: float, burst: float | None = None, *, closed: asyncio.Event | None = None
     ) -> None:
-        if rate <= 0:
+        if not rate > 0:  # not "<= 0": nan would pass that, and never limit
             raise ValueError("rate must be positive")
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate / 10)
