@@ -111,6 +111,19 @@ async def test_bind_timeout_is_passed_to_the_sessions() -> None:
             await sms.close()
 
 
+async def test_a_bind_timeout_longer_than_response_timeout_is_waited_out() -> None:
+    # The bind_resp comes after 0.3 s: within bind_timeout, past response_timeout, which
+    # bounds every other request but must not cut the bind short (each bind given up after
+    # 0.1 s and sent again would never bind).
+    async with FakeSmsc(Faults(response_delay=0.3)) as smsc:
+        sms = client(smsc, bind_timeout=5.0, response_timeout=0.1, connect_timeout=1.0)
+        try:
+            await sms.start()
+            assert len(smsc._writers) == 1  # bound on the first connection
+        finally:
+            await sms.close()
+
+
 @pytest.mark.parametrize("seconds", [0.0, -1.0])
 async def test_bind_timeout_must_be_positive(seconds: float) -> None:
     async with FakeSmsc() as smsc:

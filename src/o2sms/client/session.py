@@ -265,7 +265,8 @@ class Session:
         connection = Connection(
             Role.ESME,
             window=config.window,
-            response_timeout=config.response_timeout,
+            # the bind's own deadline (bind_timeout, below) only: response_timeout once bound
+            response_timeout=max(config.response_timeout, config.bind_timeout),
             enquire_link_interval=config.enquire_link_interval,
             now=loop.time(),
         )
@@ -293,6 +294,7 @@ class Session:
         try:
             async with asyncio.timeout(config.bind_timeout):
                 response = await protocol.request(bind)
+            connection.response_timeout = config.response_timeout  # for every later request
         except PduEncodeError as exc:
             protocol.close()
             raise BindConfigError(f"the bind cannot be sent: {exc}") from None
