@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from o2sms.cli.main import app
+from o2sms.simulator import Simulator
 
 
 class NotFound(BaseHTTPRequestHandler):
@@ -50,4 +52,23 @@ def test_a_404_from_another_server_is_not_called_an_unknown_message(elsewhere: s
     [line] = result.output.strip().splitlines()
     assert line == (
         f"error: unexpected answer from {elsewhere}: HTTP 404 Not Found (is it the o2sms service?)"
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_simulators_http_port_is_not_called_an_unknown_message() -> None:
+    # The simulator's JSON endpoint answers 404 {"error": "no such resource ..."}: JSON with
+    # an error, as the API's, but not the API's answer for an unknown message.
+    async with Simulator(http_port=0) as smsc:
+        url = f"http://127.0.0.1:{smsc.http_port}"
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["status", "01JDZ8Q1FJ6M3H0K2Z8T4W9YQA", "--via", url, "--api-key", "k" * 20],
+            env={"COLUMNS": "200", "NO_COLOR": "1"},
+        )
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line == (
+        f"error: unexpected answer from {url}: HTTP 404 Not Found (is it the o2sms service?)"
     )

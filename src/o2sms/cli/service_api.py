@@ -138,6 +138,10 @@ def api_key_or_sandbox(api_key: str | None) -> str:
     )
 
 
+_NO_MESSAGE: Final = "no message with id "
+"""How the API's 404 for an unknown message id begins (o2sms.service.http)."""
+
+
 def _from_o2sms(response: httpx.Response) -> bool:
     """True when an error answer has the o2sms API's body: a JSON object with ``error``."""
     try:
@@ -332,7 +336,17 @@ class ServiceApi:
         """``GET /v1/messages/{id}``: the message with its parts and timeline, as JSON."""
         if not message_id.strip("."):  # "", "." and ".." would name another resource
             raise ServiceError(f"{message_id!r} is not a message id", exit_code=2)
-        response = await self._request("GET", f"/v1/messages/{_segment(message_id)}")
+        try:
+            response = await self._request("GET", f"/v1/messages/{_segment(message_id)}")
+        except ServiceError as exc:
+            if exc.status == 404 and not str(exc).startswith(_NO_MESSAGE):
+                # JSON with an error, but not the API's for an unknown message: another server
+                # (the simulator's JSON endpoint says "no such resource ...")
+                raise ServiceError(
+                    f"unexpected answer from {self.base_url}: HTTP 404 Not Found "
+                    "(is it the o2sms service?)"
+                ) from None
+            raise
         view = self._json(response)
         if not _is_message(view):  # another API's JSON object: no traceback, no empty table
             raise ServiceError(
