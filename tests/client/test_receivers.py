@@ -37,6 +37,8 @@ async def test_a_receiver_only_client_starts_and_gets_inbound_sms() -> None:
         client(smsc, bind="receiver", sessions=2, handler=handler) as sms,
     ):
         assert any(s.is_bound for s in sms._pool.sessions)
+        assert not sms.can_send()
+        assert not sms.can_send(flash=True)
         await wait_until(lambda: smsc.sessions == 2)
         smsc.deliver(inbound(b"hello"))
         await wait_until(lambda: len(smsc.answers) == 1)

@@ -407,6 +407,11 @@ class Client:
         """The pool's sessions (for status and metrics)."""
         return list(self._pool.sessions)
 
+    def can_send(self, flash: bool = False) -> bool:
+        """True when a configured session can send (``flash``: flash messages), bound or not:
+        False for a client of receivers only."""
+        return self._pool.can_send(flash)
+
     async def start(self) -> None:
         """Connect and bind; return once a session can send, or raise why none can.
 

@@ -308,20 +308,13 @@ class Connector:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
         self._connected.set()
-        if not self._can_send():
+        if not self.client.can_send():
             # Receivers (and perhaps the flash session) only: the queue is another
             # instance's to send, and a worker here would only fail what it claims.
             log.info("bound to the SMSC; no session can send, so this instance submits nothing")
             return
         log.info("bound to the SMSC; submitting as %s", self.worker_id)
         self.worker.start()
-
-    def _can_send(self) -> bool:
-        """True when a configured session can submit ordinary messages, bound or not."""
-        return any(
-            s.bind_type.can_submit and s.config.system_type != FLASH_SYSTEM_TYPE
-            for s in self._sessions()
-        )
 
     async def wait_connected(self) -> None:
         """Return once the client is bound and the worker runs (when a session can send)."""

@@ -601,6 +601,15 @@ def _model_at(location: tuple[int | str, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _sections() -> dict[str, type[BaseModel]]:
+    """The settings' sections (``gateway``, ``worker``...) by name, with their models."""
+    return {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+
+
 def _misplaced(location: tuple[int | str, ...]) -> str | None:
     """Where a key unknown at ``location`` belongs, when it is a key elsewhere, else None.
 
@@ -610,11 +619,8 @@ def _misplaced(location: tuple[int | str, ...]) -> str | None:
     *parent, key = [str(p) for p in location if not isinstance(p, int)]
     sections = [
         name
-        for name, field in Settings.model_fields.items()
-        if isinstance(field.annotation, type)
-        and issubclass(field.annotation, BaseModel)
-        and key in field.annotation.model_fields
-        and [name] != parent
+        for name, model in _sections().items()
+        if key in model.model_fields and [name] != parent
     ]
     here = f"not a key of [{'.'.join(parent)}]" if parent else "not a top-level key"
     if parent and key in Settings.model_fields and key not in sections:
@@ -664,20 +670,15 @@ def _one_underscore_variables() -> list[str]:
     Such a variable names no setting, so pydantic-settings ignores it (as it does o2sms send's
     own); none of those starts with a section's name, so these are typos."""
     lines = []
+    sections = _sections()
     for name, value in os.environ.items():
         if not value:  # an empty variable counts as not set
             continue
         upper = name.upper()
-        for section, field in Settings.model_fields.items():
-            model = field.annotation
+        for section, model in sections.items():
             prefix = f"O2SMS_{section.upper()}_"
             key = upper.removeprefix(prefix).lower()
-            if (
-                upper.startswith(prefix)
-                and isinstance(model, type)
-                and issubclass(model, BaseModel)
-                and key in model.model_fields
-            ):
+            if upper.startswith(prefix) and key in model.model_fields:
                 lines.append(
                     f"{_where((section, key))}: given as {name}, with one underscore, "
                     "which names no setting"
@@ -692,11 +693,7 @@ def _stray_variables() -> list[str]:
     Variables without ``__`` are left alone: the send and status commands read their own
     (``O2SMS_URL``, ``O2SMS_API_KEY``...).
     """
-    sections = [
-        key
-        for key, field in Settings.model_fields.items()
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-    ]
+    sections = list(_sections())
     lines = []
     for variable, value in sorted(os.environ.items()):
         name = variable.upper()
