@@ -1090,14 +1090,19 @@ async def test_an_ipv6_http_host_is_written_in_brackets_in_urls(tmp_path: Path) 
         assert "curl -s http://[::1]:8000/v1/messages " in banner
 
 
-async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
-    tmp_path: Path,
-) -> None:
-    with socket.socket() as probe:  # a loopback port nothing listens on: no SMSC there
+def connector_without_smsc(tmp_path: Path) -> Connector:
+    """A connector whose gateway is a loopback port nothing listens on: no session binds."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         nowhere = probe.getsockname()[1]
     gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
-    connector = Connector(settings_for(tmp_path, gateway=gateway))
+    return Connector(settings_for(tmp_path, gateway=gateway))
+
+
+async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
+    tmp_path: Path,
+) -> None:
+    connector = connector_without_smsc(tmp_path)
     running = await serving(connector)
     try:
         async with httpx.AsyncClient(
@@ -1244,11 +1249,7 @@ async def test_a_stop_gives_back_at_once_the_messages_only_waiting_for_the_rate_
 async def test_every_session_state_is_a_series_while_no_session_is_bound(tmp_path: Path) -> None:
     # The alert docs/operations.md suggests, o2sms_sessions{state="bound"} at 0, never fired:
     # a state no session was in had no series at all, so "bound" vanished when it mattered.
-    with socket.socket() as probe:  # a loopback port nothing listens on: no SMSC there
-        probe.bind(("127.0.0.1", 0))
-        nowhere = probe.getsockname()[1]
-    gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
-    connector = Connector(settings_for(tmp_path, gateway=gateway))
+    connector = connector_without_smsc(tmp_path)
     running = await serving(connector)
     try:
         async with httpx.AsyncClient(

@@ -127,32 +127,24 @@ def test_generic_nack_to_a_bind_never_binds_even_with_status_0() -> None:
     assert esme.bind_type is None
 
 
-def test_bind_resp_with_an_empty_sc_interface_version_binds() -> None:
-    """A zero-length sc_interface_version is legal (SMPP 3.4 TLVs may have length 0)."""
+@pytest.mark.parametrize(
+    "wire",
+    [
+        # bind_transceiver_resp (0x80000009), status 0, sequence_number 1, system_id "SMSC",
+        # then TLV sc_interface_version (0x0210) with length 0 (legal: a TLV may be empty);
+        # 16 + 5 + 4 = 25 octets
+        "00000019 80000009 00000000 00000001 534d534300 0210 0000",
+        # the same with length 2 (0x0034) where the type is I1: left out, the bind stands;
+        # 16 + 5 + 6 = 27 octets
+        "0000001b 80000009 00000000 00000001 534d534300 0210 0002 0034",
+    ],
+    ids=["empty", "two-octets"],
+)
+def test_bind_resp_with_an_odd_sc_interface_version_binds(wire: str) -> None:
     esme = Connection(Role.ESME)
     esme.send(BindTransceiver(system_id="acct", password="pw"), 0.0)
     esme.data_to_send()
-    # bind_transceiver_resp (0x80000009), status 0, sequence_number 1, system_id "SMSC",
-    # then TLV sc_interface_version (0x0210) with length 0; 16 + 5 + 4 = 25 octets.
-    esme.receive_data(
-        bytes.fromhex("00000019 80000009 00000000 00000001 534d534300 0210 0000"), 0.0
-    )
-    (answered,) = events(esme)
-    assert isinstance(answered, ResponseReceived)
-    assert answered.response == BindTransceiverResp(sequence_number=1, system_id="SMSC")
-    assert esme.state is SessionState.BOUND_TRX
-
-
-def test_bind_resp_with_a_two_octet_sc_interface_version_binds() -> None:
-    """sc_interface_version is I1; one sent in 2 octets is left out, the bind still succeeds."""
-    esme = Connection(Role.ESME)
-    esme.send(BindTransceiver(system_id="acct", password="pw"), 0.0)
-    esme.data_to_send()
-    # bind_transceiver_resp, status 0, sequence_number 1, system_id "SMSC", then TLV
-    # sc_interface_version (0x0210) with length 2 (0x0034); 16 + 5 + 6 = 27 octets.
-    esme.receive_data(
-        bytes.fromhex("0000001b 80000009 00000000 00000001 534d534300 0210 0002 0034"), 0.0
-    )
+    esme.receive_data(bytes.fromhex(wire), 0.0)
     (answered,) = events(esme)
     assert isinstance(answered, ResponseReceived)
     assert answered.response == BindTransceiverResp(sequence_number=1, system_id="SMSC")
