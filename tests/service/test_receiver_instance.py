@@ -32,6 +32,10 @@ async def test_a_receiver_only_instance_starts_without_a_submit_worker(tmp_path:
             worker = connector.worker
             assert worker is not None
             assert worker._tasks == []  # nothing to claim messages it cannot send
+            # ready: receiving is its job (a pod never ready would stall a rolling update)
+            ready = await service.http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["sessions_sending"] == 0
             response = await service.http.post(
                 "/v1/messages", json={"to": "+421903123456", "text": "waits"}
             )

@@ -163,6 +163,9 @@ class ApiContext:
     sessions_bound: Callable[[], int] = lambda: 0
     #: bound sessions that can submit (transmitter or transceiver, not the flash one)
     sessions_sending: Callable[[], int] = lambda: 0
+    #: whether a configured session can send (False: receivers only, an instance that
+    #: receives for the others and is ready once any session is bound)
+    can_send: Callable[[], bool] = lambda: True
     check_url: Callable[[str], str] | None = None
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
@@ -722,7 +725,8 @@ def create_app(context: ApiContext) -> FastAPI:
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         """Ready when the store answers and at least one SMPP session that can send (a
-        transmitter or transceiver) is bound: a receiver alone sends nothing."""
+        transmitter or transceiver) is bound: a receiver alone sends nothing. An instance
+        configured with receivers only is ready once one of them is bound."""
         problems = []
         try:
             async with asyncio.timeout(store_timeout):
@@ -732,7 +736,10 @@ def create_app(context: ApiContext) -> FastAPI:
             problems.append("the store is unreachable")
         bound = context.sessions_bound()
         sending = context.sessions_sending()
-        if sending < 1:
+        if not context.can_send():
+            if bound < 1:  # receivers only: receiving is this instance's job
+                problems.append("no SMPP session is bound")
+        elif sending < 1:
             problems.append("no SMPP session that can send (transmitter or transceiver) is bound")
         body: dict[str, object] = {
             "status": "ok" if not problems else "unavailable",

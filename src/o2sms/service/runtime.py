@@ -444,6 +444,7 @@ class Connector:
             wake=wake,
             sessions_bound=self.sessions_bound,
             sessions_sending=self.sessions_sending,
+            can_send=lambda: self.client is None or self.client.can_send(),
             check_url=self.check_callback_url,
             startup=startup,
             shutdown=self.stop,
