@@ -182,6 +182,18 @@ async def test_flash_send_without_a_flash_session_fails_at_once() -> None:
     assert smsc.received == 0
 
 
+@pytest.mark.parametrize("system_type", ["NSMS", "nsms", "Nsms"])
+async def test_the_flash_system_type_as_every_sessions_system_type_is_refused(
+    system_type: str,
+) -> None:
+    # The gateway makes every message of a bind with system_type NSMS a flash notification
+    # (seed). Given as system_type, "nsms" sent every message as flash (the simulator reads
+    # it in any case) and "NSMS" left no session for ordinary messages ("no session can
+    # send"): flash_session=True is the way to send flash.
+    with pytest.raises(ValueError, match="flash_session=True"):
+        Client("127.0.0.1", 8888, "acct", "a-long-password", system_type=system_type)
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [

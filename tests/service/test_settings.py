@@ -669,6 +669,8 @@ def test_an_api_key_http_cannot_carry_is_refused(
         ("password", "nul\x00inside", "has a NUL character"),
         ("system_id", "účet€", "has a character outside Latin-1"),
         ("system_type", "r:€", "has a character outside Latin-1"),
+        # every message would be flash (seed: NSMS in the bind), or none could be sent
+        ("system_type", "nsms", "is the flash system_type NSMS: set flash_session instead"),
     ],
 )
 def test_a_bind_field_the_bind_pdu_cannot_carry_is_refused(

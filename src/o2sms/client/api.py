@@ -315,6 +315,12 @@ class Client:
         tls_settings = TlsSettings(
             ca_file=tls_ca_file, insecure_skip_verify=tls_insecure_skip_verify
         )
+        if system_type.upper() == FLASH_SYSTEM_TYPE:
+            # the gateway makes every message of an NSMS bind a flash notification
+            raise ValueError(
+                f"system_type {system_type!r} is the flash system_type: every message of "
+                "every session would be flash; use flash_session=True for flash messages"
+            )
         kinds = session_kinds(bind, sessions, flash_session=flash_session)
         reconnect_backoff = reconnect if reconnect is not None else RECONNECT_BACKOFF
         limit_backoff = (

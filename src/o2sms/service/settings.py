@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from o2sms.client import addresses, session_kinds
+from o2sms.client.config import FLASH_SYSTEM_TYPE
 from o2sms.client.errors import AddressError
 from o2sms.errors import O2smsError
 from o2sms.service.webhooks import CallbackUrlError, UrlPolicy, check_callback_url
@@ -226,6 +227,9 @@ class GatewaySettings(_Section):
             raise ValueError("has a character outside Latin-1")
         if info.field_name == "password" and len(text) > MAX_PASSWORD_LENGTH:
             raise ValueError(f"is longer than {MAX_PASSWORD_LENGTH} characters")
+        if info.field_name == "system_type" and text.upper() == FLASH_SYSTEM_TYPE:
+            # the gateway makes every message of an NSMS bind a flash notification
+            raise ValueError("is the flash system_type NSMS: set flash_session instead")
         return value
 
     @field_validator("tls_ca_file")
