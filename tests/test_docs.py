@@ -395,6 +395,39 @@ def test_client_options_table_lists_every_parameter() -> None:
     assert documented == parameters
 
 
+# --- docs/gateway.md ------------------------------------------------------------------------
+
+#: The receipt layout as the seed ("O2 SMS Connector, SMPP 3.4") writes it, its line breaks
+#: joined: "dlvrld" is its spelling, not Appendix B's "dlvrd".
+SEED_RECEIPT_LAYOUT = (
+    "id:<message_id> sub:<message_sub> dlvrld:<message_dlvrld> submit date:<message_submit_date>"
+    " done date:<message_done_date> stat:<message_stat> err:<message_err>"
+)
+
+
+def seed_quote(heading: str) -> str:
+    """The ``**Seed:**`` paragraph of a docs/gateway.md section, its lines joined."""
+    text = section(read("docs/gateway.md"), heading)
+    start = text.index("**Seed:**")
+    return " ".join(text[start : text.index("\n\n", start)].split())
+
+
+def test_gateway_quotes_the_seeds_receipt_layout_and_o2sms_reads_it() -> None:
+    quote = seed_quote("Delivery reports")
+    keys = re.findall(r"(?:^|\s)([a-z ]+?):", SEED_RECEIPT_LAYOUT)
+    layout = re.search(r"`(id:[^`]*)`", quote)
+    assert layout is not None, quote
+    assert re.findall(r"(?:^|\s)([a-z ]+?):", layout.group(1)) == keys
+    # and a receipt written in that layout is read (dlvrld as dlvrd, no text field)
+    from o2sms.receipts import ReceiptStat, parse
+
+    receipt = parse(
+        "id:0A1B sub:001 dlvrld:001 submit date:2612080505 done date:2612080506 "
+        "stat:DELIVRD err:000"
+    )
+    assert (receipt.id, receipt.dlvrd, receipt.stat) == ("0A1B", 1, ReceiptStat.DELIVRD)
+
+
 # --- README.md ------------------------------------------------------------------------------
 
 
