@@ -428,6 +428,16 @@ def test_gateway_quotes_the_seeds_receipt_layout_and_o2sms_reads_it() -> None:
     assert (receipt.id, receipt.dlvrd, receipt.stat) == ("0A1B", 1, ReceiptStat.DELIVRD)
 
 
+def test_gateway_names_the_bind_refusals_o2sms_takes_for_the_session_limit() -> None:
+    from o2sms.client.errors import SESSION_LIMIT_STATUSES
+
+    text = section(read("docs/gateway.md"), "Bind modes and the 4 sessions")
+    sentence = text[text.index("A bind beyond the account's limit") :].split(";")[0]
+    named = set(re.findall(r"`(ESME_\w+)`", sentence))
+    assert named == {status.name for status in SESSION_LIMIT_STATUSES}, sentence
+    assert "seed" in sentence.lower(), "say the seed names no status for it"
+
+
 # --- README.md ------------------------------------------------------------------------------
 
 

@@ -70,8 +70,9 @@ class ConnectError(ClientError, ConnectionError):
 class BindError(ClientError):
     """The SMSC refused the bind; ``command_status`` says why.
 
-    ``retriable`` is True for refusals that pass (the session limit reached, ESME_RBINDFAIL on
-    the O2 gateway and the simulator; a busy SMSC): the session backs off and binds again.
+    ``retriable`` is True for refusals that pass (the session limit reached: ESME_RBINDFAIL on
+    the simulator, as the seed names no status; a busy SMSC): the session backs off and binds
+    again.
     """
 
     def __init__(self, command_status: int, *, infobip: bool = True) -> None:
