@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from o2sms import receipts
 from o2sms.receipts import ReceiptStat, from_deliver_sm
 from o2sms.simulator import Account, OutcomeRule, Simulator, StoredMessage
+from o2sms.simulator.config import config_from_mapping
 from o2sms.simulator.delivery import ReceiptSubject, build_receipt, receipt
 from o2sms.simulator.o2_profile import RECEIPT_STAT_TEXT
 from o2sms.smpp import (
@@ -102,6 +103,35 @@ async def test_no_receipt_without_registered_delivery(smsc: Simulator) -> None:
     await asyncio.sleep(0.03)
     assert esme.deliveries.empty()
     assert smsc.counters["receipts_sent"] == 0
+
+
+@pytest.mark.asyncio
+async def test_no_receipt_on_a_route_without_delivery_reports() -> None:
+    # Seed: "You'll receive delivery reports only if your route provides delivery
+    # reporting". The route is the bind's system_type (r:<route_code>).
+    account = Account("acct", PASSWORD, routes_without_receipts=frozenset({"r:noreports"}))
+    async with Simulator(accounts=(account,), receipt_delay=0.0) as smsc:
+        assert smsc.port is not None
+        rx = await Esme.bound(smsc.port, "rx")
+        silent = await Esme.bound(smsc.port, "tx", system_type="r:noreports")
+        reporting = await Esme.bound(smsc.port, "tx", system_type="r:reports")
+        quiet = (await silent.submit(registered_delivery=1)).message_id
+        heard = (await reporting.submit(registered_delivery=1)).message_id
+        receipt = await rx.next_delivery()
+        assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == heard
+        stored = smsc.message(quiet)
+        assert stored is not None
+        assert stored.stat == "DELIVRD"  # delivered all the same, before the other's receipt
+        assert rx.deliveries.empty()
+        assert smsc.counters["receipts_sent"] == 1
+        assert smsc.pending_receipts("acct") == 0
+
+
+def test_routes_without_receipts_from_config() -> None:
+    config = config_from_mapping(
+        {"accounts": [{"system_id": "a", "password": "p", "routes_without_receipts": ["", "r:1"]}]}
+    )
+    assert config.accounts[0].routes_without_receipts == frozenset({"", "r:1"})
 
 
 @pytest.mark.asyncio

@@ -66,7 +66,10 @@ class Account:
     is the gateway's account default sender: a submit_sm with an empty source_addr is sent
     (stored, and receipted) from it; None keeps answering an empty source_addr with
     ESME_RINVSRCADR. ``faults`` are the account's fault switches to start with (then changed at
-    runtime through ``Simulator.faults_for``).
+    runtime through ``Simulator.faults_for``). ``routes_without_receipts`` lists the
+    system_types (routes; ``""`` the default one) whose messages get no delivery report,
+    whatever their registered_delivery: the gateway reports "only if your route provides
+    delivery reporting".
     """
 
     system_id: str
@@ -75,6 +78,7 @@ class Account:
     system_types: frozenset[str] | None = None
     default_sender: str | None = None
     faults: Faults | None = field(default=None, compare=False)
+    routes_without_receipts: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         """Refuse a default_sender that could never pass submit_sm validation itself, and a
@@ -196,6 +200,7 @@ def parse_account(spec: str) -> Account:
 
 def _account(data: Mapping[str, Any]) -> Account:
     types = data.get("system_types")
+    silent = data.get("routes_without_receipts", ())
     system_id = str(data["system_id"])
     where = f"accounts[{system_id!r}]"
     return Account(
@@ -207,6 +212,7 @@ def _account(data: Mapping[str, Any]) -> Account:
         faults=None
         if data.get("faults") is None
         else faults_from(data["faults"], f"{where}.faults"),
+        routes_without_receipts=frozenset(str(t) for t in silent),
     )
 
 

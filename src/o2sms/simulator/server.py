@@ -848,6 +848,14 @@ class Simulator:
                 return rule
         return None
 
+    def _asked(self, message: StoredMessage) -> int:
+        """The message's registered_delivery as its route honours it: 0 on a route without
+        delivery reports (the account's ``routes_without_receipts``)."""
+        state = self._accounts.get(message.system_id)
+        if state is not None and message.system_type in state.account.routes_without_receipts:
+            return 0
+        return message.registered_delivery
+
     def _decide(
         self, message: StoredMessage, wall: datetime, now: float, view: FaultView | None
     ) -> None:
@@ -861,7 +869,7 @@ class Simulator:
         else:
             stat, err = rule.stat, rule.err
             delay = self.config.receipt_delay if rule.delay is None else rule.delay
-            if rule.intermediate and message.registered_delivery & RegisteredDelivery.INTERMEDIATE:
+            if rule.intermediate and self._asked(message) & RegisteredDelivery.INTERMEDIATE:
                 for notification in rule.intermediate:
                     self._schedule(now, _Decision.of(message, notification, 0, True, True), now)
         if view is not None:
@@ -872,7 +880,7 @@ class Simulator:
             left = seconds_until(message.expires_at, wall)
             if left < delay:
                 stat, err, delay = ReceiptStat.EXPIRED, 0, left
-        flags = message.registered_delivery & 0x03
+        flags = self._asked(message) & 0x03
         receipt = flags == 1 or (flags == 2 and stat is not _DELIVRD)
         self._schedule(now + delay, _Decision.of(message, stat, err, receipt, False), now)
 
@@ -895,7 +903,7 @@ class Simulator:
             return False
         rule = self._rule(message.destination_addr) if self._rules else None
         stat, err = (ReceiptStat.DELIVRD, 0) if rule is None else (rule.stat, rule.err)
-        flags = message.registered_delivery & 0x03
+        flags = self._asked(message) & 0x03
         if not (flags == 1 or (flags == 2 and stat is not ReceiptStat.DELIVRD)):
             return False
         if not session.faults.take_receipts_first():
@@ -1206,7 +1214,7 @@ class Simulator:
             message.stat = ReceiptStat.DELETED.value
             message.done_at = wall
             self._cancelled.add(message.message_id)  # its outcome is pending (it is ENROUTE)
-            flags = message.registered_delivery & 0x03
+            flags = self._asked(message) & 0x03
             if flags in {1, 2}:
                 deleted = receipt(message, ReceiptStat.DELETED, 0, wall)
                 item = Outbound(deleted, system_id, expires, "receipt", message.message_id)
