@@ -438,6 +438,21 @@ def test_gateway_names_the_bind_refusals_o2sms_takes_for_the_session_limit() -> 
     assert "seed" in sentence.lower(), "say the seed names no status for it"
 
 
+def test_gateway_lists_infobips_statuses_and_says_where_they_come_from() -> None:
+    from o2sms.smpp.constants import INFOBIP_STATUS_MEANINGS
+
+    text = section(read("docs/gateway.md"), "Submit errors: command_status")
+    rows = {
+        int(cells[0].strip("`").split()[0], 16): cells[2].split(" (")[0]
+        for cells in table_rows(text)
+        if cells[0] != "command_status"
+    }
+    assert rows == INFOBIP_STATUS_MEANINGS
+    # the seed announces "a few proprietary platform command statuses" and lists none
+    quote = seed_quote("Submit errors: command_status")
+    assert "lists none" in quote, quote
+
+
 # --- README.md ------------------------------------------------------------------------------
 
 
