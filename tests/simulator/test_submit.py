@@ -262,6 +262,22 @@ async def test_flash_session_marks_messages_and_rejects_long(smsc: Simulator) ->
 
 
 @pytest.mark.asyncio
+async def test_a_flash_messages_receipt_comes_as_a_deliver_sm_to_a_receiving_session(
+    smsc: Simulator,
+) -> None:
+    # Seed: "Delivery reports will be sent to you using DeliverSM PDU", for flash too; an
+    # NSMS transmitter's reports go to the account's receiving sessions, as any report.
+    assert smsc.port is not None
+    flash = await Esme.bound(smsc.port, "tx", system_type="NSMS")
+    rx = await Esme.bound(smsc.port, "rx")
+    message_id = (await flash.submit(registered_delivery=1, short_message=b"Flash!")).message_id
+    receipt = await rx.next_delivery()
+    assert receipt.esm_class == 0x04
+    assert receipt.get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == message_id
+    assert " stat:DELIVRD " in receipt.short_message.decode()
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("data_coding", "longest", "unit"),
     [(0, 160, b"a"), (3, 140, b"\xe9"), (8, 70, "\u00e9".encode("utf-16-be"))],
