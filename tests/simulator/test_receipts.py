@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import struct
 import uuid
 from dataclasses import replace
@@ -463,6 +464,30 @@ async def test_relative_schedule_delays_receipt(smsc: Simulator) -> None:
     receipt = await esme.next_delivery(3.0)
     assert loop.time() - started >= 1.0
     assert from_deliver_sm(receipt).stat is ReceiptStat.DELIVRD
+
+
+@pytest.mark.asyncio
+async def test_the_seeds_own_relative_schedule_example_is_taken(smsc: Simulator) -> None:
+    # Seed: "070605040302100R" - "delivered in 7 years, 6 months, 5 days, 4 hours, 3 minutes,
+    # 2 seconds and 1 tenth of second from now" (a tenths digit SMPP 3.4 would have 0).
+    assert smsc.port is not None
+    esme = await Esme.bound(smsc.port, "trx")
+    resp = await esme.submit(registered_delivery=1, schedule_delivery_time="070605040302100R")
+    assert resp.command_status == 0
+    stored = smsc.message(resp.message_id)
+    assert stored is not None
+    assert stored.scheduled_for is not None
+    submitted = stored.submitted_at
+    month = submitted.month + 6
+    day = submitted.replace(
+        year=submitted.year + 7 + (month - 1) // 12, month=(month - 1) % 12 + 1, day=1
+    )
+    # the calendar part (the day clamped to the month's length), then the fixed part
+    last = calendar.monthrange(day.year, day.month)[1]
+    shifted = day.replace(day=min(submitted.day, last))
+    fixed = timedelta(days=5, hours=4, minutes=3, seconds=2, milliseconds=100)
+    assert stored.scheduled_for == shifted + fixed
+    assert smsc.scheduled == 1  # its outcome waits for its time
 
 
 @pytest.mark.asyncio
