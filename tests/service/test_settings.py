@@ -783,3 +783,22 @@ def test_a_short_sandbox_key_is_replaced_with_a_warning(
     assert path.read_text().strip() == key
     assert "under 16 characters, so a new one replaces it" in caplog.text
     assert "short" not in caplog.text.replace(str(path), "")
+
+
+def test_config_check_warns_of_an_empty_gateway_password(tmp_path: Path) -> None:
+    # The seed: username and password are required; an empty one passed in silence and
+    # serve then stopped at the gateway's refusal.
+    path = tmp_path / "o2sms.toml"
+    path.write_text(
+        'api_keys = ["a-long-enough-api-key-1"]\n'
+        '[gateway]\nhosts = ["127.0.0.1:2775"]\nsystem_id = "acct"\n'
+    )
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output  # valid SMPP: a warning, not an error
+    assert (
+        "warning: gateway.password (O2SMS_GATEWAY__PASSWORD): is empty; the O2 gateway "
+        "refuses a bind without a password"
+    ) in result.output.splitlines()
+    path.write_text(path.read_text() + 'password = "secret12"\n')
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+    assert "password" not in result.output

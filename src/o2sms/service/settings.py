@@ -551,6 +551,12 @@ class Settings(BaseSettings):
                 f"session is dropped before its enquire_link; keep it under "
                 f"{GATEWAY_INACTIVITY_TIMEOUT:g} (default 25)"
             )
+        if self.gateway.configured and not self.gateway.password.get_secret_value():
+            # Valid SMPP (some SMSCs take it), but the O2 gateway needs one: bind refused.
+            found.append(
+                f"{_where(('gateway', 'password'))}: is empty; the O2 gateway refuses a bind "
+                "without a password"
+            )
         return found
 
     @property
