@@ -163,7 +163,7 @@ async def test_flash_session_with_only_receivers_replaces_the_last_one() -> None
 
 async def test_flash_session_without_room_is_refused() -> None:
     async with FakeSmsc() as smsc:
-        with pytest.raises(ValueError, match="flash_session=True needs a session of its own"):
+        with pytest.raises(ValueError, match="the flash session needs a session of its own"):
             client(smsc, sessions=1, flash_session=True)
 
 
@@ -171,7 +171,7 @@ async def test_flash_session_without_room_is_refused() -> None:
 async def test_flash_session_with_one_session_of_any_kind_is_refused(bind: str) -> None:
     # A lone receiver was dropped for the NSMS session: a client that could never receive,
     # where the docs promise ValueError for a single session.
-    with pytest.raises(ValueError, match="flash_session=True needs a session of its own"):
+    with pytest.raises(ValueError, match="the flash session needs a session of its own"):
         Client("127.0.0.1", 8888, "acct", "a-long-password", bind=[bind], flash_session=True)
 
 

@@ -195,15 +195,15 @@ def _make_room_for_flash(kinds: list[BindType]) -> None:
             return
     if candidates:
         raise ValueError(
-            "flash_session=True needs a session of its own within the "
+            "the flash session needs a session of its own within the "
             f"{len(kinds)} configured, and taking it from them would leave no session that "
             "receives (the NSMS session is a transmitter): give one more session, or a "
             "transceiver"
         )
     raise ValueError(
-        f"flash_session=True needs a session of its own within the {len(kinds)} "
-        "configured: the NSMS session counts towards the account's limit; give "
-        "sessions=2 or more (or a bind list with a session to spare)"
+        f"the flash session needs a session of its own within the {len(kinds)} "
+        "configured: the NSMS session counts towards the account's limit; give 2 sessions "
+        "or more (or a bind list with a session to spare)"
     )
 
 
