@@ -533,6 +533,13 @@ class Client:
             parts = split(
                 text, encoding=encoding, method=self._split_method, transliterate=transliterate
             )
+        if not parts[0].short_message and not parts[0].tlvs:  # nobody wants an empty SMS
+            raise TextError(
+                "the text is empty once transliterated (it has only characters "
+                "transliteration drops)"
+                if text
+                else "the text is empty: give the message text"
+            )
         if flash and len(parts) > 1:
             raise MessageTooLongError(
                 f"a flash message must fit one SMS; this one needs {len(parts)} parts",

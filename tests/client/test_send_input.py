@@ -1,0 +1,30 @@
+"""Bad input to ``Client.send`` is refused before anything reaches the SMSC, in words."""
+
+from __future__ import annotations
+
+import pytest
+
+from o2sms.text import TextError
+from tests.client.fake_smsc import FakeSmsc, client
+
+pytestmark = pytest.mark.asyncio
+
+NUMBER = "+421 903 123 456"
+
+
+@pytest.mark.parametrize("split_method", ["udh8", "sar", "payload"])
+async def test_an_empty_text_is_refused_not_sent_as_an_empty_sms(split_method: str) -> None:
+    async with FakeSmsc() as smsc, client(smsc, split_method=split_method) as sms:
+        with pytest.raises(TextError, match="the text is empty"):
+            await sms.send(NUMBER, "")
+    assert smsc.submits == []
+
+
+async def test_a_text_transliteration_empties_is_refused() -> None:
+    # U+00AD (soft hyphen) is dropped by transliteration: nothing would be left to send
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(TextError, match="empty once transliterated"):
+            await sms.send(NUMBER, "\u00ad\u00ad", transliterate=True)
+        result = await sms.send(NUMBER, "\u00ad", transliterate=False)  # UCS-2, one character
+    assert result.parts == 1
+    assert [s.short_message for s in smsc.submits] == [b"\x00\xad"]
