@@ -28,3 +28,13 @@ async def test_a_text_transliteration_empties_is_refused() -> None:
         result = await sms.send(NUMBER, "\u00ad", transliterate=False)  # UCS-2, one character
     assert result.parts == 1
     assert [s.short_message for s in smsc.submits] == [b"\x00\xad"]
+
+
+@pytest.mark.parametrize("encoding", [None, "ucs2", "latin1"])
+async def test_a_nul_character_is_refused_not_sent(encoding: str | None) -> None:
+    # GSM 03.38 lacks U+0000, so it went out as UCS-2 0x0000 (or Latin-1 0x00): no handset
+    # shows it
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(TextError, match=r"NUL character \(U\+0000\)"):
+            await sms.send(NUMBER, "code\x001234", encoding=encoding)
+    assert smsc.submits == []

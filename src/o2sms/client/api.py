@@ -516,6 +516,8 @@ class Client:
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender) if sender is not None else self._default_source()
+        if "\x00" in text:  # not GSM: it went out as UCS-2 0x0000, which no handset shows
+            raise TextError("the text contains a NUL character (U+0000)")
         try:
             parts = split(
                 text,
