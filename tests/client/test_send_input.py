@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from o2sms.client import AddressError
 from o2sms.text import TextError
 from tests.client.fake_smsc import FakeSmsc, client
 
@@ -37,4 +40,37 @@ async def test_a_nul_character_is_refused_not_sent(encoding: str | None) -> None
     async with FakeSmsc() as smsc, client(smsc) as sms:
         with pytest.raises(TextError, match=r"NUL character \(U\+0000\)"):
             await sms.send(NUMBER, "code\x001234", encoding=encoding)
+    assert smsc.submits == []
+
+
+@pytest.mark.parametrize("to", [421903123456, None, b"+421903123456"])
+async def test_a_number_that_is_not_a_string_is_refused_in_words(to: Any) -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(AddressError, match="must be a string"):
+            await sms.send(to, "x")
+    assert smsc.submits == []
+
+
+@pytest.mark.parametrize("sender", [421903123456, b"O2 Shop", ["O2 Shop"]])
+async def test_a_sender_that_is_not_a_string_is_refused_in_words(sender: Any) -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(AddressError, match="must be a string"):
+            await sms.send(NUMBER, "x", sender=sender)
+    assert smsc.submits == []
+
+
+@pytest.mark.parametrize("text", [None, b"hello", 42, ["hello"]])
+async def test_a_text_that_is_not_a_string_is_refused_in_words(text: Any) -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(TextError, match="the text must be a string"):
+            await sms.send(NUMBER, text)
+    assert smsc.submits == []
+
+
+@pytest.mark.parametrize("reference", [42, b"order-42"])
+async def test_a_reference_that_is_not_a_string_is_refused(reference: Any) -> None:
+    # it would come back in every DeliveryReport, far from the send that set it
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match="reference must be a string"):
+            await sms.send(NUMBER, "x", reference=reference)
     assert smsc.submits == []

@@ -182,7 +182,16 @@ _ISDN: Final = Npi.ISDN
 
 def destination(number: str, region: str = "SK") -> Address:
     """A destination: always an international number, TON 1 NPI 1."""
+    if type(number) is not str and not isinstance(number, str):
+        raise not_a_string("the phone number", number, "'+421903123456'")
     return Address(_INTERNATIONAL, _ISDN, international_number(number.strip(), region))
+
+
+def not_a_string(what: str, value: object, example: str) -> AddressError:
+    """The error for an address given as something else than a str (an int loses its '+')."""
+    return AddressError(
+        f"{what} must be a string such as {example}, not {type(value).__name__} {value!r:.40}"
+    )
 
 
 @lru_cache(maxsize=1024)

@@ -516,6 +516,11 @@ class Client:
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender) if sender is not None else self._default_source()
+        if type(text) is not str and not isinstance(text, str):
+            raise TextError(f"the text must be a string, not {type(text).__name__} {text!r:.40}")
+        if reference is not None and not isinstance(reference, str):
+            # it comes back in every DeliveryReport, far from here
+            raise ValueError(f"reference must be a string, not {type(reference).__name__}")
         if "\x00" in text:  # not GSM: it went out as UCS-2 0x0000, which no handset shows
             raise TextError("the text contains a NUL character (U+0000)")
         try:
@@ -656,6 +661,8 @@ class Client:
         value = sender if sender is not None else self._sender
         if value is None:
             return addresses.Address(0, 0, "")  # the account's default sender at the SMSC
+        if not isinstance(value, str):  # before sender()'s cache, which needs it hashable
+            raise addresses.not_a_string("the sender", value, "'O2 Shop'")
         return addresses.sender(
             value,
             region=self._region,
