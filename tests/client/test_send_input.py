@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
-from o2sms.client import AddressError
+from o2sms.client import AddressError, Client
 from o2sms.text import TextError
 from tests.client.fake_smsc import FakeSmsc, client
 
@@ -74,3 +75,14 @@ async def test_a_reference_that_is_not_a_string_is_refused(reference: Any) -> No
         with pytest.raises(ValueError, match="reference must be a string"):
             await sms.send(NUMBER, "x", reference=reference)
     assert smsc.submits == []
+
+
+@pytest.mark.parametrize("retry_timeout", [math.nan, -1.0, "5"])
+async def test_a_retry_timeout_that_is_no_time_is_refused(retry_timeout: Any) -> None:
+    # NaN compared false with every deadline: the part was retried for ever
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match="retry_timeout must be"):
+            await sms.send(NUMBER, "x", retry_timeout=retry_timeout)
+    assert smsc.submits == []
+    with pytest.raises(ValueError, match="retry_timeout must be"):
+        Client("127.0.0.1", 2775, retry_timeout=retry_timeout)

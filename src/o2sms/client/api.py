@@ -232,6 +232,18 @@ def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
     return relative_time(value)
 
 
+def _retry_timeout(value: float) -> float:
+    """``value`` when it is a time to retry for (0 or more seconds, ``math.inf``), else ValueError.
+
+    NaN compares false with every deadline check: a throttled part would be retried for ever.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(
+            f"retry_timeout must be 0 or more seconds (math.inf: for ever), not {value!r}"
+        )
+    return value
+
+
 class Client:
     """An SMPP client for one account: a pool of sessions and the send/events API.
 
@@ -380,7 +392,7 @@ class Client:
             max_pending_events
         )
         self._unconfirmed: set[asyncio.Future[None]] = set()  # events() events not yet answered
-        self._retry_timeout = retry_timeout
+        self._retry_timeout = _retry_timeout(retry_timeout)
         self._closed = False
         self._sent: dict[str, _Sent] = {}  # every reading of a submitted id -> its part
         self._parts: OrderedDict[_Sent, None] = OrderedDict()  # parts remembered, oldest first
@@ -582,7 +594,7 @@ class Client:
         if self._closed:
             error = ClientClosedError("the client is closed")
             raise SendError(error, [None] * len(pdus)) from error
-        patience = self._retry_timeout if retry_timeout is None else retry_timeout
+        patience = self._retry_timeout if retry_timeout is None else _retry_timeout(retry_timeout)
         deadline = None if math.isinf(patience) else asyncio.get_running_loop().time() + patience
         serial = self._send_serial
         self._send_serial = serial + 1
