@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from o2sms.client import AddressError, Client
+from o2sms.smpp.times import SmppTimeError
 from o2sms.text import TextError
 from tests.client.fake_smsc import FakeSmsc, client
 
@@ -86,3 +88,30 @@ async def test_a_retry_timeout_that_is_no_time_is_refused(retry_timeout: Any) ->
     assert smsc.submits == []
     with pytest.raises(ValueError, match="retry_timeout must be"):
         Client("127.0.0.1", 2775, retry_timeout=retry_timeout)
+
+
+@pytest.mark.parametrize("field", ["schedule", "validity"])
+@pytest.mark.parametrize("value", [3600, 3600.0, "PT1H", "2030-01-01T00:00:00Z"])
+async def test_a_schedule_or_validity_that_is_no_time_is_refused_in_words(
+    field: str, value: Any
+) -> None:
+    # compared with timedelta(0), these failed with "'<=' not supported between ..."
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(
+            ValueError, match=f"{field} must be a timedelta or a timezone-aware datetime"
+        ):
+            await sms.send(NUMBER, "x", **{field: value})
+    assert smsc.submits == []
+
+
+@pytest.mark.parametrize("field", ["schedule", "validity"])
+async def test_a_time_at_the_end_of_the_calendar_is_refused_in_words(field: str) -> None:
+    # in UTC these fall outside year 1..9999: astimezone raised OverflowError
+    early: Any = datetime.min.replace(tzinfo=timezone(timedelta(hours=1)))
+    late: Any = datetime.max.replace(tzinfo=timezone(timedelta(hours=-1)))
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match=f"{field} is in the past"):
+            await sms.send(NUMBER, "x", **{field: early})
+        with pytest.raises(SmppTimeError, match=f"{field} is .* days ahead"):
+            await sms.send(NUMBER, "x", **{field: late})
+    assert smsc.submits == []

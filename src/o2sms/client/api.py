@@ -221,7 +221,16 @@ def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
             raise ValueError(f"{what} must be timezone-aware (e.g. datetime.now(UTC) + ...)")
         # in UTC: two datetimes sharing a tzinfo subtract as wall clocks, an hour off
         # across a DST change
-        value = value.astimezone(UTC) - datetime.now(UTC)
+        at = value
+        try:
+            value = at.astimezone(UTC) - datetime.now(UTC)
+        except OverflowError:  # within a day of year 1 or of year 9999: outside UTC's range
+            value = timedelta.min if at.year == 1 else timedelta.max
+    elif not isinstance(value, timedelta):
+        raise ValueError(
+            f"{what} must be a timedelta or a timezone-aware datetime, "
+            f"not {type(value).__name__} {value!r:.40}"
+        )
     if value <= timedelta(0):
         raise ValueError(f"{what} is in the past")
     if value > MAX_RELATIVE_TIME:
