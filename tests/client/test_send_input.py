@@ -115,3 +115,16 @@ async def test_a_time_at_the_end_of_the_calendar_is_refused_in_words(field: str)
         with pytest.raises(SmppTimeError, match=f"{field} is .* days ahead"):
             await sms.send(NUMBER, "x", **{field: late})
     assert smsc.submits == []
+
+
+async def test_a_validity_under_a_second_is_refused_not_sent_as_zero() -> None:
+    # a relative time counts whole seconds: it went out as validity 000000000000000R
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match="validity is under a second"):
+            await sms.send(NUMBER, "x", validity=timedelta(milliseconds=999))
+        await sms.send(NUMBER, "x", validity=timedelta(seconds=1))
+        await sms.send(NUMBER, "x", schedule=timedelta(milliseconds=500))  # now: allowed
+    assert [(s.validity_period, s.schedule_delivery_time) for s in smsc.submits] == [
+        ("000000000001000R", ""),
+        ("", "000000000000000R"),
+    ]

@@ -71,6 +71,7 @@ BatchHandler = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | No
 """Handles several events at once; per event None once it is done with, or the error that
 makes the client answer its deliver_sm with a temporary error (the SMSC delivers it again)."""
 
+_SECOND: Final = timedelta(seconds=1)
 _ROK: Final = CommandStatus.ESME_ROK  # members off their class are slow on Python 3.11
 
 
@@ -233,6 +234,8 @@ def _smpp_time(value: timedelta | datetime | None, what: str) -> str:
         )
     if value <= timedelta(0):
         raise ValueError(f"{what} is in the past")
+    if value < _SECOND and what == "validity":  # it would go out as 0: expired at once
+        raise ValueError("validity is under a second; SMPP relative times count whole seconds")
     if value > MAX_RELATIVE_TIME:
         raise SmppTimeError(
             f"{what} is {value.days} days ahead; SMPP relative times, the only kind the gateway "
