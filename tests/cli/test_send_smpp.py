@@ -80,6 +80,8 @@ def test_a_missing_text_is_one_line_and_exit_2() -> None:
         # a soft hyphen and a zero-width space, which transliteration drops: an empty SMS
         (["--text", "\u00ad\u200b", "--transliterate"], "--text is empty once transliterated"),
         (["--host", ""], "--host is empty"),
+        # the gateway refuses every part of a text over 25 parts, as the client does now
+        (["--text", "x" * (153 * 25 + 1)], "more than max_parts=25"),
     ],
 )
 def test_input_the_send_would_refuse_is_one_line_and_exit_2_before_connecting(

@@ -12,6 +12,7 @@ from o2sms.client import BindError, Client, DeliveryReport, InboundSms, SendErro
 from o2sms.receipts import ReceiptStat
 from o2sms.simulator import Account, OutcomeRule, Simulator
 from o2sms.smpp import CommandStatus
+from o2sms.text import MessageTooLongError
 
 pytestmark = pytest.mark.asyncio
 
@@ -180,3 +181,30 @@ async def test_a_receipt_redelivered_after_a_failed_handler_still_names_its_send
     assert [(r.submitted_id, r.reference, r.part) for r in reports] == [
         (result.message_ids[0], "order-7", 1)
     ] * 2
+
+
+async def test_a_text_over_the_gateways_25_parts_is_refused_before_any_part_goes(
+    smsc: Simulator,
+) -> None:
+    # the gateway refuses every part of a message over 25 parts (ESME_RINVMSGLEN): 26 refused
+    # submit_sm, and a SendError only after them
+    async with client(smsc) as sms:
+        with pytest.raises(MessageTooLongError, match="max_parts=25"):
+            await sms.send(NUMBER, "x" * (153 * 25 + 1))
+        assert smsc.counters["submit_sm"] == 0
+        result = await sms.send(NUMBER, "x" * (153 * 25))
+    assert result.parts == 25
+    assert smsc.counters["submit_sm"] == 25
+
+
+async def test_max_parts_lets_a_client_send_longer_texts_to_another_smsc() -> None:
+    # not the O2 gateway: an SMSC that takes up to 255 parts
+    async with Simulator(accounts=(Account("acct", PASSWORD),), max_parts=255) as smsc:
+        async with client(smsc, max_parts=30) as sms:
+            result = await sms.send(NUMBER, "x" * (153 * 30))
+            with pytest.raises(MessageTooLongError, match="max_parts=30"):
+                await sms.send(NUMBER, "x" * (153 * 30 + 1))
+        assert result.parts == 30
+        assert smsc.counters["submit_sm"] == 30
+        with pytest.raises(ValueError, match=r"max_parts must be 1\.\.255"):
+            client(smsc, max_parts=256)

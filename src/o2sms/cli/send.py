@@ -34,6 +34,7 @@ from o2sms.cli.service_api import (
 )
 from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.client.api import MAX_RELATIVE_TIME
+from o2sms.client.config import GATEWAY_MAX_PARTS
 from o2sms.errors import O2smsError
 from o2sms.smpp.constants import CommandStatus
 from o2sms.text import plan
@@ -390,7 +391,9 @@ def send_direct(
         addresses.destination(to)
         if sender is not None:
             addresses.sender(sender)
-        measured = plan(text, encoding=encoding, transliterate=transliterate)
+        measured = plan(
+            text, encoding=encoding, transliterate=transliterate, max_parts=GATEWAY_MAX_PARTS
+        )
         if not measured.text:  # only characters transliteration drops: an empty SMS
             raise O2smsError("--text is empty once transliterated: give the message text")
         if measured.parts > 1 and flash:

@@ -18,6 +18,7 @@ from o2sms import receipts
 from o2sms.client import addresses
 from o2sms.client.config import (
     FLASH_SYSTEM_TYPE,
+    GATEWAY_MAX_PARTS,
     O2_PORT,
     O2_TLS_PORT,
     RECONNECT_BACKOFF,
@@ -52,6 +53,7 @@ from o2sms.text import (
     encoding_for_data_coding,
     split,
 )
+from o2sms.text.encoding import check_max_parts
 
 log = logging.getLogger("o2sms.client")
 
@@ -273,6 +275,9 @@ class Client:
     ``sessions`` (or ``len(bind)``); with a single session there is no room and ValueError is
     raised.
 
+    ``max_parts`` (the O2 gateway's 25 by default, up to 255) bounds the parts of a text: a
+    longer one raises MessageTooLongError before any part goes.
+
     ``retry_timeout`` bounds how long ``send`` retries a part (throttled, SMSC queue full,
     waiting for a bound session); ``close_timeout`` how long ``close`` lets running handlers and
     outstanding requests finish; ``max_pending_events`` how many events wait for ``events()``
@@ -312,6 +317,7 @@ class Client:
         short_code_ton: int = 3,
         short_code_npi: int = 0,
         split_method: SplitMethod | str = SplitMethod.UDH8,
+        max_parts: int = GATEWAY_MAX_PARTS,
         handler: EventHandler | None = None,
         batch_handler: BatchHandler | None = None,
         inbound_concurrency: int = 8,
@@ -393,6 +399,8 @@ class Client:
         self._region = region
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
+        check_max_parts(max_parts)
+        self._max_parts = max_parts
         self._handler = handler
         self._batch_handler = batch_handler
         if max_pending_events < 1:
@@ -554,6 +562,7 @@ class Client:
                 method=self._split_method,
                 transliterate=transliterate,
                 reference=resume.concat_reference if resume is not None else None,
+                max_parts=self._max_parts,
             )
         except TextError:
             if resume is None:
@@ -562,7 +571,11 @@ class Client:
         if resume is not None and len(resume.message_ids) != len(parts):
             resume = None  # the earlier parts cannot be completed: a whole new message
             parts = split(
-                text, encoding=encoding, method=self._split_method, transliterate=transliterate
+                text,
+                encoding=encoding,
+                method=self._split_method,
+                transliterate=transliterate,
+                max_parts=self._max_parts,
             )
         if not parts[0].short_message and not parts[0].tlvs:  # nobody wants an empty SMS
             raise TextError(

@@ -12,6 +12,8 @@ O2_TLS_PORT = 8887
 """The O2 gateway's TLS port."""
 FLASH_SYSTEM_TYPE = "NSMS"
 """system_type that makes the O2 gateway deliver the session's messages as flash SMS."""
+GATEWAY_MAX_PARTS = 25
+"""The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from pydantic_core import PydanticCustomError, to_json
 
 from o2sms.client import addresses
+from o2sms.client.config import GATEWAY_MAX_PARTS
 from o2sms.client.errors import AddressError
 from o2sms.store.models import EnqueueResult, InboundMessage, Message, MessageStatus, NewMessage
 from o2sms.text import plan
 from o2sms.text.errors import MessageTooLongError, TextError
 
 __all__ = [
+    "GATEWAY_MAX_PARTS",
     "MAX_VALIDITY",
     "NOT_A_STRING",
     "Accepted",
@@ -43,9 +45,6 @@ MAX_SCHEDULE = timedelta(days=365)
 NOT_A_STRING = "recipient_not_a_string"
 """The validation error type of a recipient in a ``to`` list that is not a JSON string;
 its context's ``index`` says which one."""
-
-GATEWAY_MAX_PARTS = 25
-"""The O2 gateway's limit on the parts of one long message (see docs/gateway.md)."""
 
 
 NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
