@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from o2sms.client import AddressError, Client
+from o2sms.client import AddressError, Client, Resume
 from o2sms.smpp.times import SmppTimeError
 from o2sms.text import TextError
 from tests.client.fake_smsc import FakeSmsc, client
@@ -128,3 +128,12 @@ async def test_a_validity_under_a_second_is_refused_not_sent_as_zero() -> None:
         ("000000000001000R", ""),
         ("", "000000000000000R"),
     ]
+
+
+async def test_a_resume_of_no_parts_whose_reference_does_not_fit_sends_the_text_anew() -> None:
+    # the split failed on the reference (300 > 255 for udh8), left no parts, and a resume of
+    # no parts matched them: IndexError
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        result = await sms.send(NUMBER, "x", resume=Resume(300, ()))
+    assert result.parts == 1
+    assert [s.short_message for s in smsc.submits] == [b"x"]

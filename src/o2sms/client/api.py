@@ -568,7 +568,7 @@ class Client:
             if resume is None:
                 raise
             parts = []  # a reference this split method cannot carry: sent anew below
-        if resume is not None and len(resume.message_ids) != len(parts):
+        if resume is not None and (not parts or len(resume.message_ids) != len(parts)):
             resume = None  # the earlier parts cannot be completed: a whole new message
             parts = split(
                 text,
