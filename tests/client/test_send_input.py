@@ -137,3 +137,10 @@ async def test_a_resume_of_no_parts_whose_reference_does_not_fit_sends_the_text_
         result = await sms.send(NUMBER, "x", resume=Resume(300, ()))
     assert result.parts == 1
     assert [s.short_message for s in smsc.submits] == [b"x"]
+
+
+async def test_a_resume_that_is_not_a_resume_is_refused_in_words() -> None:
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(ValueError, match="resume must be a Resume"):
+            await sms.send(NUMBER, "x", resume=(5, (None,)))  # type: ignore[arg-type]
+    assert smsc.submits == []

@@ -553,6 +553,8 @@ class Client:
         if reference is not None and not isinstance(reference, str):
             # it comes back in every DeliveryReport, far from here
             raise ValueError(f"reference must be a string, not {type(reference).__name__}")
+        if resume is not None and not isinstance(resume, Resume):
+            raise ValueError(f"resume must be a Resume (from a SendError), not {resume!r:.40}")
         if "\x00" in text:  # not GSM: it went out as UCS-2 0x0000, which no handset shows
             raise TextError("the text contains a NUL character (U+0000)")
         try:
