@@ -144,3 +144,15 @@ async def test_a_resume_that_is_not_a_resume_is_refused_in_words() -> None:
         with pytest.raises(ValueError, match="resume must be a Resume"):
             await sms.send(NUMBER, "x", resume=(5, (None,)))  # type: ignore[arg-type]
     assert smsc.submits == []
+
+
+@pytest.mark.parametrize("encoding", ["gsm7", "latin1"])
+async def test_a_lone_surrogate_in_a_forced_encoding_is_named_not_sent_to_ucs2(
+    encoding: str,
+) -> None:
+    # the error said "use UCS-2", which refuses a lone surrogate too
+    async with FakeSmsc() as smsc, client(smsc) as sms:
+        with pytest.raises(TextError, match="lone UTF-16 surrogate") as raised:
+            await sms.send(NUMBER, "broken \ud83d text", encoding=encoding)
+    assert "UCS-2" not in str(raised.value)
+    assert smsc.submits == []

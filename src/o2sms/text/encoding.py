@@ -156,6 +156,9 @@ def encode(text: str, encoding: Encoding | str, *, packed: bool = False) -> byte
         return text.encode("latin-1")
     except UnicodeEncodeError:
         bad = "".join(c for c in dict.fromkeys(text) if ord(c) > 0xFF)
+        lone = gsm0338.lone_surrogate_error(bad, "latin1")
+        if lone is not None:
+            raise lone from None
         raise UnencodableTextError(
             f"Latin-1 has no {', '.join(repr(c) for c in bad)}; use UCS-2",
             encoding="latin1",

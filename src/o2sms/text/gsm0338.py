@@ -74,6 +74,20 @@ def unencodable_characters(text: str) -> str:
     return "".join(c for c in dict.fromkeys(text) if c not in _CHARACTERS)
 
 
+def lone_surrogate_error(bad: str, encoding: str) -> UnencodableTextError | None:
+    """The error for a text whose unencodable characters ``bad`` hold a lone surrogate, which
+    no encoding carries (so "use UCS-2" would mislead); None when they hold none."""
+    lone = "".join(c for c in bad if "\ud800" <= c <= "\udfff")
+    if not lone:
+        return None
+    return UnencodableTextError(
+        f"the text contains a lone UTF-16 surrogate {lone[0]!r} (broken Unicode), "
+        "which no SMS encoding can carry",
+        encoding=encoding,
+        characters=lone,
+    )
+
+
 def is_encodable(text: str) -> bool:
     """True when every character is in the basic or extension table."""
     return text.translate(_ENCODE).isascii()
@@ -107,6 +121,9 @@ def encode(text: str) -> bytes:
     septets = text.translate(_ENCODE)
     if not septets.isascii():
         bad = unencodable_characters(text)
+        lone = lone_surrogate_error(bad, "gsm7")
+        if lone is not None:
+            raise lone
         raise UnencodableTextError(
             f"GSM 03.38 has no {', '.join(repr(c) for c in bad)}; use UCS-2 or transliterate=True",
             encoding="gsm7",
