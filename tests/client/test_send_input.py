@@ -156,3 +156,17 @@ async def test_a_lone_surrogate_in_a_forced_encoding_is_named_not_sent_to_ucs2(
             await sms.send(NUMBER, "broken \ud83d text", encoding=encoding)
     assert "UCS-2" not in str(raised.value)
     assert smsc.submits == []
+
+
+@pytest.mark.parametrize("region", ["UK", "", "XX"])
+async def test_an_unknown_region_is_refused_when_the_client_is_made(region: str) -> None:
+    # every national number then failed at send() with "(no such country code)"
+    with pytest.raises(ValueError, match="is not a country's ISO 3166 code"):
+        Client("127.0.0.1", 2775, region=region)
+
+
+async def test_a_region_in_lower_case_reads_national_numbers() -> None:
+    async with FakeSmsc() as smsc, client(smsc, region="sk") as sms:
+        result = await sms.send("0903 123 456", "x")
+    assert result.to == "421903123456"
+    assert [s.destination_addr for s in smsc.submits] == ["421903123456"]

@@ -176,6 +176,15 @@ def international_number(number: str, region: str = "SK") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+def known_region(region: str) -> str:
+    """``region`` in upper case, once phonenumbers knows it; ValueError for anything else
+    (national numbers could not be read: "UK" is GB)."""
+    code = region.strip().upper() if isinstance(region, str) else region
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"region {region!r} is not a country's ISO 3166 code (SK, CZ, GB...)")
+    return code
+
+
 _INTERNATIONAL: Final = Ton.INTERNATIONAL  # members off their class are slow on Python 3.11
 _ISDN: Final = Npi.ISDN
 

@@ -396,7 +396,7 @@ class Client:
         self._connect_timeout = connect_timeout + max(response_timeout, bind_timeout)
         self._sender = sender
         self._sender_address: addresses.Address | None = None  # _source(None), once valid
-        self._region = region
+        self._region = addresses.known_region(region)
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
         check_max_parts(max_parts)
