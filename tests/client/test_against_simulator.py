@@ -208,3 +208,17 @@ async def test_max_parts_lets_a_client_send_longer_texts_to_another_smsc() -> No
         assert smsc.counters["submit_sm"] == 30
         with pytest.raises(ValueError, match=r"max_parts must be 1\.\.255"):
             client(smsc, max_parts=256)
+
+
+async def test_a_long_flash_text_is_refused_before_it_goes_as_one_message_payload(
+    smsc: Simulator,
+) -> None:
+    # one submit_sm with the whole text in message_payload passed the "one part" check; the
+    # gateway has no long flash and refused it (ESME_RINVMSGLEN)
+    async with client(smsc, flash_session=True, split_method="payload") as sms:
+        with pytest.raises(MessageTooLongError, match="flash message must fit one SMS"):
+            await sms.send(NUMBER, "x" * 200, flash=True)
+        assert smsc.counters["submit_sm"] == 0
+        result = await sms.send(NUMBER, "x" * 160, flash=True)
+    assert result.parts == 1
+    assert smsc.counters["submit_sm"] == 1

@@ -43,6 +43,7 @@ from o2sms.smpp.pdu import DataSm, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from o2sms.smpp.state import BindType
 from o2sms.smpp.times import MAX_RELATIVE_DAYS, SmppTimeError, relative_time
 from o2sms.text import (
+    MAX_PARTS,
     Encoding,
     MessageTooLongError,
     Reassembled,
@@ -51,6 +52,7 @@ from o2sms.text import (
     TextError,
     concat_reference,
     encoding_for_data_coding,
+    plan,
     split,
 )
 from o2sms.text.encoding import check_max_parts
@@ -586,10 +588,14 @@ class Client:
                 if text
                 else "the text is empty: give the message text"
             )
-        if flash and len(parts) > 1:
+        # a text in message_payload (tlvs) is long too: one part fits short_message
+        if flash and (len(parts) > 1 or parts[0].tlvs):
+            needs = plan(
+                text, encoding=encoding, transliterate=transliterate, max_parts=MAX_PARTS
+            ).parts
             raise MessageTooLongError(
-                f"a flash message must fit one SMS; this one needs {len(parts)} parts",
-                parts=len(parts),
+                f"a flash message must fit one SMS; this one needs {needs} parts",
+                parts=needs,
                 max_parts=1,
             )
         if flash and not self._flash_session:
