@@ -170,3 +170,16 @@ async def test_a_region_in_lower_case_reads_national_numbers() -> None:
         result = await sms.send("0903 123 456", "x")
     assert result.to == "421903123456"
     assert [s.destination_addr for s in smsc.submits] == ["421903123456"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("short_code_ton", 300), ("short_code_ton", -1), ("short_code_npi", "0")],
+)
+async def test_a_short_code_ton_or_npi_that_is_no_octet_is_refused_when_the_client_is_made(
+    option: str, value: Any
+) -> None:
+    # it failed at the first send from a short code: "cannot encode SubmitSm: ubyte format
+    # requires 0 <= number <= 255"
+    with pytest.raises(ValueError, match=f"{option} must be 0..255"):
+        Client("127.0.0.1", 2775, **{option: value})

@@ -399,6 +399,9 @@ class Client:
         self._sender = sender
         self._sender_address: addresses.Address | None = None  # _source(None), once valid
         self._region = addresses.known_region(region)
+        for name, octet in (("short_code_ton", short_code_ton), ("short_code_npi", short_code_npi)):
+            if isinstance(octet, bool) or not isinstance(octet, int) or not 0 <= octet <= 0xFF:
+                raise ValueError(f"{name} must be 0..255 (an SMPP octet), not {octet!r}")
         self._short_code = (short_code_ton, short_code_npi)
         self._split_method = split_method
         check_max_parts(max_parts)
