@@ -183,3 +183,9 @@ async def test_a_short_code_ton_or_npi_that_is_no_octet_is_refused_when_the_clie
     # requires 0 <= number <= 255"
     with pytest.raises(ValueError, match=f"{option} must be 0..255"):
         Client("127.0.0.1", 2775, **{option: value})
+
+
+@pytest.mark.parametrize("max_parts", ["25", 2.5, True])
+async def test_a_max_parts_that_is_not_a_count_is_refused_in_words(max_parts: Any) -> None:
+    with pytest.raises(ValueError, match=r"max_parts must be 1\.\.255"):
+        Client("127.0.0.1", 2775, max_parts=max_parts)

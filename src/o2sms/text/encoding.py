@@ -344,8 +344,12 @@ def segment_ends(
 
 def check_max_parts(max_parts: int) -> None:
     """Reject a max_parts outside 1..255."""
-    if not 1 <= max_parts <= MAX_PARTS:
-        raise TextError(f"max_parts must be 1..{MAX_PARTS}, not {max_parts}")
+    if (
+        isinstance(max_parts, bool)
+        or not isinstance(max_parts, int)
+        or not 1 <= max_parts <= MAX_PARTS
+    ):
+        raise TextError(f"max_parts must be 1..{MAX_PARTS}, not {max_parts!r}")
 
 
 def too_long(units: int, limit: int, max_parts: int, encoding: Encoding) -> MessageTooLongError:
