@@ -113,6 +113,9 @@ def test_short_code_ton_is_configurable() -> None:
         # GSM 03.38 has them, but source_addr is Latin-1 octets: submit_sm could not carry them
         "Euro €",
         "ΔΩ Shop",
+        # GSM characters too, but they would break the sender's name into lines on a handset
+        "AB\nC",
+        "O2\rShop",
     ],
 )
 def test_bad_senders_are_refused(bad: str) -> None:

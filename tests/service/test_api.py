@@ -177,6 +177,7 @@ async def test_an_idempotent_replay_after_retention_erased_the_text_is_no_confli
         ({"to": SK_MOBILE, "text": "x", "from": "A sender far too long"}, "from", "at most 20"),
         ({"to": SK_MOBILE, "text": "x", "from": "Eleven chars"}, "from", "longer than 11"),
         ({"to": SK_MOBILE, "text": "x", "from": "Shop €"}, "from", "'€'"),
+        ({"to": SK_MOBILE, "text": "x", "from": "O2\nShop"}, "from", "control character"),
         ({"to": SK_MOBILE, "text": "x" * 161, "flash": True}, "text", "fit one SMS (160 gsm7"),
         ({"to": SK_MOBILE, "text": "ž" * 71, "flash": True}, "text", "fit one SMS (70 ucs2"),
         ({"to": SK_MOBILE, "text": "x" * 4000}, "text", "too long"),

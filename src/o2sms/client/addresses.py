@@ -222,6 +222,8 @@ def sender(
     if not (digits.replace(" ", "").isdigit() and digits.isascii()):  # not "١٢٣" or "²³"
         if not gsm0338.is_encodable(text):
             raise AddressError(f"alphanumeric sender {text!r} has characters outside GSM 03.38")
+        if not text.isprintable():  # GSM has LF and CR, but a sender name has no lines
+            raise AddressError(f"alphanumeric sender {text!r} has a control character")
         # source_addr is a C-Octet String, Latin-1 on the wire: GSM's Greek letters and the
         # euro sign have no octet there, and submit_sm could not be encoded at all.
         beyond = next((ch for ch in text if ord(ch) > 0xFF), None)
