@@ -865,3 +865,18 @@ async def test_a_due_item_that_fails_skips_only_itself(
         later = (await esme.submit(registered_delivery=1)).message_id
         assert (await esme.next_delivery()).get_tlv(TlvTag.RECEIPTED_MESSAGE_ID) == later
     assert "could not deliver a due item" in caplog.text
+
+
+@pytest.mark.parametrize("routes", ["r:1", "", 5])
+def test_routes_without_receipts_that_is_not_a_list_is_refused(routes: object) -> None:
+    # a string was read character by character: "r:1" silenced routes "r", ":" and "1", and
+    # "" (meant as the default route) silenced none
+    data = {"accounts": [{"system_id": "a", "password": "p", "routes_without_receipts": routes}]}
+    with pytest.raises(ValueError, match="routes_without_receipts must be a list"):
+        config_from_mapping(data)
+
+
+def test_an_account_given_routes_without_receipts_as_a_string_is_refused() -> None:
+    # "" in "r:1" is True: the default route went silent too
+    with pytest.raises(ValueError, match="routes_without_receipts must be"):
+        Account("acct", PASSWORD, routes_without_receipts="r:1")  # type: ignore[arg-type]

@@ -94,6 +94,13 @@ class Account:
                 f"{MAX_ALPHANUMERIC_SOURCE} characters: every submit_sm sent from it would be "
                 "refused as an invalid source address"
             )
+        if isinstance(
+            self.routes_without_receipts, str
+        ):  # "" in "r:1" is True: the default route matched
+            raise ValueError(
+                "routes_without_receipts must be a set of system_types, not the string "
+                f"{self.routes_without_receipts!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,11 @@ def _account(data: Mapping[str, Any]) -> Account:
     silent = data.get("routes_without_receipts", ())
     system_id = str(data["system_id"])
     where = f"accounts[{system_id!r}]"
+    if not isinstance(silent, list | tuple):  # a string would be read character by character
+        raise ValueError(
+            f"{where}.routes_without_receipts must be a list of system_types "
+            f'("": the default route), got {silent!r}'
+        )
     return Account(
         system_id=system_id,
         password=str(data["password"]),
