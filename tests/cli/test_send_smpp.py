@@ -136,6 +136,21 @@ def test_a_receiver_bind_that_cannot_send_is_one_line_and_exit_2() -> None:
     )
 
 
+@pytest.mark.parametrize("system_type", ["NSMS", "nsms"])
+def test_the_flash_system_type_is_a_usage_error_pointing_to_flash(system_type: str) -> None:
+    # Client() refused it with its own words ("use flash_session=True") and the send exited
+    # 1, as for a failed send: it is bad input, and --flash is the option for flash
+    result = o2sms_send(
+        "--port", str(closed_port()), "--system-type", system_type,
+        "--to", "0903123456", "--text", "x",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    line = the_error_line(result)
+    assert f"--system-type {system_type}" in line
+    assert "--flash" in line
+    assert "flash_session" not in line
+
+
 def test_a_bad_bind_mode_is_one_line_and_exit_2() -> None:
     result = o2sms_send("--bind", "nonsense", "--to", "0903123456", "--text", "x")
     assert result.exit_code == 2

@@ -34,7 +34,7 @@ from o2sms.cli.service_api import (
 )
 from o2sms.client import Client, DeliveryReport, Event, addresses
 from o2sms.client.api import MAX_RELATIVE_TIME
-from o2sms.client.config import GATEWAY_MAX_PARTS
+from o2sms.client.config import FLASH_SYSTEM_TYPE, GATEWAY_MAX_PARTS
 from o2sms.errors import O2smsError
 from o2sms.smpp.constants import CommandStatus
 from o2sms.text import plan
@@ -438,7 +438,8 @@ BIND_MODES = ("transceiver", "transmitter", "receiver")
 
 
 def _check_smpp_options(client_options: dict[str, Any], flash: bool, wait_receipt: bool) -> None:
-    """Refuse a --host, --port or --bind the send cannot use (ValueError): a usage error."""
+    """Refuse a --host, --port, --bind or --system-type the send cannot use (ValueError): a
+    usage error."""
     if not str(client_options.get("host") or "").strip():
         raise ValueError("--host is empty: give the SMSC's host name or address")
     port = client_options.get("port")
@@ -448,6 +449,12 @@ def _check_smpp_options(client_options: dict[str, Any], flash: bool, wait_receip
     if bind.strip().lower() not in BIND_MODES:
         raise ValueError(
             f"--bind must be {', '.join(BIND_MODES[:-1])} or {BIND_MODES[-1]}, got {bind!r}"
+        )
+    system_type = str(client_options.get("system_type") or "")
+    if system_type.upper() == FLASH_SYSTEM_TYPE:  # as Client() refuses it, in its own terms
+        raise ValueError(
+            f"--system-type {system_type} would make every message flash: use --flash to send "
+            "a flash message"
         )
     if bind.strip().lower() == "receiver" and not flash:  # --flash adds a transmitter
         raise ValueError("--bind receiver cannot send: use transceiver or transmitter")
