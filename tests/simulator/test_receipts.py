@@ -867,12 +867,13 @@ async def test_a_due_item_that_fails_skips_only_itself(
     assert "could not deliver a due item" in caplog.text
 
 
+@pytest.mark.parametrize("key", ["routes_without_receipts", "system_types"])
 @pytest.mark.parametrize("routes", ["r:1", "", 5])
-def test_routes_without_receipts_that_is_not_a_list_is_refused(routes: object) -> None:
-    # a string was read character by character: "r:1" silenced routes "r", ":" and "1", and
-    # "" (meant as the default route) silenced none
-    data = {"accounts": [{"system_id": "a", "password": "p", "routes_without_receipts": routes}]}
-    with pytest.raises(ValueError, match="routes_without_receipts must be a list"):
+def test_a_list_of_routes_that_is_not_a_list_is_refused(key: str, routes: object) -> None:
+    # a string was read character by character: "r:1" silenced (or allowed) routes "r", ":"
+    # and "1", and "" (meant as the default route) none
+    data = {"accounts": [{"system_id": "a", "password": "p", key: routes}]}
+    with pytest.raises(ValueError, match=f"{key} must be a list"):
         config_from_mapping(data)
 
 

@@ -181,7 +181,10 @@ def known_region(region: str) -> str:
     (national numbers could not be read: "UK" is GB)."""
     code = region.strip().upper() if isinstance(region, str) else region
     if code not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"region {region!r} is not a country's ISO 3166 code (SK, CZ, GB...)")
+        raise ValueError(
+            f"{region!r} is not a country's ISO 3166 code (SK, CZ, GB...) to read national "
+            "numbers in"
+        )
     return code
 
 

@@ -21,7 +21,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -501,10 +500,7 @@ class Settings(BaseSettings):
     def _region(cls, region: str) -> str:
         # Checked here: an unknown region ("UK" for GB) would pass, then every national
         # number sent would be refused as "no such country code".
-        region = region.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{region!r} is not a country's ISO 3166 code (SK, CZ, GB...)")
-        return region
+        return addresses.known_region(region)  # the client's own check
 
     # The checks of one key against another are field validators reading the other from
     # ``info.data`` (fields are validated in order): a model validator would run only once

@@ -210,11 +210,12 @@ def _account(data: Mapping[str, Any]) -> Account:
     silent = data.get("routes_without_receipts", ())
     system_id = str(data["system_id"])
     where = f"accounts[{system_id!r}]"
-    if not isinstance(silent, list | tuple):  # a string would be read character by character
-        raise ValueError(
-            f"{where}.routes_without_receipts must be a list of system_types "
-            f'("": the default route), got {silent!r}'
-        )
+    for key, value in (("system_types", types), ("routes_without_receipts", silent)):
+        if value is not None and not isinstance(value, list | tuple):  # a str: its characters
+            raise ValueError(
+                f"{where}.{key} must be a list of system_types "
+                f'("": the default route), got {value!r}'
+            )
     return Account(
         system_id=system_id,
         password=str(data["password"]),
