@@ -1091,13 +1091,26 @@ async def test_an_ipv6_http_host_is_written_in_brackets_in_urls(tmp_path: Path) 
         assert "curl -s http://[::1]:8000/v1/messages " in banner
 
 
-def connector_without_smsc(tmp_path: Path) -> Connector:
+def connector_without_smsc(tmp_path: Path, **gateway_options: object) -> Connector:
     """A connector whose gateway is a loopback port nothing listens on: no session binds."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         nowhere = probe.getsockname()[1]
     gateway = {"hosts": [f"127.0.0.1:{nowhere}"], "system_id": "nobody", "password": "secret12"}
-    return Connector(settings_for(tmp_path, gateway=gateway))
+    return Connector(settings_for(tmp_path, gateway=gateway | gateway_options))
+
+
+async def test_a_receiver_only_instance_is_not_ready_before_a_session_binds(
+    tmp_path: Path,
+) -> None:
+    running = await serving(connector_without_smsc(tmp_path, bind=["receiver"]))
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            unbound = await http.get("/readyz")
+    finally:
+        await running.stop()
+    assert unbound.status_code == 503
+    assert unbound.json()["problems"] == ["no SMPP session is bound"]
 
 
 async def test_not_ready_while_no_session_is_bound_nor_while_the_store_is_away(
