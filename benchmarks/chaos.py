@@ -422,6 +422,9 @@ def _ledger(messages: int, seed: int) -> list[Request]:
 async def run(args: argparse.Namespace) -> int:
     """One chaos run; 0 when every invariant holds."""
     workdir = Path(tempfile.mkdtemp(prefix="o2sms-chaos-"))
+    main_task = asyncio.current_task()
+    if main_task is not None:  # SIGTERM (and Ctrl+C) stop the run through its clean-up
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     schema = None
     processes: list[Instance] = []
     simulator = None
@@ -497,7 +500,13 @@ async def run(args: argparse.Namespace) -> int:
         if engine is not None:
             await engine.dispose()
         for instance in processes:
+            if instance.restart is not None:  # interrupted: no restart after the clean-up
+                instance.restart.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                    await instance.restart
             if instance.process is not None and instance.process.returncode is None:
+                if instance.paused:
+                    instance.process.send_signal(signal.SIGCONT)
                 instance.process.terminate()
                 await instance.process.wait()
         if simulator is not None and simulator.returncode is None:
@@ -529,7 +538,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-schema", action="store_true")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args)))
+    try:
+        sys.exit(asyncio.run(run(args)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit("interrupted")
 
 
 if __name__ == "__main__":
