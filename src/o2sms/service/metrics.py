@@ -87,8 +87,9 @@ class Metrics:
         )
         self.resends = Counter(
             "o2sms_resends",
-            "messages submitted again that may have gone out before (a lease expired while "
-            "they were on the wire, or a retry after some of their parts went out)",
+            "messages sent again that may have gone out before (claimed again after a lease "
+            "expired while another worker held them, or retried after some of their parts went "
+            "out): an upper bound on duplicates",
             registry=r,
         )
         self.receipts = Counter(
