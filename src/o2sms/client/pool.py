@@ -220,6 +220,11 @@ class AdaptiveRate:
         return rate
 
 
+def _live(sessions: list[Session]) -> list[Session]:
+    """``sessions`` that may still bind: neither failed for good nor closed."""
+    return [s for s in sessions if s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)]
+
+
 class Pool:
     """Sessions of one account; ``submit`` picks a bound session that may send."""
 
@@ -281,13 +286,8 @@ class Pool:
             session.start()
 
     def _senders(self, flash: bool) -> list[Session]:
-        return [
-            s
-            for s in self.sessions
-            if s.bind_type.can_submit
-            and (s.config.system_type == self._flash_system_type) == flash
-            and s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
-        ]
+        """The sessions configured to send (``flash``: flash messages) that may still bind."""
+        return _live(self._configured(flash))
 
     def _configured(self, flash: bool) -> list[Session]:
         """The sessions configured to send (``flash``: flash messages), whatever their status."""
@@ -318,11 +318,7 @@ class Pool:
                 raise ClientClosedError("the client is closed")
             if any(s.is_bound for s in self.sessions):
                 return
-            live = [
-                s
-                for s in self.sessions
-                if s.status not in (SessionStatus.FAILED, SessionStatus.CLOSED)
-            ]
+            live = _live(self.sessions)
             if not live and all(s.status is SessionStatus.CLOSED for s in self.sessions):
                 raise ClientClosedError("the client is closed")
             if all(s.failed_rounds and s.error is not None for s in live):
