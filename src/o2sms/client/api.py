@@ -553,7 +553,7 @@ class Client:
         """
         destination = addresses.destination(to, self._region)
         source = self._source(sender) if sender is not None else self._default_source()
-        if type(text) is not str and not isinstance(text, str):
+        if not isinstance(text, str):
             raise TextError(f"the text must be a string, not {type(text).__name__} {text!r:.40}")
         if reference is not None and not isinstance(reference, str):
             # it comes back in every DeliveryReport, far from here

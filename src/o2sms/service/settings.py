@@ -47,6 +47,7 @@ from o2sms.client.config import FLASH_SYSTEM_TYPE
 from o2sms.client.errors import AddressError
 from o2sms.errors import O2smsError
 from o2sms.service.webhooks import CallbackUrlError, UrlPolicy, check_callback_url
+from o2sms.smpp.pdu import MAX_PASSWORD_LENGTH
 from o2sms.store import store_url as parse_store_url
 
 __all__ = [
@@ -158,11 +159,6 @@ def _split_host(host: str) -> tuple[str, str]:
             return "", ""
     name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
     return name, port
-
-
-MAX_PASSWORD_LENGTH: Final = 64
-"""The longest bind password the SMPP codec sends (the specification's 8, as the O2 gateway
-asks, lifted: see o2sms.smpp.pdu)."""
 
 
 class GatewaySettings(_Section):

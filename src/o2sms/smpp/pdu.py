@@ -22,9 +22,10 @@ _S = CommandStatus
 Byte = Annotated[int, U8]
 ShortMessage = Annotated[bytes, SmOctets()]
 SystemId = Annotated[str, COctet(16, _S.ESME_RINVSYSID)]
-# The specification allows 8 characters (C(9)); the O2/Infobip gateway asks for longer
-# passwords to be sent as given, so the codec accepts up to 64.
-Password = Annotated[str, COctet(65, _S.ESME_RINVPASWD)]
+MAX_PASSWORD_LENGTH = 64
+"""The longest bind password the codec sends. The specification allows 8 characters (C(9));
+the O2/Infobip gateway asks for longer passwords to be sent as given."""
+Password = Annotated[str, COctet(MAX_PASSWORD_LENGTH + 1, _S.ESME_RINVPASWD)]
 SystemType = Annotated[str, COctet(13, _S.ESME_RINVSYSTYP)]
 AddressRange = Annotated[str, COctet(41, _S.ESME_RBINDFAIL)]  # no status of its own: bind failed
 ServiceType = Annotated[str, COctet(6, _S.ESME_RINVSERTYP)]
