@@ -666,48 +666,37 @@ def _explain(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _one_underscore_variables() -> list[str]:
-    """A line for each set ``O2SMS_GATEWAY_PASSWORD`` meant as ``O2SMS_GATEWAY__PASSWORD``.
+def _stray_variables() -> tuple[list[str], list[str]]:
+    """Problem lines for the ``O2SMS_*`` variables that name no setting yet look meant to:
+    one for a section's key with one underscore (``O2SMS_GATEWAY_PASSWORD``), and one for a
+    ``O2SMS_<SECTION>__<KEY>`` whose section does not exist (``O2SMS_WORKERS__BATCH``).
 
-    Such a variable names no setting, so pydantic-settings ignores it (as it does o2sms send's
-    own); none of those starts with a section's name, so these are typos."""
-    lines = []
-    sections = _sections()
-    for name, value in os.environ.items():
-        if not value:  # an empty variable counts as not set
-            continue
-        upper = name.upper()
-        for section, model in sections.items():
-            prefix = f"O2SMS_{section.upper()}_"
-            key = upper.removeprefix(prefix).lower()
-            if upper.startswith(prefix) and key in model.model_fields:
-                lines.append(
-                    f"{_where((section, key))}: given as {name}, with one underscore, "
-                    "which names no setting"
-                )
-    return lines
-
-
-def _stray_variables() -> list[str]:
-    """A problem line for each ``O2SMS_<SECTION>__<KEY>`` variable whose section is none of
-    the settings' (pydantic-settings reads declared fields only: it was ignored unsaid).
-
-    Variables without ``__`` are left alone: the send and status commands read their own
-    (``O2SMS_URL``, ``O2SMS_API_KEY``...).
+    pydantic-settings reads declared fields only, so both were ignored unsaid. Other variables
+    without ``__`` are left alone: the send and status commands read their own (``O2SMS_URL``,
+    ``O2SMS_API_KEY``...), and none of those starts with a section's name.
     """
-    sections = list(_sections())
-    lines = []
+    sections = _sections()
+    misspelt, strays = [], []
     for variable, value in sorted(os.environ.items()):
         name = variable.upper()
-        if not name.startswith("O2SMS_") or "__" not in name or not value:
+        if not name.startswith("O2SMS_") or not value:  # empty counts as not set
             continue
-        section, *keys = name.removeprefix("O2SMS_").lower().split("__")
-        if section in Settings.model_fields:
-            continue  # its keys are checked with the rest
-        close = difflib.get_close_matches(section, sections, n=1, cutoff=0.75)
-        meant = f"did you mean {'.'.join([close[0], *keys])}?" if close else "a typo?"
-        lines.append(f"{_where((section, *keys))}: unknown key ({meant})")
-    return lines
+        if "__" in name:
+            section, *keys = name.removeprefix("O2SMS_").lower().split("__")
+            if section in Settings.model_fields:
+                continue  # its keys are checked with the rest
+            close = difflib.get_close_matches(section, list(sections), n=1, cutoff=0.75)
+            meant = f"did you mean {'.'.join([close[0], *keys])}?" if close else "a typo?"
+            strays.append(f"{_where((section, *keys))}: unknown key ({meant})")
+            continue
+        for section, model in sections.items():
+            key = name.removeprefix(f"O2SMS_{section.upper()}_").lower()
+            if name.startswith(f"O2SMS_{section.upper()}_") and key in model.model_fields:
+                misspelt.append(
+                    f"{_where((section, key))}: given as {variable}, with one underscore, "
+                    "which names no setting"
+                )
+    return misspelt, strays
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -728,8 +717,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"{path}: not UTF-8 text, as TOML must be: {exc.reason}") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    misspelt = _one_underscore_variables()
-    strays = _stray_variables()
+    misspelt, strays = _stray_variables()
     token = _CONFIG_FILE.set(path)
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
