@@ -94,9 +94,8 @@ class Account:
                 f"{MAX_ALPHANUMERIC_SOURCE} characters: every submit_sm sent from it would be "
                 "refused as an invalid source address"
             )
-        if isinstance(
-            self.routes_without_receipts, str
-        ):  # "" in "r:1" is True: the default route matched
+        # A string's characters would be the routes, and "" in "r:1" is True: the default too.
+        if isinstance(self.routes_without_receipts, str):
             raise ValueError(
                 "routes_without_receipts must be a set of system_types, not the string "
                 f"{self.routes_without_receipts!r}"
